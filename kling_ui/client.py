@@ -1,0 +1,538 @@
+"""The only module that speaks HTTP: create a generation, poll it, download its video.
+
+What it guarantees:
+- a request is validated before anything is sent (``GenerationRequest.validate``);
+- polls are retried on connection errors, 429 (Retry-After honoured, capped) and 5xx by a
+  ``urllib3`` ``Retry`` mounted on the session, never by a loop here;
+- the create POST is retried only when it provably never reached the server (no
+  connection was made) or the server said so (429, 503); anything else after the
+  request left us is ``OutcomeUnknown``, because re-sending it could pay twice;
+- the API key goes only to the API host, in a header set per request, and never into
+  a log line, a message or the download of the video (that uses a session with no
+  credentials, so neither the CDN nor a redirect target sees the key).
+
+Status codes are turned into our exception types in exactly one place,
+``_raise_for_status``; vendor JSON is parsed into our types in ``jobs.py``.
+Imports: ``config`` and ``errors`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.util.retry import Retry
+
+from . import errors
+from .config import CREATE_PATH, MODEL, POLL_PATH, Settings
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 2500
+DURATIONS = (5, 10)
+USER_AGENT = "kling-ui/0.1"
+_POLL_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A 429 or 503 answer to a create says the job was not accepted, so it is safe to repeat.
+_CREATE_RETRY_STATUSES = frozenset({429, 503})
+
+
+# --- the request -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image-to-video request, as the user asked for it."""
+
+    image_url: str = field(repr=False)  # an https URL or a data URI (see images.py)
+    prompt: str
+    negative_prompt: str = ""
+    duration: int = 5
+    generate_audio: bool = True
+
+    def validate(self) -> None:
+        """Raise ``InputError`` for anything the API would reject; send nothing."""
+        check_prompt(self.prompt)
+        check_negative_prompt(self.negative_prompt)
+        check_duration(self.duration)
+        if not isinstance(self.generate_audio, bool):
+            raise errors.InputError('"Generate audio" must be on or off (true or false).')
+        if not isinstance(self.image_url, str) or not self.image_url.startswith(
+            ("https://", "data:image/")
+        ):
+            raise errors.InputError("Add an image first (an upload or an https:// link).")
+
+    def body(self) -> dict[str, Any]:
+        self.validate()
+        body: dict[str, Any] = {
+            "model": MODEL,
+            "prompt": self.prompt,
+            "image_url": self.image_url,
+            "duration": int(self.duration),
+            "generate_audio": self.generate_audio,
+        }
+        if self.negative_prompt.strip():
+            body["negative_prompt"] = self.negative_prompt
+        return body
+
+
+def _has_control_chars(text: str) -> bool:
+    # C0/C1 control characters (NUL included) mean nothing in a prompt and break some
+    # upstream JSON handling. Newlines and tabs are fine; so are format characters such as
+    # the zero-width joiner in emoji sequences and right-to-left marks.
+    return any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text)
+
+
+def check_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise errors.InputError("Write a prompt describing the motion you want.")
+    if _has_control_chars(prompt):
+        raise errors.InputError(
+            "The prompt contains control characters (such as NUL). Remove them and try again."
+        )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise errors.InputError(
+            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. "
+            f"Shorten it by {len(prompt) - MAX_PROMPT_CHARS}."
+        )
+    return prompt
+
+
+def check_negative_prompt(text: object) -> str:
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise errors.InputError("The negative prompt must be text.")
+    if _has_control_chars(text):
+        raise errors.InputError(
+            "The negative prompt contains control characters (such as NUL). Remove them."
+        )
+    if len(text) > MAX_PROMPT_CHARS:
+        raise errors.InputError(
+            f"The negative prompt is {len(text)} characters long; the limit is "
+            f"{MAX_PROMPT_CHARS}. Shorten it by {len(text) - MAX_PROMPT_CHARS}."
+        )
+    return text
+
+
+def check_duration(duration: object) -> int:
+    # bool is an int in Python; True must not pass for 1 second, nor 5.0 for 5.
+    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in DURATIONS:
+        raise errors.InputError(f"Duration must be 5 or 10 seconds, not {duration!r}.")
+    return duration
+
+
+# --- retry policy ------------------------------------------------------------------------
+
+
+class CappedRetry(Retry):
+    """A ``Retry`` that honours Retry-After but never waits longer than ``retry_after_cap``."""
+
+    retry_after_cap: float = 30.0
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.retry_after_cap)
+
+    def new(self, **kw: Any) -> CappedRetry:
+        retry = super().new(**kw)
+        retry.retry_after_cap = self.retry_after_cap
+        return retry
+
+
+def poll_retry(settings: Settings) -> CappedRetry:
+    """GETs are safe to repeat: retry connection errors, 429 and 5xx with backoff and jitter."""
+    retry = CappedRetry(
+        total=settings.poll_retries,
+        connect=settings.poll_retries,
+        read=settings.poll_retries,
+        status=settings.poll_retries,
+        other=0,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=_POLL_RETRY_STATUSES,
+        backoff_factor=settings.retry_backoff,
+        backoff_max=10.0,
+        backoff_jitter=settings.retry_backoff,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    retry.retry_after_cap = settings.retry_after_cap
+    return retry
+
+
+def create_retry(settings: Settings) -> CappedRetry:
+    """The POST that bills: repeat only what provably was not accepted.
+
+    ``connect`` covers a connection that was never made; ``read=False`` re-raises at once
+    when the request may have reached the server (timeout, dropped connection); status
+    retries cover only 429 and 503, which say the job was not taken.
+    """
+    retry = CappedRetry(
+        total=3,
+        connect=3,
+        read=False,
+        status=3,
+        other=0,
+        allowed_methods=frozenset({"POST"}),
+        status_forcelist=_CREATE_RETRY_STATUSES,
+        backoff_factor=settings.retry_backoff,
+        backoff_max=10.0,
+        backoff_jitter=settings.retry_backoff,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    retry.retry_after_cap = settings.retry_after_cap
+    return retry
+
+
+def make_session(retry: Retry, pool_size: int = 64) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+@dataclass
+class Sessions:
+    """The three connection pools: shared by every user, carrying no credentials."""
+
+    poll: requests.Session
+    create: requests.Session
+    download: requests.Session
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Sessions:
+        return cls(
+            poll=make_session(poll_retry(settings)),
+            create=make_session(create_retry(settings)),
+            download=make_session(poll_retry(settings)),
+        )
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class APIResponse:
+    """A successful JSON answer from the API, with what its headers told us."""
+
+    payload: dict[str, Any]
+    request_id: str | None = None
+    credits_header: float | None = None
+
+
+def _vendor_message(response: requests.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:300] if text and "<" not in text[:1] else None
+    if isinstance(data, dict):
+        message = data.get("message") or data.get("error")
+        if isinstance(message, list):
+            message = "; ".join(str(m) for m in message)
+        if isinstance(message, dict):
+            message = message.get("message")
+        return str(message)[:1000] if message else None
+    return None
+
+
+def _request_id(response: requests.Response) -> str | None:
+    rid = response.headers.get("x-request-id")
+    if rid:
+        return rid
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return str(data.get("requestId")) if isinstance(data, dict) and data.get("requestId") else None
+
+
+def _raise_for_status(
+    response: requests.Response, *, creating: bool, generation_id: str | None = None
+) -> None:
+    """The one place an HTTP status becomes one of our exceptions."""
+    status = response.status_code
+    if status < 300:
+        return
+    kwargs = {
+        "vendor_message": _vendor_message(response),
+        "request_id": _request_id(response),
+        "status_code": status,
+        "generation_id": generation_id,
+    }
+    if status == 400:
+        raise errors.BadRequestError(**kwargs)
+    if status == 401:
+        raise errors.AuthenticationError(**kwargs)
+    if status == 403:
+        raise errors.OutOfCreditsError(**kwargs)
+    if status == 404:
+        if generation_id:
+            raise errors.NotFoundError(
+                "The API does not know this generation id. Check that it was copied whole "
+                "and belongs to the same API key.",
+                **kwargs,
+            )
+        raise errors.NotFoundError(
+            "The API address was not found. Check AIMLAPI_BASE_URL.", **kwargs
+        )
+    if status == 429:
+        if creating:
+            raise errors.RateLimitError(
+                "The API is limiting requests (too many at once). Nothing was submitted; "
+                "wait a minute and try again.",
+                **kwargs,
+            )
+        raise errors.RateLimitError(**kwargs)
+    if status == 504:
+        if creating:
+            raise errors.OutcomeUnknown(
+                "The API gateway timed out after the request was sent, so we can't tell "
+                "whether the generation was accepted. Check your AIML API dashboard before "
+                "you try again, so you don't pay twice.",
+                **kwargs,
+            )
+        raise errors.GenerationFailed(
+            "The vendor reported a generation timeout (504). Failed generations are not "
+            "charged; resume later to check again, or try a new generation.",
+            **kwargs,
+        )
+    if status >= 500:
+        if creating and status != 503:
+            raise errors.OutcomeUnknown(
+                f"The API failed (HTTP {status}) after the request was sent, so we can't "
+                "tell whether the generation was accepted. Check your AIML API dashboard "
+                "before you try again, so you don't pay twice.",
+                **kwargs,
+            )
+        raise errors.ServerError(**kwargs)
+    if 300 <= status < 400:
+        raise errors.ServerError(f"The API answered with an unexpected redirect (HTTP {status}).")
+    raise errors.APIStatusError(f"The API answered with HTTP {status}.", **kwargs)
+
+
+def _json_payload(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _credits_header(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers["x-aimlapi-credits-used"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the request cannot have reached the server: no connection was ever made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the cause
+    return isinstance(reason, NewConnectionError)
+
+
+# --- the client --------------------------------------------------------------------------
+
+
+@dataclass
+class AIMLClient:
+    """Talks to one API base URL with one user's key. Cheap: make one per request.
+
+    The sessions (connection pools) are shared between clients and carry no key.
+    """
+
+    api_key: str | None = field(repr=False)
+    settings: Settings
+    sessions: Sessions | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = Sessions.for_settings(self.settings)
+
+    @property
+    def _base(self) -> str:
+        return self.settings.base_url.rstrip("/")
+
+    def _auth(self) -> dict[str, str]:
+        if not self.api_key:
+            raise errors.AuthenticationError(
+                "No API key is set. Enter your AIML API key (or set AIMLAPI_KEY) and try again."
+            )
+        return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
+
+    def create_generation(self, request: GenerationRequest) -> APIResponse:
+        """POST the job. Returns the API's answer, which carries the generation id."""
+        body = request.body()  # validates; raises InputError before anything is sent
+        headers = self._auth()
+        url = self._base + CREATE_PATH
+        assert self.sessions is not None
+        try:
+            response = self.sessions.create.post(
+                url,
+                json=body,
+                headers=headers,
+                timeout=(self.settings.connect_timeout, self.settings.create_read_timeout),
+                allow_redirects=False,
+            )
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise errors.APIConnectionError() from None
+            log.warning("create: connection broke after sending (%s)", type(exc).__name__)
+            raise errors.OutcomeUnknown() from None
+        except requests.Timeout:
+            log.warning("create: timed out waiting for the answer")
+            raise errors.OutcomeUnknown(
+                "The API did not answer in time after the request was sent, so we can't tell "
+                "whether the generation was accepted. Check your AIML API dashboard before "
+                "you try again, so you don't pay twice."
+            ) from None
+        except requests.RequestException as exc:
+            log.warning("create: request failed (%s)", type(exc).__name__)
+            raise errors.OutcomeUnknown() from None
+        log.info("create: HTTP %s request_id=%s", response.status_code, _request_id(response))
+        _raise_for_status(response, creating=True)
+        payload = _json_payload(response)
+        if payload is None or not isinstance(payload.get("id"), str) or not payload["id"]:
+            raise errors.OutcomeUnknown(
+                "The API answered without a generation id, so the job can't be tracked. "
+                "Check your AIML API dashboard before you try again, so you don't pay twice.",
+                request_id=_request_id(response),
+            )
+        return APIResponse(payload, _request_id(response), _credits_header(response))
+
+    def get_generation(self, generation_id: str) -> APIResponse:
+        """GET the job's current state. Retries transient failures inside the adapter."""
+        if not isinstance(generation_id, str) or not generation_id.strip():
+            raise errors.InputError("Paste a generation id to resume.")
+        generation_id = generation_id.strip()
+        headers = self._auth()
+        assert self.sessions is not None
+        try:
+            response = self.sessions.poll.get(
+                self._base + POLL_PATH,
+                params={"generation_id": generation_id},  # the id has a colon: encode it
+                headers=headers,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            log.warning("poll: request failed (%s)", type(exc).__name__)
+            raise errors.APIConnectionError(
+                "Lost contact with the API while checking the job. It goes on at the vendor; "
+                "we'll keep trying, or resume it later by its id.",
+                generation_id=generation_id,
+            ) from None
+        log.debug("poll: HTTP %s", response.status_code)
+        _raise_for_status(response, creating=False, generation_id=generation_id)
+        payload = _json_payload(response)
+        if payload is None:
+            raise errors.ServerError(
+                "The API sent an unreadable answer while we checked the job; trying again.",
+                request_id=_request_id(response),
+                generation_id=generation_id,
+            )
+        return APIResponse(payload, _request_id(response), _credits_header(response))
+
+    def download_video(self, url: str, dest: Path) -> Path:
+        """Stream the MP4 at ``url`` into ``dest`` (atomically), without any credentials."""
+        return download_video(url, dest, self.settings, self.sessions)
+
+
+def _looks_like_mp4(head: bytes) -> bool:
+    # An ISO media file starts with a box whose type is ftyp (sometimes a leading free/skip).
+    return len(head) >= 8 and head[4:8] in (b"ftyp", b"free", b"skip", b"wide", b"mdat")
+
+
+def download_video(
+    url: str, dest: Path, settings: Settings, sessions: Sessions | None = None
+) -> Path:
+    """Fetch the finished video to ``dest``. The session used has no Authorization header."""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise errors.DownloadError("The API returned no usable video address.")
+    session = (sessions or Sessions.for_settings(settings)).download
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cap = settings.max_video_bytes
+    fd, tmp_name = tempfile.mkstemp(prefix=".part-", suffix=".mp4", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with session.get(
+                    url,
+                    stream=True,
+                    timeout=(settings.connect_timeout, settings.download_timeout),
+                    headers={"Accept": "video/mp4,*/*"},
+                ) as response:
+                    if response.status_code in (401, 403):
+                        raise errors.DownloadError(
+                            "The video host refused the download (HTTP "
+                            f"{response.status_code}); the link may have expired. Resume the "
+                            "job to get a fresh link."
+                        )
+                    if response.status_code == 404:
+                        raise errors.DownloadError(
+                            "The video file was not found at the video host (HTTP 404). "
+                            "Resume the job to get a fresh link."
+                        )
+                    if response.status_code >= 300:
+                        raise errors.DownloadError(
+                            f"The video host answered HTTP {response.status_code}. Resume the "
+                            "job to try again."
+                        )
+                    declared = response.headers.get("Content-Length")
+                    if declared and declared.isdigit() and int(declared) > cap:
+                        raise errors.DownloadError(
+                            f"The video is {int(declared) / 1e6:.0f} MB, over this app's "
+                            f"{cap / 1e6:.0f} MB limit."
+                        )
+                    size = 0
+                    head = b""
+                    for chunk in response.iter_content(chunk_size=256 * 1024):
+                        if len(head) < 12:
+                            head += chunk[:12]
+                            if len(head) >= 12 and not _looks_like_mp4(head):
+                                raise errors.DownloadError(
+                                    "The video host sent something that is not an MP4 video. "
+                                    "Resume the job to try again."
+                                )
+                        size += len(chunk)
+                        if size > cap:
+                            raise errors.DownloadError(
+                                f"The video is larger than this app's {cap / 1e6:.0f} MB limit."
+                            )
+                        out.write(chunk)
+                    if declared and declared.isdigit() and size != int(declared):
+                        raise errors.DownloadError(
+                            "The video download was cut off. Resume the job to try again."
+                        )
+            except requests.RequestException as exc:
+                log.warning("download failed (%s)", type(exc).__name__)
+                raise errors.DownloadError(
+                    "The video download was interrupted. Resume the job to try again."
+                ) from None
+        if not _looks_like_mp4(head):
+            raise errors.DownloadError(
+                "The video host sent something that is not an MP4 video. Resume the job to "
+                "try again."
+            )
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,168 @@
+"""The failures kling-ui knows about, and the words a person reads for each.
+
+Every exception the package raises on purpose is a ``KlingUIError``; the page shows
+``err.user_message`` and nothing else. The tree, shallow so a caller can catch at the
+level it cares about::
+
+    KlingUIError
+    ├── InputError                 bad image, prompt or setting: nothing was sent
+    ├── APIStatusError             the API answered with an error status
+    │   ├── BadRequestError        400: the API rejected a field
+    │   ├── AuthenticationError    401: missing or wrong key
+    │   ├── OutOfCreditsError      403: top up the account
+    │   ├── NotFoundError          404: wrong path, or unknown generation id
+    │   ├── RateLimitError         429: too many requests, retried for polls
+    │   └── ServerError            5xx: the API or its upstream failed
+    ├── APIConnectionError         the API could not be reached (nothing was accepted)
+    │   └── OutcomeUnknown         a create may have been accepted: check before retrying
+    ├── GenerationFailed           the job ended in ``error`` (nothing is charged)
+    ├── GenerationTimeout          we stopped watching; the job may still finish
+    └── DownloadError              the finished video could not be fetched or is not an MP4
+
+Messages never contain the API key: they are built from our own words, the vendor's
+``message`` and its request id, and ``redact`` scrubs any key that slips into vendor text.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A Bearer token or an AIML-style key in free text; used to scrub vendor messages.
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|authorization)\"?\s*[:=]\s*\"?)[^\s\",}]{6,}"),
+]
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove the given secrets, and anything shaped like a bearer token, from text."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+    return text
+
+
+class KlingUIError(Exception):
+    """Base of every error kling-ui raises on purpose.
+
+    ``user_message`` is the plain-text sentence for a person: what happened and what
+    to do next. ``vendor_message`` and ``request_id`` are what the API said, when it said
+    anything; they are shown beside our words, never instead of them.
+    """
+
+    category = "error"
+    default_message = "Something went wrong."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        vendor_message: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+        generation_id: str | None = None,
+    ) -> None:
+        self.base_message = user_message or self.default_message
+        self.vendor_message = redact(vendor_message) if vendor_message else None
+        self.request_id = request_id
+        self.status_code = status_code
+        self.generation_id = generation_id
+        super().__init__(self.user_message)
+
+    @property
+    def user_message(self) -> str:
+        parts = [self.base_message]
+        if self.vendor_message:
+            parts.append(f"The API said: {self.vendor_message}")
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+
+class InputError(KlingUIError):
+    category = "input"
+    default_message = "That input can't be used."
+
+
+class APIStatusError(KlingUIError):
+    category = "api"
+    default_message = "The API returned an error."
+
+
+class BadRequestError(APIStatusError):
+    category = "bad_request"
+    default_message = "The API rejected the request. Check the fields below and try again."
+
+
+class AuthenticationError(APIStatusError):
+    category = "auth"
+    default_message = (
+        "The API key was missing or not accepted. Enter a valid AIML API key and try again."
+    )
+
+
+class OutOfCreditsError(APIStatusError):
+    category = "credits"
+    default_message = (
+        "Your AIML API account is out of credits. Top up your balance, then try again."
+    )
+
+
+class NotFoundError(APIStatusError):
+    category = "not_found"
+    default_message = "The API does not know that address or generation id. Check the id."
+
+
+class RateLimitError(APIStatusError):
+    category = "rate_limit"
+    default_message = "The API is limiting requests right now. Wait a minute and try again."
+
+
+class ServerError(APIStatusError):
+    category = "server"
+    default_message = (
+        "The API had a server problem (it may be under maintenance). Try again in a few minutes."
+    )
+
+
+class APIConnectionError(KlingUIError):
+    category = "connection"
+    default_message = (
+        "Could not reach the API. Check your internet connection and try again; "
+        "nothing was submitted."
+    )
+
+
+class OutcomeUnknown(APIConnectionError):
+    category = "outcome_unknown"
+    default_message = (
+        "The connection broke after the request was sent, so we can't tell whether the "
+        "generation was accepted. Check your AIML API dashboard before you try again, "
+        "so you don't pay twice."
+    )
+
+
+class GenerationFailed(KlingUIError):
+    category = "generation_failed"
+    default_message = (
+        "The generation failed at the vendor. Failed generations are not charged; "
+        "adjust the prompt or image and try again."
+    )
+
+
+class GenerationTimeout(KlingUIError):
+    category = "timeout"
+    default_message = (
+        "Stopped watching: the job took longer than expected. It may still finish at the "
+        "vendor; resume it from the history or by its id later."
+    )
+
+
+class DownloadError(KlingUIError):
+    category = "download"
+    default_message = (
+        "The video was generated but could not be downloaded. Resume the job to try the "
+        "download again."
+    )
