@@ -1,0 +1,343 @@
+"""Any upload in, a compliant data URI out: the only module that imports Pillow.
+
+Kling takes a JPEG or PNG with both sides at least 300 px and an aspect ratio between 1:2.5
+and 2.5:1; the output video follows the input's shape and is about 1080p, so anything larger
+than 2048 px on the long side only makes the request slower. ``prepare_image`` checks an
+upload against those limits and re-encodes it as a small, upright, metadata-free sRGB JPEG
+(``data:image/jpeg;base64,...``). An https URL is passed through untouched.
+
+Every problem with the image becomes an ``InputError`` whose message names it; no Pillow
+exception leaves this module. Hostile files are refused before decoding where we can: by the
+file's size on disk, then by the pixel count its header declares.
+
+Imports: ``errors`` and Pillow; nothing else of ours imports Pillow.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from PIL import Image
+
+from .errors import InputError
+
+try:
+    from PIL import ImageCms
+except ImportError:  # pragma: no cover - Pillow built without LittleCMS
+    ImageCms = None  # type: ignore[assignment]
+
+FitMode = Literal["reject", "crop", "pad"]
+
+MIN_SIDE = 300
+MAX_RATIO = 2.5
+MAX_LONG_SIDE = 2048
+MAX_INPUT_BYTES = 50 * 1024 * 1024
+# Below Pillow's own bomb threshold (about 89.5 MP), so Pillow never has to warn about an image
+# we accept; a 48 MP phone photo or a 61 MP camera file still passes.
+MAX_PIXELS = 80_000_000
+JPEG_QUALITY = 90
+# Base64 grows by 4/3: 1.4 MB of JPEG stays under 2 MB of request body. Over it, we lower the
+# quality in steps down to MIN_JPEG_QUALITY, then shrink the picture.
+MAX_JPEG_BYTES = 1_400_000
+MIN_JPEG_QUALITY = 60
+
+# What people upload. The JPEG opener also reads MPO, the multi-picture JPEG of many phones.
+_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+_WHITE = (255, 255, 255)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_FITS = ("reject", "crop", "pad")
+# What Pillow raises for a file it recognised but could not decode (its own fuzzers' list).
+_DAMAGED = (OSError, SyntaxError, ValueError, EOFError, IndexError, OverflowError, MemoryError)
+# EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready to send: the data URI (or https URL) and what was done to get it."""
+
+    data_uri: str = field(repr=False)
+    width: int  # as sent; 0 for a URL
+    height: int
+    byte_size: int  # of the encoded JPEG; 0 for a URL
+    source_width: int  # upright, before any crop, pad or resize; 0 for a URL
+    source_height: int
+    adjusted: str | None = None  # e.g. "cropped to 2.5:1, resized from 6000×2000"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to do to an upright ``width`` x ``height`` image to make it acceptable."""
+
+    keep: tuple[int, int]  # the centred part of the source to keep (all of it unless cropped)
+    size: tuple[int, int]  # what that part is resized to
+    canvas: tuple[int, int]  # the final size; larger than ``size`` only when padded
+    fit_note: str | None  # "cropped to 2.5:1", "padded to 1:2.5" or None
+    resized: bool  # the long side was brought down to MAX_LONG_SIDE
+
+    def transposed(self) -> _Plan:
+        return _Plan(
+            self.keep[::-1], self.size[::-1], self.canvas[::-1], self.fit_note, self.resized
+        )
+
+
+def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") -> PreparedImage:
+    """Check an image against Kling's limits and return it as something the API accepts.
+
+    ``source`` is a file path or an https URL. With ``fit="reject"`` an image outside the
+    allowed aspect ratio is refused; ``"crop"`` cuts it to the nearest allowed ratio around the
+    centre, ``"pad"`` adds white bars. Raises ``InputError`` with a message for a person.
+    """
+    if fit not in _FITS:
+        raise InputError(f'Unknown fit mode "{fit}"; use one of: {", ".join(_FITS)}.')
+    if not source or not str(source).strip():
+        raise InputError("No image was given; choose an image file.")
+    if isinstance(source, str) and _URL.match(source.strip()):
+        return _pass_url(source.strip())
+    path = Path(source)
+    with _open_upload(path) as fp:
+        try:
+            with Image.open(fp, formats=_FORMATS) as im:
+                return _prepare(im, fit)
+        except InputError:
+            raise
+        except Image.UnidentifiedImageError:
+            raise InputError(
+                f"{path.name} is not an image we can read; use JPEG, PNG, WebP, GIF or BMP."
+            ) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InputError(
+                f"{path.name} has too many pixels to open safely; the most we open is "
+                f"{MAX_PIXELS // 1_000_000} MP. Save a smaller copy and try again."
+            ) from None
+        except _DAMAGED:
+            raise InputError(
+                f"The image file {path.name} is damaged or incomplete; save or export it "
+                "again and upload the new copy."
+            ) from None
+
+
+def _pass_url(url: str) -> PreparedImage:
+    if not url.lower().startswith("https://"):
+        raise InputError("Image links must start with https:// (a secure link); upload the file.")
+    if not url[len("https://") :].split("/", 1)[0] or any(c.isspace() for c in url):
+        raise InputError("That image link is not a valid https address.")
+    return PreparedImage(
+        data_uri=url, width=0, height=0, byte_size=0, source_width=0, source_height=0
+    )
+
+
+def _open_upload(path: Path) -> BinaryIO:
+    """Open the file, refusing an empty or oversized one before anything reads it."""
+    try:
+        fp = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(f"The image file {path.name} was not found.") from None
+    except OSError:
+        raise InputError(f"{path.name or path} could not be read; choose an image file.") from None
+    size = os.fstat(fp.fileno()).st_size
+    if size == 0 or size > MAX_INPUT_BYTES:
+        fp.close()
+        if size == 0:
+            raise InputError(f"{path.name} is an empty file; choose the image again.")
+        raise InputError(
+            f"{path.name} is {size / 1024**2:.1f} MB; the largest image we accept is "
+            f"{MAX_INPUT_BYTES // 1024**2} MB. Save a smaller copy and try again."
+        )
+    return fp
+
+
+def _prepare(im: Image.Image, fit: FitMode) -> PreparedImage:
+    stored_w, stored_h = im.size
+    if stored_w * stored_h > MAX_PIXELS:  # declared by the header; nothing is decoded yet
+        raise InputError(
+            f"The image is {stored_w}×{stored_h} pixels ({stored_w * stored_h / 1e6:.0f} MP); "
+            f"the most we open is {MAX_PIXELS // 1_000_000} MP. Save a smaller copy and try again."
+        )
+    is_jpeg = im.format in ("JPEG", "MPO")
+    if not is_jpeg:
+        im.load()  # PNG may keep its EXIF after the pixels; only JPEG gains from waiting
+    orientation = _orientation(im)
+    swapped = orientation in (5, 6, 7, 8)
+    width, height = (stored_h, stored_w) if swapped else (stored_w, stored_h)
+    plan = _plan(width, height, fit)
+    # Crop and pad are centred, so the upright plan maps onto the stored pixels by a swap;
+    # the picture is turned upright last, when it is small.
+    stored_plan = plan.transposed() if swapped else plan
+
+    picture = _render(im, stored_plan, is_jpeg)
+    if orientation in _UPRIGHT:
+        picture = picture.transpose(_UPRIGHT[orientation])
+    picture, encoded = _encode_jpeg(picture)
+
+    notes = [plan.fit_note] if plan.fit_note else []
+    if plan.resized or picture.size != plan.canvas:
+        notes.append(f"resized from {width}×{height}")
+    return PreparedImage(
+        data_uri="data:image/jpeg;base64," + base64.b64encode(encoded).decode("ascii"),
+        width=picture.width,
+        height=picture.height,
+        byte_size=len(encoded),
+        source_width=width,
+        source_height=height,
+        adjusted=", ".join(notes) or None,
+    )
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except _DAMAGED:  # unreadable EXIF is no reason to refuse the picture
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _plan(width: int, height: int, fit: FitMode) -> _Plan:
+    """Decide crop, pad and resize for an upright image, or refuse it."""
+    wide, long, short = width >= height, max(width, height), min(width, height)
+    keep = canvas = (width, height)
+    fit_note = None
+    if long > short * MAX_RATIO:
+        allowed = f"{MAX_RATIO:g}:1" if wide else f"1:{MAX_RATIO:g}"
+        if fit == "reject":
+            ratio = f"{_ratio_text(long, short)}:1" if wide else f"1:{_ratio_text(long, short)}"
+            raise InputError(
+                f"The image is {width}×{height} pixels, an aspect ratio of {ratio}; the allowed "
+                f"range is 1:{MAX_RATIO:g} to {MAX_RATIO:g}:1. Choose crop or pad to fit it, "
+                "or use another image."
+            )
+        if fit == "crop":
+            cut = int(short * MAX_RATIO)  # rounds down: the ratio stays within the limit
+            keep = canvas = (cut, height) if wide else (width, cut)
+            fit_note = f"cropped to {allowed}"
+        else:
+            grown = math.ceil(long / MAX_RATIO)
+            canvas = (width, grown) if wide else (grown, height)
+            fit_note = f"padded to {allowed}"
+    if min(canvas) < MIN_SIDE:
+        after = f"; {fit_note} it would be {canvas[0]}×{canvas[1]}" if fit_note else ""
+        raise InputError(
+            f"The image is {width}×{height} pixels{after}; each side must be at least "
+            f"{MIN_SIDE} pixels. Use a larger image."
+        )
+    out = _fit_long_side(canvas, min(MAX_LONG_SIDE, max(canvas)))
+    size = out
+    if canvas != keep:  # padded: the picture spans the canvas's long side
+        size = _fit_long_side(keep, max(out))
+        size = (min(size[0], out[0]), min(size[1], out[1]))
+    return _Plan(keep, size, out, fit_note, resized=out != canvas)
+
+
+def _ratio_text(long: int, short: int) -> str:
+    """The ratio with enough decimals that it visibly exceeds the limit: 2.503, not 2.50."""
+    for digits in (2, 3):
+        text = f"{long / short:.{digits}f}"
+        if float(text) > MAX_RATIO:
+            break
+    return text
+
+
+def _fit_long_side(size: tuple[int, int], long: int) -> tuple[int, int]:
+    """Scale ``size`` to the given long side; the short side rounds up, so the ratio never grows."""
+    w, h = size
+    if w >= h:
+        return long, max(1, -(-h * long // w))
+    return max(1, -(-w * long // h)), long
+
+
+def _render(im: Image.Image, plan: _Plan, is_jpeg: bool) -> Image.Image:
+    """Decode, crop or pad and resize per the plan (stored orientation), as 8-bit sRGB."""
+    stored_w, stored_h = im.size
+    scale = 1.0
+    if is_jpeg and plan.size[0] < plan.keep[0]:
+        # JPEG decodes at 1/2, 1/4 or 1/8 scale for much less than a full decode costs.
+        factor = plan.size[0] / plan.keep[0]
+        drafted = im.draft("RGB", (math.ceil(stored_w * factor), math.ceil(stored_h * factor)))
+        if drafted:
+            scale = drafted[1][2] / stored_w
+    im = _to_working_mode(im)  # loads the pixels
+
+    keep_w, keep_h = plan.keep
+    left, top = (stored_w - keep_w) // 2, (stored_h - keep_h) // 2
+    box = (left * scale, top * scale, (left + keep_w) * scale, (top + keep_h) * scale)
+    if im.size != plan.size or box != (0, 0, *im.size):
+        # Bicubic, not Lanczos: after JPEG's own downscaling the rest is a small step, where
+        # the two are indistinguishable and bicubic takes two thirds of the time.
+        im = im.resize(plan.size, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    im = _to_srgb(im)
+    if plan.canvas != plan.size:
+        canvas = Image.new("RGB", plan.canvas, _WHITE)
+        canvas.paste(im, ((plan.canvas[0] - im.width) // 2, (plan.canvas[1] - im.height) // 2))
+        im = canvas
+    return im
+
+
+def _to_working_mode(im: Image.Image) -> Image.Image:
+    """Bring any decoded mode to L, RGB, RGBA or CMYK, which resize handles well."""
+    if im.mode in ("L", "RGB", "RGBA", "CMYK") and "transparency" not in im.info:
+        im.load()
+        return im
+    if im.mode.startswith("I"):
+        # 16-bit samples: scale to 8 bits; a plain convert("L") would clip them to white.
+        return im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if "A" in im.mode or "a" in im.mode or "transparency" in im.info:
+        return im.convert("RGBA")
+    return im.convert("RGB")  # palette, 1-bit, YCbCr
+
+
+def _to_srgb(im: Image.Image) -> Image.Image:
+    """Flatten transparency onto white and convert to 8-bit sRGB, honouring an ICC profile."""
+    if im.mode == "RGBA":
+        flat = Image.new("RGB", im.size, _WHITE)
+        flat.paste(im, mask=im.getchannel("A"))
+        flat.info = im.info
+        im = flat
+    icc = im.info.get("icc_profile")
+    if icc and ImageCms is not None and im.mode in ("RGB", "CMYK"):
+        try:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if "srgb" not in ImageCms.getProfileDescription(profile).lower():
+                return ImageCms.profileToProfile(im, profile, _srgb(), outputMode="RGB")
+        except (ImageCms.PyCMSError, *_DAMAGED):
+            pass  # a broken profile: the plain conversion below is the best we can do
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _encode_jpeg(im: Image.Image) -> tuple[Image.Image, bytes]:
+    """Encode as a baseline JPEG within MAX_JPEG_BYTES; returns the picture as encoded."""
+    im.info.clear()  # nothing of the source's metadata (EXIF, GPS, ICC, comments) goes out
+    quality = JPEG_QUALITY
+    while True:
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", quality=quality, optimize=False, progressive=False)
+        if buffer.tell() <= MAX_JPEG_BYTES:
+            return im, buffer.getvalue()
+        if quality > MIN_JPEG_QUALITY:
+            quality -= 10
+            continue
+        smaller = _fit_long_side(im.size, max(im.size) * 4 // 5)
+        if min(smaller) < MIN_SIDE:  # pragma: no cover - 750x300 px can't fill the budget
+            return im, buffer.getvalue()
+        im = im.resize(smaller, Image.Resampling.BICUBIC)
