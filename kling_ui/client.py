@@ -260,14 +260,19 @@ def _request_id(response: requests.Response) -> str | None:
 
 
 def _raise_for_status(
-    response: requests.Response, *, creating: bool, generation_id: str | None = None
+    response: requests.Response,
+    *,
+    creating: bool,
+    generation_id: str | None = None,
+    secret: str | None = None,
 ) -> None:
     """The one place an HTTP status becomes one of our exceptions."""
     status = response.status_code
     if status < 300:
         return
+    vendor_message = _vendor_message(response)
     kwargs = {
-        "vendor_message": _vendor_message(response),
+        "vendor_message": errors.redact(vendor_message, secret) if vendor_message else None,
         "request_id": _request_id(response),
         "status_code": status,
         "generation_id": generation_id,
@@ -406,7 +411,7 @@ class AIMLClient:
             log.warning("create: request failed (%s)", type(exc).__name__)
             raise errors.OutcomeUnknown() from None
         log.info("create: HTTP %s request_id=%s", response.status_code, _request_id(response))
-        _raise_for_status(response, creating=True)
+        _raise_for_status(response, creating=True, secret=self.api_key)
         payload = _json_payload(response)
         if payload is None or not isinstance(payload.get("id"), str) or not payload["id"]:
             raise errors.OutcomeUnknown(
@@ -439,7 +444,9 @@ class AIMLClient:
                 generation_id=generation_id,
             ) from None
         log.debug("poll: HTTP %s", response.status_code)
-        _raise_for_status(response, creating=False, generation_id=generation_id)
+        _raise_for_status(
+            response, creating=False, generation_id=generation_id, secret=self.api_key
+        )
         payload = _json_payload(response)
         if payload is None:
             raise errors.ServerError(

@@ -30,7 +30,8 @@ import re
 # A Bearer token or an AIML-style key in free text; used to scrub vendor messages.
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
-    re.compile(r"(?i)((?:api[_-]?key|token|authorization)\"?\s*[:=]\s*\"?)[^\s\",}]{6,}"),
+    re.compile(r"(?i)((?:key|token|authorization|secret)\"?\s*[:=]\s*\"?)[^\s\",}]{6,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
 ]
 
 
@@ -40,7 +41,7 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[redacted]", text)
     return text
 
 

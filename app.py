@@ -1,0 +1,88 @@
+"""Start kling-ui: ``python app.py [--host H] [--port P] [--share] [--demo]``.
+
+With no API key (neither AIMLAPI_KEY nor --demo off) the app runs in demo mode against
+a local simulator of the API. This file only parses flags, builds the page and launches;
+everything else lives in ``kling_ui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+SHARE_LIFETIME = "72 hours"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="kling-ui: image to video with Kling v2.6 Pro")
+    parser.add_argument("--host", help="address to listen on (default GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
+    parser.add_argument("--demo", action="store_true", help="use the local simulator, even with a key")
+    parser.add_argument(
+        "--require-user-key",
+        action="store_true",
+        help="refuse to generate without a key typed in the page (for public Spaces)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("KLING_UI_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Keep third-party debug logs (which may print request headers) out of our logs.
+    for noisy in ("urllib3", "httpx", "httpcore", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from kling_ui.config import settings_from_env
+    from kling_ui.service import DemoSimulator, GenerationService
+    from kling_ui.ui import browser_secret, build_ui
+
+    overrides: dict[str, object] = {}
+    if args.demo:
+        overrides["demo"] = True
+    if args.require_user_key:
+        overrides["require_user_key"] = True
+    settings = settings_from_env(**overrides)
+    demo = None
+    if (settings.demo or not settings.api_key) and not settings.require_user_key:
+        queued, generating = _demo_schedule()
+        demo = DemoSimulator(settings, queued, generating)
+    service = GenerationService(settings, demo=demo)
+    page = build_ui(service, browser_secret=browser_secret(settings.data_dir))
+    page.queue(default_concurrency_limit=None, max_size=int(os.environ.get("KLING_UI_QUEUE_SIZE", "256")))
+
+    mode = "demo (simulated videos, no credits spent)" if service.demo_mode else "live"
+    print(f"kling-ui: {mode} mode; data in {settings.data_dir.resolve()}", flush=True)
+    launch_kwargs = dict(
+        server_name=args.host,
+        server_port=args.port,
+        allowed_paths=[str(settings.videos_dir.resolve())],
+        max_threads=int(os.environ.get("KLING_UI_MAX_THREADS", "200")),
+        show_error=False,
+    )
+    if args.share:
+        print(f"kling-ui: asking Gradio for a public link (such links last {SHARE_LIFETIME})", flush=True)
+        try:
+            page.launch(share=True, **launch_kwargs)
+            return
+        except Exception as exc:  # no internet, blocked tunnel: go on locally
+            print(f"kling-ui: could not make a public link ({type(exc).__name__}); serving locally only", flush=True)
+    page.launch(**launch_kwargs)
+
+
+def _demo_schedule() -> tuple[float, float]:
+    raw = os.environ.get("KLING_UI_DEMO_SCHEDULE", "3,12")
+    try:
+        queued, generating = (float(x) for x in raw.split(","))
+    except ValueError:
+        print(f"kling-ui: ignoring KLING_UI_DEMO_SCHEDULE={raw!r} (want 'queued,generating')", file=sys.stderr)
+        return 3.0, 12.0
+    return queued, generating
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""What one click does, without any web framework: check, submit, record, watch, deliver.
+
+Owns the choice of backend for a request (the real API with the user's key or the
+server's, or the demo simulator), the ledger writes that make a paid-for job
+impossible to lose, and the names of downloaded videos. The page (``ui.py``) only
+renders the ``Progress`` values these generators yield; programs and tests can use
+them directly.
+
+Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``; the
+simulator only when demo mode starts it. Never gradio.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import errors
+from .client import AIMLClient, GenerationRequest, Sessions, check_duration
+from .config import Settings
+from .history import Entry, Ledger
+from .images import prepare_image
+from .jobs import Progress, submit_generation, watch_generation
+
+log = logging.getLogger(__name__)
+
+DEMO = "demo"
+LIVE = "live"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where one request goes, and with which key."""
+
+    name: str  # DEMO or LIVE
+    settings: Settings
+    api_key: str = field(repr=False)
+
+
+def video_filename(prompt: str, generation_id: str) -> str:
+    """A file name a person recognises: words of the prompt, then the start of the id."""
+    text = unicodedata.normalize("NFKD", prompt or "").encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-") or "video"
+    short = re.sub(r"[^a-zA-Z0-9]", "", generation_id.split(":", 1)[0])[:8] or "job"
+    return f"kling-{slug}-{short}.mp4"
+
+
+class DemoSimulator:
+    """The local stand-in for the API that demo mode talks to, started on first use."""
+
+    def __init__(self, settings: Settings, queued_s: float, generating_s: float) -> None:
+        self._settings = settings
+        self._schedule = (queued_s, generating_s)
+        self._lock = threading.Lock()
+        self._sim = None
+        self.key = "demo-" + secrets.token_hex(8)
+
+    def base_url(self) -> str:
+        with self._lock:
+            if self._sim is None:
+                from .simulator import Schedule, Simulator  # only demo mode needs it
+
+                state = self._settings.data_dir / "demo-jobs.json"
+                self._sim = Simulator(
+                    host="127.0.0.1",
+                    port=0,
+                    schedule=Schedule(*self._schedule),
+                    state_path=state,
+                ).start()
+                log.info("demo mode: simulator listening on %s", self._sim.url)
+            return self._sim.url
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._sim is not None:
+                self._sim.stop()
+                self._sim = None
+
+
+class GenerationService:
+    """Runs and resumes generations for every user of one app process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ledger: Ledger | None = None,
+        demo: DemoSimulator | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger or Ledger(settings.ledger_path)
+        self.demo = demo
+        self._clock = clock
+        self._sleep = sleep
+        self._sessions = Sessions.for_settings(settings)
+        settings.videos_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- which API, which key ---------------------------------------------------------
+
+    @property
+    def demo_mode(self) -> bool:
+        """True when a request without a typed key goes to the simulator."""
+        return self.demo is not None and (self.settings.demo or not self.settings.api_key)
+
+    def backend_for(self, user_key: str | None, *, prefer: str | None = None) -> Backend:
+        """A typed key always means the real API; else the server's key, else the demo."""
+        user_key = (user_key or "").strip()
+        if user_key and prefer != DEMO:
+            return Backend(LIVE, self.settings, user_key)
+        if self.settings.require_user_key and prefer != DEMO:
+            raise errors.AuthenticationError(
+                "This app needs your own AIML API key: enter it in the API key field."
+            )
+        if prefer == LIVE and self.settings.api_key and not self.settings.demo:
+            return Backend(LIVE, self.settings, self.settings.api_key)
+        if self.demo_mode or prefer == DEMO:
+            if self.demo is None:
+                raise errors.AuthenticationError(
+                    "This job ran in demo mode, which is off now. It can't be resumed here."
+                )
+            url = self.demo.base_url()
+            return Backend(DEMO, self.settings.with_(base_url=url), self.demo.key)
+        if self.settings.api_key:
+            return Backend(LIVE, self.settings, self.settings.api_key)
+        raise errors.AuthenticationError(
+            "No API key is set. Enter your AIML API key in the API key field."
+        )
+
+    def _client(self, backend: Backend) -> AIMLClient:
+        sessions = self._sessions if backend.name == LIVE else None
+        return AIMLClient(backend.api_key, backend.settings, sessions)
+
+    # --- the two flows ------------------------------------------------------------------
+
+    def generate(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        api_key: str | None = None,
+        *,
+        fit: str = "reject",
+    ) -> Iterator[Progress]:
+        """Check everything, create the job once, record it, then watch it to the end.
+
+        Raises ``KlingUIError`` before anything is sent (bad input, no key) and when the
+        create fails; once there is an id, problems are reported as ``Progress``.
+        """
+        if image is None or (isinstance(image, str) and not image.strip()):
+            raise errors.InputError("Add an image first: upload, paste or take a photo.")
+        duration = _coerce_duration(duration)
+        request = GenerationRequest(
+            image_url="data:image/",  # placeholder until the image is prepared
+            prompt=prompt,
+            negative_prompt=negative_prompt or "",
+            duration=duration,
+            generate_audio=generate_audio,
+        )
+        request.validate()  # the prompt is checked before the image work starts
+        backend = self.backend_for(api_key)
+        prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
+        request = GenerationRequest(
+            image_url=prepared.data_uri,
+            prompt=prompt,
+            negative_prompt=negative_prompt or "",
+            duration=duration,
+            generate_audio=generate_audio,
+        )
+        client = self._client(backend)
+        job = submit_generation(client, request)
+        created = self._clock()
+        self.ledger.record_submitted(
+            job.generation_id,
+            backend=backend.name,
+            prompt=prompt,
+            negative_prompt=negative_prompt or "",
+            duration=duration,
+            generate_audio=generate_audio,
+            status="submitted",
+            credits=job.credits,
+            created_at=created,
+        )
+        note = f" ({prepared.adjusted})" if prepared.adjusted else ""
+        yield Progress(
+            generation_id=job.generation_id,
+            phase="submitted",
+            message=f"Submitted{note}. Keep this id: the job can be resumed with it.",
+            vendor_status=job.status,
+            credits=job.credits,
+        )
+        yield from self._watch(client, job.generation_id, prompt, created)
+
+    def resume(self, generation_id: str, api_key: str | None = None) -> Iterator[Progress]:
+        """Pick a job up again by id: play it if we have it, else watch it to the end."""
+        gid = (generation_id or "").strip()
+        if not gid:
+            raise errors.InputError("Paste a generation id to resume.")
+        if len(gid) > 200 or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in gid):
+            raise errors.InputError("That doesn't look like a generation id. Copy it again.")
+        entry = self.ledger.get(gid)
+        if entry and entry.video_path and Path(entry.video_path).exists():
+            yield Progress(
+                generation_id=gid,
+                phase="completed",
+                message="Done. The video is ready.",
+                vendor_status="completed",
+                credits=entry.credits,
+                video_path=Path(entry.video_path),
+            )
+            return
+        backend = self.backend_for(api_key, prefer=entry.backend if entry else None)
+        if entry is None:
+            entry = self.ledger.record_submitted(
+                gid,
+                backend=backend.name,
+                prompt="",
+                negative_prompt="",
+                duration=5,
+                generate_audio=True,
+                status="submitted",
+            )
+        yield from self._watch(self._client(backend), gid, entry.prompt, entry.created_at)
+
+    def _watch(
+        self, client: AIMLClient, gid: str, prompt: str, created: float
+    ) -> Iterator[Progress]:
+        dest = self.settings.videos_dir / video_filename(prompt, gid)
+        last_status = None
+        for update in watch_generation(
+            client,
+            gid,
+            poll_interval=self.settings.poll_interval,
+            deadline=self.settings.watch_deadline,
+            started_at=created,
+            download_to=dest,
+            clock=self._clock,
+            sleep=self._sleep,
+        ):
+            status = _ledger_status(update)
+            if update.final or status != last_status:
+                self.ledger.update(
+                    gid,
+                    status=status,
+                    message=update.message,
+                    credits=update.credits,
+                    video_path=str(update.video_path) if update.video_path else None,
+                )
+                last_status = status
+            yield update
+
+    def entries(self, ids: list[str]) -> list[Entry]:
+        """The ledger's view of these ids, newest first; unknown ids are left out."""
+        found = self.ledger.get_many(ids)
+        return sorted(found.values(), key=lambda e: e.created_at, reverse=True)
+
+    def mark_stopped(self, generation_id: str) -> None:
+        entry = self.ledger.get(generation_id)
+        if entry and not entry.finished:
+            self.ledger.update(
+                generation_id,
+                status="stopped",
+                message="Stopped watching; the job goes on at the vendor. Resume it any time.",
+            )
+
+
+def _coerce_duration(value: object) -> int:
+    """The page's radio sends "5"; programs may send 5. Anything else is refused."""
+    if isinstance(value, str) and value.strip() in ("5", "10"):
+        return int(value.strip())
+    if isinstance(value, float) and value in (5.0, 10.0):
+        return int(value)
+    return check_duration(value)
+
+
+def _ledger_status(update: Progress) -> str:
+    if update.phase in ("retrying", "unknown", "downloading"):
+        return "generating" if update.vendor_status != "queued" else "queued"
+    if update.phase == "failed" and update.resumable:
+        return "interrupted"
+    return update.phase

@@ -1,0 +1,728 @@
+"""A local stand-in for the AIML API's video endpoints, served over real HTTP.
+
+For the tests, for demo mode, and for anyone trying a client offline:
+``python -m kling_ui.simulator --port 8000``. It serves create and poll on the
+universal path and on the legacy path of the vendor's own sample, validates bodies as
+the vendor does (400 with the vendor's error shape), moves each job through queued,
+generating and completed on a schedule, and serves a real H.264/AAC clip behind a
+signed-looking URL that supports Range requests.
+
+It can be scripted to misbehave (``Fault``, ``DownloadFault``, ``script_outcome``),
+from Python or, for an app in another process, through ``POST /__sim__/script``.
+Every request is recorded (the image replaced by its length) so tests can count
+creates and check headers.
+
+It shares no parsing or validation code with ``client.py`` on purpose: a mistake the
+two shared would pass every test. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+MODEL = "klingai/video-v2-6-pro-image-to-video"
+CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
+DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "sample.mp4"
+MAX_TEXT = 2500
+CREDITS_PER_SECOND = 42  # a made-up price: 5 s costs 210 credits
+_CHUNK = 256 * 1024
+
+
+@dataclass
+class Schedule:
+    queued_s: float = 1.0
+    generating_s: float = 3.0
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict | None
+    time: float
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour for one API response."""
+
+    kind: str
+    code: int = 0
+    message: str | None = None
+    headers: dict[str, str] | None = None
+    seconds: float = 0.0
+    vendor_status: str = ""
+
+    @classmethod
+    def status(cls, code: int, message: str | None = None, headers: dict | None = None) -> Fault:
+        return cls("status", code=code, message=message, headers=headers)
+
+    @classmethod
+    def rate_limit(cls, retry_after: float | None = 1) -> Fault:
+        headers = None if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        return cls("status", code=429, message="Too many requests", headers=headers)
+
+    @classmethod
+    def non_json(cls, status: int = 200) -> Fault:
+        return cls("non_json", code=status)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        return cls("drop")
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        return cls("slow", seconds=seconds)
+
+    @classmethod
+    def no_id(cls) -> Fault:
+        return cls("no_id")
+
+    @classmethod
+    def weird_status(cls, status: str = "paused") -> Fault:
+        return cls("weird_status", vendor_status=status)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Fault:
+        kind = spec.get("kind")
+        if kind == "status":
+            return cls.status(int(spec["code"]), spec.get("message"), spec.get("headers"))
+        if kind == "rate_limit":
+            return cls.rate_limit(spec.get("retry_after", 1))
+        if kind == "non_json":
+            return cls.non_json(int(spec.get("code", 200)))
+        if kind in ("drop", "no_id"):
+            return cls(kind)
+        if kind == "slow":
+            return cls.slow(float(spec["seconds"]))
+        if kind == "weird_status":
+            return cls.weird_status(str(spec.get("status", "paused")))
+        raise ValueError(f"unknown fault kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class DownloadFault:
+    """One scripted misbehaviour of the video host."""
+
+    kind: str
+    code: int = 0
+    location: str = ""
+    size: int = 0
+
+    @classmethod
+    def status(cls, code: int) -> DownloadFault:
+        return cls("status", code=code)
+
+    @classmethod
+    def redirect(cls, to_url: str) -> DownloadFault:
+        return cls("redirect", location=to_url)
+
+    @classmethod
+    def truncated(cls) -> DownloadFault:
+        return cls("truncated")
+
+    @classmethod
+    def not_mp4(cls) -> DownloadFault:
+        return cls("not_mp4")
+
+    @classmethod
+    def huge(cls, n_bytes: int) -> DownloadFault:
+        return cls("huge", size=n_bytes)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> DownloadFault:
+        kind = spec.get("kind")
+        if kind == "status":
+            return cls("status", code=int(spec["code"]))
+        if kind == "redirect":
+            return cls("redirect", location=str(spec["to"]))
+        if kind in ("truncated", "not_mp4"):
+            return cls(kind)
+        if kind == "huge":
+            return cls("huge", size=int(spec["size"]))
+        raise ValueError(f"unknown download fault kind {kind!r}")
+
+
+@dataclass
+class _Job:
+    id: str
+    token: str
+    created: float
+    duration: int
+    outcome: str  # complete, error, never
+    schedule: Schedule
+    completed_at: float | None = None
+
+    def status(self, now: float) -> str:
+        if self.completed_at is not None and now >= self.completed_at:
+            return "completed"
+        age = now - self.created
+        if age < self.schedule.queued_s:
+            return "queued"
+        if self.outcome == "never" or age < self.schedule.queued_s + self.schedule.generating_s:
+            return "generating"
+        return "error" if self.outcome == "error" else "completed"
+
+
+def _ftyp_header() -> bytes:
+    # A minimal ISO-BMFF ftyp box, so a synthetic file looks like an MP4 to a client.
+    return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+class Simulator:
+    """The fake API. ``start()`` serves it in a daemon thread; ``url`` is its base."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        schedule: Schedule | None = None,
+        video_path: str | Path | None = None,
+        video_bytes: int | None = None,
+        cdn_host: str | None = None,
+        state_path: str | Path | None = None,
+        clock=time.monotonic,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.schedule = schedule or Schedule()
+        self.video_path = Path(video_path) if video_path else DEFAULT_VIDEO
+        self.video_bytes = video_bytes
+        self.cdn_host = cdn_host
+        self.state_path = Path(state_path) if state_path else None
+        # A state file outlives the process, so its times must be wall-clock times.
+        self.clock = time.time if self.state_path else clock
+        self.requests: list[RecordedRequest] = []
+        self.jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._create_faults: deque[Fault] = deque()
+        self._poll_faults: deque[Fault] = deque()
+        self._download_faults: deque[DownloadFault] = deque()
+        self._outcomes: deque[str] = deque()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._secret = uuid.uuid4().hex
+        self._load_state()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        handler = type("Handler", (_Handler,), {"sim": self})
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 128
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="kling-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- scripting ---------------------------------------------------------------------
+
+    def script_create(self, *faults: Fault) -> None:
+        with self._lock:
+            self._create_faults.extend(faults)
+
+    def script_poll(self, *faults: Fault) -> None:
+        with self._lock:
+            self._poll_faults.extend(faults)
+
+    def script_download(self, *faults: DownloadFault) -> None:
+        with self._lock:
+            self._download_faults.extend(faults)
+
+    def script_outcome(self, *outcomes: str) -> None:
+        for outcome in outcomes:
+            if outcome not in ("complete", "error", "never"):
+                raise ValueError(f"unknown outcome {outcome!r}")
+        with self._lock:
+            self._outcomes.extend(outcomes)
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+
+    def complete_now(self, generation_id: str) -> None:
+        with self._lock:
+            job = self.jobs[generation_id]
+            job.outcome = "complete"
+            job.completed_at = self.clock()
+            self._save_state()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._create_faults.clear()
+            self._poll_faults.clear()
+            self._download_faults.clear()
+            self._outcomes.clear()
+
+    def job(self, generation_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self._view(self.jobs[generation_id])
+
+    @property
+    def creates(self) -> int:
+        return sum(1 for r in self.requests if r.method == "POST" and r.path in CREATE_PATHS)
+
+    @property
+    def polls(self) -> int:
+        return sum(1 for r in self.requests if r.method == "GET" and r.path in CREATE_PATHS)
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        if not self.state_path or not self.state_path.exists():
+            return
+        try:
+            data = json.loads(self.state_path.read_text())
+            for raw in data.get("jobs", []):
+                raw["schedule"] = Schedule(**raw["schedule"])
+                job = _Job(**raw)
+                self.jobs[job.id] = job
+            self._secret = data.get("secret", self._secret)
+        except (OSError, ValueError, TypeError, KeyError):
+            log.warning("simulator: ignoring unreadable state file %s", self.state_path)
+
+    def _save_state(self) -> None:
+        if not self.state_path:
+            return
+        data = {"secret": self._secret, "jobs": [asdict(j) for j in self.jobs.values()]}
+        tmp = self.state_path.with_suffix(".tmp")
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.state_path)
+
+    # --- the vendor's shapes ---------------------------------------------------------------
+
+    def _signature(self, token: str, expires: int) -> str:
+        return hashlib.sha256(f"{self._secret}:{token}:{expires}".encode()).hexdigest()[:32]
+
+    def _video_url(self, job: _Job) -> str:
+        expires = int(time.time()) + 3600
+        host = self.cdn_host or self.host
+        return (
+            f"http://{host}:{self.port}/files/{job.token}/output.mp4"
+            f"?Expires={expires}&Signature={self._signature(job.token, expires)}"
+        )
+
+    def _view(self, job: _Job, *, status: str | None = None) -> dict[str, Any]:
+        status = status or job.status(self.clock())
+        view: dict[str, Any] = {"id": job.id, "status": status, "video": None, "error": None}
+        if status == "completed":
+            view["video"] = {"url": self._video_url(job), "duration": job.duration}
+            view["meta"] = {"usage": {"tokens_used": job.duration * CREDITS_PER_SECOND}}
+        elif status == "error":
+            view["error"] = {
+                "name": "ContentModeration",
+                "message": "The image or prompt was flagged by content moderation.",
+            }
+        else:
+            view["meta"] = None
+        return view
+
+
+def _validation_error(body: Any) -> str | None:
+    """The vendor's body checks, written independently of the client's."""
+    if not isinstance(body, dict):
+        return "Body validation error! body: expected object"
+    if body.get("model") != MODEL:
+        return f"Body validation error! model: expected '{MODEL}', received {body.get('model')!r}"
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return "Body validation error! prompt: expected non-empty string, received " + repr(prompt)[:40]
+    if len(prompt) > MAX_TEXT:
+        return (
+            f"Body validation error! prompt: expected string of at most {MAX_TEXT} characters,"
+            f" received {len(prompt)}"
+        )
+    image = body.get("image_url")
+    if not isinstance(image, str) or not image:
+        return "Body validation error! image_url: expected string, received " + repr(image)[:40]
+    if not re.match(r"^https?://", image):
+        b64 = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
+        if image.startswith("data:") and not re.match(r"^data:image/[a-z+.-]+;base64,", image):
+            return "Body validation error! image_url: expected a base64 image data URI"
+        try:
+            base64.b64decode(b64, validate=True)
+        except ValueError:
+            return "Body validation error! image_url: expected a URL or a Base64-encoded image"
+    if "duration" in body and body["duration"] not in (5, 10, "5", "10"):
+        return f"Body validation error! duration: expected 5 or 10, received {body['duration']!r}"
+    if isinstance(body.get("duration"), bool):
+        return "Body validation error! duration: expected 5 or 10, received a boolean"
+    negative = body.get("negative_prompt")
+    if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_TEXT):
+        return f"Body validation error! negative_prompt: expected string of at most {MAX_TEXT} characters"
+    if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
+        return f"Body validation error! generate_audio: expected boolean, received {body['generate_audio']!r}"
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    sim: Simulator
+    protocol_version = "HTTP/1.1"
+    server_version = "kling-ui-simulator/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # the default logs to stderr; we record requests instead (headers never logged)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _record(self, body: dict | None) -> RecordedRequest:
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if isinstance(body, dict) and isinstance(body.get("image_url"), str):
+            body = dict(body, image_url=f"<image {len(body['image_url'])} chars>")
+        record = RecordedRequest(
+            method=self.command,
+            path=parts.path,
+            query=query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            time=time.time(),
+        )
+        with self.sim._lock:
+            self.sim.requests.append(record)
+        return record
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-request-id", uuid.uuid4().hex)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(self, status: int, message: str, headers: dict | None = None) -> None:
+        self._send_json(
+            status,
+            {
+                "message": message,
+                "path": urlsplit(self.path).path,
+                "requestId": uuid.uuid4().hex,
+                "statusCode": status,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            },
+            headers,
+        )
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _apply_fault(self, fault: Fault | None) -> bool:
+        """Answer with the fault if it replaces the response; return True when handled."""
+        if fault is None:
+            return False
+        if fault.kind == "status":
+            default = {
+                400: "Body validation error!",
+                401: "Unauthorized: invalid or missing API key",
+                403: "Insufficient credits: top up your balance",
+                404: "Not found",
+                429: "Too many requests",
+            }.get(fault.code, "Internal server error")
+            self._send_error(fault.code, fault.message or default, fault.headers)
+            return True
+        if fault.kind == "non_json":
+            data = b"<html><body><h1>502 Bad gateway</h1></body></html>"
+            self.send_response(fault.code)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+        if fault.kind == "drop":
+            self._drop()
+            return True
+        if fault.kind == "slow":
+            time.sleep(fault.seconds)
+        return False
+
+    def _authorized(self) -> bool:
+        auth = self.headers.get("Authorization", "")
+        key = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        if not key or (self.sim.api_key is not None and key != self.sim.api_key):
+            self._send_error(401, "Unauthorized: invalid or missing API key")
+            return False
+        return True
+
+    def _pop(self, queue: deque) -> Any:
+        with self.sim._lock:
+            return queue.popleft() if queue else None
+
+    # --- routes --------------------------------------------------------------------------
+
+    def do_POST(self) -> None:  # noqa: N802
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        path = urlsplit(self.path).path
+        self._record(body if isinstance(body, dict) else None)
+        if path.startswith("/__sim__/"):
+            return self._admin(path, body)
+        if path not in CREATE_PATHS:
+            return self._send_error(404, f"Cannot POST {path}")
+        fault = self._pop(self.sim._create_faults)
+        if self._apply_fault(fault):
+            return
+        if not self._authorized():
+            return
+        problem = _validation_error(body)
+        if problem:
+            return self._send_error(400, problem)
+        sim = self.sim
+        with sim._lock:
+            outcome = sim._outcomes.popleft() if sim._outcomes else "complete"
+            job = _Job(
+                id=f"{uuid.uuid4()}:{MODEL}",
+                token=uuid.uuid4().hex,
+                created=sim.clock(),
+                duration=int(body.get("duration", 5)),
+                outcome=outcome,
+                schedule=Schedule(sim.schedule.queued_s, sim.schedule.generating_s),
+            )
+            sim.jobs[job.id] = job
+            sim._save_state()
+            view = sim._view(job, status="queued")
+        credits = job.duration * CREDITS_PER_SECOND
+        view["meta"] = {"usage": {"credits_used": credits}}
+        if fault is not None and fault.kind == "no_id":
+            view.pop("id")
+        self._send_json(200, view, {"x-aimlapi-credits-used": str(credits)})
+
+    def do_GET(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        record = self._record(None)
+        if parts.path.startswith("/files/"):
+            return self._serve_video(parts.path, record.query)
+        if parts.path == "/__sim__/requests":
+            return self._send_json(200, [asdict(r) for r in self.sim.requests])
+        if parts.path not in CREATE_PATHS:
+            return self._send_error(404, f"Cannot GET {parts.path}")
+        fault = self._pop(self.sim._poll_faults)
+        if self._apply_fault(fault):
+            return
+        if not self._authorized():
+            return
+        gid = record.query.get("generation_id", "")
+        if not gid:
+            return self._send_error(400, "Body validation error! generation_id: expected string")
+        with self.sim._lock:
+            job = self.sim.jobs.get(gid)
+            if job is None:
+                view = None
+            elif fault is not None and fault.kind == "weird_status":
+                view = self.sim._view(job, status=fault.vendor_status)
+            else:
+                view = self.sim._view(job)
+        if view is None:
+            return self._send_error(404, f"Generation {gid} not found")
+        self._send_json(200, view)
+
+    def _admin(self, path: str, body: Any) -> None:
+        sim = self.sim
+        if path == "/__sim__/reset":
+            sim.reset()
+            return self._send_json(200, {"ok": True})
+        if path == "/__sim__/script" and isinstance(body, dict):
+            try:
+                sim.script_create(*(Fault.from_spec(s) for s in body.get("create", [])))
+                sim.script_poll(*(Fault.from_spec(s) for s in body.get("poll", [])))
+                sim.script_download(*(DownloadFault.from_spec(s) for s in body.get("download", [])))
+                sim.script_outcome(*body.get("outcome", []))
+            except (ValueError, KeyError, TypeError) as exc:
+                return self._send_error(400, f"bad script: {exc}")
+            return self._send_json(200, {"ok": True})
+        return self._send_error(404, f"Cannot POST {path}")
+
+    def _serve_video(self, path: str, query: dict[str, str]) -> None:
+        sim = self.sim
+        match = re.fullmatch(r"/files/([0-9a-f]{32})/output\.mp4", path)
+        token = match.group(1) if match else ""
+        try:
+            expires = int(query.get("Expires", "0"))
+        except ValueError:
+            expires = 0
+        valid = (
+            token
+            and any(j.token == token for j in list(sim.jobs.values()))
+            and expires > time.time()
+            and query.get("Signature") == sim._signature(token, expires)
+        )
+        fault = self._pop(sim._download_faults)
+        if not valid:
+            return self._send_error(403, "Request has expired or the signature is invalid")
+        if fault is not None:
+            return self._download_fault(fault)
+        size = sim.video_bytes if sim.video_bytes else sim.video_path.stat().st_size
+        start, end = 0, size - 1
+        status = 200
+        rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+        if rng and (rng.group(1) or rng.group(2)):
+            if rng.group(1):
+                start = int(rng.group(1))
+                end = min(int(rng.group(2)), size - 1) if rng.group(2) else size - 1
+            else:
+                start = max(0, size - int(rng.group(2)))
+            if start > end or start >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        self.send_response(status)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        try:
+            self._stream(start, end + 1)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _stream(self, start: int, stop: int) -> None:
+        sim = self.sim
+        if sim.video_bytes:
+            header = _ftyp_header()
+            pos = start
+            zeros = bytes(_CHUNK)
+            while pos < stop:
+                if pos < len(header):
+                    chunk = header[pos : min(stop, len(header))]
+                else:
+                    chunk = zeros[: min(_CHUNK, stop - pos)]
+                self.wfile.write(chunk)
+                pos += len(chunk)
+            return
+        with open(sim.video_path, "rb") as f:
+            f.seek(start)
+            remaining = stop - start
+            while remaining > 0:
+                chunk = f.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+
+    def _download_fault(self, fault: DownloadFault) -> None:
+        if fault.kind == "status":
+            return self._send_error(fault.code, "Access denied" if fault.code == 403 else "Not found")
+        if fault.kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", fault.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if fault.kind == "not_mp4":
+            data = b"<html><body>Access denied</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
+        if fault.kind == "truncated":
+            data = self.sim.video_path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self._drop()
+            return None
+        if fault.kind == "huge":
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(fault.size))
+            self.end_headers()
+            try:
+                self.wfile.write(_ftyp_header())
+                sent = len(_ftyp_header())
+                zeros = bytes(_CHUNK)
+                while sent < fault.size:
+                    n = min(_CHUNK, fault.size - sent)
+                    self.wfile.write(zeros[:n])
+                    sent += n
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            return None
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A local simulator of the AIML video API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--queued", type=float, default=2.0, help="seconds a job stays queued")
+    parser.add_argument("--generating", type=float, default=8.0, help="seconds it generates")
+    parser.add_argument("--key", help="accept only this API key (default: any non-empty key)")
+    args = parser.parse_args(argv)
+    sim = Simulator(
+        args.host, args.port, api_key=args.key, schedule=Schedule(args.queued, args.generating)
+    ).start()
+    print(f"AIML API simulator on {sim.url} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
