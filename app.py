@@ -12,15 +12,21 @@ import logging
 import os
 import sys
 
-SHARE_LIFETIME = "72 hours"
+SHARE_LIFETIME = "up to a week"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="kling-ui: image to video with Kling v2.6 Pro")
-    parser.add_argument("--host", help="address to listen on (default GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument(
+        "--host", help="address to listen on (default GRADIO_SERVER_NAME or 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, help="port (default GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--share", action="store_true", help="ask Gradio for a temporary public link")
-    parser.add_argument("--demo", action="store_true", help="use the local simulator, even with a key")
+    parser.add_argument(
+        "--share", action="store_true", help="ask Gradio for a temporary public link"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="use the local simulator, even with a key"
+    )
     parser.add_argument(
         "--require-user-key",
         action="store_true",
@@ -32,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # Keep third-party debug logs (which may print request headers) out of our logs.
     for noisy in ("urllib3", "httpx", "httpcore", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -53,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         demo = DemoSimulator(settings, queued, generating)
     service = GenerationService(settings, demo=demo)
     page = build_ui(service, browser_secret=browser_secret(settings.data_dir))
-    page.queue(default_concurrency_limit=None, max_size=int(os.environ.get("KLING_UI_QUEUE_SIZE", "256")))
+    page.queue(
+        default_concurrency_limit=None, max_size=int(os.environ.get("KLING_UI_QUEUE_SIZE", "256"))
+    )
 
     mode = "demo (simulated videos, no credits spent)" if service.demo_mode else "live"
     print(f"kling-ui: {mode} mode; data in {settings.data_dir.resolve()}", flush=True)
@@ -64,14 +74,26 @@ def main(argv: list[str] | None = None) -> None:
         max_threads=int(os.environ.get("KLING_UI_MAX_THREADS", "200")),
         show_error=False,
     )
-    if args.share:
-        print(f"kling-ui: asking Gradio for a public link (such links last {SHARE_LIFETIME})", flush=True)
-        try:
-            page.launch(share=True, **launch_kwargs)
-            return
-        except Exception as exc:  # no internet, blocked tunnel: go on locally
-            print(f"kling-ui: could not make a public link ({type(exc).__name__}); serving locally only", flush=True)
-    page.launch(**launch_kwargs)
+    if not args.share:
+        page.launch(**launch_kwargs)
+        return
+    print(
+        f"kling-ui: asking Gradio for a temporary public link (it lasts {SHARE_LIFETIME})",
+        flush=True,
+    )
+    try:
+        page.launch(share=True, prevent_thread_lock=True, **launch_kwargs)
+    except Exception as exc:  # a tunnel that fails loudly: go on locally
+        print(f"kling-ui: could not make a public link ({type(exc).__name__})", flush=True)
+        page.launch(prevent_thread_lock=True, **launch_kwargs)
+    if page.share_url:
+        print(f"kling-ui: public link {page.share_url} (lasts {SHARE_LIFETIME})", flush=True)
+    else:
+        print(
+            f"kling-ui: could not make a public link; serving locally only at {page.local_url}",
+            flush=True,
+        )
+    page.block_thread()
 
 
 def _demo_schedule() -> tuple[float, float]:
@@ -79,7 +101,10 @@ def _demo_schedule() -> tuple[float, float]:
     try:
         queued, generating = (float(x) for x in raw.split(","))
     except ValueError:
-        print(f"kling-ui: ignoring KLING_UI_DEMO_SCHEDULE={raw!r} (want 'queued,generating')", file=sys.stderr)
+        print(
+            f"kling-ui: ignoring KLING_UI_DEMO_SCHEDULE={raw!r} (want 'queued,generating')",
+            file=sys.stderr,
+        )
         return 3.0, 12.0
     return queued, generating
 

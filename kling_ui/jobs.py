@@ -265,4 +265,6 @@ def _finish(
     except errors.KlingUIError as exc:
         yield progress("failed", exc.user_message, error=exc, video_url=job.video_url)
         return
-    yield progress("completed", "Done. The video is ready.", video_url=job.video_url, video_path=path)
+    yield progress(
+        "completed", "Done. The video is ready.", video_url=job.video_url, video_path=path
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -368,7 +369,10 @@ def _validation_error(body: Any) -> str | None:
         return f"Body validation error! model: expected '{MODEL}', received {body.get('model')!r}"
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
-        return "Body validation error! prompt: expected non-empty string, received " + repr(prompt)[:40]
+        return (
+            "Body validation error! prompt: expected non-empty string, received "
+            + repr(prompt)[:40]
+        )
     if len(prompt) > MAX_TEXT:
         return (
             f"Body validation error! prompt: expected string of at most {MAX_TEXT} characters,"
@@ -391,9 +395,13 @@ def _validation_error(body: Any) -> str | None:
         return "Body validation error! duration: expected 5 or 10, received a boolean"
     negative = body.get("negative_prompt")
     if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_TEXT):
-        return f"Body validation error! negative_prompt: expected string of at most {MAX_TEXT} characters"
+        return (
+            "Body validation error! negative_prompt: expected string of at most "
+            f"{MAX_TEXT} characters"
+        )
     if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
-        return f"Body validation error! generate_audio: expected boolean, received {body['generate_audio']!r}"
+        received = body["generate_audio"]
+        return f"Body validation error! generate_audio: expected boolean, received {received!r}"
     return None
 
 
@@ -454,10 +462,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):  # the client may have gone already
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _apply_fault(self, fault: Fault | None) -> bool:
         """Answer with the fault if it replaces the response; return True when handled."""
@@ -661,7 +667,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _download_fault(self, fault: DownloadFault) -> None:
         if fault.kind == "status":
-            return self._send_error(fault.code, "Access denied" if fault.code == 403 else "Not found")
+            return self._send_error(
+                fault.code, "Access denied" if fault.code == 403 else "Not found"
+            )
         if fault.kind == "redirect":
             self.send_response(302)
             self.send_header("Location", fault.location)

@@ -52,6 +52,24 @@ CSS = """
 """
 
 
+class UploadedImage(gr.Image):
+    """``gr.Image`` that hands the handler the uploaded file untouched.
+
+    Gradio's own preprocessing opens the file with Pillow (and re-encodes some modes),
+    so a damaged or non-image upload would fail inside Gradio with a generic error. Here
+    the path goes straight to ``images.prepare_image``, which decodes it once and explains
+    any problem in words.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # the same front-end component
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is not None and getattr(payload, "path", None):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -104,6 +122,9 @@ def _valid_history(history: Any) -> list[dict]:
 def build_ui(service: GenerationService, *, browser_secret: str | None = None) -> gr.Blocks:
     """Lay out the page and wire its events to ``service``."""
     demo_mode = service.demo_mode
+    # Videos are served in place, not copied into Gradio's cache: they can be large.
+    # (The launch must also list the folder in allowed_paths.)
+    gr.set_static_paths([str(service.settings.videos_dir.resolve())])
 
     def generate(
         image: str | None,
@@ -118,7 +139,13 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         gid = ""
         try:
             for update in service.generate(
-                image, prompt, negative_prompt, duration, generate_audio, api_key, fit=fit or "reject"
+                image,
+                prompt,
+                negative_prompt,
+                duration,
+                generate_audio,
+                api_key,
+                fit=fit or "reject",
             ):
                 gid = update.generation_id
                 video = str(update.video_path) if update.video_path else None
@@ -214,9 +241,10 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(
+                image = UploadedImage(
                     label="Image",
                     type="filepath",
+                    image_mode=None,
                     sources=["upload", "clipboard", "webcam"],
                     elem_id="image",
                 )
@@ -300,7 +328,9 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
                 )
                 resume_btn = gr.Button("Resume", elem_id="resume", scale=1)
 
-        examples = [[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()]
+        examples = [
+            [str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()
+        ]
         if examples:
             gr.Examples(
                 examples=examples,
@@ -357,9 +387,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         fit.change(lambda f: f, fit, fit_state, api_visibility="private", show_progress="hidden")
         fit.change(check_image, [image, fit], image_note, api_visibility="private")
         image.change(check_image, [image, fit], image_note, api_visibility="private")
-        prompt.change(
-            count, prompt, prompt_count, api_visibility="private", show_progress="hidden"
-        )
+        prompt.change(count, prompt, prompt_count, api_visibility="private", show_progress="hidden")
         page.load(refresh, [history], [history_table, history_pick], api_visibility="private")
     return page
 

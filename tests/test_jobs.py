@@ -185,7 +185,10 @@ def test_transient_poll_failures_keep_watching(sim, client, clock):
 
 @pytest.mark.parametrize(
     "fault, error_type",
-    [(Fault.status(401), errors.AuthenticationError), (Fault.status(403), errors.OutOfCreditsError)],
+    [
+        (Fault.status(401), errors.AuthenticationError),
+        (Fault.status(403), errors.OutOfCreditsError),
+    ],
 )
 def test_permanent_poll_error_ends_the_watch_but_stays_resumable(
     sim, client, clock, fault, error_type

@@ -152,9 +152,7 @@ def test_resume_watches_a_known_job_to_the_end(simulator, service, photo):
     assert service.ledger.get(gid).status == "completed"
 
 
-def test_resume_of_a_finished_job_plays_the_local_copy_without_polling(
-    simulator, service, photo
-):
+def test_resume_of_a_finished_job_plays_the_local_copy_without_polling(simulator, service, photo):
     gid = run(service.generate(photo, "Waves."))[-1].generation_id
     polls = simulator.polls
     (update,) = run(service.resume(gid))
@@ -174,7 +172,9 @@ def test_resume_by_pasted_id_records_it(simulator, service):
     assert service.ledger.get(gid) is not None
 
 
-@pytest.mark.parametrize("gid, words", [("", "Paste"), ("a\x00b", "doesn't look"), ("x" * 300, "doesn.t look")])
+@pytest.mark.parametrize(
+    "gid, words", [("", "Paste"), ("a\x00b", "doesn't look"), ("x" * 300, "doesn.t look")]
+)
 def test_resume_refuses_a_malformed_id(simulator, service, gid, words):
     with pytest.raises(errors.InputError, match=words):
         run(service.resume(gid))

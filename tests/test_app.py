@@ -1,0 +1,127 @@
+"""The whole app through its API, as a program would use it: gradio_client against the
+app launched on a free port, the simulator behind it over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from kling_ui.simulator import Fault
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def photo(tmp_path) -> str:
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (800, 600), (40, 160, 90)).save(path)
+    return str(path)
+
+
+def video_file(value) -> str:
+    """gradio_client hands a video back as a path (or, in older versions, a dict)."""
+    return str(value["video"] if isinstance(value, dict) else value)
+
+
+def generate(client: Client, photo: str, **changes):
+    args = {
+        "image": handle_file(photo),
+        "prompt": "The meadow sways in the wind.",
+        "negative_prompt": "",
+        "duration": 5,
+        "generate_audio": True,
+        "api_key": "",
+    }
+    args.update(changes)
+    job = client.submit(**args, api_name="/generate")
+    return job
+
+
+def test_api_exposes_exactly_generate_and_resume(live_app):
+    info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
+    named = info["named_endpoints"]
+    assert set(named) == {"/generate", "/resume"}
+    params = [p["parameter_name"] for p in named["/generate"]["parameters"]]
+    assert params == [
+        "image",
+        "prompt",
+        "negative_prompt",
+        "duration",
+        "generate_audio",
+        "api_key",
+    ]
+    assert [p["parameter_name"] for p in named["/resume"]["parameters"]] == [
+        "generation_id",
+        "api_key",
+    ]
+
+
+def test_generate_streams_id_then_statuses_then_the_video(live_app, photo):
+    client = Client(live_app.url, verbose=False)
+    job = generate(client, photo)
+    outputs = job.outputs() if job.result() else []
+    gid = outputs[-1][0]
+    statuses = [o[1].splitlines()[0] for o in outputs]
+    assert gid and ":" in gid
+    assert statuses[0].startswith("Status: submitted")
+    assert any(s.startswith("Status: generating") for s in statuses)
+    assert statuses[-1].startswith("Status: completed")
+    video = outputs[-1][2]
+    assert video and video_file(video).endswith(".mp4")
+    assert live_app.sim.creates == 1
+
+
+def test_resume_by_id_delivers_the_video(live_app, photo):
+    client = Client(live_app.url, verbose=False)
+    gid = generate(client, photo).result()[0]
+    final = client.predict(generation_id=gid, api_key="", api_name="/resume")
+    assert final[1].startswith("Status: completed")
+    assert video_file(final[2]).endswith(".mp4")
+    assert live_app.sim.creates == 1
+
+
+def test_bad_input_gets_a_message_and_sends_nothing(live_app, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (200, 200)).save(tiny)
+    client = Client(live_app.url, verbose=False)
+    gid, status, video = generate(client, str(tiny)).result()
+    assert status.startswith("Status: not sent")
+    assert "200" in status and "300" in status
+    assert (gid, video) == ("", None)
+    assert live_app.sim.creates == 0
+
+
+def test_vendor_error_reaches_the_caller_in_plain_words(live_app, photo):
+    live_app.sim.script_create(Fault.status(403, "Insufficient balance"))
+    client = Client(live_app.url, verbose=False)
+    gid, status, _ = generate(client, photo).result()
+    assert "Top up" in status and "Insufficient balance" in status
+    assert "Traceback" not in status
+    # and the app serves the next request normally
+    assert generate(client, photo).result()[1].startswith("Status: completed")
+
+
+def test_two_users_with_different_keys_each_use_their_own(live_app, photo):
+    keys = ["sk-user-one-111111", "sk-user-two-222222"]
+    results: dict[str, tuple] = {}
+
+    def run(key: str) -> None:
+        results[key] = generate(Client(live_app.url, verbose=False), photo, api_key=key).result()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for key in keys:
+        assert results[key][1].startswith("Status: completed")
+        gid = results[key][0]
+        seen = {
+            r.headers.get("authorization")
+            for r in live_app.sim.requests
+            if r.method == "GET" and r.query.get("generation_id") == gid
+        }
+        assert seen == {f"Bearer {key}"}
