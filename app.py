@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from kling_ui.config import settings_from_env
     from kling_ui.service import DemoSimulator, GenerationService
-    from kling_ui.ui import browser_secret, build_ui
+    from kling_ui.ui import browser_secret, build_ui, launch_options
 
     overrides: dict[str, object] = {}
     if args.demo:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     launch_kwargs = dict(
         server_name=args.host,
         server_port=args.port,
-        allowed_paths=[str(settings.videos_dir.resolve())],
+        **launch_options(service),
         max_threads=int(os.environ.get("KLING_UI_MAX_THREADS", "200")),
         show_error=False,
     )

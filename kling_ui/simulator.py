@@ -222,6 +222,8 @@ class Simulator:
         self._poll_faults: deque[Fault] = deque()
         self._download_faults: deque[DownloadFault] = deque()
         self._outcomes: deque[str] = deque()
+        self._periodic: tuple[int, Fault] | None = None
+        self._poll_count = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._secret = uuid.uuid4().hex
@@ -267,6 +269,15 @@ class Simulator:
         with self._lock:
             self._poll_faults.extend(faults)
 
+    def script_poll_every(self, every: int, fault: Fault | None) -> None:
+        """Answer every ``every``-th poll (of all jobs) with ``fault``; None turns it off.
+
+        For load tests: ``script_poll_every(3, Fault.rate_limit(1))`` rate-limits a third.
+        """
+        with self._lock:
+            self._periodic = (every, fault) if fault is not None and every > 0 else None
+            self._poll_count = 0
+
     def script_download(self, *faults: DownloadFault) -> None:
         with self._lock:
             self._download_faults.extend(faults)
@@ -295,6 +306,7 @@ class Simulator:
             self._poll_faults.clear()
             self._download_faults.clear()
             self._outcomes.clear()
+            self._periodic = None
 
     def job(self, generation_id: str) -> dict[str, Any]:
         with self._lock:
@@ -502,6 +514,15 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def _periodic_fault(self) -> Fault | None:
+        sim = self.sim
+        with sim._lock:
+            if sim._periodic is None:
+                return None
+            sim._poll_count += 1
+            every, fault = sim._periodic
+            return fault if sim._poll_count % every == 0 else None
+
     def _pop(self, queue: deque) -> Any:
         with self.sim._lock:
             return queue.popleft() if queue else None
@@ -557,7 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, [asdict(r) for r in self.sim.requests])
         if parts.path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot GET {parts.path}")
-        fault = self._pop(self.sim._poll_faults)
+        fault = self._pop(self.sim._poll_faults) or self._periodic_fault()
         if self._apply_fault(fault):
             return
         if not self._authorized():
@@ -588,6 +609,9 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.script_poll(*(Fault.from_spec(s) for s in body.get("poll", [])))
                 sim.script_download(*(DownloadFault.from_spec(s) for s in body.get("download", [])))
                 sim.script_outcome(*body.get("outcome", []))
+                if "poll_every" in body:
+                    every = body["poll_every"]
+                    sim.script_poll_every(int(every["every"]), Fault.from_spec(every["fault"]))
             except (ValueError, KeyError, TypeError) as exc:
                 return self._send_error(400, f"bad script: {exc}")
             return self._send_json(200, {"ok": True})

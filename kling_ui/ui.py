@@ -48,7 +48,8 @@ EXAMPLES = [
 
 CSS = """
 #status textarea { font-family: ui-monospace, monospace; }
-#demo-banner { border: 2px solid #f59e0b; border-radius: 8px; padding: 4px 12px; }
+#demo-banner { border: 2px solid #f59e0b; border-radius: 8px; padding: 4px 12px;
+               background: #fffbeb; }
 """
 
 
@@ -390,6 +391,12 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         prompt.change(count, prompt, prompt_count, api_visibility="private", show_progress="hidden")
         page.load(refresh, [history], [history_table, history_pick], api_visibility="private")
     return page
+
+
+def launch_options(service: GenerationService) -> dict[str, Any]:
+    """What ``page.launch`` needs besides host and port: the page's style, and the
+    folder of downloaded videos, which Gradio serves only when told to."""
+    return {"css": CSS, "allowed_paths": [str(service.settings.videos_dir.resolve())]}
 
 
 def browser_secret(data_dir: Path) -> str:

@@ -38,7 +38,7 @@ def _app_module(tmp_path_factory):
     """The whole page, launched in this process, with the simulator as its API."""
     from kling_ui.config import Settings
     from kling_ui.service import GenerationService
-    from kling_ui.ui import build_ui
+    from kling_ui.ui import build_ui, launch_options
 
     data_dir = tmp_path_factory.mktemp("app-data")
     with Simulator(schedule=Schedule(queued_s=0.4, generating_s=0.8)) as sim:
@@ -57,7 +57,7 @@ def _app_module(tmp_path_factory):
             server_name="127.0.0.1",
             server_port=free_port(),
             prevent_thread_lock=True,
-            allowed_paths=[str(settings.videos_dir)],
+            **launch_options(service),
             quiet=True,
         )
         try:
