@@ -238,7 +238,10 @@ class Simulator:
         self._server.request_queue_size = 128
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="kling-simulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # so stop() returns at once
+            name="kling-simulator",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -1,0 +1,54 @@
+"""Settings come from the environment; the key never shows in a repr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kling_ui.config import DEFAULT_BASE_URL, Settings, settings_from_env
+
+
+def test_defaults_without_environment():
+    settings = settings_from_env({})
+    assert settings.api_key is None
+    assert settings.base_url == DEFAULT_BASE_URL
+    assert settings.data_dir == Path("kling_ui_data")
+    assert not settings.demo and not settings.require_user_key
+    assert settings.poll_interval == 2.0 and settings.watch_deadline == 1800.0
+
+
+def test_environment_is_read():
+    settings = settings_from_env(
+        {
+            "AIMLAPI_KEY": "  sk-env-key-123  ",
+            "AIMLAPI_BASE_URL": "http://127.0.0.1:8000/",
+            "KLING_UI_DATA_DIR": "/tmp/kd",
+            "KLING_UI_DEMO": "yes",
+            "KLING_UI_REQUIRE_USER_KEY": "1",
+            "KLING_UI_POLL_INTERVAL": "0.5",
+            "KLING_UI_WATCH_DEADLINE": "60",
+        }
+    )
+    assert settings.api_key == "sk-env-key-123"
+    assert settings.base_url == "http://127.0.0.1:8000"
+    assert settings.data_dir == Path("/tmp/kd")
+    assert settings.demo and settings.require_user_key
+    assert (settings.poll_interval, settings.watch_deadline) == (0.5, 60.0)
+    assert settings.ledger_path == Path("/tmp/kd/history.sqlite3")
+    assert settings.videos_dir == Path("/tmp/kd/videos")
+
+
+@pytest.mark.parametrize("raw", ["", "soon", "nan?"])
+def test_unreadable_numbers_fall_back_to_defaults(raw):
+    assert settings_from_env({"KLING_UI_POLL_INTERVAL": raw}).poll_interval == 2.0
+
+
+def test_overrides_win():
+    assert settings_from_env({}, demo=True).demo
+
+
+def test_key_is_not_in_repr():
+    settings = Settings(api_key="sk-very-secret-999")
+    assert "sk-very-secret-999" not in repr(settings)
+    assert "sk-very-secret-999" not in repr(settings.with_(poll_interval=1))
