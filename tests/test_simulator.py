@@ -37,9 +37,7 @@ def create(sim, path=PATHS[0], headers=AUTH, **changes):
 
 
 def poll(sim, gid, path=PATHS[0], headers=AUTH):
-    return requests.get(
-        sim.url + path, params={"generation_id": gid}, headers=headers, timeout=5
-    )
+    return requests.get(sim.url + path, params={"generation_id": gid}, headers=headers, timeout=5)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -99,9 +97,7 @@ def test_base64_image_is_accepted_raw_or_as_data_uri(simulator):
 
 
 def test_non_json_body_is_a_400(simulator):
-    response = requests.post(
-        simulator.url + PATHS[0], data=b"{nope", headers=AUTH, timeout=5
-    )
+    response = requests.post(simulator.url + PATHS[0], data=b"{nope", headers=AUTH, timeout=5)
     assert response.status_code == 400
 
 
