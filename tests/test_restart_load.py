@@ -1,0 +1,214 @@
+"""The app as a person runs it (``python app.py``), killed mid-job and loaded by 50 users.
+
+Each test starts app.py in a subprocess with the simulator (in this process) as its API,
+so what is checked is what a user gets: flags, restarts with SIGKILL, and many users.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from kling_ui.simulator import Fault, Schedule, Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """``python app.py`` in a subprocess, on a free port."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIMLAPI_", "KLING_UI_", "GRADIO_"))
+        }
+        full_env.update(
+            KLING_UI_DATA_DIR=str(data_dir), KLING_UI_POLL_INTERVAL="0.3", **(env or {})
+        )
+        self.log = data_dir.parent / f"app-{self.port}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
+            cwd=data_dir.parent,
+            env=full_env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app exited: {self.log.read_text()}")
+            try:
+                if requests.get(self.url, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"app did not start: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def photo(tmp_path) -> str:
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (900, 600), (200, 120, 40)).save(path)
+    return str(path)
+
+
+def submit(url: str, photo: str, **changes):
+    args = dict(
+        image=handle_file(photo),
+        prompt="Leaves fall slowly.",
+        negative_prompt="",
+        duration=5,
+        generate_audio=True,
+        api_key="",
+    )
+    args.update(changes)
+    return Client(url, verbose=False).submit(**args, api_name="/generate")
+
+
+def wait_for_id(job, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for gid, _status, _ in job.outputs():
+            if gid:
+                return gid
+        time.sleep(0.05)
+    raise AssertionError("no generation id was streamed")
+
+
+def ledger_row(data_dir: Path, gid: str):
+    with sqlite3.connect(data_dir / "history.sqlite3") as db:
+        return db.execute("SELECT status, prompt FROM generations WHERE id = ?", (gid,)).fetchone()
+
+
+def test_sigkill_mid_job_then_restart_resumes_without_a_second_create(tmp_path, photo):
+    data = tmp_path / "data"
+    with Simulator(schedule=Schedule(queued_s=1.0, generating_s=4.0)) as sim:
+        env = {"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": "sk-restart-test-1234"}
+        app = App(data, env=env)
+        try:
+            gid = wait_for_id(submit(app.url, photo))
+            app.kill()
+        finally:
+            app.stop()
+        assert ledger_row(data, gid)[1] == "Leaves fall slowly."
+        app = App(data, env=env)
+        try:
+            gid_out, status, video = Client(app.url, verbose=False).predict(
+                generation_id=gid, api_key="", api_name="/resume"
+            )
+        finally:
+            app.stop()
+        assert status.startswith("Status: completed"), status
+        assert gid_out == gid and str(video).endswith(".mp4")
+        assert sim.creates == 1
+        assert ledger_row(data, gid)[0] == "completed"
+
+
+def test_demo_mode_job_survives_a_sigkill(tmp_path, photo):
+    data = tmp_path / "data"
+    env = {"KLING_UI_DEMO_SCHEDULE": "1,4"}
+    app = App(data, "--demo", env=env)
+    try:
+        assert "Demo mode" in requests.get(app.url, timeout=10).text
+        assert "demo (simulated videos" in app.output()
+        gid = wait_for_id(submit(app.url, photo))
+        app.kill()
+    finally:
+        app.stop()
+    app = App(data, "--demo", env=env)
+    try:
+        _, status, video = Client(app.url, verbose=False).predict(
+            generation_id=gid, api_key="", api_name="/resume"
+        )
+    finally:
+        app.stop()
+    assert status.startswith("Status: completed"), status
+    assert str(video).endswith(".mp4")
+
+
+def test_share_without_internet_says_so_and_serves_locally(tmp_path):
+    app = App(tmp_path / "data", "--share", "--demo")
+    try:
+        assert requests.get(app.url, timeout=10).status_code == 200
+        deadline = time.monotonic() + 60
+        while "could not make a public link" not in app.output():
+            assert time.monotonic() < deadline, app.output()
+            time.sleep(0.2)
+        assert "up to a week" in app.output()
+    finally:
+        app.stop()
+
+
+def test_fifty_users_with_rate_limited_polls_all_get_their_video(tmp_path, photo):
+    users = 50
+    with Simulator(schedule=Schedule(queued_s=1.0, generating_s=3.0)) as sim:
+        sim.script_poll_every(3, Fault.rate_limit(retry_after=0.2))
+        env = {"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": "sk-load-test-5678"}
+        app = App(tmp_path / "data", env=env)
+        page_loads: list[float] = []
+        done = threading.Event()
+
+        def keep_loading_the_page() -> None:
+            while not done.is_set():
+                started = time.monotonic()
+                assert requests.get(app.url, timeout=30).status_code == 200
+                page_loads.append(time.monotonic() - started)
+                time.sleep(0.5)
+
+        try:
+            watcher = threading.Thread(target=keep_loading_the_page, daemon=True)
+            watcher.start()
+            with ThreadPoolExecutor(max_workers=users) as pool:
+                results = list(
+                    pool.map(lambda _: submit(app.url, photo).result(timeout=240), range(users))
+                )
+            done.set()
+            watcher.join(timeout=30)
+        finally:
+            done.set()
+            app.stop()
+    statuses = [status.splitlines()[0] for _, status, _ in results]
+    assert statuses == ["Status: completed"] * users
+    assert all(str(video).endswith(".mp4") for _, _, video in results)
+    assert len({gid for gid, _, _ in results}) == users
+    assert sim.creates == users and len(sim.jobs) == users  # no create repeated
+    assert page_loads and max(page_loads) < 10, page_loads
