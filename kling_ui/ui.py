@@ -240,6 +240,12 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
             visible=demo_mode,
             elem_id="demo-banner",
         )
+        gr.Markdown(
+            "**Bring your own key.** This app generates real videos with your AIML API "
+            "account: enter your key below. It is used for your requests only and never stored.",
+            visible=service.settings.require_user_key,
+            elem_id="key-banner",
+        )
         with gr.Row():
             with gr.Column(scale=1):
                 image = UploadedImage(
