@@ -43,6 +43,7 @@ CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "sample.mp4"
 MAX_TEXT = 2500
 CREDITS_PER_SECOND = 42  # a made-up price: 5 s costs 210 credits
+MODERATION = ("ContentModeration", "The image or prompt was flagged by content moderation.")
 _CHUNK = 256 * 1024
 
 
@@ -64,7 +65,13 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted misbehaviour for one API response."""
+    """One scripted misbehaviour for one create or poll response.
+
+    As a spec for ``POST /__sim__/script``: ``{"kind": "status", "code": 401}``,
+    ``{"kind": "rate_limit", "retry_after": 1}``, ``{"kind": "non_json", "code": 502}``,
+    ``{"kind": "drop"}``, ``{"kind": "slow", "seconds": 2}``, ``{"kind": "no_id"}``,
+    ``{"kind": "weird_status", "status": "paused"}``.
+    """
 
     kind: str
     code: int = 0
@@ -110,7 +117,7 @@ class Fault:
         if kind == "rate_limit":
             return cls.rate_limit(spec.get("retry_after", 1))
         if kind == "non_json":
-            return cls.non_json(int(spec.get("code", 200)))
+            return cls.non_json(int(spec.get("code", spec.get("status", 200))))
         if kind in ("drop", "no_id"):
             return cls(kind)
         if kind == "slow":
@@ -122,7 +129,11 @@ class Fault:
 
 @dataclass(frozen=True)
 class DownloadFault:
-    """One scripted misbehaviour of the video host."""
+    """One scripted misbehaviour of the video host, for one download of a valid link.
+
+    As a spec: ``{"kind": "status", "code": 403}``, ``{"kind": "redirect", "to": URL}``,
+    ``{"kind": "truncated"}``, ``{"kind": "not_mp4"}``, ``{"kind": "huge", "size": N}``.
+    """
 
     kind: str
     code: int = 0
@@ -155,11 +166,11 @@ class DownloadFault:
         if kind == "status":
             return cls("status", code=int(spec["code"]))
         if kind == "redirect":
-            return cls("redirect", location=str(spec["to"]))
+            return cls.redirect(str(spec["to"] if "to" in spec else spec["to_url"]))
         if kind in ("truncated", "not_mp4"):
             return cls(kind)
         if kind == "huge":
-            return cls("huge", size=int(spec["size"]))
+            return cls.huge(int(spec["size"] if "size" in spec else spec["n_bytes"]))
         raise ValueError(f"unknown download fault kind {kind!r}")
 
 
@@ -171,11 +182,13 @@ class _Job:
     duration: int
     outcome: str  # complete, error, never
     schedule: Schedule
-    completed_at: float | None = None
+    ended_at: float | None = None  # set by complete_now / fail_job: the schedule no longer counts
+    error_name: str = MODERATION[0]
+    error_message: str = MODERATION[1]
 
     def status(self, now: float) -> str:
-        if self.completed_at is not None and now >= self.completed_at:
-            return "completed"
+        if self.ended_at is not None and now >= self.ended_at:
+            return "error" if self.outcome == "error" else "completed"
         age = now - self.created
         if age < self.schedule.queued_s:
             return "queued"
@@ -296,10 +309,22 @@ class Simulator:
         self.schedule = schedule
 
     def complete_now(self, generation_id: str) -> None:
+        """Force a job to ``completed`` at once, whatever its schedule or outcome."""
         with self._lock:
             job = self.jobs[generation_id]
             job.outcome = "complete"
-            job.completed_at = self.clock()
+            job.ended_at = self.clock()
+            self._save_state()
+
+    def fail_job(
+        self, generation_id: str, name: str = MODERATION[0], message: str = MODERATION[1]
+    ) -> None:
+        """Force a job to ``error`` at once, with this vendor error."""
+        with self._lock:
+            job = self.jobs[generation_id]
+            job.outcome = "error"
+            job.error_name, job.error_message = name, message
+            job.ended_at = self.clock()
             self._save_state()
 
     def reset(self) -> None:
@@ -315,13 +340,22 @@ class Simulator:
         with self._lock:
             return self._view(self.jobs[generation_id])
 
+    def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
+        """The recorded requests whose path starts with ``path_prefix``, oldest first."""
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
     @property
     def creates(self) -> int:
-        return sum(1 for r in self.requests if r.method == "POST" and r.path in CREATE_PATHS)
+        """Create POSTs received on either path, including those answered with a fault."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.method == "POST" and r.path in CREATE_PATHS)
 
     @property
     def polls(self) -> int:
-        return sum(1 for r in self.requests if r.method == "GET" and r.path in CREATE_PATHS)
+        """Poll GETs received on either path, including those answered with a fault."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.method == "GET" and r.path in CREATE_PATHS)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -332,6 +366,8 @@ class Simulator:
             data = json.loads(self.state_path.read_text())
             for raw in data.get("jobs", []):
                 raw["schedule"] = Schedule(**raw["schedule"])
+                if "completed_at" in raw:  # the field's name in older state files
+                    raw["ended_at"] = raw.pop("completed_at")
                 job = _Job(**raw)
                 self.jobs[job.id] = job
             self._secret = data.get("secret", self._secret)
@@ -348,6 +384,9 @@ class Simulator:
         tmp.replace(self.state_path)
 
     # --- the vendor's shapes ---------------------------------------------------------------
+
+    def _video_size(self) -> int:
+        return self.video_bytes if self.video_bytes else self.video_path.stat().st_size
 
     def _signature(self, token: str, expires: int) -> str:
         return hashlib.sha256(f"{self._secret}:{token}:{expires}".encode()).hexdigest()[:32]
@@ -367,10 +406,7 @@ class Simulator:
             view["video"] = {"url": self._video_url(job), "duration": job.duration}
             view["meta"] = {"usage": {"tokens_used": job.duration * CREDITS_PER_SECOND}}
         elif status == "error":
-            view["error"] = {
-                "name": "ContentModeration",
-                "message": "The image or prompt was flagged by content moderation.",
-            }
+            view["error"] = {"name": job.error_name, "message": job.error_message}
         else:
             view["meta"] = None
         return view
@@ -401,18 +437,21 @@ def _validation_error(body: Any) -> str | None:
         if image.startswith("data:") and not re.match(r"^data:image/[a-z+.-]+;base64,", image):
             return "Body validation error! image_url: expected a base64 image data URI"
         try:
-            base64.b64decode(b64, validate=True)
+            if not base64.b64decode(b64, validate=True):
+                raise ValueError("empty")
         except ValueError:
             return "Body validation error! image_url: expected a URL or a Base64-encoded image"
-    if "duration" in body and body["duration"] not in (5, 10, "5", "10"):
-        return f"Body validation error! duration: expected 5 or 10, received {body['duration']!r}"
-    if isinstance(body.get("duration"), bool):
-        return "Body validation error! duration: expected 5 or 10, received a boolean"
+    duration = body.get("duration", 5)
+    # bool is an int in Python; JSON 5.0 is 5 to a JavaScript server, so it passes.
+    if type(duration) not in (int, float, str) or duration not in (5, 10, "5", "10"):
+        return f"Body validation error! duration: expected 5 or 10, received {duration!r}"
     negative = body.get("negative_prompt")
-    if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_TEXT):
+    if negative is not None and not isinstance(negative, str):
+        return f"Body validation error! negative_prompt: expected string, received {negative!r}"
+    if negative is not None and len(negative) > MAX_TEXT:
         return (
             "Body validation error! negative_prompt: expected string of at most "
-            f"{MAX_TEXT} characters"
+            f"{MAX_TEXT} characters, received {len(negative)}"
         )
     if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
         received = body["generate_audio"]
@@ -495,7 +534,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(fault.code, fault.message or default, fault.headers)
             return True
         if fault.kind == "non_json":
-            data = b"<html><body><h1>502 Bad gateway</h1></body></html>"
+            data = b"<html>Bad gateway</html>"
             self.send_response(fault.code)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(data)))
@@ -578,7 +617,9 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/files/"):
             return self._serve_video(parts.path, record.query)
         if parts.path == "/__sim__/requests":
-            return self._send_json(200, [asdict(r) for r in self.sim.requests])
+            with self.sim._lock:
+                recorded = [asdict(r) for r in self.sim.requests]
+            return self._send_json(200, recorded)
         if parts.path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot GET {parts.path}")
         fault = self._pop(self.sim._poll_faults) or self._periodic_fault()
@@ -634,12 +675,12 @@ class _Handler(BaseHTTPRequestHandler):
             and expires > time.time()
             and query.get("Signature") == sim._signature(token, expires)
         )
-        fault = self._pop(sim._download_faults)
         if not valid:
             return self._send_error(403, "Request has expired or the signature is invalid")
+        fault = self._pop(sim._download_faults)  # a refused link does not use up a fault
         if fault is not None:
             return self._download_fault(fault)
-        size = sim.video_bytes if sim.video_bytes else sim.video_path.stat().st_size
+        size = sim._video_size()
         start, end = 0, size - 1
         status = 200
         rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
@@ -712,13 +753,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return None
         if fault.kind == "truncated":
-            data = self.sim.video_path.read_bytes()
+            size = self.sim._video_size()
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(size))
             self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._stream(0, size // 2)
+                self.wfile.flush()
             self._drop()
             return None
         if fault.kind == "huge":

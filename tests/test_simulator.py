@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,10 @@ def test_job_moves_queued_generating_completed_on_both_paths(simulator, path):
         ({"image_url": "data:image/jpeg;base64,!!!not base64"}, "image_url"),
         ({"duration": 7}, "duration"),
         ({"duration": True}, "duration"),
+        ({"duration": "7"}, "duration"),
+        ({"image_url": "data:image/png;base64,"}, "image_url"),
+        ({"image_url": 42}, "image_url"),
+        ({"negative_prompt": 3}, "negative_prompt"),
         ({"negative_prompt": "n" * 2501}, "negative_prompt"),
         ({"generate_audio": "yes"}, "generate_audio"),
     ],
@@ -86,9 +91,18 @@ def test_invalid_body_gets_the_vendors_400(simulator, changes, field):
     assert simulator.jobs == {}
 
 
-@pytest.mark.parametrize("duration", [5, 10, "5", "10"])
+@pytest.mark.parametrize("duration", [5, 10, "5", "10", 5.0])
 def test_duration_is_accepted_as_the_vendors_sample_sends_it(simulator, duration):
-    assert create(simulator, duration=duration).status_code == 200
+    response = create(simulator, duration=duration)
+    assert response.status_code == 200
+    assert simulator.job(response.json()["id"])["status"] == "queued"
+
+
+def test_prompt_length_error_names_expected_and_received(simulator):
+    message = create(simulator, prompt="p" * 2501).json()["message"]
+    assert message == (
+        "Body validation error! prompt: expected string of at most 2500 characters, received 2501"
+    )
 
 
 def test_base64_image_is_accepted_raw_or_as_data_uri(simulator):
@@ -119,6 +133,18 @@ def test_unknown_id_and_unknown_path_are_404(simulator):
     assert requests.post(simulator.url + "/v1/else", json={}, timeout=5).status_code == 404
 
 
+def test_unknown_admin_path_is_a_404(simulator):
+    assert requests.post(simulator.url + "/__sim__/teleport", json={}, timeout=5).status_code == 404
+
+
+def test_new_schedule_applies_to_jobs_created_after_it(simulator):
+    before = create(simulator).json()["id"]
+    simulator.set_schedule(Schedule(queued_s=0, generating_s=0))
+    after = create(simulator).json()["id"]
+    assert poll(simulator, after).json()["status"] == "completed"
+    assert poll(simulator, before).json()["status"] == "queued"
+
+
 def test_poll_without_id_is_a_400(simulator):
     assert requests.get(simulator.url + PATHS[0], headers=AUTH, timeout=5).status_code == 400
 
@@ -138,7 +164,8 @@ def test_requests_are_recorded_without_the_image(simulator):
         (Fault.rate_limit(2), 429, lambda r: r.headers["Retry-After"] == "2"),
         (Fault.rate_limit(None), 429, lambda r: "Retry-After" not in r.headers),
         (Fault.status(502, "upstream"), 502, lambda r: r.json()["message"] == "upstream"),
-        (Fault.non_json(), 200, lambda r: r.text.startswith("<html>")),
+        (Fault.non_json(), 200, lambda r: r.text == "<html>Bad gateway</html>"),
+        (Fault.non_json(502), 502, lambda r: r.headers["Content-Type"] == "text/html"),
         (Fault.no_id(), 200, lambda r: "id" not in r.json()),
         (Fault.slow(0.3), 200, lambda r: r.elapsed.total_seconds() >= 0.3),
     ],
@@ -172,6 +199,14 @@ def test_every_third_poll_can_be_rate_limited(simulator):
     assert codes == [200, 200, 429, 200, 200, 429]
     simulator.script_poll_every(0, None)
     assert poll(simulator, gid).status_code == 200
+
+
+def test_fail_job_ends_a_job_with_the_given_error(simulator):
+    gid = create(simulator).json()["id"]
+    simulator.fail_job(gid, "GenerationTimeout", "Took too long.")
+    failed = poll(simulator, gid).json()
+    assert failed["status"] == "error" and failed["video"] is None
+    assert failed["error"] == {"name": "GenerationTimeout", "message": "Took too long."}
 
 
 def test_outcomes_error_and_never(simulator):
@@ -213,6 +248,40 @@ def test_video_with_a_bad_signature_is_refused(simulator):
     assert requests.get(url.replace("Signature=", "Signature=0"), timeout=5).status_code == 403
 
 
+def test_expired_video_link_is_refused(simulator):
+    gid = create(simulator).json()["id"]
+    token = simulator.jobs[gid].token
+    expired = int(time.time()) - 1
+    url = (
+        f"{simulator.url}/files/{token}/output.mp4"
+        f"?Expires={expired}&Signature={simulator._signature(token, expired)}"
+    )
+    assert requests.get(url, timeout=5).status_code == 403
+    assert requests.get(url.replace(f"={expired}&", "=soon&"), timeout=5).status_code == 403
+
+
+def test_downloads_are_recorded_and_carry_no_key(simulator):
+    url = video_url(simulator)
+    requests.get(url, timeout=5)
+    (download,) = simulator.requests_to("/files/")
+    assert "authorization" not in download.headers
+    assert set(download.query) == {"Expires", "Signature"}
+
+
+def test_video_host_name_can_differ_from_the_api():
+    with Simulator(cdn_host="localhost") as sim:
+        url = video_url(sim)
+        assert url.startswith(f"http://localhost:{sim.port}/files/")
+
+
+def test_refused_link_does_not_use_up_a_download_fault(simulator):
+    url = video_url(simulator)
+    simulator.script_download(DownloadFault.status(404))
+    assert requests.get(url + "0", timeout=5).status_code == 403
+    assert requests.get(url, timeout=5).status_code == 404
+    assert requests.get(url, timeout=5).status_code == 200
+
+
 @pytest.mark.parametrize(
     "fault, check",
     [
@@ -239,8 +308,21 @@ def test_huge_and_synthetic_videos_stream_an_mp4_header():
         url = video_url(sim)
         data = requests.get(url, timeout=5).content
         assert len(data) == 3_000_000 and data[4:8] == b"ftyp"
+        part = requests.get(url, headers={"Range": "bytes=2999990-"}, timeout=5)
+        assert part.status_code == 206 and part.content == bytes(10)
         sim.script_download(DownloadFault.huge(1_000_000))
-        assert len(requests.get(url, timeout=5).content) == 1_000_000
+        huge = requests.get(url, timeout=5).content
+        assert len(huge) == 1_000_000 and huge[4:8] == b"ftyp"
+
+
+def test_truncated_synthetic_video_announces_its_full_size():
+    with Simulator(video_bytes=2_000_000) as sim:
+        url = video_url(sim)
+        sim.script_download(DownloadFault.truncated())
+        with requests.get(url, stream=True, timeout=5) as response:
+            assert response.headers["Content-Length"] == "2000000"
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                response.content  # noqa: B018
 
 
 def test_admin_endpoints_script_and_report(simulator):
@@ -267,19 +349,52 @@ def test_admin_endpoints_script_and_report(simulator):
 
 
 @pytest.mark.parametrize(
-    "spec",
-    [{"kind": "no_id"}, {"kind": "huge"}, {"kind": "redirect"}, {"kind": "not_mp4"}],
+    "spec, fault",
+    [
+        ({"kind": "status", "code": 401}, Fault.status(401)),
+        ({"kind": "status", "code": 500, "message": "m"}, Fault.status(500, "m")),
+        ({"kind": "rate_limit", "retry_after": 3}, Fault.rate_limit(3)),
+        ({"kind": "rate_limit", "retry_after": None}, Fault.rate_limit(None)),
+        ({"kind": "non_json", "status": 502}, Fault.non_json(502)),
+        ({"kind": "drop"}, Fault.drop()),
+        ({"kind": "slow", "seconds": 2}, Fault.slow(2)),
+        ({"kind": "no_id"}, Fault.no_id()),
+        ({"kind": "weird_status", "status": "odd"}, Fault.weird_status("odd")),
+    ],
 )
-def test_fault_specs_parse_or_refuse(spec):
-    if spec["kind"] == "no_id":
-        assert Fault.from_spec(spec).kind == "no_id"
-        with pytest.raises(ValueError):
-            DownloadFault.from_spec(spec)
-    elif spec["kind"] == "not_mp4":
-        assert DownloadFault.from_spec(spec).kind == "not_mp4"
-    else:
-        with pytest.raises(KeyError):
-            DownloadFault.from_spec(spec)
+def test_fault_specs_build_the_same_faults(spec, fault):
+    assert Fault.from_spec(spec) == fault
+
+
+@pytest.mark.parametrize(
+    "spec, fault",
+    [
+        ({"kind": "status", "code": 403}, DownloadFault.status(403)),
+        ({"kind": "redirect", "to": "http://x/"}, DownloadFault.redirect("http://x/")),
+        ({"kind": "redirect", "to_url": "http://x/"}, DownloadFault.redirect("http://x/")),
+        ({"kind": "truncated"}, DownloadFault.truncated()),
+        ({"kind": "not_mp4"}, DownloadFault.not_mp4()),
+        ({"kind": "huge", "size": 9}, DownloadFault.huge(9)),
+        ({"kind": "huge", "n_bytes": 9}, DownloadFault.huge(9)),
+    ],
+)
+def test_download_fault_specs_build_the_same_faults(spec, fault):
+    assert DownloadFault.from_spec(spec) == fault
+
+
+@pytest.mark.parametrize(
+    "parse, spec, error",
+    [
+        (Fault.from_spec, {"kind": "teleport"}, ValueError),
+        (Fault.from_spec, {"kind": "status"}, KeyError),
+        (DownloadFault.from_spec, {"kind": "no_id"}, ValueError),
+        (DownloadFault.from_spec, {"kind": "huge"}, KeyError),
+        (DownloadFault.from_spec, {"kind": "redirect"}, KeyError),
+    ],
+)
+def test_bad_fault_specs_are_refused(parse, spec, error):
+    with pytest.raises(error):
+        parse(spec)
 
 
 def test_jobs_survive_a_restart_with_a_state_file(tmp_path):
@@ -290,6 +405,15 @@ def test_jobs_survive_a_restart_with_a_state_file(tmp_path):
         job = poll(second, gid).json()
         assert job["status"] == "completed"
         assert requests.get(job["video"]["url"], timeout=5).status_code == 200
+
+
+def test_state_file_of_an_older_version_still_loads(tmp_path):
+    state = tmp_path / "jobs.json"
+    job = {"id": "g", "token": "t" * 32, "created": 0.0, "duration": 5, "outcome": "never"}
+    job.update(schedule={"queued_s": 0, "generating_s": 0}, completed_at=1.0)
+    state.write_text(json.dumps({"secret": "s", "jobs": [job]}))
+    with Simulator(state_path=state) as sim:
+        assert sim.job("g")["status"] == "completed"
 
 
 def test_unreadable_state_file_is_ignored(tmp_path):
