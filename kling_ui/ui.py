@@ -95,7 +95,16 @@ def render_status(update: Progress) -> str:
 
 
 def render_error(exc: errors.KlingUIError) -> str:
-    return f"Status: not sent\n{exc.user_message}"
+    """A failure before there was a job: nothing sent, refused, or an unknown outcome."""
+    if isinstance(exc, errors.InputError):
+        state = "not sent"
+    elif isinstance(exc, errors.OutcomeUnknown):
+        state = "outcome unknown"
+    elif isinstance(exc, errors.APIConnectionError):
+        state = "not sent"  # the connection was never made
+    else:
+        state = "refused"
+    return f"Status: {state}\n{exc.user_message}"
 
 
 def _history_rows(service: GenerationService, history: list[dict]) -> list[list[str]]:
