@@ -14,6 +14,7 @@ is remembered the moment the create returns, even if the tab then closes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -45,6 +46,21 @@ EXAMPLES = [
     ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it."),
     ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks."),
 ]
+
+PENDING_KEY = "kling-ui-generation-ids"
+NOTE_ID_JS = f"""(gid, prompt, history) => {{
+  if (gid) {{
+    try {{
+      const ids = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]");
+      if (!ids.includes(gid)) {{
+        ids.unshift(gid);
+        localStorage.setItem("{PENDING_KEY}", JSON.stringify(ids.slice(0, {HISTORY_LIMIT})));
+      }}
+    }} catch (e) {{}}
+  }}
+  return [gid, prompt, history];
+}}"""
+READ_IDS_JS = f"""(pending, history) => [localStorage.getItem("{PENDING_KEY}") || "[]", history]"""
 
 CSS = """
 #status textarea { font-family: ui-monospace, monospace; }
@@ -179,25 +195,42 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
             log.exception("resume failed unexpectedly")
             yield gid, "Status: error\nSomething went wrong on our side. Please try again.", None
 
+    def _add(history: list[dict], gid: str, prompt: str = "") -> None:
+        if not gid or gid in {h["id"] for h in history}:
+            return
+        entry = service.ledger.get(gid)
+        history.insert(
+            0,
+            {
+                "id": gid,
+                "created_at": entry.created_at if entry else time.time(),
+                "prompt": (entry.prompt if entry else prompt or "")[:300],
+                "backend": entry.backend if entry else None,
+            },
+        )
+        history.sort(key=lambda h: h.get("created_at") or 0, reverse=True)
+        del history[HISTORY_LIMIT:]
+
     def remember(gid: str, prompt: str, history: Any) -> tuple[list[dict], Any, Any]:
         history = _valid_history(history)
-        if gid and gid not in {h["id"] for h in history}:
-            entry = service.ledger.get(gid)
-            history.insert(
-                0,
-                {
-                    "id": gid,
-                    "created_at": entry.created_at if entry else time.time(),
-                    "prompt": (entry.prompt if entry else prompt or "")[:300],
-                    "backend": entry.backend if entry else None,
-                },
-            )
-            del history[HISTORY_LIMIT:]
+        _add(history, gid, prompt)
+        return history, *_history_views(history)
+
+    def restore(pending: str, history: Any) -> tuple[list[dict], Any, Any]:
+        """On page load: fold in ids the browser noted before their history write landed."""
+        history = _valid_history(history)
+        try:
+            ids = json.loads(pending or "[]")
+        except ValueError:
+            ids = []
+        for gid in ids if isinstance(ids, list) else []:
+            if isinstance(gid, str) and len(gid) <= 200:
+                _add(history, gid)
         return history, *_history_views(history)
 
     def _history_views(history: list[dict]) -> tuple[Any, Any]:
         rows = _history_rows(service, history)
-        choices = [(f"{r[0]} · {r[2]} · {r[1][:40]}", r[3]) for r in rows]
+        choices = [(f"{r[0]} · {r[2]} · {r[1][:40]} · {r[3][:8]}", r[3]) for r in rows]
         return (
             gr.update(value=rows),
             gr.update(choices=choices, value=choices[0][1] if choices else None),
@@ -393,18 +426,29 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
             api_visibility="private",
         ).then(refresh, [history], [history_table, history_pick], api_visibility="private")
 
+        # The id is noted in the browser's localStorage by JavaScript in the same instant
+        # it appears, then written to the (encrypted) BrowserState by the server. A reload
+        # between the two loses nothing: the page load folds the noted ids back in.
         gen_id.change(
             remember,
             inputs=[gen_id, prompt, history],
             outputs=[history, history_table, history_pick],
             api_visibility="private",
             show_progress="hidden",
+            js=NOTE_ID_JS,
         )
         fit.change(lambda f: f, fit, fit_state, api_visibility="private", show_progress="hidden")
         fit.change(check_image, [image, fit], image_note, api_visibility="private")
         image.change(check_image, [image, fit], image_note, api_visibility="private")
         prompt.change(count, prompt, prompt_count, api_visibility="private", show_progress="hidden")
-        page.load(refresh, [history], [history_table, history_pick], api_visibility="private")
+        pending_ids = gr.Textbox(visible=False)
+        page.load(
+            restore,
+            [pending_ids, history],
+            [history, history_table, history_pick],
+            api_visibility="private",
+            js=READ_IDS_JS,
+        )
     return page
 
 
