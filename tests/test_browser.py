@@ -372,6 +372,37 @@ def test_reload_mid_job_then_play_or_resume_from_history_finishes_it(live, sim, 
     assert sim.creates == creates_before + 1 == 2
 
 
+def test_stop_watching_keeps_the_job_and_resume_finishes_it(live, sim, page):
+    lighthouse = Path(__file__).resolve().parent.parent / "assets" / "example-lighthouse.jpg"
+    open_page(page, live.url)
+    sim.script_outcome("never")  # the job waits at the vendor until we say so
+    fill_job(page, lighthouse, "Waves crash against the lighthouse.")
+    page.locator("#generate").click()
+    status_lines(page, lambda line: phase(line) in ("queued", "generating"))
+    gid = page.locator(GEN_ID).input_value()
+
+    page.locator("#stop").click()
+    lines = status_lines(page, lambda line: line.startswith("Status: stopped watching"))
+    text = page.locator(STATUS).input_value()
+    assert "goes on at the vendor and may be billed" in text, text
+    expect(page.locator("#history-table")).to_contain_text("stopped")
+    # The poll already under way when Stop was pressed may finish; then nothing more.
+    page.wait_for_timeout(1500)
+    polls = sim.polls
+    page.wait_for_timeout(2000)
+    assert sim.polls == polls, "polling went on after Stop watching"
+
+    sim.complete_now(gid)
+    page.locator("#open").click()
+    status_lines(page, lambda line: not line.startswith("Status: stopped"))
+    lines = status_lines(page, is_final)
+    assert phase(lines[-1]) == "completed", lines
+    expect_video_playing(page)
+    page.wait_for_timeout(1200)  # a frame or so further into the clip, for the picture
+    screenshot(page, "stopped-then-resumed.png")
+    assert sim.creates == 1
+
+
 def test_demo_mode_shows_its_banner_and_completes_a_video(page, photo, tmp_path):
     demo = App(tmp_path / "demo-data", "--demo", env={"KLING_UI_DEMO_SCHEDULE": "1,2"})
     try:
