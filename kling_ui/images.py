@@ -43,6 +43,11 @@ MAX_INPUT_BYTES = 50 * 1024 * 1024
 # Below Pillow's own bomb threshold (about 89.5 MP), so Pillow never has to warn about an image
 # we accept; a 48 MP phone photo or a 61 MP camera file still passes.
 MAX_PIXELS = 80_000_000
+# No real photo or drawing packs more than a few hundred pixels into a byte of file (PNG's
+# deflate tops out near 344 for RGB). A big canvas declared by a tiny file is damaged or a
+# decompression bomb under the pixel cap, and decoding it would cost seconds and 300 MB.
+MAX_PIXELS_PER_BYTE = 2000
+DENSITY_CHECK_FROM = 4_000_000  # pixels: small images may be as flat as they like
 JPEG_QUALITY = 90
 # Base64 grows by 4/3: 1.4 MB of JPEG stays under 2 MB of request body. Over it, we lower the
 # quality in steps down to MIN_JPEG_QUALITY, then shrink the picture.
@@ -115,6 +120,7 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
     with _open_upload(path) as fp:
         try:
             with Image.open(fp, formats=_FORMATS) as im:
+                _check_density(im, os.fstat(fp.fileno()).st_size, path.name)
                 return _prepare(im, fit)
         except InputError:
             raise
@@ -132,6 +138,15 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
                 f"The image file {path.name} is damaged or incomplete; save or export it "
                 "again and upload the new copy."
             ) from None
+
+
+def _check_density(im: Image.Image, file_size: int, name: str) -> None:
+    pixels = im.size[0] * im.size[1]
+    if DENSITY_CHECK_FROM < pixels <= MAX_PIXELS and pixels > MAX_PIXELS_PER_BYTE * file_size:
+        raise InputError(
+            f"{name} declares {im.size[0]}×{im.size[1]} pixels but is only {file_size:,} bytes: "
+            "it is damaged or not a real picture. Save or export it again and upload that copy."
+        )
 
 
 def _pass_url(url: str) -> PreparedImage:

@@ -226,8 +226,12 @@ def watch_generation(
                 yield from _finish(client, job, download_to, progress)
                 return
             if job.phase == "failed":
+                vendor_text = job.error_message or job.error_name
                 failure = errors.GenerationFailed(
-                    vendor_message=job.error_message or job.error_name,
+                    # The vendor may echo a credential; scrub the key itself, not just shapes.
+                    vendor_message=errors.redact(vendor_text, client.api_key)
+                    if vendor_text
+                    else None,
                     generation_id=generation_id,
                 )
                 yield progress("failed", failure.user_message, error=failure)

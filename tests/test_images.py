@@ -629,3 +629,13 @@ def test_a_damaged_file_never_raises_anything_but_input_error(tmp_path, fmt, cut
     except InputError:
         return
     decode(prepared)
+
+
+def test_a_tiny_file_declaring_a_big_canvas_under_the_cap_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "flat.png"
+    Image.new("L", (6000, 5000), 0).save(path, optimize=True)  # 30 MP in a few KB
+    assert path.stat().st_size * 2000 < 30_000_000
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="declares 6000×5000 pixels"):
+        prepare_image(path)
+    assert time.perf_counter() - started < 2.0

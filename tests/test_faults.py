@@ -1,0 +1,636 @@
+"""Every way the API is known to fail, scripted in the simulator and run through the whole app.
+
+Each fault is one row of ``FAULTS``: where it is scripted (create, poll, download, the job's
+outcome, or the network), the words a person must read in the status (what happened and
+what to do next), and whether the job still completes. For every row the test checks, through
+the app's API with gradio_client:
+
+- the status text a person sees, with no traceback in any update;
+- how many create requests reached the simulator and how many jobs it accepted (never more
+  than one: a fault never makes us pay twice);
+- the generation id, when one was issued, is in the ledger and can be resumed;
+- the app serves the next request normally.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from kling_ui.config import Settings
+from kling_ui.simulator import MODEL, DownloadFault, Fault, Schedule, Simulator
+
+pytestmark = pytest.mark.timeout(120)
+
+SERVER_KEY = "sk-faults-server-key-77aa"
+CAP = 1_000_000  # the tight app's video size limit; the sample clip is about 340 KB
+FAST = Schedule(queued_s=0.05, generating_s=0.15)
+
+
+# --- apps ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class App:
+    url: str
+    sim: Simulator
+    service: object
+    data_dir: Path
+    client: Client = field(repr=False)
+
+
+def launch(settings: Settings):
+    """The page as conftest launches it, for settings of our own; returns (page, url)."""
+    from kling_ui.service import GenerationService
+    from kling_ui.ui import build_ui, launch_options
+
+    service = GenerationService(settings)
+    page = build_ui(service, browser_secret="test-secret")
+    page.queue(default_concurrency_limit=None)
+    page.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_options(service),
+    )
+    return page, service
+
+
+@pytest.fixture(scope="module")
+def _live(_app_module):
+    """conftest's app, with a faster job schedule so the table runs in seconds."""
+    _app_module.sim.set_schedule(FAST)
+    return App(
+        _app_module.url,
+        _app_module.sim,
+        _app_module.service,
+        _app_module.data_dir,
+        Client(_app_module.url, verbose=False, download_files=False),
+    )
+
+
+@pytest.fixture
+def live(_live, live_app):  # live_app resets the simulator's script and records
+    return _live
+
+
+@pytest.fixture(scope="module")
+def _tight(tmp_path_factory):
+    """An app with short limits: a 1 s create timeout, a 2 s watch deadline, a 1 MB video cap."""
+    data_dir = tmp_path_factory.mktemp("tight-app")
+    with Simulator(schedule=FAST) as sim:
+        settings = Settings(
+            base_url=sim.url,
+            api_key=SERVER_KEY,
+            data_dir=data_dir,
+            poll_interval=0.1,
+            retry_backoff=0.01,
+            retry_after_cap=0.05,
+            create_read_timeout=1.0,
+            watch_deadline=2.0,
+            max_video_bytes=CAP,
+        )
+        page, service = launch(settings)
+        try:
+            yield App(
+                page.local_url,
+                sim,
+                service,
+                data_dir,
+                Client(page.local_url, verbose=False, download_files=False),
+            )
+        finally:
+            page.close()
+
+
+@pytest.fixture
+def tight(_tight):
+    _tight.sim.reset()
+    return _tight
+
+
+@pytest.fixture
+def down(tmp_path):
+    """An app whose API address has nothing listening; ``down.sim`` starts it there later."""
+    port = free_port()
+    settings = Settings(
+        base_url=f"http://127.0.0.1:{port}",
+        api_key=SERVER_KEY,
+        data_dir=tmp_path / "down-app",
+        poll_interval=0.1,
+        retry_backoff=0.01,
+        retry_after_cap=0.05,
+    )
+    page, service = launch(settings)
+    sim = Simulator(port=port, schedule=FAST)  # not started: the port refuses connections
+    try:
+        yield App(
+            page.local_url,
+            sim,
+            service,
+            settings.data_dir,
+            Client(page.local_url, verbose=False, download_files=False),
+        )
+    finally:
+        sim.stop()
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("faults-photo") / "meadow.jpg"
+    Image.new("RGB", (800, 600), (40, 160, 90)).save(path)
+    return str(path)
+
+
+# --- through the API -------------------------------------------------------------------------
+
+
+def generate(app: App, photo: str, **changes) -> list[tuple]:
+    """Every (generation id, status text, video) update of one /generate call."""
+    args = {
+        "image": handle_file(photo),
+        "prompt": "The meadow sways in the wind.",
+        "negative_prompt": "",
+        "duration": 5,
+        "generate_audio": True,
+        "api_key": "",
+    }
+    args.update(changes)
+    job = app.client.submit(**args, api_name="/generate")
+    job.result()
+    return [tuple(o) for o in job.outputs()]
+
+
+def resume(app: App, gid: str) -> list[tuple]:
+    job = app.client.submit(generation_id=gid, api_key="", api_name="/resume")
+    job.result()
+    return [tuple(o) for o in job.outputs()]
+
+
+def assert_delivered(outputs: list[tuple]) -> None:
+    """The last update says completed and hands over an MP4 the app serves."""
+    _, status, video = outputs[-1]
+    assert status.startswith("Status: completed"), status
+    assert isinstance(video, dict), video  # the clients here leave files on the server
+    assert video["path"].endswith(".mp4") and Path(video["path"]).read_bytes()[4:8] == b"ftyp"
+    served = requests.get(video["url"], timeout=10)
+    assert served.status_code == 200 and served.content[4:8] == b"ftyp"
+
+
+def assert_next_request_is_served(app: App, photo: str) -> None:
+    app.sim.reset()
+    jobs_before = len(app.sim.jobs)
+    outputs = generate(app, photo, prompt="A calm pond; a leaf drifts across it.")
+    assert_delivered(outputs)
+    assert app.sim.creates == 1 and len(app.sim.jobs) == jobs_before + 1
+
+
+# --- the table of faults ---------------------------------------------------------------------
+
+# The vendor's answer to a body it rejects, as its 4xx page documents it.
+VALIDATION = (
+    "Body validation error! prompt: expected string of at most 2500 characters, received 2617"
+)
+OUTCOME_UNKNOWN = ("can't tell whether the generation was accepted", "dashboard", "pay twice")
+
+
+def video_elsewhere(sim: Simulator) -> str:
+    """A signed link to a finished job's video on another host name (localhost)."""
+    response = requests.post(
+        sim.url + "/v2/video/generations",
+        json={"model": MODEL, "prompt": "redirect target", "image_url": "https://x.test/a.jpg"},
+        headers={"Authorization": f"Bearer {SERVER_KEY}"},
+        timeout=5,
+    )
+    gid = response.json()["id"]
+    sim.complete_now(gid)
+    url = sim.job(gid)["video"]["url"]
+    assert "127.0.0.1" in url
+    return url.replace("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fault: how to script it and what a person must get."""
+
+    id: str
+    where: str  # create, poll, download, outcome, network
+    script: Callable[[Simulator], None]
+    words: tuple[str, ...]  # in the last status text (case-insensitive)
+    final: str  # the last status's first line starts with "Status: <final>"
+    creates: int = 1  # create POSTs that reached the simulator
+    jobs: int = 0  # jobs the simulator accepted (never more than one)
+    seen: tuple[str, ...] = ()  # words in some status update along the way
+    resume: str | None = None  # the /resume result once the fault is gone
+    app: str = "live"  # live, tight or down
+    ledger: str | None = None  # the ledger's status afterwards, when not the obvious one
+    before_resume: Callable[[Simulator, str], None] | None = None
+
+    @property
+    def completes(self) -> bool:
+        return self.final == "completed"
+
+    @property
+    def issues_id(self) -> bool:
+        return self.where not in ("create", "network") or self.completes
+
+    @property
+    def ledger_status(self) -> str:
+        if self.ledger:
+            return self.ledger
+        if self.final == "failed":  # resumable failures are kept as interrupted
+            return "interrupted" if self.resume == "completed" else "failed"
+        return self.final
+
+
+FAULTS = [
+    # --- at create: nothing is accepted, or we say we can't tell -----------------------------
+    Case(
+        "create-400-validation",
+        "create",
+        lambda s: s.script_create(Fault.status(400, VALIDATION)),
+        ("rejected the request", "Check the fields", VALIDATION, "request id"),
+        "refused",
+    ),
+    Case(
+        "create-401",
+        "create",
+        lambda s: s.script_create(Fault.status(401)),
+        ("API key was missing or not accepted", "Enter a valid AIML API key"),
+        "refused",
+    ),
+    Case(
+        "create-403-out-of-credits",
+        "create",
+        lambda s: s.script_create(Fault.status(403, "Insufficient balance")),
+        ("out of credits", "Top up", "Insufficient balance"),
+        "refused",
+    ),
+    Case(
+        "create-404",
+        "create",
+        lambda s: s.script_create(Fault.status(404, "Cannot POST /v2/video/generations")),
+        ("address was not found", "AIMLAPI_BASE_URL"),
+        "refused",
+    ),
+    Case(
+        "create-429-retry-after",
+        "create",
+        lambda s: s.script_create(Fault.rate_limit(retry_after=1)),
+        (),
+        "completed",
+        creates=2,
+        jobs=1,
+    ),
+    Case(
+        "create-429-no-retry-after",
+        "create",
+        lambda s: s.script_create(Fault.rate_limit(retry_after=None)),
+        (),
+        "completed",
+        creates=2,
+        jobs=1,
+    ),
+    Case(
+        "create-429-persisting",
+        "create",
+        lambda s: s.script_create(*[Fault.rate_limit(retry_after=1)] * 4),
+        ("limiting requests", "Nothing was submitted", "wait a minute"),
+        "refused",
+        creates=4,
+    ),
+    Case(
+        "create-500",
+        "create",
+        lambda s: s.script_create(Fault.status(500)),
+        ("HTTP 500", *OUTCOME_UNKNOWN),
+        "outcome unknown",
+    ),
+    Case(
+        "create-502",
+        "create",
+        lambda s: s.script_create(Fault.status(502, "Bad gateway")),
+        ("HTTP 502", *OUTCOME_UNKNOWN),
+        "outcome unknown",
+    ),
+    Case(
+        "create-503-maintenance",
+        "create",
+        lambda s: s.script_create(Fault.status(503, "Service unavailable")),
+        (),
+        "completed",
+        creates=2,
+        jobs=1,
+    ),
+    Case(
+        "create-503-persisting",
+        "create",
+        lambda s: s.script_create(*[Fault.status(503, "Service unavailable")] * 4),
+        ("server problem", "maintenance", "Try again in a few minutes"),
+        "refused",
+        creates=4,
+    ),
+    Case(
+        "create-504-gateway-timeout",
+        "create",
+        lambda s: s.script_create(Fault.status(504, "Gateway timeout")),
+        ("gateway timed out", *OUTCOME_UNKNOWN),
+        "outcome unknown",
+    ),
+    Case(
+        "create-connection-refused",
+        "network",
+        lambda s: None,  # the down app's simulator is not listening yet
+        ("Could not reach the API", "nothing was submitted", "try again"),
+        "not sent",
+        creates=0,
+        app="down",
+    ),
+    Case(
+        "create-dropped-after-send",
+        "create",
+        lambda s: s.script_create(Fault.drop()),
+        ("connection broke after the request was sent", *OUTCOME_UNKNOWN),
+        "outcome unknown",
+    ),
+    Case(
+        "create-slower-than-timeout",
+        "create",
+        lambda s: s.script_create(Fault.slow(3)),
+        ("did not answer in time", *OUTCOME_UNKNOWN),
+        "outcome unknown",
+        jobs=1,  # the slow answer did create the job: exactly why we must not re-send
+        app="tight",
+    ),
+    Case(
+        "create-200-non-json",
+        "create",
+        lambda s: s.script_create(Fault.non_json(200)),
+        ("without a generation id", "dashboard", "pay twice"),
+        "outcome unknown",
+    ),
+    Case(
+        "create-200-without-id",
+        "create",
+        lambda s: s.script_create(Fault.no_id()),
+        ("without a generation id", "dashboard", "pay twice"),
+        "outcome unknown",
+        jobs=1,
+    ),
+    # --- while polling: the id is known, the job is never lost ---------------------------------
+    Case(
+        "poll-429-storm",
+        "poll",
+        lambda s: s.script_poll(*[Fault.rate_limit(retry_after=1)] * 10),
+        ("video is ready",),
+        "completed",
+        jobs=1,
+        seen=("limiting requests", "Still watching"),
+    ),
+    Case(
+        "poll-5xx-burst",
+        "poll",
+        lambda s: s.script_poll(*[Fault.status(c) for c in (500, 502, 503, 500, 502, 503, 500)]),
+        ("video is ready",),
+        "completed",
+        jobs=1,
+        seen=("server problem", "Still watching"),
+    ),
+    Case(
+        "poll-non-json",
+        "poll",
+        lambda s: s.script_poll(Fault.non_json(200), Fault.non_json(200)),
+        ("video is ready",),
+        "completed",
+        jobs=1,
+        seen=("unreadable answer", "Still watching"),
+    ),
+    Case(
+        "poll-404-for-the-id",
+        "poll",
+        lambda s: s.script_poll(Fault.status(404, "Generation not found")),
+        ("does not know this generation id", "copied whole"),
+        "failed",
+        jobs=1,
+        resume="completed",  # the 404 was passing: the job is there after all
+        ledger="failed",
+    ),
+    Case(
+        "poll-401-key-revoked",
+        "poll",
+        lambda s: s.script_poll(Fault.status(401)),
+        ("API key was missing or not accepted", "use Resume"),
+        "failed",
+        jobs=1,
+        resume="completed",
+    ),
+    Case(
+        "poll-504-generation-timeout",
+        "poll",
+        lambda s: s.script_poll(*[Fault.status(504, "Gateway timeout")] * 7),
+        ("generation timeout", "not charged"),
+        "failed",
+        jobs=1,
+    ),
+    Case(
+        "poll-unknown-status",
+        "poll",
+        lambda s: s.script_poll(Fault.weird_status("paused")),
+        ("video is ready",),
+        "completed",
+        jobs=1,
+        seen=("status we don't know ('paused')", "still watching"),
+    ),
+    Case(
+        "poll-connection-dropped",
+        "poll",
+        lambda s: s.script_poll(*[Fault.drop()] * 8),
+        ("video is ready",),
+        "completed",
+        jobs=1,
+        seen=("Lost contact with the API", "keep trying"),
+    ),
+    Case(
+        "outcome-error-moderation",
+        "outcome",
+        lambda s: s.script_outcome("error"),
+        ("failed at the vendor", "not charged", "content moderation", "adjust the prompt"),
+        "failed",
+        jobs=1,
+        resume="failed",
+    ),
+    Case(
+        "outcome-never-finishes",
+        "outcome",
+        lambda s: s.script_outcome("never"),
+        ("Stopped watching", "may still finish", "use Resume"),
+        "stopped",
+        jobs=1,
+        resume="completed",
+        app="tight",
+        before_resume=lambda s, gid: s.complete_now(gid),
+    ),
+    # --- at download: the job is done and paid for; resuming fetches it ------------------------
+    Case(
+        "download-403",
+        "download",
+        lambda s: s.script_download(DownloadFault.status(403)),
+        ("refused the download (HTTP 403)", "Resume the job", "use Resume"),
+        "failed",
+        jobs=1,
+        resume="completed",
+    ),
+    Case(
+        "download-404",
+        "download",
+        lambda s: s.script_download(DownloadFault.status(404)),
+        ("not found at the video host", "Resume the job"),
+        "failed",
+        jobs=1,
+        resume="completed",
+    ),
+    Case(
+        "download-redirect-other-host",
+        "download",
+        lambda s: s.script_download(DownloadFault.redirect(video_elsewhere(s))),
+        ("video is ready",),
+        "completed",
+        jobs=1,
+    ),
+    Case(
+        "download-truncated",
+        "download",
+        lambda s: s.script_download(DownloadFault.truncated()),
+        ("Resume the job to try again",),
+        "failed",
+        jobs=1,
+        resume="completed",
+    ),
+    Case(
+        "download-not-mp4",
+        "download",
+        lambda s: s.script_download(DownloadFault.not_mp4()),
+        ("not an MP4", "Resume the job"),
+        "failed",
+        jobs=1,
+        resume="completed",
+    ),
+    Case(
+        "download-over-the-cap",
+        "download",
+        lambda s: s.script_download(DownloadFault.huge(5 * CAP)),
+        ("5 MB", "over this app's 1 MB limit"),
+        "failed",
+        jobs=1,
+        resume="completed",
+        app="tight",
+    ),
+]
+
+
+def test_the_table_has_at_least_20_distinct_faults_in_every_place():
+    ids = [case.id for case in FAULTS]
+    assert len(set(ids)) == len(ids) >= 20
+    assert {case.where for case in FAULTS} == {"create", "poll", "download", "outcome", "network"}
+
+
+@pytest.mark.parametrize("case", FAULTS, ids=[c.id for c in FAULTS])
+def test_fault(case: Case, photo, request):
+    app: App = request.getfixturevalue(case.app)
+    sim = app.sim
+    case.script(sim)  # (may itself make a job to redirect to: counted from here on)
+    creates_before, jobs_before = sim.creates, len(sim.jobs)
+    ledger_before = len(app.service.ledger.recent(10_000))
+
+    outputs = generate(app, photo)
+    statuses = [status for _, status, _ in outputs]
+    gid, status, video = outputs[-1]
+
+    # The message a person sees: category, the vendor's words, the next step; no traceback.
+    assert status.splitlines()[0].startswith(f"Status: {case.final}"), status
+    for words in case.words:
+        assert words.lower() in status.lower(), (words, status)
+    for words in case.seen:
+        assert any(words.lower() in s.lower() for s in statuses), (words, statuses)
+    for text in statuses:
+        assert "Traceback" not in text and 'File "' not in text
+        assert "Something went wrong on our side" not in text  # no bug of ours surfaced
+
+    # Nothing paid twice: create requests that reached the API, and jobs it accepted.
+    if case.id == "create-slower-than-timeout":  # the slow answer lands after we gave up
+        deadline = time.monotonic() + 5
+        while len(sim.jobs) == jobs_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sim.creates - creates_before == case.creates
+    assert len(sim.jobs) - jobs_before == case.jobs <= 1
+
+    if case.completes:
+        assert_delivered(outputs)
+    else:
+        assert video is None
+
+    # The generation id, where one was issued, is shown at once and kept in the ledger.
+    if case.issues_id:
+        assert gid and gid in sim.jobs
+        assert outputs[0][1].startswith("Status: submitted")
+        assert all(o[0] == gid for o in outputs)
+        entry = app.service.ledger.get(gid)
+        assert entry is not None and entry.prompt == "The meadow sways in the wind."
+        assert entry.status == case.ledger_status
+    else:
+        assert gid == ""
+    assert len(app.service.ledger.recent(10_000)) - ledger_before == int(case.issues_id)
+
+    # Resuming by id once the fault is gone: delivers the video, or repeats the vendor's word.
+    if case.resume:
+        sim.reset()
+        if case.before_resume:
+            case.before_resume(sim, gid)
+        again = resume(app, gid)
+        if case.resume == "completed":
+            assert_delivered(again)
+            assert app.service.ledger.get(gid).status == "completed"
+        else:
+            assert again[-1][1].startswith(f"Status: {case.resume}")
+        assert sim.creates == 0  # a resume never creates
+
+    # The app serves the next request normally (for the down app: once the API is up).
+    if case.app == "down":
+        sim.start()
+    assert_next_request_is_served(app, photo)
+
+
+# --- beyond the table ------------------------------------------------------------------------
+
+
+def test_redirected_download_never_carries_the_key(live, photo):
+    target = video_elsewhere(live.sim)
+    live.sim.reset()
+    live.sim.script_download(DownloadFault.redirect(target))
+    assert_delivered(generate(live, photo))
+    files = live.sim.requests_to("/files/")
+    assert len(files) == 2  # the CDN link, then the other host it sent us to
+    assert files[1].headers.get("host", "").startswith("localhost:")
+    for request in files:
+        assert "authorization" not in request.headers
+        assert SERVER_KEY not in repr(request)
+    key = live.service.settings.api_key
+    api = [r for r in live.sim.requests if r.path == "/v2/video/generations"]
+    assert api and all(r.headers["authorization"] == f"Bearer {key}" for r in api)
+    assert all(key not in repr(r) for r in files)
