@@ -1,0 +1,337 @@
+"""What the benchmarks share: the app in a subprocess, memory from /proc, statistics,
+the machine's description and a photo-like test JPEG."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+CACHE = Path(tempfile.gettempdir()) / "kling-ui-bench"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    pos = (len(ordered) - 1) * q / 100
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**2:.1f} MB"
+
+
+def row(
+    benchmark: str,
+    ours: str,
+    baseline: str,
+    ratio: float | None,
+    target: str,
+    met: bool | None,
+) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "ours": ours,
+        "baseline": baseline,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "met": met,
+    }
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment minus the app's and Gradio's settings, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIMLAPI_", "KLING_UI_", "GRADIO_"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def proc_status_kb(pid: int, field: str) -> int | None:
+    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM, ...), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class Server:
+    """A Python web app in a subprocess, on a free port; ``started_s`` is the time from
+    ``Popen`` to the first HTTP 200 on ``/`` (polled every 20 ms)."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        log_dir: Path,
+        port: int | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_dir / f"server-{self.port}.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w")
+        argv = [a.replace("{port}", str(self.port)) for a in argv]
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = t0 + timeout
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{argv} exited early:\n{self.log()}")
+                if http_ok(self.url):
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{argv} did not answer in {timeout:g} s:\n{self.log()}")
+                time.sleep(0.02)
+            self.started_s = time.perf_counter() - t0
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kb(self) -> int | None:
+        return proc_status_kb(self.pid, "VmRSS")
+
+    def hwm_kb(self) -> int | None:
+        return proc_status_kb(self.pid, "VmHWM")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def app_argv(*flags: str) -> list[str]:
+    return [sys.executable, str(ROOT / "app.py"), "--port", "{port}", *flags]
+
+
+# --- the machine --------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown CPU"
+    ram_kb = 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_kb = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 0
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "cpu": cpu,
+        "cores": usable,
+        "ram_gb": round(ram_kb / 1024**2, 1),
+        "python": platform.python_version(),
+        "gradio": version("gradio"),
+        "gradio_client": version("gradio_client"),
+        "pillow": version("pillow"),
+        "kernel": platform.release(),
+    }
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    return (
+        f"{m['cpu']}, {m['cores']} cores, {m['ram_gb']:g} GB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}, Gradio {m['gradio']} (gradio_client {m['gradio_client']}), "
+        f"Pillow {m['pillow']}"
+    )
+
+
+# --- test media ---------------------------------------------------------------------------
+
+
+def make_photo(width: int, height: int, *, quality: int = 92) -> Path:
+    """A photo-like JPEG (gradients, shapes, sensor-like noise, a camera's EXIF), cached."""
+    path = CACHE / f"photo-{width}x{height}-q{quality}-v1.jpg"
+    if path.exists():
+        return path
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+    rng = __import__("random").Random(width * 7919 + height)
+    size = (width, height)
+    red = Image.linear_gradient("L").rotate(90).resize(size, Image.Resampling.BILINEAR)
+    green = Image.linear_gradient("L").resize(size, Image.Resampling.BILINEAR)
+    blue = Image.radial_gradient("L").resize(size, Image.Resampling.BILINEAR)
+    im = Image.merge("RGB", (red, green, blue))
+    draw = ImageDraw.Draw(im)
+    scale = max(width, height)
+    for _ in range(80):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(scale // 60, scale // 8)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        shape = rng.choice(("ellipse", "rectangle", "polygon", "line"))
+        if shape == "ellipse":
+            draw.ellipse((x - r, y - r, x + r, y + r // 2), fill=colour)
+        elif shape == "rectangle":
+            draw.rectangle((x, y, x + r, y + r * 2 // 3), fill=colour)
+        elif shape == "polygon":
+            pts = [(x + rng.randrange(-r, r), y + rng.randrange(-r, r)) for _ in range(5)]
+            draw.polygon(pts, fill=colour)
+        else:
+            draw.line((x, y, x + r * 3, y - r), fill=colour, width=max(2, scale // 400))
+    # Soften the edges a little (lenses are not perfect), then add per-channel noise.
+    im = im.filter(ImageFilter.GaussianBlur(radius=max(1, scale // 3000)))
+    noise = Image.merge("RGB", [Image.effect_noise(size, 10) for _ in range(3)])
+    im = ImageChops.add(im, noise, scale=1.0, offset=-128)
+    exif = Image.Exif()
+    exif[0x0112] = 1  # orientation: upright
+    exif[0x010F] = "BenchCam"  # make
+    exif[0x0110] = "Photo-like 1"  # model
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    im.save(tmp, "JPEG", quality=quality, exif=exif.tobytes())
+    tmp.replace(path)
+    return path
+
+
+def make_clip(target_mb: float = 5.0, seconds: int = 10) -> Path:
+    """An H.264/AAC MP4 of about ``target_mb`` MB with faststart (ffmpeg), cached."""
+    path = CACHE / f"clip-{target_mb:g}MB-{seconds}s-v1.mp4"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    video_kbps = int(target_mb * 8 * 1024 / seconds) - 128
+    tmp = path.with_name("tmp-" + path.name)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-b:v",
+            f"{video_kbps}k",
+            "-maxrate",
+            f"{video_kbps}k",
+            "-bufsize",
+            f"{video_kbps * 2}k",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-movflags",
+            "+faststart",
+            str(tmp),
+        ],
+        check=True,
+        timeout=300,
+    )
+    tmp.replace(path)
+    return path
