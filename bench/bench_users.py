@@ -189,11 +189,13 @@ def _start(variant: str, sim_url: str, tmp: Path, poll: str | None) -> Server:
     return Server(argv, env, log_dir=tmp / "logs")
 
 
-def _measure(server: Server, users: int, photo: Path) -> dict[str, Any]:
+def _measure(server: Server, users: int, photo: Path, downloads: Path) -> dict[str, Any]:
     from gradio_client import Client
 
     def client() -> Any:
-        return Client(server.url, verbose=False, analytics_enabled=False)
+        return Client(
+            server.url, verbose=False, analytics_enabled=False, download_files=str(downloads)
+        )
 
     idle_kb = server.rss_kb() or 0
     sampler = RssSampler(server)
@@ -239,14 +241,14 @@ def run(quick: bool = False) -> dict[str, Any]:
                     )
                 try:
                     for variant, server in servers.items():
-                        results[variant] = _measure(server, users, photo)
+                        results[variant] = _measure(server, users, photo, tmp / "downloads")
                 finally:
                     for server in servers.values():
                         server.stop()
             else:
                 for variant in VARIANTS:
                     with _start(variant, sim.url, tmp, poll) as server:
-                        results[variant] = _measure(server, users, photo)
+                        results[variant] = _measure(server, users, photo, tmp / "downloads")
         finally:
             sim.stop()
     ours, dflt = results["ours"], results["gradio_defaults"]

@@ -61,7 +61,8 @@ def render(machine: dict[str, Any], results: list[dict[str, Any]], quick: bool, 
         f"Run: {when}, `python bench/run.py{' --quick' if quick else ''}`; "
         "total "
         f"{sum(r.get('seconds', 0) for r in results) / 60:.1f} min. The machine is shared "
-        "and noisy: read the medians and ratios, not single times.",
+        "and noisy: read the medians and ratios, not single times. Memory is in MB of "
+        "2^20 bytes; the body's 2 MB limit is checked as 2,000,000 bytes.",
         "",
         markdown_table(results),
         "",

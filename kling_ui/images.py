@@ -21,6 +21,7 @@ import io
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -53,6 +54,9 @@ JPEG_QUALITY = 90
 # quality in steps down to MIN_JPEG_QUALITY, then shrink the picture.
 MAX_JPEG_BYTES = 1_400_000
 MIN_JPEG_QUALITY = 60
+# Many users uploading at once would hold as many decoded photos in memory as there are
+# requests; a decode is CPU-bound anyway, so more at once than cores gains nothing.
+_DECODE_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 
 # What people upload. The JPEG opener also reads MPO, the multi-picture JPEG of many phones.
 _FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
@@ -117,7 +121,7 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
     if isinstance(source, str) and _URL.match(source.strip()):
         return _pass_url(source.strip())
     path = Path(source)
-    with _open_upload(path) as fp:
+    with _open_upload(path) as fp, _DECODE_SLOTS:
         try:
             with Image.open(fp, formats=_FORMATS) as im:
                 _check_density(im, os.fstat(fp.fileno()).st_size, path.name)

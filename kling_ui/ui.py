@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from . import errors
 from .client import MAX_PROMPT_CHARS
@@ -85,6 +86,23 @@ class UploadedImage(gr.Image):
         if payload is not None and getattr(payload, "path", None):
             return str(payload.path)
         return super().preprocess(payload)
+
+
+class LocalMP4Video(gr.Video):
+    """``gr.Video`` that serves our downloaded MP4 as it is.
+
+    Gradio's own postprocessing runs ``ffprobe`` on every video it outputs to decide
+    whether to transcode it: 0.1 s alone, over a second each when many jobs finish at
+    once. Ours is always the vendor's H.264 MP4, checked by the client on download.
+    """
+
+    def get_block_name(self) -> str:
+        return "video"
+
+    def postprocess(self, value: Any) -> Any:
+        if isinstance(value, (str, Path)) and str(value).lower().endswith(".mp4"):
+            return FileData(path=str(value), orig_name=Path(value).name)
+        return super().postprocess(value)
 
 
 def _clock(seconds: float) -> str:
@@ -349,7 +367,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
                     interactive=False,
                     elem_id="status",
                 )
-                video = gr.Video(
+                video = LocalMP4Video(
                     label="Video",
                     autoplay=True,
                     interactive=False,
