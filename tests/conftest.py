@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from apprunner import free_port
 
 from kling_ui.simulator import Schedule, Simulator
 
@@ -17,12 +17,6 @@ APP_KEY = "sk-app-server-key-5d1e"
 def simulator():
     with Simulator(schedule=Schedule(queued_s=0.2, generating_s=0.3)) as sim:
         yield sim
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

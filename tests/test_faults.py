@@ -14,7 +14,6 @@ the app's API with gradio_client:
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from apprunner import free_port
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -36,12 +36,6 @@ FAST = Schedule(queued_s=0.05, generating_s=0.15)
 
 
 # --- apps ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -6,12 +6,7 @@ so what is checked is what a user gets: flags, restarts with SIGKILL, and many u
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from apprunner import AppProcess
 from gradio_client import Client, handle_file
 from PIL import Image
 
@@ -28,60 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class App:
-    """``python app.py`` in a subprocess, on a free port."""
-
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        full_env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AIMLAPI_", "KLING_UI_", "GRADIO_"))
-        }
-        full_env.update(
-            KLING_UI_DATA_DIR=str(data_dir), KLING_UI_POLL_INTERVAL="0.3", **(env or {})
-        )
-        self.log = data_dir.parent / f"app-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
-            cwd=data_dir.parent,
-            env=full_env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app exited: {self.log.read_text()}")
-            try:
-                if requests.get(self.url, timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"app did not start: {self.log.read_text()}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def output(self) -> str:
-        return self.log.read_text()
+def App(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> AppProcess:
+    """The app from a folder of its own, polling fast enough for short simulated jobs."""
+    env = {"KLING_UI_POLL_INTERVAL": "0.3", **(env or {})}
+    return AppProcess(data_dir, *flags, env=env, cwd=data_dir.parent)
 
 
 @pytest.fixture
@@ -149,7 +95,7 @@ def test_demo_mode_job_survives_a_sigkill(tmp_path, photo):
     app = App(data, "--demo", env=env)
     try:
         assert "Demo mode" in requests.get(app.url, timeout=10).text
-        assert "demo (simulated videos" in app.output()
+        assert "demo (simulated videos" in app.log()
         gid = wait_for_id(submit(app.url, photo))
         app.kill()
     finally:
@@ -170,10 +116,10 @@ def test_share_without_internet_says_so_and_serves_locally(tmp_path):
     try:
         assert requests.get(app.url, timeout=10).status_code == 200
         deadline = time.monotonic() + 60
-        while "could not make a public link" not in app.output():
-            assert time.monotonic() < deadline, app.output()
+        while "could not make a public link" not in app.log():
+            assert time.monotonic() < deadline, app.log()
             time.sleep(0.2)
-        assert "up to a week" in app.output()
+        assert "up to a week" in app.log()
     finally:
         app.stop()
 
