@@ -38,6 +38,10 @@ class Settings:
     data_dir: Path = Path("kling_ui_data")
     demo: bool = False
     require_user_key: bool = False
+    # On a Hugging Face Space (SPACE_ID set) with a server key, visitors must bring their own
+    # key unless the owner opts in to sharing it (KLING_UI_ALLOW_SHARED_KEY=1).
+    on_space: bool = False
+    allow_shared_key: bool = False
     # Polling: often enough that a finished video is noticed within about 2 s.
     poll_interval: float = 2.0
     # Soft deadline: after this we stop watching; the job is never called failed for it.
@@ -59,6 +63,16 @@ class Settings:
     def ledger_path(self) -> Path:
         return self.data_dir / "history.sqlite3"
 
+    @property
+    def shared_key_locked(self) -> bool:
+        """A Space's own key kept from its visitors (the safe default)."""
+        return self.on_space and bool(self.api_key) and not self.allow_shared_key
+
+    @property
+    def shared_key_in_use(self) -> bool:
+        """A Space whose owner lets every visitor generate on the owner's key."""
+        return self.on_space and bool(self.api_key) and self.allow_shared_key and not self.demo
+
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -67,12 +81,18 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
     """Read ``AIMLAPI_KEY``, ``AIMLAPI_BASE_URL``, ``KLING_UI_*`` and apply overrides."""
     env = dict(os.environ if environ is None else environ)
     base_url = (env.get("AIMLAPI_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
+    api_key = (env.get("AIMLAPI_KEY") or "").strip() or None
+    on_space = bool((env.get("SPACE_ID") or "").strip())
+    allow_shared = _env_bool("KLING_UI_ALLOW_SHARED_KEY", env)
     settings = Settings(
-        api_key=(env.get("AIMLAPI_KEY") or "").strip() or None,
+        api_key=api_key,
         base_url=base_url,
         data_dir=Path(env.get("KLING_UI_DATA_DIR") or "kling_ui_data"),
         demo=_env_bool("KLING_UI_DEMO", env),
-        require_user_key=_env_bool("KLING_UI_REQUIRE_USER_KEY", env),
+        require_user_key=_env_bool("KLING_UI_REQUIRE_USER_KEY", env)
+        or (on_space and api_key is not None and not allow_shared),
+        on_space=on_space,
+        allow_shared_key=allow_shared,
         poll_interval=_env_float("KLING_UI_POLL_INTERVAL", 2.0, env),
         watch_deadline=_env_float("KLING_UI_WATCH_DEADLINE", 30 * 60.0, env),
     )

@@ -32,9 +32,16 @@ CREATE TABLE IF NOT EXISTS generations (
     status TEXT NOT NULL,
     message TEXT NOT NULL DEFAULT '',
     credits REAL,
-    video_path TEXT
+    video_path TEXT,
+    queued_at REAL,
+    generating_at REAL,
+    finished_at REAL
 )
 """
+# Columns added after the first release: ledgers made before get them on open.
+_ADDED_COLUMNS = ("queued_at REAL", "generating_at REAL", "finished_at REAL")
+# When each phase was first seen; set once, never moved (see ``Ledger.mark_phase``).
+PHASE_COLUMNS = {"queued": "queued_at", "generating": "generating_at", "finished": "finished_at"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,22 @@ class Entry:
     message: str = ""
     credits: float | None = None
     video_path: str | None = None
+    queued_at: float | None = None
+    generating_at: float | None = None
+    finished_at: float | None = None
+
+    def timings(self, now: float) -> tuple[float, float, float]:
+        """(elapsed, queued, generating) seconds, from the first time each phase was seen.
+
+        The job waits from its create until it is first seen generating; it generates until
+        it is first seen finished. Phases nobody saw (the tab was closed) count as the one
+        before them, so the three always add up.
+        """
+        end = self.finished_at if self.finished_at is not None else now
+        start_gen = self.generating_at if self.generating_at is not None else end
+        elapsed = max(0.0, end - self.created_at)
+        queued = max(0.0, min(start_gen, end) - self.created_at)
+        return elapsed, queued, max(0.0, elapsed - queued)
 
     @property
     def finished(self) -> bool:
@@ -72,6 +95,10 @@ class Ledger:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            have = {row["name"] for row in db.execute("PRAGMA table_info(generations)")}
+            for column in _ADDED_COLUMNS:
+                if column.split()[0] not in have:
+                    db.execute(f"ALTER TABLE generations ADD COLUMN {column}")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -136,6 +163,14 @@ class Ledger:
             " message = COALESCE(?, message), credits = COALESCE(?, credits),"
             " video_path = COALESCE(?, video_path) WHERE id = ?",
             (time.time(), status, message, credits, video_path, generation_id),
+        )
+
+    def mark_phase(self, generation_id: str, phase: str, at: float) -> None:
+        """Note when ``phase`` ("queued", "generating", "finished") was first seen."""
+        column = PHASE_COLUMNS[phase]
+        self._write(
+            f"UPDATE generations SET {column} = ? WHERE id = ? AND {column} IS NULL",
+            (at, generation_id),
         )
 
     def get(self, generation_id: str) -> Entry | None:

@@ -129,6 +129,13 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
         except InputError:
             raise
         except Image.UnidentifiedImageError:
+            fp.seek(0)
+            if _is_heif(fp.read(12)):
+                raise InputError(
+                    f"{path.name} is a HEIC/HEIF photo (the iPhone's usual format), which isn't "
+                    "supported: export it as JPEG and upload that (on an iPhone, Settings > "
+                    "Camera > Formats > Most Compatible takes JPEG photos)."
+                ) from None
             raise InputError(
                 f"{path.name} is not an image we can read; use JPEG, PNG, WebP, GIF or BMP."
             ) from None
@@ -142,6 +149,17 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
                 f"The image file {path.name} is damaged or incomplete; save or export it "
                 "again and upload the new copy."
             ) from None
+
+
+# ISO media brands of HEIF stills (HEIC from phones, AVIF): read by no browser we can count on,
+# nor by Pillow without a plugin, so they are named and refused with the way out.
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+)
+
+
+def _is_heif(head: bytes) -> bool:
+    return len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
 
 
 def _check_density(im: Image.Image, file_size: int, name: str) -> None:

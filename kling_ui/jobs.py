@@ -118,6 +118,7 @@ class Progress:
     video_url: str | None = field(default=None, repr=False)
     video_path: Path | None = None
     error: errors.KlingUIError | None = field(default=None, repr=False)
+    simulated: bool = False  # a demo job: its credits are what a real one would use
 
     @property
     def final(self) -> bool:

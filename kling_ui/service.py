@@ -19,7 +19,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import errors
@@ -198,43 +198,51 @@ class GenerationService:
             message=f"Submitted{note}. Keep this id: the job can be resumed with it.",
             vendor_status=job.status,
             credits=job.credits,
+            simulated=backend.name == DEMO,
         )
-        yield from self._watch(client, job.generation_id, prompt, created)
+        yield from self._watch(client, job.generation_id, backend.name)
 
     def resume(self, generation_id: str, api_key: str | None = None) -> Iterator[Progress]:
-        """Pick a job up again by id: play it if we have it, else watch it to the end."""
-        gid = (generation_id or "").strip()
-        if not gid:
-            raise errors.InputError("Paste a generation id to resume.")
-        if len(gid) > 200 or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in gid):
-            raise errors.InputError("That doesn't look like a generation id. Copy it again.")
+        """Pick a job up again by id: play it if we have it, else watch it to the end.
+
+        An id the ledger doesn't know must look like the vendor's ids, and is recorded only
+        once the vendor has answered about it: a mistyped id leaves no trace.
+        """
+        gid = check_generation_id(generation_id)
         entry = self.ledger.get(gid)
+        if entry is None and not GENERATION_ID.fullmatch(gid):
+            raise errors.InputError(
+                "That doesn't look like a generation id: they look like "
+                "27f25c85-e9db-44e9-909a-0c3ceb35cdd9:klingai/video-v2-6-pro-image-to-video. "
+                "Copy it again, whole."
+            )
         if entry and entry.video_path and Path(entry.video_path).exists():
+            elapsed, queued, generating = entry.timings(self._clock())
             yield Progress(
                 generation_id=gid,
                 phase="completed",
                 message="Done. The video is ready.",
                 vendor_status="completed",
+                elapsed=elapsed,
+                queued_for=queued,
+                generating_for=generating,
                 credits=entry.credits,
                 video_path=Path(entry.video_path),
+                simulated=entry.backend == DEMO,
             )
             return
         backend = self.backend_for(api_key, prefer=entry.backend if entry else None)
-        if entry is None:
-            entry = self.ledger.record_submitted(
-                gid,
-                backend=backend.name,
-                prompt="",
-                negative_prompt="",
-                duration=5,
-                generate_audio=True,
-                status="submitted",
-            )
-        yield from self._watch(self._client(backend), gid, entry.prompt, entry.created_at)
+        yield from self._watch(self._client(backend), gid, backend.name)
 
-    def _watch(
-        self, client: AIMLClient, gid: str, prompt: str, created: float
-    ) -> Iterator[Progress]:
+    def knows(self, generation_id: str) -> bool:
+        """True when the ledger holds this id (it was created here, or the vendor knew it)."""
+        return bool(generation_id) and self.ledger.get(generation_id) is not None
+
+    def _watch(self, client: AIMLClient, gid: str, backend: str) -> Iterator[Progress]:
+        """Poll to the end, keeping the ledger's status and phase times up to date."""
+        entry = self.ledger.get(gid)
+        prompt = entry.prompt if entry else ""
+        created = entry.created_at if entry else self._clock()
         dest = self.settings.videos_dir / video_filename(prompt, gid)
         last_status = None
         for update in watch_generation(
@@ -247,17 +255,42 @@ class GenerationService:
             clock=self._clock,
             sleep=self._sleep,
         ):
-            status = _ledger_status(update)
-            if update.final or status != last_status:
-                self.ledger.update(
+            if entry is None and _vendor_knows(update):
+                entry = self.ledger.record_submitted(
                     gid,
-                    status=status,
-                    message=update.message,
-                    credits=update.credits,
-                    video_path=str(update.video_path) if update.video_path else None,
+                    backend=backend,
+                    prompt="",
+                    negative_prompt="",
+                    duration=5,
+                    generate_audio=True,
+                    status="submitted",
+                    created_at=created,
                 )
-                last_status = status
-            yield update
+            if entry is not None:
+                status = _ledger_status(update)
+                if update.final or status != last_status:
+                    self.ledger.update(
+                        gid,
+                        status=status,
+                        message=update.message,
+                        credits=update.credits,
+                        video_path=str(update.video_path) if update.video_path else None,
+                    )
+                    last_status = status
+                entry = self._mark_phases(entry, update)
+                elapsed, queued, generating = entry.timings(self._clock())
+                update = replace(
+                    update, elapsed=elapsed, queued_for=queued, generating_for=generating
+                )
+            yield replace(update, simulated=backend == DEMO)
+
+    def _mark_phases(self, entry: Entry, update: Progress) -> Entry:
+        """Note the first time each phase was seen; return the ledger's fresh view."""
+        phase = _phase_seen(update)
+        if phase is None:
+            return entry
+        self.ledger.mark_phase(entry.id, phase, self._clock())
+        return self.ledger.get(entry.id) or entry
 
     def entries(self, ids: list[str]) -> list[Entry]:
         """The ledger's view of these ids, newest first; unknown ids are left out."""
@@ -272,6 +305,43 @@ class GenerationService:
                 status="stopped",
                 message="Stopped watching; the job goes on at the vendor. Resume it any time.",
             )
+
+
+# The vendor's ids: a uuid, then (usually) a colon and the model.
+GENERATION_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[\w./-]{1,120})?"
+)
+
+
+def check_generation_id(value: object) -> str:
+    """A pasted id, trimmed; refused when empty, overlong or holding control characters."""
+    gid = value.strip() if isinstance(value, str) else ""
+    if not gid:
+        raise errors.InputError("Paste a generation id to resume.")
+    if len(gid) > 200 or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in gid):
+        raise errors.InputError("That doesn't look like a generation id. Copy it again.")
+    return gid
+
+
+def _vendor_knows(update: Progress) -> bool:
+    """The vendor answered about this id (a status, or its own failure of the job)."""
+    return (
+        update.error is None
+        and update.phase != "stopped"
+        or isinstance(update.error, errors.GenerationFailed)
+    )
+
+
+def _phase_seen(update: Progress) -> str | None:
+    if update.phase == "queued":
+        return "queued"
+    if update.phase == "generating":
+        return "generating"
+    if update.phase in ("downloading", "completed") or isinstance(
+        update.error, errors.GenerationFailed
+    ):
+        return "finished"
+    return None
 
 
 def _coerce_duration(value: object) -> int:

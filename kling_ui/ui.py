@@ -1,15 +1,18 @@
 """The page: Gradio Blocks layout and event handlers. The only module that imports gradio.
 
-Handlers are thin: they call ``GenerationService`` and render its ``Progress`` values
-as plain text (a vendor message with HTML in it shows as text, never as markup).
-Two events form the API for programs, with exactly these parameters:
+``Handlers`` holds what each event does, as plain methods over ``GenerationService`` (tests
+call them directly); ``build_ui`` lays out the page and wires the events. Handlers render
+``Progress`` values as plain text (a vendor message with HTML in it shows as text, never as
+markup). Two events form the API for programs, with exactly these parameters:
 
 - ``/generate``: image, prompt, negative_prompt, duration, generate_audio, api_key
 - ``/resume``: generation_id, api_key
 
-The browser's history (``gr.BrowserState``) is written by a separate, private event
-that fires when a generation id appears, so the API signatures stay clean and the id
-is remembered the moment the create returns, even if the tab then closes.
+The browser's history (``gr.BrowserState``) is written by private events only, each of which
+folds in the generation id on show, so no two writers disagree about it. The id is also
+noted in localStorage by JavaScript the instant it appears, so a reload loses nothing.
+Gradio's run history (which would keep every input, the API key field included, in the
+browser) is off.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import gradio as gr
 from gradio.data_classes import FileData
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HISTORY_KEY = "kling-ui-history-v1"
 HISTORY_LIMIT = 100
+SHORT_ID = 8  # the history shows ids by their first eight characters
 FIT_CHOICES = [
     ("Tell me", "reject"),
     ("Crop to fit", "crop"),
@@ -47,9 +54,15 @@ EXAMPLES = [
     ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it."),
     ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks."),
 ]
+OUR_FAULT = "Status: error\nSomething went wrong on our side. Please try again."
+BUSY_NOTE = (
+    "One job at a time in this tab: **Generate** comes back when this one ends. To start "
+    "another now, press **Stop watching**: this job carries on and stays in your history."
+)
 
 PENDING_KEY = "kling-ui-generation-ids"
-NOTE_ID_JS = f"""(gid, prompt, history) => {{
+# Runs in the browser the instant a generation id is shown: note it before anything else.
+NOTE_ID_JS = f"""(gid) => {{
   if (gid) {{
     try {{
       const ids = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]");
@@ -59,14 +72,51 @@ NOTE_ID_JS = f"""(gid, prompt, history) => {{
       }}
     }} catch (e) {{}}
   }}
-  return [gid, prompt, history];
+  return [gid];
 }}"""
-READ_IDS_JS = f"""(pending, history) => [localStorage.getItem("{PENDING_KEY}") || "[]", history]"""
+# The browser's time zone, as "Area/City|minutes west of UTC" (the second is the fallback).
+_TZ_JS = (
+    "(Intl.DateTimeFormat().resolvedOptions().timeZone || '') + '|' + "
+    "new Date().getTimezoneOffset()"
+)
+READ_IDS_JS = f"""(pending, tz, history) => [
+  localStorage.getItem("{PENDING_KEY}") || "[]", {_TZ_JS}, history]"""
+FORGET_ID_JS = f"""(gid, tz, history) => {{
+  try {{
+    const ids = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]");
+    localStorage.setItem("{PENDING_KEY}", JSON.stringify(ids.filter((i) => i !== gid)));
+  }} catch (e) {{}}
+  return [gid, tz, history];
+}}"""
+# A HEIC photo may be refused by the upload widget itself ("Invalid file type"), before our
+# own check can explain it; this says why, beside the image, on any page load.
+HEIC_JS = """() => {
+  const say = (files) => {
+    const heic = Array.from(files || []).find((f) => /\\.(heic|heif)$/i.test(f.name));
+    const box = document.getElementById("image");
+    if (!heic || !box) return;
+    let note = document.getElementById("heic-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "heic-note";
+      note.setAttribute("role", "alert");
+      box.insertAdjacentElement("afterend", note);
+    }
+    note.textContent = `⚠ ${heic.name} is a HEIC photo (the iPhone's usual format), which ` +
+      "isn't supported: export it as JPEG and upload that.";
+  };
+  document.addEventListener("change", (e) => say(e.target && e.target.files), true);
+  document.addEventListener("drop", (e) => say(e.dataTransfer && e.dataTransfer.files), true);
+}"""
 
+# The banners carry their own text colour: the page's text colour flips in dark mode, their
+# pale backgrounds don't (dark amber on cream is 9:1 and more in both themes).
 CSS = """
 #status textarea { font-family: ui-monospace, monospace; }
-#demo-banner { border: 2px solid #f59e0b; border-radius: 8px; padding: 4px 12px;
+#demo-banner, #key-banner { border: 2px solid #b45309; border-radius: 8px; padding: 4px 12px;
                background: #fffbeb; }
+#demo-banner, #demo-banner *, #key-banner, #key-banner * { color: #451a03 !important; }
+#heic-note { color: #b91c1c; margin: 4px 0; }
 """
 
 
@@ -105,6 +155,9 @@ class LocalMP4Video(gr.Video):
         return super().postprocess(value)
 
 
+# --- text ---------------------------------------------------------------------------------
+
+
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -119,7 +172,9 @@ def render_status(update: Progress) -> str:
         f"Elapsed {_clock(update.elapsed)} · queued {_clock(update.queued_for)}"
         f" · generating {_clock(update.generating_for)}"
     )
-    if update.credits is not None:
+    if update.credits is not None and update.simulated:
+        timing += f" · credits {update.credits:g} (simulated: what a real job uses; not charged)"
+    elif update.credits is not None:
         timing += f" · credits used {update.credits:g}"
     lines.append(timing)
     lines.append(update.message)
@@ -141,20 +196,23 @@ def render_error(exc: errors.KlingUIError) -> str:
     return f"Status: {state}\n{exc.user_message}"
 
 
-def _history_rows(service: GenerationService, history: list[dict]) -> list[list[str]]:
-    entries = {e.id: e for e in service.entries([h.get("id") for h in history])}
-    rows = []
-    for item in history:
-        gid = item.get("id")
-        if not isinstance(gid, str):
-            continue
-        entry = entries.get(gid)
-        status = entry.status if entry else "unknown (resume to check)"
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(item.get("created_at") or 0))
-        prompt = (entry.prompt if entry else item.get("prompt")) or ""
-        backend = " (demo)" if item.get("backend") == DEMO else ""
-        rows.append([when, prompt[:80], status + backend, gid])
-    return rows
+def browser_zone(tz: str | None) -> tuple[timezone | ZoneInfo, str]:
+    """The zone the browser reported ("Area/City|offset"), and a label when it is a guess."""
+    name, _, offset = (tz or "").partition("|")
+    if name:
+        try:
+            return ZoneInfo(name), ""
+        except (ValueError, OSError, KeyError):  # unknown name, or no zone data here
+            pass
+    try:
+        return timezone(-timedelta(minutes=int(offset))), ""
+    except ValueError:
+        return timezone.utc, " UTC"
+
+
+def local_time(ts: float | None, tz: str | None) -> str:
+    zone, label = browser_zone(tz)
+    return datetime.fromtimestamp(ts or 0, zone).strftime("%Y-%m-%d %H:%M") + label
 
 
 def _valid_history(history: Any) -> list[dict]:
@@ -163,14 +221,22 @@ def _valid_history(history: Any) -> list[dict]:
     return [h for h in history if isinstance(h, dict) and isinstance(h.get("id"), str)]
 
 
-def build_ui(service: GenerationService, *, browser_secret: str | None = None) -> gr.Blocks:
-    """Lay out the page and wire its events to ``service``."""
-    demo_mode = service.demo_mode
-    # Videos are served in place, not copied into Gradio's cache: they can be large.
-    # (The launch must also list the folder in allowed_paths.)
-    gr.set_static_paths([str(service.settings.videos_dir.resolve())])
+def _job_update(update: Progress, shown_id: str) -> tuple[str, str, str | None]:
+    video = str(update.video_path) if update.video_path else None
+    return shown_id, render_status(update), video
+
+
+# --- what each event does -----------------------------------------------------------------
+
+
+@dataclass
+class Handlers:
+    """The page's event handlers, as Gradio calls them: plain values in, plain values out."""
+
+    service: GenerationService
 
     def generate(
+        self,
         image: str | None,
         prompt: str,
         negative_prompt: str,
@@ -182,7 +248,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         """Turn an image into a video. Streams (generation id, status text, video path)."""
         gid = ""
         try:
-            for update in service.generate(
+            for update in self.service.generate(
                 image,
                 prompt,
                 negative_prompt,
@@ -192,49 +258,108 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
                 fit=fit or "reject",
             ):
                 gid = update.generation_id
-                video = str(update.video_path) if update.video_path else None
-                yield gid, render_status(update), video
+                yield _job_update(update, gid)
         except errors.KlingUIError as exc:
             yield gid, render_error(exc), None
         except Exception:  # a bug of ours: the person still gets words, not a traceback
             log.exception("generate failed unexpectedly")
-            yield gid, "Status: error\nSomething went wrong on our side. Please try again.", None
+            yield gid, OUR_FAULT, None
 
-    def resume(generation_id: str, api_key: str) -> Iterator[tuple[str, str, str | None]]:
-        """Pick up a generation by its id and stream it to the end."""
-        gid = (generation_id or "").strip()
+    def resume(self, generation_id: str, api_key: str) -> Iterator[tuple[str, str, str | None]]:
+        """Pick up a generation by its id and stream it to the end.
+
+        The id is shown (and so kept in the history) only once the ledger holds it: an id
+        the vendor doesn't know leaves no trace.
+        """
         try:
-            for update in service.resume(gid, api_key):
-                video = str(update.video_path) if update.video_path else None
-                yield update.generation_id, render_status(update), video
+            for update in self.service.resume(generation_id, api_key):
+                gid = update.generation_id
+                yield _job_update(update, gid if self.service.knows(gid) else "")
         except errors.KlingUIError as exc:
-            yield gid, f"Status: not resumed\n{exc.user_message}", None
+            yield "", f"Status: not resumed\n{exc.user_message}", None
         except Exception:
             log.exception("resume failed unexpectedly")
-            yield gid, "Status: error\nSomething went wrong on our side. Please try again.", None
+            yield "", OUR_FAULT, None
 
-    def _add(history: list[dict], gid: str, prompt: str = "") -> None:
+    def open_selected(self, gid: str | None, api_key: str) -> Iterator[tuple[str, str, str | None]]:
+        if not gid:
+            yield "", "Status: nothing selected\nPick a generation from the history first.", None
+            return
+        yield from self.resume(gid, api_key)
+
+    def expand_id(self, typed: str, history: Any) -> str:
+        """A short id (as the history shows it) becomes the whole id, when only one matches."""
+        typed = (typed or "").strip()
+        if not typed or len(typed) >= 36:
+            return typed
+        matches = {h["id"] for h in _valid_history(history) if h["id"].startswith(typed)}
+        return matches.pop() if len(matches) == 1 else typed
+
+    def stop(self, gid: str) -> str:
+        entry = self.service.ledger.get(gid) if gid else None
+        if entry is None:
+            return "Status: nothing to stop\nNo job is being watched in this tab."
+        if entry.finished:
+            return f"Status: {entry.status}\nThis job had already ended; nothing is running."
+        self.service.mark_stopped(gid)
+        if entry.backend == DEMO:
+            cost = "The simulated job goes on in the demo; nothing is charged."
+        else:
+            cost = "The job goes on at the vendor and may be billed."
+        return (
+            f"Status: stopped watching\n{cost} "
+            "It is kept in your history: use Resume to pick it up again."
+        )
+
+    # --- the history ------------------------------------------------------------------
+
+    def _rows(self, history: list[dict], tz: str | None) -> list[list[str]]:
+        entries = {e.id: e for e in self.service.entries([h["id"] for h in history])}
+        rows = []
+        for item in history:
+            gid = item["id"]
+            entry = entries.get(gid)
+            status = entry.status if entry else "unknown (resume to check)"
+            prompt = (entry.prompt if entry else item.get("prompt")) or ""
+            backend = " (demo)" if item.get("backend") == DEMO else ""
+            when = local_time(entry.created_at if entry else item.get("created_at"), tz)
+            rows.append([when, prompt[:80], status + backend, gid])
+        return rows
+
+    def _views(self, history: list[dict], tz: str | None, pick: str | None = None) -> tuple:
+        rows = self._rows(history, tz)
+        choices = [(f"{r[0]} · {r[2]} · {r[1][:40]} · {r[3][:SHORT_ID]}", r[3]) for r in rows]
+        ids = [r[3] for r in rows]
+        value = pick if pick in ids else (ids[0] if ids else None)
+        return gr.update(value=rows), gr.update(choices=choices, value=value)
+
+    def _add(self, history: list[dict], gid: str, *, known_only: bool) -> None:
         if not gid or gid in {h["id"] for h in history}:
             return
-        entry = service.ledger.get(gid)
+        entry = self.service.ledger.get(gid)
+        if entry is None and known_only:
+            return
         history.insert(
             0,
             {
                 "id": gid,
                 "created_at": entry.created_at if entry else time.time(),
-                "prompt": (entry.prompt if entry else prompt or "")[:300],
+                "prompt": (entry.prompt if entry else "")[:300],
                 "backend": entry.backend if entry else None,
             },
         )
         history.sort(key=lambda h: h.get("created_at") or 0, reverse=True)
         del history[HISTORY_LIMIT:]
 
-    def remember(gid: str, prompt: str, history: Any) -> tuple[list[dict], Any, Any]:
-        history = _valid_history(history)
-        _add(history, gid, prompt)
-        return history, *_history_views(history)
+    def sync(self, gid: str, history: Any, tz: str, picked: str | None = None) -> tuple:
+        """Fold the shown id into the history and redraw it (after every status change).
 
-    def restore(pending: str, history: Any) -> tuple[list[dict], Any, Any]:
+        The picker keeps what the person picked; else it shows the job on the page."""
+        history = _valid_history(history)
+        self._add(history, gid, known_only=True)
+        return history, *self._views(history, tz, pick=picked or gid)
+
+    def restore(self, pending: str, tz: str, history: Any) -> tuple:
         """On page load: fold in ids the browser noted before their history write landed."""
         history = _valid_history(history)
         try:
@@ -243,237 +368,331 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
             ids = []
         for gid in ids if isinstance(ids, list) else []:
             if isinstance(gid, str) and len(gid) <= 200:
-                _add(history, gid)
-        return history, *_history_views(history)
+                self._add(history, gid, known_only=False)
+        return history, *self._views(history, tz), tz
 
-    def _history_views(history: list[dict]) -> tuple[Any, Any]:
-        rows = _history_rows(service, history)
-        choices = [(f"{r[0]} · {r[2]} · {r[1][:40]} · {r[3][:8]}", r[3]) for r in rows]
-        return (
-            gr.update(value=rows),
-            gr.update(choices=choices, value=choices[0][1] if choices else None),
-        )
+    def forget(self, gid: str | None, tz: str, history: Any) -> tuple:
+        """Remove one entry from this browser's history (the server's ledger keeps it)."""
+        history = [h for h in _valid_history(history) if h["id"] != gid]
+        return history, *self._views(history, tz)
 
-    def refresh(history: Any) -> tuple[Any, Any]:
-        return _history_views(_valid_history(history))
+    # --- the form ---------------------------------------------------------------------
 
-    def check_image(image: str | None, fit: str) -> str:
+    def check_image(self, image: str | None, fit: str) -> tuple[Any, Any]:
+        """(image, note): a refused image is taken off the page, its reason left in its place."""
         if not image:
-            return ""
+            return gr.skip(), gr.skip()  # cleared, by the person or by us: keep the note
         try:
             prepared = prepare_image(image, fit=fit or "reject")
         except errors.InputError as exc:
-            return f"⚠ {exc.user_message}"
+            return None, f"⚠ {exc.user_message} Choose another image."
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
-        return f"✓ Image OK: will be sent as {prepared.width}×{prepared.height}{note}."
+        return gr.skip(), f"✓ Image OK: will be sent as {prepared.width}×{prepared.height}{note}."
 
-    def count(prompt: str) -> str:
+    def count(self, prompt: str) -> str:
         n = len(prompt or "")
         over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
 
-    def stop(gid: str) -> str:
-        if gid:
-            service.mark_stopped(gid)
-        return (
-            "Status: stopped watching\nThe job goes on at the vendor and may be billed. "
-            "It is kept in your history: use Resume to pick it up again."
+
+def _controls(watching: bool) -> tuple[Any, ...]:
+    """Generate, Play or resume, Resume, Stop watching, and the busy note, for a state."""
+    start = gr.update(interactive=not watching)
+    return start, start, start, gr.update(interactive=watching), gr.update(visible=watching)
+
+
+def watching() -> tuple[Any, ...]:
+    return _controls(True)
+
+
+def idle() -> tuple[Any, ...]:
+    return _controls(False)
+
+
+# --- the layout ---------------------------------------------------------------------------
+
+
+def _banners(service: GenerationService) -> None:
+    settings = service.settings
+    gr.Markdown(
+        "**Demo mode.** No API key is set, so videos are *simulated* by a local stand-in for "
+        "the API and nothing is charged; the credits shown are what a real job would use. "
+        "Enter your AIML API key below to make real videos.",
+        visible=service.demo_mode,
+        elem_id="demo-banner",
+    )
+    if settings.shared_key_locked:
+        key_text = (
+            "**Bring your own key.** This public Space makes real videos with *your* AIML API "
+            "account: enter your key below. It is used for your requests only and never "
+            "stored. The owner's key is not lent to visitors (the owner can share it by "
+            "setting `KLING_UI_ALLOW_SHARED_KEY=1`, and then pays for every visitor's videos)."
+        )
+    else:
+        key_text = (
+            "**Bring your own key.** This app generates real videos with your AIML API "
+            "account: enter your key below. It is used for your requests only and never stored."
+        )
+    gr.Markdown(key_text, visible=settings.require_user_key, elem_id="key-banner")
+    gr.Markdown(
+        "**Shared key.** This Space runs on its owner's AIML API key "
+        "(`KLING_UI_ALLOW_SHARED_KEY=1`): every video made here is paid by the owner. "
+        "Enter your own key below to use your account instead.",
+        visible=settings.shared_key_in_use,
+        elem_id="shared-key-banner",
+    )
+
+
+@dataclass
+class Form:
+    image: Any
+    image_note: Any
+    fit: Any
+    prompt: Any
+    prompt_count: Any
+    negative: Any
+    duration: Any
+    audio: Any
+    api_key: Any
+    generate: Any
+    stop: Any
+    busy: Any
+
+
+def _form(handlers: Handlers) -> Form:
+    image = UploadedImage(
+        label="Image (JPEG, PNG, WebP, GIF or BMP; HEIC: export as JPEG first)",
+        type="filepath",
+        image_mode=None,
+        sources=["upload", "clipboard", "webcam"],
+        elem_id="image",
+    )
+    image_note = gr.Markdown(elem_id="image-note")
+    fit = gr.Radio(
+        FIT_CHOICES,
+        value="reject",
+        label="If the image's shape is outside 1:2.5 to 2.5:1",
+        elem_id="fit",
+    )
+    prompt = gr.Textbox(
+        label="Prompt",
+        lines=4,
+        placeholder="Describe the motion: what moves, how the camera moves.",
+        elem_id="prompt",
+    )
+    prompt_count = gr.Markdown(handlers.count(""), elem_id="prompt-count")
+    negative = gr.Textbox(
+        value="",
+        label="Negative prompt",
+        lines=2,
+        placeholder="What to avoid (optional)",
+        elem_id="negative",
+    )
+    with gr.Row():
+        duration = gr.Radio(
+            [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration"
+        )
+        audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
+    api_key = gr.Textbox(
+        value="",
+        label="API key",
+        type="password",
+        placeholder="Your AIML API key (optional; never stored)",
+        elem_id="api-key",
+    )
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
+    busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
+    return Form(
+        image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
+        generate, stop, busy,
+    )  # fmt: skip
+
+
+def _job_panel() -> tuple[Any, Any, Any]:
+    gen_id = gr.Textbox(
+        label="Generation id", interactive=False, buttons=["copy"], elem_id="generation-id"
+    )
+    status = gr.Textbox(
+        label="Status", lines=4, interactive=False, buttons=["copy"], elem_id="status"
+    )
+    video = LocalMP4Video(
+        label="Video", autoplay=True, interactive=False, buttons=["download"], elem_id="video"
+    )
+    return gen_id, status, video
+
+
+@dataclass
+class HistoryPanel:
+    table: Any
+    pick: Any
+    open: Any
+    forget: Any
+    resume_id: Any
+    resume: Any
+
+
+def _history_panel() -> HistoryPanel:
+    with gr.Accordion("History", open=True):
+        table = gr.Dataframe(
+            headers=["When", "Prompt", "Status", "Generation id"],
+            interactive=False,
+            wrap=True,
+            elem_id="history-table",
+        )
+        with gr.Row():
+            pick = gr.Dropdown(label="Generation", choices=[], elem_id="history-pick", scale=3)
+            open_btn = gr.Button("Play or resume", elem_id="open", scale=1)
+            forget = gr.Button("Remove from history", elem_id="forget", scale=1)
+        with gr.Row():
+            resume_id = gr.Textbox(
+                label="Resume by id",
+                placeholder="Paste a generation id (or the first 8 characters of one below)",
+                elem_id="resume-id",
+                scale=3,
+            )
+            resume = gr.Button("Resume", elem_id="resume", scale=1)
+    return HistoryPanel(table, pick, open_btn, forget, resume_id, resume)
+
+
+def _examples(form: Form) -> None:
+    examples = [[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()]
+    if examples:
+        gr.Examples(
+            examples=examples,
+            inputs=[form.image, form.prompt],
+            label="Examples (fill the inputs; nothing is generated until you press Generate)",
+            cache_examples=False,
+            run_on_click=False,
         )
 
-    def open_selected(gid: str | None, api_key: str) -> Iterator[tuple[str, str, str | None]]:
-        if not gid:
-            yield "", "Status: nothing selected\nPick a generation from the history first.", None
-            return
-        yield from resume(gid, api_key)
 
-    with gr.Blocks(title="kling-ui · image to video") as page:
+def build_ui(service: GenerationService, *, browser_secret: str | None = None) -> gr.Blocks:
+    """Lay out the page and wire its events to ``service``."""
+    handlers = Handlers(service)
+    # Videos are served in place, not copied into Gradio's cache: they can be large.
+    # (The launch must also list the folder in allowed_paths.)
+    gr.set_static_paths([str(service.settings.videos_dir.resolve())])
+    with gr.Blocks(title="kling-ui · image to video", analytics_enabled=False) as page:
         gr.Markdown(
             "# Image to video with Kling v2.6 Pro\n"
             "Drop in an image, describe the motion, and press **Generate**. "
             "Each job gets an id right away and is kept in your history, so a reload or a "
             "closed tab never loses it."
         )
-        gr.Markdown(
-            "**Demo mode.** No API key is set, so videos are *simulated* by a local stand-in "
-            "for the API and no credits are spent. Enter your AIML API key below to make real "
-            "videos.",
-            visible=demo_mode,
-            elem_id="demo-banner",
-        )
-        gr.Markdown(
-            "**Bring your own key.** This app generates real videos with your AIML API "
-            "account: enter your key below. It is used for your requests only and never stored.",
-            visible=service.settings.require_user_key,
-            elem_id="key-banner",
-        )
+        _banners(service)
         with gr.Row():
             with gr.Column(scale=1):
-                image = UploadedImage(
-                    label="Image",
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload", "clipboard", "webcam"],
-                    elem_id="image",
-                )
-                image_note = gr.Markdown(elem_id="image-note")
-                fit = gr.Radio(
-                    FIT_CHOICES,
-                    value="reject",
-                    label="If the image's shape is outside 1:2.5 to 2.5:1",
-                    elem_id="fit",
-                )
-                prompt = gr.Textbox(
-                    label="Prompt",
-                    lines=4,
-                    placeholder="Describe the motion: what moves, how the camera moves.",
-                    elem_id="prompt",
-                )
-                prompt_count = gr.Markdown(count(""), elem_id="prompt-count")
-                negative = gr.Textbox(
-                    value="",
-                    label="Negative prompt",
-                    lines=2,
-                    placeholder="What to avoid (optional)",
-                    elem_id="negative",
-                )
-                with gr.Row():
-                    duration = gr.Radio(
-                        [("5 seconds", 5), ("10 seconds", 10)],
-                        value=5,
-                        label="Duration",
-                        elem_id="duration",
-                    )
-                    audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
-                api_key = gr.Textbox(
-                    value="",
-                    label="API key",
-                    type="password",
-                    placeholder="Your AIML API key (optional; never stored)",
-                    elem_id="api-key",
-                )
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop_btn = gr.Button("Stop watching", variant="stop", elem_id="stop")
+                form = _form(handlers)
             with gr.Column(scale=1):
-                gen_id = gr.Textbox(
-                    label="Generation id",
-                    interactive=False,
-                    buttons=["copy"],
-                    elem_id="generation-id",
-                )
-                status = gr.Textbox(
-                    label="Status",
-                    lines=4,
-                    interactive=False,
-                    elem_id="status",
-                )
-                video = LocalMP4Video(
-                    label="Video",
-                    autoplay=True,
-                    interactive=False,
-                    buttons=["download"],
-                    elem_id="video",
-                )
-        with gr.Accordion("History", open=True):
-            history_table = gr.Dataframe(
-                headers=["When", "Prompt", "Status", "Generation id"],
-                interactive=False,
-                wrap=True,
-                elem_id="history-table",
-            )
-            with gr.Row():
-                history_pick = gr.Dropdown(
-                    label="Generation", choices=[], elem_id="history-pick", scale=3
-                )
-                open_btn = gr.Button("Play or resume", elem_id="open", scale=1)
-            with gr.Row():
-                resume_id = gr.Textbox(
-                    label="Resume by id",
-                    placeholder="Paste a generation id",
-                    elem_id="resume-id",
-                    scale=3,
-                )
-                resume_btn = gr.Button("Resume", elem_id="resume", scale=1)
-
-        examples = [
-            [str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()
-        ]
-        if examples:
-            gr.Examples(
-                examples=examples,
-                inputs=[image, prompt],
-                label="Examples (fill the inputs; nothing is generated until you press Generate)",
-                cache_examples=False,
-                run_on_click=False,
-            )
-
+                gen_id, status, video = _job_panel()
+        panel = _history_panel()
+        _examples(form)
         history = gr.BrowserState(
             [], storage_key=HISTORY_KEY, secret=browser_secret or secrets.token_hex(16)
         )
-        fit_state = gr.State("reject")
-
-        job_outputs = [gen_id, status, video]
-        gen_event = generate_btn.click(
-            generate,
-            inputs=[image, prompt, negative, duration, audio, api_key, fit_state],
-            outputs=job_outputs,
-            api_name="generate",
-            concurrency_limit=None,
-        )
-        resume_event = resume_btn.click(
-            resume,
-            inputs=[resume_id, api_key],
-            outputs=job_outputs,
-            api_name="resume",
-            concurrency_limit=None,
-        )
-        open_event = open_btn.click(
-            open_selected,
-            inputs=[history_pick, api_key],
-            outputs=job_outputs,
-            api_visibility="private",
-            concurrency_limit=None,
-        )
-        for event in (gen_event, resume_event, open_event):
-            event.then(refresh, [history], [history_table, history_pick], api_visibility="private")
-        stop_btn.click(
-            stop,
-            inputs=[gen_id],
-            outputs=[status],
-            cancels=[gen_event, resume_event, open_event],
-            api_visibility="private",
-        ).then(refresh, [history], [history_table, history_pick], api_visibility="private")
-
-        # The id is noted in the browser's localStorage by JavaScript in the same instant
-        # it appears, then written to the (encrypted) BrowserState by the server. A reload
-        # between the two loses nothing: the page load folds the noted ids back in.
-        gen_id.change(
-            remember,
-            inputs=[gen_id, prompt, history],
-            outputs=[history, history_table, history_pick],
-            api_visibility="private",
-            show_progress="hidden",
-            js=NOTE_ID_JS,
-        )
-        fit.change(lambda f: f, fit, fit_state, api_visibility="private", show_progress="hidden")
-        fit.change(check_image, [image, fit], image_note, api_visibility="private")
-        image.change(check_image, [image, fit], image_note, api_visibility="private")
-        prompt.change(count, prompt, prompt_count, api_visibility="private", show_progress="hidden")
-        pending_ids = gr.Textbox(visible=False)
-        page.load(
-            restore,
-            [pending_ids, history],
-            [history, history_table, history_pick],
-            api_visibility="private",
-            js=READ_IDS_JS,
-        )
+        tz = gr.Textbox(visible=False)
+        _wire(handlers, page, form, panel, (gen_id, status, video), history, tz)
     return page
 
 
+def _wire(
+    handlers: Handlers,
+    page: gr.Blocks,
+    form: Form,
+    panel: HistoryPanel,
+    job: tuple[Any, Any, Any],
+    history: Any,
+    tz: Any,
+) -> None:
+    """Connect the events. Private ones are kept out of the API."""
+    gen_id, status, _ = job
+    private: dict[str, Any] = {"api_visibility": "private"}
+    quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
+    controls = [form.generate, panel.open, panel.resume, form.stop, form.busy]
+    history_views = [history, panel.table, panel.pick]
+    fit_state = gr.State("reject")
+
+    # Starting a job: the start buttons go off until it ends, so a second click can't be
+    # dropped unseen (Gradio ignores clicks on an event that is still running).
+    for button in (form.generate, panel.open, panel.resume):
+        button.click(watching, None, controls, queue=False, **quiet)
+    gen_event = form.generate.click(
+        handlers.generate,
+        inputs=[form.image, form.prompt, form.negative, form.duration, form.audio,
+                form.api_key, fit_state],
+        outputs=list(job),
+        api_name="generate",
+        concurrency_limit=None,
+    )  # fmt: skip
+    resume_event = panel.resume.click(
+        handlers.expand_id, [panel.resume_id, history], [panel.resume_id], queue=False, **quiet
+    ).then(
+        handlers.resume,
+        inputs=[panel.resume_id, form.api_key],
+        outputs=list(job),
+        api_name="resume",
+        concurrency_limit=None,
+    )
+    open_event = panel.open.click(
+        handlers.open_selected,
+        inputs=[panel.pick, form.api_key],
+        outputs=list(job),
+        concurrency_limit=None,
+        **private,
+    )
+    for event in (gen_event, resume_event, open_event):
+        event.then(idle, None, controls, queue=False, **quiet)
+    form.stop.click(
+        handlers.stop,
+        inputs=[gen_id],
+        outputs=[status],
+        cancels=[gen_event, resume_event, open_event],
+        **private,
+    ).then(idle, None, controls, queue=False, **quiet)
+
+    # The history: every status change folds the shown id in and redraws the table, so it
+    # follows the job and no two writers disagree. JavaScript notes the id the instant it
+    # shows (fn=None: nothing goes to the server).
+    gen_id.change(None, [gen_id], None, js=NOTE_ID_JS, **quiet)
+    status.change(
+        handlers.sync,
+        [gen_id, history, tz, panel.pick],
+        history_views,
+        trigger_mode="always_last",
+        **quiet,
+    )
+    panel.forget.click(
+        handlers.forget, [panel.pick, tz, history], history_views, js=FORGET_ID_JS, **quiet
+    )
+    pending_ids = gr.Textbox(visible=False)
+    page.load(
+        handlers.restore,
+        [pending_ids, tz, history],
+        [*history_views, tz],
+        js=READ_IDS_JS,
+        **private,
+    )
+
+    form.fit.change(lambda f: f, form.fit, fit_state, **quiet)
+    for source in (form.fit, form.image):
+        source.change(handlers.check_image, [form.image, form.fit], [form.image, form.image_note],
+                      **private)  # fmt: skip
+    form.image.clear(lambda: "", None, form.image_note, **quiet)
+    form.prompt.change(handlers.count, form.prompt, form.prompt_count, **quiet)
+
+
 def launch_options(service: GenerationService) -> dict[str, Any]:
-    """What ``page.launch`` needs besides host and port: the page's style, and the
-    folder of downloaded videos, which Gradio serves only when told to."""
-    return {"css": CSS, "allowed_paths": [str(service.settings.videos_dir.resolve())]}
+    """What ``page.launch`` needs besides host and port: the page's style and script, the
+    folder of downloaded videos (served only when listed), and Gradio's run history off,
+    since it would keep every input, a typed API key included, in the browser."""
+    return {
+        "css": CSS,
+        "js": HEIC_JS,
+        "allowed_paths": [str(service.settings.videos_dir.resolve())],
+        "run_history": False,
+    }
 
 
 def browser_secret(data_dir: Path) -> str:

@@ -125,3 +125,43 @@ def test_two_users_with_different_keys_each_use_their_own(live_app, photo):
             if r.method == "GET" and r.query.get("generation_id") == gid
         }
         assert seen == {f"Bearer {key}"}
+
+
+@pytest.mark.slow
+def test_a_public_space_is_not_spent_by_anonymous_callers(simulator, photo, tmp_path):
+    """Item 15: SPACE_ID and a server key, as the README's Space setup: calls without a key
+    of their own (that never read their result, as an attacker's would) create nothing;
+    a visitor's typed key still works, and the page says which mode it is in."""
+    import time
+
+    import requests
+    from apprunner import AppProcess
+
+    app = AppProcess(
+        tmp_path / "data",
+        env={
+            "SPACE_ID": "someone/kling-ui",
+            "AIMLAPI_KEY": "sk-space-owner-key-31",
+            "AIMLAPI_BASE_URL": simulator.url,
+            "KLING_UI_POLL_INTERVAL": "0.2",
+        },
+    )
+    try:
+        html = requests.get(app.url, timeout=10).text
+        assert "Bring your own key" in html and "KLING_UI_ALLOW_SHARED_KEY" in html
+        client = Client(app.url, verbose=False)
+        jobs = [generate(client, photo) for _ in range(5)]  # never read
+        time.sleep(3)
+        assert simulator.creates == 0
+        for job in jobs:
+            job.cancel()
+        _, status, video = generate(client, photo, api_key="sk-visitor-own-key-8").result(
+            timeout=60
+        )
+        assert status.startswith("Status: completed") and video
+        assert simulator.creates == 1
+        assert simulator.requests_to("/v2/video/generations")[0].headers["authorization"] == (
+            "Bearer sk-visitor-own-key-8"
+        )
+    finally:
+        app.stop()

@@ -2,7 +2,10 @@
 
 Benchmarks are not tests: these check that each one runs and returns positive numbers under
 the expected keys, never that a target is met. The browser one needs Chromium: without it
-it skips, except on CI (``CI=true``), where it fails.
+it skips, except on CI (``CI=true``), where it fails. The playback benchmark's quick run
+plays the repository's sample clip, so its full run's test clip (``make_clip``) is checked
+on its own: it must come from what ``requirements-dev.txt`` installs, not an ``ffmpeg``
+program a fresh machine lacks.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import struct
 import sys
 from pathlib import Path
 
@@ -82,3 +86,55 @@ def test_run_py_prints_the_table_and_machine(capsys) -> None:
     assert "| benchmark | ours (median) |" in out
     assert "4. Download" in out
     assert "Python " in out and "Gradio " in out and "cores" in out
+
+
+def top_level_boxes(data: bytes) -> list[str]:
+    """The types of an MP4's top-level boxes, in file order."""
+    boxes, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if size == 1:
+            (size,) = struct.unpack(">Q", data[pos + 8 : pos + 16])
+        elif size == 0:
+            size = len(data) - pos
+        assert size >= 8, (pos, size)
+        boxes.append(kind.decode("latin-1"))
+        pos += size
+    assert pos == len(data), "a box runs past the end of the file"
+    return boxes
+
+
+def test_make_clip_writes_a_faststart_h264_aac_mp4(tmp_path, monkeypatch) -> None:
+    from bench import _common
+
+    monkeypatch.setattr(_common, "CACHE", tmp_path / "cache")
+    target_mb, seconds = 0.3, 2
+
+    path = _common.make_clip(target_mb, seconds)
+
+    assert path.parent == tmp_path / "cache" and path.suffix == ".mp4"
+    assert list(path.parent.iterdir()) == [path], "a temporary file was left behind"
+    size = path.stat().st_size
+    assert 0.8 < size / (target_mb * 1024**2) < 1.2, size
+    boxes = top_level_boxes(path.read_bytes())
+    assert boxes[0] == "ftyp", boxes
+    assert "moov" in boxes and "mdat" in boxes, boxes
+    assert boxes.index("moov") < boxes.index("mdat"), f"not faststart: {boxes}"
+
+    import av
+
+    with av.open(str(path)) as container:
+        (video,) = container.streams.video
+        (audio,) = container.streams.audio
+        assert video.codec_context.name == "h264"
+        assert video.codec_context.pix_fmt == "yuv420p"
+        assert audio.codec_context.name == "aac"
+        assert container.duration / 1e6 == pytest.approx(seconds, abs=0.1)
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (video.width, video.height) and frame.width > 0
+        container.seek(0)
+        assert next(container.decode(audio=0)).samples > 0
+
+    mtime = path.stat().st_mtime_ns
+    assert _common.make_clip(target_mb, seconds) == path
+    assert path.stat().st_mtime_ns == mtime, "the cached clip was made again"

@@ -52,3 +52,25 @@ def test_key_is_not_in_repr():
     settings = Settings(api_key="sk-very-secret-999")
     assert "sk-very-secret-999" not in repr(settings)
     assert "sk-very-secret-999" not in repr(settings.with_(poll_interval=1))
+
+
+@pytest.mark.parametrize(
+    "env, require, locked, shared",
+    [
+        ({"SPACE_ID": "me/kling", "AIMLAPI_KEY": "sk-owner-1"}, True, True, False),
+        (
+            {"SPACE_ID": "me/kling", "AIMLAPI_KEY": "sk-owner-1", "KLING_UI_ALLOW_SHARED_KEY": "1"},
+            False,
+            False,
+            True,
+        ),
+        ({"SPACE_ID": "me/kling"}, False, False, False),  # no key: demo mode, nothing to spend
+        ({"AIMLAPI_KEY": "sk-owner-1"}, False, False, False),  # a laptop: the owner is the user
+    ],
+)
+def test_a_space_keeps_its_owners_key_from_visitors_unless_told(env, require, locked, shared):
+    """Item 15: on a Space with a server key, visitors bring their own unless the owner opts in."""
+    settings = settings_from_env(env)
+    assert settings.require_user_key is require
+    assert settings.shared_key_locked is locked
+    assert settings.shared_key_in_use is shared

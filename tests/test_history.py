@@ -79,3 +79,31 @@ def test_many_threads_can_write_at_once(tmp_path):
     entries = ledger.recent(limit=100)
     assert len(entries) == 40
     assert {e.status for e in entries} == {"completed"}
+
+
+def test_phase_times_are_set_once_and_old_ledgers_get_the_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # a ledger from before phase times were kept
+        db.execute(
+            "CREATE TABLE generations (id TEXT PRIMARY KEY, created_at REAL NOT NULL,"
+            " updated_at REAL NOT NULL, backend TEXT NOT NULL, prompt TEXT NOT NULL,"
+            " negative_prompt TEXT NOT NULL DEFAULT '', duration INTEGER NOT NULL,"
+            " generate_audio INTEGER NOT NULL, status TEXT NOT NULL,"
+            " message TEXT NOT NULL DEFAULT '', credits REAL, video_path TEXT)"
+        )
+        db.execute("INSERT INTO generations VALUES ('old', 1, 1, 'live', 'p', '', 5, 1,"
+                   " 'completed', '', NULL, NULL)")  # fmt: skip
+    ledger = Ledger(path)
+    assert ledger.get("old").generating_at is None
+    ledger.record_submitted(
+        "g", backend="live", prompt="p", negative_prompt="", duration=5, generate_audio=True,
+        created_at=100.0,
+    )  # fmt: skip
+    ledger.mark_phase("g", "generating", 110.0)
+    ledger.mark_phase("g", "generating", 150.0)  # a later sighting moves nothing
+    ledger.mark_phase("g", "finished", 160.0)
+    entry = ledger.get("g")
+    assert (entry.generating_at, entry.finished_at) == (110.0, 160.0)
+    assert entry.timings(now=999.0) == (60.0, 10.0, 50.0)

@@ -281,6 +281,11 @@ INPUTS = [
         raw("archive.png", b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(200)),
         words=("archive.png is not an image we can read",),
     ),
+    Input(
+        "heic-from-an-iphone",  # an ISO media header with the HEIC brand, as phones write
+        raw("IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(400)),
+        words=("IMG_0001.HEIC is a HEIC/HEIF photo", "export it as JPEG"),
+    ),
     Input("1x1", saved("dot.png", (1, 1)), words=("1×1 pixels", "at least 300")),
     Input("299-px-side", saved("narrow.png", (299, 600)), words=("299×600", "at least 300")),
     Input(

@@ -212,3 +212,36 @@ def test_entries_are_newest_first(simulator, service, photo):
     a = run(service.generate(photo, "first"))[-1].generation_id
     b = run(service.generate(photo, "second"))[-1].generation_id
     assert [e.id for e in service.entries([a, b, "unknown"])] == [b, a]
+
+
+def test_phase_times_survive_a_stop_and_a_resume(simulator, service, photo):
+    """Item 9: each phase's first sighting is kept in the ledger, so times stay true."""
+    updates = service.generate(photo, "The sea ripples.")
+    gid = ""
+    for update in updates:
+        gid = update.generation_id
+        if update.phase == "generating":
+            break
+    updates.close()  # the page stopped watching
+    service.mark_stopped(gid)
+    entry = service.ledger.get(gid)
+    assert entry.generating_at is not None and entry.finished_at is None
+    last = run(service.resume(gid))[-1]
+    assert last.phase == "completed"
+    assert last.queued_for >= 0.15 and last.generating_for >= 0.2, last
+    assert last.queued_for + last.generating_for == pytest.approx(last.elapsed, abs=0.01)
+    replay = run(service.resume(gid))[-1]  # the local copy: same times, not zeros
+    assert replay.polls == 0
+    assert (replay.elapsed, replay.queued_for, replay.generating_for) == pytest.approx(
+        (last.elapsed, last.queued_for, last.generating_for), abs=0.01
+    )
+
+
+def test_demo_progress_is_marked_simulated(tmp_path, photo):
+    settings = Settings(data_dir=tmp_path / "demo", poll_interval=0.05)
+    demo = DemoSimulator(settings, 0.05, 0.1)
+    try:
+        updates = run(GenerationService(settings, demo=demo).generate(photo, "Clouds."))
+    finally:
+        demo.stop()
+    assert updates[-1].phase == "completed" and all(u.simulated for u in updates)

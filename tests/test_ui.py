@@ -9,24 +9,28 @@ from kling_ui.config import Settings
 from kling_ui.jobs import Progress
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault
-from kling_ui.ui import browser_secret, build_ui, render_status
+from kling_ui.ui import Handlers, browser_secret, build_ui, render_status
 
 KEY = "sk-ui-handler-key-77"
 
 
 @pytest.fixture
-def page(simulator, tmp_path):
+def page(simulator, tmp_path) -> Handlers:
     settings = Settings(
         base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "data", poll_interval=0.05
     )
-    return build_ui(GenerationService(settings), browser_secret="s")
+    return Handlers(GenerationService(settings))
 
 
-def handler(page, name: str):
-    for block_fn in page.fns.values():
-        if block_fn.api_name == name or getattr(block_fn.fn, "__name__", "") == name:
-            return block_fn.fn
-    raise LookupError(name)
+def handler(page: Handlers, name: str):
+    return getattr(page, name)
+
+
+def test_the_page_builds_with_both_api_events(simulator, tmp_path):
+    settings = Settings(base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "data")
+    blocks = build_ui(GenerationService(settings), browser_secret="s")
+    names = {fn.api_name for fn in blocks.fns.values() if fn.api_visibility != "private"}
+    assert {"generate", "resume"} <= names
 
 
 @pytest.fixture
@@ -58,20 +62,102 @@ def test_resume_handler_refuses_a_blank_id(page, simulator):
     assert simulator.polls == 0
 
 
-def test_remember_and_restore_keep_every_id(page, photo):
-    gid = list(handler(page, "generate")(photo, "Rain.", "", 5, True, ""))[-1][0]
-    history, table, _ = handler(page, "remember")(gid, "Rain.", [])
+def test_sync_and_restore_keep_every_id(page, photo):
+    gid = list(page.generate(photo, "Rain.", "", 5, True, ""))[-1][0]
+    history, table, _ = page.sync(gid, [], "UTC|0")
     assert [h["id"] for h in history] == [gid]
     assert table["value"][0][3] == gid
-    again, _, _ = handler(page, "remember")(gid, "Rain.", history)
+    again, _, _ = page.sync(gid, history, "UTC|0")
     assert len(again) == 1
-    restored, _, _ = handler(page, "restore")(f'["{gid}", 7, "x"]', [{"bogus": 1}])
+    restored, _, _, tz = page.restore(f'["{gid}", 7, "x"]', "Asia/Tokyo|-540", [{"bogus": 1}])
     assert sorted(h["id"] for h in restored) == sorted([gid, "x"])
-    assert handler(page, "restore")("not json", None)[0] == []
+    assert tz == "Asia/Tokyo|-540"
+    assert page.restore("not json", "", None)[0] == []
 
 
-def test_stop_handler_says_the_job_goes_on(page):
-    assert "may be billed" in handler(page, "stop")("")
+def test_resume_of_a_finished_job_is_in_the_history_in_one_step(page, photo):
+    """Item 5: one writer, and it folds in the shown id itself, so no reload is needed."""
+    gid = list(page.generate(photo, "Rain.", "", 5, True, ""))[-1][0]
+    shown, status, video = list(page.resume(gid, ""))[-1]
+    assert shown == gid and status.startswith("Status: completed") and video
+    history, table, pick = page.sync(shown, [], "UTC|0")
+    assert [h["id"] for h in history] == [gid] and table["value"][0][3] == gid
+    assert pick["value"] == gid
+
+
+@pytest.mark.parametrize("typed", ["hello world", "hello", "27f25c85", "27f25c85-e9db"])
+def test_a_mistyped_id_is_refused_and_leaves_no_trace(page, simulator, typed):
+    """Item 6: no request, no ledger row, nothing shown that the history would keep."""
+    ((shown, status, video),) = list(page.resume(typed, ""))
+    assert (shown, video) == ("", None)
+    assert status.startswith("Status: not resumed") and "look like" in status
+    assert simulator.polls == 0
+    assert page.service.ledger.recent() == []
+
+
+def test_a_well_formed_id_the_vendor_does_not_know_leaves_no_trace(page, simulator):
+    gid = "27f25c85-e9db-44e9-909a-0c3ceb35cdd9:klingai/video-v2-6-pro-image-to-video"
+    shown, status, _ = list(page.resume(gid, ""))[-1]
+    assert shown == "" and "does not know this generation id" in status
+    assert simulator.polls >= 1 and page.service.ledger.recent() == []
+    history, _, _ = page.sync(shown, [], "UTC|0")
+    assert history == []
+
+
+def test_a_short_id_is_expanded_only_when_it_is_unambiguous(page):
+    history = [{"id": "27f25c85-aaaa"}, {"id": "27f25c85-bbbb"}, {"id": "9abcdef0-cccc"}]
+    assert page.expand_id("9abcdef0", history) == "9abcdef0-cccc"
+    assert page.expand_id(" 27f25c85 ", history) == "27f25c85"  # two match: left as typed
+    assert page.expand_id("ffffffff", history) == "ffffffff"
+
+
+def test_an_entry_can_be_removed_from_the_history(page):
+    history = [{"id": "a", "created_at": 2}, {"id": "b", "created_at": 1}]
+    kept, table, pick = page.forget("a", "UTC|0", history)
+    assert [h["id"] for h in kept] == ["b"] and [r[3] for r in table["value"]] == ["b"]
+    assert pick["value"] == "b"
+
+
+def test_history_times_are_in_the_browsers_zone(page):
+    history = [{"id": "x", "created_at": 0}]  # 1970-01-01 00:00 UTC
+    _, table, _ = page.sync("", history, "Asia/Tokyo|-540")
+    assert table["value"][0][0] == "1970-01-01 09:00"
+    _, table, _ = page.sync("", history, "No/Such_Zone|300")  # the offset is the fallback
+    assert table["value"][0][0] == "1969-12-31 19:00"
+    _, table, _ = page.sync("", history, "")
+    assert table["value"][0][0] == "1970-01-01 00:00 UTC"
+
+
+def test_stop_with_nothing_running_says_so(page):
+    """Item 3: no talk of billing when there is no job."""
+    text = page.stop("")
+    assert text.startswith("Status: nothing to stop") and "billed" not in text
+
+
+def test_stop_of_a_finished_job_says_it_had_ended(page, photo):
+    gid = list(page.generate(photo, "Rain.", "", 5, True, ""))[-1][0]
+    text = page.stop(gid)
+    assert text.startswith("Status: completed") and "billed" not in text
+    assert page.service.ledger.get(gid).status == "completed"
+
+
+def test_stop_of_a_running_job_says_it_goes_on(page, photo, simulator):
+    simulator.script_outcome("never")
+    updates = page.generate(photo, "Rain.", "", 5, True, "")
+    gid = next(updates)[0]
+    text = page.stop(gid)
+    assert "may be billed" in text and page.service.ledger.get(gid).status == "stopped"
+    updates.close()
+
+
+def test_a_refused_image_is_taken_off_the_page_with_its_reason(page, tmp_path):
+    """Item 12: a text file named .jpg leaves no broken preview behind."""
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not a picture at all")
+    image, note = page.check_image(str(fake), "reject")
+    assert image is None and "holiday.jpg" in note and "Choose another image" in note
+    image, note = page.check_image(None, "reject")  # the clearing that follows keeps the note
+    assert image == note == {"__type__": "update"}  # gr.skip(): nothing changes
 
 
 def test_prompt_counter(page):
@@ -81,8 +167,15 @@ def test_prompt_counter(page):
 def test_image_check_explains_a_small_image(page, tmp_path):
     small = tmp_path / "s.png"
     Image.new("RGB", (200, 400)).save(small)
-    assert "300" in handler(page, "check_image")(str(small), "reject")
-    assert handler(page, "check_image")(None, "reject") == ""
+    assert "300" in page.check_image(str(small), "reject")[1]
+
+
+def test_demo_status_says_its_credits_are_simulated():
+    """Item 10: demo mode never says "credits used" after promising nothing is spent."""
+    text = render_status(
+        Progress("id", "completed", "Done.", "completed", 15, 3, 12, 210.0, simulated=True)
+    )
+    assert "credits used" not in text and "simulated" in text and "not charged" in text
 
 
 def test_status_text_shows_times_and_credits():
