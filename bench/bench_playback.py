@@ -2,7 +2,7 @@
 real browser being able to play (readyState >= 3, HAVE_FUTURE_DATA).
 
 The app runs as ``python app.py --port P`` (live mode, its default 2 s poll interval) with
-the simulator in this process as its API, serving a 5 MB H.264/AAC clip (ffmpeg, faststart).
+the simulator in this process as its API, serving a 5 MB H.264/AAC clip (PyAV, faststart).
 Headless Chromium (Playwright) opens the page in a fresh context, uploads a photo, types a
 prompt and presses Generate. Jobs never finish on their own (``script_outcome("never")``);
 at a random offset after the create we call ``sim.complete_now(gid)`` and note the wall
@@ -159,7 +159,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     low, high = (0.5, 1.5) if quick else (2.0, 2.0 + VENDOR_INTERVAL)
     rng = random.Random(5)
     offsets = [rng.uniform(low, high) for _ in range(runs)]
-    # A smoke run uses the repository's small sample clip (5 s), so it needs no ffmpeg.
+    # A smoke run uses the repository's small sample clip (5 s) instead of encoding one.
     clip = DEFAULT_VIDEO if quick else make_clip(5.0, 10)
     clip_s = 5 if quick else 10
     photo = make_photo(1200, 900)
