@@ -42,6 +42,7 @@ class AppProcess:
         timeout: float = 90,
     ) -> None:
         self.port = free_port()
+        self.data_dir = Path(data_dir)
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {
             k: v

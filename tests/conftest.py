@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from apprunner import free_port
+from browsing import browser, chromium, page  # noqa: F401  (fixtures for every suite)
 
 from kling_ui.simulator import Schedule, Simulator
 

@@ -10,77 +10,29 @@ except on CI (``CI=true``), where they fail.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apprunner import AppProcess as App
+from browsing import (
+    GEN_ID,
+    STATUS,
+    expect,
+    expect_video_playing,
+    fill_job,
+    is_final,
+    open_page,
+    phase,
+    screenshot,
+    status_lines,
+)
 from PIL import Image
 
 from kling_ui.simulator import Fault, Schedule, Simulator
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # reported by the `chromium` fixture, like a missing browser
-    sync_playwright = None
-
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STATUS = "#status textarea"
-GEN_ID = "#generation-id textarea"
-# Resolves once the <video> has a frame, its 5 s duration, no error, and time moving.
-WAIT_PLAYING = """(v, ms) => new Promise((ok, bad) => {
-    const playing = () =>
-        v.readyState >= 2 && v.duration > 4 && !v.error && !v.paused && v.currentTime > 0;
-    const timer = setTimeout(() => bad(new Error(
-        `video not playing: readyState=${v.readyState} duration=${v.duration} ` +
-        `error=${v.error && v.error.code} paused=${v.paused} t=${v.currentTime}`)), ms);
-    const check = () => playing() ? (clearTimeout(timer), ok()) : setTimeout(check, 100);
-    check();
-})"""
-
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Chromium's path; skips the browser tests (fails them on CI) when it is missing."""
-    if sync_playwright is None:
-        _unavailable("Playwright not installed: pip install -r requirements-dev.txt")
-    path = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
-    path = path or shutil.which("chromium")
-    if not path:
-        _unavailable("Chromium not found: apt-get install chromium")
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,81 +63,10 @@ def app(chromium: str, sim: Simulator, tmp_path_factory) -> Iterator[App]:
 
 
 @pytest.fixture
-def page(browser: Browser, request) -> Iterator[Page]:
-    """A fresh context per test (so an empty browser history); a screenshot if it fails."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    failed_before = request.session.testsfailed
-    try:
-        yield tab
-    finally:
-        # The call's report is logged before teardown, so a failure has been counted by now.
-        if request.session.testsfailed > failed_before:
-            ARTIFACTS.mkdir(exist_ok=True)
-            tab.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
-        context.close()
-
-
-@pytest.fixture
 def photo(tmp_path) -> Path:
     path = tmp_path / "photo.jpg"
     Image.new("RGB", (800, 600), (40, 160, 90)).save(path, quality=90)
     return path
-
-
-def open_page(page: Page, url: str) -> None:
-    page.goto(url)
-    expect(page.locator("#generate")).to_be_visible()
-
-
-def fill_job(page: Page, image: Path, prompt: str) -> None:
-    """Upload the image and type the prompt, as a person would; wait for the image check."""
-    page.locator("#image input[type=file]").set_input_files(image)
-    expect(page.locator("#image-note")).not_to_be_empty()
-    page.locator("#prompt textarea").fill(prompt)
-
-
-def status_lines(page: Page, until: Callable[[str], bool], timeout: float = 30) -> list[str]:
-    """The distinct first lines the status box shows, in order, polled every 100 ms."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        first = (page.locator(STATUS).input_value().splitlines() or [""])[0]
-        if first and (not seen or seen[-1] != first):
-            seen.append(first)
-        if first and until(first):
-            return seen
-        page.wait_for_timeout(100)
-    raise AssertionError(f"status never got there; saw {seen}")
-
-
-def phase(line: str) -> str:
-    """'Status: downloading (API says completed)' -> 'downloading'."""
-    return line.removeprefix("Status: ").split(" ")[0]
-
-
-IN_PROGRESS = {"submitted", "queued", "generating", "downloading", "retrying", "unknown"}
-
-
-def is_final(line: str) -> bool:
-    """Any status but an in-progress one: completed, failed, refused, not sent, ..."""
-    return phase(line) not in IN_PROGRESS
-
-
-def expect_video_playing(page: Page) -> None:
-    video = page.locator("#video video")
-    expect(video).to_have_count(1)
-    video.evaluate(WAIT_PLAYING, 10_000)
-    state = video.evaluate(
-        "v => ({ready: v.readyState, duration: v.duration, error: v.error && v.error.code})"
-    )
-    assert state["ready"] >= 2 and state["duration"] > 4 and state["error"] is None, state
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / name, full_page=True)
 
 
 @pytest.fixture
@@ -380,3 +261,182 @@ def test_demo_mode_shows_its_banner_and_completes_a_video(page, photo, tmp_path)
         screenshot(page, "demo-finished.png")
     finally:
         demo.stop()
+
+
+# --- issue 8: defects found by trying the page as a new user -------------------------------
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG contrast ratio of two computed CSS colours ("rgb(r, g, b)")."""
+
+    def luminance(css: str) -> float:
+        r, g, b = (int(x) / 255 for x in re.findall(r"[\d.]+", css)[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+BANNER_COLOURS = """el => {
+    const bg = getComputedStyle(el).backgroundColor;
+    return Array.from(el.querySelectorAll('p, strong, em, span'))
+        .filter((n) => n.textContent.trim())
+        .map((n) => [n.textContent.trim().slice(0, 20), getComputedStyle(n).color, bg]);
+}"""
+
+
+def test_demo_banner_is_readable_in_light_and_dark_themes(browser, tmp_path):
+    demo = App(tmp_path / "demo-data", "--demo")
+    try:
+        for theme in ("light", "dark"):
+            context = browser.new_context(color_scheme=theme)
+            tab = context.new_page()
+            tab.goto(demo.url + f"?__theme={theme}")
+            banner = tab.locator("#demo-banner")
+            expect(banner).to_contain_text("Demo mode")
+            colours = banner.evaluate(BANNER_COLOURS)
+            assert colours, "no text in the banner"
+            for text, fg, bg in colours:
+                assert contrast(fg, bg) >= 4.5, (theme, text, fg, bg, contrast(fg, bg))
+            tab.screenshot(path=tmp_path / f"banner-{theme}.png")
+            context.close()
+    finally:
+        demo.stop()
+
+
+def test_stop_is_offered_only_while_a_job_is_watched(live, sim, page, photo):
+    open_page(page, live.url)
+    stop, generate = page.locator("#stop"), page.locator("#generate")
+    expect(stop).to_be_disabled()  # an empty page: nothing to stop
+    sim.script_outcome("never")
+    fill_job(page, photo, "The meadow sways in the wind.")
+    generate.click()
+    status_lines(page, lambda line: phase(line) in ("queued", "generating"))
+    expect(stop).to_be_enabled()
+    sim.complete_now(page.locator(GEN_ID).input_value())
+    status_lines(page, is_final)
+    expect(stop).to_be_disabled()  # finished, beside its video: nothing to stop
+    expect(generate).to_be_enabled()
+
+
+def test_a_second_generate_during_a_job_cannot_be_dropped_unseen(live, sim, page, photo):
+    open_page(page, live.url)
+    sim.script_outcome("never")
+    fill_job(page, photo, "The first prompt.")
+    page.locator("#generate").click()
+    status_lines(page, lambda line: phase(line) in ("queued", "generating"))
+    generate, busy = page.locator("#generate"), page.locator("#busy-note")
+    expect(generate).to_be_disabled()
+    expect(busy).to_be_visible()
+    expect(busy).to_contain_text("One job at a time")
+    page.locator("#prompt textarea").fill("A second prompt.")
+    generate.click(force=True)  # a click on the disabled button sends nothing
+    page.wait_for_timeout(800)
+    assert sim.creates == 1
+    sim.complete_now(page.locator(GEN_ID).input_value())
+    status_lines(page, is_final)
+    expect(generate).to_be_enabled()
+    expect(busy).to_be_hidden()
+    expect(page.locator("#history-table")).to_contain_text("The first prompt.")
+    assert sim.creates == 1
+
+
+def test_resume_by_id_of_a_finished_job_is_in_the_history_at_once(live, sim, browser, photo):
+    """Item 5: three tries, each in a fresh browser, and no reload."""
+    first = browser.new_context()
+    tab = first.new_page()
+    open_page(tab, live.url)
+    fill_job(tab, photo, "A job to resume elsewhere.")
+    tab.locator("#generate").click()
+    status_lines(tab, is_final)
+    gid = tab.locator(GEN_ID).input_value()
+    first.close()
+    for _ in range(3):
+        context = browser.new_context()
+        other = context.new_page()
+        open_page(other, live.url)
+        other.locator("#resume-id input, #resume-id textarea").fill(gid)
+        other.locator("#resume").click()
+        status_lines(other, is_final)
+        expect(other.locator("#history-table")).to_contain_text(gid)
+        expect(other.locator("#history-table")).to_contain_text("completed")
+        context.close()
+
+
+def test_a_mistyped_id_is_not_kept_a_short_one_is_found_and_entries_can_go(live, sim, page, photo):
+    """Item 6: shape checked before recording; the short id; Remove from history."""
+    open_page(page, live.url)
+    fill_job(page, photo, "Keep me.")
+    page.locator("#generate").click()
+    status_lines(page, is_final)
+    gid = page.locator(GEN_ID).input_value()
+    resume_box = page.locator("#resume-id textarea, #resume-id input")
+    table = page.locator("#history-table")
+
+    resume_box.fill("hello world")
+    page.locator("#resume").click()
+    status_lines(page, lambda line: line.startswith("Status: not resumed"))
+    page.reload()
+    expect(table).to_contain_text(gid)
+    expect(table).not_to_contain_text("hello world")
+    assert gid in live_ledger_ids(live) and "hello world" not in live_ledger_ids(live)
+
+    resume_box.fill(gid[:8])  # as the history's picker shows it
+    page.locator("#resume").click()
+    status_lines(page, lambda line: line.startswith("Status: completed"))
+    expect(page.locator(GEN_ID)).to_have_value(gid)
+
+    page.locator("#forget").click()
+    expect(table).not_to_contain_text(gid)
+    page.reload()
+    expect(page.locator("#generate")).to_be_visible()
+    page.wait_for_timeout(1000)  # the history's load event has run
+    expect(table).not_to_contain_text(gid)
+
+
+def live_ledger_ids(app: App) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(app.data_dir / "history.sqlite3") as db:
+        return {row[0] for row in db.execute("SELECT id FROM generations")}
+
+
+def test_history_times_are_in_the_browsers_time_zone(live, sim, browser, photo):
+    """Item 7: a visitor in Tokyo sees Tokyo time, whatever the server's zone."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    context = browser.new_context(timezone_id="Asia/Tokyo")
+    tab = context.new_page()
+    try:
+        open_page(tab, live.url)
+        fill_job(tab, photo, "Cherry blossoms fall.")
+        tab.locator("#generate").click()
+        status_lines(tab, is_final)
+        now = datetime.now(ZoneInfo("Asia/Tokyo"))
+        expected = {(now - timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M") for m in (0, 1)}
+        shown = "|".join(re.escape(e) for e in expected)
+        expect(tab.locator("#history-table")).to_contain_text(re.compile(shown))
+        utc = datetime.now(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M")
+        expect(tab.locator("#history-table")).not_to_contain_text(utc)
+    finally:
+        context.close()
+
+
+def test_the_status_can_be_copied(live, sim, browser, photo):
+    """Item 8: the status, with its request id, goes to the clipboard in one click."""
+    sim.script_create(Fault.status(403, "Insufficient balance"))
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    tab = context.new_page()
+    try:
+        open_page(tab, live.url)
+        fill_job(tab, photo, "The meadow sways in the wind.")
+        tab.locator("#generate").click()
+        status_lines(tab, is_final)
+        text = tab.locator(STATUS).input_value()
+        assert "request id" in text, text
+        tab.locator("#status button[aria-label*='opy'], #status button[title*='opy']").click()
+        assert tab.evaluate("navigator.clipboard.readText()") == text
+    finally:
+        context.close()

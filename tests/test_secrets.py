@@ -297,3 +297,79 @@ def test_a_key_in_the_vendors_job_error_is_not_shown(client, live_app, photo):
     entry = live_app.service.ledger.get(gid)
     assert entry is not None
     assert_secret_free(entry.message, TYPED_KEY)
+
+
+# --- in the browser ----------------------------------------------------------------------------
+
+BROWSER_STORAGE = """async () => {
+    const out = [];
+    for (const store of [localStorage, sessionStorage]) {
+        for (let i = 0; i < store.length; i++) {
+            out.push(store.key(i) + "=" + store.getItem(store.key(i)));
+        }
+    }
+    const dbs = indexedDB.databases ? await indexedDB.databases() : [];
+    for (const {name} of dbs) {
+        const db = await new Promise((ok, bad) => {
+            const r = indexedDB.open(name);
+            r.onsuccess = () => ok(r.result);
+            r.onerror = () => bad(r.error);
+        });
+        for (const store of Array.from(db.objectStoreNames)) {
+            const rows = await new Promise((ok) => {
+                const r = db.transaction(store).objectStore(store).getAll();
+                r.onsuccess = () => ok(r.result);
+                r.onerror = () => ok([]);
+            });
+            out.push(`indexedDB ${name}/${store}: ` + JSON.stringify(rows));
+        }
+        db.close();
+    }
+    out.push("cookie=" + document.cookie);
+    return {text: out.join("\\n"), databases: dbs.map((d) => d.name)};
+}"""
+
+
+@pytest.mark.browser
+def test_a_typed_key_is_kept_nowhere_in_the_browser(live_app, browser, tmp_path):
+    """Issue 8 item 1: Gradio's run history would keep every input, the key field included,
+    in the browser and list it at /gradio_api/runs. After a run with a typed key, the key is in
+    no storage, cookie or page the app serves, after a reload too."""
+    from browsing import fill_job, is_final, open_page, status_lines
+
+    photo = tmp_path / "harbour.jpg"
+    Image.new("RGB", (800, 600), (20, 90, 160)).save(photo)
+    context = browser.new_context()
+    tab = context.new_page()
+    try:
+        open_page(tab, live_app.url)
+        fill_job(tab, photo, "Boats rock gently in the harbour.")
+        tab.locator("#api-key input").fill(TYPED_KEY)
+        tab.locator("#generate").click()
+        lines = status_lines(tab, is_final)
+        assert lines[-1].startswith("Status: completed"), lines
+        assert (
+            live_app.sim.requests_to("/v2/video/generations")[0].headers["authorization"]
+            == f"Bearer {TYPED_KEY}"
+        )
+        tab.wait_for_timeout(1000)  # any write Gradio makes after a run has landed
+
+        seen = [tab.evaluate(BROWSER_STORAGE)["text"]]
+        seen += [str(c) for c in context.cookies()]
+        tab.reload()
+        tab.locator("#generate").wait_for()
+        seen.append(tab.evaluate(BROWSER_STORAGE)["text"])
+        assert tab.locator("#api-key input").input_value() == ""
+        seen.append(tab.content())
+        for path in ("", "gradio_api/runs", "config", "gradio_api/info"):
+            response = context.request.get(live_app.url + path)
+            seen.append(f"{path}: {response.status} {response.text()}")
+        tab.goto(live_app.url + "gradio_api/runs")
+        tab.wait_for_timeout(1000)
+        seen.append(tab.content())
+        seen.append(tab.evaluate(BROWSER_STORAGE)["text"])
+        everything = "\n".join(seen)
+        assert "kling-ui-generation-ids" in everything  # the storage was read, not empty
+        assert_secret_free(everything, TYPED_KEY)
+    finally:
+        context.close()

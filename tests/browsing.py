@@ -1,0 +1,143 @@
+"""Driving the page in a real browser: Chromium through Playwright, shared by the suites.
+
+Needs Debian's Chromium (``apt-get install chromium``): without it the browser tests skip,
+except on CI (``CI=true``), where they fail. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # reported by the `chromium` fixture, like a missing browser
+    sync_playwright = None
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STATUS = "#status textarea"
+GEN_ID = "#generation-id textarea"
+# Resolves once the <video> has a frame, its 5 s duration, no error, and time moving.
+WAIT_PLAYING = """(v, ms) => new Promise((ok, bad) => {
+    const playing = () =>
+        v.readyState >= 2 && v.duration > 4 && !v.error && !v.paused && v.currentTime > 0;
+    const timer = setTimeout(() => bad(new Error(
+        `video not playing: readyState=${v.readyState} duration=${v.duration} ` +
+        `error=${v.error && v.error.code} paused=${v.paused} t=${v.currentTime}`)), ms);
+    const check = () => playing() ? (clearTimeout(timer), ok()) : setTimeout(check, 100);
+    check();
+})"""
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium's path; skips the browser tests (fails them on CI) when it is missing."""
+    if sync_playwright is None:
+        _unavailable("Playwright not installed: pip install -r requirements-dev.txt")
+    path = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+    path = path or shutil.which("chromium")
+    if not path:
+        _unavailable("Chromium not found: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request) -> Iterator[Page]:
+    """A fresh context per test (so an empty browser history); a screenshot if it fails."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    failed_before = request.session.testsfailed
+    try:
+        yield tab
+    finally:
+        # The call's report is logged before teardown, so a failure has been counted by now.
+        if request.session.testsfailed > failed_before:
+            ARTIFACTS.mkdir(exist_ok=True)
+            tab.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
+        context.close()
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.locator("#generate")).to_be_visible()
+
+
+def fill_job(page: Page, image: Path, prompt: str) -> None:
+    """Upload the image and type the prompt, as a person would; wait for the image check."""
+    page.locator("#image input[type=file]").set_input_files(image)
+    expect(page.locator("#image-note")).not_to_be_empty()
+    page.locator("#prompt textarea").fill(prompt)
+
+
+def status_lines(page: Page, until: Callable[[str], bool], timeout: float = 30) -> list[str]:
+    """The distinct first lines the status box shows, in order, polled every 100 ms."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        first = (page.locator(STATUS).input_value().splitlines() or [""])[0]
+        if first and (not seen or seen[-1] != first):
+            seen.append(first)
+        if first and until(first):
+            return seen
+        page.wait_for_timeout(100)
+    raise AssertionError(f"status never got there; saw {seen}")
+
+
+def phase(line: str) -> str:
+    """'Status: downloading (API says completed)' -> 'downloading'."""
+    return line.removeprefix("Status: ").split(" ")[0]
+
+
+IN_PROGRESS = {"submitted", "queued", "generating", "downloading", "retrying", "unknown"}
+
+
+def is_final(line: str) -> bool:
+    """Any status but an in-progress one: completed, failed, refused, not sent, ..."""
+    return phase(line) not in IN_PROGRESS
+
+
+def expect_video_playing(page: Page) -> None:
+    video = page.locator("#video video")
+    expect(video).to_have_count(1)
+    video.evaluate(WAIT_PLAYING, 10_000)
+    state = video.evaluate(
+        "v => ({ready: v.readyState, duration: v.duration, error: v.error && v.error.code})"
+    )
+    assert state["ready"] >= 2 and state["duration"] > 4 and state["error"] is None, state
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
