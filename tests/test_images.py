@@ -651,3 +651,27 @@ def test_a_tiny_file_declaring_a_big_canvas_under_the_cap_is_refused_before_deco
     with pytest.raises(InputError, match="declares 6000×5000 pixels"):
         prepare_image(path)
     assert time.perf_counter() - started < 2.0
+
+
+def test_a_flat_one_bit_drawing_is_not_mistaken_for_a_damaged_file(tmp_path):
+    """Found by Hypothesis: deflate packs a flat 1-bit PNG into ~8000 pixels a byte,
+    legitimately; only more than a file can hold is refused."""
+    width, height = 1956, 2045
+    rows = bytes((1 + (width + 7) // 8) * height)  # filter 0, every pixel black
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 9))
+        + chunk(b"IEND", b"")
+    )
+    path = tmp_path / "flat.png"
+    path.write_bytes(data)
+    assert width * height / len(data) > 2000  # denser than the old flat limit allowed
+    prepared = prepare_image(path)
+    assert (prepared.source_width, prepared.source_height) == (width, height)
