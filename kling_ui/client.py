@@ -1,7 +1,7 @@
 """The only module that speaks HTTP: create a generation, poll it, download its video.
 
 What it guarantees:
-- a request is validated before anything is sent (``GenerationRequest.validate``);
+- a request is checked by ``rules`` before anything is sent (``GenerationRequest.body``);
 - polls are retried on connection errors, 429 (Retry-After honoured, capped) and 5xx by a
   ``urllib3`` ``Retry`` mounted on the session, never by a loop here;
 - the create POST is retried only when it provably never reached the server (no
@@ -11,9 +11,9 @@ What it guarantees:
   a log line, a message or the download of the video (that uses a session with no
   credentials, so neither the CDN nor a redirect target sees the key).
 
-Status codes are turned into our exception types in exactly one place,
-``_raise_for_status``; vendor JSON is parsed into our types in ``jobs.py``.
-Imports: ``config`` and ``errors`` only.
+Status codes are turned into our exception types in exactly one place, a table
+(``_STATUS_ERRORS``) plus the one rule a create adds (``_raise_for_status``); vendor JSON is
+parsed into our types in ``jobs.py``. Imports: ``config``, ``errors`` and ``rules``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -32,101 +31,15 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from . import errors
-from .config import CREATE_PATH, MODEL, POLL_PATH, Settings
+from .config import CREATE_PATH, POLL_PATH, Settings
+from .rules import GenerationRequest, check_generation_id
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 2500
-DURATIONS = (5, 10)
 USER_AGENT = "kling-ui/0.1"
 _POLL_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A 429 or 503 answer to a create says the job was not accepted, so it is safe to repeat.
 _CREATE_RETRY_STATUSES = frozenset({429, 503})
-
-
-# --- the request -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One image-to-video request, as the user asked for it."""
-
-    image_url: str = field(repr=False)  # an https URL or a data URI (see images.py)
-    prompt: str
-    negative_prompt: str = ""
-    duration: int = 5
-    generate_audio: bool = True
-
-    def validate(self) -> None:
-        """Raise ``InputError`` for anything the API would reject; send nothing."""
-        check_prompt(self.prompt)
-        check_negative_prompt(self.negative_prompt)
-        check_duration(self.duration)
-        if not isinstance(self.generate_audio, bool):
-            raise errors.InputError('"Generate audio" must be on or off (true or false).')
-        if not isinstance(self.image_url, str) or not self.image_url.startswith(
-            ("https://", "data:image/")
-        ):
-            raise errors.InputError("Add an image first (an upload or an https:// link).")
-
-    def body(self) -> dict[str, Any]:
-        self.validate()
-        body: dict[str, Any] = {
-            "model": MODEL,
-            "prompt": self.prompt,
-            "image_url": self.image_url,
-            "duration": int(self.duration),
-            "generate_audio": self.generate_audio,
-        }
-        if self.negative_prompt.strip():
-            body["negative_prompt"] = self.negative_prompt
-        return body
-
-
-def _has_control_chars(text: str) -> bool:
-    # C0/C1 control characters (NUL included) mean nothing in a prompt and break some
-    # upstream JSON handling. Newlines and tabs are fine; so are format characters such as
-    # the zero-width joiner in emoji sequences and right-to-left marks.
-    return any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text)
-
-
-def check_prompt(prompt: object) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise errors.InputError("Write a prompt describing the motion you want.")
-    if _has_control_chars(prompt):
-        raise errors.InputError(
-            "The prompt contains control characters (such as NUL). Remove them and try again."
-        )
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise errors.InputError(
-            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. "
-            f"Shorten it by {len(prompt) - MAX_PROMPT_CHARS}."
-        )
-    return prompt
-
-
-def check_negative_prompt(text: object) -> str:
-    if text is None:
-        return ""
-    if not isinstance(text, str):
-        raise errors.InputError("The negative prompt must be text.")
-    if _has_control_chars(text):
-        raise errors.InputError(
-            "The negative prompt contains control characters (such as NUL). Remove them."
-        )
-    if len(text) > MAX_PROMPT_CHARS:
-        raise errors.InputError(
-            f"The negative prompt is {len(text)} characters long; the limit is "
-            f"{MAX_PROMPT_CHARS}. Shorten it by {len(text) - MAX_PROMPT_CHARS}."
-        )
-    return text
-
-
-def check_duration(duration: object) -> int:
-    # bool is an int in Python; True must not pass for 1 second, nor 5.0 for 5.
-    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in DURATIONS:
-        raise errors.InputError(f"Duration must be 5 or 10 seconds, not {duration!r}.")
-    return duration
 
 
 # --- retry policy ------------------------------------------------------------------------
@@ -259,73 +172,52 @@ def _request_id(response: requests.Response) -> str | None:
     return str(data.get("requestId")) if isinstance(data, dict) and data.get("requestId") else None
 
 
-def _raise_for_status(
-    response: requests.Response,
-    *,
-    creating: bool,
-    generation_id: str | None = None,
-    secret: str | None = None,
-) -> None:
-    """The one place an HTTP status becomes one of our exceptions."""
+# Status -> the error it means, whatever was asked; then the words where the request matters.
+_STATUS_ERRORS: dict[int, type[errors.APIStatusError]] = {
+    400: errors.BadRequestError,
+    401: errors.AuthenticationError,
+    403: errors.OutOfCreditsError,
+    404: errors.NotFoundError,
+    429: errors.RateLimitError,
+}
+_WORDS: dict[tuple[int, str], str] = {
+    (404, "create"): "The API address was not found. Check AIMLAPI_BASE_URL.",
+    (404, "poll"): "The API does not know this generation id. Check that it was copied whole "
+    "and belongs to the same API key.",
+    (429, "create"): "The API is limiting requests (too many at once). Nothing was submitted; "
+    "wait a minute and try again.",
+}
+_VENDOR_TIMEOUT = (
+    "The vendor reported a generation timeout (504). Failed generations are not charged; "
+    "resume later to check again, or try a new generation."
+)
+
+
+def _raise_for_status(response: requests.Response, *, creating: bool, secret: str | None) -> None:
+    """The one place an HTTP status becomes one of our exceptions.
+
+    The table says what a status means; a create adds one rule: after the request left us, a
+    server error other than 503 leaves its outcome unknown (503 says it was not taken).
+    """
     status = response.status_code
     if status < 300:
         return
     vendor_message = _vendor_message(response)
-    kwargs = {
+    info = {
         "vendor_message": errors.redact(vendor_message, secret) if vendor_message else None,
         "request_id": _request_id(response),
-        "status_code": status,
-        "generation_id": generation_id,
     }
-    if status == 400:
-        raise errors.BadRequestError(**kwargs)
-    if status == 401:
-        raise errors.AuthenticationError(**kwargs)
-    if status == 403:
-        raise errors.OutOfCreditsError(**kwargs)
-    if status == 404:
-        if generation_id:
-            raise errors.NotFoundError(
-                "The API does not know this generation id. Check that it was copied whole "
-                "and belongs to the same API key.",
-                **kwargs,
-            )
-        raise errors.NotFoundError(
-            "The API address was not found. Check AIMLAPI_BASE_URL.", **kwargs
-        )
-    if status == 429:
-        if creating:
-            raise errors.RateLimitError(
-                "The API is limiting requests (too many at once). Nothing was submitted; "
-                "wait a minute and try again.",
-                **kwargs,
-            )
-        raise errors.RateLimitError(**kwargs)
-    if status == 504:
-        if creating:
-            raise errors.OutcomeUnknown(
-                "The API gateway timed out after the request was sent, so we can't tell "
-                "whether the generation was accepted. Check your AIML API dashboard before "
-                "you try again, so you don't pay twice.",
-                **kwargs,
-            )
-        raise errors.GenerationFailed(
-            "The vendor reported a generation timeout (504). Failed generations are not "
-            "charged; resume later to check again, or try a new generation.",
-            **kwargs,
-        )
-    if status >= 500:
-        if creating and status != 503:
-            raise errors.OutcomeUnknown(
-                f"The API failed (HTTP {status}) after the request was sent, so we can't "
-                "tell whether the generation was accepted. Check your AIML API dashboard "
-                "before you try again, so you don't pay twice.",
-                **kwargs,
-            )
-        raise errors.ServerError(**kwargs)
     if 300 <= status < 400:
         raise errors.ServerError(f"The API answered with an unexpected redirect (HTTP {status}).")
-    raise errors.APIStatusError(f"The API answered with HTTP {status}.", **kwargs)
+    if creating and status >= 500 and status != 503:
+        cause = "The API gateway timed out" if status == 504 else f"The API failed (HTTP {status})"
+        raise errors.OutcomeUnknown(f"{cause} after the request was sent", **info)
+    if status == 504:  # on a poll: the vendor's own generation timeout ends the job
+        raise errors.GenerationFailed(_VENDOR_TIMEOUT, **info)
+    kind = _STATUS_ERRORS.get(status) or (errors.ServerError if status >= 500 else None)
+    if kind is None:
+        raise errors.APIStatusError(f"The API answered with HTTP {status}.", **info)
+    raise kind(_WORDS.get((status, "create" if creating else "poll")), **info)
 
 
 def _json_payload(response: requests.Response) -> dict[str, Any] | None:
@@ -381,15 +273,18 @@ class AIMLClient:
             )
         return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
 
+    def redact(self, text: str) -> str:
+        """``text`` without this client's key (or anything shaped like one)."""
+        return errors.redact(text, self.api_key)
+
     def create_generation(self, request: GenerationRequest) -> APIResponse:
         """POST the job. Returns the API's answer, which carries the generation id."""
-        body = request.body()  # validates; raises InputError before anything is sent
+        body = request.body()  # checks; raises InputError before anything is sent
         headers = self._auth()
-        url = self._base + CREATE_PATH
         assert self.sessions is not None
         try:
             response = self.sessions.create.post(
-                url,
+                self._base + CREATE_PATH,
                 json=body,
                 headers=headers,
                 timeout=(self.settings.connect_timeout, self.settings.create_read_timeout),
@@ -403,9 +298,7 @@ class AIMLClient:
         except requests.Timeout:
             log.warning("create: timed out waiting for the answer")
             raise errors.OutcomeUnknown(
-                "The API did not answer in time after the request was sent, so we can't tell "
-                "whether the generation was accepted. Check your AIML API dashboard before "
-                "you try again, so you don't pay twice."
+                "The API did not answer in time after the request was sent"
             ) from None
         except requests.RequestException as exc:
             log.warning("create: request failed (%s)", type(exc).__name__)
@@ -415,17 +308,13 @@ class AIMLClient:
         payload = _json_payload(response)
         if payload is None or not isinstance(payload.get("id"), str) or not payload["id"]:
             raise errors.OutcomeUnknown(
-                "The API answered without a generation id, so the job can't be tracked. "
-                "Check your AIML API dashboard before you try again, so you don't pay twice.",
-                request_id=_request_id(response),
+                "The API answered without a generation id", request_id=_request_id(response)
             )
         return APIResponse(payload, _request_id(response), _credits_header(response))
 
     def get_generation(self, generation_id: str) -> APIResponse:
         """GET the job's current state. Retries transient failures inside the adapter."""
-        if not isinstance(generation_id, str) or not generation_id.strip():
-            raise errors.InputError("Paste a generation id to resume.")
-        generation_id = generation_id.strip()
+        generation_id = check_generation_id(generation_id)
         headers = self._auth()
         assert self.sessions is not None
         try:
@@ -440,19 +329,15 @@ class AIMLClient:
             log.warning("poll: request failed (%s)", type(exc).__name__)
             raise errors.APIConnectionError(
                 "Lost contact with the API while checking the job. It goes on at the vendor; "
-                "we'll keep trying, or resume it later by its id.",
-                generation_id=generation_id,
+                "we'll keep trying, or resume it later by its id."
             ) from None
         log.debug("poll: HTTP %s", response.status_code)
-        _raise_for_status(
-            response, creating=False, generation_id=generation_id, secret=self.api_key
-        )
+        _raise_for_status(response, creating=False, secret=self.api_key)
         payload = _json_payload(response)
         if payload is None:
             raise errors.ServerError(
                 "The API sent an unreadable answer while we checked the job; trying again.",
                 request_id=_request_id(response),
-                generation_id=generation_id,
             )
         return APIResponse(payload, _request_id(response), _credits_header(response))
 
@@ -461,84 +346,99 @@ class AIMLClient:
         return download_video(url, dest, self.settings, self.sessions)
 
 
+# --- the download ------------------------------------------------------------------------
+
+
 def _looks_like_mp4(head: bytes) -> bool:
     # An ISO media file starts with a box whose type is ftyp (sometimes a leading free/skip).
     return len(head) >= 8 and head[4:8] in (b"ftyp", b"free", b"skip", b"wide", b"mdat")
 
 
+_NOT_MP4 = "The video host sent something that is not an MP4 video. Resume the job to try again."
+
+
+def _check_video_response(response: requests.Response, cap: int) -> int | None:
+    """Refuse a video host's error or an over-size declaration; return the declared size."""
+    status = response.status_code
+    if status in (401, 403):
+        raise errors.DownloadError(
+            f"The video host refused the download (HTTP {status}); the link may have expired. "
+            "Resume the job to get a fresh link."
+        )
+    if status == 404:
+        raise errors.DownloadError(
+            "The video file was not found at the video host (HTTP 404). "
+            "Resume the job to get a fresh link."
+        )
+    if status >= 300:
+        raise errors.DownloadError(
+            f"The video host answered HTTP {status}. Resume the job to try again."
+        )
+    declared = response.headers.get("Content-Length")
+    size = int(declared) if declared and declared.isdigit() else None
+    if size is not None and size > cap:
+        raise errors.DownloadError(
+            f"The video is {size / 1e6:.0f} MB, over this app's {cap / 1e6:.0f} MB limit."
+        )
+    return size
+
+
+def _copy_video(response: requests.Response, out: BinaryIO, cap: int) -> tuple[int, bytes]:
+    """Stream the body to ``out``, checking the MP4 header early and the cap as it goes."""
+    size, head = 0, b""
+    for chunk in response.iter_content(chunk_size=256 * 1024):
+        if len(head) < 12:
+            head += chunk[:12]
+            if len(head) >= 12 and not _looks_like_mp4(head):
+                raise errors.DownloadError(_NOT_MP4)
+        size += len(chunk)
+        if size > cap:
+            raise errors.DownloadError(
+                f"The video is larger than this app's {cap / 1e6:.0f} MB limit."
+            )
+        out.write(chunk)
+    return size, head
+
+
+def _fetch_video(url: str, out: BinaryIO, settings: Settings, session: requests.Session) -> None:
+    cap = settings.max_video_bytes
+    try:
+        with session.get(
+            url,
+            stream=True,
+            timeout=(settings.connect_timeout, settings.download_timeout),
+            headers={"Accept": "video/mp4,*/*"},
+        ) as response:
+            declared = _check_video_response(response, cap)
+            size, head = _copy_video(response, out, cap)
+    except requests.RequestException as exc:
+        log.warning("download failed (%s)", type(exc).__name__)
+        raise errors.DownloadError(
+            "The video download was interrupted. Resume the job to try again."
+        ) from None
+    if declared is not None and size != declared:
+        raise errors.DownloadError("The video download was cut off. Resume the job to try again.")
+    if not _looks_like_mp4(head):
+        raise errors.DownloadError(_NOT_MP4)
+
+
 def download_video(
     url: str, dest: Path, settings: Settings, sessions: Sessions | None = None
 ) -> Path:
-    """Fetch the finished video to ``dest``. The session used has no Authorization header."""
+    """Fetch the finished video to ``dest`` through a temporary file, renamed when whole.
+
+    The session used has no Authorization header: neither the CDN nor a redirect target
+    ever sees the key."""
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise errors.DownloadError("The API returned no usable video address.")
     session = (sessions or Sessions.for_settings(settings)).download
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    cap = settings.max_video_bytes
     fd, tmp_name = tempfile.mkstemp(prefix=".part-", suffix=".mp4", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            try:
-                with session.get(
-                    url,
-                    stream=True,
-                    timeout=(settings.connect_timeout, settings.download_timeout),
-                    headers={"Accept": "video/mp4,*/*"},
-                ) as response:
-                    if response.status_code in (401, 403):
-                        raise errors.DownloadError(
-                            "The video host refused the download (HTTP "
-                            f"{response.status_code}); the link may have expired. Resume the "
-                            "job to get a fresh link."
-                        )
-                    if response.status_code == 404:
-                        raise errors.DownloadError(
-                            "The video file was not found at the video host (HTTP 404). "
-                            "Resume the job to get a fresh link."
-                        )
-                    if response.status_code >= 300:
-                        raise errors.DownloadError(
-                            f"The video host answered HTTP {response.status_code}. Resume the "
-                            "job to try again."
-                        )
-                    declared = response.headers.get("Content-Length")
-                    if declared and declared.isdigit() and int(declared) > cap:
-                        raise errors.DownloadError(
-                            f"The video is {int(declared) / 1e6:.0f} MB, over this app's "
-                            f"{cap / 1e6:.0f} MB limit."
-                        )
-                    size = 0
-                    head = b""
-                    for chunk in response.iter_content(chunk_size=256 * 1024):
-                        if len(head) < 12:
-                            head += chunk[:12]
-                            if len(head) >= 12 and not _looks_like_mp4(head):
-                                raise errors.DownloadError(
-                                    "The video host sent something that is not an MP4 video. "
-                                    "Resume the job to try again."
-                                )
-                        size += len(chunk)
-                        if size > cap:
-                            raise errors.DownloadError(
-                                f"The video is larger than this app's {cap / 1e6:.0f} MB limit."
-                            )
-                        out.write(chunk)
-                    if declared and declared.isdigit() and size != int(declared):
-                        raise errors.DownloadError(
-                            "The video download was cut off. Resume the job to try again."
-                        )
-            except requests.RequestException as exc:
-                log.warning("download failed (%s)", type(exc).__name__)
-                raise errors.DownloadError(
-                    "The video download was interrupted. Resume the job to try again."
-                ) from None
-        if not _looks_like_mp4(head):
-            raise errors.DownloadError(
-                "The video host sent something that is not an MP4 video. Resume the job to "
-                "try again."
-            )
+            _fetch_video(url, out, settings, session)
         os.replace(tmp, dest)
         return dest
     finally:

@@ -2,19 +2,19 @@
 
 Every exception the package raises on purpose is a ``KlingUIError``; the page shows
 ``err.user_message`` and nothing else. The tree, shallow so a caller can catch at the
-level it cares about::
+level it cares about. Each branch says what is true of the job it was raised for::
 
     KlingUIError
     ├── InputError                 bad image, prompt or setting: nothing was sent
-    ├── APIStatusError             the API answered with an error status
+    ├── APIStatusError             the API answered with an error: no job was made by it
     │   ├── BadRequestError        400: the API rejected a field
     │   ├── AuthenticationError    401: missing or wrong key
     │   ├── OutOfCreditsError      403: top up the account
     │   ├── NotFoundError          404: wrong path, or unknown generation id
-    │   ├── RateLimitError         429: too many requests, retried for polls
-    │   └── ServerError            5xx: the API or its upstream failed
-    ├── APIConnectionError         the API could not be reached (nothing was accepted)
-    │   └── OutcomeUnknown         a create may have been accepted: check before retrying
+    │   ├── RateLimitError         429: too many requests (retried for polls)
+    │   └── ServerError            5xx on a poll, 503 on a create: the API or its upstream failed
+    ├── APIConnectionError         the API could not be reached: nothing was accepted
+    ├── OutcomeUnknown             a create left us and we can't tell whether it was accepted
     ├── GenerationFailed           the job ended in ``error`` (nothing is charged)
     ├── GenerationTimeout          we stopped watching; the job may still finish
     └── DownloadError              the finished video could not be fetched or is not an MP4
@@ -53,7 +53,6 @@ class KlingUIError(Exception):
     anything; they are shown beside our words, never instead of them.
     """
 
-    category = "error"
     default_message = "Something went wrong."
 
     def __init__(
@@ -62,14 +61,10 @@ class KlingUIError(Exception):
         *,
         vendor_message: str | None = None,
         request_id: str | None = None,
-        status_code: int | None = None,
-        generation_id: str | None = None,
     ) -> None:
         self.base_message = user_message or self.default_message
         self.vendor_message = redact(vendor_message) if vendor_message else None
         self.request_id = request_id
-        self.status_code = status_code
-        self.generation_id = generation_id
         super().__init__(self.user_message)
 
     @property
@@ -83,70 +78,69 @@ class KlingUIError(Exception):
 
 
 class InputError(KlingUIError):
-    category = "input"
     default_message = "That input can't be used."
 
 
 class APIStatusError(KlingUIError):
-    category = "api"
     default_message = "The API returned an error."
 
 
 class BadRequestError(APIStatusError):
-    category = "bad_request"
     default_message = "The API rejected the request. Check the fields below and try again."
 
 
 class AuthenticationError(APIStatusError):
-    category = "auth"
     default_message = (
         "The API key was missing or not accepted. Enter a valid AIML API key and try again."
     )
 
 
 class OutOfCreditsError(APIStatusError):
-    category = "credits"
     default_message = (
         "Your AIML API account is out of credits. Top up your balance, then try again."
     )
 
 
 class NotFoundError(APIStatusError):
-    category = "not_found"
     default_message = "The API does not know that address or generation id. Check the id."
 
 
 class RateLimitError(APIStatusError):
-    category = "rate_limit"
     default_message = "The API is limiting requests right now. Wait a minute and try again."
 
 
 class ServerError(APIStatusError):
-    category = "server"
     default_message = (
         "The API had a server problem (it may be under maintenance). Try again in a few minutes."
     )
 
 
 class APIConnectionError(KlingUIError):
-    category = "connection"
     default_message = (
         "Could not reach the API. Check your internet connection and try again; "
         "nothing was submitted."
     )
 
 
-class OutcomeUnknown(APIConnectionError):
-    category = "outcome_unknown"
-    default_message = (
-        "The connection broke after the request was sent, so we can't tell whether the "
-        "generation was accepted. Check your AIML API dashboard before you try again, "
-        "so you don't pay twice."
+class OutcomeUnknown(KlingUIError):
+    """A create whose request left us, without an answer that says what became of it.
+
+    Built from what happened (``cause``); the rest of the sentence is always the same, so a
+    person is told the one safe next step in the same words wherever it arises.
+    """
+
+    CONSEQUENCE = (
+        "so we can't tell whether the generation was accepted. Check your AIML API dashboard "
+        "before you try again, so you don't pay twice."
     )
+
+    def __init__(
+        self, cause: str = "The connection broke after the request was sent", **kwargs: str | None
+    ) -> None:
+        super().__init__(f"{cause}, {self.CONSEQUENCE}", **kwargs)
 
 
 class GenerationFailed(KlingUIError):
-    category = "generation_failed"
     default_message = (
         "The generation failed at the vendor. Failed generations are not charged; "
         "adjust the prompt or image and try again."
@@ -154,7 +148,6 @@ class GenerationFailed(KlingUIError):
 
 
 class GenerationTimeout(KlingUIError):
-    category = "timeout"
     default_message = (
         "Stopped watching: the job took longer than expected. It may still finish at the "
         "vendor; resume it from the history or by its id later."
@@ -162,7 +155,6 @@ class GenerationTimeout(KlingUIError):
 
 
 class DownloadError(KlingUIError):
-    category = "download"
     default_message = (
         "The video was generated but could not be downloaded. Resume the job to try the "
         "download again."

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import errors
-from .client import AIMLClient, GenerationRequest
+from .client import AIMLClient
+from .rules import GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,55 @@ def submit_generation(client: AIMLClient, request: GenerationRequest) -> JobStat
 _TRANSIENT = (errors.RateLimitError, errors.ServerError, errors.APIConnectionError)
 
 
+@dataclass
+class _Watch:
+    """What one watch has seen so far: polls, credits, the vendor's word, time per phase.
+
+    Time in a phase is counted from the poll that first saw it."""
+
+    generation_id: str
+    created: float
+    clock: Callable[[], float]
+    polls: int = 0
+    credits: float | None = None
+    vendor_status: str = ""
+    queued_for: float = 0.0
+    generating_for: float = 0.0
+    last_phase: str | None = None
+    last_time: float = 0.0
+    last_job: JobStatus | None = None
+
+    def progress(self, phase: Phase, message: str, **extra: Any) -> Progress:
+        return Progress(
+            generation_id=self.generation_id,
+            phase=phase,
+            message=message,
+            vendor_status=self.vendor_status,
+            elapsed=max(0.0, self.clock() - self.created),
+            queued_for=self.queued_for,
+            generating_for=self.generating_for,
+            credits=self.credits,
+            polls=self.polls,
+            **extra,
+        )
+
+    def saw(self, job: JobStatus, credits_header: float | None, now: float) -> None:
+        """Take in one answer of the vendor's."""
+        self.last_job = job
+        if job.credits is not None:
+            self.credits = job.credits
+        elif credits_header is not None:
+            self.credits = credits_header
+        self.vendor_status = job.status
+        if self.last_phase == "queued":
+            self.queued_for += now - self.last_time
+        elif self.last_phase == "generating":
+            self.generating_for += now - self.last_time
+        if job.phase in ("queued", "generating"):
+            self.last_phase = job.phase
+        self.last_time = now
+
+
 def watch_generation(
     client: AIMLClient,
     generation_id: str,
@@ -172,104 +222,67 @@ def watch_generation(
     """
     watch_start = clock()
     created = started_at if started_at is not None else watch_start
-    queued_for = generating_for = 0.0
-    last_phase: str | None = None
-    last_time = watch_start
-    credits: float | None = None
-    polls = 0
-    vendor_status = ""
-
-    def progress(phase: Phase, message: str, **extra: Any) -> Progress:
-        return Progress(
-            generation_id=generation_id,
-            phase=phase,
-            message=message,
-            vendor_status=vendor_status,
-            elapsed=max(0.0, clock() - created),
-            queued_for=queued_for,
-            generating_for=generating_for,
-            credits=credits,
-            polls=polls,
-            **extra,
-        )
-
+    state = _Watch(generation_id, created, clock, last_time=watch_start)
     while True:
         poll_started = clock()
-        polls += 1
-        try:
-            response = client.get_generation(generation_id)
-        except _TRANSIENT as exc:
-            yield progress("retrying", f"{exc.user_message} Still watching.", error=exc)
-            job = None
-        except errors.KlingUIError as exc:
-            # Permanent: a bad key, an unknown id, the vendor's 504. Stop, and say why.
-            yield progress("failed", exc.user_message, error=exc)
+        update = _poll_once(client, state)
+        if update is None:  # the job is done: the vendor's answer says how
+            yield from _ended(client, state, download_to)
             return
-        else:
-            job = parse_generation(response.payload, generation_id)
-            if job.credits is not None:
-                credits = job.credits
-            elif response.credits_header is not None:
-                credits = response.credits_header
-
-        now = clock()
-        if job is not None:
-            vendor_status = job.status
-            # Time in a phase is counted from the poll that first saw it.
-            if last_phase == "queued":
-                queued_for += now - last_time
-            elif last_phase == "generating":
-                generating_for += now - last_time
-            last_phase = job.phase if job.phase in ("queued", "generating") else last_phase
-            last_time = now
-
-            if job.phase == "completed":
-                yield from _finish(client, job, download_to, progress)
-                return
-            if job.phase == "failed":
-                vendor_text = job.error_message or job.error_name
-                failure = errors.GenerationFailed(
-                    # The vendor may echo a credential; scrub the key itself, not just shapes.
-                    vendor_message=errors.redact(vendor_text, client.api_key)
-                    if vendor_text
-                    else None,
-                    generation_id=generation_id,
-                )
-                yield progress("failed", failure.user_message, error=failure)
-                return
-            if job.phase == "queued":
-                yield progress("queued", "Queued at the vendor, waiting for a worker.")
-            elif job.phase == "generating":
-                yield progress("generating", "Generating the video.")
-            else:
-                shown = job.status or "(none)"
-                yield progress(
-                    "unknown",
-                    f"The API reported a status we don't know ({shown!r}); still watching.",
-                )
-
-        if now - watch_start >= deadline:
-            timeout = errors.GenerationTimeout(generation_id=generation_id)
-            yield progress("stopped", timeout.user_message, error=timeout)
+        yield update
+        if update.final:
+            return
+        if clock() - watch_start >= deadline:
+            timeout = errors.GenerationTimeout()
+            yield state.progress("stopped", timeout.user_message, error=timeout)
             return
         sleep(max(0.0, poll_interval - (clock() - poll_started)))
 
 
-def _finish(
-    client: AIMLClient,
-    job: JobStatus,
-    download_to: Path | None,
-    progress: Callable[..., Progress],
-) -> Iterator[Progress]:
-    if download_to is None:
-        yield progress("completed", "Done.", video_url=job.video_url)
+def _poll_once(client: AIMLClient, state: _Watch) -> Progress | None:
+    """One poll, as the update to show; ``None`` when the vendor says the job has ended."""
+    state.polls += 1
+    try:
+        response = client.get_generation(state.generation_id)
+    except _TRANSIENT as exc:
+        return state.progress("retrying", f"{exc.user_message} Still watching.", error=exc)
+    except errors.KlingUIError as exc:
+        # Permanent: a bad key, an unknown id, the vendor's 504. Stop, and say why.
+        return state.progress("failed", exc.user_message, error=exc)
+    job = parse_generation(response.payload, state.generation_id)
+    state.saw(job, response.credits_header, state.clock())
+    if job.phase in ("completed", "failed"):
+        return None
+    if job.phase == "queued":
+        return state.progress("queued", "Queued at the vendor, waiting for a worker.")
+    if job.phase == "generating":
+        return state.progress("generating", "Generating the video.")
+    shown = job.status or "(none)"
+    return state.progress(
+        "unknown", f"The API reported a status we don't know ({shown!r}); still watching."
+    )
+
+
+def _ended(client: AIMLClient, state: _Watch, download_to: Path | None) -> Iterator[Progress]:
+    job = state.last_job
+    assert job is not None  # only called after the vendor answered
+    if job.phase == "failed":
+        vendor_text = job.error_message or job.error_name
+        # The vendor may echo a credential: the client scrubs its own key, not just shapes.
+        failure = errors.GenerationFailed(
+            vendor_message=client.redact(vendor_text) if vendor_text else None
+        )
+        yield state.progress("failed", failure.user_message, error=failure)
         return
-    yield progress("downloading", "Done at the vendor; downloading the video.")
+    if download_to is None:
+        yield state.progress("completed", "Done.", video_url=job.video_url)
+        return
+    yield state.progress("downloading", "Done at the vendor; downloading the video.")
     try:
         path = client.download_video(job.video_url or "", download_to)
     except errors.KlingUIError as exc:
-        yield progress("failed", exc.user_message, error=exc, video_url=job.video_url)
+        yield state.progress("failed", exc.user_message, error=exc, video_url=job.video_url)
         return
-    yield progress(
+    yield state.progress(
         "completed", "Done. The video is ready.", video_url=job.video_url, video_path=path
     )

@@ -1,0 +1,165 @@
+"""What a request must be before anything is sent: one parser per input.
+
+Owns the request (``GenerationRequest``) and the rules of each field: the prompt and its
+limit, the negative prompt, the duration (the page sends "5", programs 5), the audio switch,
+and the shape of a generation id. Each rule raises ``InputError`` with words for a person,
+so nothing the vendor would reject ever leaves us. Imports ``config`` and ``errors`` only:
+the page, the service and the HTTP client all read the rules here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+from .config import MODEL
+
+MAX_PROMPT_CHARS = 2500
+DURATIONS = (5, 10)
+# The vendor's ids: a uuid, then (usually) a colon and the model.
+GENERATION_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[\w./-]{1,120})?"
+)
+EXAMPLE_ID = "27f25c85-e9db-44e9-909a-0c3ceb35cdd9:klingai/video-v2-6-pro-image-to-video"
+
+
+def _has_control_chars(text: str) -> bool:
+    # C0/C1 control characters (NUL included) mean nothing in a prompt and break some
+    # upstream JSON handling. Newlines and tabs are fine; so are format characters such as
+    # the zero-width joiner in emoji sequences and right-to-left marks.
+    return any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text)
+
+
+def _check_text(text: str, name: str) -> str:
+    if _has_control_chars(text):
+        raise errors.InputError(
+            f"The {name} contains control characters (such as NUL). Remove them and try again."
+        )
+    if len(text) > MAX_PROMPT_CHARS:
+        raise errors.InputError(
+            f"The {name} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}. "
+            f"Shorten it by {len(text) - MAX_PROMPT_CHARS}."
+        )
+    return text
+
+
+def check_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise errors.InputError("Write a prompt describing the motion you want.")
+    return _check_text(prompt, "prompt")
+
+
+def check_negative_prompt(text: object) -> str:
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise errors.InputError("The negative prompt must be text.")
+    return _check_text(text, "negative prompt")
+
+
+def parse_duration(value: object) -> int:
+    """5 or 10 seconds, as the page ("5") or a program (5, 5.0) sends it; nothing else.
+
+    ``True`` is an int in Python: it must not pass for 1 second."""
+    if isinstance(value, str) and value.strip() in ("5", "10"):
+        return int(value.strip())
+    if isinstance(value, float) and value in (5.0, 10.0):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in DURATIONS:
+        raise errors.InputError(f"Duration must be 5 or 10 seconds, not {value!r}.")
+    return value
+
+
+def check_generate_audio(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise errors.InputError('"Generate audio" must be on or off (true or false).')
+    return value
+
+
+def check_generation_id(value: object) -> str:
+    """A pasted id, trimmed; refused when empty, overlong or holding control characters."""
+    gid = value.strip() if isinstance(value, str) else ""
+    if not gid:
+        raise errors.InputError("Paste a generation id to resume.")
+    if len(gid) > 200 or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in gid):
+        raise errors.InputError("That doesn't look like a generation id. Copy it again.")
+    return gid
+
+
+def check_new_generation_id(value: object) -> str:
+    """An id we have no record of must look like the vendor's before we ask about it."""
+    gid = check_generation_id(value)
+    if not GENERATION_ID.fullmatch(gid):
+        raise errors.InputError(
+            f"That doesn't look like a generation id: they look like {EXAMPLE_ID}. "
+            "Copy it again, whole."
+        )
+    return gid
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image-to-video request, as the user asked for it; built only from checked fields."""
+
+    image_url: str = field(repr=False)  # an https URL or a data URI (see images.py)
+    prompt: str
+    negative_prompt: str = ""
+    duration: int = 5
+    generate_audio: bool = True
+
+    @classmethod
+    def checked(
+        cls,
+        image_url: str,
+        prompt: object,
+        negative_prompt: object = "",
+        duration: object = 5,
+        generate_audio: object = True,
+    ) -> GenerationRequest:
+        """Apply every rule; raise ``InputError`` for anything the API would reject."""
+        if not isinstance(image_url, str) or not image_url.startswith(("https://", "data:image/")):
+            raise errors.InputError("Add an image first (an upload or an https:// link).")
+        return cls(
+            image_url=image_url,
+            prompt=check_prompt(prompt),
+            negative_prompt=check_negative_prompt(negative_prompt),
+            duration=parse_duration(duration),
+            generate_audio=check_generate_audio(generate_audio),
+        )
+
+    def validate(self) -> None:
+        """The same rules again, for a request built by hand: its duration must already be
+        a number of seconds (the lenient parsing is ``checked``'s, for people's input)."""
+        if type(self.duration) is not int:
+            raise errors.InputError(f"Duration must be 5 or 10 seconds, not {self.duration!r}.")
+        GenerationRequest.checked(
+            self.image_url, self.prompt, self.negative_prompt, self.duration, self.generate_audio
+        )
+
+    def body(self) -> dict[str, Any]:
+        self.validate()
+        body: dict[str, Any] = {
+            "model": MODEL,
+            "prompt": self.prompt,
+            "image_url": self.image_url,
+            "duration": int(self.duration),
+            "generate_audio": self.generate_audio,
+        }
+        if self.negative_prompt.strip():
+            body["negative_prompt"] = self.negative_prompt
+        return body
+
+
+def check_text_fields(
+    prompt: object, negative_prompt: object, duration: object, generate_audio: object
+) -> tuple[str, str, int, bool]:
+    """The fields other than the image, checked before the image work starts."""
+    return (
+        check_prompt(prompt),
+        check_negative_prompt(negative_prompt),
+        parse_duration(duration),
+        check_generate_audio(generate_audio),
+    )
