@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="refuse to generate without a key typed in the page (for public Spaces)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("KLING_UI_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", help="log level (default KLING_UI_LOG_LEVEL or INFO)")
     return parser.parse_args(argv)
 
 
@@ -52,32 +52,29 @@ def _limit_malloc_arenas() -> None:
 def main(argv: list[str] | None = None) -> None:
     _limit_malloc_arenas()
     args = parse_args(argv)
+    from kling_ui.config import settings_from_env
+
+    flags = {"demo": args.demo, "require_user_key": args.require_user_key}
+    overrides: dict[str, object] = {name: True for name, on in flags.items() if on}
+    if args.log_level:
+        overrides["log_level"] = args.log_level
+    settings = settings_from_env(**overrides)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Keep third-party debug logs (which may print request headers) out of our logs.
     for noisy in ("urllib3", "httpx", "httpcore", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from kling_ui.config import settings_from_env
-    from kling_ui.service import DemoSimulator, GenerationService
+    from kling_ui.service import GenerationService
+    from kling_ui.simulator import DemoSimulator
     from kling_ui.ui import browser_secret, build_ui, launch_options
 
-    overrides: dict[str, object] = {}
-    if args.demo:
-        overrides["demo"] = True
-    if args.require_user_key:
-        overrides["require_user_key"] = True
-    settings = settings_from_env(**overrides)
-    demo = None
-    if (settings.demo or not settings.api_key) and not settings.require_user_key:
-        queued, generating = _demo_schedule()
-        demo = DemoSimulator(settings, queued, generating)
+    demo = DemoSimulator(settings.data_dir, settings.demo_schedule) if settings.demo_mode else None
     service = GenerationService(settings, demo=demo)
-    page = build_ui(service, browser_secret=browser_secret(settings.data_dir))
-    page.queue(
-        default_concurrency_limit=None, max_size=int(os.environ.get("KLING_UI_QUEUE_SIZE", "256"))
-    )
+    page = build_ui(service, browser_secret=browser_secret(settings))
+    page.queue(default_concurrency_limit=None, max_size=settings.queue_size)
 
     mode = "demo (simulated videos, no credits spent)" if service.demo_mode else "live"
     print(f"kling-ui: {mode} mode; data in {settings.data_dir.resolve()}", flush=True)
@@ -85,12 +82,17 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         **launch_options(service),
-        max_threads=int(os.environ.get("KLING_UI_MAX_THREADS", "200")),
+        max_threads=settings.max_threads,
         show_error=False,
     )
     if not args.share:
         page.launch(**launch_kwargs)
         return
+    _launch_shared(page, launch_kwargs)
+
+
+def _launch_shared(page, launch_kwargs: dict) -> None:
+    """Ask Gradio for a public link; without one (no internet), say so and serve locally."""
     print(
         f"kling-ui: asking Gradio for a temporary public link (it lasts {SHARE_LIFETIME})",
         flush=True,
@@ -108,19 +110,6 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     page.block_thread()
-
-
-def _demo_schedule() -> tuple[float, float]:
-    raw = os.environ.get("KLING_UI_DEMO_SCHEDULE", "3,12")
-    try:
-        queued, generating = (float(x) for x in raw.split(","))
-    except ValueError:
-        print(
-            f"kling-ui: ignoring KLING_UI_DEMO_SCHEDULE={raw!r} (want 'queued,generating')",
-            file=sys.stderr,
-        )
-        return 3.0, 12.0
-    return queued, generating
 
 
 if __name__ == "__main__":

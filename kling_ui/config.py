@@ -1,51 +1,59 @@
 """Settings from command-line flags and the environment, in one frozen value.
 
-Owns every tunable number and every environment variable name. The API key is kept
-out of ``repr`` so that printing or logging a ``Settings`` never shows it.
-Imports nothing from the rest of the package.
+Owns every tunable number, every environment variable name and its default (written once,
+as the field's default below), and the one rule that says when the app runs in demo mode.
+The API key and the browser secret are kept out of ``repr`` so that printing or logging a
+``Settings`` never shows them. Imports nothing from the rest of the package.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com"
 MODEL = "klingai/video-v2-6-pro-image-to-video"
 CREATE_PATH = "/v2/video/generations"
 POLL_PATH = "/v2/video/generations"
-
-
-def _env_bool(name: str, environ: dict[str, str]) -> bool:
-    return environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_float(name: str, default: float, environ: dict[str, str]) -> float:
-    raw = environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        return default
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that varies between a laptop, a Space, CI and a test."""
+    """Everything that varies between a laptop, a Space, CI and a test.
 
-    api_key: str | None = field(default=None, repr=False)
-    base_url: str = DEFAULT_BASE_URL
-    data_dir: Path = Path("kling_ui_data")
-    demo: bool = False
-    require_user_key: bool = False
+    A field's ``env`` metadata names the variable it is read from (``settings_from_env``).
+    """
+
+    api_key: str | None = field(default=None, repr=False, metadata={"env": "AIMLAPI_KEY"})
+    base_url: str = field(default=DEFAULT_BASE_URL, metadata={"env": "AIMLAPI_BASE_URL"})
+    data_dir: Path = field(default=Path("kling_ui_data"), metadata={"env": "KLING_UI_DATA_DIR"})
+    demo: bool = field(default=False, metadata={"env": "KLING_UI_DEMO"})
+    require_user_key: bool = field(default=False, metadata={"env": "KLING_UI_REQUIRE_USER_KEY"})
     # On a Hugging Face Space (SPACE_ID set) with a server key, visitors must bring their own
     # key unless the owner opts in to sharing it (KLING_UI_ALLOW_SHARED_KEY=1).
-    on_space: bool = False
-    allow_shared_key: bool = False
+    on_space: bool = field(default=False, metadata={"env": "SPACE_ID"})
+    allow_shared_key: bool = field(default=False, metadata={"env": "KLING_UI_ALLOW_SHARED_KEY"})
+    # The key that encrypts the history kept in the browser; made once in data_dir if unset.
+    browser_secret: str | None = field(
+        default=None, repr=False, metadata={"env": "KLING_UI_BROWSER_SECRET"}
+    )
     # Polling: often enough that a finished video is noticed within about 2 s.
-    poll_interval: float = 2.0
+    poll_interval: float = field(default=2.0, metadata={"env": "KLING_UI_POLL_INTERVAL"})
     # Soft deadline: after this we stop watching; the job is never called failed for it.
-    watch_deadline: float = 30 * 60.0
+    watch_deadline: float = field(default=30 * 60.0, metadata={"env": "KLING_UI_WATCH_DEADLINE"})
+    # Demo jobs' seconds queued and generating ("queued,generating").
+    demo_schedule: tuple[float, float] = field(
+        default=(3.0, 12.0), metadata={"env": "KLING_UI_DEMO_SCHEDULE"}
+    )
+    # The web server: how many requests may wait, and worker threads (jobs wait on I/O).
+    queue_size: int = field(default=256, metadata={"env": "KLING_UI_QUEUE_SIZE"})
+    max_threads: int = field(default=200, metadata={"env": "KLING_UI_MAX_THREADS"})
+    log_level: str = field(default="INFO", metadata={"env": "KLING_UI_LOG_LEVEL"})
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     create_read_timeout: float = 120.0
@@ -55,6 +63,11 @@ class Settings:
     retry_after_cap: float = 30.0
     retry_backoff: float = 0.5  # urllib3 backoff_factor (and jitter) between retries
 
+    def __post_init__(self) -> None:
+        # A Space's own key is not lent to its visitors unless the owner says so.
+        if self.shared_key_locked and not self.require_user_key:
+            object.__setattr__(self, "require_user_key", True)
+
     @property
     def videos_dir(self) -> Path:
         return self.data_dir / "videos"
@@ -62,6 +75,12 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.data_dir / "history.sqlite3"
+
+    @property
+    def demo_mode(self) -> bool:
+        """Requests without a typed key go to the local simulator: asked for (--demo) or no
+        key to use, unless visitors must bring their own key."""
+        return (self.demo or not self.api_key) and not self.require_user_key
 
     @property
     def shared_key_locked(self) -> bool:
@@ -77,23 +96,45 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def _parse(raw: str, default: object) -> object:
+    """The environment's text as the type of the field's default; ValueError if it isn't."""
+    if isinstance(default, bool):
+        return raw.lower() in TRUE_WORDS
+    if isinstance(default, tuple):
+        parts = tuple(float(x) for x in raw.split(","))
+        if len(parts) != len(default):
+            raise ValueError(raw)
+        return parts
+    if isinstance(default, (int, float)):
+        value = type(default)(raw)
+        if value != value:  # NaN
+            raise ValueError(raw)
+        return value
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
 def settings_from_env(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-    """Read ``AIMLAPI_KEY``, ``AIMLAPI_BASE_URL``, ``KLING_UI_*`` and apply overrides."""
+    """Read every variable named in ``Settings`` and apply overrides (the flags).
+
+    An unreadable value is logged and its default kept; ``SPACE_ID`` counts as set when
+    it is not empty."""
     env = dict(os.environ if environ is None else environ)
-    base_url = (env.get("AIMLAPI_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
-    api_key = (env.get("AIMLAPI_KEY") or "").strip() or None
-    on_space = bool((env.get("SPACE_ID") or "").strip())
-    allow_shared = _env_bool("KLING_UI_ALLOW_SHARED_KEY", env)
-    settings = Settings(
-        api_key=api_key,
-        base_url=base_url,
-        data_dir=Path(env.get("KLING_UI_DATA_DIR") or "kling_ui_data"),
-        demo=_env_bool("KLING_UI_DEMO", env),
-        require_user_key=_env_bool("KLING_UI_REQUIRE_USER_KEY", env)
-        or (on_space and api_key is not None and not allow_shared),
-        on_space=on_space,
-        allow_shared_key=allow_shared,
-        poll_interval=_env_float("KLING_UI_POLL_INTERVAL", 2.0, env),
-        watch_deadline=_env_float("KLING_UI_WATCH_DEADLINE", 30 * 60.0, env),
-    )
-    return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        name = f.metadata.get("env")
+        raw = (env.get(name) or "").strip() if name else ""
+        if not raw:
+            continue
+        if name == "SPACE_ID":
+            values[f.name] = True
+            continue
+        try:
+            values[f.name] = _parse(raw, f.default)
+        except ValueError:
+            log.warning("ignoring %s=%r: not a %s", name, raw, type(f.default).__name__)
+    if "base_url" in values:
+        values["base_url"] = str(values["base_url"]).rstrip("/")
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

@@ -6,33 +6,78 @@ impossible to lose, and the names of downloaded videos. The page (``ui.py``) onl
 renders the ``Progress`` values these generators yield; programs and tests can use
 them directly.
 
-Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``; the
-simulator only when demo mode starts it. Never gradio.
+Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``, ``rules``;
+the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import secrets
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import errors
-from .client import AIMLClient, GenerationRequest, Sessions, check_duration
+from .client import AIMLClient, Sessions
 from .config import Settings
 from .history import Entry, Ledger
 from .images import prepare_image
 from .jobs import Progress, submit_generation, watch_generation
+from .rules import (
+    GenerationRequest,
+    check_generation_id,
+    check_new_generation_id,
+    check_text_fields,
+)
+
+if TYPE_CHECKING:
+    from .simulator import DemoSimulator
 
 log = logging.getLogger(__name__)
 
-DEMO = "demo"
-LIVE = "live"
+DEMO = "demo"  # the local simulator (as recorded in the ledger)
+LIVE = "live"  # the real API (as recorded in the ledger)
+TYPED = "typed"  # the real API with the key typed in the page
+SERVER = "server"  # the real API with the server's key
+
+
+def choose_backend(
+    settings: Settings, *, typed_key: str, recorded: str | None, demo_ready: bool
+) -> str:
+    """Where one request goes: ``TYPED``, ``SERVER`` or ``DEMO``; or a refusal in words.
+
+    The one rule, in order: a job keeps the backend it was made on (a demo job stays in the
+    demo; a real one is never sent to the simulator); a typed key means the real API; a
+    Space or ``--require-user-key`` wants a typed key; demo mode; the server's key.
+    """
+    if recorded == DEMO:
+        if demo_ready:
+            return DEMO
+        raise errors.AuthenticationError(
+            "This job ran in demo mode, which is off now. It can't be resumed here."
+        )
+    if typed_key:
+        return TYPED
+    if settings.require_user_key:
+        raise errors.AuthenticationError(
+            "This app needs your own AIML API key: enter it in the API key field."
+        )
+    server_key_usable = bool(settings.api_key) and not settings.demo
+    if recorded == LIVE and not server_key_usable:
+        raise errors.AuthenticationError(
+            "This job was made on the real API: enter your AIML API key to resume it."
+        )
+    if recorded != LIVE and settings.demo_mode and demo_ready:
+        return DEMO
+    if settings.api_key:
+        return SERVER
+    raise errors.AuthenticationError(
+        "No API key is set. Enter your AIML API key in the API key field."
+    )
 
 
 @dataclass(frozen=True)
@@ -50,38 +95,6 @@ def video_filename(prompt: str, generation_id: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-") or "video"
     short = re.sub(r"[^a-zA-Z0-9]", "", generation_id.split(":", 1)[0])[:8] or "job"
     return f"kling-{slug}-{short}.mp4"
-
-
-class DemoSimulator:
-    """The local stand-in for the API that demo mode talks to, started on first use."""
-
-    def __init__(self, settings: Settings, queued_s: float, generating_s: float) -> None:
-        self._settings = settings
-        self._schedule = (queued_s, generating_s)
-        self._lock = threading.Lock()
-        self._sim = None
-        self.key = "demo-" + secrets.token_hex(8)
-
-    def base_url(self) -> str:
-        with self._lock:
-            if self._sim is None:
-                from .simulator import Schedule, Simulator  # only demo mode needs it
-
-                state = self._settings.data_dir / "demo-jobs.json"
-                self._sim = Simulator(
-                    host="127.0.0.1",
-                    port=0,
-                    schedule=Schedule(*self._schedule),
-                    state_path=state,
-                ).start()
-                log.info("demo mode: simulator listening on %s", self._sim.url)
-            return self._sim.url
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._sim is not None:
-                self._sim.stop()
-                self._sim = None
 
 
 class GenerationService:
@@ -109,31 +122,20 @@ class GenerationService:
     @property
     def demo_mode(self) -> bool:
         """True when a request without a typed key goes to the simulator."""
-        return self.demo is not None and (self.settings.demo or not self.settings.api_key)
+        return self.demo is not None and self.settings.demo_mode
 
-    def backend_for(self, user_key: str | None, *, prefer: str | None = None) -> Backend:
-        """A typed key always means the real API; else the server's key, else the demo."""
-        user_key = (user_key or "").strip()
-        if user_key and prefer != DEMO:
-            return Backend(LIVE, self.settings, user_key)
-        if self.settings.require_user_key and prefer != DEMO:
-            raise errors.AuthenticationError(
-                "This app needs your own AIML API key: enter it in the API key field."
-            )
-        if prefer == LIVE and self.settings.api_key and not self.settings.demo:
-            return Backend(LIVE, self.settings, self.settings.api_key)
-        if self.demo_mode or prefer == DEMO:
-            if self.demo is None:
-                raise errors.AuthenticationError(
-                    "This job ran in demo mode, which is off now. It can't be resumed here."
-                )
+    def backend_for(self, user_key: str | None, *, recorded: str | None = None) -> Backend:
+        """The backend for one request (see ``choose_backend``), with its address and key."""
+        typed = (user_key or "").strip()
+        choice = choose_backend(
+            self.settings, typed_key=typed, recorded=recorded, demo_ready=self.demo is not None
+        )
+        if choice == DEMO:
+            assert self.demo is not None
             url = self.demo.base_url()
             return Backend(DEMO, self.settings.with_(base_url=url), self.demo.key)
-        if self.settings.api_key:
-            return Backend(LIVE, self.settings, self.settings.api_key)
-        raise errors.AuthenticationError(
-            "No API key is set. Enter your AIML API key in the API key field."
-        )
+        key = typed if choice == TYPED else self.settings.api_key
+        return Backend(LIVE, self.settings, key or "")
 
     def _client(self, backend: Backend) -> AIMLClient:
         sessions = self._sessions if backend.name == LIVE else None
@@ -159,38 +161,14 @@ class GenerationService:
         """
         if image is None or (isinstance(image, str) and not image.strip()):
             raise errors.InputError("Add an image first: upload, paste or take a photo.")
-        duration = _coerce_duration(duration)
-        request = GenerationRequest(
-            image_url="data:image/",  # placeholder until the image is prepared
-            prompt=prompt,
-            negative_prompt=negative_prompt or "",
-            duration=duration,
-            generate_audio=generate_audio,
-        )
-        request.validate()  # the prompt is checked before the image work starts
+        # The text fields are checked before the image work starts.
+        fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
         backend = self.backend_for(api_key)
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
-        request = GenerationRequest(
-            image_url=prepared.data_uri,
-            prompt=prompt,
-            negative_prompt=negative_prompt or "",
-            duration=duration,
-            generate_audio=generate_audio,
-        )
+        request = GenerationRequest(prepared.data_uri, *fields)
         client = self._client(backend)
         job = submit_generation(client, request)
-        created = self._clock()
-        self.ledger.record_submitted(
-            job.generation_id,
-            backend=backend.name,
-            prompt=prompt,
-            negative_prompt=negative_prompt or "",
-            duration=duration,
-            generate_audio=generate_audio,
-            status="submitted",
-            credits=job.credits,
-            created_at=created,
-        )
+        self._record_new(job.generation_id, request, backend.name, job.credits)
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
         yield Progress(
             generation_id=job.generation_id,
@@ -202,6 +180,22 @@ class GenerationService:
         )
         yield from self._watch(client, job.generation_id, backend.name)
 
+    def _record_new(
+        self, gid: str, request: GenerationRequest, backend: str, credits: float | None
+    ) -> None:
+        """The ledger row of a job just created: written before the first poll."""
+        self.ledger.record_submitted(
+            gid,
+            backend=backend,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            duration=request.duration,
+            generate_audio=request.generate_audio,
+            status="submitted",
+            credits=credits,
+            created_at=self._clock(),
+        )
+
     def resume(self, generation_id: str, api_key: str | None = None) -> Iterator[Progress]:
         """Pick a job up again by id: play it if we have it, else watch it to the end.
 
@@ -210,12 +204,8 @@ class GenerationService:
         """
         gid = check_generation_id(generation_id)
         entry = self.ledger.get(gid)
-        if entry is None and not GENERATION_ID.fullmatch(gid):
-            raise errors.InputError(
-                "That doesn't look like a generation id: they look like "
-                "27f25c85-e9db-44e9-909a-0c3ceb35cdd9:klingai/video-v2-6-pro-image-to-video. "
-                "Copy it again, whole."
-            )
+        if entry is None:
+            check_new_generation_id(gid)
         if entry and entry.video_path and Path(entry.video_path).exists():
             elapsed, queued, generating = entry.timings(self._clock())
             yield Progress(
@@ -231,8 +221,12 @@ class GenerationService:
                 simulated=entry.backend == DEMO,
             )
             return
-        backend = self.backend_for(api_key, prefer=entry.backend if entry else None)
+        backend = self.backend_for(api_key, recorded=entry.backend if entry else None)
         yield from self._watch(self._client(backend), gid, backend.name)
+
+    def entry(self, generation_id: str) -> Entry | None:
+        """The ledger's row for this id, or None."""
+        return self.ledger.get(generation_id) if generation_id else None
 
     def knows(self, generation_id: str) -> bool:
         """True when the ledger holds this id (it was created here, or the vendor knew it)."""
@@ -307,22 +301,6 @@ class GenerationService:
             )
 
 
-# The vendor's ids: a uuid, then (usually) a colon and the model.
-GENERATION_ID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[\w./-]{1,120})?"
-)
-
-
-def check_generation_id(value: object) -> str:
-    """A pasted id, trimmed; refused when empty, overlong or holding control characters."""
-    gid = value.strip() if isinstance(value, str) else ""
-    if not gid:
-        raise errors.InputError("Paste a generation id to resume.")
-    if len(gid) > 200 or any(unicodedata.category(c)[0] in "CZ" and c != " " for c in gid):
-        raise errors.InputError("That doesn't look like a generation id. Copy it again.")
-    return gid
-
-
 def _vendor_knows(update: Progress) -> bool:
     """The vendor answered about this id (a status, or its own failure of the job)."""
     return (
@@ -342,15 +320,6 @@ def _phase_seen(update: Progress) -> str | None:
     ):
         return "finished"
     return None
-
-
-def _coerce_duration(value: object) -> int:
-    """The page's radio sends "5"; programs may send 5. Anything else is refused."""
-    if isinstance(value, str) and value.strip() in ("5", "10"):
-        return int(value.strip())
-    if isinstance(value, float) and value in (5.0, 10.0):
-        return int(value)
-    return check_duration(value)
 
 
 def _ledger_status(update: Progress) -> str:

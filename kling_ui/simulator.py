@@ -12,6 +12,10 @@ from Python or, for an app in another process, through ``POST /__sim__/script``.
 Every request is recorded (the image replaced by its length) so tests can count
 creates and check headers.
 
+``Simulator`` owns all of that state (jobs, scripted faults, the request log, the
+link-signing secret, the optional state file) behind one lock; its HTTP handler only
+turns requests into calls of the Simulator's public methods and writes the answers.
+
 It shares no parsing or validation code with ``client.py`` on purpose: a mistake the
 two shared would pass every test. Standard library only.
 """
@@ -30,6 +34,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -337,8 +342,10 @@ class Simulator:
             self._periodic = None
 
     def job(self, generation_id: str) -> dict[str, Any]:
-        with self._lock:
-            return self._view(self.jobs[generation_id])
+        view = self.job_view(generation_id)
+        if view is None:
+            raise KeyError(generation_id)
+        return view
 
     def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
         """The recorded requests whose path starts with ``path_prefix``, oldest first."""
@@ -356,6 +363,102 @@ class Simulator:
         """Poll GETs received on either path, including those answered with a fault."""
         with self._lock:
             return sum(1 for r in self.requests if r.method == "GET" and r.path in CREATE_PATHS)
+
+    # --- what the HTTP handler asks of it -------------------------------------------------
+
+    def record(self, request: RecordedRequest) -> None:
+        """Add one received request to the log."""
+        with self._lock:
+            self.requests.append(request)
+
+    def recorded_requests(self) -> list[dict[str, Any]]:
+        """Every recorded request as a JSON-ready dict, oldest first."""
+        with self._lock:
+            return [asdict(r) for r in self.requests]
+
+    def accepts_key(self, key: str) -> bool:
+        """Whether ``key`` is accepted: any non-empty key, or only ``api_key`` when set."""
+        return bool(key) and (self.api_key is None or key == self.api_key)
+
+    def next_create_fault(self) -> Fault | None:
+        """Take the next scripted create fault, if any."""
+        with self._lock:
+            return self._create_faults.popleft() if self._create_faults else None
+
+    def next_poll_fault(self) -> Fault | None:
+        """Take the next scripted poll fault; failing that, count the poll for the periodic one."""
+        with self._lock:
+            if self._poll_faults:
+                return self._poll_faults.popleft()
+            if self._periodic is None:
+                return None
+            self._poll_count += 1
+            every, fault = self._periodic
+            return fault if self._poll_count % every == 0 else None
+
+    def next_download_fault(self) -> DownloadFault | None:
+        """Take the next scripted download fault, if any."""
+        with self._lock:
+            return self._download_faults.popleft() if self._download_faults else None
+
+    def create_job(self, duration: int) -> dict[str, Any]:
+        """Start a job with the next scripted outcome and the current schedule; its view."""
+        with self._lock:
+            outcome = self._outcomes.popleft() if self._outcomes else "complete"
+            job = _Job(
+                id=f"{uuid.uuid4()}:{MODEL}",
+                token=uuid.uuid4().hex,
+                created=self.clock(),
+                duration=duration,
+                outcome=outcome,
+                schedule=Schedule(self.schedule.queued_s, self.schedule.generating_s),
+            )
+            self.jobs[job.id] = job
+            self._save_state()
+            return self._view(job, status="queued")
+
+    def job_view(self, generation_id: str, *, status: str | None = None) -> dict[str, Any] | None:
+        """A job as a poll shows it, ``status`` replacing its own if given; None if unknown."""
+        with self._lock:
+            job = self.jobs.get(generation_id)
+            return None if job is None else self._view(job, status=status)
+
+    def link_is_valid(self, token: str, expires: int, signature: str | None) -> bool:
+        """Whether a video link names a job's file, has not expired, and is signed by us."""
+        return bool(
+            token
+            and any(j.token == token for j in list(self.jobs.values()))
+            and expires > time.time()
+            and signature == self._signature(token, expires)
+        )
+
+    def video_size(self) -> int:
+        """The size in bytes of the clip every completed job serves."""
+        return self.video_bytes if self.video_bytes else self.video_path.stat().st_size
+
+    def video_chunks(self, start: int, stop: int) -> Iterator[bytes]:
+        """The clip's bytes ``start`` to ``stop`` (exclusive), in chunks of at most 256 KiB."""
+        if self.video_bytes:
+            header = _ftyp_header()
+            pos = start
+            zeros = bytes(_CHUNK)
+            while pos < stop:
+                if pos < len(header):
+                    chunk = header[pos : min(stop, len(header))]
+                else:
+                    chunk = zeros[: min(_CHUNK, stop - pos)]
+                yield chunk
+                pos += len(chunk)
+            return
+        with open(self.video_path, "rb") as f:
+            f.seek(start)
+            remaining = stop - start
+            while remaining > 0:
+                chunk = f.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                yield chunk
+                remaining -= len(chunk)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -384,9 +487,6 @@ class Simulator:
         tmp.replace(self.state_path)
 
     # --- the vendor's shapes ---------------------------------------------------------------
-
-    def _video_size(self) -> int:
-        return self.video_bytes if self.video_bytes else self.video_path.stat().st_size
 
     def _signature(self, token: str, expires: int) -> str:
         return hashlib.sha256(f"{self._secret}:{token}:{expires}".encode()).hexdigest()[:32]
@@ -463,6 +563,9 @@ class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
     server_version = "kling-ui-simulator/1.0"
+    # Small answers on a kept-alive connection: without this, Nagle's algorithm and delayed
+    # ACKs add about 40 ms to every request on loopback.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # the default logs to stderr; we record requests instead (headers never logged)
@@ -482,8 +585,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             time=time.time(),
         )
-        with self.sim._lock:
-            self.sim.requests.append(record)
+        self.sim.record(record)
         return record
 
     def _read_body(self) -> bytes:
@@ -551,23 +653,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         auth = self.headers.get("Authorization", "")
         key = auth[7:].strip() if auth.startswith("Bearer ") else ""
-        if not key or (self.sim.api_key is not None and key != self.sim.api_key):
+        if not self.sim.accepts_key(key):
             self._send_error(401, "Unauthorized: invalid or missing API key")
             return False
         return True
-
-    def _periodic_fault(self) -> Fault | None:
-        sim = self.sim
-        with sim._lock:
-            if sim._periodic is None:
-                return None
-            sim._poll_count += 1
-            every, fault = sim._periodic
-            return fault if sim._poll_count % every == 0 else None
-
-    def _pop(self, queue: deque) -> Any:
-        with self.sim._lock:
-            return queue.popleft() if queue else None
 
     # --- routes --------------------------------------------------------------------------
 
@@ -583,7 +672,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._admin(path, body)
         if path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot POST {path}")
-        fault = self._pop(self.sim._create_faults)
+        fault = self.sim.next_create_fault()
         if self._apply_fault(fault):
             return
         if not self._authorized():
@@ -591,21 +680,9 @@ class _Handler(BaseHTTPRequestHandler):
         problem = _validation_error(body)
         if problem:
             return self._send_error(400, problem)
-        sim = self.sim
-        with sim._lock:
-            outcome = sim._outcomes.popleft() if sim._outcomes else "complete"
-            job = _Job(
-                id=f"{uuid.uuid4()}:{MODEL}",
-                token=uuid.uuid4().hex,
-                created=sim.clock(),
-                duration=int(body.get("duration", 5)),
-                outcome=outcome,
-                schedule=Schedule(sim.schedule.queued_s, sim.schedule.generating_s),
-            )
-            sim.jobs[job.id] = job
-            sim._save_state()
-            view = sim._view(job, status="queued")
-        credits = job.duration * CREDITS_PER_SECOND
+        duration = int(body.get("duration", 5))
+        view = self.sim.create_job(duration)
+        credits = duration * CREDITS_PER_SECOND
         view["meta"] = {"usage": {"credits_used": credits}}
         if fault is not None and fault.kind == "no_id":
             view.pop("id")
@@ -617,12 +694,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/files/"):
             return self._serve_video(parts.path, record.query)
         if parts.path == "/__sim__/requests":
-            with self.sim._lock:
-                recorded = [asdict(r) for r in self.sim.requests]
-            return self._send_json(200, recorded)
+            return self._send_json(200, self.sim.recorded_requests())
         if parts.path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot GET {parts.path}")
-        fault = self._pop(self.sim._poll_faults) or self._periodic_fault()
+        fault = self.sim.next_poll_fault()
         if self._apply_fault(fault):
             return
         if not self._authorized():
@@ -630,14 +705,8 @@ class _Handler(BaseHTTPRequestHandler):
         gid = record.query.get("generation_id", "")
         if not gid:
             return self._send_error(400, "Body validation error! generation_id: expected string")
-        with self.sim._lock:
-            job = self.sim.jobs.get(gid)
-            if job is None:
-                view = None
-            elif fault is not None and fault.kind == "weird_status":
-                view = self.sim._view(job, status=fault.vendor_status)
-            else:
-                view = self.sim._view(job)
+        weird = fault is not None and fault.kind == "weird_status"
+        view = self.sim.job_view(gid, status=fault.vendor_status if weird else None)
         if view is None:
             return self._send_error(404, f"Generation {gid} not found")
         self._send_json(200, view)
@@ -669,18 +738,12 @@ class _Handler(BaseHTTPRequestHandler):
             expires = int(query.get("Expires", "0"))
         except ValueError:
             expires = 0
-        valid = (
-            token
-            and any(j.token == token for j in list(sim.jobs.values()))
-            and expires > time.time()
-            and query.get("Signature") == sim._signature(token, expires)
-        )
-        if not valid:
+        if not sim.link_is_valid(token, expires, query.get("Signature")):
             return self._send_error(403, "Request has expired or the signature is invalid")
-        fault = self._pop(sim._download_faults)  # a refused link does not use up a fault
+        fault = sim.next_download_fault()  # a refused link does not use up a fault
         if fault is not None:
             return self._download_fault(fault)
-        size = sim._video_size()
+        size = sim.video_size()
         start, end = 0, size - 1
         status = 200
         rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
@@ -710,28 +773,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _stream(self, start: int, stop: int) -> None:
-        sim = self.sim
-        if sim.video_bytes:
-            header = _ftyp_header()
-            pos = start
-            zeros = bytes(_CHUNK)
-            while pos < stop:
-                if pos < len(header):
-                    chunk = header[pos : min(stop, len(header))]
-                else:
-                    chunk = zeros[: min(_CHUNK, stop - pos)]
-                self.wfile.write(chunk)
-                pos += len(chunk)
-            return
-        with open(sim.video_path, "rb") as f:
-            f.seek(start)
-            remaining = stop - start
-            while remaining > 0:
-                chunk = f.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                remaining -= len(chunk)
+        for chunk in self.sim.video_chunks(start, stop):
+            self.wfile.write(chunk)
 
     def _download_fault(self, fault: DownloadFault) -> None:
         if fault.kind == "status":
@@ -753,7 +796,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return None
         if fault.kind == "truncated":
-            size = self.sim._video_size()
+            size = self.sim.video_size()
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
             self.send_header("Content-Length", str(size))
@@ -780,6 +823,33 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return None
         return None
+
+
+class DemoSimulator:
+    """The simulator that demo mode talks to: started on first use, its jobs kept in
+    ``data_dir`` so they survive a restart of the app, behind a key of its own."""
+
+    def __init__(self, data_dir: Path, schedule: tuple[float, float] = (3.0, 12.0)) -> None:
+        self._state_path = Path(data_dir) / "demo-jobs.json"
+        self._schedule = Schedule(*schedule)
+        self._lock = threading.Lock()
+        self._sim: Simulator | None = None
+        self.key = "demo-" + uuid.uuid4().hex[:16]
+
+    def base_url(self) -> str:
+        with self._lock:
+            if self._sim is None:
+                self._sim = Simulator(
+                    host="127.0.0.1", port=0, schedule=self._schedule, state_path=self._state_path
+                ).start()
+                log.info("demo mode: simulator listening on %s", self._sim.url)
+            return self._sim.url
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._sim is not None:
+                self._sim.stop()
+                self._sim = None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,9 +33,10 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from . import errors
-from .client import MAX_PROMPT_CHARS
+from .config import Settings
 from .images import prepare_image
 from .jobs import Progress
+from .rules import MAX_PROMPT_CHARS
 from .service import DEMO, GenerationService
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,7 @@ class Handlers:
         return matches.pop() if len(matches) == 1 else typed
 
     def stop(self, gid: str) -> str:
-        entry = self.service.ledger.get(gid) if gid else None
+        entry = self.service.entry(gid)
         if entry is None:
             return "Status: nothing to stop\nNo job is being watched in this tab."
         if entry.finished:
@@ -336,7 +337,7 @@ class Handlers:
     def _add(self, history: list[dict], gid: str, *, known_only: bool) -> None:
         if not gid or gid in {h["id"] for h in history}:
             return
-        entry = self.service.ledger.get(gid)
+        entry = self.service.entry(gid)
         if entry is None and known_only:
             return
         history.insert(
@@ -607,17 +608,27 @@ def _wire(
     tz: Any,
 ) -> None:
     """Connect the events. Private ones are kept out of the API."""
-    gen_id, status, _ = job
-    private: dict[str, Any] = {"api_visibility": "private"}
-    quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
-    controls = [form.generate, panel.open, panel.resume, form.stop, form.busy]
-    history_views = [history, panel.table, panel.pick]
-    fit_state = gr.State("reject")
+    _wire_jobs(handlers, form, panel, job, history)
+    _wire_history(handlers, page, panel, job, history, tz)
+    _wire_form(handlers, form)
 
+
+_PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+_QUIET: dict[str, Any] = {**_PRIVATE, "show_progress": "hidden"}
+
+
+def _wire_jobs(
+    handlers: Handlers, form: Form, panel: HistoryPanel, job: tuple[Any, Any, Any], history: Any
+) -> None:
+    """Generate, resume and open a job; Stop watching. The two API events are here."""
+    gen_id, status, _ = job
+    controls = [form.generate, panel.open, panel.resume, form.stop, form.busy]
+    fit_state = gr.State("reject")
+    form.fit.change(lambda f: f, form.fit, fit_state, **_QUIET)
     # Starting a job: the start buttons go off until it ends, so a second click can't be
     # dropped unseen (Gradio ignores clicks on an event that is still running).
     for button in (form.generate, panel.open, panel.resume):
-        button.click(watching, None, controls, queue=False, **quiet)
+        button.click(watching, None, controls, queue=False, **_QUIET)
     gen_event = form.generate.click(
         handlers.generate,
         inputs=[form.image, form.prompt, form.negative, form.duration, form.audio,
@@ -627,7 +638,7 @@ def _wire(
         concurrency_limit=None,
     )  # fmt: skip
     resume_event = panel.resume.click(
-        handlers.expand_id, [panel.resume_id, history], [panel.resume_id], queue=False, **quiet
+        handlers.expand_id, [panel.resume_id, history], [panel.resume_id], queue=False, **_QUIET
     ).then(
         handlers.resume,
         inputs=[panel.resume_id, form.api_key],
@@ -640,47 +651,55 @@ def _wire(
         inputs=[panel.pick, form.api_key],
         outputs=list(job),
         concurrency_limit=None,
-        **private,
+        **_PRIVATE,
     )
     for event in (gen_event, resume_event, open_event):
-        event.then(idle, None, controls, queue=False, **quiet)
+        event.then(idle, None, controls, queue=False, **_QUIET)
     form.stop.click(
         handlers.stop,
         inputs=[gen_id],
         outputs=[status],
         cancels=[gen_event, resume_event, open_event],
-        **private,
-    ).then(idle, None, controls, queue=False, **quiet)
+        **_PRIVATE,
+    ).then(idle, None, controls, queue=False, **_QUIET)
 
-    # The history: every status change folds the shown id in and redraws the table, so it
-    # follows the job and no two writers disagree. JavaScript notes the id the instant it
-    # shows (fn=None: nothing goes to the server).
-    gen_id.change(None, [gen_id], None, js=NOTE_ID_JS, **quiet)
+
+def _wire_history(
+    handlers: Handlers,
+    page: gr.Blocks,
+    panel: HistoryPanel,
+    job: tuple[Any, Any, Any],
+    history: Any,
+    tz: Any,
+) -> None:
+    """Every status change folds the shown id in and redraws the table, so it follows the
+    job and no two writers disagree. JavaScript notes the id the instant it shows (fn=None:
+    nothing goes to the server)."""
+    gen_id, status, _ = job
+    views = [history, panel.table, panel.pick]
+    gen_id.change(None, [gen_id], None, js=NOTE_ID_JS, **_QUIET)
     status.change(
         handlers.sync,
         [gen_id, history, tz, panel.pick],
-        history_views,
+        views,
         trigger_mode="always_last",
-        **quiet,
+        **_QUIET,
     )
-    panel.forget.click(
-        handlers.forget, [panel.pick, tz, history], history_views, js=FORGET_ID_JS, **quiet
-    )
+    panel.forget.click(handlers.forget, [panel.pick, tz, history], views, js=FORGET_ID_JS, **_QUIET)
     pending_ids = gr.Textbox(visible=False)
     page.load(
-        handlers.restore,
-        [pending_ids, tz, history],
-        [*history_views, tz],
-        js=READ_IDS_JS,
-        **private,
+        handlers.restore, [pending_ids, tz, history], [*views, tz], js=READ_IDS_JS, **_PRIVATE
     )
 
-    form.fit.change(lambda f: f, form.fit, fit_state, **quiet)
+
+def _wire_form(handlers: Handlers, form: Form) -> None:
+    """The image check (a refused image leaves the page), and the prompt's counter."""
     for source in (form.fit, form.image):
-        source.change(handlers.check_image, [form.image, form.fit], [form.image, form.image_note],
-                      **private)  # fmt: skip
-    form.image.clear(lambda: "", None, form.image_note, **quiet)
-    form.prompt.change(handlers.count, form.prompt, form.prompt_count, **quiet)
+        source.change(
+            handlers.check_image, [form.image, form.fit], [form.image, form.image_note], **_PRIVATE
+        )
+    form.image.clear(lambda: "", None, form.image_note, **_QUIET)
+    form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
 
 
 def launch_options(service: GenerationService) -> dict[str, Any]:
@@ -695,12 +714,13 @@ def launch_options(service: GenerationService) -> dict[str, Any]:
     }
 
 
-def browser_secret(data_dir: Path) -> str:
-    """The key that encrypts the history in the browser: stable across restarts."""
-    from_env = os.environ.get("KLING_UI_BROWSER_SECRET", "").strip()
-    if from_env:
-        return from_env
-    path = Path(data_dir) / "browser-secret"
+def browser_secret(settings: Settings) -> str:
+    """The key that encrypts the history in the browser: stable across restarts.
+
+    ``KLING_UI_BROWSER_SECRET`` if set; else one made once and kept in the data directory."""
+    if settings.browser_secret:
+        return settings.browser_secret
+    path = settings.data_dir / "browser-secret"
     try:
         return path.read_text().strip()
     except FileNotFoundError:

@@ -74,3 +74,33 @@ def test_a_space_keeps_its_owners_key_from_visitors_unless_told(env, require, lo
     assert settings.require_user_key is require
     assert settings.shared_key_locked is locked
     assert settings.shared_key_in_use is shared
+
+
+@pytest.mark.parametrize(
+    "name, raw, field, default",
+    [
+        ("KLING_UI_DEMO_SCHEDULE", "3", "demo_schedule", (3.0, 12.0)),
+        ("KLING_UI_DEMO_SCHEDULE", "a,b", "demo_schedule", (3.0, 12.0)),
+        ("KLING_UI_POLL_INTERVAL", "nan", "poll_interval", 2.0),
+        ("KLING_UI_QUEUE_SIZE", "lots", "queue_size", 256),
+    ],
+)
+def test_an_unreadable_value_is_logged_and_its_default_kept(name, raw, field, default, caplog):
+    assert getattr(settings_from_env({name: raw}), field) == default
+    assert name in caplog.text
+
+
+def test_every_knob_is_read_from_its_variable():
+    settings = settings_from_env(
+        {
+            "KLING_UI_DEMO_SCHEDULE": "1,2.5",
+            "KLING_UI_QUEUE_SIZE": "64",
+            "KLING_UI_MAX_THREADS": "50",
+            "KLING_UI_LOG_LEVEL": "debug",
+            "KLING_UI_BROWSER_SECRET": "s3cret-browser-key",
+        }
+    )
+    assert settings.demo_schedule == (1.0, 2.5)
+    assert (settings.queue_size, settings.max_threads, settings.log_level) == (64, 50, "debug")
+    assert settings.browser_secret == "s3cret-browser-key"
+    assert "s3cret-browser-key" not in repr(settings)
