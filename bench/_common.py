@@ -1,5 +1,10 @@
-"""What the benchmarks share: the app in a subprocess, memory from /proc, statistics,
-the machine's description and a photo-like test JPEG."""
+"""What the benchmarks share: memory from /proc, statistics, the machine's description and
+the test media (a photo-like JPEG, an MP4 clip).
+
+Starting the app (``Server``, ``app_argv``, ``clean_env``, ``free_port``) is the tests'
+harness, ``tests/apprunner.py``, imported as ``tests.apprunner``; Chromium's path and flags
+come from ``tests/browsing.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,7 @@ import importlib.metadata
 import math
 import os
 import platform
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 CACHE = Path(tempfile.gettempdir()) / "kling-ui-bench"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -79,24 +71,6 @@ def row(
 # --- processes ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment minus the app's and Gradio's settings, plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AIMLAPI_", "KLING_UI_", "GRADIO_"))
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
 def proc_status_kb(pid: int, field: str) -> int | None:
     """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM, ...), or None if gone."""
     try:
@@ -107,91 +81,6 @@ def proc_status_kb(pid: int, field: str) -> int | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            response.read()
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-class Server:
-    """A Python web app in a subprocess, on a free port; ``started_s`` is the time from
-    ``Popen`` to the first HTTP 200 on ``/`` (polled every 20 ms)."""
-
-    def __init__(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        *,
-        log_dir: Path,
-        port: int | None = None,
-        timeout: float = 120.0,
-    ) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_dir / f"server-{self.port}.log"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("w")
-        argv = [a.replace("{port}", str(self.port)) for a in argv]
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = t0 + timeout
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{argv} exited early:\n{self.log()}")
-                if http_ok(self.url):
-                    break
-                if time.perf_counter() > deadline:
-                    raise RuntimeError(f"{argv} did not answer in {timeout:g} s:\n{self.log()}")
-                time.sleep(0.02)
-            self.started_s = time.perf_counter() - t0
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss_kb(self) -> int | None:
-        return proc_status_kb(self.pid, "VmRSS")
-
-    def hwm_kb(self) -> int | None:
-        return proc_status_kb(self.pid, "VmHWM")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def app_argv(*flags: str) -> list[str]:
-    return [sys.executable, str(ROOT / "app.py"), "--port", "{port}", *flags]
 
 
 # --- the machine --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def main() -> None:
 
     settings = settings_from_env()
     service = GenerationService(settings)
-    page = build_ui(service, browser_secret=browser_secret(settings.data_dir))
+    page = build_ui(service, browser_secret=browser_secret(settings))
     page.queue()
     page.launch(
         server_name="127.0.0.1",

@@ -23,19 +23,13 @@ Running the real 15 s loop ten times would take minutes for the same number.
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench._common import (
-    CHROMIUM_ARGS,
-    Server,
-    app_argv,
-    clean_env,
     fmt_s,
     make_clip,
     make_photo,
@@ -43,6 +37,8 @@ from bench._common import (
     percentile,
     row,
 )
+from tests.apprunner import Server, app_argv, clean_env
+from tests.browsing import CHROMIUM_ARGS, chromium_path
 
 VENDOR_INTERVAL = 15.0
 TARGET_MEDIAN = 1.5
@@ -75,12 +71,6 @@ WATCH_VIDEO = """() => {
     scan();
     tick();
 }"""
-
-
-def chromium_path() -> str | None:
-    if os.path.exists("/usr/bin/chromium"):
-        return "/usr/bin/chromium"
-    return shutil.which("chromium")
 
 
 def available() -> str | None:

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench._common import BENCH, Server, app_argv, clean_env, fmt_s, median, row
+from bench._common import BENCH, fmt_s, median, row
+from tests.apprunner import Server, app_argv, clean_env
 
 TARGET_RATIO = 1.3
 

@@ -16,8 +16,6 @@ the time of one; peak resident memory under 400 MB.
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,18 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench._common import (
-    BENCH,
-    ROOT,
-    Server,
-    app_argv,
-    clean_env,
-    fmt_mb,
-    fmt_s,
-    free_port,
-    make_photo,
-    row,
-)
+from bench._common import BENCH, fmt_mb, fmt_s, make_photo, proc_status_kb, row
+from tests.apprunner import Server, app_argv, clean_env, submit
 
 TARGET_RATIO = 1.3
 RSS_LIMIT = 400 * 1024 * 1024
@@ -47,42 +35,19 @@ VARIANTS = {
 }
 
 
-class SimulatorProcess:
-    def __init__(self, queued: float, generating: float, log_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = (log_dir / "simulator.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kling_ui.simulator",
-                "--port",
-                str(self.port),
-                "--queued",
-                str(queued),
-                "--generating",
-                str(generating),
-            ],
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("simulator did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self._log.close()
+def start_simulator(queued: float, generating: float, log_dir: Path) -> Server:
+    """``python -m kling_ui.simulator`` on a free port, ready when it answers; its API's
+    address is ``url`` without the trailing slash."""
+    argv = [sys.executable, "-m", "kling_ui.simulator", "--port", "{port}"]
+    argv += ["--queued", str(queued), "--generating", str(generating)]
+    return Server(
+        argv,
+        clean_env(),
+        log_dir=log_dir,
+        name="simulator",
+        ready_path="__sim__/requests",
+        timeout=30,
+    )
 
 
 class RssSampler:
@@ -98,7 +63,7 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, self.server.rss_kb() or 0)
+            self.peak_kb = max(self.peak_kb, proc_status_kb(self.server.pid, "VmRSS") or 0)
             time.sleep(self._every)
 
     def stop(self) -> int:
@@ -138,20 +103,6 @@ def cheap_http_clients() -> Any:
         transport.create_ssl_context = original
 
 
-def _submit(client: Any, photo: Path) -> Any:
-    from gradio_client import handle_file
-
-    return client.submit(
-        image=handle_file(str(photo)),
-        prompt="Leaves fall slowly.",
-        negative_prompt="",
-        duration=5,
-        generate_audio=True,
-        api_key="",
-        api_name="/generate",
-    )
-
-
 def _run_jobs(clients: list[Any], photo: Path) -> tuple[float, list[float]]:
     """Submit one job per client at once; the wall time to the last result, and each."""
     t0 = time.perf_counter()
@@ -162,7 +113,7 @@ def _run_jobs(clients: list[Any], photo: Path) -> tuple[float, list[float]]:
         with lock:
             finished.append(time.perf_counter() - t0)
 
-    jobs = [_submit(c, photo) for c in clients]
+    jobs = [submit(c, photo, prompt="Leaves fall slowly.") for c in clients]
     for job in jobs:
         job.add_done_callback(done)
     outputs = [job.result(timeout=600) for job in jobs]
@@ -197,7 +148,7 @@ def _measure(server: Server, users: int, photo: Path, downloads: Path) -> dict[s
             server.url, verbose=False, analytics_enabled=False, download_files=str(downloads)
         )
 
-    idle_kb = server.rss_kb() or 0
+    idle_kb = proc_status_kb(server.pid, "VmRSS") or 0
     sampler = RssSampler(server)
     try:
         with ThreadPoolExecutor(max_workers=10) as pool, cheap_http_clients():
@@ -207,7 +158,7 @@ def _measure(server: Server, users: int, photo: Path, downloads: Path) -> dict[s
             many, each = _run_jobs(clients[1:], photo)
     finally:
         sampled_kb = sampler.stop()
-    hwm_kb = server.hwm_kb() or 0
+    hwm_kb = proc_status_kb(server.pid, "VmHWM") or 0
     return {
         "one_s": one,
         "many_s": many,
@@ -228,26 +179,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "logs").mkdir()
-        sim = SimulatorProcess(queued, generating, tmp / "logs")
+        sim = start_simulator(queued, generating, tmp / "logs")
+        api = sim.url.rstrip("/")
         try:
             if quick:  # start both apps at once to save time; it is only a smoke run
                 with ThreadPoolExecutor(max_workers=2) as pool:
-                    servers = dict(
-                        zip(
-                            VARIANTS,
-                            pool.map(lambda v: _start(v, sim.url, tmp, poll), VARIANTS),
-                            strict=True,
-                        )
-                    )
+                    starts = {v: pool.submit(_start, v, api, tmp, poll) for v in VARIANTS}
                 try:
-                    for variant, server in servers.items():
+                    for variant, start in starts.items():
+                        server = start.result()
                         results[variant] = _measure(server, users, photo, tmp / "downloads")
-                finally:
-                    for server in servers.values():
-                        server.stop()
+                finally:  # stop each that started, even when the other did not
+                    for start in starts.values():
+                        if start.exception() is None:
+                            start.result().stop()
             else:
                 for variant in VARIANTS:
-                    with _start(variant, sim.url, tmp, poll) as server:
+                    with _start(variant, api, tmp, poll) as server:
                         results[variant] = _measure(server, users, photo, tmp / "downloads")
         finally:
             sim.stop()

@@ -1,4 +1,5 @@
-"""Driving the page in a real browser: Chromium through Playwright, shared by the suites.
+"""Driving the page in a real browser: Chromium through Playwright, shared by the suites
+(and, for ``chromium_path`` and ``CHROMIUM_ARGS``, by ``bench/bench_playback.py``).
 
 Needs Debian's Chromium (``apt-get install chromium``): without it the browser tests skip,
 except on CI (``CI=true``), where they fail. Screenshots go to ``test-artifacts/``.
@@ -50,13 +51,19 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+def chromium_path() -> str | None:
+    """Debian's Chromium, else one on ``PATH``, else None."""
+    if os.path.exists("/usr/bin/chromium"):
+        return "/usr/bin/chromium"
+    return shutil.which("chromium")
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Chromium's path; skips the browser tests (fails them on CI) when it is missing."""
     if sync_playwright is None:
         _unavailable("Playwright not installed: pip install -r requirements-dev.txt")
-    path = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
-    path = path or shutil.which("chromium")
+    path = chromium_path()
     if not path:
         _unavailable("Chromium not found: apt-get install chromium")
     return path

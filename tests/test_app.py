@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from gradio_client import Client, handle_file
+from apprunner import AppProcess, submit
+from gradio_client import Client
 from PIL import Image
 
 from kling_ui.simulator import Fault
@@ -14,30 +15,9 @@ from kling_ui.simulator import Fault
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def photo(tmp_path) -> str:
-    path = tmp_path / "photo.jpg"
-    Image.new("RGB", (800, 600), (40, 160, 90)).save(path)
-    return str(path)
-
-
 def video_file(value) -> str:
     """gradio_client hands a video back as a path (or, in older versions, a dict)."""
     return str(value["video"] if isinstance(value, dict) else value)
-
-
-def generate(client: Client, photo: str, **changes):
-    args = {
-        "image": handle_file(photo),
-        "prompt": "The meadow sways in the wind.",
-        "negative_prompt": "",
-        "duration": 5,
-        "generate_audio": True,
-        "api_key": "",
-    }
-    args.update(changes)
-    job = client.submit(**args, api_name="/generate")
-    return job
 
 
 def test_api_exposes_exactly_generate_and_resume(live_app):
@@ -61,7 +41,7 @@ def test_api_exposes_exactly_generate_and_resume(live_app):
 
 def test_generate_streams_id_then_statuses_then_the_video(live_app, photo):
     client = Client(live_app.url, verbose=False)
-    job = generate(client, photo)
+    job = submit(client, photo)
     outputs = job.outputs() if job.result() else []
     gid = outputs[-1][0]
     statuses = [o[1].splitlines()[0] for o in outputs]
@@ -76,7 +56,7 @@ def test_generate_streams_id_then_statuses_then_the_video(live_app, photo):
 
 def test_resume_by_id_delivers_the_video(live_app, photo):
     client = Client(live_app.url, verbose=False)
-    gid = generate(client, photo).result()[0]
+    gid = submit(client, photo).result()[0]
     final = client.predict(generation_id=gid, api_key="", api_name="/resume")
     assert final[1].startswith("Status: completed")
     assert video_file(final[2]).endswith(".mp4")
@@ -87,7 +67,7 @@ def test_bad_input_gets_a_message_and_sends_nothing(live_app, tmp_path):
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (200, 200)).save(tiny)
     client = Client(live_app.url, verbose=False)
-    gid, status, video = generate(client, str(tiny)).result()
+    gid, status, video = submit(client, str(tiny)).result()
     assert status.startswith("Status: not sent")
     assert "200" in status and "300" in status
     assert (gid, video) == ("", None)
@@ -97,11 +77,11 @@ def test_bad_input_gets_a_message_and_sends_nothing(live_app, tmp_path):
 def test_vendor_error_reaches_the_caller_in_plain_words(live_app, photo):
     live_app.sim.script_create(Fault.status(403, "Insufficient balance"))
     client = Client(live_app.url, verbose=False)
-    gid, status, _ = generate(client, photo).result()
+    gid, status, _ = submit(client, photo).result()
     assert "Top up" in status and "Insufficient balance" in status
     assert "Traceback" not in status
     # and the app serves the next request normally
-    assert generate(client, photo).result()[1].startswith("Status: completed")
+    assert submit(client, photo).result()[1].startswith("Status: completed")
 
 
 def test_two_users_with_different_keys_each_use_their_own(live_app, photo):
@@ -109,7 +89,7 @@ def test_two_users_with_different_keys_each_use_their_own(live_app, photo):
     results: dict[str, tuple] = {}
 
     def run(key: str) -> None:
-        results[key] = generate(Client(live_app.url, verbose=False), photo, api_key=key).result()
+        results[key] = submit(Client(live_app.url, verbose=False), photo, api_key=key).result()
 
     threads = [threading.Thread(target=run, args=(k,)) for k in keys]
     for t in threads:
@@ -135,7 +115,6 @@ def test_a_public_space_is_not_spent_by_anonymous_callers(simulator, photo, tmp_
     import time
 
     import requests
-    from apprunner import AppProcess
 
     app = AppProcess(
         tmp_path / "data",
@@ -150,14 +129,12 @@ def test_a_public_space_is_not_spent_by_anonymous_callers(simulator, photo, tmp_
         html = requests.get(app.url, timeout=10).text
         assert "Bring your own key" in html and "KLING_UI_ALLOW_SHARED_KEY" in html
         client = Client(app.url, verbose=False)
-        jobs = [generate(client, photo) for _ in range(5)]  # never read
+        jobs = [submit(client, photo) for _ in range(5)]  # never read
         time.sleep(3)
         assert simulator.creates == 0
         for job in jobs:
             job.cancel()
-        _, status, video = generate(client, photo, api_key="sk-visitor-own-key-8").result(
-            timeout=60
-        )
+        _, status, video = submit(client, photo, api_key="sk-visitor-own-key-8").result(timeout=60)
         assert status.startswith("Status: completed") and video
         assert simulator.creates == 1
         assert simulator.requests_to("/v2/video/generations")[0].headers["authorization"] == (

@@ -14,14 +14,8 @@ import importlib
 import math
 import os
 import struct
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -63,13 +63,6 @@ def app(chromium: str, sim: Simulator, tmp_path_factory) -> Iterator[App]:
 
 
 @pytest.fixture
-def photo(tmp_path) -> Path:
-    path = tmp_path / "photo.jpg"
-    Image.new("RGB", (800, 600), (40, 160, 90)).save(path, quality=90)
-    return path
-
-
-@pytest.fixture
 def live(app: App, sim: Simulator) -> App:
     sim.reset()
     return app

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from apprunner import free_port
-from gradio_client import Client, handle_file
-from PIL import Image
+from apprunner import app_in_process, free_port, generate, launch_in_process
+from gradio_client import Client
 
 from kling_ui.config import Settings
 from kling_ui.simulator import MODEL, DownloadFault, Fault, Schedule, Simulator
@@ -32,7 +31,7 @@ pytestmark = pytest.mark.timeout(120)
 
 SERVER_KEY = "sk-faults-server-key-77aa"
 CAP = 1_000_000  # the tight app's video size limit; the sample clip is about 340 KB
-FAST = Schedule(queued_s=0.05, generating_s=0.15)
+FAST = Schedule(queued_s=0.05, generating_s=0.15)  # as conftest's `client` sets its app
 
 
 # --- apps ------------------------------------------------------------------------------------
@@ -47,35 +46,10 @@ class App:
     client: Client = field(repr=False)
 
 
-def launch(settings: Settings):
-    """The page as conftest launches it, for settings of our own; returns (page, url)."""
-    from kling_ui.service import GenerationService
-    from kling_ui.ui import build_ui, launch_options
-
-    service = GenerationService(settings)
-    page = build_ui(service, browser_secret="test-secret")
-    page.queue(default_concurrency_limit=None)
-    page.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(service),
-    )
-    return page, service
-
-
 @pytest.fixture(scope="module")
-def _live(_app_module):
-    """conftest's app, with a faster job schedule so the table runs in seconds."""
-    _app_module.sim.set_schedule(FAST)
-    return App(
-        _app_module.url,
-        _app_module.sim,
-        _app_module.service,
-        _app_module.data_dir,
-        Client(_app_module.url, verbose=False, download_files=False),
-    )
+def _live(_app_module, client):
+    """conftest's app, with its faster job schedule (``client``) so the table runs in seconds."""
+    return App(_app_module.url, _app_module.sim, _app_module.service, _app_module.data_dir, client)
 
 
 @pytest.fixture
@@ -86,30 +60,17 @@ def live(_live, live_app):  # live_app resets the simulator's script and records
 @pytest.fixture(scope="module")
 def _tight(tmp_path_factory):
     """An app with short limits: a 1 s create timeout, a 2 s watch deadline, a 1 MB video cap."""
-    data_dir = tmp_path_factory.mktemp("tight-app")
-    with Simulator(schedule=FAST) as sim:
-        settings = Settings(
-            base_url=sim.url,
-            api_key=SERVER_KEY,
-            data_dir=data_dir,
-            poll_interval=0.1,
-            retry_backoff=0.01,
-            retry_after_cap=0.05,
-            create_read_timeout=1.0,
-            watch_deadline=2.0,
-            max_video_bytes=CAP,
-        )
-        page, service = launch(settings)
-        try:
-            yield App(
-                page.local_url,
-                sim,
-                service,
-                data_dir,
-                Client(page.local_url, verbose=False, download_files=False),
-            )
-        finally:
-            page.close()
+    with app_in_process(
+        tmp_path_factory.mktemp("tight-app"),
+        FAST,
+        api_key=SERVER_KEY,
+        poll_interval=0.1,
+        create_read_timeout=1.0,
+        watch_deadline=2.0,
+        max_video_bytes=CAP,
+    ) as app:
+        client = Client(app.url, verbose=False, download_files=False)
+        yield App(app.url, app.sim, app.service, app.data_dir, client)
 
 
 @pytest.fixture
@@ -130,7 +91,7 @@ def down(tmp_path):
         retry_backoff=0.01,
         retry_after_cap=0.05,
     )
-    page, service = launch(settings)
+    page, service = launch_in_process(settings)
     sim = Simulator(port=port, schedule=FAST)  # not started: the port refuses connections
     try:
         yield App(
@@ -145,30 +106,7 @@ def down(tmp_path):
         page.close()
 
 
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("faults-photo") / "meadow.jpg"
-    Image.new("RGB", (800, 600), (40, 160, 90)).save(path)
-    return str(path)
-
-
 # --- through the API -------------------------------------------------------------------------
-
-
-def generate(app: App, photo: str, **changes) -> list[tuple]:
-    """Every (generation id, status text, video) update of one /generate call."""
-    args = {
-        "image": handle_file(photo),
-        "prompt": "The meadow sways in the wind.",
-        "negative_prompt": "",
-        "duration": 5,
-        "generate_audio": True,
-        "api_key": "",
-    }
-    args.update(changes)
-    job = app.client.submit(**args, api_name="/generate")
-    job.result()
-    return [tuple(o) for o in job.outputs()]
 
 
 def resume(app: App, gid: str) -> list[tuple]:
@@ -190,7 +128,7 @@ def assert_delivered(outputs: list[tuple]) -> None:
 def assert_next_request_is_served(app: App, photo: str) -> None:
     app.sim.reset()
     jobs_before = len(app.sim.jobs)
-    outputs = generate(app, photo, prompt="A calm pond; a leaf drifts across it.")
+    outputs = generate(app.client, photo, prompt="A calm pond; a leaf drifts across it.")
     assert_delivered(outputs)
     assert app.sim.creates == 1 and len(app.sim.jobs) == jobs_before + 1
 
@@ -552,7 +490,7 @@ def test_fault(case: Case, photo, request):
     creates_before, jobs_before = sim.creates, len(sim.jobs)
     ledger_before = len(app.service.ledger.recent(10_000))
 
-    outputs = generate(app, photo)
+    outputs = generate(app.client, photo)
     statuses = [status for _, status, _ in outputs]
     gid, status, video = outputs[-1]
 
@@ -617,7 +555,7 @@ def test_redirected_download_never_carries_the_key(live, photo):
     target = video_elsewhere(live.sim)
     live.sim.reset()
     live.sim.script_download(DownloadFault.redirect(target))
-    assert_delivered(generate(live, photo))
+    assert_delivered(generate(live.client, photo))
     files = live.sim.requests_to("/files/")
     assert len(files) == 2  # the CDN link, then the other host it sent us to
     assert files[1].headers.get("host", "").startswith("localhost:")

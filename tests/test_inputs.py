@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from gradio_client import Client, handle_file
+from apprunner import generate
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 from kling_ui import simulator as simulator_module
 from kling_ui.errors import InputError
 from kling_ui.images import prepare_image
-from kling_ui.simulator import Schedule
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,12 +38,6 @@ PROMPT = "The scene comes alive; the camera pushes in slowly."
 
 
 # --- the app, and what reached the API -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def client(_app_module) -> Client:
-    _app_module.sim.set_schedule(Schedule(queued_s=0.05, generating_s=0.15))
-    return Client(_app_module.url, verbose=False, download_files=False)
 
 
 @pytest.fixture
@@ -59,21 +53,6 @@ def sent(live_app, monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(simulator_module, "_validation_error", spy)
     return bodies
-
-
-def generate(client: Client, image: Path | None, **changes) -> list[tuple]:
-    args = {
-        "image": handle_file(str(image)) if image is not None else None,
-        "prompt": PROMPT,
-        "negative_prompt": "",
-        "duration": 5,
-        "generate_audio": True,
-        "api_key": "",
-    }
-    args.update(changes)
-    job = client.submit(**args, api_name="/generate")
-    job.result()
-    return [tuple(o) for o in job.outputs()]
 
 
 def decode_sent_image(body: dict) -> Image.Image:
@@ -435,7 +414,7 @@ def test_input(case: Input, client, live_app, sent, tmp_path):
     image = case.image(tmp_path) if case.image else None
     peak_before = _peak_rss_mb()
     started = time.monotonic()
-    outputs = generate(client, image, **case.changes)
+    outputs = generate(client, image, **{"prompt": PROMPT, **case.changes})
     took = time.monotonic() - started
     gid, status, video = outputs[-1]
     for _, text, _ in outputs:
@@ -470,8 +449,7 @@ def test_input(case: Input, client, live_app, sent, tmp_path):
 
 
 @pytest.mark.parametrize("duration", [7, 0, True, "7"])
-def test_a_duration_other_than_5_or_10_is_refused_clearly(client, live_app, duration, tmp_path):
-    photo = saved("photo.jpg", (800, 600))(tmp_path)
+def test_a_duration_other_than_5_or_10_is_refused_clearly(client, live_app, duration, photo):
     try:
         status = generate(client, photo, duration=duration)[-1][1]
     except AppError as exc:  # Gradio's own check of the radio's choices
@@ -483,8 +461,7 @@ def test_a_duration_other_than_5_or_10_is_refused_clearly(client, live_app, dura
 
 
 @pytest.mark.parametrize("missing", ["image", "prompt"])
-def test_a_missing_required_field_is_named(client, live_app, missing, tmp_path):
-    photo = saved("photo.jpg", (800, 600))(tmp_path)
+def test_a_missing_required_field_is_named(client, live_app, missing, photo):
     args = {
         "image": handle_file(str(photo)),
         "prompt": PROMPT,
@@ -499,8 +476,7 @@ def test_a_missing_required_field_is_named(client, live_app, missing, tmp_path):
     assert live_app.sim.creates == 0
 
 
-def test_optional_fields_left_out_take_their_defaults(client, live_app, sent, tmp_path):
-    photo = saved("photo.jpg", (800, 600))(tmp_path)
+def test_optional_fields_left_out_take_their_defaults(client, live_app, sent, photo):
     job = client.submit(image=handle_file(str(photo)), prompt=PROMPT, api_name="/generate")
     job.result()
     assert job.outputs()[-1][1].startswith("Status: completed")

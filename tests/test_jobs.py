@@ -1,7 +1,7 @@
 """The job lifecycle: status parsing and the polling generator, on a fake clock.
 
-The simulator and the watcher share one fake clock, so a ten-minute job runs in
-milliseconds and no test sleeps.
+The simulator and the watcher share one fake clock (conftest's ``clock``), so a ten-minute
+job runs in milliseconds and no test sleeps.
 """
 
 from __future__ import annotations
@@ -16,24 +16,6 @@ from kling_ui.simulator import DownloadFault, Fault, Schedule, Simulator
 
 KEY = "sk-jobs-test-key"
 IMAGE = "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcG"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

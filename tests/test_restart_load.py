@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from apprunner import AppProcess
-from gradio_client import Client, handle_file
-from PIL import Image
+from apprunner import AppProcess, submit
+from gradio_client import Client
 
 from kling_ui.simulator import Fault, Schedule, Simulator
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
@@ -28,26 +26,6 @@ def App(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> AppPr
     """The app from a folder of its own, polling fast enough for short simulated jobs."""
     env = {"KLING_UI_POLL_INTERVAL": "0.3", **(env or {})}
     return AppProcess(data_dir, *flags, env=env, cwd=data_dir.parent)
-
-
-@pytest.fixture
-def photo(tmp_path) -> str:
-    path = tmp_path / "photo.jpg"
-    Image.new("RGB", (900, 600), (200, 120, 40)).save(path)
-    return str(path)
-
-
-def submit(url: str, photo: str, **changes):
-    args = dict(
-        image=handle_file(photo),
-        prompt="Leaves fall slowly.",
-        negative_prompt="",
-        duration=5,
-        generate_audio=True,
-        api_key="",
-    )
-    args.update(changes)
-    return Client(url, verbose=False).submit(**args, api_name="/generate")
 
 
 def wait_for_id(job, timeout: float = 30) -> str:
@@ -71,7 +49,8 @@ def test_sigkill_mid_job_then_restart_resumes_without_a_second_create(tmp_path, 
         env = {"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": "sk-restart-test-1234"}
         app = App(data, env=env)
         try:
-            gid = wait_for_id(submit(app.url, photo))
+            client = Client(app.url, verbose=False)
+            gid = wait_for_id(submit(client, photo, prompt="Leaves fall slowly."))
             app.kill()
         finally:
             app.stop()
@@ -96,7 +75,7 @@ def test_demo_mode_job_survives_a_sigkill(tmp_path, photo):
     try:
         assert "Demo mode" in requests.get(app.url, timeout=10).text
         assert "demo (simulated videos" in app.log()
-        gid = wait_for_id(submit(app.url, photo))
+        gid = wait_for_id(submit(Client(app.url, verbose=False), photo))
         app.kill()
     finally:
         app.stop()
@@ -140,13 +119,14 @@ def test_fifty_users_with_rate_limited_polls_all_get_their_video(tmp_path, photo
                 page_loads.append(time.monotonic() - started)
                 time.sleep(0.5)
 
+        def one_user(_: int) -> tuple:
+            return submit(Client(app.url, verbose=False), photo).result(timeout=240)
+
         try:
             watcher = threading.Thread(target=keep_loading_the_page, daemon=True)
             watcher.start()
             with ThreadPoolExecutor(max_workers=users) as pool:
-                results = list(
-                    pool.map(lambda _: submit(app.url, photo).result(timeout=240), range(users))
-                )
+                results = list(pool.map(one_user, range(users)))
             done.set()
             watcher.join(timeout=30)
         finally:

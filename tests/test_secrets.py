@@ -9,6 +9,7 @@ in the data directory, and every request the video host received.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from gradio_client import Client, handle_file
-from PIL import Image
+from apprunner import generate, submit
+from gradio_client import Client
 
 from kling_ui.simulator import DownloadFault, Fault, Schedule
 
@@ -28,12 +29,7 @@ pytestmark = pytest.mark.timeout(120)
 # so only the app's care keeps it out of text.
 TYPED_KEY = "3f9c2a7be14d4c0a9e6b58d1f0a2c7e4"
 TYPED_KEY_2 = "sk-second-typed-key-6b1f0e2d9c"
-
-
-@pytest.fixture(scope="module")
-def client(_app_module) -> Client:
-    _app_module.sim.set_schedule(Schedule(queued_s=0.05, generating_s=0.2))
-    return Client(_app_module.url, verbose=False, download_files=False)
+PROMPT = "Boats rock gently in the harbour."  # the videos are named from it
 
 
 @pytest.fixture
@@ -41,28 +37,6 @@ def server_key(live_app) -> str:
     key = live_app.service.settings.api_key
     assert key and len(key) >= 8
     return key
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("secrets-photo") / "harbour.jpg"
-    Image.new("RGB", (800, 600), (20, 90, 160)).save(path)
-    return str(path)
-
-
-def generate(client: Client, photo: str, api_key: str = "", **changes) -> list[tuple]:
-    args = {
-        "image": handle_file(photo),
-        "prompt": "Boats rock gently in the harbour.",
-        "negative_prompt": "",
-        "duration": 5,
-        "generate_audio": True,
-        "api_key": api_key,
-    }
-    args.update(changes)
-    job = client.submit(**args, api_name="/generate")
-    job.result()
-    return [tuple(o) for o in job.outputs()]
 
 
 def texts(outputs: list[tuple]) -> str:
@@ -88,20 +62,21 @@ def run_a_mix(client: Client, sim, photo: str, keys: dict[str, str]) -> str:
     """
     shown = []
     for key, typed in keys.items():
-        shown.append(texts(generate(client, photo, typed)))  # a success
+        ask = functools.partial(generate, client, photo, prompt=PROMPT, api_key=typed)
+        shown.append(texts(ask()))  # a success
         # The vendor echoing the key in its error body, on create and while polling.
         sim.script_create(Fault.status(401, f"Invalid API key {key} (Authorization: Bearer {key})"))
-        shown.append(texts(generate(client, photo, typed)))
+        shown.append(texts(ask()))
         sim.script_create(Fault.status(400, f'Body validation error! {{"key": "{key}"}}'))
-        shown.append(texts(generate(client, photo, typed)))
+        shown.append(texts(ask()))
         sim.script_poll(Fault.status(403, f"Key {key} is out of credits"))
-        shown.append(texts(generate(client, photo, typed)))
+        shown.append(texts(ask()))
         sim.script_poll(*[Fault.status(500, f"upstream failed for {key}")] * 7)
-        shown.append(texts(generate(client, photo, typed)))
+        shown.append(texts(ask()))
         sim.script_download(DownloadFault.status(403))
-        shown.append(texts(generate(client, photo, typed)))
+        shown.append(texts(ask()))
         sim.script_create(Fault.drop())
-        shown.append(texts(generate(client, photo, typed)))
+        shown.append(texts(ask()))
     return "\n".join(shown)
 
 
@@ -197,7 +172,7 @@ def test_keys_are_not_in_the_ledger_or_any_file(live_app, mix):
 
 def test_the_key_goes_to_the_api_only_never_to_the_video_host(client, live_app, photo):
     sim = live_app.sim
-    outputs = generate(client, photo, TYPED_KEY)
+    outputs = generate(client, photo, api_key=TYPED_KEY)
     assert outputs[-1][1].startswith("Status: completed")
     api = sim.requests_to("/v2/video/generations")
     assert api and all(r.headers.get("authorization") == f"Bearer {TYPED_KEY}" for r in api)
@@ -211,11 +186,11 @@ def test_the_key_goes_to_the_api_only_never_to_the_video_host(client, live_app, 
 def test_the_key_does_not_follow_a_redirect_to_another_host(client, live_app, photo, server_key):
     sim = live_app.sim
     # A finished job's signed link, on another host name: where the CDN sends us.
-    first = generate(client, photo, TYPED_KEY)
+    first = generate(client, photo, api_key=TYPED_KEY)
     target = sim.job(first[-1][0])["video"]["url"].replace("127.0.0.1", "localhost")
     sim.reset()
     sim.script_download(DownloadFault.redirect(target))
-    outputs = generate(client, photo, TYPED_KEY)
+    outputs = generate(client, photo, api_key=TYPED_KEY)
     assert outputs[-1][1].startswith("Status: completed"), outputs[-1][1]
     files = sim.requests_to("/files/")
     assert len(files) == 2 and files[1].headers["host"].startswith("localhost:")
@@ -226,6 +201,7 @@ def test_the_key_does_not_follow_a_redirect_to_another_host(client, live_app, ph
 
 def test_concurrent_sessions_each_use_their_own_key(live_app, photo, server_key):
     """Four people at once: three typed keys and one using the server's; no key crosses."""
+    schedule = live_app.sim.schedule
     live_app.sim.set_schedule(Schedule(queued_s=0.3, generating_s=0.6))  # let them overlap
     keys = [TYPED_KEY, TYPED_KEY_2, "sk-third-typed-key-0c4e7a", ""]
     results: dict[str, list[tuple]] = {}
@@ -234,7 +210,7 @@ def test_concurrent_sessions_each_use_their_own_key(live_app, photo, server_key)
     def person(key: str) -> None:
         client = Client(live_app.url, verbose=False, download_files=False)  # its own session
         start.wait()
-        results[key] = generate(client, photo, key)
+        results[key] = generate(client, photo, api_key=key)
 
     threads = [threading.Thread(target=person, args=(k,)) for k in keys]
     try:
@@ -243,7 +219,7 @@ def test_concurrent_sessions_each_use_their_own_key(live_app, photo, server_key)
         for t in threads:
             t.join(60)
     finally:
-        live_app.sim.set_schedule(Schedule(queued_s=0.05, generating_s=0.2))
+        live_app.sim.set_schedule(schedule)
     assert set(results) == set(keys)
 
     sim = live_app.sim
@@ -270,18 +246,11 @@ def test_concurrent_sessions_each_use_their_own_key(live_app, photo, server_key)
 def test_a_key_in_the_vendors_job_error_is_not_shown(client, live_app, photo):
     """The job's own ``error.message`` (not an HTTP error body) echoing the key."""
     sim = live_app.sim
+    schedule = sim.schedule
     sim.set_schedule(Schedule(queued_s=1.0, generating_s=1.0))
     try:
         before = set(sim.jobs)
-        job = client.submit(
-            image=handle_file(photo),
-            prompt="Boats rock gently in the harbour.",
-            negative_prompt="",
-            duration=5,
-            generate_audio=True,
-            api_key=TYPED_KEY,
-            api_name="/generate",
-        )
+        job = submit(client, photo, api_key=TYPED_KEY)
         deadline = time.monotonic() + 10
         while not set(sim.jobs) - before and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -290,7 +259,7 @@ def test_a_key_in_the_vendors_job_error_is_not_shown(client, live_app, photo):
         job.result()
         outputs = [tuple(o) for o in job.outputs()]
     finally:
-        sim.set_schedule(Schedule(queued_s=0.05, generating_s=0.2))
+        sim.set_schedule(schedule)
     status = outputs[-1][1]
     assert status.startswith("Status: failed") and "Upstream rejected" in status
     assert_secret_free(texts(outputs), TYPED_KEY)
@@ -331,19 +300,17 @@ BROWSER_STORAGE = """async () => {
 
 
 @pytest.mark.browser
-def test_a_typed_key_is_kept_nowhere_in_the_browser(live_app, browser, tmp_path):
+def test_a_typed_key_is_kept_nowhere_in_the_browser(live_app, browser, photo):
     """Issue 8 item 1: Gradio's run history would keep every input, the key field included,
     in the browser and list it at /gradio_api/runs. After a run with a typed key, the key is in
     no storage, cookie or page the app serves, after a reload too."""
     from browsing import fill_job, is_final, open_page, status_lines
 
-    photo = tmp_path / "harbour.jpg"
-    Image.new("RGB", (800, 600), (20, 90, 160)).save(photo)
     context = browser.new_context()
     tab = context.new_page()
     try:
         open_page(tab, live_app.url)
-        fill_job(tab, photo, "Boats rock gently in the harbour.")
+        fill_job(tab, photo, PROMPT)
         tab.locator("#api-key input").fill(TYPED_KEY)
         tab.locator("#generate").click()
         lines = status_lines(tab, is_final)

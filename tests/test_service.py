@@ -7,32 +7,22 @@ from PIL import Image
 
 from kling_ui import errors
 from kling_ui.config import Settings
-from kling_ui.service import DEMO, LIVE, DemoSimulator, GenerationService, video_filename
-from kling_ui.simulator import Fault
+from kling_ui.service import DEMO, LIVE, GenerationService, video_filename
+from kling_ui.simulator import DemoSimulator, Fault, Schedule, Simulator
 
 KEY = "sk-service-test-0c9d"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 2_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def simulator(clock):
+    """conftest's simulator on the fake clock the service runs on too: a job's 0.5 s pass
+    as the service sleeps between polls, and no test waits for them."""
+    with Simulator(schedule=Schedule(queued_s=0.2, generating_s=0.3), clock=clock) as sim:
+        yield sim
 
 
 @pytest.fixture
-def photo(tmp_path) -> str:
-    path = tmp_path / "photo.jpg"
-    Image.new("RGB", (640, 480), (30, 120, 200)).save(path)
-    return str(path)
-
-
-@pytest.fixture
-def service(simulator, tmp_path) -> GenerationService:
+def service(simulator, clock, tmp_path) -> GenerationService:
     settings = Settings(
         base_url=simulator.url,
         api_key=KEY,
@@ -41,7 +31,7 @@ def service(simulator, tmp_path) -> GenerationService:
         retry_backoff=0.0,
         retry_after_cap=0.01,
     )
-    return GenerationService(settings)
+    return GenerationService(settings, clock=clock, sleep=clock.sleep)
 
 
 def run(iterator):
@@ -191,7 +181,7 @@ def test_stopped_job_is_marked_and_resumable(simulator, service, photo):
 
 def test_demo_mode_runs_against_its_own_simulator(tmp_path, photo):
     settings = Settings(data_dir=tmp_path / "data", poll_interval=0.05)
-    demo = DemoSimulator(settings, queued_s=0.1, generating_s=0.2)
+    demo = DemoSimulator(settings.data_dir, (0.1, 0.2))
     try:
         service = GenerationService(settings, demo=demo)
         assert service.demo_mode
@@ -239,7 +229,7 @@ def test_phase_times_survive_a_stop_and_a_resume(simulator, service, photo):
 
 def test_demo_progress_is_marked_simulated(tmp_path, photo):
     settings = Settings(data_dir=tmp_path / "demo", poll_interval=0.05)
-    demo = DemoSimulator(settings, 0.05, 0.1)
+    demo = DemoSimulator(settings.data_dir, (0.05, 0.1))
     try:
         updates = run(GenerationService(settings, demo=demo).generate(photo, "Clouds."))
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from kling_ui.config import Settings
+from kling_ui.config import Settings, settings_from_env
 from kling_ui.jobs import Progress
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault
@@ -31,13 +31,6 @@ def test_the_page_builds_with_both_api_events(simulator, tmp_path):
     blocks = build_ui(GenerationService(settings), browser_secret="s")
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_visibility != "private"}
     assert {"generate", "resume"} <= names
-
-
-@pytest.fixture
-def photo(tmp_path) -> str:
-    path = tmp_path / "p.jpg"
-    Image.new("RGB", (640, 480), (10, 90, 200)).save(path)
-    return str(path)
 
 
 def test_generate_handler_streams_id_status_and_video(page, photo, simulator):
@@ -188,10 +181,11 @@ def test_status_text_shows_times_and_credits():
     ]
 
 
-def test_browser_secret_is_made_once_and_kept(tmp_path, monkeypatch):
-    monkeypatch.delenv("KLING_UI_BROWSER_SECRET", raising=False)
-    first = browser_secret(tmp_path)
-    assert first == browser_secret(tmp_path) and len(first) >= 32
+def test_browser_secret_is_made_once_and_kept(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    first = browser_secret(settings)
+    assert first == browser_secret(settings) and len(first) >= 32
     assert (tmp_path / "browser-secret").stat().st_mode & 0o077 == 0
-    monkeypatch.setenv("KLING_UI_BROWSER_SECRET", "from-env")
-    assert browser_secret(tmp_path) == "from-env"
+    from_env = settings_from_env({"KLING_UI_BROWSER_SECRET": "from-env"}, data_dir=tmp_path)
+    assert browser_secret(from_env) == "from-env"
+    assert "from-env" not in repr(from_env)
