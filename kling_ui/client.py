@@ -60,16 +60,19 @@ class CappedRetry(Retry):
         return retry
 
 
-def poll_retry(settings: Settings) -> CappedRetry:
-    """GETs are safe to repeat: retry connection errors, 429 and 5xx with backoff and jitter."""
+def _retry(
+    settings: Settings, method: str, tries: int, statuses: frozenset[int], *, read: bool
+) -> CappedRetry:
+    """Backoff with jitter, Retry-After honoured up to the cap, and never a raise: the
+    status is judged by ``_raise_for_status``."""
     retry = CappedRetry(
-        total=settings.poll_retries,
-        connect=settings.poll_retries,
-        read=settings.poll_retries,
-        status=settings.poll_retries,
+        total=tries,
+        connect=tries,
+        read=tries if read else False,
+        status=tries,
         other=0,
-        allowed_methods=frozenset({"GET"}),
-        status_forcelist=_POLL_RETRY_STATUSES,
+        allowed_methods=frozenset({method}),
+        status_forcelist=statuses,
         backoff_factor=settings.retry_backoff,
         backoff_max=10.0,
         backoff_jitter=settings.retry_backoff,
@@ -79,32 +82,21 @@ def poll_retry(settings: Settings) -> CappedRetry:
     )
     retry.retry_after_cap = settings.retry_after_cap
     return retry
+
+
+def poll_retry(settings: Settings) -> CappedRetry:
+    """GETs are safe to repeat: retry connection errors, 429 and 5xx with backoff and jitter."""
+    return _retry(settings, "GET", settings.poll_retries, _POLL_RETRY_STATUSES, read=True)
 
 
 def create_retry(settings: Settings) -> CappedRetry:
     """The POST that bills: repeat only what provably was not accepted.
 
-    ``connect`` covers a connection that was never made; ``read=False`` re-raises at once
-    when the request may have reached the server (timeout, dropped connection); status
-    retries cover only 429 and 503, which say the job was not taken.
+    ``connect`` covers a connection that was never made; no ``read`` retry, so it re-raises
+    at once when the request may have reached the server (timeout, dropped connection);
+    status retries cover only 429 and 503, which say the job was not taken.
     """
-    retry = CappedRetry(
-        total=3,
-        connect=3,
-        read=False,
-        status=3,
-        other=0,
-        allowed_methods=frozenset({"POST"}),
-        status_forcelist=_CREATE_RETRY_STATUSES,
-        backoff_factor=settings.retry_backoff,
-        backoff_max=10.0,
-        backoff_jitter=settings.retry_backoff,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
-    retry.retry_after_cap = settings.retry_after_cap
-    return retry
+    return _retry(settings, "POST", 3, _CREATE_RETRY_STATUSES, read=False)
 
 
 def make_session(retry: Retry, pool_size: int = 64) -> requests.Session:
