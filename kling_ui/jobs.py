@@ -6,7 +6,7 @@ with its soft deadline. Its clock and sleep are arguments, so tests never sleep.
 
 A job is never called failed by us: only the vendor's ``error`` status (or its 504)
 fails it. When our deadline passes we stop watching and say it can be resumed.
-Imports: ``client``, ``config``, ``errors``; never gradio or Pillow.
+Imports: ``client``, ``errors``, ``rules``; never gradio or Pillow.
 """
 
 from __future__ import annotations
