@@ -44,12 +44,14 @@ MAX_INPUT_BYTES = 50 * 1024 * 1024
 # Below Pillow's own bomb threshold (about 89.5 MP), so Pillow never has to warn about an image
 # we accept; a 48 MP phone photo or a 61 MP camera file still passes.
 MAX_PIXELS = 80_000_000
-# Deflate (PNG) packs at most about 1032 bytes into one; GIF's LZW and JPEG less. So a file
-# can hold at most about 1100 * 8 / (bits per pixel) pixels per byte: 344 for RGB, 8800 for a
-# 1-bit drawing (palette and grey images may be 1-bit too). A big canvas declared by a smaller
-# file is damaged or a decompression bomb under the pixel cap, and decoding it would cost
-# seconds and 300 MB.
+# A file can only hold so many pixels per byte, and a big canvas declared by a smaller file
+# is damaged or a decompression bomb under the pixel cap (decoding it would cost seconds and
+# 300 MB). Where the limit is physics it is checked: deflate (PNG) packs at most about 1032
+# bytes into one, so at most about 1100 * 8 / (bits per pixel) pixels a byte (344 for RGB,
+# 8800 for a 1-bit drawing; palette and grey images may be 1-bit). GIF's LZW keeps its old
+# bound. JPEG and WebP are left to their own decoders: a flat WebP really is a few bytes.
 MAX_BYTES_PER_BYTE = 1100
+MAX_GIF_PIXELS_PER_BYTE = 2000
 _LEAST_BITS = {"1": 1, "P": 1, "L": 1, "LA": 2, "PA": 2}  # per pixel, as stored at the least
 DENSITY_CHECK_FROM = 4_000_000  # pixels: small images may be as flat as they like
 JPEG_QUALITY = 90
@@ -167,8 +169,13 @@ def _is_heif(head: bytes) -> bool:
 
 def _check_density(im: Image.Image, file_size: int, name: str) -> None:
     pixels = im.size[0] * im.size[1]
-    bits = _LEAST_BITS.get(im.mode, 8 * len(im.getbands()))
-    most = MAX_BYTES_PER_BYTE * 8 // bits * file_size
+    if im.format == "PNG":
+        bits = _LEAST_BITS.get(im.mode, 8 * len(im.getbands()))
+        most = MAX_BYTES_PER_BYTE * 8 // bits * file_size
+    elif im.format == "GIF":
+        most = MAX_GIF_PIXELS_PER_BYTE * file_size
+    else:
+        return
     if DENSITY_CHECK_FROM < pixels <= MAX_PIXELS and pixels > most:
         raise InputError(
             f"{name} declares {im.size[0]}×{im.size[1]} pixels but is only {file_size:,} bytes: "

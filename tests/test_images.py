@@ -675,3 +675,12 @@ def test_a_flat_one_bit_drawing_is_not_mistaken_for_a_damaged_file(tmp_path):
     assert width * height / len(data) > 2000  # denser than the old flat limit allowed
     prepared = prepare_image(path)
     assert (prepared.source_width, prepared.source_height) == (width, height)
+
+
+def test_a_flat_webp_is_not_mistaken_for_a_damaged_file(tmp_path):
+    """Found by Hypothesis: lossless WebP packs a flat 4 MP picture into a few dozen bytes."""
+    path = tmp_path / "flat.webp"
+    Image.new("RGB", (1956, 2045), (0, 0, 0)).save(path, lossless=True)
+    assert path.stat().st_size < 2000
+    prepared = prepare_image(path)
+    assert (prepared.source_width, prepared.source_height) == (1956, 2045)
