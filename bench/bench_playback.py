@@ -98,7 +98,8 @@ def _one_run(
     page.evaluate(WATCH_VIDEO)
     page.locator("#generate").click()
     page.wait_for_function(
-        "() => document.querySelector('#generation-id textarea').value", timeout=60_000
+        "() => document.querySelector('#generation-id textarea').value.includes(':')",
+        timeout=60_000,  # the vendor's id (the app's own id shows while the create is sent)
     )
     gid = page.locator("#generation-id textarea").input_value()
     # The simulator's clock is monotonic; map it to the wall clock once, here.

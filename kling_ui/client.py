@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from .rules import GenerationRequest, check_generation_id
 log = logging.getLogger(__name__)
 
 USER_AGENT = "kling-ui/0.1"
+LOGS_PATH = "/v2/logs"
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _POLL_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A 429 or 503 answer to a create says the job was not accepted, so it is safe to repeat.
 _CREATE_RETRY_STATUSES = frozenset({429, 503})
@@ -269,10 +272,19 @@ class AIMLClient:
         """``text`` without this client's key (or anything shaped like one)."""
         return errors.redact(text, self.api_key)
 
-    def create_generation(self, request: GenerationRequest) -> APIResponse:
-        """POST the job. Returns the API's answer, which carries the generation id."""
+    def create_generation(
+        self, request: GenerationRequest, *, client_request_id: str | None = None
+    ) -> APIResponse:
+        """POST the job. Returns the API's answer, which carries the generation id.
+
+        ``client_request_id`` goes as ``X-Client-Request-Id``: the vendor keeps it in its
+        usage log, where a create whose answer was lost can be found again."""
         body = request.body()  # checks; raises InputError before anything is sent
         headers = self._auth()
+        if client_request_id:
+            if not CLIENT_REQUEST_ID.fullmatch(client_request_id):
+                raise ValueError("X-Client-Request-Id: 1-128 of A-Za-z0-9._:-")
+            headers["X-Client-Request-Id"] = client_request_id
         assert self.sessions is not None
         try:
             response = self.sessions.create.post(
@@ -332,6 +344,36 @@ class AIMLClient:
                 request_id=_request_id(response),
             )
         return APIResponse(payload, _request_id(response), _credits_header(response))
+
+    def find_in_logs(self, client_request_id: str, *, pages: int = 3) -> str | None:
+        """The generation id of the create that carried ``client_request_id``, from the
+        vendor's usage log (``GET /v2/logs``, newest first), or None if it isn't there (yet:
+        the log lags)."""
+        headers = self._auth()
+        assert self.sessions is not None
+        for page in range(pages):
+            try:
+                response = self.sessions.poll.get(
+                    self._base + LOGS_PATH,
+                    params={"period": "24h", "limit": 100, "offset": 100 * page},
+                    headers=headers,
+                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                log.warning("logs: request failed (%s)", type(exc).__name__)
+                raise errors.APIConnectionError("Could not read the API's usage log.") from None
+            _raise_for_status(response, creating=False, secret=self.api_key)
+            payload = _json_payload(response) or {}
+            rows = payload.get("data") if isinstance(payload.get("data"), list) else []
+            for row in rows:
+                if isinstance(row, dict) and row.get("client_request_id") == client_request_id:
+                    found = row.get("inference_id")
+                    return found if isinstance(found, str) and found else None
+            more = payload.get("pagination")
+            if not (isinstance(more, dict) and more.get("has_more")):
+                return None
+        return None
 
     def download_video(self, url: str, dest: Path) -> Path:
         """Stream the MP4 at ``url`` into ``dest`` (atomically), without any credentials."""

@@ -1,12 +1,28 @@
-"""The ledger of generations: what was submitted, and where each one stands.
+"""The ledger of jobs: every job from before its create until its video is on disk.
 
-A row is written the moment the create returns an id, before the first poll, so a
-crash, a closed tab or a restart never loses a paid-for job. It holds the id, the
-time, the prompt and settings, the backend it went to ("demo" or "live"), the status,
-the credits and the local video path: never the API key, never the image bytes.
+A row is written before anything is sent (its ``job_id`` is the ``X-Client-Request-Id`` the
+create carries), so a crash at any point loses nothing and never repeats a create: a row found
+in ``submitting`` after a restart is looked up in the vendor's log, never sent again. It holds
+the ids, the time, the prompt and settings, the backend ("demo" or "live"), the state, the
+credits, when each phase was first seen and the local video path: never an API key, never
+the image bytes (a batch item's prepared image waits in a file of its own until it is sent).
 
-SQLite in the data directory, one short connection per call (WAL mode), so many
-worker threads can write at once. Imports nothing from the rest of the package.
+The ledger enforces the job's state machine (``transition``): no skipped or backward step::
+
+    queued_here ─► submitting ─► submitted ─► queued ─► generating ─► downloading ─► done
+      │   ▲            │   │  └──► unknown ─┘ (found in the vendor's log)   │
+      │   └────────────┘   │         │                                      │
+      │   turned away (429/503:      ▼                                      ▼
+      ▼   nothing was created)   not_created ◄── refused at create       failed, expired
+    cancelled                                                  (from submitted onward)
+
+``submitted``, ``queued`` and ``generating`` may each go straight to any later phase (a job
+watched by nobody can finish between two polls). ``cancelled`` is for batch items a person
+cancelled before they were sent.
+
+SQLite in the data directory, one short connection per call (WAL mode), so many threads can
+write at once. Ledgers from before the job runner (a ``generations`` table keyed by the
+generation id) are copied in on open. Imports nothing from the rest of the package.
 """
 
 from __future__ import annotations
@@ -14,197 +30,350 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS generations (
-    id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    generation_id TEXT UNIQUE,
+    batch_id TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     backend TEXT NOT NULL,
+    key_ref TEXT NOT NULL DEFAULT '',
     prompt TEXT NOT NULL,
     negative_prompt TEXT NOT NULL DEFAULT '',
     duration INTEGER NOT NULL,
     generate_audio INTEGER NOT NULL,
-    status TEXT NOT NULL,
+    state TEXT NOT NULL,
     message TEXT NOT NULL DEFAULT '',
+    reason TEXT,
     credits REAL,
     video_path TEXT,
+    recovered INTEGER NOT NULL DEFAULT 0,
+    submitted_at REAL,
     queued_at REAL,
     generating_at REAL,
     finished_at REAL
 )
 """
-# Columns added after the first release: ledgers made before get them on open.
-_ADDED_COLUMNS = ("queued_at REAL", "generating_at REAL", "finished_at REAL")
-# When each phase was first seen; set once, never moved (see ``Ledger.mark_phase``).
-PHASE_COLUMNS = {"queued": "queued_at", "generating": "generating_at", "finished": "finished_at"}
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
+    "CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id)",
+)
+
+# state -> the states it may be entered from.
+ALLOWED: dict[str, frozenset[str]] = {
+    "submitting": frozenset({"queued_here"}),
+    "queued_here": frozenset({"submitting"}),  # turned away (429/503): nothing was created
+    "cancelled": frozenset({"queued_here"}),
+    "submitted": frozenset({"submitting", "unknown"}),
+    "unknown": frozenset({"submitting"}),
+    "not_created": frozenset({"queued_here", "submitting", "unknown"}),
+    "queued": frozenset({"submitted"}),
+    "generating": frozenset({"submitted", "queued"}),
+    "downloading": frozenset({"submitted", "queued", "generating"}),
+    "done": frozenset({"downloading"}),
+    "failed": frozenset({"submitted", "queued", "generating", "downloading"}),
+    "expired": frozenset({"submitted", "queued", "generating", "downloading"}),
+}
+STATES = frozenset(ALLOWED) | {"queued_here"}
+FINAL = frozenset({"done", "failed", "not_created", "expired", "cancelled"})
+WAITING_HERE = frozenset({"queued_here"})
+AT_VENDOR = frozenset({"submitting", "unknown", "submitted", "queued", "generating"})
+# The first time each phase was seen; set once, never moved.
+PHASE_COLUMNS = {
+    "submitted": "submitted_at",
+    "queued": "queued_at",
+    "generating": "generating_at",
+    "downloading": "finished_at",
+    "done": "finished_at",
+    "failed": "finished_at",
+    "expired": "finished_at",
+}
+# The ledger before the runner: its statuses, as states of the machine.
+_LEGACY_STATES = {
+    "completed": "done",
+    "failed": "failed",
+    "queued": "queued",
+    "generating": "generating",
+}
+
+
+class IllegalTransition(ValueError):
+    """A state change the job's machine does not allow (a bug of ours, never the user's)."""
+
+
+def new_job_id() -> str:
+    """Our id for a job, sent as ``X-Client-Request-Id`` (1-128 of ``A-Za-z0-9._:-``)."""
+    return "kui-" + uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One generation as the ledger keeps it."""
+class Job:
+    """One job as the ledger keeps it."""
 
-    id: str
+    job_id: str
+    generation_id: str | None
+    batch_id: str | None
     created_at: float
     updated_at: float
     backend: str
+    key_ref: str
     prompt: str
     negative_prompt: str
     duration: int
     generate_audio: bool
-    status: str
+    state: str
     message: str = ""
+    reason: str | None = None  # how a job that made no video ended: "refused", "not sent", ...
     credits: float | None = None
     video_path: str | None = None
+    recovered: bool = False
+    submitted_at: float | None = None
     queued_at: float | None = None
     generating_at: float | None = None
     finished_at: float | None = None
+
+    @property
+    def shown_id(self) -> str:
+        """The id a person sees: the vendor's once there is one, else ours."""
+        return self.generation_id or self.job_id
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
 
     def timings(self, now: float) -> tuple[float, float, float]:
         """(elapsed, queued, generating) seconds, from the first time each phase was seen.
 
         The job waits from its create until it is first seen generating; it generates until
-        it is first seen finished. Phases nobody saw (the tab was closed) count as the one
-        before them, so the three always add up.
+        it is first seen finished. Phases nobody saw count as the one before them, so the
+        three always add up.
         """
+        start = self.submitted_at if self.submitted_at is not None else self.created_at
         end = self.finished_at if self.finished_at is not None else now
         start_gen = self.generating_at if self.generating_at is not None else end
-        elapsed = max(0.0, end - self.created_at)
-        queued = max(0.0, min(start_gen, end) - self.created_at)
+        elapsed = max(0.0, end - start)
+        queued = max(0.0, min(start_gen, end) - start)
         return elapsed, queued, max(0.0, elapsed - queued)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("completed", "failed")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+_COLUMNS = tuple(f.name for f in fields(Job))
+
+
 class Ledger:
-    """A small SQLite table of generations, safe to share between threads."""
+    """The SQLite table of jobs, safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_SCHEMA)
-            have = {row["name"] for row in db.execute("PRAGMA table_info(generations)")}
-            for column in _ADDED_COLUMNS:
-                if column.split()[0] not in have:
-                    db.execute(f"ALTER TABLE generations ADD COLUMN {column}")
+        with self._lock:
+            db = self._connect()
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(_SCHEMA)
+                for sql in _INDEXES:
+                    db.execute(sql)
+                _copy_legacy(db)
+            finally:
+                db.close()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         return db
 
-    def _write(self, sql: str, params: Iterable[Any]) -> None:
+    def _write(self, sql: str, params: Iterable[Any]) -> int:
         with self._lock:
             db = self._connect()
             try:
-                db.execute(sql, tuple(params))
+                return db.execute(sql, tuple(params)).rowcount
             finally:
                 db.close()
 
-    def record_submitted(
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Job]:
+        db = self._connect()
+        try:
+            return [_job(row) for row in db.execute(sql, tuple(params)).fetchall()]
+        finally:
+            db.close()
+
+    # --- writing ------------------------------------------------------------------------
+
+    def add(
         self,
-        generation_id: str,
         *,
         backend: str,
         prompt: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
-        status: str = "queued",
-        credits: float | None = None,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        key_ref: str = "",
+        state: str = "queued_here",
+        generation_id: str | None = None,
+        batch_id: str | None = None,
+        job_id: str | None = None,
         created_at: float | None = None,
-    ) -> Entry:
+    ) -> Job:
+        """A new row: a job about to be sent (``queued_here``), or an adopted id
+        (``submitted``, with its ``generation_id``)."""
+        if state not in ("queued_here", "submitted"):
+            raise IllegalTransition(f"a job starts queued_here or submitted, not {state}")
+        job_id = job_id or new_job_id()
         now = time.time() if created_at is None else created_at
         self._write(
-            "INSERT OR IGNORE INTO generations (id, created_at, updated_at, backend, prompt,"
-            " negative_prompt, duration, generate_audio, status, credits)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                generation_id,
-                now,
-                now,
-                backend,
-                prompt,
-                negative_prompt or "",
-                int(duration),
-                int(bool(generate_audio)),
-                status,
-                credits,
-            ),
-        )
-        entry = self.get(generation_id)
-        assert entry is not None
-        return entry
+            "INSERT INTO jobs (job_id, generation_id, batch_id, created_at, updated_at, backend,"
+            " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, generation_id, batch_id, now, now, backend, key_ref, prompt,
+             negative_prompt or "", int(duration), int(bool(generate_audio)), state,
+             now if state == "submitted" else None),
+        )  # fmt: skip
+        job = self.get(job_id)
+        assert job is not None
+        return job
 
-    def update(
-        self,
-        generation_id: str,
-        *,
-        status: str | None = None,
-        message: str | None = None,
-        credits: float | None = None,
-        video_path: str | None = None,
-    ) -> None:
-        """Change what is known; a value left as None keeps what was there."""
+    def transition(
+        self, job_id: str, state: str, *, at: float | None = None, **changes: Any
+    ) -> Job:
+        """Move the job to ``state`` (staying put is allowed) and record ``changes``.
+
+        Raises ``IllegalTransition`` for a step the machine does not have."""
+        if state not in STATES:
+            raise IllegalTransition(f"no state {state!r}")
+        now = time.time() if at is None else at
+        sets, params = ["state = ?", "updated_at = ?"], [state, now]
+        for name, value in changes.items():
+            if name not in _COLUMNS or name in ("job_id", "state"):
+                raise ValueError(f"not a column: {name}")
+            sets.append(f"{name} = ?")
+            params.append(int(value) if isinstance(value, bool) else value)
+        column = PHASE_COLUMNS.get(state)
+        if column and column not in changes:
+            sets.append(f"{column} = COALESCE({column}, ?)")
+            params.append(now)
+        allowed = sorted(ALLOWED.get(state, frozenset()) | {state})
+        marks = ",".join("?" * len(allowed))
+        count = self._write(
+            f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ? AND state IN ({marks})",
+            [*params, job_id, *allowed],
+        )
+        job = self.get(job_id)
+        if count == 0:
+            have = job.state if job else "no such job"
+            raise IllegalTransition(f"{job_id}: {have} -> {state} is not allowed")
+        assert job is not None
+        return job
+
+    def note(self, job_id: str, message: str) -> None:
+        """Change only the message (what a person reads about the job now)."""
         self._write(
-            "UPDATE generations SET updated_at = ?, status = COALESCE(?, status),"
-            " message = COALESCE(?, message), credits = COALESCE(?, credits),"
-            " video_path = COALESCE(?, video_path) WHERE id = ?",
-            (time.time(), status, message, credits, video_path, generation_id),
+            "UPDATE jobs SET message = ?, updated_at = ? WHERE job_id = ?",
+            (message, time.time(), job_id),
         )
 
-    def mark_phase(self, generation_id: str, phase: str, at: float) -> None:
-        """Note when ``phase`` ("queued", "generating", "finished") was first seen."""
-        column = PHASE_COLUMNS[phase]
-        self._write(
-            f"UPDATE generations SET {column} = ? WHERE id = ? AND {column} IS NULL",
-            (at, generation_id),
+    def forget(self, job_id: str) -> None:
+        """Remove a row that never stood for a job (an adopted id the vendor did not know)."""
+        self._write("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self._rows("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def find(self, any_id: str) -> Job | None:
+        """The job with this id, ours or the vendor's."""
+        rows = self._rows(
+            "SELECT * FROM jobs WHERE job_id = ? OR generation_id = ?", (any_id, any_id)
         )
+        return rows[0] if rows else None
 
-    def get(self, generation_id: str) -> Entry | None:
-        db = self._connect()
-        try:
-            row = db.execute("SELECT * FROM generations WHERE id = ?", (generation_id,)).fetchone()
-        finally:
-            db.close()
-        return _entry(row) if row else None
-
-    def get_many(self, ids: Iterable[str]) -> dict[str, Entry]:
+    def find_many(self, ids: Iterable[str]) -> dict[str, Job]:
+        """Each id (ours or the vendor's) that the ledger knows, with its job."""
         ids = [i for i in ids if isinstance(i, str)]
         if not ids:
             return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(
+            f"SELECT * FROM jobs WHERE job_id IN ({marks}) OR generation_id IN ({marks})",
+            [*ids, *ids],
+        )
+        found: dict[str, Job] = {}
+        for job in rows:
+            for key in (job.job_id, job.generation_id):
+                if key in ids:
+                    found[key] = job
+        return found
+
+    def unfinished(self) -> list[Job]:
+        """Every job the runner still owns, oldest first."""
+        marks = ",".join("?" * len(FINAL))
+        return self._rows(
+            f"SELECT * FROM jobs WHERE state NOT IN ({marks}) ORDER BY created_at", sorted(FINAL)
+        )
+
+    def batch(self, batch_id: str) -> list[Job]:
+        return self._rows(
+            "SELECT * FROM jobs WHERE batch_id = ? ORDER BY created_at, rowid", (batch_id,)
+        )
+
+    def recent(self, limit: int = 50) -> list[Job]:
+        return self._rows("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+
+    def shortest_run(self, backend: str) -> float | None:
+        """The shortest submit-to-finish time of this backend's finished jobs, in seconds."""
         db = self._connect()
         try:
-            marks = ",".join("?" * len(ids))
-            rows = db.execute(f"SELECT * FROM generations WHERE id IN ({marks})", ids).fetchall()
+            row = db.execute(
+                "SELECT MIN(finished_at - submitted_at) FROM jobs WHERE backend = ?"
+                " AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+                " AND state IN ('downloading', 'done')",
+                (backend,),
+            ).fetchone()
         finally:
             db.close()
-        return {row["id"]: _entry(row) for row in rows}
-
-    def recent(self, limit: int = 50) -> list[Entry]:
-        db = self._connect()
-        try:
-            rows = db.execute(
-                "SELECT * FROM generations ORDER BY created_at DESC LIMIT ?", (limit,)
-            ).fetchall()
-        finally:
-            db.close()
-        return [_entry(row) for row in rows]
+        return float(row[0]) if row and row[0] is not None and row[0] > 0 else None
 
 
-def _entry(row: sqlite3.Row) -> Entry:
+def _job(row: sqlite3.Row) -> Job:
     data = dict(row)
     data["generate_audio"] = bool(data["generate_audio"])
-    return Entry(**data)
+    data["recovered"] = bool(data["recovered"])
+    return Job(**data)
+
+
+def _copy_legacy(db: sqlite3.Connection) -> None:
+    """Bring rows of the ledger before the runner (table ``generations``) into ``jobs``,
+    once: unfinished ones become the runner's to finish."""
+    have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "generations" not in have:
+        return
+    cols = {r[1] for r in db.execute("PRAGMA table_info(generations)")}
+    for row in db.execute("SELECT * FROM generations").fetchall():
+        old = dict(zip(row.keys(), row, strict=True))
+        state = _LEGACY_STATES.get(old["status"], "submitted")
+        if state == "done" and not old.get("video_path"):
+            state = "submitted"  # completed at the vendor, never downloaded: fetch it
+        db.execute(
+            "INSERT OR IGNORE INTO jobs (job_id, generation_id, created_at, updated_at, backend,"
+            " prompt, negative_prompt, duration, generate_audio, state, message, credits,"
+            " video_path, submitted_at, queued_at, generating_at, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("legacy-" + old["id"], old["id"], old["created_at"], old["updated_at"],
+             old["backend"], old["prompt"], old["negative_prompt"], old["duration"],
+             old["generate_audio"], state, old["message"], old["credits"], old["video_path"],
+             old["created_at"],
+             *(old[c] if c in cols else None for c in ("queued_at", "generating_at",
+                                                        "finished_at"))),
+        )  # fmt: skip
+    db.execute("ALTER TABLE generations RENAME TO generations_before_runner")

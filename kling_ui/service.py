@@ -1,10 +1,10 @@
-"""What one click does, without any web framework: check, submit, record, watch, deliver.
+"""What one click does, without any web framework: check, hand the job to the runner, watch.
 
-Owns the choice of backend for a request (the real API with the user's key or the
-server's, or the demo simulator), the ledger writes that make a paid-for job
-impossible to lose, and the names of downloaded videos. The page (``ui.py``) only
-renders the ``Progress`` values these generators yield; programs and tests can use
-them directly.
+Owns the choice of backend for a request (one rule: ``choose_backend``), the checks that
+come before anything is written or sent (one image, or a whole batch), and the view of a
+job as ``Progress`` values the page renders. The runner (``runner.py``) owns the job from
+the moment its row is written; the generators here only watch it, so a closed tab or Stop
+watching ends the watching, never the job. Programs and tests can use them directly.
 
 Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``, ``rules``;
 the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
@@ -13,26 +13,25 @@ the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import unicodedata
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .client import AIMLClient, Sessions
 from .config import Settings
-from .history import Entry, Ledger
+from .history import Job, Ledger
 from .images import prepare_image
-from .jobs import Progress, submit_generation, watch_generation
+from .jobs import Progress
 from .rules import (
     GenerationRequest,
     check_generation_id,
     check_new_generation_id,
     check_text_fields,
 )
+from .runner import Backend, Runner
 
 if TYPE_CHECKING:
     from .simulator import DemoSimulator
@@ -80,25 +79,30 @@ def choose_backend(
     )
 
 
-@dataclass(frozen=True)
-class Backend:
-    """Where one request goes, and with which key."""
-
-    name: str  # DEMO or LIVE
-    settings: Settings
-    api_key: str = field(repr=False)
-
-
-def video_filename(prompt: str, generation_id: str) -> str:
-    """A file name a person recognises: words of the prompt, then the start of the id."""
-    text = unicodedata.normalize("NFKD", prompt or "").encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-") or "video"
-    short = re.sub(r"[^a-zA-Z0-9]", "", generation_id.split(":", 1)[0])[:8] or "job"
-    return f"kling-{slug}-{short}.mp4"
+STATE_PHASE = {
+    "queued_here": "waiting",
+    "submitting": "submitting",
+    "unknown": "checking",
+    "submitted": "submitted",
+    "queued": "queued",
+    "generating": "generating",
+    "downloading": "downloading",
+    "done": "completed",
+    "failed": "failed",
+    "not_created": "not created",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
+NOT_KNOWN = (
+    "The API does not know this generation id. Check that it was copied whole and belongs "
+    "to the same API key."
+)
+MAX_TAKES = 4
+MAX_BATCH = 48
 
 
 class GenerationService:
-    """Runs and resumes generations for every user of one app process."""
+    """Starts, resumes and shows jobs for every user of one app process."""
 
     def __init__(
         self,
@@ -107,15 +111,21 @@ class GenerationService:
         ledger: Ledger | None = None,
         demo: DemoSimulator | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        start: bool = True,
     ) -> None:
         self.settings = settings
         self.ledger = ledger or Ledger(settings.ledger_path)
         self.demo = demo
         self._clock = clock
-        self._sleep = sleep
-        self._sessions = Sessions.for_settings(settings)
         settings.videos_dir.mkdir(parents=True, exist_ok=True)
+        self.runner = Runner(
+            settings, self.ledger, backend_for_ref=self._backend_for_ref, clock=clock
+        )
+        if start:
+            self.runner.start()
+
+    def close(self) -> None:
+        self.runner.stop()
 
     # --- which API, which key ---------------------------------------------------------
 
@@ -131,17 +141,25 @@ class GenerationService:
             self.settings, typed_key=typed, recorded=recorded, demo_ready=self.demo is not None
         )
         if choice == DEMO:
-            assert self.demo is not None
-            url = self.demo.base_url()
-            return Backend(DEMO, self.settings.with_(base_url=url), self.demo.key)
-        key = typed if choice == TYPED else self.settings.api_key
-        return Backend(LIVE, self.settings, key or "")
+            return self._demo_backend()
+        key = typed if choice == TYPED else (self.settings.api_key or "")
+        ref = self.runner.key_ref(LIVE, key, typed=choice == TYPED)
+        return Backend(LIVE, self.settings, key, ref)
 
-    def _client(self, backend: Backend) -> AIMLClient:
-        sessions = self._sessions if backend.name == LIVE else None
-        return AIMLClient(backend.api_key, backend.settings, sessions)
+    def _demo_backend(self) -> Backend:
+        assert self.demo is not None
+        settings = self.settings.with_(base_url=self.demo.base_url())
+        return Backend(DEMO, settings, self.demo.key, DEMO)
 
-    # --- the two flows ------------------------------------------------------------------
+    def _backend_for_ref(self, name: str, key_ref: str) -> Backend | None:
+        """After a restart: the backend of a job recorded with ``key_ref``, if known here."""
+        if key_ref == DEMO or (name == DEMO and not key_ref):
+            return self._demo_backend() if self.demo is not None else None
+        if key_ref in ("server", "") and self.settings.api_key and not self.settings.demo:
+            return Backend(LIVE, self.settings, self.settings.api_key, "server")
+        return None  # a typed key: never stored, so it waits for its owner
+
+    # --- one image ----------------------------------------------------------------------
 
     def generate(
         self,
@@ -154,10 +172,10 @@ class GenerationService:
         *,
         fit: str = "reject",
     ) -> Iterator[Progress]:
-        """Check everything, create the job once, record it, then watch it to the end.
+        """Check everything, hand the job to the runner, then watch it to its end.
 
-        Raises ``KlingUIError`` before anything is sent (bad input, no key) and when the
-        create fails; once there is an id, problems are reported as ``Progress``.
+        Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
+        the job is the runner's, everything, a refused create included, comes as ``Progress``.
         """
         if image is None or (isinstance(image, str) and not image.strip()):
             raise errors.InputError("Add an image first: upload, paste or take a photo.")
@@ -165,166 +183,173 @@ class GenerationService:
         fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
         backend = self.backend_for(api_key)
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
-        request = GenerationRequest(prepared.data_uri, *fields)
-        client = self._client(backend)
-        job = submit_generation(client, request)
-        self._record_new(job.generation_id, request, backend.name, job.credits)
+        job = self.runner.add(GenerationRequest(prepared.data_uri, *fields), backend)
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
-        yield Progress(
-            generation_id=job.generation_id,
-            phase="submitted",
-            message=f"Submitted{note}. Keep this id: the job can be resumed with it.",
-            vendor_status=job.status,
+        yield from self.follow(job.job_id, submitted_note=note)
+
+    def follow(self, job_id: str, *, submitted_note: str = "") -> Iterator[Progress]:
+        """The job as it changes, until it ends or ``watch_deadline`` passes."""
+        last = None
+        for job in self.runner.watch(job_id, timeout=self.settings.watch_deadline):
+            last = self.progress(job)
+            if job.state == "submitted" and submitted_note:
+                last = replace(last, message=f"Submitted{submitted_note}. {SUBMITTED_REST}")
+            yield last
+        if self.ledger.get(job_id) is None:  # an adopted id the vendor did not know
+            yield Progress("", "not found", NOT_KNOWN, job_id=job_id)
+        elif last is not None and not last.final and last.phase != "paused":
+            timeout = errors.GenerationTimeout()
+            yield replace(last, phase="stopped", message=timeout.user_message)
+
+    def progress(self, job: Job) -> Progress:
+        """One snapshot of a job, as the page shows it."""
+        elapsed, queued, generating = job.timings(self._clock())
+        phase = job.reason if job.state == "not_created" and job.reason else None
+        phase = phase or ("paused" if self.runner.paused(job.job_id) else STATE_PHASE[job.state])
+        video = Path(job.video_path) if job.video_path else None
+        confirmed = not self.runner.unconfirmed(job.job_id)
+        return Progress(
+            generation_id=job.shown_id if confirmed else "",
+            phase=phase,  # type: ignore[arg-type]
+            message=job.message,
+            elapsed=elapsed,
+            queued_for=queued,
+            generating_for=generating,
             credits=job.credits,
-            simulated=backend.name == DEMO,
-        )
-        yield from self._watch(client, job.generation_id, backend.name)
-
-    def _record_new(
-        self, gid: str, request: GenerationRequest, backend: str, credits: float | None
-    ) -> None:
-        """The ledger row of a job just created: written before the first poll."""
-        self.ledger.record_submitted(
-            gid,
-            backend=backend,
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            duration=request.duration,
-            generate_audio=request.generate_audio,
-            status="submitted",
-            credits=credits,
-            created_at=self._clock(),
+            video_path=video if video and video.exists() else None,
+            simulated=job.backend == DEMO,
+            job_id=job.job_id,
+            recovered=job.recovered,
         )
 
-    def resume(self, generation_id: str, api_key: str | None = None) -> Iterator[Progress]:
-        """Pick a job up again by id: play it if we have it, else watch it to the end.
+    # --- by id ----------------------------------------------------------------------------
 
-        An id the ledger doesn't know must look like the vendor's ids, and is recorded only
-        once the vendor has answered about it: a mistyped id leaves no trace.
+    def resume(self, any_id: str, api_key: str | None = None) -> Iterator[Progress]:
+        """Watch a job by its id (ours or the vendor's); an id made elsewhere is adopted.
+
+        An id the ledger doesn't know must look like the vendor's ids, and its row goes again
+        if the vendor doesn't know it either: a mistyped id leaves no trace.
         """
-        gid = check_generation_id(generation_id)
-        entry = self.ledger.get(gid)
-        if entry is None:
-            check_new_generation_id(gid)
-        if entry and entry.video_path and Path(entry.video_path).exists():
-            elapsed, queued, generating = entry.timings(self._clock())
-            yield Progress(
-                generation_id=gid,
-                phase="completed",
-                message="Done. The video is ready.",
-                vendor_status="completed",
-                elapsed=elapsed,
-                queued_for=queued,
-                generating_for=generating,
-                credits=entry.credits,
-                video_path=Path(entry.video_path),
-                simulated=entry.backend == DEMO,
+        raw = check_generation_id(any_id)
+        job = self.ledger.find(raw)
+        if job is None:
+            check_new_generation_id(raw)
+            job = self.runner.adopt(raw, self.backend_for(api_key))
+        elif not job.final and ((api_key or "").strip() or not self.runner.has_key(job.key_ref)):
+            self.runner.attach(job, self.backend_for(api_key, recorded=job.backend))
+        else:
+            self.runner.attach(job, None)
+        yield from self.follow(job.job_id)
+
+    def status(self, any_id: str) -> dict[str, Any]:
+        """One snapshot of a job, for programs: never waits."""
+        job = self.ledger.find(check_generation_id(any_id))
+        if job is None:
+            raise errors.NotFoundError("No job with that id was started or resumed here.")
+        update = self.progress(job)
+        return {
+            "job_id": job.job_id,
+            "generation_id": job.generation_id,
+            "state": job.state,
+            "phase": update.phase,
+            "message": job.message,
+            "final": job.final,
+            "recovered": job.recovered,
+            "elapsed_s": round(update.elapsed, 1),
+            "credits": job.credits,
+            "video": str(update.video_path) if update.video_path else None,
+            "simulated": update.simulated,
+            "batch_id": job.batch_id,
+        }
+
+    # --- many -----------------------------------------------------------------------------
+
+    def batch(
+        self,
+        images: list[str] | None,
+        prompts: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        takes: int = 1,
+        api_key: str | None = None,
+        *,
+        fit: str = "reject",
+    ) -> dict[str, Any]:
+        """Check every item (each image, each prompt line), then queue images x prompts x
+        takes with the runner. One bad item refuses the whole batch, named; nothing is sent."""
+        paths = [str(p) for p in (images or []) if p]
+        if not paths:
+            raise errors.InputError("Add at least one image to the batch.")
+        lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
+        if not lines:
+            raise errors.InputError("Write at least one prompt: one prompt per line.")
+        count = _check_takes(takes)
+        if len(paths) * len(lines) * count > MAX_BATCH:
+            raise errors.InputError(
+                f"That batch is {len(paths) * len(lines) * count} videos; the most at once is "
+                f"{MAX_BATCH}. Split it into smaller batches."
             )
-            return
-        backend = self.backend_for(api_key, recorded=entry.backend if entry else None)
-        yield from self._watch(self._client(backend), gid, backend.name)
+        fields = [_line_fields(i, line, negative_prompt, duration, generate_audio)
+                  for i, line in enumerate(lines, 1)]  # fmt: skip
+        backend = self.backend_for(api_key)
+        uris = [_prepared_item(i, path, fit) for i, path in enumerate(paths, 1)]
+        batch_id = "batch-" + uuid.uuid4().hex[:12]
+        items = []
+        for n, uri in enumerate(uris, 1):
+            for line in fields:
+                for take in range(1, count + 1):
+                    job = self.runner.add(GenerationRequest(uri, *line), backend, batch_id=batch_id)
+                    items.append({"job_id": job.job_id, "image": n, "prompt": line[0],
+                                  "take": take, "state": job.state})  # fmt: skip
+        return {"batch_id": batch_id, "items": items}
 
-    def entry(self, generation_id: str) -> Entry | None:
-        """The ledger's row for this id, or None."""
-        return self.ledger.get(generation_id) if generation_id else None
+    def batch_jobs(self, batch_id: str) -> list[Job]:
+        return self.ledger.batch(batch_id) if batch_id else []
 
-    def knows(self, generation_id: str) -> bool:
+    def cancel(self, job_id: str) -> bool:
+        return self.runner.cancel(job_id)
+
+    # --- the ledger, for the page ------------------------------------------------------------
+
+    def entry(self, any_id: str) -> Job | None:
+        """The ledger's row for this id (ours or the vendor's), or None."""
+        return self.ledger.find(any_id) if any_id else None
+
+    def entries(self, ids: list[str]) -> dict[str, Job]:
+        """Each of these ids the ledger knows, with its job."""
+        return self.ledger.find_many(ids)
+
+    def knows(self, any_id: str) -> bool:
         """True when the ledger holds this id (it was created here, or the vendor knew it)."""
-        return bool(generation_id) and self.ledger.get(generation_id) is not None
-
-    def _watch(self, client: AIMLClient, gid: str, backend: str) -> Iterator[Progress]:
-        """Poll to the end, keeping the ledger's status and phase times up to date."""
-        entry = self.ledger.get(gid)
-        prompt = entry.prompt if entry else ""
-        created = entry.created_at if entry else self._clock()
-        dest = self.settings.videos_dir / video_filename(prompt, gid)
-        last_status = None
-        for update in watch_generation(
-            client,
-            gid,
-            poll_interval=self.settings.poll_interval,
-            deadline=self.settings.watch_deadline,
-            started_at=created,
-            download_to=dest,
-            clock=self._clock,
-            sleep=self._sleep,
-        ):
-            if entry is None and _vendor_knows(update):
-                entry = self.ledger.record_submitted(
-                    gid,
-                    backend=backend,
-                    prompt="",
-                    negative_prompt="",
-                    duration=5,
-                    generate_audio=True,
-                    status="submitted",
-                    created_at=created,
-                )
-            if entry is not None:
-                status = _ledger_status(update)
-                if update.final or status != last_status:
-                    self.ledger.update(
-                        gid,
-                        status=status,
-                        message=update.message,
-                        credits=update.credits,
-                        video_path=str(update.video_path) if update.video_path else None,
-                    )
-                    last_status = status
-                entry = self._mark_phases(entry, update)
-                elapsed, queued, generating = entry.timings(self._clock())
-                update = replace(
-                    update, elapsed=elapsed, queued_for=queued, generating_for=generating
-                )
-            yield replace(update, simulated=backend == DEMO)
-
-    def _mark_phases(self, entry: Entry, update: Progress) -> Entry:
-        """Note the first time each phase was seen; return the ledger's fresh view."""
-        phase = _phase_seen(update)
-        if phase is None:
-            return entry
-        self.ledger.mark_phase(entry.id, phase, self._clock())
-        return self.ledger.get(entry.id) or entry
-
-    def entries(self, ids: list[str]) -> list[Entry]:
-        """The ledger's view of these ids, newest first; unknown ids are left out."""
-        found = self.ledger.get_many(ids)
-        return sorted(found.values(), key=lambda e: e.created_at, reverse=True)
-
-    def mark_stopped(self, generation_id: str) -> None:
-        entry = self.ledger.get(generation_id)
-        if entry and not entry.finished:
-            self.ledger.update(
-                generation_id,
-                status="stopped",
-                message="Stopped watching; the job goes on at the vendor. Resume it any time.",
-            )
+        job = self.entry(any_id)
+        return job is not None and not self.runner.unconfirmed(job.job_id)
 
 
-def _vendor_knows(update: Progress) -> bool:
-    """The vendor answered about this id (a status, or its own failure of the job)."""
-    return (
-        update.error is None
-        and update.phase != "stopped"
-        or isinstance(update.error, errors.GenerationFailed)
-    )
+SUBMITTED_REST = "Keep this id: the job can be resumed with it."
 
 
-def _phase_seen(update: Progress) -> str | None:
-    if update.phase == "queued":
-        return "queued"
-    if update.phase == "generating":
-        return "generating"
-    if update.phase in ("downloading", "completed") or isinstance(
-        update.error, errors.GenerationFailed
-    ):
-        return "finished"
-    return None
+def _check_takes(takes: object) -> int:
+    try:
+        count = int(takes)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(takes, bool) or not 1 <= count <= MAX_TAKES:
+        raise errors.InputError(f"Takes must be 1 to {MAX_TAKES}, not {takes!r}.")
+    return count
 
 
-def _ledger_status(update: Progress) -> str:
-    if update.phase in ("retrying", "unknown", "downloading"):
-        return "generating" if update.vendor_status != "queued" else "queued"
-    if update.phase == "failed" and update.resumable:
-        return "interrupted"
-    return update.phase
+def _line_fields(
+    n: int, line: str, negative_prompt: str, duration: object, audio: object
+) -> tuple[str, str, int, bool]:
+    try:
+        return check_text_fields(line, negative_prompt, duration, audio)
+    except errors.InputError as exc:
+        raise errors.InputError(f"Prompt line {n}: {exc.base_message}") from None
+
+
+def _prepared_item(n: int, path: str, fit: str) -> str:
+    try:
+        return prepare_image(path, fit=fit).data_uri  # type: ignore[arg-type]
+    except errors.InputError as exc:
+        raise errors.InputError(f"Image {n}: {exc.base_message}") from None

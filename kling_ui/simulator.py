@@ -7,13 +7,25 @@ the vendor does (400 with the vendor's error shape), moves each job through queu
 generating and completed on a schedule, and serves a real H.264/AAC clip behind a
 signed-looking URL that supports Range requests.
 
-It can be scripted to misbehave (``Fault``, ``DownloadFault``, ``script_outcome``),
-from Python or, for an app in another process, through ``POST /__sim__/script``.
-Every request is recorded (the image replaced by its length) so tests can count
-creates and check headers.
+Like the vendor, it keeps a client's ``X-Client-Request-Id`` (1-128 characters of
+``A-Za-z0-9._:-``; any other value is silently ignored) and echoes it back, names the
+generation in an ``x-inference-id`` header on create and poll answers, and lists every
+create that made a job in the usage log, ``GET /v2/logs`` (one row per create, newest first,
+per key; ``period`` or ``start`` + ``end``, ``status``, ``model``, ``limit``, ``offset``).
+A row shows up ``log_lag`` seconds after its create, as the vendor's analytics lag; a job
+that ends in error is a ``failed`` row that cost nothing.
 
-``Simulator`` owns all of that state (jobs, scripted faults, the request log, the
-link-signing secret, the optional state file) behind one lock; its HTTP handler only
+It can be scripted to misbehave (``Fault``, ``DownloadFault``, ``script_outcome``,
+``script_log_lag``, ``script_max_active``), from Python or, for an app in another process,
+through ``POST /__sim__/script``. With ``max_active_per_key`` it turns a create away (429,
+``Retry-After: 1``, nothing created) while the caller's key already has that many jobs
+queued or generating, and ``peak_active(key)`` says how many a key ever had at once.
+Every request is recorded (the image replaced by its length) so tests can count
+creates and check headers. Job times come from ``clock`` (injectable); the usage log shows
+them as UTC wall-clock times, ``clock`` shifted by its distance from ``time.time`` at start.
+
+``Simulator`` owns all of that state (jobs, the usage log, scripted faults, the request
+log, the link-signing secret, the optional state file) behind one lock; its HTTP handler only
 turns requests into calls of the Simulator's public methods and writes the answers.
 
 It shares no parsing or validation code with ``client.py`` on purpose: a mistake the
@@ -36,6 +48,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -48,6 +61,10 @@ CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "sample.mp4"
 MAX_TEXT = 2500
 CREDITS_PER_SECOND = 42  # a made-up price: 5 s costs 210 credits
+USD_PER_CREDIT = 0.0000005  # the vendor's own examples: 500000 credits are $0.25
+LOGS_PATH = "/v2/logs"
+MAX_LOG_WINDOW = 92 * 86400  # seconds: the vendor refuses a longer window
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MODERATION = ("ContentModeration", "The image or prompt was flagged by content moderation.")
 _CHUNK = 256 * 1024
 
@@ -74,8 +91,12 @@ class Fault:
 
     As a spec for ``POST /__sim__/script``: ``{"kind": "status", "code": 401}``,
     ``{"kind": "rate_limit", "retry_after": 1}``, ``{"kind": "non_json", "code": 502}``,
-    ``{"kind": "drop"}``, ``{"kind": "slow", "seconds": 2}``, ``{"kind": "no_id"}``,
-    ``{"kind": "weird_status", "status": "paused"}``.
+    ``{"kind": "drop"}``, ``{"kind": "created_then_drop"}``, ``{"kind": "slow", "seconds": 2}``,
+    ``{"kind": "no_id"}``, ``{"kind": "weird_status", "status": "paused"}``.
+
+    On a create, ``drop`` closes the connection before anything is created, while
+    ``created_then_drop`` creates the job (it runs and is in the usage log) and then closes
+    the connection without an answer.
     """
 
     kind: str
@@ -103,6 +124,10 @@ class Fault:
         return cls("drop")
 
     @classmethod
+    def create_then_drop(cls) -> Fault:
+        return cls("created_then_drop")
+
+    @classmethod
     def slow(cls, seconds: float) -> Fault:
         return cls("slow", seconds=seconds)
 
@@ -123,7 +148,7 @@ class Fault:
             return cls.rate_limit(spec.get("retry_after", 1))
         if kind == "non_json":
             return cls.non_json(int(spec.get("code", spec.get("status", 200))))
-        if kind in ("drop", "no_id"):
+        if kind in ("drop", "created_then_drop", "no_id"):
             return cls(kind)
         if kind == "slow":
             return cls.slow(float(spec["seconds"]))
@@ -137,7 +162,8 @@ class DownloadFault:
     """One scripted misbehaviour of the video host, for one download of a valid link.
 
     As a spec: ``{"kind": "status", "code": 403}``, ``{"kind": "redirect", "to": URL}``,
-    ``{"kind": "truncated"}``, ``{"kind": "not_mp4"}``, ``{"kind": "huge", "size": N}``.
+    ``{"kind": "truncated"}``, ``{"kind": "not_mp4"}``, ``{"kind": "huge", "size": N}``,
+    ``{"kind": "slow", "seconds": S}`` (the whole clip, spread over S seconds).
     """
 
     kind: str
@@ -162,6 +188,10 @@ class DownloadFault:
         return cls("not_mp4")
 
     @classmethod
+    def slow(cls, seconds: float) -> DownloadFault:
+        return cls("slow", size=int(seconds * 1000))  # milliseconds, in the size field
+
+    @classmethod
     def huge(cls, n_bytes: int) -> DownloadFault:
         return cls("huge", size=n_bytes)
 
@@ -172,6 +202,8 @@ class DownloadFault:
             return cls("status", code=int(spec["code"]))
         if kind == "redirect":
             return cls.redirect(str(spec["to"] if "to" in spec else spec["to_url"]))
+        if kind == "slow":
+            return cls.slow(float(spec["seconds"]))
         if kind in ("truncated", "not_mp4"):
             return cls(kind)
         if kind == "huge":
@@ -191,15 +223,30 @@ class _Job:
     error_name: str = MODERATION[0]
     error_message: str = MODERATION[1]
 
+    def finished_at(self) -> float:
+        """When the job left queued and generating (or will: inf if never by its schedule)."""
+        if self.ended_at is not None:
+            return self.ended_at
+        if self.outcome == "never":
+            return float("inf")
+        return self.created + self.schedule.queued_s + self.schedule.generating_s
+
     def status(self, now: float) -> str:
-        if self.ended_at is not None and now >= self.ended_at:
+        if now >= self.finished_at():
             return "error" if self.outcome == "error" else "completed"
-        age = now - self.created
-        if age < self.schedule.queued_s:
-            return "queued"
-        if self.outcome == "never" or age < self.schedule.queued_s + self.schedule.generating_s:
-            return "generating"
-        return "error" if self.outcome == "error" else "completed"
+        return "queued" if now - self.created < self.schedule.queued_s else "generating"
+
+
+@dataclass
+class _LogEntry:
+    """One create that made a job, as the usage log keeps it (the key only as a digest)."""
+
+    job_id: str
+    key_id: str
+    request_id: str
+    client_request_id: str | None
+    created: float
+    visible_at: float  # created + the log lag in force then
 
 
 def _ftyp_header() -> bytes:
@@ -222,6 +269,8 @@ class Simulator:
         cdn_host: str | None = None,
         state_path: str | Path | None = None,
         clock=time.monotonic,
+        log_lag: float = 0.0,
+        max_active_per_key: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -233,8 +282,13 @@ class Simulator:
         self.state_path = Path(state_path) if state_path else None
         # A state file outlives the process, so its times must be wall-clock times.
         self.clock = time.time if self.state_path else clock
+        # What the usage log adds to ``clock`` to show a time as a UTC wall-clock time.
+        self._wall_offset = 0.0 if self.state_path else time.time() - self.clock()
+        self.log_lag = self._initial_log_lag = log_lag
+        self.max_active_per_key = self._initial_max_active = max_active_per_key
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, _Job] = {}
+        self._log: list[_LogEntry] = []
         self._lock = threading.Lock()
         self._create_faults: deque[Fault] = deque()
         self._poll_faults: deque[Fault] = deque()
@@ -310,6 +364,21 @@ class Simulator:
         with self._lock:
             self._outcomes.extend(outcomes)
 
+    def script_log_lag(self, seconds: float) -> None:
+        """Show each create in the usage log only ``seconds`` after it (for creates from now)."""
+        if seconds < 0:
+            raise ValueError(f"log lag must not be negative, got {seconds!r}")
+        with self._lock:
+            self.log_lag = float(seconds)
+
+    def script_max_active(self, n: int | None) -> None:
+        """Turn a create away (429) while its key has ``n`` jobs queued or generating;
+        None lifts the limit."""
+        if n is not None and n < 0:
+            raise ValueError(f"max active must not be negative, got {n!r}")
+        with self._lock:
+            self.max_active_per_key = n
+
     def set_schedule(self, schedule: Schedule) -> None:
         self.schedule = schedule
 
@@ -317,8 +386,8 @@ class Simulator:
         """Force a job to ``completed`` at once, whatever its schedule or outcome."""
         with self._lock:
             job = self.jobs[generation_id]
+            job.ended_at = min(self.clock(), job.finished_at())  # a job ends only once
             job.outcome = "complete"
-            job.ended_at = self.clock()
             self._save_state()
 
     def fail_job(
@@ -327,12 +396,14 @@ class Simulator:
         """Force a job to ``error`` at once, with this vendor error."""
         with self._lock:
             job = self.jobs[generation_id]
+            job.ended_at = min(self.clock(), job.finished_at())  # a job ends only once
             job.outcome = "error"
             job.error_name, job.error_message = name, message
-            job.ended_at = self.clock()
             self._save_state()
 
     def reset(self) -> None:
+        """Forget the script and the records (requests, the usage log, the peaks), restoring
+        the constructor's log lag and limit. Jobs stay, so their polls still answer."""
         with self._lock:
             self.requests.clear()
             self._create_faults.clear()
@@ -340,6 +411,10 @@ class Simulator:
             self._download_faults.clear()
             self._outcomes.clear()
             self._periodic = None
+            self._log.clear()
+            self.log_lag = self._initial_log_lag
+            self.max_active_per_key = self._initial_max_active
+            self._save_state()
 
     def job(self, generation_id: str) -> dict[str, Any]:
         view = self.job_view(generation_id)
@@ -363,6 +438,20 @@ class Simulator:
         """Poll GETs received on either path, including those answered with a fault."""
         with self._lock:
             return sum(1 for r in self.requests if r.method == "GET" and r.path in CREATE_PATHS)
+
+    def peak_active(self, key: str) -> int:
+        """The most jobs made with ``key`` that were queued or generating at one time (since
+        start or the last reset). Statuses are worked out lazily, so this is the peak of the
+        overlapping ``[created, finished)`` intervals, which is exact all the same."""
+        key_id = _key_id(key)
+        with self._lock:
+            jobs = [self.jobs[e.job_id] for e in self._log if e.key_id == key_id]
+            events = [(j.created, 1) for j in jobs] + [(j.finished_at(), -1) for j in jobs]
+        peak = active = 0
+        for _, step in sorted(events):  # at one instant, ends before starts: half-open intervals
+            active += step
+            peak = max(peak, active)
+        return peak
 
     # --- what the HTTP handler asks of it -------------------------------------------------
 
@@ -401,21 +490,70 @@ class Simulator:
         with self._lock:
             return self._download_faults.popleft() if self._download_faults else None
 
-    def create_job(self, duration: int) -> dict[str, Any]:
-        """Start a job with the next scripted outcome and the current schedule; its view."""
+    def create_job(
+        self,
+        duration: int,
+        *,
+        key: str = "",
+        client_request_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Start a job with the next scripted outcome and the current schedule, log it under
+        ``key`` (with ``client_request_id`` if valid, else none) and return its view; None,
+        creating nothing, when ``key`` already has ``max_active_per_key`` jobs running."""
+        key_id = _key_id(key)
         with self._lock:
+            now = self.clock()
+            limit = self.max_active_per_key
+            if limit is not None and self._active(key_id, now) >= limit:
+                return None
             outcome = self._outcomes.popleft() if self._outcomes else "complete"
             job = _Job(
                 id=f"{uuid.uuid4()}:{MODEL}",
                 token=uuid.uuid4().hex,
-                created=self.clock(),
+                created=now,
                 duration=duration,
                 outcome=outcome,
                 schedule=Schedule(self.schedule.queued_s, self.schedule.generating_s),
             )
             self.jobs[job.id] = job
+            client_id = _valid_client_request_id(client_request_id)
+            request_id = request_id or uuid.uuid4().hex
+            entry = _LogEntry(job.id, key_id, request_id, client_id, now, now + self.log_lag)
+            self._log.append(entry)
             self._save_state()
             return self._view(job, status="queued")
+
+    def log_page(self, key: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """One page of the usage log (``GET /v2/logs``) of the creates made with ``key``, for
+        the parsed query string ``query``; ValueError, with the vendor's message, if bad."""
+        with self._lock:
+            now = self.clock()
+            start, end = _log_window(query, now + self._wall_offset)
+            statuses, models, limit, offset = _log_filters(query)
+            key_id = _key_id(key)
+            entries = [
+                e
+                for e in reversed(self._log)
+                if e.key_id == key_id
+                and e.visible_at <= now
+                and start <= e.created + self._wall_offset <= end
+            ]
+            entries.sort(key=lambda e: e.created, reverse=True)  # stable: later creates first
+            rows = [self._log_row(e, now) for e in entries]
+        if not _model_matches(models):
+            rows = []
+        rows = [r for r in rows if not statuses or r["status"] in statuses]
+        page = rows[offset : offset + limit]
+        return {
+            "data": page,
+            "pagination": {
+                "limit": limit,
+                "offset": offset,
+                "total": len(rows),
+                "has_more": offset + len(page) < len(rows),
+            },
+        }
 
     def job_view(self, generation_id: str, *, status: str | None = None) -> dict[str, Any] | None:
         """A job as a poll shows it, ``status`` replacing its own if given; None if unknown."""
@@ -473,6 +611,8 @@ class Simulator:
                     raw["ended_at"] = raw.pop("completed_at")
                 job = _Job(**raw)
                 self.jobs[job.id] = job
+            entries = (_LogEntry(**raw) for raw in data.get("log", []))
+            self._log = [e for e in entries if e.job_id in self.jobs]
             self._secret = data.get("secret", self._secret)
         except (OSError, ValueError, TypeError, KeyError):
             log.warning("simulator: ignoring unreadable state file %s", self.state_path)
@@ -480,13 +620,39 @@ class Simulator:
     def _save_state(self) -> None:
         if not self.state_path:
             return
-        data = {"secret": self._secret, "jobs": [asdict(j) for j in self.jobs.values()]}
+        data = {
+            "secret": self._secret,
+            "jobs": [asdict(j) for j in self.jobs.values()],
+            "log": [asdict(e) for e in self._log],
+        }
         tmp = self.state_path.with_suffix(".tmp")
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(data))
         tmp.replace(self.state_path)
 
+    def _active(self, key_id: str, now: float) -> int:
+        """How many jobs made with this key are queued or generating at ``now``."""
+        jobs = (self.jobs[e.job_id] for e in self._log if e.key_id == key_id)
+        return sum(1 for j in jobs if j.created <= now < j.finished_at())
+
     # --- the vendor's shapes ---------------------------------------------------------------
+
+    def _log_row(self, entry: _LogEntry, now: float) -> dict[str, Any]:
+        job = self.jobs[entry.job_id]
+        failed = job.status(now) == "error"  # billed nothing
+        credits = 0 if failed else job.duration * CREDITS_PER_SECOND
+        created = datetime.fromtimestamp(entry.created + self._wall_offset, timezone.utc)
+        return {
+            "created": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "status": "failed" if failed else "succeeded",
+            "origin": "api",
+            "model": MODEL,
+            "cost": {"usd": _usd(credits), "credits": credits},
+            "tokens": {"input": 0, "output": 0, "total": 0},
+            "request_id": entry.request_id,
+            "inference_id": job.id,
+            "client_request_id": entry.client_request_id,
+        }
 
     def _signature(self, token: str, expires: int) -> str:
         return hashlib.sha256(f"{self._secret}:{token}:{expires}".encode()).hexdigest()[:32]
@@ -510,6 +676,95 @@ class Simulator:
         else:
             view["meta"] = None
         return view
+
+
+def _key_id(key: str) -> str:
+    """What the usage log keeps of a key: a digest, so no key is ever written to disk."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _valid_client_request_id(value: str | None) -> str | None:
+    """``value`` if the vendor would keep it as a client request id, else None (ignored)."""
+    return value if value and _CLIENT_REQUEST_ID.fullmatch(value) else None
+
+
+def _usd(credits: int) -> float:
+    return round(credits * USD_PER_CREDIT, 9)
+
+
+def _query_error(field: str, expected: str, received: Any) -> ValueError:
+    message = f"Query validation error! {field}: expected {expected}, received {received!r}"
+    return ValueError(message)
+
+
+def _log_window(query: dict[str, list[str]], now: float) -> tuple[float, float]:
+    """The usage log's window, in wall-clock seconds: ``period`` back from ``now``, or
+    ``start`` to ``end`` (ISO-8601, UTC when without an offset), never both."""
+    period, start, end = (query.get(name, []) for name in ("period", "start", "end"))
+    if bool(period) == bool(start or end) or bool(start) != bool(end):
+        raise ValueError(
+            "Query validation error! provide either period or both start and end, not both"
+        )
+    if period:
+        match = re.fullmatch(r"([1-9][0-9]{0,6})([hd])", period[0])
+        if not match:
+            raise _query_error("period", "a positive integer followed by h or d", period[0])
+        span = int(match.group(1)) * (3600 if match.group(2) == "h" else 86400)
+        lo, hi = now - span, now
+    else:
+        lo, hi = _iso_time("start", start[0]), _iso_time("end", end[0])
+        if hi < lo:
+            raise _query_error("end", "a time not earlier than start", end[0])
+        span = hi - lo
+    if span > MAX_LOG_WINDOW:
+        raise _query_error("window", "at most 92 days", f"{span / 86400:g} days")
+    return lo, hi
+
+
+def _iso_time(field: str, text: str) -> float:
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _query_error(field, "an ISO-8601 date and time", text) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _log_filters(query: dict[str, list[str]]) -> tuple[set[str], list[str], int, int]:
+    """The usage log's ``status`` and ``model`` filters (repeated, never comma-split),
+    ``limit`` and ``offset``."""
+    statuses = query.get("status", [])
+    for status in statuses:
+        if status not in ("succeeded", "failed"):
+            raise _query_error("status", "'succeeded' or 'failed'", status)
+    models = query.get("model", [])
+    if len(models) > 50:
+        raise _query_error("model", "at most 50 values", len(models))
+    limit = _int_param(query, "limit", 50, least=1, most=100)
+    return set(statuses), models, limit, _int_param(query, "offset", 0, least=0)
+
+
+def _int_param(
+    query: dict[str, list[str]], name: str, default: int, *, least: int, most: int | None = None
+) -> int:
+    text = query.get(name, [str(default)])[0]
+    n = int(text) if re.fullmatch(r"[0-9]{1,9}", text) else -1
+    if n < least or (most is not None and n > most):
+        expected = f"an integer of {least} or more"
+        if most is not None:
+            expected = f"an integer from {least} to {most}"
+        raise _query_error(name, expected, text)
+    return n
+
+
+def _model_matches(models: list[str]) -> bool:
+    """Whether the ``model`` filter keeps this simulator's one model: ``source/alias`` or the
+    bare alias, matched exactly; no filter keeps it."""
+    return not models or MODEL in models or MODEL.split("/", 1)[1] in models
 
 
 def _validation_error(body: Any) -> str | None:
@@ -597,8 +852,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", uuid.uuid4().hex)
-        for name, value in (headers or {}).items():
+        extra = {"x-request-id": uuid.uuid4().hex}
+        client_id = _valid_client_request_id(self.headers.get("X-Client-Request-Id"))
+        if client_id:
+            extra["x-client-request-id"] = client_id
+        for name, value in {**extra, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
@@ -650,13 +908,14 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.seconds)
         return False
 
-    def _authorized(self) -> bool:
+    def _caller_key(self) -> str | None:
+        """The caller's API key if the simulator accepts it; else None, having sent the 401."""
         auth = self.headers.get("Authorization", "")
         key = auth[7:].strip() if auth.startswith("Bearer ") else ""
         if not self.sim.accepts_key(key):
             self._send_error(401, "Unauthorized: invalid or missing API key")
-            return False
-        return True
+            return None
+        return key
 
     # --- routes --------------------------------------------------------------------------
 
@@ -675,18 +934,37 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.sim.next_create_fault()
         if self._apply_fault(fault):
             return
-        if not self._authorized():
+        key = self._caller_key()
+        if key is None:
             return
         problem = _validation_error(body)
         if problem:
             return self._send_error(400, problem)
+        self._create(body, key, fault.kind if fault else "")
+
+    def _create(self, body: dict, key: str, fault_kind: str) -> None:
         duration = int(body.get("duration", 5))
-        view = self.sim.create_job(duration)
+        request_id = uuid.uuid4().hex
+        client_id = self.headers.get("X-Client-Request-Id")
+        view = self.sim.create_job(
+            duration, key=key, client_request_id=client_id, request_id=request_id
+        )
+        if view is None:
+            message = "Too Many Requests: too many generations running for this key"
+            return self._send_error(429, message, {"Retry-After": "1"})
+        if fault_kind == "created_then_drop":
+            return self._drop()
         credits = duration * CREDITS_PER_SECOND
         view["meta"] = {"usage": {"credits_used": credits}}
-        if fault is not None and fault.kind == "no_id":
+        headers = {
+            "x-request-id": request_id,
+            "x-inference-id": view["id"],
+            "x-aimlapi-credits-used": str(credits),
+            "x-aimlapi-usd-spent": f"{_usd(credits):.9f}",
+        }
+        if fault_kind == "no_id":
             view.pop("id")
-        self._send_json(200, view, {"x-aimlapi-credits-used": str(credits)})
+        self._send_json(200, view, headers)
 
     def do_GET(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
@@ -695,12 +973,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._serve_video(parts.path, record.query)
         if parts.path == "/__sim__/requests":
             return self._send_json(200, self.sim.recorded_requests())
+        if parts.path == LOGS_PATH:
+            return self._logs(parts.query)
         if parts.path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot GET {parts.path}")
         fault = self.sim.next_poll_fault()
         if self._apply_fault(fault):
             return
-        if not self._authorized():
+        if self._caller_key() is None:
             return
         gid = record.query.get("generation_id", "")
         if not gid:
@@ -709,7 +989,17 @@ class _Handler(BaseHTTPRequestHandler):
         view = self.sim.job_view(gid, status=fault.vendor_status if weird else None)
         if view is None:
             return self._send_error(404, f"Generation {gid} not found")
-        self._send_json(200, view)
+        self._send_json(200, view, {"x-inference-id": gid})
+
+    def _logs(self, query: str) -> None:
+        key = self._caller_key()
+        if key is None:
+            return
+        try:
+            page = self.sim.log_page(key, parse_qs(query, keep_blank_values=True))
+        except ValueError as exc:
+            return self._send_error(400, str(exc))
+        self._send_json(200, page)
 
     def _admin(self, path: str, body: Any) -> None:
         sim = self.sim
@@ -725,6 +1015,11 @@ class _Handler(BaseHTTPRequestHandler):
                 if "poll_every" in body:
                     every = body["poll_every"]
                     sim.script_poll_every(int(every["every"]), Fault.from_spec(every["fault"]))
+                if "log_lag" in body:
+                    sim.script_log_lag(float(body["log_lag"]))
+                if "max_active" in body:
+                    n = body["max_active"]
+                    sim.script_max_active(None if n is None else int(n))
             except (ValueError, KeyError, TypeError) as exc:
                 return self._send_error(400, f"bad script: {exc}")
             return self._send_json(200, {"ok": True})
@@ -806,6 +1101,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             self._drop()
             return None
+        if fault.kind == "slow":
+            return self._slow_video(fault.size / 1000)
         if fault.kind == "huge":
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
@@ -823,6 +1120,23 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return None
         return None
+
+    def _slow_video(self, seconds: float) -> None:
+        """The whole clip in 20 pieces, ``seconds`` apart in all: a download that takes time."""
+        size = self.sim.video_size()
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        step = max(1, size // 20)
+        try:
+            for start in range(0, size, step):
+                for chunk in self.sim.video_chunks(start, min(size, start + step)):
+                    self.wfile.write(chunk)
+                self.wfile.flush()
+                time.sleep(seconds / 20)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
 
 class DemoSimulator:

@@ -37,7 +37,7 @@ from .config import Settings
 from .images import prepare_image
 from .jobs import Progress
 from .rules import MAX_PROMPT_CHARS
-from .service import DEMO, GenerationService
+from .service import DEMO, STATE_PHASE, GenerationService
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,15 @@ _TZ_JS = (
 )
 READ_IDS_JS = f"""(pending, tz, history) => [
   localStorage.getItem("{PENDING_KEY}") || "[]", {_TZ_JS}, history]"""
-FORGET_ID_JS = f"""(gid, tz, history) => {{
+# After "Remove from history": drop every id of that job (ours and the vendor's) from the
+# ids noted in this browser, so a reload doesn't bring it back.
+FORGET_IDS_JS = f"""(ids) => {{
   try {{
-    const ids = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]");
-    localStorage.setItem("{PENDING_KEY}", JSON.stringify(ids.filter((i) => i !== gid)));
+    const gone = JSON.parse(ids || "[]");
+    const kept = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]")
+      .filter((i) => !gone.includes(i));
+    localStorage.setItem("{PENDING_KEY}", JSON.stringify(kept));
   }} catch (e) {{}}
-  return [gid, tz, history];
 }}"""
 # A HEIC photo may be refused by the upload widget itself ("Invalid file type"), before our
 # own check can explain it; this says why, beside the image, on any page load.
@@ -164,23 +167,35 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+# Phases before the vendor has a job, or when it never had one: no times to show.
+_NO_TIMES = frozenset(
+    {"waiting", "submitting", "checking", "refused", "not sent", "not created", "not found",
+     "cancelled"}
+)  # fmt: skip
+
+
 def render_status(update: Progress) -> str:
     """The status panel's text: plain text, one fact a line."""
     lines = [f"Status: {update.phase}"]
     if update.vendor_status and update.vendor_status != update.phase:
         lines[0] += f" (API says {update.vendor_status})"
-    timing = (
-        f"Elapsed {_clock(update.elapsed)} · queued {_clock(update.queued_for)}"
-        f" · generating {_clock(update.generating_for)}"
-    )
-    if update.credits is not None and update.simulated:
-        timing += f" · credits {update.credits:g} (simulated: what a real job uses; not charged)"
-    elif update.credits is not None:
-        timing += f" · credits used {update.credits:g}"
-    lines.append(timing)
+    if update.phase not in _NO_TIMES:
+        timing = (
+            f"Elapsed {_clock(update.elapsed)} · queued {_clock(update.queued_for)}"
+            f" · generating {_clock(update.generating_for)}"
+        )
+        if update.credits is not None and update.simulated:
+            timing += (
+                f" · credits {update.credits:g} (simulated: what a real job uses; not charged)"
+            )
+        elif update.credits is not None:
+            timing += f" · credits used {update.credits:g}"
+        lines.append(timing)
     lines.append(update.message)
-    if update.phase == "stopped" or (update.phase == "failed" and update.resumable):
-        lines.append("This job is kept in your history: use Resume to pick it up again.")
+    if update.recovered:
+        lines.append("(Recovered from the API's usage log: nothing was sent twice.)")
+    if update.phase == "stopped":
+        lines.append("This job carries on here; use Resume or the history to watch it again.")
     return "\n".join(lines)
 
 
@@ -297,33 +312,91 @@ class Handlers:
         return matches.pop() if len(matches) == 1 else typed
 
     def stop(self, gid: str) -> str:
+        """Stop watching: only the watching ends; the server finishes the job."""
         entry = self.service.entry(gid)
         if entry is None:
             return "Status: nothing to stop\nNo job is being watched in this tab."
-        if entry.finished:
-            return f"Status: {entry.status}\nThis job had already ended; nothing is running."
-        self.service.mark_stopped(gid)
+        if entry.final:
+            phase = STATE_PHASE.get(entry.state, entry.state)
+            return f"Status: {phase}\nThis job had already ended; nothing is running."
         if entry.backend == DEMO:
-            cost = "The simulated job goes on in the demo; nothing is charged."
+            cost = "The simulated job carries on here; nothing is charged."
         else:
-            cost = "The job goes on at the vendor and may be billed."
+            cost = (
+                "The job carries on: this server keeps checking it and saves its video when it "
+                "is done, whether or not a page is open."
+            )
         return (
-            f"Status: stopped watching\n{cost} "
-            "It is kept in your history: use Resume to pick it up again."
+            f"Status: stopped watching\n{cost} It is in your history: use Resume to watch it again."
         )
+
+    def status(self, generation_id: str) -> dict:
+        """One snapshot of a job (by our id or the vendor's), for programs; never waits."""
+        try:
+            return self.service.status(generation_id)
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message}
+
+    def batch(
+        self,
+        images: list[str] | None,
+        prompts: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        takes: int,
+        api_key: str,
+    ) -> dict:
+        """Queue images x prompts (one a line) x takes; returns at once with every job's id.
+
+        Every item is checked first: one bad item refuses the whole batch, named."""
+        try:
+            return self.service.batch(
+                images, prompts, negative_prompt, duration, generate_audio, takes, api_key
+            )
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message, "items": []}
+        except Exception:
+            log.exception("batch failed unexpectedly")
+            return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
+
+    def batch_view(self, result: Any) -> tuple[Any, Any, str]:
+        """The batch as a table, whether to keep refreshing it, and its progress ("2/5")."""
+        result = result if isinstance(result, dict) else {}
+        jobs = {j.job_id: j for j in self.service.batch_jobs(str(result.get("batch_id") or ""))}
+        rows, done = [], 0
+        for item in result.get("items") or []:
+            job = jobs.get(item.get("job_id"))
+            if job is None:
+                continue
+            done += job.final
+            phase = STATE_PHASE.get(job.state, job.state)
+            rows.append([item.get("image"), str(item.get("prompt"))[:60], item.get("take"),
+                         phase, job.shown_id, job.message[:120]])  # fmt: skip
+        running = bool(rows) and done < len(rows)
+        progress = f"{done}/{len(rows)}" if rows else ""
+        return gr.update(value=rows), gr.Timer(active=running), progress
+
+    def cancel_waiting(self, result: Any) -> tuple[Any, Any, str]:
+        """Cancel the batch's items not yet sent; the others go on."""
+        result = result if isinstance(result, dict) else {}
+        for job in self.service.batch_jobs(str(result.get("batch_id") or "")):
+            if job.state == "queued_here":
+                self.service.cancel(job.job_id)
+        return self.batch_view(result)
 
     # --- the history ------------------------------------------------------------------
 
     def _rows(self, history: list[dict], tz: str | None) -> list[list[str]]:
-        entries = {e.id: e for e in self.service.entries([h["id"] for h in history])}
+        jobs = self.service.entries([h["id"] for h in history])
         rows = []
         for item in history:
             gid = item["id"]
-            entry = entries.get(gid)
-            status = entry.status if entry else "unknown (resume to check)"
-            prompt = (entry.prompt if entry else item.get("prompt")) or ""
+            job = jobs.get(gid)
+            status = STATE_PHASE.get(job.state, job.state) if job else "unknown (resume to check)"
+            prompt = (job.prompt if job else item.get("prompt")) or ""
             backend = " (demo)" if item.get("backend") == DEMO else ""
-            when = local_time(entry.created_at if entry else item.get("created_at"), tz)
+            when = local_time(job.created_at if job else item.get("created_at"), tz)
             rows.append([when, prompt[:80], status + backend, gid])
         return rows
 
@@ -334,19 +407,28 @@ class Handlers:
         value = pick if pick in ids else (ids[0] if ids else None)
         return gr.update(value=rows), gr.update(choices=choices, value=value)
 
-    def _add(self, history: list[dict], gid: str, *, known_only: bool) -> None:
-        if not gid or gid in {h["id"] for h in history}:
+    def _add(self, history: list[dict], shown: str, *, known_only: bool) -> None:
+        """Fold an id into the history: one row a job, under the id a person knows it by
+        (ours until the create returns, then the vendor's)."""
+        if not shown:
             return
-        entry = self.service.entry(gid)
-        if entry is None and known_only:
+        job = self.service.entry(shown)
+        if job is None and known_only:
             return
+        key = job.job_id if job else None
+        for item in history:
+            if item["id"] == shown or (key and item.get("job") == key):
+                item["id"] = job.shown_id if job else item["id"]
+                item["job"] = key or item.get("job")
+                return
         history.insert(
             0,
             {
-                "id": gid,
-                "created_at": entry.created_at if entry else time.time(),
-                "prompt": (entry.prompt if entry else "")[:300],
-                "backend": entry.backend if entry else None,
+                "id": job.shown_id if job else shown,
+                "job": key,
+                "created_at": job.created_at if job else time.time(),
+                "prompt": (job.prompt if job else "")[:300],
+                "backend": job.backend if job else None,
             },
         )
         history.sort(key=lambda h: h.get("created_at") or 0, reverse=True)
@@ -373,9 +455,16 @@ class Handlers:
         return history, *self._views(history, tz), tz
 
     def forget(self, gid: str | None, tz: str, history: Any) -> tuple:
-        """Remove one entry from this browser's history (the server's ledger keeps it)."""
-        history = [h for h in _valid_history(history) if h["id"] != gid]
-        return history, *self._views(history, tz)
+        """Remove one entry from this browser's history (the server's ledger keeps it).
+
+        Also returns every id the job is known by, for the browser to forget too."""
+        job = self.service.entry(gid or "")
+        ids = {gid} | ({job.job_id, job.generation_id} if job else set())
+        history = [
+            h for h in _valid_history(history)
+            if h["id"] not in ids and not (job and h.get("job") == job.job_id)
+        ]  # fmt: skip
+        return history, *self._views(history, tz), json.dumps(sorted(i for i in ids if i))
 
     # --- the form ---------------------------------------------------------------------
 
@@ -557,6 +646,50 @@ def _history_panel() -> HistoryPanel:
     return HistoryPanel(table, pick, open_btn, forget, resume_id, resume)
 
 
+@dataclass
+class BatchPanel:
+    images: Any
+    prompts: Any
+    takes: Any
+    queue: Any
+    result: Any
+    table: Any
+    cancel: Any
+    timer: Any
+    progress: Any
+
+
+def _batch_panel() -> BatchPanel:
+    with gr.Accordion("Batch: many images, many prompts", open=False, elem_id="batch"):
+        gr.Markdown(
+            "Every image with every prompt (one prompt a line), each as many times as "
+            "**Takes** says. Negative prompt, duration, audio and key come from the form above. "
+            "Every item is checked before anything is sent; the server sends them as slots "
+            "free up and finishes them whether or not this page stays open."
+        )
+        with gr.Row():
+            images = gr.File(
+                label="Images", file_count="multiple", file_types=["image"], type="filepath",
+                elem_id="batch-images",
+            )  # fmt: skip
+            with gr.Column():
+                prompts = gr.Textbox(label="Prompts, one a line", lines=4, elem_id="batch-prompts")
+                takes = gr.Slider(1, 4, value=1, step=1, label="Takes", elem_id="batch-takes")
+        with gr.Row():
+            queue = gr.Button("Queue the batch", variant="primary", elem_id="batch-queue")
+            cancel = gr.Button("Cancel items not yet sent", elem_id="batch-cancel")
+        result = gr.JSON(label="Queued", elem_id="batch-result")
+        table = gr.Dataframe(
+            headers=["Image", "Prompt", "Take", "State", "Id", "Message"],
+            interactive=False,
+            wrap=True,
+            elem_id="batch-table",
+        )
+        progress = gr.Textbox(visible=False, elem_id="batch-progress")
+        timer = gr.Timer(2.0, active=False)
+    return BatchPanel(images, prompts, takes, queue, result, table, cancel, timer, progress)
+
+
 def _examples(form: Form) -> None:
     examples = [[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()]
     if examples:
@@ -589,12 +722,16 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
             with gr.Column(scale=1):
                 gen_id, status, video = _job_panel()
         panel = _history_panel()
+        batch = _batch_panel()
         _examples(form)
         history = gr.BrowserState(
             [], storage_key=HISTORY_KEY, secret=browser_secret or secrets.token_hex(16)
         )
         tz = gr.Textbox(visible=False)
         _wire(handlers, page, form, panel, (gen_id, status, video), history, tz)
+        _wire_batch(handlers, form, batch)
+        _wire_notices(form, status, batch)
+        gr.api(handlers.status, api_name="status")
     return page
 
 
@@ -685,7 +822,10 @@ def _wire_history(
         trigger_mode="always_last",
         **_QUIET,
     )
-    panel.forget.click(handlers.forget, [panel.pick, tz, history], views, js=FORGET_ID_JS, **_QUIET)
+    forgotten = gr.Textbox(visible=False)
+    panel.forget.click(
+        handlers.forget, [panel.pick, tz, history], [*views, forgotten], **_QUIET
+    ).then(None, [forgotten], None, js=FORGET_IDS_JS, **_QUIET)
     pending_ids = gr.Textbox(visible=False)
     page.load(
         handlers.restore, [pending_ids, tz, history], [*views, tz], js=READ_IDS_JS, **_PRIVATE
@@ -700,6 +840,58 @@ def _wire_form(handlers: Handlers, form: Form) -> None:
         )
     form.image.clear(lambda: "", None, form.image_note, **_QUIET)
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
+
+
+def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel) -> None:
+    """The batch: queued at once (the ``/batch`` API), then a table that follows it."""
+    views = [batch.table, batch.timer, batch.progress]
+    batch.queue.click(
+        handlers.batch,
+        inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
+                batch.takes, form.api_key],
+        outputs=[batch.result],
+        api_name="batch",
+    ).then(handlers.batch_view, [batch.result], views, **_QUIET)  # fmt: skip
+    batch.timer.tick(handlers.batch_view, [batch.result], views, **_QUIET)
+    batch.cancel.click(handlers.cancel_waiting, [batch.result], views, **_QUIET)
+
+
+# The first Generate asks to show a notice when a job is done (never on page load); the tab's
+# title follows the job or the batch: "(0/1) kling-ui", then "(1/1) kling-ui" and a notice.
+ASK_NOTICE_JS = """() => {
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission();
+  }
+}"""
+TITLE_JS = """(progress) => {
+  const base = "kling-ui";
+  if (!progress) { document.title = base; return; }
+  document.title = `(${progress}) ${base}`;
+  const [done, total] = progress.split("/").map(Number);
+  window.__klingNotified = window.__klingNotified || {};
+  if (total && done === total && !window.__klingNotified[progress + document.title]) {
+    window.__klingNotified[progress + document.title] = true;
+    if ("Notification" in window && Notification.permission === "granted") {
+      new Notification("kling-ui", {body: total > 1 ? `All ${total} videos are done.` :
+                                           "Your video is done."});
+    }
+  }
+}"""
+JOB_PROGRESS_JS = """(status) => {
+  const phase = (status || "").split("\\n")[0].replace("Status: ", "").split(" ")[0];
+  const running = ["waiting", "submitting", "checking", "submitted", "queued", "generating",
+                   "downloading", "retrying", "unknown"];
+  return [running.includes(phase) ? "0/1" : (phase === "completed" ? "1/1" : "")];
+}"""
+
+
+def _wire_notices(form: Form, status: Any, batch: BatchPanel) -> None:
+    job_progress = gr.Textbox(visible=False, elem_id="job-progress")
+    form.generate.click(None, None, None, js=ASK_NOTICE_JS, **_QUIET)
+    batch.queue.click(None, None, None, js=ASK_NOTICE_JS, **_QUIET)
+    status.change(None, [status], [job_progress], js=JOB_PROGRESS_JS, **_QUIET)
+    for progress in (job_progress, batch.progress):
+        progress.change(None, [progress], None, js=TITLE_JS, **_QUIET)
 
 
 def launch_options(service: GenerationService) -> dict[str, Any]:

@@ -192,12 +192,13 @@ def app_in_process(data_dir: Path, schedule: Any, **settings: Any) -> Iterator[L
     """``launch_in_process`` with a simulator on ``schedule`` (a ``Schedule``) as its API.
 
     ``settings`` are ``Settings`` fields besides the API's address and ``data_dir``; retries
-    wait 0.01 s and a Retry-After at most 0.05 s unless they say otherwise.
+    wait 0.01 s, a Retry-After at most 0.05 s and a lost create is looked for 3 s, unless
+    they say otherwise.
     """
     from kling_ui.config import Settings
     from kling_ui.simulator import Simulator
 
-    settings = {"retry_backoff": 0.01, "retry_after_cap": 0.05, **settings}
+    settings = {"retry_backoff": 0.01, "retry_after_cap": 0.05, "lookup_window": 3.0, **settings}
     with Simulator(schedule=schedule) as sim:
         page, service = launch_in_process(Settings(base_url=sim.url, data_dir=data_dir, **settings))
         try:

@@ -127,7 +127,10 @@ def phase(line: str) -> str:
     return line.removeprefix("Status: ").split(" ")[0]
 
 
-IN_PROGRESS = {"submitted", "queued", "generating", "downloading", "retrying", "unknown"}
+IN_PROGRESS = {
+    "waiting", "submitting", "checking", "submitted", "queued", "generating", "downloading",
+    "retrying", "unknown",
+}  # fmt: skip
 
 
 def is_final(line: str) -> bool:

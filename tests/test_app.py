@@ -20,10 +20,14 @@ def video_file(value) -> str:
     return str(value["video"] if isinstance(value, dict) else value)
 
 
-def test_api_exposes_exactly_generate_and_resume(live_app):
+def test_api_exposes_exactly_generate_resume_status_and_batch(live_app):
     info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
-    assert set(named) == {"/generate", "/resume"}
+    assert set(named) == {"/generate", "/resume", "/status", "/batch"}
+    assert [p["parameter_name"] for p in named["/status"]["parameters"]] == ["generation_id"]
+    assert [p["parameter_name"] for p in named["/batch"]["parameters"]] == [
+        "images", "prompts", "negative_prompt", "duration", "generate_audio", "takes", "api_key",
+    ]  # fmt: skip
     params = [p["parameter_name"] for p in named["/generate"]["parameters"]]
     assert params == [
         "image",
@@ -46,7 +50,9 @@ def test_generate_streams_id_then_statuses_then_the_video(live_app, photo):
     gid = outputs[-1][0]
     statuses = [o[1].splitlines()[0] for o in outputs]
     assert gid and ":" in gid
-    assert statuses[0].startswith("Status: submitted")
+    # Our id while the create is on its way, the vendor's from its answer on.
+    assert outputs[0][0].startswith("kui-") and statuses[0].startswith("Status: waiting")
+    assert next(o for o in outputs if o[0] == gid)[1].startswith("Status: submitted")
     assert any(s.startswith("Status: generating") for s in statuses)
     assert statuses[-1].startswith("Status: completed")
     video = outputs[-1][2]

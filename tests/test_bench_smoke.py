@@ -46,6 +46,19 @@ EXPECTED = {
         "plain_growth_bytes",
     ],
     "bench_startup": ["app_median_s", "minimal_median_s", "ratio"],
+    "bench_runner": [
+        "threads_peak",
+        "baseline_threads_peak",
+        "rss_growth_bytes",
+        "poll_spacing_median_s",
+        "done_median_s",
+        "done_p95_s",
+        "baseline_done_median_s",
+        "long_polls_per_job",
+        "long_fixed_polls_per_job",
+        "long_polls_ratio",
+        "long_done_median_s",
+    ],
 }
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}
 

@@ -1,91 +1,80 @@
-"""The ledger keeps every submitted generation, across threads and restarts."""
+"""The ledger: jobs kept across restarts, and the job's state machine enforced."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
-from kling_ui.history import Ledger
+import pytest
+
+from kling_ui.history import ALLOWED, FINAL, IllegalTransition, Ledger
 
 
-def record(ledger: Ledger, gid: str, **changes):
-    fields = {
-        "backend": "demo",
-        "prompt": "A kite rises",
-        "negative_prompt": "",
-        "duration": 5,
-        "generate_audio": True,
-    }
+def add(ledger: Ledger, **changes):
+    fields = dict(backend="live", prompt="Waves.", negative_prompt="", duration=5,
+                  generate_audio=True, key_ref="server")  # fmt: skip
     fields.update(changes)
-    return ledger.record_submitted(gid, **fields)
+    return ledger.add(**fields)
 
 
-def test_submitted_generation_is_kept_with_its_settings(tmp_path):
-    ledger = Ledger(tmp_path / "h.sqlite3")
-    entry = record(ledger, "id-1:model", duration=10, generate_audio=False, credits=3.0)
-    assert entry.status == "queued"
-    assert (entry.duration, entry.generate_audio, entry.credits) == (10, False, 3.0)
-    assert not entry.finished
+def test_a_job_is_kept_with_its_settings_and_survives_a_restart(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    job = add(ledger, prompt="A fox runs.", negative_prompt="blur", duration=10)
+    assert job.state == "queued_here" and job.job_id.startswith("kui-")
+    again = Ledger(tmp_path / "l.sqlite3").get(job.job_id)
+    assert again == job and again.duration == 10 and again.negative_prompt == "blur"
 
 
-def test_entry_survives_a_restart(tmp_path):
-    record(Ledger(tmp_path / "h.sqlite3"), "id-1:model")
-    again = Ledger(tmp_path / "h.sqlite3").get("id-1:model")
-    assert again is not None and again.prompt == "A kite rises"
+def test_the_happy_path_is_allowed_and_each_phase_is_timed_once(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    job = add(ledger, created_at=100.0)
+    for state, at in [("submitting", 101.0), ("submitted", 102.0), ("queued", 103.0),
+                      ("generating", 110.0), ("generating", 150.0), ("downloading", 160.0),
+                      ("done", 161.0)]:  # fmt: skip
+        job = ledger.transition(job.job_id, state, at=at)
+    assert job.state == "done" and job.final
+    assert (job.submitted_at, job.generating_at, job.finished_at) == (102.0, 110.0, 160.0)
+    assert job.timings(now=999.0) == (58.0, 8.0, 50.0)
 
 
-def test_update_changes_only_what_is_given(tmp_path):
-    ledger = Ledger(tmp_path / "h.sqlite3")
-    record(ledger, "id-1", credits=5.0)
-    ledger.update("id-1", status="completed", video_path="/v.mp4")
-    ledger.update("id-1", message="Done.")
-    entry = ledger.get("id-1")
-    assert (entry.status, entry.video_path, entry.credits, entry.message) == (
-        "completed",
-        "/v.mp4",
-        5.0,
-        "Done.",
-    )
-    assert entry.finished
+@pytest.mark.parametrize(
+    "path, bad",
+    [
+        (["submitting"], "done"),  # skipped
+        (["submitting", "submitted", "generating"], "queued"),  # backward
+        (["submitting", "submitted", "generating", "downloading", "done"], "generating"),
+        ([], "submitted"),  # a create must be under way first
+        (["cancelled"], "submitting"),  # a cancelled item is never sent
+    ],
+)
+def test_a_skipped_or_backward_step_is_refused(tmp_path, path, bad):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    job = add(ledger)
+    for state in path:
+        ledger.transition(job.job_id, state)
+    with pytest.raises(IllegalTransition):
+        ledger.transition(job.job_id, bad)
+    assert ledger.get(job.job_id).state == (path[-1] if path else "queued_here")
 
 
-def test_recording_the_same_id_twice_keeps_the_first(tmp_path):
-    ledger = Ledger(tmp_path / "h.sqlite3")
-    record(ledger, "id-1", prompt="first")
-    record(ledger, "id-1", prompt="second")
-    assert ledger.get("id-1").prompt == "first"
-    assert len(ledger.recent()) == 1
+def test_every_final_state_is_a_dead_end():
+    for state, sources in ALLOWED.items():
+        assert not (sources & FINAL), (state, sources & FINAL)
 
 
-def test_get_many_returns_only_known_ids(tmp_path):
-    ledger = Ledger(tmp_path / "h.sqlite3")
-    record(ledger, "a")
-    record(ledger, "b")
-    assert set(ledger.get_many(["a", "b", "zzz", 7])) == {"a", "b"}
-    assert ledger.get_many([]) == {}
+def test_ids_are_found_by_ours_or_the_vendors(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    job = add(ledger)
+    ledger.transition(job.job_id, "submitting")
+    ledger.transition(job.job_id, "submitted", generation_id="g-1")
+    assert ledger.find("g-1").job_id == job.job_id == ledger.find(job.job_id).job_id
+    assert set(ledger.find_many(["g-1", job.job_id, "nope"])) == {"g-1", job.job_id}
+    assert [j.job_id for j in ledger.unfinished()] == [job.job_id]
 
 
-def test_many_threads_can_write_at_once(tmp_path):
-    ledger = Ledger(tmp_path / "h.sqlite3")
-
-    def work(n: int) -> None:
-        record(ledger, f"id-{n}")
-        ledger.update(f"id-{n}", status="completed")
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    entries = ledger.recent(limit=100)
-    assert len(entries) == 40
-    assert {e.status for e in entries} == {"completed"}
-
-
-def test_phase_times_are_set_once_and_old_ledgers_get_the_columns(tmp_path):
-    import sqlite3
-
+def test_a_ledger_from_before_the_runner_is_brought_in(tmp_path):
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:  # a ledger from before phase times were kept
+    with sqlite3.connect(path) as db:  # the ledger before the runner (and before phase times)
         db.execute(
             "CREATE TABLE generations (id TEXT PRIMARY KEY, created_at REAL NOT NULL,"
             " updated_at REAL NOT NULL, backend TEXT NOT NULL, prompt TEXT NOT NULL,"
@@ -93,17 +82,35 @@ def test_phase_times_are_set_once_and_old_ledgers_get_the_columns(tmp_path):
             " generate_audio INTEGER NOT NULL, status TEXT NOT NULL,"
             " message TEXT NOT NULL DEFAULT '', credits REAL, video_path TEXT)"
         )
-        db.execute("INSERT INTO generations VALUES ('old', 1, 1, 'live', 'p', '', 5, 1,"
-                   " 'completed', '', NULL, NULL)")  # fmt: skip
+        rows = [("done-1", "completed", "/v/a.mp4"), ("gen-1", "generating", None),
+                ("stop-1", "stopped", None), ("fail-1", "failed", None)]  # fmt: skip
+        for gid, status, video in rows:
+            db.execute("INSERT INTO generations VALUES (?, 1, 1, 'live', 'p', '', 5, 1, ?, '',"
+                       " NULL, ?)", (gid, status, video))  # fmt: skip
     ledger = Ledger(path)
-    assert ledger.get("old").generating_at is None
-    ledger.record_submitted(
-        "g", backend="live", prompt="p", negative_prompt="", duration=5, generate_audio=True,
-        created_at=100.0,
-    )  # fmt: skip
-    ledger.mark_phase("g", "generating", 110.0)
-    ledger.mark_phase("g", "generating", 150.0)  # a later sighting moves nothing
-    ledger.mark_phase("g", "finished", 160.0)
-    entry = ledger.get("g")
-    assert (entry.generating_at, entry.finished_at) == (110.0, 160.0)
-    assert entry.timings(now=999.0) == (60.0, 10.0, 50.0)
+    states = {j.generation_id: j.state for j in ledger.recent()}
+    assert states == {"done-1": "done", "gen-1": "generating", "stop-1": "submitted",
+                      "fail-1": "failed"}  # fmt: skip
+    assert {j.generation_id for j in ledger.unfinished()} == {"gen-1", "stop-1"}
+    assert len(Ledger(path).recent()) == 4  # brought in once
+
+
+def test_many_threads_can_write_at_once(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(20):
+                job = add(ledger, prompt=f"{n}-{i}")
+                ledger.transition(job.job_id, "submitting")
+                ledger.note(job.job_id, "sending")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(ledger.recent(limit=500)) == 160

@@ -434,8 +434,8 @@ def test_input(case: Input, client, live_app, sent, tmp_path):
     assert status.startswith("Status: completed"), status
     assert video is not None and gid
     assert live_app.sim.creates == 1 and len(sent) == 1
-    entry = live_app.service.ledger.get(gid)
-    assert entry is not None and entry.status == "completed"
+    entry = live_app.service.entry(gid)
+    assert entry is not None and entry.state == "done"
     body = sent[0]
     assert body["prompt"] == case.changes.get("prompt", PROMPT)
     assert body["duration"] == case.changes.get("duration", 5)

@@ -29,10 +29,11 @@ def App(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> AppPr
 
 
 def wait_for_id(job, timeout: float = 30) -> str:
+    """The vendor's id (ours shows first, while the create is on its way)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for gid, _status, _ in job.outputs():
-            if gid:
+            if gid and ":" in gid:
                 return gid
         time.sleep(0.05)
     raise AssertionError("no generation id was streamed")
@@ -40,7 +41,9 @@ def wait_for_id(job, timeout: float = 30) -> str:
 
 def ledger_row(data_dir: Path, gid: str):
     with sqlite3.connect(data_dir / "history.sqlite3") as db:
-        return db.execute("SELECT status, prompt FROM generations WHERE id = ?", (gid,)).fetchone()
+        return db.execute(
+            "SELECT state, prompt FROM jobs WHERE generation_id = ?", (gid,)
+        ).fetchone()
 
 
 def test_sigkill_mid_job_then_restart_resumes_without_a_second_create(tmp_path, photo):
@@ -65,7 +68,7 @@ def test_sigkill_mid_job_then_restart_resumes_without_a_second_create(tmp_path, 
         assert status.startswith("Status: completed"), status
         assert gid_out == gid and str(video).endswith(".mp4")
         assert sim.creates == 1
-        assert ledger_row(data, gid)[0] == "completed"
+        assert ledger_row(data, gid)[0] == "done"
 
 
 def test_demo_mode_job_survives_a_sigkill(tmp_path, photo):

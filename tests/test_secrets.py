@@ -263,8 +263,8 @@ def test_a_key_in_the_vendors_job_error_is_not_shown(client, live_app, photo):
     status = outputs[-1][1]
     assert status.startswith("Status: failed") and "Upstream rejected" in status
     assert_secret_free(texts(outputs), TYPED_KEY)
-    entry = live_app.service.ledger.get(gid)
-    assert entry is not None
+    entry = live_app.service.entry(gid)
+    assert entry is not None and entry.state == "failed"
     assert_secret_free(entry.message, TYPED_KEY)
 
 

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
 from kling_ui import errors
 from kling_ui.config import Settings
-from kling_ui.service import DEMO, LIVE, GenerationService, video_filename
-from kling_ui.simulator import DemoSimulator, Fault, Schedule, Simulator
+from kling_ui.runner import video_filename
+from kling_ui.service import DEMO, LIVE, GenerationService
+from kling_ui.simulator import DemoSimulator, Fault, Schedule
 
 KEY = "sk-service-test-0c9d"
 
 
 @pytest.fixture
-def simulator(clock):
-    """conftest's simulator on the fake clock the service runs on too: a job's 0.5 s pass
-    as the service sleeps between polls, and no test waits for them."""
-    with Simulator(schedule=Schedule(queued_s=0.2, generating_s=0.3), clock=clock) as sim:
-        yield sim
-
-
-@pytest.fixture
-def service(simulator, clock, tmp_path) -> GenerationService:
+def service(simulator, tmp_path) -> GenerationService:
+    """The service and its runner on real time: the runner is a scheduler thread, and the
+    simulator's jobs take half a second (conftest)."""
     settings = Settings(
         base_url=simulator.url,
         api_key=KEY,
@@ -30,25 +28,33 @@ def service(simulator, clock, tmp_path) -> GenerationService:
         poll_interval=0.05,
         retry_backoff=0.0,
         retry_after_cap=0.01,
+        lookup_window=1.0,
     )
-    return GenerationService(settings, clock=clock, sleep=clock.sleep)
+    service = GenerationService(settings)
+    yield service
+    service.close()
 
 
 def run(iterator):
     return list(iterator)
 
 
-def test_generation_is_recorded_before_the_first_poll(simulator, service, photo):
+def test_the_job_is_written_before_its_create_and_its_id_before_the_first_poll(
+    simulator, service, photo
+):
     updates = service.generate(photo, "The sea ripples.", api_key=None)
     first = next(updates)
-    assert first.phase == "submitted" and first.generation_id
-    assert simulator.polls == 0
-    entry = service.ledger.get(first.generation_id)
-    assert entry is not None and entry.prompt == "The sea ripples." and entry.backend == LIVE
+    assert first.phase in ("waiting", "submitting") and first.generation_id.startswith("kui-")
+    job = service.entry(first.generation_id)
+    assert job is not None and job.prompt == "The sea ripples." and job.backend == LIVE
+    submitted = next(u for u in updates if u.phase == "submitted")
+    assert submitted.generation_id == service.entry(first.generation_id).generation_id
     rest = list(updates)
     assert rest[-1].phase == "completed"
-    assert service.ledger.get(first.generation_id).status == "completed"
+    assert service.entry(submitted.generation_id).state == "done"
     assert rest[-1].video_path.exists()
+    create = simulator.requests_to("/v2/video/generations")[0]
+    assert create.headers["x-client-request-id"] == first.generation_id  # written first
 
 
 def test_video_file_is_named_from_prompt_and_id(simulator, service, photo):
@@ -112,11 +118,13 @@ def test_duration_from_the_page_may_be_a_string(simulator, service, photo):
     assert post.body["duration"] == 10
 
 
-def test_create_failure_records_nothing_and_raises(simulator, service, photo):
+def test_a_refused_create_ends_the_job_as_not_created(simulator, service, photo):
     simulator.script_create(Fault.status(403))
-    with pytest.raises(errors.OutOfCreditsError):
-        run(service.generate(photo, "Waves."))
-    assert service.ledger.recent() == []
+    last = run(service.generate(photo, "Waves."))[-1]
+    assert last.phase == "refused" and "Top up" in last.message
+    (job,) = service.ledger.recent()
+    assert job.state == "not_created" and job.generation_id is None
+    assert simulator.creates == 1
 
 
 def test_typed_key_is_used_over_the_servers(simulator, service, photo):
@@ -132,14 +140,17 @@ def test_public_space_refuses_without_a_typed_key(simulator, service, photo):
     assert simulator.creates == 0
 
 
-def test_resume_watches_a_known_job_to_the_end(simulator, service, photo):
+def test_a_job_finishes_with_no_one_watching_and_resume_shows_it(simulator, service, photo):
     updates = service.generate(photo, "Waves.")
     gid = next(updates).generation_id
     updates.close()  # the tab closed: stop watching
+    deadline = time.monotonic() + 15
+    while service.entry(gid).state != "done":
+        assert time.monotonic() < deadline, service.entry(gid)
+        time.sleep(0.05)
+    assert Path(service.entry(gid).video_path).exists()  # downloaded with no one watching
     resumed = run(service.resume(gid))
-    assert resumed[-1].phase == "completed"
-    assert simulator.creates == 1
-    assert service.ledger.get(gid).status == "completed"
+    assert resumed[-1].phase == "completed" and simulator.creates == 1
 
 
 def test_resume_of_a_finished_job_plays_the_local_copy_without_polling(simulator, service, photo):
@@ -158,8 +169,8 @@ def test_resume_by_pasted_id_records_it(simulator, service):
         GenerationRequest(image_url="https://example.com/a.jpg", prompt="x")
     ).payload["id"]
     final = run(service.resume(f"  {gid}\n"))[-1]
-    assert final.phase == "completed"
-    assert service.ledger.get(gid) is not None
+    assert final.phase == "completed" and final.generation_id == gid
+    assert service.entry(gid).state == "done"
 
 
 @pytest.mark.parametrize(
@@ -171,12 +182,16 @@ def test_resume_refuses_a_malformed_id(simulator, service, gid, words):
     assert simulator.polls == 0
 
 
-def test_stopped_job_is_marked_and_resumable(simulator, service, photo):
+def test_a_status_snapshot_never_waits(simulator, service, photo):
+    simulator.script_outcome("never")
     updates = service.generate(photo, "Waves.")
-    gid = next(updates).generation_id
+    gid = next(u for u in updates if u.phase == "submitted").generation_id
     updates.close()
-    service.mark_stopped(gid)
-    assert service.ledger.get(gid).status == "stopped"
+    snapshot = service.status(gid)
+    assert snapshot["generation_id"] == gid and not snapshot["final"]
+    assert snapshot["state"] in ("submitted", "queued", "generating")
+    with pytest.raises(errors.NotFoundError):
+        service.status("27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
 
 
 def test_demo_mode_runs_against_its_own_simulator(tmp_path, photo):
@@ -187,7 +202,8 @@ def test_demo_mode_runs_against_its_own_simulator(tmp_path, photo):
         assert service.demo_mode
         updates = run(service.generate(photo, "Waves."))
         assert updates[-1].phase == "completed"
-        assert service.ledger.get(updates[-1].generation_id).backend == DEMO
+        assert service.entry(updates[-1].generation_id).backend == DEMO
+        service.close()
     finally:
         demo.stop()
 
@@ -201,7 +217,8 @@ def test_without_key_or_demo_asks_for_a_key(tmp_path, photo):
 def test_entries_are_newest_first(simulator, service, photo):
     a = run(service.generate(photo, "first"))[-1].generation_id
     b = run(service.generate(photo, "second"))[-1].generation_id
-    assert [e.id for e in service.entries([a, b, "unknown"])] == [b, a]
+    found = service.entries([a, b, "unknown"])
+    assert set(found) == {a, b} and found[a].prompt == "first" and found[b].prompt == "second"
 
 
 def test_phase_times_survive_a_stop_and_a_resume(simulator, service, photo):
@@ -213,15 +230,15 @@ def test_phase_times_survive_a_stop_and_a_resume(simulator, service, photo):
         if update.phase == "generating":
             break
     updates.close()  # the page stopped watching
-    service.mark_stopped(gid)
-    entry = service.ledger.get(gid)
-    assert entry.generating_at is not None and entry.finished_at is None
+    entry = service.entry(gid)
+    assert entry.generating_at is not None
     last = run(service.resume(gid))[-1]
     assert last.phase == "completed"
     assert last.queued_for >= 0.15 and last.generating_for >= 0.2, last
     assert last.queued_for + last.generating_for == pytest.approx(last.elapsed, abs=0.01)
+    polls = simulator.polls
     replay = run(service.resume(gid))[-1]  # the local copy: same times, not zeros
-    assert replay.polls == 0
+    assert simulator.polls == polls
     assert (replay.elapsed, replay.queued_for, replay.generating_for) == pytest.approx(
         (last.elapsed, last.queued_for, last.generating_for), abs=0.01
     )
@@ -235,3 +252,29 @@ def test_demo_progress_is_marked_simulated(tmp_path, photo):
     finally:
         demo.stop()
     assert updates[-1].phase == "completed" and all(u.simulated for u in updates)
+
+
+def test_a_young_job_is_polled_sparsely_then_every_interval(simulator, tmp_path, photo):
+    """Once the ledger has seen a run, polls before about 80% of it come `sparse` apart."""
+    simulator.set_schedule(Schedule(queued_s=0.5, generating_s=1.5))
+    settings = Settings(
+        base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "d", poll_interval=0.1,
+        sparse_poll_interval=0.6,
+    )  # fmt: skip
+    service = GenerationService(settings)
+    try:
+        first = run(service.generate(photo, "One."))[-1].generation_id  # learns ~2 s runs
+        polls_first = _polls_for(simulator, first)
+        second = run(service.generate(photo, "Two."))[-1].generation_id
+        polls_second = _polls_for(simulator, second)
+    finally:
+        service.close()
+    assert len(polls_first) >= 15  # no history yet: every 0.1 s over ~2 s
+    gaps = [b - a for a, b in zip(polls_second, polls_second[1:], strict=False)]
+    assert max(gaps) >= 0.5, gaps  # sparse while young
+    assert len(polls_second) < len(polls_first) * 0.75, (len(polls_second), len(polls_first))
+
+
+def _polls_for(simulator, gid: str) -> list[float]:
+    return [r.time for r in simulator.requests if r.method == "GET"
+            and r.query.get("generation_id") == gid]  # fmt: skip

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,30 @@ def create(sim, path=PATHS[0], headers=AUTH, **changes):
 
 def poll(sim, gid, path=PATHS[0], headers=AUTH):
     return requests.get(sim.url + path, params={"generation_id": gid}, headers=headers, timeout=5)
+
+
+def logs(sim, headers=AUTH, **params):
+    """``GET /v2/logs``; a list value repeats the parameter. ``period`` defaults to 24h."""
+    params = {"period": "24h", **params}
+    params = {k: v for k, v in params.items() if v is not ...}
+    return requests.get(sim.url + "/v2/logs", params=params, headers=headers, timeout=5)
+
+
+def rows(sim, headers=AUTH, **params):
+    response = logs(sim, headers, **params)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def key(name):
+    return {"Authorization": f"Bearer {name}"}
+
+
+@pytest.fixture
+def timed(clock):
+    """A simulator on the fake clock: a job is queued 1 s, then generates 3 s."""
+    with Simulator(schedule=Schedule(queued_s=1, generating_s=3), clock=clock) as sim:
+        yield sim
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -357,6 +383,7 @@ def test_admin_endpoints_script_and_report(simulator):
         ({"kind": "rate_limit", "retry_after": None}, Fault.rate_limit(None)),
         ({"kind": "non_json", "status": 502}, Fault.non_json(502)),
         ({"kind": "drop"}, Fault.drop()),
+        ({"kind": "created_then_drop"}, Fault.create_then_drop()),
         ({"kind": "slow", "seconds": 2}, Fault.slow(2)),
         ({"kind": "no_id"}, Fault.no_id()),
         ({"kind": "weird_status", "status": "odd"}, Fault.weird_status("odd")),
@@ -457,3 +484,357 @@ def test_command_line_serves_until_interrupted(monkeypatch):
     monkeypatch.setattr("kling_ui.simulator.time.sleep", fake_sleep)
     simulator_main(["--port", "0", "--queued", "0.1", "--generating", "0.1"])
     assert calls == [3600]
+
+
+# --- correlation ids -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client_id", ["order-8f21c4", "A.b_c:d-9", "x" * 128])
+def test_client_request_id_is_echoed_and_logged(simulator, client_id):
+    response = create(simulator, headers={**AUTH, "X-Client-Request-Id": client_id})
+    assert response.status_code == 200
+    gid = response.json()["id"]
+    assert response.headers["x-client-request-id"] == client_id
+    assert response.headers["x-inference-id"] == gid
+    (row,) = rows(simulator)
+    assert row["client_request_id"] == client_id and row["inference_id"] == gid
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 129, "has space", "semi;colon", "caf\u00e9"])
+def test_invalid_client_request_id_is_silently_ignored(simulator, client_id):
+    headers = {**AUTH, "X-Client-Request-Id": client_id.encode().decode("latin-1")}
+    response = create(simulator, headers=headers)
+    assert response.status_code == 200
+    assert "x-client-request-id" not in response.headers
+    assert response.headers["x-inference-id"] == response.json()["id"]
+    (row,) = rows(simulator)
+    assert row["client_request_id"] is None
+
+
+def test_poll_answers_name_the_generation(simulator):
+    gid = create(simulator).json()["id"]
+    polled = poll(simulator, gid, headers={**AUTH, "X-Client-Request-Id": "mine"})
+    assert polled.headers["x-inference-id"] == gid
+    assert polled.headers["x-client-request-id"] == "mine"
+    assert "x-inference-id" not in poll(simulator, "unknown").headers
+
+
+def test_create_reports_its_cost_in_usd_too(simulator):
+    response = create(simulator, duration=10)
+    assert response.headers["x-aimlapi-credits-used"] == "420"
+    assert response.headers["x-aimlapi-usd-spent"] == "0.000210000"
+
+
+# --- the usage log ---------------------------------------------------------------------
+
+
+def test_usage_log_rows_are_shaped_as_the_vendor_documents(simulator):
+    first = create(simulator)
+    second = create(simulator, duration=10, headers={**AUTH, "X-Client-Request-Id": "job-2"})
+    create(simulator, headers=key("someone-else"))
+    response = logs(simulator)
+    assert response.status_code == 200
+    page = response.json()
+    assert set(page) == {"data", "pagination"}
+    assert page["pagination"] == {"limit": 50, "offset": 0, "total": 2, "has_more": False}
+    newest, oldest = page["data"]
+    assert newest == {
+        "created": newest["created"],
+        "status": "succeeded",
+        "origin": "api",
+        "model": MODEL,
+        "cost": {"usd": 0.00021, "credits": 420},
+        "tokens": {"input": 0, "output": 0, "total": 0},
+        "request_id": second.headers["x-request-id"],
+        "inference_id": second.json()["id"],
+        "client_request_id": "job-2",
+    }
+    assert oldest["inference_id"] == first.json()["id"]
+    assert oldest["client_request_id"] is None
+    assert oldest["cost"] == {"usd": 0.000105, "credits": 210}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", newest["created"])
+    made = datetime.fromisoformat(newest["created"].replace("Z", "+00:00"))
+    assert abs(made - datetime.now(timezone.utc)) < timedelta(seconds=30)
+    assert oldest["created"] <= newest["created"]
+    (other,) = rows(simulator, headers=key("someone-else"))
+    assert other["inference_id"] not in (first.json()["id"], second.json()["id"])
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer "}, key("wrong")])
+def test_usage_log_needs_the_key(headers):
+    with Simulator(api_key="right") as sim:
+        assert logs(sim, headers=headers).status_code == 401
+        assert logs(sim, headers=key("right")).status_code == 200
+
+
+def test_failed_job_is_a_failed_row_that_cost_nothing(timed, clock):
+    simulator = timed
+    simulator.script_outcome("error")
+    by_schedule = create(simulator).json()["id"]
+    forced = create(simulator).json()["id"]
+    kept = create(simulator).json()["id"]
+    simulator.fail_job(forced)
+    assert [r["status"] for r in rows(simulator)] == ["succeeded", "failed", "succeeded"]
+    clock.now += 10
+    failed = rows(simulator, status="failed")
+    assert [r["inference_id"] for r in failed] == [forced, by_schedule]
+    assert all(r["cost"] == {"usd": 0, "credits": 0} for r in failed)
+    (succeeded,) = rows(simulator, status="succeeded")
+    assert succeeded["inference_id"] == kept and succeeded["cost"]["credits"] == 210
+    assert len(rows(simulator, status=["succeeded", "failed"])) == 3
+
+
+def test_usage_log_filters_by_model_exactly(simulator):
+    create(simulator)
+    assert len(rows(simulator, model=MODEL)) == 1
+    assert len(rows(simulator, model=MODEL.split("/")[1])) == 1
+    assert len(rows(simulator, model=["openai/gpt-5", MODEL])) == 1
+    assert rows(simulator, model="openai/gpt-5") == []
+    assert rows(simulator, model=f"{MODEL},openai/gpt-5") == []  # one odd name, not two
+
+
+def test_usage_log_pages(simulator):
+    ids = [create(simulator).json()["id"] for _ in range(5)]
+    first = logs(simulator, limit=2).json()
+    assert [r["inference_id"] for r in first["data"]] == ids[:-3:-1]
+    assert first["pagination"] == {"limit": 2, "offset": 0, "total": 5, "has_more": True}
+    last = logs(simulator, limit=2, offset=4).json()
+    assert [r["inference_id"] for r in last["data"]] == ids[:1]
+    assert last["pagination"] == {"limit": 2, "offset": 4, "total": 5, "has_more": False}
+    assert logs(simulator, offset=9).json()["data"] == []
+    assert len(rows(simulator, limit=100)) == 5
+
+
+def test_usage_log_window_by_start_and_end(simulator):
+    create(simulator)
+    now = datetime.now(timezone.utc)
+    minute = timedelta(minutes=1)
+    around = {"period": ..., "start": (now - minute).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    assert len(rows(simulator, **around, end=(now + minute).strftime("%Y-%m-%dT%H:%MZ"))) == 1
+    naive = (now + minute).replace(tzinfo=None).isoformat()  # read as UTC
+    assert len(rows(simulator, **around, end=naive)) == 1
+    two_hours_east = (now - minute).astimezone(timezone(timedelta(hours=2))).isoformat()
+    assert rows(simulator, **around, end=two_hours_east) == []  # the same instant, a minute ago
+    assert rows(simulator, period=..., start="2020-01-01T00:00:00Z", end="2020-01-02") == []
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"period": ...}, "period"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}, "period"),
+        ({"period": ..., "start": "2026-01-01T00:00:00Z"}, "period"),
+        ({"period": ..., "end": "2026-01-01T00:00:00Z"}, "period"),
+        ({"period": "3w"}, "period"),
+        ({"period": "0h"}, "period"),
+        ({"period": "-1d"}, "period"),
+        ({"period": ""}, "period"),
+        ({"period": "93d"}, "92 days"),
+        ({"period": ..., "start": "2026-01-01", "end": "2026-06-01"}, "92 days"),
+        ({"period": ..., "start": "2026-01-02", "end": "2026-01-01"}, "end"),
+        ({"period": ..., "start": "yesterday", "end": "2026-01-01"}, "start"),
+        ({"status": "succeeded,failed"}, "status"),
+        ({"status": "pending"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"model": [f"m{i}" for i in range(51)]}, "model"),
+    ],
+)
+def test_bad_usage_log_query_gets_the_vendors_400(simulator, params, field):
+    response = logs(simulator, **params)
+    assert response.status_code == 400
+    error = response.json()
+    assert field in error["message"]
+    assert {"path", "requestId", "statusCode", "timestamp"} <= set(error)
+    assert error["path"] == "/v2/logs" and error["statusCode"] == 400
+
+
+def test_usage_log_lags_by_the_scripted_seconds(clock):
+    with Simulator(clock=clock, log_lag=5) as sim:
+        gid = create(sim).json()["id"]
+        assert rows(sim) == []
+        clock.now += 4.9
+        assert rows(sim) == []
+        clock.now += 0.1
+        assert [r["inference_id"] for r in rows(sim)] == [gid]
+        sim.script_log_lag(0)
+        create(sim)
+        assert len(rows(sim)) == 2
+        script = {"log_lag": 2}
+        assert requests.post(sim.url + "/__sim__/script", json=script, timeout=5).ok
+        create(sim)
+        assert len(rows(sim)) == 2
+        clock.now += 2
+        assert len(rows(sim)) == 3
+        with pytest.raises(ValueError):
+            sim.script_log_lag(-1)
+
+
+def test_usage_log_times_come_from_the_simulators_clock(timed, clock):
+    create(timed)
+    (row,) = rows(timed)
+    clock.now += 2 * 3600
+    assert rows(timed, period="1h") == []
+    assert rows(timed, period="3h") == [row]
+    later = logs(timed, period=..., start=row["created"], end="2999-01-01T00:00:00Z")
+    assert later.status_code == 400  # over 92 days
+    two_hours_on = datetime.fromisoformat(row["created"].replace("Z", "+00:00"))
+    two_hours_on += timedelta(hours=2)
+    assert rows(timed, period=..., start=row["created"], end=two_hours_on.isoformat()) == [row]
+
+
+# --- dropped creates -------------------------------------------------------------------
+
+
+def test_dropped_create_creates_nothing(simulator):
+    simulator.script_create(Fault.drop())
+    with pytest.raises(requests.ConnectionError):
+        create(simulator, headers={**AUTH, "X-Client-Request-Id": "lost"})
+    assert simulator.jobs == {} and simulator.creates == 1
+    assert rows(simulator) == []
+    assert simulator.peak_active("any-key") == 0
+
+
+def test_created_then_dropped_create_runs_and_is_logged(simulator):
+    simulator.script_create(Fault.create_then_drop())
+    with pytest.raises(requests.ConnectionError):
+        create(simulator, headers={**AUTH, "X-Client-Request-Id": "order-1"})
+    (gid,) = simulator.jobs
+    (row,) = rows(simulator)
+    assert row["client_request_id"] == "order-1" and row["inference_id"] == gid
+    time.sleep(0.6)
+    assert poll(simulator, gid).json()["status"] == "completed"
+    assert create(simulator).status_code == 200  # one fault, one create
+
+
+# --- the concurrency limit -------------------------------------------------------------
+
+
+def test_create_over_the_keys_limit_is_a_429_that_creates_nothing(clock):
+    schedule = Schedule(queued_s=1, generating_s=3)
+    with Simulator(schedule=schedule, clock=clock, max_active_per_key=2) as sim:
+        assert create(sim).status_code == 200
+        clock.now += 1.5  # the first job is generating now
+        assert create(sim).status_code == 200
+        refused = create(sim, headers={**AUTH, "X-Client-Request-Id": "third"})
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        error = refused.json()
+        assert {"message", "path", "requestId", "statusCode", "timestamp"} <= set(error)
+        assert error["statusCode"] == 429
+        assert len(sim.jobs) == 2 and len(rows(sim)) == 2
+        assert create(sim, headers=key("other")).status_code == 200  # per key
+        clock.now += 2.5  # the first job has completed
+        assert create(sim).status_code == 200
+        assert create(sim).status_code == 429
+        assert sim.peak_active("any-key") == 2 and sim.peak_active("other") == 1
+
+
+def test_the_limit_counts_forced_endings(timed, clock):
+    timed.script_max_active(1)
+    gid = create(timed).json()["id"]
+    assert create(timed).status_code == 429
+    timed.fail_job(gid)
+    assert create(timed).status_code == 200
+    timed.script_max_active(None)
+    assert create(timed).status_code == 200
+    with pytest.raises(ValueError):
+        timed.script_max_active(-1)
+
+
+def test_the_limit_can_be_scripted_over_http(timed):
+    url = timed.url + "/__sim__/script"
+    assert requests.post(url, json={"max_active": 1}, timeout=5).ok
+    assert create(timed).status_code == 200
+    assert create(timed).status_code == 429
+    assert requests.post(url, json={"max_active": None}, timeout=5).ok
+    assert create(timed).status_code == 200
+    for bad in ({"max_active": -1}, {"max_active": "many"}, {"log_lag": -2}):
+        assert requests.post(url, json=bad, timeout=5).status_code == 400
+
+
+def test_peak_active_is_the_most_overlapping_jobs(timed, clock):
+    create(timed)  # runs [0, 4)
+    clock.now += 1
+    create(timed)  # [1, 5)
+    clock.now += 1
+    create(timed)  # [2, 6): three at once
+    assert timed.peak_active("any-key") == 3
+    clock.now += 10
+    create(timed)
+    create(timed)
+    assert timed.peak_active("any-key") == 3
+    assert timed.peak_active("nobody") == 0
+
+
+def test_peak_active_ends_a_job_when_it_ended(timed, clock):
+    first = create(timed).json()["id"]
+    clock.now += 0.5
+    timed.complete_now(first)  # [0, 0.5)
+    clock.now += 0.5
+    create(timed)
+    assert timed.peak_active("any-key") == 1
+    clock.now += 4  # the second job ends by its schedule at 5; the third starts there
+    create(timed)
+    assert timed.peak_active("any-key") == 1
+    timed.script_outcome("never")
+    stuck = create(timed).json()["id"]
+    clock.now += 100
+    assert timed.peak_active("any-key") == 2
+    create(timed)
+    assert timed.peak_active("any-key") == 2
+    timed.complete_now(stuck)  # forcing a job that runs for ever ends it now, not back then
+    assert timed.peak_active("any-key") == 2
+    assert timed.job(stuck)["status"] == "completed"
+
+
+@pytest.mark.parametrize("force, status", [("fail_job", "error"), ("complete_now", "completed")])
+def test_forcing_an_ended_job_does_not_move_its_end(timed, clock, force, status):
+    timed.script_outcome("error" if force == "complete_now" else "complete")
+    gid = create(timed).json()["id"]  # it ends at 4
+    clock.now += 6
+    create(timed)
+    clock.now += 1
+    getattr(timed, force)(gid)  # forcing it at 7 leaves its end at 4
+    assert timed.peak_active("any-key") == 1
+    assert poll(timed, gid).json()["status"] == status
+
+
+# --- reset and state ---------------------------------------------------------------------
+
+
+def test_reset_forgets_the_log_peaks_lag_and_limit(clock):
+    with Simulator(clock=clock, schedule=Schedule(1, 3), log_lag=1, max_active_per_key=3) as sim:
+        sim.script_log_lag(30)
+        sim.script_max_active(1)
+        gid = create(sim).json()["id"]
+        assert sim.peak_active("any-key") == 1
+        assert requests.post(sim.url + "/__sim__/reset", timeout=5).ok
+        assert sim.peak_active("any-key") == 0
+        assert (sim.log_lag, sim.max_active_per_key) == (1, 3)  # the constructor's
+        clock.now += 60
+        assert rows(sim) == []
+        assert poll(sim, gid).json()["status"] == "completed"  # jobs stay
+
+
+def test_usage_log_survives_a_restart_without_the_key(tmp_path):
+    state = tmp_path / "jobs.json"
+    with Simulator(schedule=Schedule(0, 0), state_path=state) as first:
+        headers = {"Authorization": "Bearer secret-key-123", "X-Client-Request-Id": "c-1"}
+        gid = create(first, headers=headers).json()["id"]
+    assert "secret-key-123" not in state.read_text()
+    with Simulator(state_path=state) as second:
+        (row,) = rows(second, headers=key("secret-key-123"))
+        assert row["inference_id"] == gid and row["client_request_id"] == "c-1"
+        assert rows(second, headers=key("another-key")) == []
+
+
+def test_state_file_without_a_usage_log_still_loads(tmp_path):
+    state = tmp_path / "jobs.json"
+    job = {"id": "g", "token": "t" * 32, "created": 0.0, "duration": 5, "outcome": "complete"}
+    job.update(schedule={"queued_s": 0, "generating_s": 0})
+    state.write_text(json.dumps({"secret": "s", "jobs": [job]}))
+    with Simulator(state_path=state) as sim:
+        assert sim.job("g")["status"] == "completed"
+        assert rows(sim) == [] and sim.peak_active("any-key") == 0

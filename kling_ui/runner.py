@@ -1,0 +1,559 @@
+"""The job runner: one per app process, it finishes every job whether or not a page watches.
+
+It owns a job from the moment its row is written until the MP4 is on disk or the job has
+ended for good. The states and their order are the ledger's (``history``, which enforces
+them); the runner decides when each step happens:
+
+- ``queued_here``: sent when its API key has a free slot (at most ``max_active_per_key`` jobs
+  at the vendor per key); a create turned away (429/503) waits its turn again.
+- ``submitting``: the create carries ``X-Client-Request-Id`` = our job id, written before
+  sending. Its answer gives the generation id (``submitted``); a lost answer makes the job
+  ``unknown``; a refusal, ``not_created``.
+- ``unknown`` (and ``submitting`` found after a crash): the job is looked up in the vendor's
+  usage log (``GET /v2/logs``) by that id, with backoff, for ``lookup_window`` seconds: found,
+  it carries on as ``submitted`` (recovered); not found, ``not_created``. Never a second create.
+- ``submitted``/``queued``/``generating``: polled, sparsely while the job is young (before
+  about the shortest run this ledger has seen), every ``poll_interval`` after.
+- ``downloading``: the video goes to the videos folder; a refused or broken download is
+  tried again with a fresh link from a new poll, then kept for its owner to resume (paused);
+  ``expired`` when the vendor no longer has the job.
+
+Scheduling is a due-time heap served by one thread, the HTTP by a small bounded pool: watching
+200 jobs takes the same dozen threads as watching one. On start it picks up every unfinished
+row. Keys typed in a page live in memory only (never in the ledger): after a restart such a
+job waits until its owner resumes it with the key. Watchers (``watch``) wake on the runner's
+own change notices, not by reading the database in a loop.
+
+Imports: ``client``, ``config``, ``errors``, ``history``, ``jobs``, ``rules``; never gradio.
+"""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+import itertools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import errors
+from .client import AIMLClient, Sessions
+from .config import Settings
+from .history import AT_VENDOR, IllegalTransition, Job, Ledger
+from .jobs import parse_generation
+from .rules import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+LOOKUP_FIRST_WAIT = 2.0  # seconds before the first look in the usage log; then doubling
+DOWNLOAD_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where one job's requests go, and with which key (``key_ref`` names it, never shows it)."""
+
+    name: str  # "demo" or "live"
+    settings: Settings
+    api_key: str = field(repr=False)
+    key_ref: str = ""
+
+
+def video_filename(prompt: str, generation_id: str) -> str:
+    """A file name a person recognises: words of the prompt, then the start of the id."""
+    text = unicodedata.normalize("NFKD", prompt or "").encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-") or "video"
+    short = re.sub(r"[^a-zA-Z0-9]", "", generation_id.split(":", 1)[0])[:8] or "job"
+    return f"kling-{slug}-{short}.mp4"
+
+
+def video_path_for(settings: Settings, job: Job) -> Path:
+    return settings.videos_dir / video_filename(job.prompt, job.shown_id)
+
+
+class Runner:
+    """Runs every job of one app process to its end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        *,
+        sessions: Sessions | None = None,
+        backend_for_ref: Callable[[str, str], Backend | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self._sessions = sessions or Sessions.for_settings(settings)
+        self._backend_for_ref = backend_for_ref or (lambda name, ref: None)
+        self._clock = clock
+        self._backends: dict[str, Backend] = {}  # key_ref -> backend, typed keys included
+        self._requests: dict[str, GenerationRequest] = {}  # job_id -> what to send
+        self._urls: dict[str, str] = {}  # job_id -> the finished video's (signed) link
+        self._tries: dict[str, int] = {}  # job_id -> lookups or downloads tried
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._slots = threading.Lock()
+        self._version = 0
+        self._stopping = False
+        self._shortest: dict[str, float | None] = {}
+        self._parked: set[str] = set()
+        self._ref_secret = secrets.token_bytes(16)
+        self._pool = ThreadPoolExecutor(settings.runner_workers, thread_name_prefix="kling-job")
+        self._thread = threading.Thread(target=self._loop, name="kling-runner", daemon=True)
+
+    # --- life ---------------------------------------------------------------------------
+
+    def start(self) -> Runner:
+        for job in self.ledger.unfinished():
+            self._pick_up(job)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _pick_up(self, job: Job) -> None:
+        """After a restart: go on with a job, if its key is known here."""
+        backend = self._backend_for_ref(job.backend, job.key_ref)
+        if backend is None:
+            self.ledger.note(job.job_id, "Waiting for its API key: resume it with your key.")
+            self._parked.add(job.job_id)
+            return
+        self._backends[job.key_ref] = backend
+        if job.state == "queued_here" and not self._load_request(job):
+            self._end(job, "not_created", "The server restarted before this item was sent.")
+            return
+        self._schedule(job.job_id, 0.0)
+
+    # --- what the service asks ------------------------------------------------------------
+
+    def key_ref(self, backend_name: str, api_key: str, *, typed: bool) -> str:
+        """A name for a key that says nothing about it: "server", "demo" or "typed:<hmac>"."""
+        if not typed:
+            return backend_name if backend_name == "demo" else "server"
+        digest = hmac.new(self._ref_secret, api_key.encode(), "sha256").hexdigest()[:16]
+        return f"typed:{digest}"
+
+    def add(
+        self, request: GenerationRequest, backend: Backend, *, batch_id: str | None = None
+    ) -> Job:
+        """Write the job's row, then send it as soon as its key has a free slot."""
+        job = self.ledger.add(
+            backend=backend.name,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            duration=request.duration,
+            generate_audio=request.generate_audio,
+            key_ref=backend.key_ref,
+            batch_id=batch_id,
+            created_at=self._clock(),
+        )
+        self._backends[backend.key_ref] = backend
+        self._requests[job.job_id] = request
+        self._save_request(job.job_id, request)
+        self._changed()
+        self._schedule(job.job_id, 0.0)
+        return job
+
+    def adopt(self, generation_id: str, backend: Backend) -> Job:
+        """Watch an id made elsewhere; its row goes again if the vendor doesn't know it."""
+        job = self.ledger.add(
+            backend=backend.name,
+            prompt="",
+            key_ref=backend.key_ref,
+            state="submitted",
+            generation_id=generation_id,
+            created_at=self._clock(),
+        )
+        self._tries[job.job_id] = -1  # adopted, not yet confirmed by the vendor
+        self._backends[backend.key_ref] = backend
+        self._changed()
+        self._schedule(job.job_id, 0.0)
+        return job
+
+    def attach(self, job: Job, backend: Backend | None) -> None:
+        """Make sure an unfinished job is being run (a key typed again after a restart)."""
+        if job.final:
+            return
+        if backend is not None:
+            self._backends[job.key_ref] = backend
+        if job.key_ref in self._backends and job.job_id not in self._due:
+            if job.job_id in self._parked:  # a resume: fresh tries
+                self._parked.discard(job.job_id)
+                self._tries.pop(job.job_id, None)
+            self._schedule(job.job_id, 0.0)
+
+    def has_key(self, key_ref: str) -> bool:
+        """True when this process knows the key a job was made with."""
+        return key_ref in self._backends
+
+    def unconfirmed(self, job_id: str) -> bool:
+        """An adopted id the vendor has not yet said it knows."""
+        return self._tries.get(job_id) == -1
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job not yet sent; False when it was already on its way."""
+        try:
+            self.ledger.transition(job_id, "cancelled", message="Cancelled before it was sent.")
+        except IllegalTransition:
+            return False
+        self._forget(job_id)
+        self._changed()
+        return True
+
+    def watch(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
+        """The job now and after each change, until it ends (or ``timeout`` passes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = None
+        while True:
+            with self._cond:
+                version = self._version
+            job = self.ledger.get(job_id)
+            if job is None:
+                return
+            parked = job_id in self._parked
+            if (job.state, job.updated_at, job.message, parked) != seen:
+                seen = (job.state, job.updated_at, job.message, parked)
+                yield job
+            if job.final or parked:
+                return
+            with self._cond:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                if self._version == version:
+                    self._cond.wait(timeout=min(left or 5.0, 5.0))
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    def _schedule(self, job_id: str, delay: float) -> None:
+        with self._cond:
+            due = time.monotonic() + max(0.0, delay)
+            self._due[job_id] = due
+            heapq.heappush(self._heap, (due, next(self._seq), job_id))
+            self._cond.notify_all()
+
+    def _changed(self) -> None:
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (
+                    not self._heap or self._heap[0][0] > time.monotonic()
+                ):
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout=wait)
+                if self._stopping:
+                    return
+                due, _, job_id = heapq.heappop(self._heap)
+                if self._due.get(job_id) != due:
+                    continue  # rescheduled since, or finished
+                del self._due[job_id]
+            self._pool.submit(self._step, job_id)
+
+    def _step(self, job_id: str) -> None:
+        job = self.ledger.get(job_id)
+        if job is None or job.final:
+            self._forget(job_id)
+            return
+        step = {
+            "queued_here": self._submit,
+            "submitting": self._lookup,  # found so after a crash: the outcome is unknown
+            "unknown": self._lookup,
+            "downloading": self._download,
+        }.get(job.state, self._poll)
+        try:
+            step(job)
+        except Exception:  # a bug of ours: keep the job, try again later
+            log.exception("runner: step for %s failed", job_id)
+            self._schedule(job_id, 10 * self.settings.poll_interval)
+        finally:
+            self._changed()
+
+    def _park(self, job_id: str) -> None:
+        """Stop running a job that can't go on without its owner (a refused key)."""
+        self._forget(job_id)
+        self._parked.add(job_id)
+
+    def paused(self, job_id: str) -> bool:
+        """True when the job waits for its owner: a key refused, or not known after a restart."""
+        return job_id in self._parked
+
+    def _forget(self, job_id: str) -> None:
+        for store in (self._requests, self._urls, self._tries, self._due):
+            store.pop(job_id, None)
+        self._pending_file(job_id).unlink(missing_ok=True)
+
+    def _client(self, job: Job) -> AIMLClient:
+        backend = self._backends[job.key_ref]
+        sessions = self._sessions if backend.name == "live" else None
+        return AIMLClient(backend.api_key, backend.settings, sessions)
+
+    def _end(self, job: Job, state: str, message: str, **changes: object) -> None:
+        self.ledger.transition(job.job_id, state, at=self._clock(), message=message, **changes)
+        self._forget(job.job_id)
+        if state in ("done", "downloading"):
+            self._shortest.pop(job.backend, None)
+
+    # --- the create -----------------------------------------------------------------------
+
+    def _submit(self, job: Job) -> None:
+        request = self._requests.get(job.job_id) or self._load_request(job)
+        if request is None:
+            self._end(job, "not_created", "The image of this item was lost before it was sent.")
+            return
+        with self._slots:
+            if self._active(job.key_ref) >= self.settings.max_active_per_key:
+                self._schedule(job.job_id, self.settings.poll_interval)
+                return
+            self.ledger.transition(job.job_id, "submitting", at=self._clock())
+        self._changed()
+        try:
+            response = self._client(job).create_generation(request, client_request_id=job.job_id)
+        except (errors.RateLimitError, errors.ServerError) as exc:  # turned away: not created
+            self.ledger.transition(job.job_id, "queued_here", message=exc.user_message)
+            self._schedule(
+                job.job_id, min(self.settings.retry_after_cap, 5 * self.settings.poll_interval)
+            )
+            return
+        except errors.OutcomeUnknown as exc:
+            self.ledger.transition(job.job_id, "unknown", message=exc.user_message)
+            self._schedule(job.job_id, LOOKUP_FIRST_WAIT)
+            return
+        except errors.KlingUIError as exc:
+            self._end(job, "not_created", exc.user_message, reason=_reason(exc))
+            return
+        created = parse_generation(response.payload)
+        credits = created.credits if created.credits is not None else response.credits_header
+        self._pending_file(job.job_id).unlink(missing_ok=True)
+        self._requests.pop(job.job_id, None)
+        self.ledger.transition(
+            job.job_id,
+            "submitted",
+            at=self._clock(),
+            generation_id=created.generation_id,
+            credits=credits,
+            message="Submitted. Keep this id: the job can be resumed with it.",
+        )
+        self._schedule(job.job_id, self._poll_delay(self.ledger.get(job.job_id) or job))
+
+    def _active(self, key_ref: str) -> int:
+        return sum(
+            1 for j in self.ledger.unfinished() if j.key_ref == key_ref and j.state in AT_VENDOR
+        )
+
+    # --- a lost create --------------------------------------------------------------------
+
+    def _lookup(self, job: Job) -> None:
+        """Find a create whose answer was lost in the vendor's usage log, by our id."""
+        tries = self._tries.get(job.job_id, 0) + 1
+        self._tries[job.job_id] = tries
+        if job.state == "submitting":  # a crash between writing the row and the answer
+            self.ledger.transition(
+                job.job_id, "unknown", message=errors.OutcomeUnknown().user_message
+            )
+        found = None
+        try:
+            found = self._client(job).find_in_logs(job.job_id)
+        except errors.KlingUIError as exc:
+            log.info("usage log lookup for %s failed: %s", job.job_id, type(exc).__name__)
+        if found:
+            self.ledger.transition(
+                job.job_id,
+                "submitted",
+                at=self._clock(),
+                generation_id=found,
+                recovered=True,
+                message="Recovered: the create's answer was lost, but the API's usage log shows "
+                "the job was made. It carries on; nothing was sent twice.",
+            )
+            self._tries.pop(job.job_id, None)
+            self._schedule(job.job_id, 0.0)
+            return
+        if self._clock() - (job.submitted_at or job.created_at) > self.settings.lookup_window:
+            self._end(job, "not_created", NOT_FOUND_IN_LOG, reason="not created")
+            return
+        self.ledger.note(
+            job.job_id,
+            "The create's answer was lost; looking for the job in the API's usage log "
+            f"(look {tries}). Nothing will be sent twice.",
+        )
+        self._schedule(job.job_id, min(LOOKUP_FIRST_WAIT * 2 ** (tries - 1), 30.0))
+
+    # --- polling --------------------------------------------------------------------------
+
+    def _poll_delay(self, job: Job) -> float:
+        """Sparse while the job is young, every ``poll_interval`` from about the shortest run
+        this ledger has seen (at 80% of it, so an early finish is still caught soon)."""
+        base = self.settings.poll_interval
+        if job.backend not in self._shortest:
+            self._shortest[job.backend] = self.ledger.shortest_run(job.backend)
+        shortest = self._shortest[job.backend]
+        if shortest is None or job.submitted_at is None:
+            return base
+        dense_from = job.submitted_at + 0.8 * shortest
+        left = dense_from - self._clock()
+        return base if left <= 0 else min(self.settings.sparse_poll_interval, max(base, left))
+
+    def _poll(self, job: Job) -> None:
+        assert job.generation_id
+        try:
+            response = self._client(job).get_generation(job.generation_id)
+        except (errors.RateLimitError, errors.ServerError, errors.APIConnectionError) as exc:
+            self.ledger.note(job.job_id, f"{exc.user_message} Still watching.")
+            self._schedule(job.job_id, self.settings.poll_interval * 2)
+            return
+        except errors.NotFoundError as exc:
+            if self._tries.get(job.job_id) == -1:  # an adopted id the vendor doesn't know
+                self.ledger.forget(job.job_id)
+                self._forget(job.job_id)
+                return
+            # Our own job, that the API made: a 404 is the API's mistake, kept for a resume.
+            self.ledger.note(job.job_id, f"{exc.user_message} Resume it to check again.")
+            self._park(job.job_id)
+            return
+        except errors.GenerationFailed as exc:
+            self._end(job, "failed", exc.user_message, reason="failed")
+            return
+        except errors.KlingUIError as exc:  # a bad key: keep the job, wait for its owner
+            self.ledger.note(job.job_id, f"{exc.user_message} Resume it to try again.")
+            self._park(job.job_id)
+            return
+        self._tries.pop(job.job_id, None)
+        self._saw(job, parse_generation(response.payload, job.generation_id), response)
+
+    def _saw(self, job: Job, status, response) -> None:
+        credits = status.credits if status.credits is not None else response.credits_header
+        changes = {"credits": credits} if credits is not None else {}
+        now = self._clock()
+        if status.phase == "completed":
+            self._urls[job.job_id] = status.video_url or ""
+            self.ledger.transition(
+                job.job_id, "downloading", at=now, message="Done at the vendor; downloading.",
+                **changes,
+            )  # fmt: skip
+            self._schedule(job.job_id, 0.0)
+            return
+        if status.phase == "failed":
+            vendor_text = status.error_message or status.error_name
+            failure = errors.GenerationFailed(
+                vendor_message=self._client(job).redact(vendor_text) if vendor_text else None
+            )
+            self._end(job, "failed", failure.user_message, reason="failed", **changes)
+            return
+        if status.phase in ("queued", "generating"):
+            words = {"queued": "Queued at the vendor, waiting for a worker.",
+                     "generating": "Generating the video."}  # fmt: skip
+            job = self.ledger.transition(
+                job.job_id, status.phase, at=now, message=words[status.phase], **changes
+            )
+        else:
+            shown = status.status or "(none)"
+            self.ledger.note(
+                job.job_id, f"The API reported a status we don't know ({shown!r}); still watching."
+            )
+        self._schedule(job.job_id, self._poll_delay(job))
+
+    # --- the download ---------------------------------------------------------------------
+
+    def _download(self, job: Job) -> None:
+        url = self._urls.get(job.job_id)
+        if not url:  # after a restart, or a link that failed: ask for a fresh one
+            self._poll_for_link(job)
+            return
+        dest = video_path_for(self.settings, job)
+        try:
+            path = self._client(job).download_video(url, dest)
+        except errors.DownloadError as exc:
+            tries = self._tries.get(job.job_id, 0) + 1
+            self._tries[job.job_id] = tries
+            self._urls.pop(job.job_id, None)
+            if tries >= DOWNLOAD_TRIES:  # kept for its owner: a resume tries again
+                self.ledger.note(job.job_id, exc.user_message)
+                self._park(job.job_id)
+                return
+            self.ledger.note(job.job_id, f"{exc.user_message} Trying again with a fresh link.")
+            self._schedule(job.job_id, self.settings.poll_interval * tries)
+            return
+        self._end(job, "done", "Done. The video is ready.", video_path=str(path))
+
+    def _poll_for_link(self, job: Job) -> None:
+        assert job.generation_id
+        try:
+            response = self._client(job).get_generation(job.generation_id)
+        except errors.NotFoundError:
+            self._end(job, "expired", EXPIRED, reason="expired")
+            return
+        except errors.KlingUIError as exc:
+            self.ledger.note(job.job_id, f"{exc.user_message} Still trying to fetch the video.")
+            self._schedule(job.job_id, self.settings.poll_interval * 2)
+            return
+        status = parse_generation(response.payload, job.generation_id)
+        if status.phase == "completed" and status.video_url:
+            self._urls[job.job_id] = status.video_url
+            self._schedule(job.job_id, 0.0)
+            return
+        self._end(job, "expired", EXPIRED, reason="expired")  # the vendor no longer has it
+
+    # --- batch items waiting in a file ------------------------------------------------------
+
+    def _pending_file(self, job_id: str) -> Path:
+        return self.settings.data_dir / "pending" / f"{job_id}.json"
+
+    def _save_request(self, job_id: str, request: GenerationRequest) -> None:
+        import json
+
+        path = self._pending_file(job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"image_url": request.image_url}))
+        os.replace(tmp, path)
+
+    def _load_request(self, job: Job) -> GenerationRequest | None:
+        import json
+
+        try:
+            image_url = json.loads(self._pending_file(job.job_id).read_text())["image_url"]
+        except (OSError, ValueError, KeyError):
+            return None
+        request = GenerationRequest(
+            image_url, job.prompt, job.negative_prompt, job.duration, job.generate_audio
+        )
+        self._requests[job.job_id] = request
+        return request
+
+
+NOT_FOUND_IN_LOG = (
+    "The create's answer was lost and the API's usage log never showed the job, so it was "
+    "not created. Requests that fail are not charged. If your AIML API dashboard shows it all "
+    "the same, paste its generation id into Resume by id."
+)
+EXPIRED = (
+    "The video could not be fetched before its link expired at the vendor. Check your AIML "
+    "API dashboard; failed generations are not charged."
+)
+
+
+def _reason(exc: errors.KlingUIError) -> str:
+    """The first word of the status for a create that made no job."""
+    if isinstance(exc, (errors.InputError, errors.APIConnectionError)):
+        return "not sent"
+    return "refused"

@@ -1,0 +1,205 @@
+"""Jobs belong to the server: ``python app.py`` finishes them with no page attached, after a
+SIGKILL too, and runs batches within a per-key limit. The app runs as a user runs it, in a
+subprocess; the simulator, in this process, is its API (so the test can count creates and
+watch the vendor's side); the ledger is read from its file, as a person would look."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from apprunner import AppProcess, submit
+from gradio_client import Client, handle_file
+
+from kling_ui.simulator import DownloadFault, Schedule, Simulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+KEY = "sk-runner-server-key-41"
+POLL = 0.3
+
+
+def app(data: Path, sim: Simulator, **env: str) -> AppProcess:
+    return AppProcess(
+        data,
+        env={"AIMLAPI_KEY": KEY, "AIMLAPI_BASE_URL": sim.url,
+             "KLING_UI_POLL_INTERVAL": str(POLL), **env},
+    )  # fmt: skip
+
+
+def ledger(data: Path) -> dict[str, dict]:
+    """Every job in the app's ledger, by our id."""
+    db = sqlite3.connect(f"file:{data / 'history.sqlite3'}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        return {r["job_id"]: dict(r) for r in db.execute("SELECT * FROM jobs")}
+    finally:
+        db.close()
+
+
+def wait_for(what, timeout: float = 60, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"never happened: {what.__doc__ or what}"
+        time.sleep(every)
+
+
+def the_job(data: Path) -> dict:
+    (job,) = ledger(data).values()
+    return job
+
+
+def first_vendor_id(job) -> str:
+    """Read the stream until the vendor's id shows, then leave: the tab closes there."""
+    while True:
+        outputs = job.outputs()
+        for gid, _, _ in outputs:
+            if gid and ":" in gid:
+                return gid
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sim():
+    with Simulator(schedule=Schedule(queued_s=0.5, generating_s=1.0)) as simulator:
+        yield simulator
+
+
+def test_a_tab_closed_at_the_id_still_gets_its_video_on_disk(sim, photo, tmp_path):
+    data = tmp_path / "data"
+    sim.script_outcome("never")  # the vendor finishes when the test says
+    server = app(data, sim)
+    try:
+        job = submit(Client(server.url, verbose=False), photo)
+        gid = first_vendor_id(job)
+        job.cancel()  # the client goes away
+        time.sleep(1.0)
+        sim.complete_now(gid)
+        finished = time.monotonic()
+
+        def on_disk():
+            row = the_job(data)
+            return row if row["state"] == "done" and Path(row["video_path"]).exists() else None
+
+        row = wait_for(on_disk, timeout=30)
+        took = time.monotonic() - finished
+        assert row["generation_id"] == gid and sim.creates == 1
+        # Within a poll interval of the vendor finishing (plus the download and slack for a
+        # busy machine: this is a correctness bound, not a benchmark).
+        assert took < POLL + 5, took
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("moment", ["generating", "downloading"])
+def test_sigkill_mid_job_then_a_restart_with_no_client_finishes_it(sim, photo, tmp_path, moment):
+    data = tmp_path / "data"
+    if moment == "downloading":
+        sim.script_download(DownloadFault.slow(6))
+    else:
+        sim.script_outcome("never")
+    server = app(data, sim)
+    try:
+        job = submit(Client(server.url, verbose=False), photo)
+        gid = first_vendor_id(job)
+        wait_for(lambda: the_job(data)["state"] == moment, timeout=30)
+        server.kill()
+    finally:
+        server.stop()
+    assert the_job(data)["state"] == moment
+    if moment == "generating":
+        sim.complete_now(gid)
+    again = app(data, sim)  # no client ever connects to it
+    try:
+        row = wait_for(
+            lambda: (r := the_job(data))["state"] == "done" and Path(r["video_path"]).exists()
+            and r, timeout=60,
+        )  # fmt: skip
+        assert row["generation_id"] == gid
+        assert sim.creates == 1  # one create, before and after the restart
+    finally:
+        again.stop()
+
+
+def test_a_batch_runs_within_the_per_key_limit_and_delivers_every_video(sim, tmp_path):
+    """3 images x 2 prompts x 2 takes with KLING_UI_MAX_ACTIVE_PER_KEY=3; the simulator also
+    turns away (429, Retry-After) more than 2 active jobs, which must cost nothing twice."""
+    from PIL import Image
+
+    images = []
+    for n, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
+        path = tmp_path / f"img{n}.jpg"
+        Image.new("RGB", (640, 480), colour).save(path)
+        images.append(handle_file(str(path)))
+    sim.set_schedule(Schedule(queued_s=0.3, generating_s=0.6))
+    data = tmp_path / "data"
+    server = app(data, sim, KLING_UI_MAX_ACTIVE_PER_KEY="3")
+    try:
+        client = Client(server.url, verbose=False)
+        result = client.predict(
+            images=images, prompts="Waves roll in.\nThe camera pans left.",
+            negative_prompt="", duration=5, generate_audio=False, takes=2, api_key="",
+            api_name="/batch",
+        )  # fmt: skip
+        assert "error" not in result, result
+        assert len(result["items"]) == 12
+        rows = wait_for(
+            lambda: (r := ledger(data)) and all(j["state"] == "done" for j in r.values()) and r,
+            timeout=120,
+        )
+        assert len(rows) == 12 and all(Path(j["video_path"]).exists() for j in rows.values())
+        assert len({j["generation_id"] for j in rows.values()}) == 12
+        assert sim.peak_active(KEY) <= 3
+        assert len(sim.jobs) == 12  # twelve videos made, none twice
+        status = client.predict(generation_id=result["items"][0]["job_id"], api_name="/status")
+        assert status["state"] == "done" and status["video"]
+    finally:
+        server.stop()
+
+
+def test_a_create_turned_away_over_the_vendors_limit_waits_and_is_never_made_twice(sim, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "img.jpg"
+    Image.new("RGB", (640, 480), (90, 90, 90)).save(path)
+    sim.set_schedule(Schedule(queued_s=0.3, generating_s=0.6))
+    sim.script_max_active(2)  # the vendor allows 2; our limit is 3: the third is turned away
+    data = tmp_path / "data"
+    server = app(data, sim, KLING_UI_MAX_ACTIVE_PER_KEY="3")
+    try:
+        result = Client(server.url, verbose=False).predict(
+            images=[handle_file(str(path))], prompts="One.\nTwo.\nThree.\nFour.",
+            negative_prompt="", duration=5, generate_audio=False, takes=1, api_key="",
+            api_name="/batch",
+        )  # fmt: skip
+        assert len(result["items"]) == 4
+        wait_for(lambda: all(j["state"] == "done" for j in ledger(data).values()), timeout=120)
+        turned_away = sim.creates - len(sim.jobs)
+        assert len(sim.jobs) == 4 and turned_away >= 1  # the 429s happened, and cost nothing
+        assert sim.peak_active(KEY) <= 2
+    finally:
+        server.stop()
+
+
+def test_a_bad_item_refuses_the_whole_batch_by_name(sim, photo, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    from PIL import Image
+
+    Image.new("RGB", (200, 200)).save(tiny)
+    data = tmp_path / "data"
+    server = app(data, sim)
+    try:
+        result = Client(server.url, verbose=False).predict(
+            images=[handle_file(photo), handle_file(str(tiny))], prompts="Fine.\n\nAlso fine.",
+            negative_prompt="", duration=5, generate_audio=False, takes=2, api_key="",
+            api_name="/batch",
+        )  # fmt: skip
+        assert result["items"] == [] and "Image 2" in result["error"] and "300" in result["error"]
+        assert sim.creates == 0 and ledger(data) == {}
+    finally:
+        server.stop()
