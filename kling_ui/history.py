@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     credits REAL,
     video_path TEXT,
     recovered INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
     submitted_at REAL,
     queued_at REAL,
     generating_at REAL,
@@ -134,6 +135,7 @@ class Job:
     credits: float | None = None
     video_path: str | None = None
     recovered: bool = False
+    sent_at: float | None = None  # when its create was last sent
     submitted_at: float | None = None
     queued_at: float | None = None
     generating_at: float | None = None
@@ -261,7 +263,10 @@ class Ledger:
         if column and column not in changes:
             sets.append(f"{column} = COALESCE({column}, ?)")
             params.append(now)
-        allowed = sorted(ALLOWED.get(state, frozenset()) | {state})
+        # Staying put is a change of details, except for a create under way: a second
+        # "submitting" would be a second create.
+        stay = set() if state == "submitting" else {state}
+        allowed = sorted(ALLOWED.get(state, frozenset()) | stay)
         marks = ",".join("?" * len(allowed))
         count = self._write(
             f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ? AND state IN ({marks})",

@@ -29,6 +29,7 @@ Imports: ``client``, ``config``, ``errors``, ``history``, ``jobs``, ``rules``; n
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import hmac
 import itertools
@@ -101,7 +102,8 @@ class Runner:
         self._urls: dict[str, str] = {}  # job_id -> the finished video's (signed) link
         self._tries: dict[str, int] = {}  # job_id -> lookups or downloads tried
         self._heap: list[tuple[float, int, str]] = []
-        self._due: dict[str, float] = {}
+        self._due: dict[str, float] = {}  # job_id -> when its next step is due
+        self._running: set[str] = set()  # jobs whose step is queued in the pool or running
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._slots = threading.Lock()
@@ -109,7 +111,9 @@ class Runner:
         self._stopping = False
         self._shortest: dict[str, float | None] = {}
         self._parked: set[str] = set()
-        self._ref_secret = secrets.token_bytes(16)
+        self._faults: dict[str, int] = {}  # job_id -> steps in a row that failed (a bug)
+        self._looked: dict[str, float] = {}  # job_id -> when its usage-log look last worked
+        self._ref_secret = _ref_secret(settings.data_dir)
         self._pool = ThreadPoolExecutor(settings.runner_workers, thread_name_prefix="kling-job")
         self._thread = threading.Thread(target=self._loop, name="kling-runner", daemon=True)
 
@@ -187,12 +191,21 @@ class Runner:
         return job
 
     def attach(self, job: Job, backend: Backend | None) -> None:
-        """Make sure an unfinished job is being run (a key typed again after a restart)."""
+        """Make sure an unfinished job is being run; ``backend`` brings back the key a job
+        was made with (typed again after a restart). A different key is refused: it would
+        pay for, or poll, someone else's jobs."""
         if job.final:
             return
         if backend is not None:
+            if backend.key_ref != job.key_ref:
+                raise errors.AuthenticationError(
+                    "This job was made with a different API key: enter the key it was made "
+                    "with to resume it."
+                )
             self._backends[job.key_ref] = backend
-        if job.key_ref in self._backends and job.job_id not in self._due:
+        with self._cond:
+            busy = job.job_id in self._due or job.job_id in self._running
+        if job.key_ref in self._backends and not busy:
             if job.job_id in self._parked:  # a resume: fresh tries
                 self._parked.discard(job.job_id)
                 self._tries.pop(job.job_id, None)
@@ -255,37 +268,63 @@ class Runner:
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
+            job_id = self._next_due()
+            if job_id is None:
+                return
+            try:
+                self._pool.submit(self._step, job_id)
+            except RuntimeError:  # the pool was shut down: the runner is stopping
+                return
+
+    def _next_due(self) -> str | None:
+        """Wait for the next due job; one step a job at a time (a job whose step is still
+        under way is looked at again a moment later). None when stopping."""
+        with self._cond:
+            while True:
                 while not self._stopping and (
                     not self._heap or self._heap[0][0] > time.monotonic()
                 ):
                     wait = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(timeout=wait)
                 if self._stopping:
-                    return
+                    return None
                 due, _, job_id = heapq.heappop(self._heap)
                 if self._due.get(job_id) != due:
                     continue  # rescheduled since, or finished
+                if job_id in self._running:
+                    again = time.monotonic() + 0.05
+                    self._due[job_id] = again
+                    heapq.heappush(self._heap, (again, next(self._seq), job_id))
+                    continue
                 del self._due[job_id]
-            self._pool.submit(self._step, job_id)
+                self._running.add(job_id)
+                return job_id
 
     def _step(self, job_id: str) -> None:
-        job = self.ledger.get(job_id)
-        if job is None or job.final:
-            self._forget(job_id)
-            return
-        step = {
-            "queued_here": self._submit,
-            "submitting": self._lookup,  # found so after a crash: the outcome is unknown
-            "unknown": self._lookup,
-            "downloading": self._download,
-        }.get(job.state, self._poll)
         try:
+            job = self.ledger.get(job_id)
+            if job is None or job.final:
+                self._forget(job_id)
+                return
+            step = {
+                "queued_here": self._submit,
+                "submitting": self._lookup,  # found so after a crash: the outcome is unknown
+                "unknown": self._lookup,
+                "downloading": self._download,
+            }.get(job.state, self._poll)
             step(job)
-        except Exception:  # a bug of ours: keep the job, try again later
+            self._faults.pop(job_id, None)
+        except Exception:  # a bug of ours, or the disk: keep the job, try again later
             log.exception("runner: step for %s failed", job_id)
+            faults = self._faults.get(job_id, 0) + 1
+            self._faults[job_id] = faults
+            if faults == 3:
+                with contextlib.suppress(Exception):
+                    self.ledger.note(job_id, STUCK)
             self._schedule(job_id, 10 * self.settings.poll_interval)
         finally:
+            with self._cond:
+                self._running.discard(job_id)
             self._changed()
 
     def _park(self, job_id: str) -> None:
@@ -298,8 +337,10 @@ class Runner:
         return job_id in self._parked
 
     def _forget(self, job_id: str) -> None:
-        for store in (self._requests, self._urls, self._tries, self._due):
+        for store in (self._requests, self._urls, self._tries, self._looked):
             store.pop(job_id, None)
+        with self._cond:
+            self._due.pop(job_id, None)
         self._pending_file(job_id).unlink(missing_ok=True)
 
     def _client(self, job: Job) -> AIMLClient:
@@ -321,15 +362,24 @@ class Runner:
             self._end(job, "not_created", "The image of this item was lost before it was sent.")
             return
         with self._slots:
-            if self._active(job.key_ref) >= self.settings.max_active_per_key:
+            active = self._active(job.key_ref)
+            if active >= self.settings.max_active_per_key:
+                waiting = (
+                    f"Waiting for a free slot: {active} jobs of this API key are at the vendor."
+                )
+                if job.message != waiting:
+                    self.ledger.note(job.job_id, waiting)
                 self._schedule(job.job_id, self.settings.poll_interval)
                 return
-            self.ledger.transition(job.job_id, "submitting", at=self._clock())
+            now = self._clock()
+            self.ledger.transition(job.job_id, "submitting", at=now, sent_at=now, message="")
         self._changed()
         try:
             response = self._client(job).create_generation(request, client_request_id=job.job_id)
         except (errors.RateLimitError, errors.ServerError) as exc:  # turned away: not created
-            self.ledger.transition(job.job_id, "queued_here", message=exc.user_message)
+            self.ledger.transition(
+                job.job_id, "queued_here", message=f"{exc.base_message} {TURNED_AWAY}"
+            )
             self._schedule(
                 job.job_id, min(self.settings.retry_after_cap, 5 * self.settings.poll_interval)
             )
@@ -356,47 +406,63 @@ class Runner:
         self._schedule(job.job_id, self._poll_delay(self.ledger.get(job.job_id) or job))
 
     def _active(self, key_ref: str) -> int:
+        """Jobs of this key at the vendor, not counting those paused for their owner."""
         return sum(
-            1 for j in self.ledger.unfinished() if j.key_ref == key_ref and j.state in AT_VENDOR
+            1
+            for j in self.ledger.unfinished()
+            if j.key_ref == key_ref and j.state in AT_VENDOR and j.job_id not in self._parked
         )
 
     # --- a lost create --------------------------------------------------------------------
 
     def _lookup(self, job: Job) -> None:
-        """Find a create whose answer was lost in the vendor's usage log, by our id."""
+        """Find a create whose answer was lost in the vendor's usage log, by our id.
+
+        It is called not created only when looks that worked span ``lookup_window`` from the
+        moment the create was sent: a lagging log or an unreachable one never decides it."""
         tries = self._tries.get(job.job_id, 0) + 1
         self._tries[job.job_id] = tries
         if job.state == "submitting":  # a crash between writing the row and the answer
-            self.ledger.transition(
+            job = self.ledger.transition(
                 job.job_id, "unknown", message=errors.OutcomeUnknown().user_message
             )
-        found = None
         try:
             found = self._client(job).find_in_logs(job.job_id)
         except errors.KlingUIError as exc:
             log.info("usage log lookup for %s failed: %s", job.job_id, type(exc).__name__)
-        if found:
-            self.ledger.transition(
-                job.job_id,
-                "submitted",
-                at=self._clock(),
-                generation_id=found,
-                recovered=True,
-                message="Recovered: the create's answer was lost, but the API's usage log shows "
-                "the job was made. It carries on; nothing was sent twice.",
-            )
-            self._tries.pop(job.job_id, None)
-            self._schedule(job.job_id, 0.0)
+            self.ledger.note(job.job_id, f"{LOOKING} (The usage log could not be read just now.)")
+            self._schedule(job.job_id, min(LOOKUP_FIRST_WAIT * 2 ** (tries - 1), 30.0))
             return
-        if self._clock() - (job.submitted_at or job.created_at) > self.settings.lookup_window:
+        if found:
+            self._recovered(job, found)
+            return
+        self._looked[job.job_id] = self._clock()
+        sent = job.sent_at if job.sent_at is not None else job.created_at
+        if self._looked[job.job_id] - sent > self.settings.lookup_window:
             self._end(job, "not_created", NOT_FOUND_IN_LOG, reason="not created")
             return
-        self.ledger.note(
-            job.job_id,
-            "The create's answer was lost; looking for the job in the API's usage log "
-            f"(look {tries}). Nothing will be sent twice.",
-        )
+        self.ledger.note(job.job_id, f"{LOOKING} (look {tries})")
         self._schedule(job.job_id, min(LOOKUP_FIRST_WAIT * 2 ** (tries - 1), 30.0))
+
+    def _recovered(self, job: Job, generation_id: str) -> None:
+        """The lost create was found: carry on with it (merging a row that adopted the same
+        id by hand meanwhile, so the vendor's id stays one job)."""
+        other = self.ledger.find(generation_id)
+        if other is not None and other.job_id != job.job_id:
+            self.ledger.forget(other.job_id)
+            self._forget(other.job_id)
+            self._parked.discard(other.job_id)
+        self.ledger.transition(
+            job.job_id,
+            "submitted",
+            at=self._clock(),
+            generation_id=generation_id,
+            recovered=True,
+            message="Recovered: the create's answer was lost, but the API's usage log shows "
+            "the job was made. It carries on; nothing was sent twice.",
+        )
+        self._tries.pop(job.job_id, None)
+        self._schedule(job.job_id, 0.0)
 
     # --- polling --------------------------------------------------------------------------
 
@@ -462,9 +528,9 @@ class Runner:
         if status.phase in ("queued", "generating"):
             words = {"queued": "Queued at the vendor, waiting for a worker.",
                      "generating": "Generating the video."}  # fmt: skip
-            job = self.ledger.transition(
-                job.job_id, status.phase, at=now, message=words[status.phase], **changes
-            )
+            phase = "generating" if job.state == "generating" else status.phase  # never back
+            job = self.ledger.transition(job.job_id, phase, at=now, message=words[phase], **changes)
+
         else:
             shown = status.status or "(none)"
             self.ledger.note(
@@ -541,6 +607,15 @@ class Runner:
         return request
 
 
+LOOKING = (
+    "The create's answer was lost; looking for the job in the API's usage log by this job's "
+    "own id. Nothing will be sent twice."
+)
+TURNED_AWAY = "Nothing was created; this job waits its turn here and is sent again shortly."
+STUCK = (
+    "Something went wrong on our side while running this job; it is kept and tried again "
+    "every few seconds."
+)
 NOT_FOUND_IN_LOG = (
     "The create's answer was lost and the API's usage log never showed the job, so it was "
     "not created. Requests that fail are not charged. If your AIML API dashboard shows it all "
@@ -550,6 +625,23 @@ EXPIRED = (
     "The video could not be fetched before its link expired at the vendor. Check your AIML "
     "API dashboard; failed generations are not charged."
 )
+
+
+def _ref_secret(data_dir: Path) -> bytes:
+    """The secret that names typed keys (``key_ref``), kept so that a key typed again after a
+    restart is known as the same one. It names keys; it is none of them."""
+    path = Path(data_dir) / "key-ref-secret"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_bytes(16)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value.hex())
+        os.replace(tmp, path)
+        return value
 
 
 def _reason(exc: errors.KlingUIError) -> str:

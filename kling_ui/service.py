@@ -235,11 +235,22 @@ class GenerationService:
         if job is None:
             check_new_generation_id(raw)
             job = self.runner.adopt(raw, self.backend_for(api_key))
-        elif not job.final and ((api_key or "").strip() or not self.runner.has_key(job.key_ref)):
-            self.runner.attach(job, self.backend_for(api_key, recorded=job.backend))
-        else:
-            self.runner.attach(job, None)
+        elif not job.final:
+            self.runner.attach(job, self._key_to_bring(job, api_key))
         yield from self.follow(job.job_id)
+
+    def _key_to_bring(self, job: Job, api_key: str | None) -> Backend | None:
+        """The key a resume brings back: only a typed one, only for a job made with a typed
+        key that this process no longer holds (after a restart). The server's key is never
+        swapped for a typed one, nor the other way round."""
+        if not job.key_ref.startswith("typed:") or self.runner.has_key(job.key_ref):
+            return None
+        if not (api_key or "").strip():
+            raise errors.AuthenticationError(
+                "This job was made with an API key typed in the page, which is never stored: "
+                "enter it again to resume the job."
+            )
+        return self.backend_for(api_key, recorded=job.backend)
 
     def status(self, any_id: str) -> dict[str, Any]:
         """One snapshot of a job, for programs: never waits."""

@@ -114,3 +114,12 @@ def test_many_threads_can_write_at_once(tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and len(ledger.recent(limit=500)) == 160
+
+
+def test_a_create_under_way_cannot_be_entered_twice(tmp_path):
+    """Two steps racing to send one job: the second is refused by the ledger, not sent."""
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    job = add(ledger)
+    ledger.transition(job.job_id, "submitting")
+    with pytest.raises(IllegalTransition):
+        ledger.transition(job.job_id, "submitting")

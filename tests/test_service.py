@@ -278,3 +278,42 @@ def test_a_young_job_is_polled_sparsely_then_every_interval(simulator, tmp_path,
 def _polls_for(simulator, gid: str) -> list[float]:
     return [r.time for r in simulator.requests if r.method == "GET"
             and r.query.get("generation_id") == gid]  # fmt: skip
+
+
+def test_a_typed_key_job_resumes_only_with_its_own_key_after_a_restart(simulator, tmp_path, photo):
+    settings = Settings(base_url=simulator.url, data_dir=tmp_path / "d", poll_interval=0.05)
+    simulator.script_outcome("never")
+    first = GenerationService(settings)
+    updates = first.generate(photo, "Mine.", api_key="sk-typed-owner-key-1")
+    gid = next(u for u in updates if ":" in u.generation_id).generation_id
+    updates.close()
+    first.close()  # a restart: the typed key is gone with the process
+    again = GenerationService(settings)
+    try:
+        assert again.status(gid)["state"] in ("submitted", "queued", "generating")
+        with pytest.raises(errors.AuthenticationError, match="enter it again"):
+            run(again.resume(gid, api_key=""))
+        with pytest.raises(errors.AuthenticationError, match="different API key"):
+            run(again.resume(gid, api_key="sk-someone-else-9"))
+        simulator.complete_now(gid)
+        assert run(again.resume(gid, api_key="sk-typed-owner-key-1"))[-1].phase == "completed"
+        assert simulator.creates == 1
+    finally:
+        again.close()
+
+
+def test_jobs_paused_for_their_owner_hold_no_slot(simulator, tmp_path, photo):
+    settings = Settings(
+        base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "d", poll_interval=0.05,
+        max_active_per_key=2,
+    )  # fmt: skip
+    simulator.script_poll(Fault.status(401), Fault.status(401))
+    simulator.script_outcome("never", "never")
+    service = GenerationService(settings)
+    try:
+        paused = [run(service.generate(photo, f"P{n}."))[-1] for n in range(2)]
+        assert [p.phase for p in paused] == ["paused", "paused"]
+        last = run(service.generate(photo, "Goes through."))[-1]
+        assert last.phase == "completed"
+    finally:
+        service.close()
