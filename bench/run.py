@@ -33,6 +33,7 @@ BENCHMARKS = {
     "users": "bench_users",
     "download": "bench_download",
     "startup": "bench_startup",
+    "runner": "bench_runner",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 
