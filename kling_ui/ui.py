@@ -360,9 +360,12 @@ class Handlers:
             log.exception("batch failed unexpectedly")
             return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
 
-    def batch_view(self, result: Any) -> tuple[Any, Any, str]:
-        """The batch as a table, whether to keep refreshing it, and its progress ("2/5")."""
+    def batch_view(self, result: Any) -> tuple[Any, Any, str, str]:
+        """The batch as a table, whether to keep refreshing it, its progress ("2/5"), and a
+        line of words (what was queued, or why nothing was)."""
         result = result if isinstance(result, dict) else {}
+        if result.get("error"):
+            return gr.update(value=[]), gr.Timer(active=False), "", f"⚠ {result['error']}"
         jobs = {j.job_id: j for j in self.service.batch_jobs(str(result.get("batch_id") or ""))}
         rows, done = [], 0
         for item in result.get("items") or []:
@@ -375,9 +378,10 @@ class Handlers:
                          phase, job.shown_id, job.message[:120]])  # fmt: skip
         running = bool(rows) and done < len(rows)
         progress = f"{done}/{len(rows)}" if rows else ""
-        return gr.update(value=rows), gr.Timer(active=running), progress
+        note = f"{len(rows)} videos queued; {done} ended." if rows else ""
+        return gr.update(value=rows), gr.Timer(active=running), progress, note
 
-    def cancel_waiting(self, result: Any) -> tuple[Any, Any, str]:
+    def cancel_waiting(self, result: Any) -> tuple[Any, Any, str, str]:
         """Cancel the batch's items not yet sent; the others go on."""
         result = result if isinstance(result, dict) else {}
         for job in self.service.batch_jobs(str(result.get("batch_id") or "")):
@@ -657,6 +661,7 @@ class BatchPanel:
     cancel: Any
     timer: Any
     progress: Any
+    note: Any
 
 
 def _batch_panel() -> BatchPanel:
@@ -678,7 +683,8 @@ def _batch_panel() -> BatchPanel:
         with gr.Row():
             queue = gr.Button("Queue the batch", variant="primary", elem_id="batch-queue")
             cancel = gr.Button("Cancel items not yet sent", elem_id="batch-cancel")
-        result = gr.JSON(label="Queued", elem_id="batch-result")
+        note = gr.Markdown(elem_id="batch-note")
+        result = gr.JSON(visible=False, elem_id="batch-result")  # the /batch answer, kept
         table = gr.Dataframe(
             headers=["Image", "Prompt", "Take", "State", "Id", "Message"],
             interactive=False,
@@ -687,7 +693,7 @@ def _batch_panel() -> BatchPanel:
         )
         progress = gr.Textbox(visible=False, elem_id="batch-progress")
         timer = gr.Timer(2.0, active=False)
-    return BatchPanel(images, prompts, takes, queue, result, table, cancel, timer, progress)
+    return BatchPanel(images, prompts, takes, queue, result, table, cancel, timer, progress, note)
 
 
 def _examples(form: Form) -> None:
@@ -844,7 +850,7 @@ def _wire_form(handlers: Handlers, form: Form) -> None:
 
 def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel) -> None:
     """The batch: queued at once (the ``/batch`` API), then a table that follows it."""
-    views = [batch.table, batch.timer, batch.progress]
+    views = [batch.table, batch.timer, batch.progress, batch.note]
     batch.queue.click(
         handlers.batch,
         inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,

@@ -523,3 +523,17 @@ def test_the_tab_title_follows_a_job_and_a_notice_says_it_is_done(live, sim, bro
         assert page.evaluate("window.__notices") == ["Your video is done."]
     finally:
         context.close()
+
+
+def test_a_bad_batch_is_explained_in_the_page_and_nothing_is_sent(live, sim, page, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (200, 200), (10, 10, 10)).save(tiny)
+    open_page(page, live.url)
+    page.get_by_text("Batch: many images, many prompts").click()
+    page.locator("#batch-images input[type=file]").set_input_files([tiny])
+    page.locator("#batch-prompts textarea").fill("Anything.")
+    page.locator("#batch-queue").click()
+    note = page.locator("#batch-note")
+    expect(note).to_contain_text("Image 1")
+    expect(note).to_contain_text("300")
+    assert sim.creates == 0

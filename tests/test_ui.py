@@ -203,3 +203,52 @@ def test_browser_secret_is_made_once_and_kept(tmp_path):
     from_env = settings_from_env({"KLING_UI_BROWSER_SECRET": "from-env"}, data_dir=tmp_path)
     assert browser_secret(from_env) == "from-env"
     assert "from-env" not in repr(from_env)
+
+
+def test_a_batch_from_the_page_is_queued_followed_and_cancelled(page, photo, simulator):
+    simulator.script_outcome(*["never"] * 8)
+    result = page.batch([photo, photo], "One.\nTwo.", "", 5, False, 2, "")
+    assert len(result["items"]) == 8 and "error" not in result
+    table, timer, progress, note = page.batch_view(result)
+    assert len(table["value"]) == 8 and progress.endswith("/8") and "8 videos queued" in note
+    assert timer.active
+    deadline = time.monotonic() + 10
+    while len(simulator.jobs) < 3:  # the per-key limit (3) lets three go
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    table, timer, progress, _ = page.cancel_waiting(result)
+    states = [row[3] for row in table["value"]]
+    assert states.count("cancelled") == 5, states
+    for gid in list(simulator.jobs):
+        simulator.complete_now(gid)
+    deadline = time.monotonic() + 20
+    while page.batch_view(result)[2] != "8/8":
+        assert time.monotonic() < deadline, page.batch_view(result)[0]
+        time.sleep(0.1)
+    assert not page.batch_view(result)[1].active  # nothing left to follow
+    assert page.status(result["items"][0]["job_id"])["state"] == "done"
+    assert simulator.creates == 3
+
+
+@pytest.mark.parametrize(
+    "images, prompts, takes, words",
+    [
+        ([], "One.", 1, "at least one image"),
+        (["photo"], "  \n ", 1, "one prompt per line"),
+        (["photo"], "One.", 5, "Takes must be 1 to 4"),
+        (["photo"], "One.\n" + "x" * 2501, 1, "Prompt line 2"),
+        (["photo"] * 13, "a\nb", 2, "the most at once is 48"),
+    ],
+)
+def test_a_bad_batch_is_refused_whole_with_words(page, photo, simulator, images, prompts, takes,
+                                                 words):  # fmt: skip
+    images = [photo if i == "photo" else i for i in images]
+    result = page.batch(images, prompts, "", 5, True, takes, "")
+    assert result["items"] == [] and words in result["error"], result
+    assert page.batch_view(result)[3].startswith("⚠")
+    assert simulator.creates == 0 and page.service.ledger.recent() == []
+
+
+def test_status_of_an_unknown_id_says_so(page):
+    assert "error" in page.status("27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
+    assert "Paste" in page.status("")["error"]
