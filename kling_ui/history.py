@@ -27,6 +27,7 @@ generation id) are copied in on open. Imports nothing from the rest of the packa
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -177,6 +178,8 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(mode=0o600, exist_ok=True)
+        os.chmod(self.path, 0o600)  # prompts and ids: for the app's user only
         self._lock = threading.Lock()
         with self._lock:
             db = self._connect()

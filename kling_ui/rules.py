@@ -34,6 +34,13 @@ def _has_control_chars(text: str) -> bool:
 
 
 def _check_text(text: str, name: str) -> str:
+    if any(unicodedata.category(ch) == "Cs" for ch in text):
+        # A lone UTF-16 surrogate (from a broken paste or a program) can't be encoded: it
+        # could be neither sent nor kept in the ledger.
+        raise errors.InputError(
+            f"The {name} contains a broken character (a lone surrogate, often left by a bad "
+            "copy and paste). Retype that part and try again."
+        )
     if _has_control_chars(text):
         raise errors.InputError(
             f"The {name} contains control characters (such as NUL). Remove them and try again."

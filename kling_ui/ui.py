@@ -34,7 +34,7 @@ from gradio.data_classes import FileData
 
 from . import errors
 from .config import Settings
-from .images import prepare_image
+from .images import MAX_INPUT_BYTES, prepare_image
 from .jobs import Progress
 from .rules import MAX_PROMPT_CHARS
 from .service import DEMO, STATE_PHASE, GenerationService
@@ -453,7 +453,8 @@ class Handlers:
             ids = json.loads(pending or "[]")
         except ValueError:
             ids = []
-        for gid in ids if isinstance(ids, list) else []:
+        # At most as many as the history keeps: a huge list is not worth the server's time.
+        for gid in ids[:HISTORY_LIMIT] if isinstance(ids, list) else []:
             if isinstance(gid, str) and len(gid) <= 200:
                 self._add(history, gid, known_only=False)
         return history, *self._views(history, tz), tz
@@ -909,6 +910,8 @@ def launch_options(service: GenerationService) -> dict[str, Any]:
         "js": HEIC_JS,
         "allowed_paths": [str(service.settings.videos_dir.resolve())],
         "run_history": False,
+        # Gradio refuses bigger uploads before storing them (the image check allows 50 MB).
+        "max_file_size": f"{MAX_INPUT_BYTES // 1024**2 + 1}mb",
     }
 
 

@@ -148,3 +148,45 @@ def test_a_public_space_is_not_spent_by_anonymous_callers(simulator, photo, tmp_
         )
     finally:
         app.stop()
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_lone_surrogate_is_refused_in_words_and_nothing_is_sent(live_app, photo, field):
+    """Raw JSON, as a script would send it ("\\ud800" can't even be encoded by most clients):
+    refused before anything is written or sent."""
+    import json
+
+    import requests
+
+    base = live_app.url.rstrip("/") + "/gradio_api"
+    rows_before = len(live_app.service.ledger.recent(10_000))
+    with open(photo, "rb") as f:
+        (path,) = requests.post(f"{base}/upload", files={"files": f}, timeout=30).json()
+    image = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    fields = {"prompt": "A cat naps.", "negative_prompt": ""}
+    fields[field] += " \ud800"
+    body = json.dumps(
+        {"data": [image, fields["prompt"], fields["negative_prompt"], 5, True, ""]},
+        ensure_ascii=True,  # the lone surrogate travels as the escape "\ud800"
+    )
+    event = requests.post(
+        f"{base}/call/generate", data=body, headers={"Content-Type": "application/json"},
+        timeout=30,
+    ).json()["event_id"]  # fmt: skip
+    stream = requests.get(f"{base}/call/generate/{event}", timeout=60).text
+    assert "broken character" in stream and "Retype" in stream, stream
+    assert "went wrong on our side" not in stream
+    assert live_app.sim.creates == 0
+    assert len(live_app.service.ledger.recent(10_000)) == rows_before
+
+
+def test_an_upload_far_over_the_image_limit_is_refused_before_it_is_kept(live_app, tmp_path):
+    import requests
+
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(b"\xff\xd8\xff" + bytes(60 * 1024 * 1024))
+    with big.open("rb") as f:
+        response = requests.post(
+            live_app.url.rstrip("/") + "/gradio_api/upload", files={"files": f}, timeout=60
+        )
+    assert response.status_code == 413, (response.status_code, response.text[:200])

@@ -123,3 +123,9 @@ def test_a_create_under_way_cannot_be_entered_twice(tmp_path):
     ledger.transition(job.job_id, "submitting")
     with pytest.raises(IllegalTransition):
         ledger.transition(job.job_id, "submitting")
+
+
+def test_the_ledger_is_for_the_apps_user_only(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    add(ledger)
+    assert (tmp_path / "l.sqlite3").stat().st_mode & 0o077 == 0

@@ -252,3 +252,11 @@ def test_a_bad_batch_is_refused_whole_with_words(page, photo, simulator, images,
 def test_status_of_an_unknown_id_says_so(page):
     assert "error" in page.status("27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
     assert "Paste" in page.status("")["error"]
+
+
+def test_restore_takes_at_most_a_history_of_ids(page):
+    import json
+
+    many = json.dumps([f"kui-{n:032x}" for n in range(5000)])
+    history, *_ = page.restore(many, "UTC|0", [])
+    assert len(history) == 100
