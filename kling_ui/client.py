@@ -18,13 +18,17 @@ parsed into our types in ``jobs.py``. Imports: ``config``, ``errors`` and ``rule
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -417,10 +421,17 @@ def _check_video_response(response: requests.Response, cap: int) -> int | None:
     return size
 
 
-def _copy_video(response: requests.Response, out: BinaryIO, cap: int) -> tuple[int, bytes]:
-    """Stream the body to ``out``, checking the MP4 header early and the cap as it goes."""
+def _copy_video(
+    response: requests.Response, out: BinaryIO, cap: int, deadline: float
+) -> tuple[int, bytes]:
+    """Stream the body to ``out``, checking the MP4 header early, the cap and the total time
+    (a host that drips bytes never holds a worker for good) as it goes."""
     size, head = 0, b""
     for chunk in response.iter_content(chunk_size=256 * 1024):
+        if time.monotonic() > deadline:
+            raise errors.DownloadError(
+                "The video download took too long and was stopped. Resume the job to try again."
+            )
         if len(head) < 12:
             head += chunk[:12]
             if len(head) >= 12 and not _looks_like_mp4(head):
@@ -434,17 +445,81 @@ def _copy_video(response: requests.Response, out: BinaryIO, cap: int) -> tuple[i
     return size, head
 
 
-def _fetch_video(url: str, out: BinaryIO, settings: Settings, session: requests.Session) -> None:
-    cap = settings.max_video_bytes
+_NOT_A_VIDEO_HOST = (
+    "The API gave a video address this app won't fetch from (it must be a public http(s) "
+    "address). Nothing was downloaded; check your AIML API dashboard for the video."
+)
+MAX_REDIRECTS = 5
+
+
+def _addresses(host: str, port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """What ``host`` resolves to (nothing when it doesn't)."""
     try:
-        with session.get(
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+
+
+def _is_public(host: str, port: int) -> bool:
+    """True when ``host`` resolves, and only to public addresses (no loopback, private,
+    link-local, reserved or multicast one)."""
+    addresses = _addresses(host, port)
+    return bool(addresses) and all(a.is_global for a in addresses)
+
+
+def _local_api(settings: Settings) -> bool:
+    """The API itself is on this machine or a private network (the simulator, a test rig):
+    then its videos may be too."""
+    parts = urlsplit(settings.base_url)
+    addresses = _addresses(parts.hostname or "", parts.port or 443) if parts.hostname else set()
+    return any(not a.is_global for a in addresses)
+
+
+def check_video_address(url: str, *, local_ok: bool) -> str:
+    """Refuse, with one text whatever the reason, a video address that isn't a public
+    http(s) one (unless the API itself is local). Returns the address."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.DownloadError(_NOT_A_VIDEO_HOST)
+    if not local_ok:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme != "https" or not _is_public(parts.hostname, port):
+            raise errors.DownloadError(_NOT_A_VIDEO_HOST)
+    return url
+
+
+def _open_video(url: str, settings: Settings, session: requests.Session) -> requests.Response:
+    """GET the video, following at most ``MAX_REDIRECTS`` redirects, each address checked
+    before it is asked (a hostile answer can't point us at this machine or its network)."""
+    local_ok = _local_api(settings)
+    for _ in range(MAX_REDIRECTS + 1):
+        check_video_address(url, local_ok=local_ok)
+        response = session.get(
             url,
             stream=True,
             timeout=(settings.connect_timeout, settings.download_timeout),
             headers={"Accept": "video/mp4,*/*"},
-        ) as response:
+            allow_redirects=False,
+        )
+        location = response.headers.get("Location") if response.is_redirect else None
+        if not location:
+            return response
+        response.close()
+        url = urljoin(url, location)
+    raise errors.DownloadError(
+        "The video host sent too many redirects. Resume the job to try again."
+    )
+
+
+def _fetch_video(url: str, out: BinaryIO, settings: Settings, session: requests.Session) -> None:
+    cap = settings.max_video_bytes
+    try:
+        with _open_video(url, settings, session) as response:
             declared = _check_video_response(response, cap)
-            size, head = _copy_video(response, out, cap)
+            size, head = _copy_video(
+                response, out, cap, time.monotonic() + settings.download_total_timeout
+            )
     except requests.RequestException as exc:
         log.warning("download failed (%s)", type(exc).__name__)
         raise errors.DownloadError(
@@ -463,7 +538,7 @@ def download_video(
 
     The session used has no Authorization header: neither the CDN nor a redirect target
     ever sees the key."""
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+    if not isinstance(url, str) or not url.strip():
         raise errors.DownloadError("The API returned no usable video address.")
     session = (sessions or Sessions.for_settings(settings)).download
     dest = Path(dest)

@@ -66,7 +66,8 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     create_read_timeout: float = 120.0
-    download_timeout: float = 120.0
+    download_timeout: float = 120.0  # between two reads
+    download_total_timeout: float = 600.0  # for the whole video
     max_video_bytes: int = 500 * 1024 * 1024
     poll_retries: int = 6
     retry_after_cap: float = 30.0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -361,3 +363,41 @@ def test_download_over_the_cap_is_refused(simulator, tmp_path):
 def test_download_of_a_non_url_is_refused(tmp_path):
     with pytest.raises(errors.DownloadError):
         download_video("", tmp_path / "x.mp4", Settings(), Sessions.for_settings(Settings()))
+
+
+# A real vendor's API is public; its videos must be too. (No address in this file is ever
+# contacted: each is refused before a connection is made.)
+PUBLIC_API = "https://api.aimlapi.com"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/files/x.mp4",  # this machine (the simulator is listening)
+        "https://localhost:{port}/files/x.mp4",
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "https://10.0.0.7/video.mp4",  # a private network
+        "https://[::1]:{port}/files/x.mp4",
+        "ftp://cdn.example/video.mp4",
+        "file:///etc/passwd",
+        "https://no-such-host.invalid/video.mp4",  # doesn't resolve: not known to be public
+    ],
+)
+def test_a_video_address_off_the_public_internet_is_refused_unvisited(simulator, tmp_path, url):
+    settings = fast_settings(simulator.url).with_(base_url=PUBLIC_API)
+    with pytest.raises(errors.DownloadError) as caught:
+        download_video(url.format(port=urlsplit(simulator.url).port), tmp_path / "v.mp4", settings)
+    assert caught.value.user_message.startswith("The API gave a video address this app won't")
+    assert simulator.requests_to("/files/") == []  # nothing was asked
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_that_drips_is_stopped_at_the_total_time_limit(simulator, client, tmp_path):
+    url = finished_video_url(simulator, client)
+    simulator.script_download(DownloadFault.slow(5))
+    slow = AIMLClient(KEY, client.settings.with_(download_total_timeout=1.0))
+    started = time.monotonic()
+    with pytest.raises(errors.DownloadError, match="took too long"):
+        slow.download_video(url, tmp_path / "out.mp4")
+    assert time.monotonic() - started < 4
+    assert list(tmp_path.iterdir()) == []
