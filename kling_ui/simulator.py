@@ -38,6 +38,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -271,7 +272,11 @@ class Simulator:
         clock=time.monotonic,
         log_lag: float = 0.0,
         max_active_per_key: int | None = None,
+        control_token: str | None = None,
     ) -> None:
+        # When set, the /__sim__/ scripting and request log answer only to a caller sending
+        # it as X-Sim-Token (demo mode sets one: no other local process may script it).
+        self.control_token = control_token
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -928,6 +933,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         self._record(body if isinstance(body, dict) else None)
         if path.startswith("/__sim__/"):
+            if not self._controller():
+                return self._send_error(403, "Forbidden")
             return self._admin(path, body)
         if path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot POST {path}")
@@ -972,6 +979,8 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/files/"):
             return self._serve_video(parts.path, record.query)
         if parts.path == "/__sim__/requests":
+            if not self._controller():
+                return self._send_error(403, "Forbidden")
             return self._send_json(200, self.sim.recorded_requests())
         if parts.path == LOGS_PATH:
             return self._logs(parts.query)
@@ -1000,6 +1009,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             return self._send_error(400, str(exc))
         self._send_json(200, page)
+
+    def _controller(self) -> bool:
+        """The caller may script the simulator and read its log (always, without a token)."""
+        token = self.sim.control_token
+        return token is None or hmac.compare_digest(self.headers.get("X-Sim-Token", ""), token)
 
     def _admin(self, path: str, body: Any) -> None:
         sim = self.sim
@@ -1154,7 +1168,11 @@ class DemoSimulator:
         with self._lock:
             if self._sim is None:
                 self._sim = Simulator(
-                    host="127.0.0.1", port=0, schedule=self._schedule, state_path=self._state_path
+                    host="127.0.0.1",
+                    port=0,
+                    schedule=self._schedule,
+                    state_path=self._state_path,
+                    control_token=uuid.uuid4().hex,
                 ).start()
                 log.info("demo mode: simulator listening on %s", self._sim.url)
             return self._sim.url

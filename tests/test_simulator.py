@@ -838,3 +838,35 @@ def test_state_file_without_a_usage_log_still_loads(tmp_path):
     with Simulator(state_path=state) as sim:
         assert sim.job("g")["status"] == "completed"
         assert rows(sim) == [] and sim.peak_active("any-key") == 0
+
+
+def test_demo_modes_simulator_answers_its_scripting_only_to_the_app(tmp_path):
+    """Any local process can reach the demo simulator's port: its scripting and request log
+    need the per-process token; its API works as before."""
+    import requests
+
+    from kling_ui.simulator import DemoSimulator
+
+    demo = DemoSimulator(tmp_path, (0.1, 0.2))
+    try:
+        url = demo.base_url()
+        token = demo._sim.control_token
+        assert token and len(token) >= 32
+        script = {"create": [{"kind": "status", "code": 500}]}
+        assert requests.post(f"{url}/__sim__/script", json=script, timeout=5).status_code == 403
+        assert requests.get(f"{url}/__sim__/requests", timeout=5).status_code == 403
+        assert requests.post(f"{url}/__sim__/reset", timeout=5).status_code == 403
+        wrong = {"X-Sim-Token": "0" * len(token)}
+        assert requests.get(f"{url}/__sim__/requests", headers=wrong, timeout=5).status_code == 403
+        right = {"X-Sim-Token": token}
+        assert requests.get(f"{url}/__sim__/requests", headers=right, timeout=5).status_code == 200
+        created = requests.post(
+            f"{url}/v2/video/generations",
+            json={"model": "klingai/video-v2-6-pro-image-to-video", "prompt": "x",
+                  "image_url": "https://example.com/a.jpg"},
+            headers={"Authorization": f"Bearer {demo.key}"},
+            timeout=5,
+        )  # fmt: skip
+        assert created.status_code == 200  # the refused script never took effect
+    finally:
+        demo.stop()
