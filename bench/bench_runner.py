@@ -112,6 +112,36 @@ def _reset_peak() -> bool:
         return False
 
 
+def _start_measuring() -> tuple[Sampler, dict[str, Any]]:
+    """A sampler of threads and memory, and the process's figures before the jobs."""
+    gc.collect()
+    sampler = Sampler()
+    time.sleep(0.1)
+    base = {
+        "base_threads": threading.active_count(),
+        "base_os_threads": _own_status("Threads"),
+        "rss_before_kb": _own_status("VmRSS"),
+        "reset": _reset_peak(),
+    }
+    return sampler, base
+
+
+def _measured(
+    mode: str, sampler: Sampler, hwm: int, base: dict[str, Any], added: float, jobs: list
+) -> dict[str, Any]:
+    """One way of watching's figures (``sampler`` stopped, ``hwm`` read when the jobs ended)."""
+    reset = base.pop("reset")
+    return {
+        "mode": mode,
+        **base,
+        "peak_threads": sampler.peak_threads,
+        "peak_os_threads": sampler.peak_os_threads,
+        "peak_rss_kb": max(sampler.peak_rss_kb, hwm if reset else 0),
+        "added_s": added,
+        "jobs": jobs,
+    }
+
+
 def _watch_with_runner(url: str, n: int, poll: float, folder: Path, deadline: float) -> dict:
     from kling_ui.config import Settings
     from kling_ui.rules import GenerationRequest
@@ -120,13 +150,7 @@ def _watch_with_runner(url: str, n: int, poll: float, folder: Path, deadline: fl
     settings = Settings(
         api_key=KEY, base_url=url, data_dir=folder, poll_interval=poll, max_active_per_key=1000
     )
-    gc.collect()
-    sampler = Sampler()
-    time.sleep(0.1)
-    base_threads = threading.active_count()
-    base_os_threads = _own_status("Threads")
-    rss_before = _own_status("VmRSS")
-    reset = _reset_peak()
+    sampler, base = _start_measuring()
     service = GenerationService(settings)
     try:
         backend = service.backend_for(None)
@@ -151,17 +175,7 @@ def _watch_with_runner(url: str, n: int, poll: float, folder: Path, deadline: fl
             })  # fmt: skip
     finally:
         service.close()
-    return {
-        "mode": "ours",
-        "base_threads": base_threads,
-        "base_os_threads": base_os_threads,
-        "peak_threads": sampler.peak_threads,
-        "peak_os_threads": sampler.peak_os_threads,
-        "rss_before_kb": rss_before,
-        "peak_rss_kb": max(sampler.peak_rss_kb, hwm if reset else 0),
-        "added_s": added,
-        "jobs": jobs,
-    }
+    return _measured("ours", sampler, hwm, base, added, jobs)
 
 
 def _watch_thread_per_job(url: str, n: int, poll: float, folder: Path, deadline: float) -> dict:
@@ -171,13 +185,7 @@ def _watch_thread_per_job(url: str, n: int, poll: float, folder: Path, deadline:
     from kling_ui.rules import GenerationRequest
 
     settings = Settings(api_key=KEY, base_url=url, data_dir=folder, poll_interval=poll)
-    gc.collect()
-    sampler = Sampler()
-    time.sleep(0.1)
-    base_threads = threading.active_count()
-    base_os_threads = _own_status("Threads")
-    rss_before = _own_status("VmRSS")
-    reset = _reset_peak()
+    sampler, base = _start_measuring()
     sessions = Sessions.for_settings(settings)
     jobs: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -214,17 +222,7 @@ def _watch_thread_per_job(url: str, n: int, poll: float, folder: Path, deadline:
         t.join(max(0.0, deadline - time.time()) + 5)
     sampler.stop()
     hwm = _own_status("VmHWM")
-    return {
-        "mode": "threads",
-        "base_threads": base_threads,
-        "base_os_threads": base_os_threads,
-        "peak_threads": sampler.peak_threads,
-        "peak_os_threads": sampler.peak_os_threads,
-        "rss_before_kb": rss_before,
-        "peak_rss_kb": max(sampler.peak_rss_kb, hwm if reset else 0),
-        "added_s": added,
-        "jobs": jobs,
-    }
+    return _measured("threads", sampler, hwm, base, added, jobs)
 
 
 def worker_main(argv: list[str]) -> None:

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
     "CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_key_state ON jobs (key_ref, state)",
 )
 
 # state -> the states it may be entered from.
@@ -85,7 +86,6 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 STATES = frozenset(ALLOWED) | {"queued_here"}
 FINAL = frozenset({"done", "failed", "not_created", "expired", "cancelled"})
-WAITING_HERE = frozenset({"queued_here"})
 AT_VENDOR = frozenset({"submitting", "unknown", "submitted", "queued", "generating"})
 # The first time each phase was seen; set once, never moved.
 PHASE_COLUMNS = {
@@ -164,9 +164,6 @@ class Job:
         elapsed = max(0.0, end - start)
         queued = max(0.0, min(start_gen, end) - start)
         return elapsed, queued, max(0.0, elapsed - queued)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 _COLUMNS = tuple(f.name for f in fields(Job))
@@ -329,6 +326,20 @@ class Ledger:
         return self._rows(
             f"SELECT * FROM jobs WHERE state NOT IN ({marks}) ORDER BY created_at", sorted(FINAL)
         )
+
+    def ids_in(self, states: Iterable[str], *, key_ref: str) -> set[str]:
+        """The ids of this key's jobs in these states (one indexed query, no rows built)."""
+        states = sorted(states)
+        marks = ",".join("?" * len(states))
+        db = self._connect()
+        try:
+            rows = db.execute(
+                f"SELECT job_id FROM jobs WHERE key_ref = ? AND state IN ({marks})",
+                [key_ref, *states],
+            ).fetchall()
+        finally:
+            db.close()
+        return {row[0] for row in rows}
 
     def batch(self, batch_id: str) -> list[Job]:
         return self._rows(

@@ -14,25 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import errors
-
 log = logging.getLogger(__name__)
 
 # The contract's statuses, plus the two the vendor's own sample treats as pending.
 PENDING_QUEUED = frozenset({"queued", "waiting"})
 PENDING_GENERATING = frozenset({"generating", "active", "processing", "in_progress"})
 
+# Where the vendor says a job is.
 Phase = Literal[
-    "submitted",  # the create returned an id
     "queued",
     "generating",
-    "unknown",  # a status the contract does not list: still watching
-    "retrying",  # a poll failed for a passing reason: still watching
-    "downloading",
-    "completed",  # the video is on our disk (or, without a download, at its URL)
-    "failed",  # the vendor failed it, or a permanent error ended the watch
-    "stopped",  # we stopped watching (deadline or the user): the job may go on
+    "completed",  # with a video address
+    "failed",
+    "unknown",  # a status the contract does not list (or "completed" without a video)
 ]
+# The page's words for a job that has ended, or that no one is watching any more (the rest
+# come from the ledger's states, in service.STATE_PHASE).
 FINAL_PHASES = frozenset(
     {"completed", "failed", "stopped", "refused", "not sent", "not created", "not found",
      "expired", "cancelled", "paused"}
@@ -105,17 +102,13 @@ class Progress:
     """One update about a job, as the page shows it."""
 
     generation_id: str
-    phase: Phase
+    phase: str  # the page's word: "waiting", "generating", "completed", "refused", ...
     message: str
-    vendor_status: str = ""
     elapsed: float = 0.0
     queued_for: float = 0.0
     generating_for: float = 0.0
     credits: float | None = None
-    polls: int = 0
-    video_url: str | None = field(default=None, repr=False)
     video_path: Path | None = None
-    error: errors.KlingUIError | None = field(default=None, repr=False)
     simulated: bool = False  # a demo job: its credits are what a real one would use
     job_id: str = ""  # our id for the job (the create's X-Client-Request-Id)
     recovered: bool = False  # the create's answer was lost, and the job found again
@@ -123,16 +116,3 @@ class Progress:
     @property
     def final(self) -> bool:
         return self.phase in FINAL_PHASES
-
-    @property
-    def resumable(self) -> bool:
-        """Worth resuming: the job may still finish, or its video can still be fetched."""
-        if self.phase == "stopped":
-            return True
-        if self.phase == "failed":
-            # A failed download, a wrong key or a lost connection can be retried by id;
-            # a job the vendor failed or does not know cannot.
-            return not isinstance(
-                self.error, (errors.GenerationFailed, errors.NotFoundError, errors.InputError)
-            )
-        return not self.final

@@ -129,13 +129,7 @@ class GenerationRequest:
         """Apply every rule; raise ``InputError`` for anything the API would reject."""
         if not isinstance(image_url, str) or not image_url.startswith(("https://", "data:image/")):
             raise errors.InputError("Add an image first (an upload or an https:// link).")
-        return cls(
-            image_url=image_url,
-            prompt=check_prompt(prompt),
-            negative_prompt=check_negative_prompt(negative_prompt),
-            duration=parse_duration(duration),
-            generate_audio=check_generate_audio(generate_audio),
-        )
+        return cls(image_url, *check_text_fields(prompt, negative_prompt, duration, generate_audio))
 
     def validate(self) -> None:
         """The same rules again, for a request built by hand: its duration must already be

@@ -107,7 +107,7 @@ class Runner:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._slots = threading.Lock()
-        self._version = 0
+        self._versions: dict[str, int] = {}  # job_id -> changes so far (watchers wake on it)
         self._stopping = False
         self._shortest: dict[str, float | None] = {}
         self._parked: set[str] = set()
@@ -170,7 +170,7 @@ class Runner:
         self._backends[backend.key_ref] = backend
         self._requests[job.job_id] = request
         self._save_request(job.job_id, request)
-        self._changed()
+        self._changed(job.job_id)
         self._schedule(job.job_id, 0.0)
         return job
 
@@ -186,7 +186,7 @@ class Runner:
         )
         self._tries[job.job_id] = -1  # adopted, not yet confirmed by the vendor
         self._backends[backend.key_ref] = backend
-        self._changed()
+        self._changed(job.job_id)
         self._schedule(job.job_id, 0.0)
         return job
 
@@ -226,7 +226,7 @@ class Runner:
         except IllegalTransition:
             return False
         self._forget(job_id)
-        self._changed()
+        self._changed(job_id)
         return True
 
     def watch(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
@@ -235,7 +235,7 @@ class Runner:
         seen = None
         while True:
             with self._cond:
-                version = self._version
+                version = self._versions.get(job_id, 0)
             job = self.ledger.get(job_id)
             if job is None:
                 return
@@ -249,7 +249,7 @@ class Runner:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return
-                if self._version == version:
+                if self._versions.get(job_id, 0) == version:
                     self._cond.wait(timeout=min(left or 5.0, 5.0))
 
     # --- scheduling -----------------------------------------------------------------------
@@ -261,9 +261,9 @@ class Runner:
             heapq.heappush(self._heap, (due, next(self._seq), job_id))
             self._cond.notify_all()
 
-    def _changed(self) -> None:
+    def _changed(self, job_id: str) -> None:
         with self._cond:
-            self._version += 1
+            self._versions[job_id] = self._versions.get(job_id, 0) + 1
             self._cond.notify_all()
 
     def _loop(self) -> None:
@@ -325,7 +325,7 @@ class Runner:
         finally:
             with self._cond:
                 self._running.discard(job_id)
-            self._changed()
+            self._changed(job_id)
 
     def _park(self, job_id: str) -> None:
         """Stop running a job that can't go on without its owner (a refused key)."""
@@ -373,7 +373,7 @@ class Runner:
                 return
             now = self._clock()
             self.ledger.transition(job.job_id, "submitting", at=now, sent_at=now, message="")
-        self._changed()
+        self._changed(job.job_id)
         try:
             response = self._client(job).create_generation(request, client_request_id=job.job_id)
         except (errors.RateLimitError, errors.ServerError) as exc:  # turned away: not created
@@ -407,11 +407,7 @@ class Runner:
 
     def _active(self, key_ref: str) -> int:
         """Jobs of this key at the vendor, not counting those paused for their owner."""
-        return sum(
-            1
-            for j in self.ledger.unfinished()
-            if j.key_ref == key_ref and j.state in AT_VENDOR and j.job_id not in self._parked
-        )
+        return len(self.ledger.ids_in(AT_VENDOR, key_ref=key_ref) - self._parked)
 
     # --- a lost create --------------------------------------------------------------------
 

@@ -210,7 +210,7 @@ class GenerationService:
         confirmed = not self.runner.unconfirmed(job.job_id)
         return Progress(
             generation_id=job.shown_id if confirmed else "",
-            phase=phase,  # type: ignore[arg-type]
+            phase=phase,
             message=job.message,
             elapsed=elapsed,
             queued_for=queued,

@@ -177,8 +177,6 @@ _NO_TIMES = frozenset(
 def render_status(update: Progress) -> str:
     """The status panel's text: plain text, one fact a line."""
     lines = [f"Status: {update.phase}"]
-    if update.vendor_status and update.vendor_status != update.phase:
-        lines[0] += f" (API says {update.vendor_status})"
     if update.phase not in _NO_TIMES:
         timing = (
             f"Elapsed {_clock(update.elapsed)} · queued {_clock(update.queued_for)}"

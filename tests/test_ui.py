@@ -179,16 +179,12 @@ def test_image_check_explains_a_small_image(page, tmp_path):
 
 def test_demo_status_says_its_credits_are_simulated():
     """Item 10: demo mode never says "credits used" after promising nothing is spent."""
-    text = render_status(
-        Progress("id", "completed", "Done.", "completed", 15, 3, 12, 210.0, simulated=True)
-    )
+    text = render_status(Progress("id", "completed", "Done.", 15, 3, 12, 210.0, simulated=True))
     assert "credits used" not in text and "simulated" in text and "not charged" in text
 
 
 def test_status_text_shows_times_and_credits():
-    text = render_status(
-        Progress("id", "generating", "Generating.", "generating", 75, 5, 70, 210.0)
-    )
+    text = render_status(Progress("id", "generating", "Generating.", 75, 5, 70, 210.0))
     assert text.splitlines()[:2] == [
         "Status: generating",
         "Elapsed 1:15 · queued 0:05 · generating 1:10 · credits used 210",
