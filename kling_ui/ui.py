@@ -111,6 +111,7 @@ HEIC_JS = """() => {
   };
   document.addEventListener("change", (e) => say(e.target && e.target.files), true);
   document.addEventListener("drop", (e) => say(e.dataTransfer && e.dataTransfer.files), true);
+  window.klingHeicWatch = true;
 }"""
 
 # The banners carry their own text colour: the page's text colour flips in dark mode, their

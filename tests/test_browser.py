@@ -160,6 +160,7 @@ def test_a_heic_photo_is_named_with_the_way_out(live, sim, page, tmp_path):
     heic = tmp_path / "IMG_0042.HEIC"
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(600))
     open_page(page, live.url)
+    page.wait_for_function("() => window.klingHeicWatch === true")  # the page's script is on
     page.locator("#image input[type=file]").set_input_files(heic)
     said = page.locator("#heic-note, #image-note").filter(has_text="export it as JPEG")
     expect(said.first).to_be_visible()
