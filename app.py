@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     launch_kwargs = dict(
         server_name=args.host,
         server_port=args.port,
-        **launch_options(service),
+        **launch_options(service, host=args.host, share=args.share),
         max_threads=settings.max_threads,
         show_error=False,
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import BENCH, fmt_mb, fmt_s, make_photo, proc_status_kb, row
-from tests.apprunner import Server, app_argv, clean_env, submit
+from tests.apprunner import Server, app_argv, clean_env, submit, user_client
 
 TARGET_RATIO = 1.3
 RSS_LIMIT = 400 * 1024 * 1024
@@ -141,18 +141,16 @@ def _start(variant: str, sim_url: str, tmp: Path, poll: str | None) -> Server:
 
 
 def _measure(server: Server, users: int, photo: Path, downloads: Path) -> dict[str, Any]:
-    from gradio_client import Client
-
-    def client() -> Any:
-        return Client(
-            server.url, verbose=False, analytics_enabled=False, download_files=str(downloads)
+    def client(n: int) -> Any:  # each user from an address of their own (fair shares)
+        return user_client(
+            server.url, n, analytics_enabled=False, download_files=str(downloads)
         )
 
     idle_kb = proc_status_kb(server.pid, "VmRSS") or 0
     sampler = RssSampler(server)
     try:
         with ThreadPoolExecutor(max_workers=10) as pool, cheap_http_clients():
-            clients = list(pool.map(lambda _: client(), range(users + 1)))
+            clients = list(pool.map(client, range(users + 1)))
         with cheap_http_clients():
             one, _ = _run_jobs(clients[:1], photo)
             many, each = _run_jobs(clients[1:], photo)

@@ -63,6 +63,20 @@ class Settings:
     queue_size: int = field(default=256, metadata={"env": "KLING_UI_QUEUE_SIZE"})
     max_threads: int = field(default=200, metadata={"env": "KLING_UI_MAX_THREADS"})
     log_level: str = field(default="INFO", metadata={"env": "KLING_UI_LOG_LEVEL"})
+    # Fair shares. A visitor is a browser (its owner token) or, for programs, the client's
+    # address: at most this many jobs watched at once (each holds a server thread) and this
+    # many jobs not yet ended. Sessions kept in memory (Gradio's store, oldest dropped).
+    visitor_streams: int = field(default=4, metadata={"env": "KLING_UI_VISITOR_STREAMS"})
+    visitor_max_jobs: int = field(default=48, metadata={"env": "KLING_UI_VISITOR_MAX_JOBS"})
+    session_capacity: int = field(default=1000, metadata={"env": "KLING_UI_SESSION_CAPACITY"})
+    # Behind a proxy (a Space), the client's address is the last X-Forwarded-For entry.
+    trust_proxy: bool = field(default=False, metadata={"env": "KLING_UI_TRUST_PROXY"})
+    # Host names the app answers to when bound to loopback, besides localhost (comma list).
+    allowed_hosts: str = field(default="", metadata={"env": "KLING_UI_ALLOWED_HOSTS"})
+    server_name: str = field(default="", metadata={"env": "GRADIO_SERVER_NAME"})
+    # Retention: remove ended jobs, their videos and old uploads after this many days.
+    # Unset: off on a laptop, 7 days on a Space; 0 turns it off.
+    keep_days: float = field(default=-1.0, metadata={"env": "KLING_UI_KEEP_DAYS"})
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     create_read_timeout: float = 120.0
@@ -77,6 +91,17 @@ class Settings:
         # A Space's own key is not lent to its visitors unless the owner says so.
         if self.shared_key_locked and not self.require_user_key:
             object.__setattr__(self, "require_user_key", True)
+
+    @property
+    def retention_days(self) -> float:
+        """Days an ended job is kept (0: for ever)."""
+        if self.keep_days >= 0:
+            return self.keep_days
+        return 7.0 if self.on_space else 0.0
+
+    @property
+    def behind_proxy(self) -> bool:
+        return self.trust_proxy or self.on_space
 
     @property
     def videos_dir(self) -> Path:

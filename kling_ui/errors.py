@@ -81,6 +81,12 @@ class InputError(KlingUIError):
     default_message = "That input can't be used."
 
 
+class LimitReached(KlingUIError):
+    """One visitor's share of this server is used up (nothing was sent)."""
+
+    default_message = "You have as many jobs running here as one person may. Wait for one to end."
+
+
 class APIStatusError(KlingUIError):
     default_message = "The API returned an error."
 

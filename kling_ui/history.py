@@ -60,13 +60,32 @@ CREATE TABLE IF NOT EXISTS jobs (
     submitted_at REAL,
     queued_at REAL,
     generating_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    owner TEXT NOT NULL DEFAULT '',
+    video_token TEXT
 )
 """
+# Who else may see a job (a browser that resumed it with the right to): job -> owner.
+_ACCESS = """
+CREATE TABLE IF NOT EXISTS access (
+    job_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (job_id, owner)
+)
+"""
+LEGACY_OWNER = "legacy"  # the owner of rows made before jobs had owners
+# Columns added since the first ``jobs`` table: (name, declaration, value for old rows).
+_ADDED = (
+    ("owner", "TEXT NOT NULL DEFAULT ''", LEGACY_OWNER),
+    ("video_token", "TEXT", None),
+)
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
     "CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id)",
     "CREATE INDEX IF NOT EXISTS jobs_key_state ON jobs (key_ref, state)",
+    "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs (owner, state)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_video_token ON jobs (video_token)",
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)",
 )
 
 # state -> the states it may be entered from.
@@ -141,6 +160,10 @@ class Job:
     queued_at: float | None = None
     generating_at: float | None = None
     finished_at: float | None = None
+    # Who made it: "browser:<hash>" (a page), "address:<hash>" (a program), "" (in-process),
+    # or "legacy" (made before jobs had owners; the first browser that shows it claims it).
+    owner: str = ""
+    video_token: str | None = None  # the video's address is /media/<token>.mp4
 
     @property
     def shown_id(self) -> str:
@@ -183,6 +206,8 @@ class Ledger:
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(_SCHEMA)
+                db.execute(_ACCESS)
+                _add_columns(db)
                 for sql in _INDEXES:
                     db.execute(sql)
                 _copy_legacy(db)
@@ -225,6 +250,7 @@ class Ledger:
         batch_id: str | None = None,
         job_id: str | None = None,
         created_at: float | None = None,
+        owner: str = "",
     ) -> Job:
         """A new row: a job about to be sent (``queued_here``), or an adopted id
         (``submitted``, with its ``generation_id``)."""
@@ -234,11 +260,11 @@ class Ledger:
         now = time.time() if created_at is None else created_at
         self._write(
             "INSERT INTO jobs (job_id, generation_id, batch_id, created_at, updated_at, backend,"
-            " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at,"
+            " owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, generation_id, batch_id, now, now, backend, key_ref, prompt,
              negative_prompt or "", int(duration), int(bool(generate_audio)), state,
-             now if state == "submitted" else None),
+             now if state == "submitted" else None, owner),
         )  # fmt: skip
         job = self.get(job_id)
         assert job is not None
@@ -289,6 +315,84 @@ class Ledger:
     def forget(self, job_id: str) -> None:
         """Remove a row that never stood for a job (an adopted id the vendor did not know)."""
         self._write("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        self._write("DELETE FROM access WHERE job_id = ?", (job_id,))
+
+    def grant(self, job_id: str, owner: str) -> None:
+        """Let ``owner`` see this job too (it resumed the job with the right to)."""
+        if owner:
+            self._write("INSERT OR IGNORE INTO access (job_id, owner) VALUES (?, ?)",
+                        (job_id, owner))  # fmt: skip
+
+    def claim(self, job_id: str, owner: str) -> bool:
+        """Give a job made before jobs had owners to the first browser that shows it."""
+        return bool(owner) and self._write(
+            "UPDATE jobs SET owner = ? WHERE job_id = ? AND owner = ?",
+            (owner, job_id, LEGACY_OWNER),
+        ) == 1
+
+    def may_see(self, job: Job, owner: str) -> bool:
+        """True when ``owner`` made this job or was let see it."""
+        if not owner:
+            return False
+        if job.owner == owner:
+            return True
+        db = self._connect()
+        try:
+            row = db.execute(
+                "SELECT 1 FROM access WHERE job_id = ? AND owner = ?", (job.job_id, owner)
+            ).fetchone()
+        finally:
+            db.close()
+        return row is not None
+
+    def set_video_token(self, job_id: str, token: str) -> None:
+        self._write(
+            "UPDATE jobs SET video_token = COALESCE(video_token, ?) WHERE job_id = ?",
+            (token, job_id),
+        )
+
+    def by_video_token(self, token: str) -> Job | None:
+        rows = self._rows("SELECT * FROM jobs WHERE video_token = ?", (token,))
+        return rows[0] if rows else None
+
+    def unfinished_of(self, owner: str) -> int:
+        """How many of this owner's jobs have not ended (one indexed query)."""
+        marks = ",".join("?" * len(FINAL))
+        db = self._connect()
+        try:
+            row = db.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state NOT IN ({marks})",
+                [owner, *sorted(FINAL)],
+            ).fetchone()
+        finally:
+            db.close()
+        return int(row[0])
+
+    def waiting_turns(self, key_ref: str) -> list[tuple[str, str, int]]:
+        """This key's jobs waiting to be sent, each with its owner and how many of that
+        owner's jobs are at the vendor now: (job_id, owner, active), oldest first."""
+        at = ",".join("?" * len(AT_VENDOR))
+        db = self._connect()
+        try:
+            active = dict(db.execute(
+                f"SELECT owner, COUNT(*) FROM jobs WHERE key_ref = ? AND state IN ({at})"
+                " GROUP BY owner", [key_ref, *sorted(AT_VENDOR)],
+            ).fetchall())  # fmt: skip
+            rows = db.execute(
+                "SELECT job_id, owner FROM jobs WHERE key_ref = ? AND state = 'queued_here'"
+                " ORDER BY created_at, rowid", (key_ref,),
+            ).fetchall()  # fmt: skip
+        finally:
+            db.close()
+        return [(r[0], r[1], int(active.get(r[1], 0))) for r in rows]
+
+    def ended_before(self, when: float) -> list[Job]:
+        """Jobs that ended before ``when`` (for the retention sweep)."""
+        marks = ",".join("?" * len(FINAL))
+        return self._rows(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) AND updated_at < ?",
+            [*sorted(FINAL), when],
+        )
 
     # --- reading ------------------------------------------------------------------------
 
@@ -371,6 +475,17 @@ def _job(row: sqlite3.Row) -> Job:
     return Job(**data)
 
 
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Bring a ledger made by an older version up to today's columns (old rows get each
+    column's value for them)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+    for name, declaration, old_value in _ADDED:
+        if name not in have:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+            if old_value is not None:
+                db.execute(f"UPDATE jobs SET {name} = ?", (old_value,))
+
+
 def _copy_legacy(db: sqlite3.Connection) -> None:
     """Bring rows of the ledger before the runner (table ``generations``) into ``jobs``,
     once: unfinished ones become the runner's to finish."""
@@ -386,13 +501,13 @@ def _copy_legacy(db: sqlite3.Connection) -> None:
         db.execute(
             "INSERT OR IGNORE INTO jobs (job_id, generation_id, created_at, updated_at, backend,"
             " prompt, negative_prompt, duration, generate_audio, state, message, credits,"
-            " video_path, submitted_at, queued_at, generating_at, finished_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " video_path, submitted_at, queued_at, generating_at, finished_at, owner)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ("legacy-" + old["id"], old["id"], old["created_at"], old["updated_at"],
              old["backend"], old["prompt"], old["negative_prompt"], old["duration"],
              old["generate_audio"], state, old["message"], old["credits"], old["video_path"],
              old["created_at"],
              *(old[c] if c in cols else None for c in ("queued_at", "generating_at",
-                                                        "finished_at"))),
+                                                        "finished_at")), LEGACY_OWNER),
         )  # fmt: skip
     db.execute("ALTER TABLE generations RENAME TO generations_before_runner")

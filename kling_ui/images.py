@@ -8,7 +8,16 @@ upload against those limits and re-encodes it as a small, upright, metadata-free
 
 Every problem with the image becomes an ``InputError`` whose message names it; no Pillow
 exception leaves this module. Hostile files are refused before decoding where we can: by the
-file's size on disk, then by the pixel count its header declares.
+file's size on disk, then by the pixel count its header declares, then by the memory its
+decode would take (``DECODE_BUDGET``).
+
+Memory: a baseline JPEG is decoded at the reduced scale its DCT allows (1/2, 1/4 or 1/8),
+since we only need 2048 px. Other formats (PNG, WebP, GIF, BMP, progressive JPEG) can't be
+decoded smaller, so what their full decode costs is counted from the header (pixels times the
+bytes a pixel takes in Pillow's mode, plus the decoder's own buffers) and a picture costing
+more than the budget is refused in words. After the decode, modes that must be converted
+before resampling (palette, 16-bit, transparency, 1-bit) are converted a strip at a time while
+resizing, so no second full-size copy is made. All decodes in flight share one budget.
 
 Imports: ``errors`` and Pillow; nothing else of ours imports Pillow.
 """
@@ -16,12 +25,15 @@ Imports: ``errors`` and Pillow; nothing else of ours imports Pillow.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
 import math
 import os
 import re
 import threading
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -62,6 +74,23 @@ MIN_JPEG_QUALITY = 60
 # Many users uploading at once would hold as many decoded photos in memory as there are
 # requests; a decode is CPU-bound anyway, so more at once than cores gains nothing.
 _DECODE_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+# The most memory the decoded pixels (and the decoder's own buffers) of the uploads being
+# prepared may take at once, and so the most one picture's decode may take. With the app idle
+# at about 160 MB and up to about 40 MB of working copies on top, a process stays under 400 MB.
+# Per kind of file this allows (MAX_PIXELS caps them all at 80 MP):
+#   baseline JPEG (decoded at 1/2-1/8 scale): 80 MP;
+#   progressive JPEG: 55 MP at 4:2:0 (3 bytes of DCT coefficients a pixel), 41 MP at 4:2:2,
+#   27 MP at 4:4:4, 20 MP in CMYK (plus its reduced decode);
+#   PNG: 80 MP grey, palette or 1-bit, 80 MP 16-bit grey (2 bytes a pixel), 41 MP colour or
+#   with transparency, 8- or 16-bit (4 bytes a pixel);
+#   GIF: 80 MP; BMP: 80 MP (4 bytes a pixel within the 50 MB file, 55 MP if RLE-compressed);
+#   WebP: 10 MP (16 bytes a pixel: libwebp's two canvases, a copy, and Pillow's).
+DECODE_BUDGET = 170 * 1024 * 1024
+# Pictures that must be converted before they are resampled are converted this many source
+# pixels at a time.
+_STRIP_PIXELS = 1 << 20
+_RESAMPLE = Image.Resampling.BICUBIC
+_REDUCING_GAP = 3.0
 
 # What people upload. The JPEG opener also reads MPO, the multi-picture JPEG of many phones.
 _FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
@@ -130,7 +159,7 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
         try:
             with Image.open(fp, formats=_FORMATS) as im:
                 _check_density(im, os.fstat(fp.fileno()).st_size, path.name)
-                return _prepare(im, fit)
+                return _prepare(im, fit, fp.fileno())
         except InputError:
             raise
         except Image.UnidentifiedImageError:
@@ -213,7 +242,7 @@ def _open_upload(path: Path) -> BinaryIO:
     return fp
 
 
-def _prepare(im: Image.Image, fit: FitMode) -> PreparedImage:
+def _prepare(im: Image.Image, fit: FitMode, fd: int) -> PreparedImage:
     stored_w, stored_h = im.size
     if stored_w * stored_h > MAX_PIXELS:  # declared by the header; nothing is decoded yet
         raise InputError(
@@ -221,20 +250,24 @@ def _prepare(im: Image.Image, fit: FitMode) -> PreparedImage:
             f"the most we open is {MAX_PIXELS // 1_000_000} MP. Save a smaller copy and try again."
         )
     is_jpeg = im.format in ("JPEG", "MPO")
-    if not is_jpeg:
-        im.load()  # PNG may keep its EXIF after the pixels; only JPEG gains from waiting
-    orientation = _orientation(im)
-    swapped = orientation in (5, 6, 7, 8)
-    width, height = (stored_h, stored_w) if swapped else (stored_w, stored_h)
-    plan = _plan(width, height, fit)
-    # Crop and pad are centred, so the upright plan maps onto the stored pixels by a swap;
-    # the picture is turned upright last, when it is small.
-    stored_plan = plan.transposed() if swapped else plan
+    coefficients = 0
+    if is_jpeg:  # its EXIF comes before the pixels: plan, and choose the reduced decode, first
+        orientation, width, height, plan, stored_plan = _upright_plan(im, fit)
+        coefficients = _jpeg_coefficient_bytes(im, fd)
+        scale = _draft(im, stored_plan)
+    cost = _decode_bytes(im) + coefficients  # im.size is the reduced one, if drafted
+    if cost > DECODE_BUDGET:
+        raise InputError(_too_big_to_decode(im, stored_w, stored_h, cost))
 
-    picture = _render(im, stored_plan, is_jpeg)
-    if orientation in _UPRIGHT:
-        picture = picture.transpose(_UPRIGHT[orientation])
-    picture, encoded = _encode_jpeg(picture)
+    with _DECODE_MEMORY.hold(cost):
+        if not is_jpeg:
+            im.load()  # PNG may keep its EXIF after the pixels; only JPEG gains from waiting
+            orientation, width, height, plan, stored_plan = _upright_plan(im, fit)
+            scale = 1.0
+        picture = _render(im, stored_plan, (stored_w, stored_h), scale)
+        if orientation in _UPRIGHT:
+            picture = picture.transpose(_UPRIGHT[orientation])
+        picture, encoded = _encode_jpeg(picture)
 
     notes = [plan.fit_note] if plan.fit_note else []
     if plan.resized or picture.size != plan.canvas:
@@ -247,6 +280,146 @@ def _prepare(im: Image.Image, fit: FitMode) -> PreparedImage:
         source_width=width,
         source_height=height,
         adjusted=", ".join(notes) or None,
+    )
+
+
+def _upright_plan(im: Image.Image, fit: FitMode) -> tuple[int, int, int, _Plan, _Plan]:
+    """The EXIF orientation, the upright size, the plan for it and for the stored pixels."""
+    orientation = _orientation(im)
+    swapped = orientation in (5, 6, 7, 8)
+    stored_w, stored_h = im.size
+    width, height = (stored_h, stored_w) if swapped else (stored_w, stored_h)
+    plan = _plan(width, height, fit)
+    # Crop and pad are centred, so the upright plan maps onto the stored pixels by a swap;
+    # the picture is turned upright last, when it is small.
+    return orientation, width, height, plan, plan.transposed() if swapped else plan
+
+
+# --- What a decode costs ------------------------------------------------------------------
+
+
+class _MemoryBudget:
+    """Bytes of decoded pixels held at once by all the uploads being prepared.
+
+    A decode waits until its cost fits beside the others' (first come, first served), so many
+    large uploads at once are prepared one after another instead of together; one alone may
+    always go ahead.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._turns: deque[object] = deque()
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, cost: int) -> Iterator[None]:
+        turn = object()
+        with self._changed:
+            self._turns.append(turn)
+            try:
+                self._changed.wait_for(
+                    lambda: self._turns[0] is turn
+                    and (self.used == 0 or self.used + cost <= self.total)
+                )
+            finally:
+                self._turns.remove(turn)
+                self._changed.notify_all()
+            self.used += cost
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= cost
+                self._changed.notify_all()
+
+
+_DECODE_MEMORY = _MemoryBudget(DECODE_BUDGET)
+
+
+def _pixel_bytes(mode: str) -> int:
+    """The bytes one pixel takes in memory in a Pillow mode."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4  # every other mode keeps a pixel in 32 bits (RGB too, and LA)
+
+
+def _decode_bytes(im: Image.Image) -> int:
+    """What decoding ``im`` at its (possibly drafted) size holds in memory at its peak."""
+    pixels = im.size[0] * im.size[1]
+    if im.format == "WEBP":
+        # libwebp decodes into an RGBA canvas and keeps a second one for the next frame; Pillow
+        # takes a copy of the canvas as bytes, then decodes that into its own image.
+        return pixels * 4 * 4
+    per_pixel = _pixel_bytes(im.mode)
+    if im.format == "BMP" and im.info.get("compression") in (1, 2):
+        # RLE: Pillow's decoder builds the pixels in a bytearray, copies them to bytes, then
+        # into the image.
+        return pixels * per_pixel * 3
+    return pixels * per_pixel
+
+
+def _jpeg_coefficient_bytes(im: Image.Image, fd: int) -> int:
+    """The DCT coefficients libjpeg keeps for the whole picture, if it must: 0 when it streams.
+
+    A progressive JPEG (or one whose first scan lacks some colour components) is decoded scan by
+    scan into a full-resolution array of 16-bit coefficients, whatever the output scale.
+    """
+    if not (im.info.get("progressive") or _first_scan_components(fd) < len(im.layer)):
+        return 0
+    h_max = max(layer[1] for layer in im.layer)
+    v_max = max(layer[2] for layer in im.layer)
+    total = 0
+    for _, h, v, _ in im.layer:
+        blocks_w = -(-im.size[0] * h // (h_max * 8))
+        blocks_h = -(-im.size[1] * v // (v_max * 8))
+        total += -(-blocks_w // h) * h * -(-blocks_h // v) * v * 64 * 2
+    return total
+
+
+def _first_scan_components(fd: int) -> int:
+    """How many components the JPEG's first scan (SOS) holds; 0 if it can't be found."""
+    pos = 2  # after SOI
+    for _ in range(1000):
+        head = os.pread(fd, 4, pos)
+        if len(head) < 2 or head[0] != 0xFF:
+            return 0
+        marker = head[1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
+            pos += 2
+        elif len(head) < 4:
+            return 0
+        elif marker == 0xDA:
+            count = os.pread(fd, 1, pos + 4)
+            return count[0] if count else 0
+        else:
+            pos += 2 + int.from_bytes(head[2:4], "big")
+    return 0
+
+
+_KINDS = {"JPEG": "a progressive JPEG", "MPO": "a progressive JPEG", "WEBP": "a WebP picture"}
+
+
+def _too_big_to_decode(im: Image.Image, width: int, height: int, cost: int) -> str:
+    pixels = width * height
+    most = min(MAX_PIXELS, DECODE_BUDGET * pixels // cost) // 1_000_000
+    kind = _KINDS.get(im.format or "")
+    if kind is None:
+        if im.mode.startswith("I;16"):
+            kind = f"a 16-bit {im.format}"
+        elif im.format == "BMP" and im.info.get("compression") in (1, 2):
+            kind = "a compressed (RLE) BMP"
+        else:
+            kind = f"a {im.format} in colour or with transparency"
+    return (
+        f"The image is {width}×{height} pixels ({pixels / 1e6:.0f} MP), and {kind} has to be "
+        f"decoded whole, which takes too much memory at that size: the most we open of this "
+        f"kind is {most} MP ({MAX_PIXELS // 1_000_000} MP for a standard JPEG). Save a smaller "
+        "copy, or a standard JPEG, and try again."
     )
 
 
@@ -311,31 +484,80 @@ def _fit_long_side(size: tuple[int, int], long: int) -> tuple[int, int]:
     return max(1, -(-w * long // h)), long
 
 
-def _render(im: Image.Image, plan: _Plan, is_jpeg: bool) -> Image.Image:
-    """Decode, crop or pad and resize per the plan (stored orientation), as 8-bit sRGB."""
+def _draft(im: Image.Image, plan: _Plan) -> float:
+    """Have a JPEG decode at 1/2, 1/4 or 1/8 scale where that still covers the plan's size
+    (for much less than a full decode costs); returns the scale chosen."""
     stored_w, stored_h = im.size
-    scale = 1.0
-    if is_jpeg and plan.size[0] < plan.keep[0]:
-        # JPEG decodes at 1/2, 1/4 or 1/8 scale for much less than a full decode costs.
-        factor = plan.size[0] / plan.keep[0]
-        drafted = im.draft("RGB", (math.ceil(stored_w * factor), math.ceil(stored_h * factor)))
-        if drafted:
-            scale = drafted[1][2] / stored_w
-    im = _to_working_mode(im)  # loads the pixels
+    if plan.size[0] >= plan.keep[0]:
+        return 1.0
+    factor = plan.size[0] / plan.keep[0]
+    drafted = im.draft("RGB", (math.ceil(stored_w * factor), math.ceil(stored_h * factor)))
+    return drafted[1][2] / stored_w if drafted else 1.0
 
+
+def _render(
+    im: Image.Image, plan: _Plan, stored: tuple[int, int], scale: float
+) -> Image.Image:
+    """Crop or pad and resize per the plan (for the stored orientation and size; ``im`` may be
+    a JPEG decoding at ``scale`` times that), as 8-bit sRGB."""
+    stored_w, stored_h = stored
     keep_w, keep_h = plan.keep
     left, top = (stored_w - keep_w) // 2, (stored_h - keep_h) // 2
     box = (left * scale, top * scale, (left + keep_w) * scale, (top + keep_h) * scale)
-    if im.size != plan.size or box != (0, 0, *im.size):
-        # Bicubic, not Lanczos: after JPEG's own downscaling the rest is a small step, where
-        # the two are indistinguishable and bicubic takes two thirds of the time.
-        im = im.resize(plan.size, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
-    im = _to_srgb(im)
+    if im.size == plan.size and box == (0, 0, *im.size):
+        im = _to_srgb(_to_working_mode(im))  # at most 2048 px a side: small
+    else:
+        im = _to_srgb(_resample_in_strips(im, box, plan.size))
     if plan.canvas != plan.size:
         canvas = Image.new("RGB", plan.canvas, _WHITE)
         canvas.paste(im, ((plan.canvas[0] - im.width) // 2, (plan.canvas[1] - im.height) // 2))
         im = canvas
     return im
+
+
+def _resample_in_strips(
+    im: Image.Image, box: tuple[float, float, float, float], size: tuple[int, int]
+) -> Image.Image:
+    """Resize ``box`` of ``im`` to ``size``, converting to a working mode (transparency
+    flattened onto white) one horizontal strip at a time, so no full-size copy is made.
+
+    As ``resize(size, BICUBIC, box, reducing_gap)`` would: each strip is reduced by the same
+    whole factor on one grid, then resampled with enough rows either side for the filter to
+    see what it would in the whole picture, so the strips meet without seams.
+    """
+    left, top, right, bottom = box
+    scale_x, scale_y = (right - left) / size[0], (bottom - top) / size[1]
+    reduce_x = int(scale_x / _REDUCING_GAP) or 1
+    reduce_y = int(scale_y / _REDUCING_GAP) or 1
+    # Bicubic reaches 2 output pixels either side; 2 more for rounding. In source pixels:
+    margin_x = (2 * max(scale_x / reduce_x, 1) + 2) * reduce_x
+    margin_y = (2 * max(scale_y / reduce_y, 1) + 2) * reduce_y
+    x0 = max(0, math.floor((left - margin_x) / reduce_x) * reduce_x)
+    x1 = min(im.size[0], math.ceil((right + margin_x) / reduce_x) * reduce_x)
+    rows = max(1, int(_STRIP_PIXELS / ((x1 - x0) * scale_y)))  # output rows per strip
+    out: Image.Image | None = None
+    for out_top in range(0, size[1], rows):
+        out_bottom = min(size[1], out_top + rows)
+        y_top, y_bottom = top + out_top * scale_y, top + out_bottom * scale_y
+        y0 = max(0, math.floor((y_top - margin_y) / reduce_y) * reduce_y)
+        y1 = min(im.size[1], math.ceil((y_bottom + margin_y) / reduce_y) * reduce_y)
+        strip = _flatten(_to_working_mode(im.crop((x0, y0, x1, y1))))
+        if reduce_x > 1 or reduce_y > 1:
+            strip = strip.reduce((reduce_x, reduce_y))
+        part_box = (
+            (left - x0) / reduce_x,
+            (y_top - y0) / reduce_y,
+            (right - x0) / reduce_x,
+            (y_bottom - y0) / reduce_y,
+        )
+        part = strip.resize((size[0], out_bottom - out_top), _RESAMPLE, box=part_box)
+        if out is None:
+            out = Image.new(part.mode, size)
+            if "icc_profile" in im.info:
+                out.info["icc_profile"] = im.info["icc_profile"]
+        out.paste(part, (0, out_top))
+    assert out is not None
+    return out
 
 
 def _to_working_mode(im: Image.Image) -> Image.Image:
@@ -351,13 +573,19 @@ def _to_working_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # palette, 1-bit, YCbCr
 
 
+def _flatten(im: Image.Image) -> Image.Image:
+    """An RGBA picture laid onto white; anything else as it is."""
+    if im.mode != "RGBA":
+        return im
+    flat = Image.new("RGB", im.size, _WHITE)
+    flat.paste(im, mask=im.getchannel("A"))
+    flat.info = im.info
+    return flat
+
+
 def _to_srgb(im: Image.Image) -> Image.Image:
     """Flatten transparency onto white and convert to 8-bit sRGB, honouring an ICC profile."""
-    if im.mode == "RGBA":
-        flat = Image.new("RGB", im.size, _WHITE)
-        flat.paste(im, mask=im.getchannel("A"))
-        flat.info = im.info
-        im = flat
+    im = _flatten(im)
     icc = im.info.get("icc_profile")
     if icc and ImageCms is not None and im.mode in ("RGB", "CMYK"):
         try:

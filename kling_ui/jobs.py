@@ -112,6 +112,7 @@ class Progress:
     simulated: bool = False  # a demo job: its credits are what a real one would use
     job_id: str = ""  # our id for the job (the create's X-Client-Request-Id)
     recovered: bool = False  # the create's answer was lost, and the job found again
+    video_url: str | None = None  # where the page finds the video: /media/<token>.mp4
 
     @property
     def final(self) -> bool:

@@ -153,11 +153,22 @@ class Runner:
         digest = hmac.new(self._ref_secret, api_key.encode(), "sha256").hexdigest()[:16]
         return f"typed:{digest}"
 
+    def digest(self, text: str) -> str:
+        """A name for a secret (an owner token, an address) that says nothing about it."""
+        return hmac.new(self._ref_secret, text.encode(), "sha256").hexdigest()[:32]
+
     def add(
-        self, request: GenerationRequest, backend: Backend, *, batch_id: str | None = None
+        self,
+        request: GenerationRequest,
+        backend: Backend,
+        *,
+        batch_id: str | None = None,
+        owner: str = "",
     ) -> Job:
-        """Write the job's row, then send it as soon as its key has a free slot."""
+        """Write the job's row, then send it when its key has a free slot and its owner's
+        turn comes."""
         job = self.ledger.add(
+            owner=owner,
             backend=backend.name,
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -174,9 +185,10 @@ class Runner:
         self._schedule(job.job_id, 0.0)
         return job
 
-    def adopt(self, generation_id: str, backend: Backend) -> Job:
+    def adopt(self, generation_id: str, backend: Backend, *, owner: str = "") -> Job:
         """Watch an id made elsewhere; its row goes again if the vendor doesn't know it."""
         job = self.ledger.add(
+            owner=owner,
             backend=backend.name,
             prompt="",
             key_ref=backend.key_ref,
@@ -371,6 +383,11 @@ class Runner:
                     self.ledger.note(job.job_id, waiting)
                 self._schedule(job.job_id, self.settings.poll_interval)
                 return
+            turn = self._next_turn(job.key_ref)
+            if turn not in (None, job.job_id):  # a free slot, but another owner's turn
+                self._schedule(turn, 0.0)
+                self._schedule(job.job_id, self.settings.poll_interval)
+                return
             now = self._clock()
             self.ledger.transition(job.job_id, "submitting", at=now, sent_at=now, message="")
         self._changed(job.job_id)
@@ -404,6 +421,16 @@ class Runner:
             message="Submitted. Keep this id: the job can be resumed with it.",
         )
         self._schedule(job.job_id, self._poll_delay(self.ledger.get(job.job_id) or job))
+
+    def _next_turn(self, key_ref: str) -> str | None:
+        """Which waiting job of this key goes next: the oldest job of the owner with the
+        fewest jobs at the vendor, so one person's batch of 48 doesn't keep everyone else
+        waiting behind it (fair shares of a shared key)."""
+        waiting = [w for w in self.ledger.waiting_turns(key_ref) if w[0] not in self._parked]
+        if not waiting:
+            return None
+        best = min(range(len(waiting)), key=lambda i: (waiting[i][2], i))
+        return waiting[best][0]
 
     def _active(self, key_ref: str) -> int:
         """Jobs of this key at the vendor, not counting those paused for their owner."""
@@ -555,7 +582,10 @@ class Runner:
             self.ledger.note(job.job_id, f"{exc.user_message} Trying again with a fresh link.")
             self._schedule(job.job_id, self.settings.poll_interval * tries)
             return
-        self._end(job, "done", "Done. The video is ready.", video_path=str(path))
+        self._end(
+            job, "done", "Done. The video is ready.", video_path=str(path),
+            video_token=secrets.token_hex(16),  # 128 random bits: the video's address
+        )  # fmt: skip
 
     def _poll_for_link(self, job: Job) -> None:
         assert job.generation_id

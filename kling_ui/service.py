@@ -13,6 +13,9 @@ the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .client import AIMLClient
 from .config import Settings
 from .history import Job, Ledger
 from .images import prepare_image
@@ -93,6 +97,10 @@ STATE_PHASE = {
     "expired": "expired",
     "cancelled": "cancelled",
 }
+OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+MEDIA_PREFIX = "/media/"
+SWEEP_EVERY = 3600.0  # seconds between retention sweeps
+MEDIA_TOKEN = re.compile(r"[0-9a-f]{32}")
 NOT_KNOWN = (
     "The API does not know this generation id. Check that it was copied whole and belongs "
     "to the same API key."
@@ -121,11 +129,41 @@ class GenerationService:
         self.runner = Runner(
             settings, self.ledger, backend_for_ref=self._backend_for_ref, clock=clock
         )
+        self._closed = threading.Event()
         if start:
             self.runner.start()
+            if settings.retention_days > 0:
+                threading.Thread(target=self._sweeper, name="kling-retention", daemon=True).start()
 
     def close(self) -> None:
+        self._closed.set()
         self.runner.stop()
+
+    # --- retention ------------------------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove jobs that ended more than ``retention_days`` ago, with their videos.
+        Returns how many went. Unfinished jobs are never removed."""
+        days = self.settings.retention_days
+        if days <= 0:
+            return 0
+        gone = 0
+        for job in self.ledger.ended_before(self._clock() - days * 86400):
+            if job.video_path:
+                Path(job.video_path).unlink(missing_ok=True)
+            self.ledger.forget(job.job_id)
+            gone += 1
+        if gone:
+            log.info("retention: removed %d jobs ended over %g days ago", gone, days)
+        return gone
+
+    def _sweeper(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self.sweep()
+            except Exception:  # the disk: try again next time
+                log.exception("retention sweep failed")
+            self._closed.wait(SWEEP_EVERY)
 
     # --- which API, which key ---------------------------------------------------------
 
@@ -159,6 +197,20 @@ class GenerationService:
             return Backend(LIVE, self.settings, self.settings.api_key, "server")
         return None  # a typed key: never stored, so it waits for its owner
 
+    def visitor(self, owner_token: str | None, address: str | None) -> str:
+        """Who asks: "browser:<digest>" for a page (its owner token), "address:<digest>" for a
+        program (the client's address), "" when neither is known (in-process callers)."""
+        token = owner_token if isinstance(owner_token, str) else ""
+        if OWNER_TOKEN.fullmatch(token):
+            return "browser:" + self.runner.digest(token)
+        if address:
+            return "address:" + self.runner.digest(address)
+        return ""
+
+    def visible(self, job: Job, owner: str) -> bool:
+        """Whether a browser's history may show this job: made there, or opened there."""
+        return self.ledger.may_see(job, owner) or self.ledger.claim(job.job_id, owner)
+
     # --- one image ----------------------------------------------------------------------
 
     def generate(
@@ -171,8 +223,12 @@ class GenerationService:
         api_key: str | None = None,
         *,
         fit: str = "reject",
+        owner: str = "",
     ) -> Iterator[Progress]:
         """Check everything, hand the job to the runner, then watch it to its end.
+
+        ``owner`` names who asks ("browser:..." or "address:..."; see ``visitor``): the job is
+        theirs, and counts against their share.
 
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
@@ -182,8 +238,9 @@ class GenerationService:
         # The text fields are checked before the image work starts.
         fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
         backend = self.backend_for(api_key)
+        self._check_room(owner, 1)
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
-        job = self.runner.add(GenerationRequest(prepared.data_uri, *fields), backend)
+        job = self.runner.add(GenerationRequest(prepared.data_uri, *fields), backend, owner=owner)
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
         yield from self.follow(job.job_id, submitted_note=note)
 
@@ -220,24 +277,60 @@ class GenerationService:
             simulated=job.backend == DEMO,
             job_id=job.job_id,
             recovered=job.recovered,
+            video_url=self.video_url(job) if video and video.exists() else None,
         )
 
     # --- by id ----------------------------------------------------------------------------
 
-    def resume(self, any_id: str, api_key: str | None = None) -> Iterator[Progress]:
+    def resume(
+        self, any_id: str, api_key: str | None = None, *, owner: str = ""
+    ) -> Iterator[Progress]:
         """Watch a job by its id (ours or the vendor's); an id made elsewhere is adopted.
 
         An id the ledger doesn't know must look like the vendor's ids, and its row goes again
-        if the vendor doesn't know it either: a mistyped id leaves no trace.
-        """
+        if the vendor doesn't know it either: a mistyped id leaves no trace. A job the ledger
+        knows is shown only to someone with the right to see it (``may_open``)."""
         raw = check_generation_id(any_id)
         job = self.ledger.find(raw)
         if job is None:
             check_new_generation_id(raw)
-            job = self.runner.adopt(raw, self.backend_for(api_key))
-        elif not job.final:
-            self.runner.attach(job, self._key_to_bring(job, api_key))
+            self._check_room(owner, 1)
+            job = self.runner.adopt(raw, self.backend_for(api_key), owner=owner)
+        else:
+            if not self.may_open(job, owner, api_key):
+                raise errors.NotFoundError(NOT_KNOWN)
+            if not job.final:
+                self.runner.attach(job, self._key_to_bring(job, api_key))
         yield from self.follow(job.job_id)
+
+    def may_open(self, job: Job, owner: str, api_key: str | None) -> bool:
+        """Whether this caller may see this job (its status, prompt and video).
+
+        Its maker, and anyone it was shown to, may. Where visitors bring their own keys
+        (``require_user_key``) anyone else must bring a key the vendor accepts for the job;
+        elsewhere (a private app on the server's key, the demo) the id itself is the secret,
+        as it is at the vendor. Seeing it once lets this browser see it again (history)."""
+        if self.visible(job, owner):
+            return True
+        if self.settings.require_user_key and not self._key_opens(job, api_key):
+            return False
+        self.ledger.grant(job.job_id, owner)
+        return True
+
+    def _key_opens(self, job: Job, api_key: str | None) -> bool:
+        """True when ``api_key`` made this job, or the vendor shows the job to that key."""
+        typed = (api_key or "").strip()
+        if not typed or job.backend == DEMO:
+            return False
+        if job.key_ref == self.runner.key_ref(LIVE, typed, typed=True):
+            return True
+        if not job.generation_id:
+            return False
+        try:
+            AIMLClient(typed, self.settings).get_generation(job.generation_id)
+        except errors.KlingUIError:
+            return False
+        return True
 
     def _key_to_bring(self, job: Job, api_key: str | None) -> Backend | None:
         """The key a resume brings back: only a typed one, only for a job made with a typed
@@ -252,10 +345,10 @@ class GenerationService:
             )
         return self.backend_for(api_key, recorded=job.backend)
 
-    def status(self, any_id: str) -> dict[str, Any]:
+    def status(self, any_id: str, *, owner: str = "", api_key: str | None = None) -> dict[str, Any]:
         """One snapshot of a job, for programs: never waits."""
         job = self.ledger.find(check_generation_id(any_id))
-        if job is None:
+        if job is None or not self.may_open(job, owner, api_key):
             raise errors.NotFoundError("No job with that id was started or resumed here.")
         update = self.progress(job)
         return {
@@ -268,10 +361,30 @@ class GenerationService:
             "recovered": job.recovered,
             "elapsed_s": round(update.elapsed, 1),
             "credits": job.credits,
-            "video": str(update.video_path) if update.video_path else None,
+            "video": update.video_url,
             "simulated": update.simulated,
             "batch_id": job.batch_id,
         }
+
+    # --- videos, by address -------------------------------------------------------------
+
+    def video_url(self, job: Job) -> str:
+        """The video's address on this server: 128 random bits, no path of the server's."""
+        token = job.video_token
+        if not token:  # a video from before addresses had tokens
+            self.ledger.set_video_token(job.job_id, secrets.token_hex(16))
+            token = (self.ledger.get(job.job_id) or job).video_token
+        return f"{MEDIA_PREFIX}{token}.mp4"
+
+    def media_file(self, name: str) -> tuple[Path, str] | None:
+        """The file behind ``/media/<name>`` and the name to save it as; None if none."""
+        token = name.removesuffix(".mp4")
+        if not MEDIA_TOKEN.fullmatch(token):
+            return None
+        job = self.ledger.by_video_token(token)
+        if job is None or not job.video_path or not Path(job.video_path).is_file():
+            return None
+        return Path(job.video_path), Path(job.video_path).name
 
     # --- many -----------------------------------------------------------------------------
 
@@ -286,6 +399,7 @@ class GenerationService:
         api_key: str | None = None,
         *,
         fit: str = "reject",
+        owner: str = "",
     ) -> dict[str, Any]:
         """Check every item (each image, each prompt line), then queue images x prompts x
         takes with the runner. One bad item refuses the whole batch, named; nothing is sent."""
@@ -304,22 +418,41 @@ class GenerationService:
         fields = [_line_fields(i, line, negative_prompt, duration, generate_audio)
                   for i, line in enumerate(lines, 1)]  # fmt: skip
         backend = self.backend_for(api_key)
+        self._check_room(owner, len(paths) * len(lines) * count)
         uris = [_prepared_item(i, path, fit) for i, path in enumerate(paths, 1)]
         batch_id = "batch-" + uuid.uuid4().hex[:12]
         items = []
         for n, uri in enumerate(uris, 1):
             for line in fields:
                 for take in range(1, count + 1):
-                    job = self.runner.add(GenerationRequest(uri, *line), backend, batch_id=batch_id)
+                    job = self.runner.add(
+                        GenerationRequest(uri, *line), backend, batch_id=batch_id, owner=owner
+                    )
                     items.append({"job_id": job.job_id, "image": n, "prompt": line[0],
                                   "take": take, "state": job.state})  # fmt: skip
         return {"batch_id": batch_id, "items": items}
 
-    def batch_jobs(self, batch_id: str) -> list[Job]:
-        return self.ledger.batch(batch_id) if batch_id else []
+    def batch_jobs(self, batch_id: str, owner: str = "") -> list[Job]:
+        """The jobs of a batch made by ``owner`` (someone else's batch id shows nothing)."""
+        jobs = self.ledger.batch(batch_id) if batch_id else []
+        return [j for j in jobs if j.owner == owner]
 
-    def cancel(self, job_id: str) -> bool:
-        return self.runner.cancel(job_id)
+    def cancel(self, job_id: str, owner: str = "") -> bool:
+        """Cancel one of ``owner``'s jobs not yet sent."""
+        job = self.ledger.get(job_id)
+        return job is not None and job.owner == owner and self.runner.cancel(job_id)
+
+    def _check_room(self, owner: str, more: int) -> None:
+        """Refuse, with nothing written or sent, jobs past the visitor's share."""
+        if not owner:
+            return
+        most = self.settings.visitor_max_jobs
+        have = self.ledger.unfinished_of(owner)
+        if have + more > most:
+            raise errors.LimitReached(
+                f"You have {have} jobs not yet ended here, and one person may have {most} at "
+                f"once. Wait for some to end (or cancel waiting ones), then try again."
+            )
 
     # --- the ledger, for the page ------------------------------------------------------------
 

@@ -223,6 +223,7 @@ class _Job:
     ended_at: float | None = None  # set by complete_now / fail_job: the schedule no longer counts
     error_name: str = MODERATION[0]
     error_message: str = MODERATION[1]
+    key_id: str = ""  # the key that made it (a digest): another key is told "not found"
 
     def finished_at(self) -> float:
         """When the job left queued and generating (or will: inf if never by its schedule)."""
@@ -273,7 +274,11 @@ class Simulator:
         log_lag: float = 0.0,
         max_active_per_key: int | None = None,
         control_token: str | None = None,
+        scope_jobs_to_keys: bool = True,
     ) -> None:
+        # As the vendor: a job is shown only to the key that made it (demo mode turns this off:
+        # its key is made anew each start, and its jobs outlive that).
+        self.scope_jobs_to_keys = scope_jobs_to_keys
         # When set, the /__sim__/ scripting and request log answer only to a caller sending
         # it as X-Sim-Token (demo mode sets one: no other local process may script it).
         self.control_token = control_token
@@ -520,6 +525,7 @@ class Simulator:
                 duration=duration,
                 outcome=outcome,
                 schedule=Schedule(self.schedule.queued_s, self.schedule.generating_s),
+                key_id=key_id,
             )
             self.jobs[job.id] = job
             client_id = _valid_client_request_id(client_request_id)
@@ -560,11 +566,17 @@ class Simulator:
             },
         }
 
-    def job_view(self, generation_id: str, *, status: str | None = None) -> dict[str, Any] | None:
-        """A job as a poll shows it, ``status`` replacing its own if given; None if unknown."""
+    def job_view(
+        self, generation_id: str, *, status: str | None = None, key: str | None = None
+    ) -> dict[str, Any] | None:
+        """A job as a poll shows it, ``status`` replacing its own if given; None if unknown,
+        or made with another key than ``key`` (as the vendor, which scopes jobs to accounts)."""
         with self._lock:
             job = self.jobs.get(generation_id)
-            return None if job is None else self._view(job, status=status)
+            other_key = key is not None and job is not None and job.key_id != _key_id(key)
+            if job is None or (self.scope_jobs_to_keys and job.key_id and other_key):
+                return None
+            return self._view(job, status=status)
 
     def link_is_valid(self, token: str, expires: int, signature: str | None) -> bool:
         """Whether a video link names a job's file, has not expired, and is signed by us."""
@@ -989,13 +1001,14 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.sim.next_poll_fault()
         if self._apply_fault(fault):
             return
-        if self._caller_key() is None:
+        key = self._caller_key()
+        if key is None:
             return
         gid = record.query.get("generation_id", "")
         if not gid:
             return self._send_error(400, "Body validation error! generation_id: expected string")
         weird = fault is not None and fault.kind == "weird_status"
-        view = self.sim.job_view(gid, status=fault.vendor_status if weird else None)
+        view = self.sim.job_view(gid, status=fault.vendor_status if weird else None, key=key)
         if view is None:
             return self._send_error(404, f"Generation {gid} not found")
         self._send_json(200, view, {"x-inference-id": gid})
@@ -1173,6 +1186,7 @@ class DemoSimulator:
                     schedule=self._schedule,
                     state_path=self._state_path,
                     control_token=uuid.uuid4().hex,
+                    scope_jobs_to_keys=False,
                 ).start()
                 log.info("demo mode: simulator listening on %s", self._sim.url)
             return self._sim.url

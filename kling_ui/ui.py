@@ -21,16 +21,21 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import gradio as gr
+from gradio import route_utils
 from gradio.data_classes import FileData
+from starlette.middleware import Middleware
 
 from . import errors
 from .config import Settings
@@ -38,11 +43,13 @@ from .images import MAX_INPUT_BYTES, prepare_image
 from .jobs import Progress
 from .rules import MAX_PROMPT_CHARS
 from .service import DEMO, STATE_PHASE, GenerationService
+from .web import Guard, is_loopback, media_route
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HISTORY_KEY = "kling-ui-history-v1"
+OWNER_KEY = "kling-ui-owner-v1"  # this browser's owner token (who made which job)
 HISTORY_LIMIT = 100
 SHORT_ID = 8  # the history shows ids by their first eight characters
 FIT_CHOICES = [
@@ -80,8 +87,8 @@ _TZ_JS = (
     "(Intl.DateTimeFormat().resolvedOptions().timeZone || '') + '|' + "
     "new Date().getTimezoneOffset()"
 )
-READ_IDS_JS = f"""(pending, tz, history) => [
-  localStorage.getItem("{PENDING_KEY}") || "[]", {_TZ_JS}, history]"""
+READ_IDS_JS = f"""(pending, tz, history, owner) => [
+  localStorage.getItem("{PENDING_KEY}") || "[]", {_TZ_JS}, history, owner]"""
 # After "Remove from history": drop every id of that job (ours and the vendor's) from the
 # ids noted in this browser, so a reload doesn't bring it back.
 FORGET_IDS_JS = f"""(ids) => {{
@@ -155,9 +162,19 @@ class LocalMP4Video(gr.Video):
         return "video"
 
     def postprocess(self, value: Any) -> Any:
+        if isinstance(value, MediaLink):  # our /media/ address: no path of the server's
+            return FileData(path=value.url, url=value.url, orig_name=value.name)
         if isinstance(value, (str, Path)) and str(value).lower().endswith(".mp4"):
             return FileData(path=str(value), orig_name=Path(value).name)
         return super().postprocess(value)
+
+
+@dataclass(frozen=True)
+class MediaLink:
+    """A finished video as the page gets it: its /media/ address and the name to save it as."""
+
+    url: str
+    name: str
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -236,9 +253,33 @@ def _valid_history(history: Any) -> list[dict]:
     return [h for h in history if isinstance(h, dict) and isinstance(h.get("id"), str)]
 
 
-def _job_update(update: Progress, shown_id: str) -> tuple[str, str, str | None]:
-    video = str(update.video_path) if update.video_path else None
+def _job_update(update: Progress, shown_id: str, root: str) -> tuple[str, str, Any]:
+    video = None
+    if update.video_url and update.video_path:
+        video = MediaLink(root + update.video_url, update.video_path.name)
     return shown_id, render_status(update), video
+
+
+def _root(request: gr.Request | None) -> str:
+    """This app's address as the caller reached it (behind a proxy too), without a slash."""
+    raw = getattr(request, "request", None) if request is not None else None
+    if raw is None:
+        return ""
+    app = getattr(raw, "app", None)
+    return route_utils.get_root_url(raw, raw.url.path, getattr(app, "root_path", None))
+
+
+def _address(request: gr.Request | None, behind_proxy: bool) -> str:
+    """The caller's address: behind a proxy, the one the nearest proxy saw."""
+    if request is None:
+        return ""
+    if behind_proxy:
+        forwarded = (request.headers or {}).get("x-forwarded-for", "")
+        last = forwarded.split(",")[-1].strip()
+        if last:
+            return last
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")
 
 
 # --- what each event does -----------------------------------------------------------------
@@ -246,9 +287,41 @@ def _job_update(update: Progress, shown_id: str) -> tuple[str, str, str | None]:
 
 @dataclass
 class Handlers:
-    """The page's event handlers, as Gradio calls them: plain values in, plain values out."""
+    """The page's event handlers, as Gradio calls them: plain values in, plain values out.
+
+    ``owner_token`` is the browser's own random token (kept in its BrowserState, handed to
+    each event from the session, never from the request): jobs are recorded as made by it,
+    and a browser's history, Stop and batch table show only its own jobs. A program (no
+    token) is known by its address. ``request`` is Gradio's, for the caller's address and
+    the app's own address (the videos' links)."""
 
     service: GenerationService
+    _streams: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _visitor(self, owner_token: str | None, request: gr.Request | None) -> str:
+        address = _address(request, self.service.settings.behind_proxy)
+        return self.service.visitor(owner_token, address)
+
+    @contextmanager
+    def _stream(self, visitor: str) -> Iterator[None]:
+        """One job watched by ``visitor``: each holds a server thread, so each visitor may
+        have only ``visitor_streams`` at once (a flood from one client can't stall others)."""
+        most = self.service.settings.visitor_streams
+        with self._lock:
+            if visitor and self._streams[visitor] >= most:
+                raise errors.LimitReached(
+                    f"You are already watching {most} jobs here, the most one person may at "
+                    "once. They all carry on: stop watching one, or wait for one to end."
+                )
+            self._streams[visitor] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streams[visitor] -= 1
+                if self._streams[visitor] <= 0:
+                    del self._streams[visitor]
 
     def generate(
         self,
@@ -259,48 +332,67 @@ class Handlers:
         generate_audio: bool,
         api_key: str,
         fit: str = "reject",
-    ) -> Iterator[tuple[str, str, str | None]]:
-        """Turn an image into a video. Streams (generation id, status text, video path)."""
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """Turn an image into a video. Streams (generation id, status text, video)."""
         gid = ""
+        visitor, root = self._visitor(owner_token, request), _root(request)
         try:
-            for update in self.service.generate(
-                image,
-                prompt,
-                negative_prompt,
-                duration,
-                generate_audio,
-                api_key,
-                fit=fit or "reject",
-            ):
-                gid = update.generation_id
-                yield _job_update(update, gid)
+            with self._stream(visitor):
+                for update in self.service.generate(
+                    image,
+                    prompt,
+                    negative_prompt,
+                    duration,
+                    generate_audio,
+                    api_key,
+                    fit=fit or "reject",
+                    owner=visitor,
+                ):
+                    gid = update.generation_id
+                    yield _job_update(update, gid, root)
         except errors.KlingUIError as exc:
             yield gid, render_error(exc), None
         except Exception:  # a bug of ours: the person still gets words, not a traceback
             log.exception("generate failed unexpectedly")
             yield gid, OUR_FAULT, None
 
-    def resume(self, generation_id: str, api_key: str) -> Iterator[tuple[str, str, str | None]]:
+    def resume(
+        self,
+        generation_id: str,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
         """Pick up a generation by its id and stream it to the end.
 
         The id is shown (and so kept in the history) only once the ledger holds it: an id
         the vendor doesn't know leaves no trace.
         """
+        visitor, root = self._visitor(owner_token, request), _root(request)
         try:
-            for update in self.service.resume(generation_id, api_key):
-                gid = update.generation_id
-                yield _job_update(update, gid if self.service.knows(gid) else "")
+            with self._stream(visitor):
+                for update in self.service.resume(generation_id, api_key, owner=visitor):
+                    gid = update.generation_id
+                    yield _job_update(update, gid if self.service.knows(gid) else "", root)
         except errors.KlingUIError as exc:
             yield "", f"Status: not resumed\n{exc.user_message}", None
         except Exception:
             log.exception("resume failed unexpectedly")
             yield "", OUR_FAULT, None
 
-    def open_selected(self, gid: str | None, api_key: str) -> Iterator[tuple[str, str, str | None]]:
+    def open_selected(
+        self,
+        gid: str | None,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
         if not gid:
             yield "", "Status: nothing selected\nPick a generation from the history first.", None
             return
-        yield from self.resume(gid, api_key)
+        yield from self.resume(gid, api_key, owner_token, request)
 
     def expand_id(self, typed: str, history: Any) -> str:
         """A short id (as the history shows it) becomes the whole id, when only one matches."""
@@ -310,9 +402,15 @@ class Handlers:
         matches = {h["id"] for h in _valid_history(history) if h["id"].startswith(typed)}
         return matches.pop() if len(matches) == 1 else typed
 
-    def stop(self, gid: str) -> str:
+    def _own(self, any_id: str | None, owner_token: str) -> Any:
+        """The job with this id if this browser may see it, else None."""
+        job = self.service.entry(any_id or "")
+        visitor = self.service.visitor(owner_token, None)
+        return job if job is not None and self.service.visible(job, visitor) else None
+
+    def stop(self, gid: str, owner_token: str = "") -> str:
         """Stop watching: only the watching ends; the server finishes the job."""
-        entry = self.service.entry(gid)
+        entry = self._own(gid, owner_token)
         if entry is None:
             return "Status: nothing to stop\nNo job is being watched in this tab."
         if entry.final:
@@ -329,12 +427,23 @@ class Handlers:
             f"Status: stopped watching\n{cost} It is in your history: use Resume to watch it again."
         )
 
-    def status(self, generation_id: str) -> dict:
-        """One snapshot of a job (by our id or the vendor's), for programs; never waits."""
+    def status(
+        self,
+        generation_id: str,
+        api_key: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> dict:
+        """One snapshot of a job (by our id or the vendor's), for programs; never waits.
+
+        Where visitors bring their own keys, pass the key the job was made with."""
+        visitor = self._visitor(None, request)
         try:
-            return self.service.status(generation_id)
+            answer = self.service.status(generation_id, owner=visitor, api_key=api_key)
         except errors.KlingUIError as exc:
             return {"error": exc.user_message}
+        if answer.get("video"):
+            answer["video"] = _root(request) + answer["video"]
+        return answer
 
     def batch(
         self,
@@ -345,27 +454,34 @@ class Handlers:
         generate_audio: bool,
         takes: int,
         api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
     ) -> dict:
         """Queue images x prompts (one a line) x takes; returns at once with every job's id.
 
         Every item is checked first: one bad item refuses the whole batch, named."""
         try:
             return self.service.batch(
-                images, prompts, negative_prompt, duration, generate_audio, takes, api_key
-            )
+                images, prompts, negative_prompt, duration, generate_audio, takes, api_key,
+                owner=self._visitor(owner_token, request),
+            )  # fmt: skip
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "items": []}
         except Exception:
             log.exception("batch failed unexpectedly")
             return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
 
-    def batch_view(self, result: Any) -> tuple[Any, Any, str, str]:
+    def batch_view(
+        self, result: Any, owner_token: str = "", request: gr.Request = None  # type: ignore[assignment]
+    ) -> tuple[Any, Any, str, str]:
         """The batch as a table, whether to keep refreshing it, its progress ("2/5"), and a
         line of words (what was queued, or why nothing was)."""
         result = result if isinstance(result, dict) else {}
         if result.get("error"):
             return gr.update(value=[]), gr.Timer(active=False), "", f"⚠ {result['error']}"
-        jobs = {j.job_id: j for j in self.service.batch_jobs(str(result.get("batch_id") or ""))}
+        visitor = self._visitor(owner_token, request)
+        batch_id = str(result.get("batch_id") or "")
+        jobs = {j.job_id: j for j in self.service.batch_jobs(batch_id, visitor)}
         rows, done = [], 0
         for item in result.get("items") or []:
             job = jobs.get(item.get("job_id"))
@@ -380,22 +496,29 @@ class Handlers:
         note = f"{len(rows)} videos queued; {done} ended." if rows else ""
         return gr.update(value=rows), gr.Timer(active=running), progress, note
 
-    def cancel_waiting(self, result: Any) -> tuple[Any, Any, str, str]:
-        """Cancel the batch's items not yet sent; the others go on."""
+    def cancel_waiting(
+        self, result: Any, owner_token: str = "", request: gr.Request = None  # type: ignore[assignment]
+    ) -> tuple[Any, Any, str, str]:
+        """Cancel the batch's items not yet sent (this browser's own); the others go on."""
         result = result if isinstance(result, dict) else {}
-        for job in self.service.batch_jobs(str(result.get("batch_id") or "")):
+        visitor = self._visitor(owner_token, request)
+        for job in self.service.batch_jobs(str(result.get("batch_id") or ""), visitor):
             if job.state == "queued_here":
-                self.service.cancel(job.job_id)
-        return self.batch_view(result)
+                self.service.cancel(job.job_id, visitor)
+        return self.batch_view(result, owner_token, request)
 
     # --- the history ------------------------------------------------------------------
 
-    def _rows(self, history: list[dict], tz: str | None) -> list[list[str]]:
+    def _rows(self, history: list[dict], tz: str | None, visitor: str) -> list[list[str]]:
+        """The history's rows: this browser's jobs only. An id whose job was made elsewhere
+        (put into this browser's storage by hand, say) shows nothing of it."""
         jobs = self.service.entries([h["id"] for h in history])
         rows = []
         for item in history:
             gid = item["id"]
             job = jobs.get(gid)
+            if job is not None and not self.service.visible(job, visitor):
+                continue
             status = STATE_PHASE.get(job.state, job.state) if job else "unknown (resume to check)"
             prompt = (job.prompt if job else item.get("prompt")) or ""
             backend = " (demo)" if item.get("backend") == DEMO else ""
@@ -403,20 +526,24 @@ class Handlers:
             rows.append([when, prompt[:80], status + backend, gid])
         return rows
 
-    def _views(self, history: list[dict], tz: str | None, pick: str | None = None) -> tuple:
-        rows = self._rows(history, tz)
+    def _views(
+        self, history: list[dict], tz: str | None, visitor: str, pick: str | None = None
+    ) -> tuple:
+        rows = self._rows(history, tz, visitor)
         choices = [(f"{r[0]} · {r[2]} · {r[1][:40]} · {r[3][:SHORT_ID]}", r[3]) for r in rows]
         ids = [r[3] for r in rows]
         value = pick if pick in ids else (ids[0] if ids else None)
         return gr.update(value=rows), gr.update(choices=choices, value=value)
 
-    def _add(self, history: list[dict], shown: str, *, known_only: bool) -> None:
+    def _add(self, history: list[dict], shown: str, visitor: str, *, known_only: bool) -> None:
         """Fold an id into the history: one row a job, under the id a person knows it by
-        (ours until the create returns, then the vendor's)."""
+        (ours until the create returns, then the vendor's). Only this browser's jobs."""
         if not shown:
             return
         job = self.service.entry(shown)
         if job is None and known_only:
+            return
+        if job is not None and not self.service.visible(job, visitor):
             return
         key = job.job_id if job else None
         for item in history:
@@ -437,16 +564,24 @@ class Handlers:
         history.sort(key=lambda h: h.get("created_at") or 0, reverse=True)
         del history[HISTORY_LIMIT:]
 
-    def sync(self, gid: str, history: Any, tz: str, picked: str | None = None) -> tuple:
+    def sync(
+        self, gid: str, history: Any, tz: str, picked: str | None = None, owner_token: str = ""
+    ) -> tuple:
         """Fold the shown id into the history and redraw it (after every status change).
 
         The picker keeps what the person picked; else it shows the job on the page."""
+        visitor = self.service.visitor(owner_token, None)
         history = _valid_history(history)
-        self._add(history, gid, known_only=True)
-        return history, *self._views(history, tz, pick=picked or gid)
+        self._add(history, gid, visitor, known_only=True)
+        return history, *self._views(history, tz, visitor, pick=picked or gid)
 
-    def restore(self, pending: str, tz: str, history: Any) -> tuple:
-        """On page load: fold in ids the browser noted before their history write landed."""
+    def restore(self, pending: str, tz: str, history: Any, owner_token: Any = "") -> tuple:
+        """On page load: this browser's owner token (made on its first visit), and the ids it
+        noted before their history write landed, folded in."""
+        token = owner_token if isinstance(owner_token, str) else ""
+        if not self.service.visitor(token, None):
+            token = secrets.token_urlsafe(24)
+        visitor = self.service.visitor(token, None)
         history = _valid_history(history)
         try:
             ids = json.loads(pending or "[]")
@@ -455,20 +590,21 @@ class Handlers:
         # At most as many as the history keeps: a huge list is not worth the server's time.
         for gid in ids[:HISTORY_LIMIT] if isinstance(ids, list) else []:
             if isinstance(gid, str) and len(gid) <= 200:
-                self._add(history, gid, known_only=False)
-        return history, *self._views(history, tz), tz
+                self._add(history, gid, visitor, known_only=False)
+        return history, *self._views(history, tz, visitor), tz, token, token
 
-    def forget(self, gid: str | None, tz: str, history: Any) -> tuple:
+    def forget(self, gid: str | None, tz: str, history: Any, owner_token: str = "") -> tuple:
         """Remove one entry from this browser's history (the server's ledger keeps it).
 
         Also returns every id the job is known by, for the browser to forget too."""
-        job = self.service.entry(gid or "")
+        visitor = self.service.visitor(owner_token, None)
+        job = self._own(gid, owner_token)
         ids = {gid} | ({job.job_id, job.generation_id} if job else set())
         history = [
             h for h in _valid_history(history)
             if h["id"] not in ids and not (job and h.get("job") == job.job_id)
         ]  # fmt: skip
-        return history, *self._views(history, tz), json.dumps(sorted(i for i in ids if i))
+        return history, *self._views(history, tz, visitor), json.dumps(sorted(i for i in ids if i))
 
     # --- the form ---------------------------------------------------------------------
 
@@ -711,10 +847,14 @@ def _examples(form: Form) -> None:
 def build_ui(service: GenerationService, *, browser_secret: str | None = None) -> gr.Blocks:
     """Lay out the page and wire its events to ``service``."""
     handlers = Handlers(service)
-    # Videos are served in place, not copied into Gradio's cache: they can be large.
-    # (The launch must also list the folder in allowed_paths.)
-    gr.set_static_paths([str(service.settings.videos_dir.resolve())])
-    with gr.Blocks(title="kling-ui · image to video", analytics_enabled=False) as page:
+    # Videos are served in place at /media/<token>.mp4 (``launch_options``), never through
+    # Gradio's file route, whose addresses carry the server's paths.
+    days = service.settings.retention_days
+    # With retention on, Gradio's own uploads go after the same time (checked hourly).
+    delete_cache = (3600, int(days * 86400)) if days > 0 else None
+    with gr.Blocks(
+        title="kling-ui · image to video", analytics_enabled=False, delete_cache=delete_cache
+    ) as page:
         gr.Markdown(
             "# Image to video with Kling v2.6 Pro\n"
             "Drop in an image, describe the motion, and press **Generate**. "
@@ -730,15 +870,23 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         panel = _history_panel()
         batch = _batch_panel()
         _examples(form)
-        history = gr.BrowserState(
-            [], storage_key=HISTORY_KEY, secret=browser_secret or secrets.token_hex(16)
-        )
+        secret = browser_secret or secrets.token_hex(16)
+        history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
+        # The browser's owner token: kept in its storage, and for each event in the session
+        # (server side), where the page's events read it.
+        owner = Owner(gr.BrowserState("", storage_key=OWNER_KEY, secret=secret), gr.State(""))
         tz = gr.Textbox(visible=False)
-        _wire(handlers, page, form, panel, (gen_id, status, video), history, tz)
-        _wire_batch(handlers, form, batch)
+        _wire(handlers, page, form, panel, (gen_id, status, video), history, tz, owner)
+        _wire_batch(handlers, form, batch, owner)
         _wire_notices(form, status, batch)
         gr.api(handlers.status, api_name="status")
     return page
+
+
+@dataclass
+class Owner:
+    stored: Any  # gr.BrowserState: the token, in the browser
+    session: Any  # gr.State: the token, for this session's events (not in the API)
 
 
 def _wire(
@@ -749,10 +897,11 @@ def _wire(
     job: tuple[Any, Any, Any],
     history: Any,
     tz: Any,
+    owner: Owner,
 ) -> None:
     """Connect the events. Private ones are kept out of the API."""
-    _wire_jobs(handlers, form, panel, job, history)
-    _wire_history(handlers, page, panel, job, history, tz)
+    _wire_jobs(handlers, form, panel, job, history, owner.session)
+    _wire_history(handlers, page, panel, job, history, tz, owner)
     _wire_form(handlers, form)
 
 
@@ -761,7 +910,12 @@ _QUIET: dict[str, Any] = {**_PRIVATE, "show_progress": "hidden"}
 
 
 def _wire_jobs(
-    handlers: Handlers, form: Form, panel: HistoryPanel, job: tuple[Any, Any, Any], history: Any
+    handlers: Handlers,
+    form: Form,
+    panel: HistoryPanel,
+    job: tuple[Any, Any, Any],
+    history: Any,
+    owner: Any,
 ) -> None:
     """Generate, resume and open a job; Stop watching. The two API events are here."""
     gen_id, status, _ = job
@@ -775,7 +929,7 @@ def _wire_jobs(
     gen_event = form.generate.click(
         handlers.generate,
         inputs=[form.image, form.prompt, form.negative, form.duration, form.audio,
-                form.api_key, fit_state],
+                form.api_key, fit_state, owner],
         outputs=list(job),
         api_name="generate",
         concurrency_limit=None,
@@ -784,14 +938,14 @@ def _wire_jobs(
         handlers.expand_id, [panel.resume_id, history], [panel.resume_id], queue=False, **_QUIET
     ).then(
         handlers.resume,
-        inputs=[panel.resume_id, form.api_key],
+        inputs=[panel.resume_id, form.api_key, owner],
         outputs=list(job),
         api_name="resume",
         concurrency_limit=None,
     )
     open_event = panel.open.click(
         handlers.open_selected,
-        inputs=[panel.pick, form.api_key],
+        inputs=[panel.pick, form.api_key, owner],
         outputs=list(job),
         concurrency_limit=None,
         **_PRIVATE,
@@ -800,7 +954,7 @@ def _wire_jobs(
         event.then(idle, None, controls, queue=False, **_QUIET)
     form.stop.click(
         handlers.stop,
-        inputs=[gen_id],
+        inputs=[gen_id, owner],
         outputs=[status],
         cancels=[gen_event, resume_event, open_event],
         **_PRIVATE,
@@ -814,6 +968,7 @@ def _wire_history(
     job: tuple[Any, Any, Any],
     history: Any,
     tz: Any,
+    owner: Owner,
 ) -> None:
     """Every status change folds the shown id in and redraws the table, so it follows the
     job and no two writers disagree. JavaScript notes the id the instant it shows (fn=None:
@@ -823,18 +978,22 @@ def _wire_history(
     gen_id.change(None, [gen_id], None, js=NOTE_ID_JS, **_QUIET)
     status.change(
         handlers.sync,
-        [gen_id, history, tz, panel.pick],
+        [gen_id, history, tz, panel.pick, owner.session],
         views,
         trigger_mode="always_last",
         **_QUIET,
     )
     forgotten = gr.Textbox(visible=False)
     panel.forget.click(
-        handlers.forget, [panel.pick, tz, history], [*views, forgotten], **_QUIET
+        handlers.forget, [panel.pick, tz, history, owner.session], [*views, forgotten], **_QUIET
     ).then(None, [forgotten], None, js=FORGET_IDS_JS, **_QUIET)
     pending_ids = gr.Textbox(visible=False)
     page.load(
-        handlers.restore, [pending_ids, tz, history], [*views, tz], js=READ_IDS_JS, **_PRIVATE
+        handlers.restore,
+        [pending_ids, tz, history, owner.stored],
+        [*views, tz, owner.stored, owner.session],
+        js=READ_IDS_JS,
+        **_PRIVATE,
     )
 
 
@@ -848,18 +1007,19 @@ def _wire_form(handlers: Handlers, form: Form) -> None:
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
 
 
-def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel) -> None:
+def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel, owner: Owner) -> None:
     """The batch: queued at once (the ``/batch`` API), then a table that follows it."""
     views = [batch.table, batch.timer, batch.progress, batch.note]
+    mine = [batch.result, owner.session]
     batch.queue.click(
         handlers.batch,
         inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
-                batch.takes, form.api_key],
+                batch.takes, form.api_key, owner.session],
         outputs=[batch.result],
         api_name="batch",
-    ).then(handlers.batch_view, [batch.result], views, **_QUIET)  # fmt: skip
-    batch.timer.tick(handlers.batch_view, [batch.result], views, **_QUIET)
-    batch.cancel.click(handlers.cancel_waiting, [batch.result], views, **_QUIET)
+    ).then(handlers.batch_view, mine, views, **_QUIET)  # fmt: skip
+    batch.timer.tick(handlers.batch_view, mine, views, **_QUIET)
+    batch.cancel.click(handlers.cancel_waiting, mine, views, **_QUIET)
 
 
 # The first Generate asks to show a notice when a job is done (never on page load); the tab's
@@ -900,18 +1060,34 @@ def _wire_notices(form: Form, status: Any, batch: BatchPanel) -> None:
         progress.change(None, [progress], None, js=TITLE_JS, **_QUIET)
 
 
-def launch_options(service: GenerationService) -> dict[str, Any]:
-    """What ``page.launch`` needs besides host and port: the page's style and script, the
-    folder of downloaded videos (served only when listed), and Gradio's run history off,
-    since it would keep every input, a typed API key included, in the browser."""
-    return {
+def launch_options(
+    service: GenerationService, *, host: str | None = None, share: bool = False
+) -> dict[str, Any]:
+    """What ``page.launch`` needs besides host and port.
+
+    The page's style and script; the videos' own route (``/media/<token>.mp4``) and the
+    guard (framing headers everywhere, the Host check when only this machine can reach the
+    app: loopback and no share link); Gradio's run history off, since it would keep every
+    input, a typed API key included, in the browser; its session store capped; uploads
+    refused past the image check's size and, with retention on, removed when old."""
+    settings = service.settings
+    check_host = is_loopback(host or settings.server_name) and not share
+    guard = Middleware(
+        Guard,
+        on_space=settings.on_space,
+        check_host=check_host,
+        extra_hosts=settings.allowed_hosts.split(","),
+    )
+    options: dict[str, Any] = {
         "css": CSS,
         "js": HEIC_JS,
-        "allowed_paths": [str(service.settings.videos_dir.resolve())],
         "run_history": False,
         # Gradio refuses bigger uploads before storing them (the image check allows 50 MB).
         "max_file_size": f"{MAX_INPUT_BYTES // 1024**2 + 1}mb",
+        "state_session_capacity": settings.session_capacity,
+        "app_kwargs": {"routes": [media_route(service.media_file)], "middleware": [guard]},
     }
+    return options
 
 
 def browser_secret(settings: Settings) -> str:

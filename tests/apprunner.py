@@ -210,6 +210,17 @@ def app_in_process(data_dir: Path, schedule: Any, **settings: Any) -> Iterator[L
 # --- through the API ----------------------------------------------------------------------
 
 
+def user_client(url: str, n: int, **options: Any) -> Any:
+    """A ``gradio_client.Client`` for simulated user ``n``, who comes from an address of their
+    own (``X-Forwarded-For``, which the server takes from a loopback proxy): the app gives
+    each visitor a fair share, so many users must not all look like one."""
+    from gradio_client import Client
+
+    headers = {"X-Forwarded-For": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"}
+    return Client(url, verbose=False, headers=headers, **options)
+
+
+
 def submit(client: Any, image: str | Path | None, **changes: Any) -> Any:
     """Start one ``/generate`` call on a ``gradio_client.Client``: ``image`` (a path, or
     None for none), ``PROMPT``, 5 s with audio and no typed key, unless ``changes`` say

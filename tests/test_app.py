@@ -24,7 +24,9 @@ def test_api_exposes_exactly_generate_resume_status_and_batch(live_app):
     info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
     assert set(named) == {"/generate", "/resume", "/status", "/batch"}
-    assert [p["parameter_name"] for p in named["/status"]["parameters"]] == ["generation_id"]
+    assert [p["parameter_name"] for p in named["/status"]["parameters"]] == [
+        "generation_id", "api_key",
+    ]  # fmt: skip
     assert [p["parameter_name"] for p in named["/batch"]["parameters"]] == [
         "images", "prompts", "negative_prompt", "duration", "generate_audio", "takes", "api_key",
     ]  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from apprunner import AppProcess, submit
+from apprunner import AppProcess, submit, user_client
 from gradio_client import Client
 
 from kling_ui.simulator import Fault, Schedule, Simulator
@@ -122,8 +122,8 @@ def test_fifty_users_with_rate_limited_polls_all_get_their_video(tmp_path, photo
                 page_loads.append(time.monotonic() - started)
                 time.sleep(0.5)
 
-        def one_user(_: int) -> tuple:
-            return submit(Client(app.url, verbose=False), photo).result(timeout=240)
+        def one_user(n: int) -> tuple:
+            return submit(user_client(app.url, n), photo).result(timeout=240)
 
         try:
             watcher = threading.Thread(target=keep_loading_the_page, daemon=True)

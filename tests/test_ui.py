@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 
 import pytest
@@ -16,12 +18,52 @@ from kling_ui.ui import Handlers, browser_secret, build_ui, render_status
 KEY = "sk-ui-handler-key-77"
 
 
+class Tab:
+    """One browser tab: the handlers as its page calls them, with the browser's owner token
+    (which the page hands every event from the session)."""
+
+    def __init__(self, handlers: Handlers, token: str | None = None) -> None:
+        self.handlers, self.token = handlers, token or secrets.token_urlsafe(24)
+
+    def __getattr__(self, name: str):
+        return getattr(self.handlers, name)
+
+    def generate(self, *args):
+        return self.handlers.generate(*args, "reject", self.token)
+
+    def resume(self, gid, key=""):
+        return self.handlers.resume(gid, key, self.token)
+
+    def sync(self, gid, history, tz, picked=None):
+        return self.handlers.sync(gid, history, tz, picked, self.token)
+
+    def restore(self, pending, tz, history):
+        *views, token, session = self.handlers.restore(pending, tz, history, self.token)
+        assert token == session == self.token  # a valid token is kept as it is
+        return tuple(views)
+
+    def forget(self, gid, tz, history):
+        return self.handlers.forget(gid, tz, history, self.token)
+
+    def stop(self, gid):
+        return self.handlers.stop(gid, self.token)
+
+    def batch(self, *args):
+        return self.handlers.batch(*args, self.token)
+
+    def batch_view(self, result):
+        return self.handlers.batch_view(result, self.token)
+
+    def cancel_waiting(self, result):
+        return self.handlers.cancel_waiting(result, self.token)
+
+
 @pytest.fixture
-def page(simulator, tmp_path) -> Handlers:
+def page(simulator, tmp_path) -> Tab:
     settings = Settings(
         base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "data", poll_interval=0.05
     )
-    return Handlers(GenerationService(settings))
+    return Tab(Handlers(GenerationService(settings)))
 
 
 def handler(page: Handlers, name: str):
@@ -38,7 +80,8 @@ def test_the_page_builds_with_both_api_events(simulator, tmp_path):
 def test_generate_handler_streams_id_status_and_video(page, photo, simulator):
     updates = list(handler(page, "generate")(photo, "Clouds drift.", "", 5, True, ""))
     gid, status, video = updates[-1]
-    assert gid and status.startswith("Status: completed") and video.endswith(".mp4")
+    assert gid and status.startswith("Status: completed") and video.name.endswith(".mp4")
+    assert re.fullmatch(r"/media/[0-9a-f]{32}\.mp4", video.url)  # 128 random bits, no path
     # The vendor's id shows from the create's answer on (usually with "submitted"; a fast
     # job may be further along at the first look); before, our own id, which resumes it too.
     first_with_id = next(u for u in updates if u[0] == gid)
@@ -250,6 +293,32 @@ def test_a_bad_batch_is_refused_whole_with_words(page, photo, simulator, images,
 def test_status_of_an_unknown_id_says_so(page):
     assert "error" in page.status("27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
     assert "Paste" in page.status("")["error"]
+
+
+def test_a_browser_gets_an_owner_token_on_its_first_visit_and_keeps_it(page):
+    *_, token, session = page.handlers.restore("[]", "UTC|0", [], "")
+    assert token == session and len(token) >= 32
+    assert page.handlers.restore("[]", "UTC|0", [], token)[-1] == token
+    assert page.handlers.restore("[]", "UTC|0", [], "short")[-1] != "short"
+
+
+def test_another_browsers_jobs_stay_out_of_this_history(page, photo):
+    """Issue 11: an id put into a fresh browser's storage shows nothing of its job, and
+    that browser can't stop it, remove it for its owner, or follow its batch."""
+    gid = list(page.generate(photo, "My secret prompt.", "", 5, True, ""))[-1][0]
+    result = page.batch([photo], "Another secret.", "", 5, True, 1, "")
+    other = Tab(page.handlers)
+    history, table, pick = other.sync(gid, [{"id": gid, "created_at": 1}], "UTC|0")
+    assert table["value"] == [] and pick["choices"] == []
+    history, table, _, _ = other.restore(f'["{gid}"]', "UTC|0", [])
+    assert history == [] and table["value"] == []
+    assert other.stop(gid).startswith("Status: nothing to stop")
+    assert other.batch_view(result)[0]["value"] == []
+    other.cancel_waiting(result)
+    assert page.service.batch_jobs(result["batch_id"], page.service.visitor(page.token, None))
+    assert all(j.state != "cancelled" for j in page.service.ledger.batch(result["batch_id"]))
+    # Its owner still sees it all.
+    assert page.sync(gid, [], "UTC|0")[1]["value"][0][1] == "My secret prompt."
 
 
 def test_restore_takes_at_most_a_history_of_ids(page):
