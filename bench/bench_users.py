@@ -142,9 +142,7 @@ def _start(variant: str, sim_url: str, tmp: Path, poll: str | None) -> Server:
 
 def _measure(server: Server, users: int, photo: Path, downloads: Path) -> dict[str, Any]:
     def client(n: int) -> Any:  # each user from an address of their own (fair shares)
-        return user_client(
-            server.url, n, analytics_enabled=False, download_files=str(downloads)
-        )
+        return user_client(server.url, n, analytics_enabled=False, download_files=str(downloads))
 
     idle_kb = proc_status_kb(server.pid, "VmRSS") or 0
     sampler = RssSampler(server)

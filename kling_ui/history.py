@@ -325,10 +325,14 @@ class Ledger:
 
     def claim(self, job_id: str, owner: str) -> bool:
         """Give a job made before jobs had owners to the first browser that shows it."""
-        return bool(owner) and self._write(
-            "UPDATE jobs SET owner = ? WHERE job_id = ? AND owner = ?",
-            (owner, job_id, LEGACY_OWNER),
-        ) == 1
+        return (
+            bool(owner)
+            and self._write(
+                "UPDATE jobs SET owner = ? WHERE job_id = ? AND owner = ?",
+                (owner, job_id, LEGACY_OWNER),
+            )
+            == 1
+        )
 
     def may_see(self, job: Job, owner: str) -> bool:
         """True when ``owner`` made this job or was let see it."""
@@ -368,23 +372,35 @@ class Ledger:
             db.close()
         return int(row[0])
 
-    def waiting_turns(self, key_ref: str) -> list[tuple[str, str, int]]:
-        """This key's jobs waiting to be sent, each with its owner and how many of that
-        owner's jobs are at the vendor now: (job_id, owner, active), oldest first."""
+    def waiting_turns(self, key_ref: str) -> list[tuple[str, int, float]]:
+        """This key's jobs waiting to be sent, oldest first, each with two facts about its
+        owner: how many of their jobs are at the vendor now, and when they last sent one
+        (-1 if never): (job_id, active, last_sent)."""
         at = ",".join("?" * len(AT_VENDOR))
         db = self._connect()
         try:
-            active = dict(db.execute(
-                f"SELECT owner, COUNT(*) FROM jobs WHERE key_ref = ? AND state IN ({at})"
-                " GROUP BY owner", [key_ref, *sorted(AT_VENDOR)],
-            ).fetchall())  # fmt: skip
+            active = dict(
+                db.execute(
+                    f"SELECT owner, COUNT(*) FROM jobs WHERE key_ref = ? AND state IN ({at})"
+                    " GROUP BY owner",
+                    [key_ref, *sorted(AT_VENDOR)],
+                ).fetchall()
+            )
+            last = dict(
+                db.execute(
+                    "SELECT owner, MAX(sent_at) FROM jobs WHERE key_ref = ? AND sent_at IS NOT NULL"
+                    " GROUP BY owner",
+                    (key_ref,),
+                ).fetchall()
+            )
             rows = db.execute(
                 "SELECT job_id, owner FROM jobs WHERE key_ref = ? AND state = 'queued_here'"
-                " ORDER BY created_at, rowid", (key_ref,),
-            ).fetchall()  # fmt: skip
+                " ORDER BY created_at, rowid",
+                (key_ref,),
+            ).fetchall()
         finally:
-            db.close()
-        return [(r[0], r[1], int(active.get(r[1], 0))) for r in rows]
+            db.close()  # fmt: skip
+        return [(r[0], int(active.get(r[1], 0)), float(last.get(r[1], -1.0))) for r in rows]
 
     def ended_before(self, when: float) -> list[Job]:
         """Jobs that ended before ``when`` (for the retention sweep)."""

@@ -423,14 +423,14 @@ class Runner:
         self._schedule(job.job_id, self._poll_delay(self.ledger.get(job.job_id) or job))
 
     def _next_turn(self, key_ref: str) -> str | None:
-        """Which waiting job of this key goes next: the oldest job of the owner with the
-        fewest jobs at the vendor, so one person's batch of 48 doesn't keep everyone else
-        waiting behind it (fair shares of a shared key)."""
+        """Which waiting job of this key goes next: fair shares of a shared key, so one
+        person's batch of 48 doesn't keep everyone else waiting behind it. The owner with the
+        fewest jobs at the vendor goes first; between equals, the one served longest ago (or
+        never); then the oldest job."""
         waiting = [w for w in self.ledger.waiting_turns(key_ref) if w[0] not in self._parked]
         if not waiting:
             return None
-        best = min(range(len(waiting)), key=lambda i: (waiting[i][2], i))
-        return waiting[best][0]
+        return min(enumerate(waiting), key=lambda w: (w[1][1], w[1][2], w[0]))[1][0]
 
     def _active(self, key_ref: str) -> int:
         """Jobs of this key at the vendor, not counting those paused for their owner."""

@@ -141,14 +141,15 @@ class GenerationService:
 
     # --- retention ------------------------------------------------------------------------
 
-    def sweep(self) -> int:
-        """Remove jobs that ended more than ``retention_days`` ago, with their videos.
-        Returns how many went. Unfinished jobs are never removed."""
+    def sweep(self, now: float | None = None) -> int:
+        """Remove jobs that ended more than ``retention_days`` before ``now``, with their
+        videos. Returns how many went. Unfinished jobs are never removed."""
         days = self.settings.retention_days
         if days <= 0:
             return 0
         gone = 0
-        for job in self.ledger.ended_before(self._clock() - days * 86400):
+        now = time.time() if now is None else now
+        for job in self.ledger.ended_before(now - days * 86400):
             if job.video_path:
                 Path(job.video_path).unlink(missing_ok=True)
             self.ledger.forget(job.job_id)

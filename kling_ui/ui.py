@@ -472,7 +472,10 @@ class Handlers:
             return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
 
     def batch_view(
-        self, result: Any, owner_token: str = "", request: gr.Request = None  # type: ignore[assignment]
+        self,
+        result: Any,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
     ) -> tuple[Any, Any, str, str]:
         """The batch as a table, whether to keep refreshing it, its progress ("2/5"), and a
         line of words (what was queued, or why nothing was)."""
@@ -497,7 +500,10 @@ class Handlers:
         return gr.update(value=rows), gr.Timer(active=running), progress, note
 
     def cancel_waiting(
-        self, result: Any, owner_token: str = "", request: gr.Request = None  # type: ignore[assignment]
+        self,
+        result: Any,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
     ) -> tuple[Any, Any, str, str]:
         """Cancel the batch's items not yet sent (this browser's own); the others go on."""
         result = result if isinstance(result, dict) else {}

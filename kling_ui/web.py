@@ -33,7 +33,9 @@ ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 # gradio_client fetches every output file through Gradio's own file route, the video's
 # address included ("/gradio_api/file=http://host/media/<token>.mp4"), where Gradio would
 # fetch it again over the network (and refuse a loopback address): served here directly.
-MEDIA_VIA_FILE_ROUTE = re.compile(r"/gradio_api/file=https?://[^/]+/(?:.*/)?media/([0-9a-f]{32}\.mp4)")
+MEDIA_VIA_FILE_ROUTE = re.compile(
+    r"/gradio_api/file=https?://[^/]+/(?:.*/)?media/([0-9a-f]{32}\.mp4)"
+)
 SPACE_FRAMERS = "https://huggingface.co https://*.huggingface.co https://*.hf.space"
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 

@@ -174,7 +174,7 @@ def launch_in_process(settings: Any) -> tuple[Any, Any]:
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        **launch_options(service),
+        **launch_options(service, host="127.0.0.1"),
     )
     return page, service
 
@@ -185,6 +185,7 @@ class LiveApp:
     sim: Any  # kling_ui.simulator.Simulator
     service: Any  # kling_ui.service.GenerationService
     data_dir: Path
+    page: Any = None  # the gradio.Blocks, launched
 
 
 @contextlib.contextmanager
@@ -202,7 +203,7 @@ def app_in_process(data_dir: Path, schedule: Any, **settings: Any) -> Iterator[L
     with Simulator(schedule=schedule) as sim:
         page, service = launch_in_process(Settings(base_url=sim.url, data_dir=data_dir, **settings))
         try:
-            yield LiveApp(page.local_url, sim, service, data_dir)
+            yield LiveApp(page.local_url, sim, service, data_dir, page)
         finally:
             page.close()
 
@@ -218,7 +219,6 @@ def user_client(url: str, n: int, **options: Any) -> Any:
 
     headers = {"X-Forwarded-For": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"}
     return Client(url, verbose=False, headers=headers, **options)
-
 
 
 def submit(client: Any, image: str | Path | None, **changes: Any) -> Any:
