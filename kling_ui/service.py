@@ -13,6 +13,7 @@ the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import threading
@@ -122,6 +123,7 @@ class GenerationService:
         start: bool = True,
     ) -> None:
         self.settings = settings
+        _private_folder(settings.data_dir)
         self.ledger = ledger or Ledger(settings.ledger_path)
         self.demo = demo
         self._clock = clock
@@ -472,6 +474,15 @@ class GenerationService:
 
 
 SUBMITTED_REST = "Keep this id: the job can be resumed with it."
+
+
+def _private_folder(path: Path) -> None:
+    """The data folder (ledger, videos, kept images, secrets) is for the app's user only."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        os.chmod(path, 0o700)
+    except OSError:  # not ours to change (a shared volume): its own rights stand
+        log.warning("could not make %s private to this user", path)
 
 
 def _check_takes(takes: object) -> int:

@@ -129,3 +129,35 @@ def test_the_ledger_is_for_the_apps_user_only(tmp_path):
     ledger = Ledger(tmp_path / "l.sqlite3")
     add(ledger)
     assert (tmp_path / "l.sqlite3").stat().st_mode & 0o077 == 0
+
+
+def test_a_ledger_from_before_owners_is_brought_up_to_date(tmp_path):
+    """Rows made before jobs had owners: each is claimed by the first browser that shows it;
+    a finished video gets a token when it is first served."""
+    path = tmp_path / "l.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, generation_id TEXT UNIQUE, batch_id TEXT,"
+        " created_at REAL NOT NULL, updated_at REAL NOT NULL, backend TEXT NOT NULL,"
+        " key_ref TEXT NOT NULL DEFAULT '', prompt TEXT NOT NULL,"
+        " negative_prompt TEXT NOT NULL DEFAULT '', duration INTEGER NOT NULL,"
+        " generate_audio INTEGER NOT NULL, state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',"
+        " reason TEXT, credits REAL, video_path TEXT, recovered INTEGER NOT NULL DEFAULT 0,"
+        " sent_at REAL, submitted_at REAL, queued_at REAL, generating_at REAL, finished_at REAL)"
+    )
+    db.execute(
+        "INSERT INTO jobs (job_id, created_at, updated_at, backend, prompt, duration,"
+        " generate_audio, state) VALUES ('kui-old', 1, 1, 'live', 'Old.', 5, 1, 'done')"
+    )
+    db.commit()
+    db.close()
+    ledger = Ledger(path)
+    job = ledger.get("kui-old")
+    assert job.owner == "legacy" and job.video_token is None
+    assert not ledger.may_see(job, "browser:b")
+    assert ledger.claim("kui-old", "browser:a") and not ledger.claim("kui-old", "browser:b")
+    job = ledger.get("kui-old")
+    assert ledger.may_see(job, "browser:a") and not ledger.may_see(job, "browser:b")
+    ledger.grant("kui-old", "browser:b")
+    assert ledger.may_see(job, "browser:b") and not ledger.may_see(job, "")
+    assert add(ledger, owner="browser:c").owner == "browser:c"  # new rows: their maker

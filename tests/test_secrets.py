@@ -163,9 +163,11 @@ def test_keys_are_not_in_the_ledger_or_any_file(live_app, mix):
         for key in (mix.server_key, TYPED_KEY):
             assert key.encode() not in data, path
             assert key.encode("utf-16-le") not in data, path
-    # The videos the callers were handed are named by 128 random bits only (/media/<token>).
+    # The videos the callers were handed: addressed by 128 random bits (/media/<token>), and
+    # saved under a name made of the prompt's words and the start of the id only.
     videos = {Path(line).name for line in mix.shown.splitlines() if line.endswith(".mp4")}
-    assert videos and all(re.fullmatch(r"[0-9a-f]{32}\.mp4", name) for name in videos)
+    tokens = {v for v in videos if re.fullmatch(r"[0-9a-f]{32}\.mp4", v)}
+    assert tokens and all(name.startswith("kling-boats-rock-") for name in videos - tokens)
 
 
 # --- what the hosts receive ------------------------------------------------------------------

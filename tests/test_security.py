@@ -215,6 +215,14 @@ def test_retention_removes_old_ended_jobs_and_their_videos(simulator, tmp_path, 
         service.close()
 
 
+def test_the_data_folder_is_for_the_apps_user_only(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o755)
+    GenerationService(Settings(data_dir=folder), start=False)
+    assert folder.stat().st_mode & 0o077 == 0
+    assert (folder / "history.sqlite3").stat().st_mode & 0o077 == 0
+
+
 def test_retention_is_off_on_a_laptop_and_on_on_a_space():
     assert Settings().retention_days == 0
     assert Settings(on_space=True).retention_days == 7
