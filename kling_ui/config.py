@@ -38,6 +38,16 @@ class Settings:
     # key unless the owner opts in to sharing it (KLING_UI_ALLOW_SHARED_KEY=1).
     on_space: bool = field(default=False, metadata={"env": "SPACE_ID"})
     allow_shared_key: bool = field(default=False, metadata={"env": "KLING_UI_ALLOW_SHARED_KEY"})
+    # Budgets for the server's own key (USD; 0 = none): all of it per UTC day, and per visitor
+    # per UTC day and jobs per visitor per hour. A daily budget also opens a Space's key to
+    # its visitors, within it. Keys typed in the page are their owners' money: not counted.
+    daily_budget_usd: float = field(default=0.0, metadata={"env": "KLING_UI_DAILY_BUDGET_USD"})
+    visitor_daily_budget_usd: float = field(
+        default=0.0, metadata={"env": "KLING_UI_VISITOR_DAILY_BUDGET_USD"}
+    )
+    visitor_jobs_per_hour: int = field(
+        default=0, metadata={"env": "KLING_UI_VISITOR_JOBS_PER_HOUR"}
+    )
     # The key that encrypts the history kept in the browser; made once in data_dir if unset.
     browser_secret: str | None = field(
         default=None, repr=False, metadata={"env": "KLING_UI_BROWSER_SECRET"}
@@ -118,14 +128,20 @@ class Settings:
         return (self.demo or not self.api_key) and not self.require_user_key
 
     @property
+    def shares_key(self) -> bool:
+        """The owner lends the server's key to a Space's visitors: said outright, or within a
+        daily budget."""
+        return self.allow_shared_key or self.daily_budget_usd > 0
+
+    @property
     def shared_key_locked(self) -> bool:
         """A Space's own key kept from its visitors (the safe default)."""
-        return self.on_space and bool(self.api_key) and not self.allow_shared_key
+        return self.on_space and bool(self.api_key) and not self.shares_key
 
     @property
     def shared_key_in_use(self) -> bool:
         """A Space whose owner lets every visitor generate on the owner's key."""
-        return self.on_space and bool(self.api_key) and self.allow_shared_key and not self.demo
+        return self.on_space and bool(self.api_key) and self.shares_key and not self.demo
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

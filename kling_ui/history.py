@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     generating_at REAL,
     finished_at REAL,
     owner TEXT NOT NULL DEFAULT '',
-    video_token TEXT
+    video_token TEXT,
+    estimate_usd REAL,
+    charged_usd REAL
 )
 """
 # Who else may see a job (a browser that resumed it with the right to): job -> owner.
@@ -78,6 +80,8 @@ LEGACY_OWNER = "legacy"  # the owner of rows made before jobs had owners
 _ADDED = (
     ("owner", "TEXT NOT NULL DEFAULT ''", LEGACY_OWNER),
     ("video_token", "TEXT", None),
+    ("estimate_usd", "REAL", None),
+    ("charged_usd", "REAL", None),
 )
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
@@ -86,6 +90,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs (owner, state)",
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_video_token ON jobs (video_token)",
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_key_created ON jobs (key_ref, created_at)",
 )
 
 # state -> the states it may be entered from.
@@ -164,6 +169,18 @@ class Job:
     # or "legacy" (made before jobs had owners; the first browser that shows it claims it).
     owner: str = ""
     video_token: str | None = None  # the video's address is /media/<token>.mp4
+    estimate_usd: float | None = None  # the price when it was sent (None: not known in advance)
+    charged_usd: float | None = None  # what the vendor reported it cost (0 when it failed)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What the job counts as spending: the charge once known, else the price at submit;
+        nothing for a job that made no video at the vendor (failed, refused, cancelled)."""
+        if self.charged_usd is not None:
+            return self.charged_usd
+        if self.state in ("failed", "not_created", "cancelled"):
+            return 0.0
+        return self.estimate_usd
 
     @property
     def shown_id(self) -> str:
@@ -251,6 +268,7 @@ class Ledger:
         job_id: str | None = None,
         created_at: float | None = None,
         owner: str = "",
+        estimate_usd: float | None = None,
     ) -> Job:
         """A new row: a job about to be sent (``queued_here``), or an adopted id
         (``submitted``, with its ``generation_id``)."""
@@ -261,10 +279,10 @@ class Ledger:
         self._write(
             "INSERT INTO jobs (job_id, generation_id, batch_id, created_at, updated_at, backend,"
             " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at,"
-            " owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " owner, estimate_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, generation_id, batch_id, now, now, backend, key_ref, prompt,
              negative_prompt or "", int(duration), int(bool(generate_audio)), state,
-             now if state == "submitted" else None, owner),
+             now if state == "submitted" else None, owner, estimate_usd),
         )  # fmt: skip
         job = self.get(job_id)
         assert job is not None
@@ -401,6 +419,29 @@ class Ledger:
         finally:
             db.close()  # fmt: skip
         return [(r[0], int(active.get(r[1], 0)), float(last.get(r[1], -1.0))) for r in rows]
+
+    def spent_since(self, since: float, *, key_ref: str, owner: str | None = None) -> float:
+        """What this key's jobs made since ``since`` count as spending (``Job.cost_usd``),
+        all of them or one owner's."""
+        return sum(j.cost_usd or 0.0 for j in self._since(since, key_ref, owner))
+
+    def jobs_since(self, since: float, *, key_ref: str, owner: str) -> int:
+        """How many of this owner's jobs on this key since ``since`` made (or may make) a
+        video: refused and cancelled ones don't count."""
+        return sum(
+            1 for j in self._since(since, key_ref, owner)
+            if j.state not in ("not_created", "cancelled")
+        )  # fmt: skip
+
+    def _since(self, since: float, key_ref: str, owner: str | None) -> list[Job]:
+        if owner is None:
+            return self._rows(
+                "SELECT * FROM jobs WHERE key_ref = ? AND created_at >= ?", (key_ref, since)
+            )
+        return self._rows(
+            "SELECT * FROM jobs WHERE key_ref = ? AND owner = ? AND created_at >= ?",
+            (key_ref, owner, since),
+        )
 
     def ended_before(self, when: float) -> list[Job]:
         """Jobs that ended before ``when`` (for the retention sweep)."""

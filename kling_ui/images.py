@@ -15,9 +15,9 @@ Memory: a baseline JPEG is decoded at the reduced scale its DCT allows (1/2, 1/4
 since we only need 2048 px. Other formats (PNG, WebP, GIF, BMP, progressive JPEG) can't be
 decoded smaller, so what their full decode costs is counted from the header (pixels times the
 bytes a pixel takes in Pillow's mode, plus the decoder's own buffers) and a picture costing
-more than the budget is refused in words. After the decode, modes that must be converted
-before resampling (palette, 16-bit, transparency, 1-bit) are converted a strip at a time while
-resizing, so no second full-size copy is made. All decodes in flight share one budget.
+more than the budget is refused in words. After the decode the picture is converted (palette,
+16-bit, transparency, 1-bit) and resized a strip at a time, so no second full-size copy is
+made. All decodes in flight share one budget.
 
 Imports: ``errors`` and Pillow; nothing else of ours imports Pillow.
 """
@@ -74,21 +74,26 @@ MIN_JPEG_QUALITY = 60
 # Many users uploading at once would hold as many decoded photos in memory as there are
 # requests; a decode is CPU-bound anyway, so more at once than cores gains nothing.
 _DECODE_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
-# The most memory the decoded pixels (and the decoder's own buffers) of the uploads being
-# prepared may take at once, and so the most one picture's decode may take. With the app idle
-# at about 160 MB and up to about 40 MB of working copies on top, a process stays under 400 MB.
-# Per kind of file this allows (MAX_PIXELS caps them all at 80 MP):
-#   baseline JPEG (decoded at 1/2-1/8 scale): 80 MP;
-#   progressive JPEG: 55 MP at 4:2:0 (3 bytes of DCT coefficients a pixel), 41 MP at 4:2:2,
-#   27 MP at 4:4:4, 20 MP in CMYK (plus its reduced decode);
-#   PNG: 80 MP grey, palette or 1-bit, 80 MP 16-bit grey (2 bytes a pixel), 41 MP colour or
-#   with transparency, 8- or 16-bit (4 bytes a pixel);
-#   GIF: 80 MP; BMP: 80 MP (4 bytes a pixel within the 50 MB file, 55 MP if RLE-compressed);
-#   WebP: 10 MP (16 bytes a pixel: libwebp's two canvases, a copy, and Pillow's).
+# The most memory the decoded pixels (with the decoder's own buffers) of the uploads being
+# prepared may take at once, and so the most one picture's decode may take. The app idles at
+# about 160 MB and the working copies add up to about 40 MB, so it stays under 400 MB
+# (bench/bench_images.py measures the largest accepted image of each kind). What this allows,
+# for a square picture (MAX_PIXELS caps every kind at 80 MP):
+#   JPEG: 80 MP, decoded at 1/2, 1/4 or 1/8 scale. A progressive one also holds its DCT
+#     coefficients at full size (2 bytes a sample): 44 MP at 4:2:0, 35 MP at 4:2:2, 25 MP at
+#     4:4:4, 14 MP in CMYK;
+#   PNG: 80 MP grey, palette or 1-bit (1 byte a pixel) and 16-bit grey (2 bytes); 44 MP in
+#     colour or with transparency, 8- or 16-bit (Pillow keeps 4 bytes a pixel);
+#   GIF: 80 MP; BMP: 80 MP (the 50 MB file limit comes first for 24 and 32 bits), 59 MP if
+#     RLE-compressed (Pillow's decoder holds three copies);
+#   WebP: 11 MP, less the file's size (16 bytes a pixel: libwebp's two canvases, a copy of
+#     one, and Pillow's image).
 DECODE_BUDGET = 170 * 1024 * 1024
-# Pictures that must be converted before they are resampled are converted this many source
-# pixels at a time.
+# Resizing converts (and flattens) this many source pixels at a time.
 _STRIP_PIXELS = 1 << 20
+# Bicubic, not Lanczos: after JPEG's own downscaling the rest is a small step, where the two
+# are indistinguishable and bicubic takes two thirds of the time. A step of more than 3x
+# starts with a box reduction by a whole factor (as Pillow's reducing_gap=3.0).
 _RESAMPLE = Image.Resampling.BICUBIC
 _REDUCING_GAP = 3.0
 
@@ -255,7 +260,7 @@ def _prepare(im: Image.Image, fit: FitMode, fd: int) -> PreparedImage:
         orientation, width, height, plan, stored_plan = _upright_plan(im, fit)
         coefficients = _jpeg_coefficient_bytes(im, fd)
         scale = _draft(im, stored_plan)
-    cost = _decode_bytes(im) + coefficients  # im.size is the reduced one, if drafted
+    cost = _decode_bytes(im, os.fstat(fd).st_size) + coefficients  # of the drafted size
     if cost > DECODE_BUDGET:
         raise InputError(_too_big_to_decode(im, stored_w, stored_h, cost))
 
@@ -319,8 +324,10 @@ class _MemoryBudget:
             self._turns.append(turn)
             try:
                 self._changed.wait_for(
-                    lambda: self._turns[0] is turn
-                    and (self.used == 0 or self.used + cost <= self.total)
+                    lambda: (
+                        self._turns[0] is turn
+                        and (self.used == 0 or self.used + cost <= self.total)
+                    )
                 )
             finally:
                 self._turns.remove(turn)
@@ -346,13 +353,14 @@ def _pixel_bytes(mode: str) -> int:
     return 4  # every other mode keeps a pixel in 32 bits (RGB too, and LA)
 
 
-def _decode_bytes(im: Image.Image) -> int:
+def _decode_bytes(im: Image.Image, file_size: int) -> int:
     """What decoding ``im`` at its (possibly drafted) size holds in memory at its peak."""
     pixels = im.size[0] * im.size[1]
     if im.format == "WEBP":
-        # libwebp decodes into an RGBA canvas and keeps a second one for the next frame; Pillow
-        # takes a copy of the canvas as bytes, then decodes that into its own image.
-        return pixels * 4 * 4
+        # libwebp keeps a copy of the file, decodes into an RGBA canvas and keeps a second one
+        # for the next frame; Pillow takes a copy of the canvas as bytes, then decodes that
+        # into its own image.
+        return file_size + pixels * 4 * 4
     per_pixel = _pixel_bytes(im.mode)
     if im.format == "BMP" and im.info.get("compression") in (1, 2):
         # RLE: Pillow's decoder builds the pixels in a bytearray, copies them to bytes, then
@@ -365,7 +373,8 @@ def _jpeg_coefficient_bytes(im: Image.Image, fd: int) -> int:
     """The DCT coefficients libjpeg keeps for the whole picture, if it must: 0 when it streams.
 
     A progressive JPEG (or one whose first scan lacks some colour components) is decoded scan by
-    scan into a full-resolution array of 16-bit coefficients, whatever the output scale.
+    scan into a full-resolution array of 16-bit coefficients, whatever the output scale. A file
+    whose first scan can't be found is counted so too.
     """
     if not (im.info.get("progressive") or _first_scan_components(fd) < len(im.layer)):
         return 0
@@ -382,12 +391,12 @@ def _jpeg_coefficient_bytes(im: Image.Image, fd: int) -> int:
 def _first_scan_components(fd: int) -> int:
     """How many components the JPEG's first scan (SOS) holds; 0 if it can't be found."""
     pos = 2  # after SOI
-    for _ in range(1000):
+    for _ in range(10_000):
         head = os.pread(fd, 4, pos)
-        if len(head) < 2 or head[0] != 0xFF:
+        if len(head) < 2:
             return 0
         marker = head[1]
-        if marker == 0xFF:  # fill byte
+        if head[0] != 0xFF or marker == 0xFF:  # junk between segments (as Pillow skips), fill
             pos += 1
         elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
             pos += 2
@@ -401,25 +410,24 @@ def _first_scan_components(fd: int) -> int:
     return 0
 
 
-_KINDS = {"JPEG": "a progressive JPEG", "MPO": "a progressive JPEG", "WEBP": "a WebP picture"}
-
-
 def _too_big_to_decode(im: Image.Image, width: int, height: int, cost: int) -> str:
     pixels = width * height
     most = min(MAX_PIXELS, DECODE_BUDGET * pixels // cost) // 1_000_000
-    kind = _KINDS.get(im.format or "")
-    if kind is None:
-        if im.mode.startswith("I;16"):
-            kind = f"a 16-bit {im.format}"
-        elif im.format == "BMP" and im.info.get("compression") in (1, 2):
-            kind = "a compressed (RLE) BMP"
-        else:
-            kind = f"a {im.format} in colour or with transparency"
+    if im.format in ("JPEG", "MPO"):
+        kind = "a progressive JPEG"
+    elif im.format == "WEBP":
+        kind = "a WebP image"
+    elif im.format == "BMP" and im.info.get("compression") in (1, 2):
+        kind = "a compressed (RLE) BMP"
+    elif im.mode.startswith("I;16"):
+        kind = f"a 16-bit {im.format}"
+    else:
+        kind = f"a colour or transparent {im.format}"
     return (
-        f"The image is {width}×{height} pixels ({pixels / 1e6:.0f} MP), and {kind} has to be "
-        f"decoded whole, which takes too much memory at that size: the most we open of this "
-        f"kind is {most} MP ({MAX_PIXELS // 1_000_000} MP for a standard JPEG). Save a smaller "
-        "copy, or a standard JPEG, and try again."
+        f"The image is {width}×{height} pixels ({pixels / 1e6:.0f} MP); {kind} has to be "
+        f"decoded whole, so the most we open is {most} MP "
+        f"({MAX_PIXELS // 1_000_000} MP as a standard JPEG). Save a smaller copy, or save it "
+        "as a standard JPEG, and try again."
     )
 
 
@@ -495,9 +503,7 @@ def _draft(im: Image.Image, plan: _Plan) -> float:
     return drafted[1][2] / stored_w if drafted else 1.0
 
 
-def _render(
-    im: Image.Image, plan: _Plan, stored: tuple[int, int], scale: float
-) -> Image.Image:
+def _render(im: Image.Image, plan: _Plan, stored: tuple[int, int], scale: float) -> Image.Image:
     """Crop or pad and resize per the plan (for the stored orientation and size; ``im`` may be
     a JPEG decoding at ``scale`` times that), as 8-bit sRGB."""
     stored_w, stored_h = stored
@@ -523,7 +529,9 @@ def _resample_in_strips(
 
     As ``resize(size, BICUBIC, box, reducing_gap)`` would: each strip is reduced by the same
     whole factor on one grid, then resampled with enough rows either side for the filter to
-    see what it would in the whole picture, so the strips meet without seams.
+    see what it would in the whole picture, so the strips meet without seams. Laying
+    transparency onto white before resampling gives what Pillow's resampling of premultiplied
+    colours, laid on white after, would: both steps are linear.
     """
     left, top, right, bottom = box
     scale_x, scale_y = (right - left) / size[0], (bottom - top) / size[1]

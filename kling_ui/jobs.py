@@ -113,6 +113,8 @@ class Progress:
     job_id: str = ""  # our id for the job (the create's X-Client-Request-Id)
     recovered: bool = False  # the create's answer was lost, and the job found again
     video_url: str | None = None  # where the page finds the video: /media/<token>.mp4
+    estimate_usd: float | None = None  # the price when it was sent
+    charged_usd: float | None = None  # what the vendor charged (0 when it made nothing)
 
     @property
     def final(self) -> bool:

@@ -50,6 +50,7 @@ from .client import AIMLClient, Sessions
 from .config import Settings
 from .history import AT_VENDOR, IllegalTransition, Job, Ledger
 from .jobs import parse_generation
+from .pricing import reported_charge
 from .rules import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -164,11 +165,13 @@ class Runner:
         *,
         batch_id: str | None = None,
         owner: str = "",
+        estimate_usd: float | None = None,
     ) -> Job:
-        """Write the job's row, then send it when its key has a free slot and its owner's
-        turn comes."""
+        """Write the job's row (with its price now), then send it when its key has a free
+        slot and its owner's turn comes."""
         job = self.ledger.add(
             owner=owner,
+            estimate_usd=estimate_usd,
             backend=backend.name,
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -520,7 +523,7 @@ class Runner:
             self._park(job.job_id)
             return
         except errors.GenerationFailed as exc:
-            self._end(job, "failed", exc.user_message, reason="failed")
+            self._end(job, "failed", exc.user_message, reason="failed", charged_usd=0.0)
             return
         except errors.KlingUIError as exc:  # a bad key: keep the job, wait for its owner
             self.ledger.note(job.job_id, f"{exc.user_message} Resume it to try again.")
@@ -535,6 +538,9 @@ class Runner:
         now = self._clock()
         if status.phase == "completed":
             self._urls[job.job_id] = status.video_url or ""
+            charge = reported_charge(response.payload)  # the charge lands with "completed"
+            if charge is not None:
+                changes["charged_usd"] = charge.usd
             self.ledger.transition(
                 job.job_id, "downloading", at=now, message="Done at the vendor; downloading.",
                 **changes,
@@ -546,7 +552,8 @@ class Runner:
             failure = errors.GenerationFailed(
                 vendor_message=self._client(job).redact(vendor_text) if vendor_text else None
             )
-            self._end(job, "failed", failure.user_message, reason="failed", **changes)
+            self._end(job, "failed", failure.user_message, reason="failed", charged_usd=0.0,
+                      **changes)  # fmt: skip  # failed generations are not charged
             return
         if status.phase in ("queued", "generating"):
             words = {"queued": "Queued at the vendor, waiting for a worker.",

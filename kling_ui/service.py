@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from .config import Settings
 from .history import Job, Ledger
 from .images import prepare_image
 from .jobs import Progress
+from .pricing import Estimate, PriceBook
 from .rules import (
     GenerationRequest,
     check_generation_id,
@@ -131,6 +133,8 @@ class GenerationService:
         self.runner = Runner(
             settings, self.ledger, backend_for_ref=self._backend_for_ref, clock=clock
         )
+        self._books: dict[str, PriceBook] = {}  # API address -> its price book
+        self._budget_lock = threading.Lock()  # a budget's check and the job's row: one step
         self._closed = threading.Event()
         if start:
             self.runner.start()
@@ -214,6 +218,91 @@ class GenerationService:
         """Whether a browser's history may show this job: made there, or opened there."""
         return self.ledger.may_see(job, owner) or self.ledger.claim(job.job_id, owner)
 
+    # --- money ----------------------------------------------------------------------------
+
+    def _book(self, backend: Backend | None = None) -> PriceBook:
+        """The price book of a backend's API (the demo simulator quotes the same prices)."""
+        if backend is None:
+            base = self.demo.base_url() if self.demo_mode and self.demo else self.settings.base_url
+        else:
+            base = backend.settings.base_url
+        if base not in self._books:
+            self._books[base] = PriceBook(self.settings.with_(base_url=base), clock=self._clock)
+        return self._books[base]
+
+    def estimate(self, duration: object, generate_audio: object, count: object = 1) -> Estimate:
+        """What ``count`` videos like this will cost, before anything is sent."""
+        return self._book().estimate(duration, generate_audio, count)
+
+    def balance(self, api_key: str | None) -> float | None:
+        """The balance of the account a request would go to, in USD; None when not known."""
+        try:
+            backend = self.backend_for(api_key)
+        except errors.KlingUIError:
+            return None
+        return self._book(backend).balance(backend.api_key)
+
+    def low_balance(
+        self, api_key: str | None, duration: object, generate_audio: object, count: object = 1
+    ) -> str | None:
+        """Words when the account's balance is below the price of what is about to be sent;
+        None when it isn't, when either is not known (the balance endpoint never blocks), or
+        in the demo (nothing is charged)."""
+        try:
+            backend = self.backend_for(api_key)
+            price = self._book(backend).estimate(duration, generate_audio, count).usd
+        except errors.KlingUIError:
+            return None
+        if backend.name == DEMO or not price:
+            return None
+        balance = self._book(backend).balance(backend.api_key)
+        if balance is None or balance >= price:
+            return None
+        return (
+            f"Your AIML API balance is ${balance:,.2f}, below the price of this request "
+            f"(${price:,.2f}): the vendor may refuse it."
+        )
+
+    def _check_budget(self, backend: Backend, owner: str, usd: float | None, count: int) -> None:
+        """Refuse, in words and with nothing sent, what would pass a budget of the server's
+        own key (a typed key is its owner's money; the demo costs nothing)."""
+        s = self.settings
+        if backend.key_ref != "server" or not (
+            s.daily_budget_usd > 0 or s.visitor_daily_budget_usd > 0 or s.visitor_jobs_per_hour > 0
+        ):
+            return
+        if usd is None:
+            raise errors.LimitReached(
+                "This video's price is not known in advance, so this server's budget can't "
+                "cover it. Enter your own AIML API key to generate it."
+            )
+        now = self._clock()
+        day = _utc_day_start(now)
+        own_key = " Enter your own AIML API key to generate now."
+        if s.daily_budget_usd > 0:
+            spent = self.ledger.spent_since(day, key_ref="server")
+            if spent + usd > s.daily_budget_usd + 1e-9:
+                raise errors.LimitReached(
+                    f"This app's daily budget for its own API key is ${s.daily_budget_usd:,.2f}"
+                    f" (UTC day); ${spent:,.2f} of it is spent or on its way, and this would add"
+                    f" ${usd:,.2f}. It renews at midnight UTC.{own_key}"
+                )
+        if owner and s.visitor_daily_budget_usd > 0:
+            spent = self.ledger.spent_since(day, key_ref="server", owner=owner)
+            if spent + usd > s.visitor_daily_budget_usd + 1e-9:
+                raise errors.LimitReached(
+                    f"Each visitor may spend ${s.visitor_daily_budget_usd:,.2f} a day (UTC) of "
+                    f"this app's key; you have used ${spent:,.2f}, and this would add "
+                    f"${usd:,.2f}. It renews at midnight UTC.{own_key}"
+                )
+        if owner and s.visitor_jobs_per_hour > 0:
+            made = self.ledger.jobs_since(now - 3600, key_ref="server", owner=owner)
+            if made + count > s.visitor_jobs_per_hour:
+                raise errors.LimitReached(
+                    f"Each visitor may make {s.visitor_jobs_per_hour} videos an hour on this "
+                    f"app's key; you have made {made} in the last hour.{own_key}"
+                )
+
     # --- one image ----------------------------------------------------------------------
 
     def generate(
@@ -242,8 +331,14 @@ class GenerationService:
         fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
         backend = self.backend_for(api_key)
         self._check_room(owner, 1)
+        price = self._book(backend).estimate(fields[2], fields[3]).usd
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
-        job = self.runner.add(GenerationRequest(prepared.data_uri, *fields), backend, owner=owner)
+        with self._budget_lock:
+            self._check_budget(backend, owner, price, 1)
+            job = self.runner.add(
+                GenerationRequest(prepared.data_uri, *fields), backend, owner=owner,
+                estimate_usd=price,
+            )  # fmt: skip
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
         yield from self.follow(job.job_id, submitted_note=note)
 
@@ -281,6 +376,8 @@ class GenerationService:
             job_id=job.job_id,
             recovered=job.recovered,
             video_url=self.video_url(job) if video and video.exists() else None,
+            estimate_usd=job.estimate_usd,
+            charged_usd=job.charged_usd if job.charged_usd is not None else _unpaid(job),
         )
 
     # --- by id ----------------------------------------------------------------------------
@@ -364,6 +461,8 @@ class GenerationService:
             "recovered": job.recovered,
             "elapsed_s": round(update.elapsed, 1),
             "credits": job.credits,
+            "estimate_usd": job.estimate_usd,
+            "charged_usd": update.charged_usd,
             "video": update.video_url,
             "simulated": update.simulated,
             "batch_id": job.batch_id,
@@ -421,19 +520,24 @@ class GenerationService:
         fields = [_line_fields(i, line, negative_prompt, duration, generate_audio)
                   for i, line in enumerate(lines, 1)]  # fmt: skip
         backend = self.backend_for(api_key)
-        self._check_room(owner, len(paths) * len(lines) * count)
+        total = len(paths) * len(lines) * count
+        self._check_room(owner, total)
+        quote = self._book(backend).estimate(fields[0][2], fields[0][3], total)
         uris = [_prepared_item(i, path, fit) for i, path in enumerate(paths, 1)]
         batch_id = "batch-" + uuid.uuid4().hex[:12]
         items = []
-        for n, uri in enumerate(uris, 1):
-            for line in fields:
-                for take in range(1, count + 1):
-                    job = self.runner.add(
-                        GenerationRequest(uri, *line), backend, batch_id=batch_id, owner=owner
-                    )
-                    items.append({"job_id": job.job_id, "image": n, "prompt": line[0],
-                                  "take": take, "state": job.state})  # fmt: skip
-        return {"batch_id": batch_id, "items": items}
+        with self._budget_lock:
+            self._check_budget(backend, owner, quote.usd, total)
+            for n, uri in enumerate(uris, 1):
+                for line in fields:
+                    for take in range(1, count + 1):
+                        job = self.runner.add(
+                            GenerationRequest(uri, *line), backend, batch_id=batch_id,
+                            owner=owner, estimate_usd=quote.usd_each,
+                        )  # fmt: skip
+                        items.append({"job_id": job.job_id, "image": n, "prompt": line[0],
+                                      "take": take, "state": job.state})  # fmt: skip
+        return {"batch_id": batch_id, "items": items, "usd": quote.usd, "price": quote.words()}
 
     def batch_jobs(self, batch_id: str, owner: str = "") -> list[Job]:
         """The jobs of a batch made by ``owner`` (someone else's batch id shows nothing)."""
@@ -474,6 +578,17 @@ class GenerationService:
 
 
 SUBMITTED_REST = "Keep this id: the job can be resumed with it."
+
+
+def _utc_day_start(moment: float) -> float:
+    """The start of ``moment``'s UTC day (budgets renew at midnight UTC)."""
+    day = datetime.fromtimestamp(moment, timezone.utc).date()
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+def _unpaid(job: Job) -> float | None:
+    """$0 for a job that made nothing at the vendor; None (not known yet) otherwise."""
+    return 0.0 if job.state in ("failed", "not_created", "cancelled") else None
 
 
 def _private_folder(path: Path) -> None:

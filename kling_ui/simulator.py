@@ -15,9 +15,21 @@ per key; ``period`` or ``start`` + ``end``, ``status``, ``model``, ``limit``, ``
 A row shows up ``log_lag`` seconds after its create, as the vendor's analytics lag; a job
 that ends in error is a ``failed`` row that cost nothing.
 
+Money, as the vendor documents it (aimlapi/complete-model-list.md, account-balance.md,
+request-tracing-and-cost.md): the model catalogue ``GET /v1/models`` (no key; ``id``,
+``include`` and the other filters; an ``ETag``, and ``304`` with no body on a matching
+``If-None-Match``) prices the model as ``variants`` on ``generate_audio``, per second of video.
+A create answers with the job's price in ``x-aimlapi-credits-used`` / ``x-aimlapi-usd-spent``
+and ``meta.usage.credits_used`` (the vendor's hold); a poll after ``completed`` reports the
+charge in ``meta.usage``. ``GET /v2/billing`` (key needed) shows ``current_balance``, one
+account per key, starting at ``balance`` and going down by a job's charge once it completes;
+a job that ends in error is never charged.
+
 It can be scripted to misbehave (``Fault``, ``DownloadFault``, ``script_outcome``,
-``script_log_lag``, ``script_max_active``), from Python or, for an app in another process,
-through ``POST /__sim__/script``. With ``max_active_per_key`` it turns a create away (429,
+``script_log_lag``, ``script_max_active``, ``script_catalogue``, ``script_billing``,
+``script_outage``) and to price or hold money differently (``script_pricing``,
+``set_balance``), from Python or, for an app in another process, through
+``POST /__sim__/script``. With ``max_active_per_key`` it turns a create away (429,
 ``Retry-After: 1``, nothing created) while the caller's key already has that many jobs
 queued or generating, and ``peak_active(key)`` says how many a key ever had at once.
 Every request is recorded (the image replaced by its length) so tests can count
@@ -61,9 +73,20 @@ MODEL = "klingai/video-v2-6-pro-image-to-video"
 CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "sample.mp4"
 MAX_TEXT = 2500
-CREDITS_PER_SECOND = 42  # a made-up price: 5 s costs 210 credits
 USD_PER_CREDIT = 0.0000005  # the vendor's own examples: 500000 credits are $0.25
+# Kling v2.6 Pro's price per second of video, by generate_audio. The vendor prints no Kling
+# price on the model's page (CONTRACT.md) and the docs give none: these are plausible figures,
+# issue 12's own ("10 s with audio: $1.40"), audio doubling the price as the issue says.
+USD_PER_SECOND = {True: 0.14, False: 0.07}
+CREDITS_PER_SECOND = {audio: round(usd / USD_PER_CREDIT) for audio, usd in USD_PER_SECOND.items()}
+DEFAULT_BALANCE = 100.0  # USD: what each key's account holds until set_balance says otherwise
 LOGS_PATH = "/v2/logs"
+BILLING_PATH = "/v2/billing"
+# The catalogue's canonical path and the two the vendor says serve exactly the same data.
+CATALOGUE_PATHS = ("/v1/models", "/models", "/api/v1/models")
+CATALOGUE_SECTIONS = ("pricing", "modalities", "capabilities")
+PRICING_KINDS = ("fixed", "variants", "variable")
+OUTAGE_ENDPOINTS = ("catalogue", "billing")
 MAX_LOG_WINDOW = 92 * 86400  # seconds: the vendor refuses a longer window
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MODERATION = ("ContentModeration", "The image or prompt was flagged by content moderation.")
@@ -224,6 +247,14 @@ class _Job:
     error_name: str = MODERATION[0]
     error_message: str = MODERATION[1]
     key_id: str = ""  # the key that made it (a digest): another key is told "not found"
+    generate_audio: bool = True  # the vendor's default
+    credits: int | None = None  # its price, fixed at create (None in older state files)
+
+    def charge_credits(self) -> int:
+        """What the job costs once it completes (its price at create)."""
+        if self.credits is not None:
+            return self.credits
+        return self.duration * CREDITS_PER_SECOND[self.generate_audio]
 
     def finished_at(self) -> float:
         """When the job left queued and generating (or will: inf if never by its schedule)."""
@@ -275,6 +306,7 @@ class Simulator:
         max_active_per_key: int | None = None,
         control_token: str | None = None,
         scope_jobs_to_keys: bool = True,
+        balance: float = DEFAULT_BALANCE,
     ) -> None:
         # As the vendor: a job is shown only to the key that made it (demo mode turns this off:
         # its key is made anew each start, and its jobs outlive that).
@@ -306,6 +338,15 @@ class Simulator:
         self._outcomes: deque[str] = deque()
         self._periodic: tuple[int, Fault] | None = None
         self._poll_count = 0
+        self._catalogue_faults: deque[Fault] = deque()
+        self._billing_faults: deque[Fault] = deque()
+        self._outages: dict[str, Fault] = {}
+        self._pricing: dict[str, Any] | None = pricing_document("variants")
+        # Money is kept in credits (integers), so a balance never drifts by float rounding.
+        self._initial_balance = _credits(balance)
+        self._starting_balance = self._initial_balance  # each key's account, until set
+        self._balances: dict[str, int] = {}  # by key digest
+        self._unsettled: set[str] = set()  # jobs not yet ended as far as billing knows
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._secret = uuid.uuid4().hex
@@ -389,6 +430,64 @@ class Simulator:
         with self._lock:
             self.max_active_per_key = n
 
+    def script_catalogue(self, *faults: Fault) -> None:
+        """Answer the next catalogue requests (``GET /v1/models``) with these faults."""
+        with self._lock:
+            self._catalogue_faults.extend(faults)
+
+    def script_billing(self, *faults: Fault) -> None:
+        """Answer the next balance requests (``GET /v2/billing``) with these faults."""
+        with self._lock:
+            self._billing_faults.extend(faults)
+
+    def script_outage(self, endpoint: str, fault: Fault | None = None) -> None:
+        """Answer every request to ``endpoint`` (``catalogue`` or ``billing``) with ``fault``
+        until it is lifted with None: ``script_outage("catalogue", Fault.status(503))``."""
+        if endpoint not in OUTAGE_ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}: one of {OUTAGE_ENDPOINTS}")
+        with self._lock:
+            if fault is None:
+                self._outages.pop(endpoint, None)
+            else:
+                self._outages[endpoint] = fault
+
+    def script_pricing(self, pricing: str | dict[str, Any] | None) -> None:
+        """The model's price in the catalogue from now on: ``"variants"`` (the default: a
+        rate per second by generate_audio), ``"fixed"`` (one rate per second), ``"variable"``
+        (no quote), a whole pricing block as the vendor shapes it, or None (no price at all).
+        Jobs created from now on are charged by it where it quotes them, else at the default
+        rates."""
+        if isinstance(pricing, str):
+            pricing = pricing_document(pricing)
+        elif pricing is not None and not isinstance(pricing, dict):
+            raise ValueError(f"a pricing block is a dict, not {type(pricing).__name__}")
+        with self._lock:
+            self._pricing = json.loads(json.dumps(pricing)) if pricing is not None else None
+
+    def set_balance(self, usd: float, key: str | None = None) -> None:
+        """Put ``usd`` in ``key``'s account, or (no key) in every account, those not used yet
+        too. Jobs that ended before this are not charged again."""
+        with self._lock:
+            self._settle(self.clock())
+            if key is None:
+                self._starting_balance = _credits(usd)
+                self._balances.clear()
+            else:
+                self._balances[_key_id(key)] = _credits(usd)
+            self._save_state()
+
+    def balance(self, key: str) -> float:
+        """What ``key``'s account holds now, in USD, as ``GET /v2/billing`` shows it."""
+        with self._lock:
+            self._settle(self.clock())
+            return _usd(self._balances.get(_key_id(key), self._starting_balance))
+
+    def charge(self, generation_id: str) -> float:
+        """What a job is charged (USD) if it completes: its price at create (if it fails, the
+        account is charged nothing)."""
+        with self._lock:
+            return _usd(self.jobs[generation_id].charge_credits())
+
     def set_schedule(self, schedule: Schedule) -> None:
         self.schedule = schedule
 
@@ -413,17 +512,25 @@ class Simulator:
 
     def reset(self) -> None:
         """Forget the script and the records (requests, the usage log, the peaks), restoring
-        the constructor's log lag and limit. Jobs stay, so their polls still answer."""
+        the constructor's log lag, limit and balance and the default price. Jobs stay, so
+        their polls still answer (those that end from now on are charged)."""
         with self._lock:
             self.requests.clear()
             self._create_faults.clear()
             self._poll_faults.clear()
             self._download_faults.clear()
+            self._catalogue_faults.clear()
+            self._billing_faults.clear()
+            self._outages.clear()
             self._outcomes.clear()
             self._periodic = None
             self._log.clear()
             self.log_lag = self._initial_log_lag
             self.max_active_per_key = self._initial_max_active
+            self._pricing = pricing_document("variants")
+            self._settle(self.clock())
+            self._starting_balance = self._initial_balance
+            self._balances.clear()
             self._save_state()
 
     def job(self, generation_id: str) -> dict[str, Any]:
@@ -500,6 +607,35 @@ class Simulator:
         with self._lock:
             return self._download_faults.popleft() if self._download_faults else None
 
+    def next_fault(self, endpoint: str) -> Fault | None:
+        """The fault for the next ``catalogue`` or ``billing`` answer: the next scripted one,
+        else the outage in force, else None."""
+        with self._lock:
+            queue = self._catalogue_faults if endpoint == "catalogue" else self._billing_faults
+            return queue.popleft() if queue else self._outages.get(endpoint)
+
+    def catalogue(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """The model catalogue (``GET /v1/models``) for the parsed query string: the models
+        its filters keep (a parameter's values OR'd, comma-separated or repeated, any case;
+        parameters AND'd), with the sections ``include`` asks for."""
+        with self._lock:
+            pricing = self._pricing
+        wanted = _query_values(query, "include")
+        if "all" in wanted or any(v in ("true", "1") for v in _query_values(query, "details")):
+            wanted = set(CATALOGUE_SECTIONS)
+        models = []
+        for model in _catalogue_models(pricing):
+            if not _catalogue_filters_keep(model, query):
+                continue
+            item = {k: v for k, v in model.items() if k not in CATALOGUE_SECTIONS}
+            item.update({k: model[k] for k in CATALOGUE_SECTIONS if k in wanted and k in model})
+            models.append(item)
+        return {"object": "list", "data": models}
+
+    def billing(self, key: str) -> dict[str, Any]:
+        """``GET /v2/billing`` for ``key``'s account."""
+        return {"current_balance": self.balance(key), "currency": "USD"}
+
     def create_job(
         self,
         duration: int,
@@ -507,10 +643,12 @@ class Simulator:
         key: str = "",
         client_request_id: str | None = None,
         request_id: str | None = None,
+        generate_audio: bool = True,
     ) -> dict[str, Any] | None:
-        """Start a job with the next scripted outcome and the current schedule, log it under
-        ``key`` (with ``client_request_id`` if valid, else none) and return its view; None,
-        creating nothing, when ``key`` already has ``max_active_per_key`` jobs running."""
+        """Start a job with the next scripted outcome and the current schedule, priced by the
+        catalogue in force, log it under ``key`` (with ``client_request_id`` if valid, else
+        none) and return its view; None, creating nothing, when ``key`` already has
+        ``max_active_per_key`` jobs running."""
         key_id = _key_id(key)
         with self._lock:
             now = self.clock()
@@ -526,14 +664,20 @@ class Simulator:
                 outcome=outcome,
                 schedule=Schedule(self.schedule.queued_s, self.schedule.generating_s),
                 key_id=key_id,
+                generate_audio=generate_audio,
+                credits=_price_credits(self._pricing, duration, generate_audio),
             )
             self.jobs[job.id] = job
+            self._unsettled.add(job.id)
             client_id = _valid_client_request_id(client_request_id)
             request_id = request_id or uuid.uuid4().hex
             entry = _LogEntry(job.id, key_id, request_id, client_id, now, now + self.log_lag)
             self._log.append(entry)
             self._save_state()
-            return self._view(job, status="queued")
+            view = self._view(job, status="queued")
+            # The job's price, as the vendor holds it at create; it is charged once it completes.
+            view["meta"] = {"usage": {"credits_used": job.charge_credits()}}
+            return view
 
     def log_page(self, key: str, query: dict[str, list[str]]) -> dict[str, Any]:
         """One page of the usage log (``GET /v2/logs``) of the creates made with ``key``, for
@@ -631,6 +775,11 @@ class Simulator:
             entries = (_LogEntry(**raw) for raw in data.get("log", []))
             self._log = [e for e in entries if e.job_id in self.jobs]
             self._secret = data.get("secret", self._secret)
+            # A state file without billing (an older version): its jobs are settled already.
+            billing = data.get("billing", {})
+            self._starting_balance = int(billing.get("starting", self._starting_balance))
+            self._balances = {str(k): int(v) for k, v in billing.get("balances", {}).items()}
+            self._unsettled = set(billing.get("unsettled", [])) & set(self.jobs)
         except (OSError, ValueError, TypeError, KeyError):
             log.warning("simulator: ignoring unreadable state file %s", self.state_path)
 
@@ -641,11 +790,30 @@ class Simulator:
             "secret": self._secret,
             "jobs": [asdict(j) for j in self.jobs.values()],
             "log": [asdict(e) for e in self._log],
+            "billing": {
+                "starting": self._starting_balance,
+                "balances": self._balances,
+                "unsettled": sorted(self._unsettled),
+            },
         }
         tmp = self.state_path.with_suffix(".tmp")
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(data))
         tmp.replace(self.state_path)
+
+    def _settle(self, now: float) -> None:
+        """Take the charge of every job that has completed since the last look from its key's
+        account; a job that ended in error costs nothing. Statuses are worked out lazily, so
+        the money moves when someone looks, as if it had moved when the job completed."""
+        for job_id in list(self._unsettled):
+            job = self.jobs.get(job_id)
+            status = job.status(now) if job is not None else "error"
+            if status not in ("completed", "error"):
+                continue
+            self._unsettled.discard(job_id)
+            if job is not None and status == "completed":
+                held = self._balances.get(job.key_id, self._starting_balance)
+                self._balances[job.key_id] = held - job.charge_credits()
 
     def _active(self, key_id: str, now: float) -> int:
         """How many jobs made with this key are queued or generating at ``now``."""
@@ -657,7 +825,7 @@ class Simulator:
     def _log_row(self, entry: _LogEntry, now: float) -> dict[str, Any]:
         job = self.jobs[entry.job_id]
         failed = job.status(now) == "error"  # billed nothing
-        credits = 0 if failed else job.duration * CREDITS_PER_SECOND
+        credits = 0 if failed else job.charge_credits()
         created = datetime.fromtimestamp(entry.created + self._wall_offset, timezone.utc)
         return {
             "created": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -687,7 +855,9 @@ class Simulator:
         view: dict[str, Any] = {"id": job.id, "status": status, "video": None, "error": None}
         if status == "completed":
             view["video"] = {"url": self._video_url(job), "duration": job.duration}
-            view["meta"] = {"usage": {"tokens_used": job.duration * CREDITS_PER_SECOND}}
+            # The charge lands with completed (request-tracing-and-cost.md).
+            credits = job.charge_credits()
+            view["meta"] = {"usage": {"credits_used": credits, "usd_spent": _usd(credits)}}
         elif status == "error":
             view["error"] = {"name": job.error_name, "message": job.error_message}
         else:
@@ -707,6 +877,130 @@ def _valid_client_request_id(value: str | None) -> str | None:
 
 def _usd(credits: int) -> float:
     return round(credits * USD_PER_CREDIT, 9)
+
+
+def _credits(usd: float) -> int:
+    return round(usd / USD_PER_CREDIT)
+
+
+# --- the catalogue ----------------------------------------------------------------------
+
+
+def pricing_document(kind: str) -> dict[str, Any]:
+    """The model's pricing block as the catalogue shows it (complete-model-list.md,
+    "Reading prices"), at this simulator's rates: ``variants`` per second by generate_audio,
+    ``fixed`` (the with-audio rate whatever is asked) or ``variable`` (no quote)."""
+    if kind == "variants":
+        return {
+            "kind": "variants",
+            "currency": "USD",
+            "dimensions": ["generate_audio"],
+            "variants": [
+                {"when": {"generate_audio": audio}, "price": usd, "unit": "second", "per": 1}
+                for audio, usd in USD_PER_SECOND.items()
+            ],
+        }
+    if kind == "fixed":
+        units = [{"name": "second", "price": USD_PER_SECOND[True], "per": 1}]
+        return {"kind": "fixed", "currency": "USD", "units": units}
+    if kind == "variable":
+        return {"kind": "variable", "currency": "USD"}
+    raise ValueError(f"unknown pricing kind {kind!r}: one of {PRICING_KINDS}")
+
+
+def _catalogue_models(pricing: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The catalogue: this simulator's model (priced by ``pricing``; no block when None) and
+    its text-to-video sibling, listed first, so that a client must match the id."""
+    alias = MODEL.split("/", 1)[1]
+    ours: dict[str, Any] = {
+        "id": MODEL,
+        "info": {
+            "name": "Kling v2.6 Pro Image-to-Video",
+            "developer": "Kling AI",
+            "description": "Kling v2.6 Pro turns a still image into a video, with native audio.",
+            "url": "",
+            "docsUrl": "https://docs.aimlapi.com/api-references/video-models/kling-ai/"
+            "video-v2.6-pro-image-to-video",
+        },
+        "type": "internal/video-generations/submit",
+        "aliases": [alias],
+        "tags": ["playground:video", "tier:tier_2"],
+        "modalities": {"input": ["image", "text"], "output": ["video"]},
+        "capabilities": ["image_to_video", "audio_generation"],
+    }
+    if pricing is not None:
+        ours["pricing"] = pricing
+    sibling = json.loads(json.dumps(ours))
+    sibling.update(id=MODEL.replace("image-to-video", "text-to-video"))
+    sibling["aliases"] = [alias.replace("image-to-video", "text-to-video")]
+    sibling["info"]["name"] = "Kling v2.6 Pro Text-to-Video"
+    sibling["info"]["docsUrl"] = sibling["info"]["docsUrl"].replace("image", "text")
+    sibling["modalities"]["input"] = ["text"]
+    sibling["capabilities"] = ["text_to_video", "audio_generation"]
+    sibling["pricing"] = pricing_document("variants")
+    return [sibling, ours]
+
+
+def _query_values(query: dict[str, list[str]], name: str) -> set[str]:
+    """A catalogue parameter's values, comma-separated or repeated, lower-cased."""
+    return {
+        part.strip().lower() for v in query.get(name, []) for part in v.split(",") if part.strip()
+    }
+
+
+def _catalogue_filters_keep(model: dict[str, Any], query: dict[str, list[str]]) -> bool:
+    modalities = model.get("modalities", {})
+    fields = {
+        "id": [model["id"], *model["aliases"]],
+        "type": [model["type"]],
+        "tags": model["tags"],
+        "modalities": [*modalities.get("input", []), *modalities.get("output", [])],
+        "input_modalities": modalities.get("input", []),
+        "output_modalities": modalities.get("output", []),
+        "capabilities": model.get("capabilities", []),
+    }
+    for name, have in fields.items():
+        wanted = _query_values(query, name)
+        if wanted and not wanted & {h.lower() for h in have}:
+            return False
+    return True
+
+
+def _price_credits(pricing: dict[str, Any] | None, duration: int, audio: bool) -> int:
+    """What a job costs in credits by this pricing block where it quotes one, else by the
+    default rates. Written for the simulator alone (the client reads prices its own way)."""
+    asked = {"generate_audio": audio, "duration": duration}
+    rates: list[dict[str, Any]] = []
+    if isinstance(pricing, dict) and pricing.get("kind") == "variants":
+        rates = [
+            v
+            for v in pricing.get("variants", [])
+            if all(asked.get(k, ...) == w for k, w in v.get("when", {}).items())
+        ][:1]
+    elif isinstance(pricing, dict) and pricing.get("kind") == "fixed":
+        rates = list(pricing.get("units", []))
+    usd = 0.0
+    try:
+        for rate in rates:
+            unit = rate.get("unit", rate.get("name"))
+            usd += rate["price"] / rate["per"] * (duration if unit == "second" else 1)
+    except (KeyError, TypeError, ZeroDivisionError, AttributeError):
+        rates = []  # a block scripted without a usable rate: the default rates
+    return _credits(usd) if rates else duration * CREDITS_PER_SECOND[audio]
+
+
+def _etag(data: bytes) -> str:
+    """A weak validator in the vendor's form (``W/"<length hex>-<digest>"``)."""
+    digest = base64.b64encode(hashlib.sha1(data).digest()).decode()[:27]
+    return f'W/"{len(data):x}-{digest}"'
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Weak comparison, as for a GET: any listed validator (or ``*``) equal to ``etag``."""
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag.removeprefix("W/") for t in tags)
 
 
 def _query_error(field: str, expected: str, received: Any) -> ValueError:
@@ -966,15 +1260,18 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = uuid.uuid4().hex
         client_id = self.headers.get("X-Client-Request-Id")
         view = self.sim.create_job(
-            duration, key=key, client_request_id=client_id, request_id=request_id
+            duration,
+            key=key,
+            client_request_id=client_id,
+            request_id=request_id,
+            generate_audio=body.get("generate_audio", True),  # the vendor's default
         )
         if view is None:
             message = "Too Many Requests: too many generations running for this key"
             return self._send_error(429, message, {"Retry-After": "1"})
         if fault_kind == "created_then_drop":
             return self._drop()
-        credits = duration * CREDITS_PER_SECOND
-        view["meta"] = {"usage": {"credits_used": credits}}
+        credits = view["meta"]["usage"]["credits_used"]
         headers = {
             "x-request-id": request_id,
             "x-inference-id": view["id"],
@@ -996,6 +1293,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, self.sim.recorded_requests())
         if parts.path == LOGS_PATH:
             return self._logs(parts.query)
+        if parts.path in CATALOGUE_PATHS:
+            return self._catalogue(parts.query)
+        if parts.path == BILLING_PATH:
+            return self._billing()
         if parts.path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot GET {parts.path}")
         fault = self.sim.next_poll_fault()
@@ -1023,6 +1324,27 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(400, str(exc))
         self._send_json(200, page)
 
+    def _catalogue(self, query: str) -> None:
+        """The catalogue needs no key; it carries an ETag and honours If-None-Match."""
+        if self._apply_fault(self.sim.next_fault("catalogue")):
+            return None
+        page = self.sim.catalogue(parse_qs(query, keep_blank_values=True))
+        etag = _etag(json.dumps(page).encode())
+        if _etag_matches(self.headers.get("If-None-Match"), etag):
+            self.send_response(304)  # no body, and so no Content-Length
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return None
+        return self._send_json(200, page, {"ETag": etag})
+
+    def _billing(self) -> None:
+        if self._apply_fault(self.sim.next_fault("billing")):
+            return None
+        key = self._caller_key()
+        if key is None:
+            return None
+        return self._send_json(200, self.sim.billing(key))
+
     def _controller(self) -> bool:
         """The caller may script the simulator and read its log (always, without a token)."""
         token = self.sim.control_token
@@ -1047,6 +1369,18 @@ class _Handler(BaseHTTPRequestHandler):
                 if "max_active" in body:
                     n = body["max_active"]
                     sim.script_max_active(None if n is None else int(n))
+                sim.script_catalogue(*(Fault.from_spec(s) for s in body.get("catalogue", [])))
+                sim.script_billing(*(Fault.from_spec(s) for s in body.get("billing", [])))
+                for endpoint, spec in body.get("outage", {}).items():
+                    sim.script_outage(endpoint, None if spec is None else Fault.from_spec(spec))
+                if "pricing" in body:
+                    sim.script_pricing(body["pricing"])
+                if "balance" in body:
+                    balance = body["balance"]
+                    if isinstance(balance, dict):
+                        sim.set_balance(float(balance["usd"]), balance.get("key"))
+                    else:
+                        sim.set_balance(float(balance))
             except (ValueError, KeyError, TypeError) as exc:
                 return self._send_error(400, f"bad script: {exc}")
             return self._send_json(200, {"ok": True})

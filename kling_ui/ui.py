@@ -62,6 +62,8 @@ EXAMPLES = [
     ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it."),
     ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks."),
 ]
+CONFIRM_WITHIN = 120.0  # seconds in which a second Generate sends despite a low balance
+PRESS_AGAIN = "Nothing was sent. Press Generate again to send it anyway."
 OUR_FAULT = "Status: error\nSomething went wrong on our side. Please try again."
 BUSY_NOTE = (
     "One job at a time in this tab: **Generate** comes back when this one ends. To start "
@@ -202,17 +204,38 @@ def render_status(update: Progress) -> str:
         )
         if update.credits is not None and update.simulated:
             timing += (
-                f" · credits {update.credits:g} (simulated: what a real job uses; not charged)"
+                f" · credits {update.credits:,.0f} (simulated: what a real job uses; not charged)"
             )
         elif update.credits is not None:
-            timing += f" · credits used {update.credits:g}"
+            timing += f" · credits used {update.credits:,.0f}"
         lines.append(timing)
+    cost = _cost_words(update)
+    if cost:
+        lines.append(cost)
     lines.append(update.message)
     if update.recovered:
         lines.append("(Recovered from the API's usage log: nothing was sent twice.)")
     if update.phase == "stopped":
         lines.append("This job carries on here; use Resume or the history to watch it again.")
     return "\n".join(lines)
+
+
+def _dollars(usd: float) -> str:
+    return f"${usd:,.2f}"
+
+
+def _cost_words(update: Progress) -> str:
+    """The job's money in words: its price when sent, then what the vendor charged."""
+    simulated = " (simulated: what a real job would cost; nothing is charged)"
+    if update.charged_usd is not None:
+        if update.charged_usd == 0 and update.phase not in ("completed", "downloading"):
+            return "Cost: $0.00 (no video was made, so nothing is charged)"
+        return f"Cost: {_dollars(update.charged_usd)}" + (simulated if update.simulated else "")
+    if update.estimate_usd is not None:
+        what = "would cost" if update.simulated else "price"
+        tail = simulated if update.simulated else " (estimate; the charge shows when it is done)"
+        return f"Cost: {what} {_dollars(update.estimate_usd)}{tail}"
+    return ""
 
 
 def render_error(exc: errors.KlingUIError) -> str:
@@ -298,6 +321,18 @@ class Handlers:
     service: GenerationService
     _streams: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _warned: dict = field(default_factory=dict)  # visitor -> when told the balance is low
+
+    def _second_press(self, visitor: str) -> bool:
+        """True when this visitor was told of a low balance within ``CONFIRM_WITHIN`` seconds
+        (this press confirms it); else notes the warning and returns False."""
+        now = time.monotonic()
+        with self._lock:
+            told = self._warned.pop(visitor or "local", None)
+            if told is not None and now - told < CONFIRM_WITHIN:
+                return True
+            self._warned[visitor or "local"] = now
+            return False
 
     def _visitor(self, owner_token: str | None, request: gr.Request | None) -> str:
         address = _address(request, self.service.settings.behind_proxy)
@@ -339,6 +374,10 @@ class Handlers:
         gid = ""
         visitor, root = self._visitor(owner_token, request), _root(request)
         try:
+            low = self.service.low_balance(api_key, duration, generate_audio)
+            if low and not self._second_press(visitor):
+                yield "", f"Status: not sent\n{low} {PRESS_AGAIN}", None
+                return
             with self._stream(visitor):
                 for update in self.service.generate(
                     image,
@@ -513,6 +552,53 @@ class Handlers:
                 self.service.cancel(job.job_id, visitor)
         return self.batch_view(result, owner_token, request)
 
+    # --- money --------------------------------------------------------------------------
+
+    def estimate(self, duration: int = 5, generate_audio: bool = True, count: int = 1) -> dict:
+        """What ``count`` videos of ``duration`` seconds, with or without audio, will cost,
+        before anything is sent: usd (total; null when not known in advance), usd_each,
+        usd_per_second, source ("catalogue" or "table"), as_of (the price's date), words."""
+        try:
+            return self.service.estimate(duration, generate_audio, count).as_dict()
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message, "usd": None}
+
+    def price_view(self, duration: int, generate_audio: bool, api_key: str = "") -> str:
+        """The line beside Generate: the price of what is about to be sent, and the balance."""
+        return self._price_words(duration, generate_audio, 1, api_key)
+
+    def batch_price(
+        self, images: Any, prompts: str, takes: int, duration: int, generate_audio: bool,
+        api_key: str = "",
+    ) -> str:  # fmt: skip
+        """The batch's price as it stands: images x prompt lines x takes."""
+        lines = [line for line in (prompts or "").splitlines() if line.strip()]
+        try:
+            count = len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
+        except (TypeError, ValueError):
+            count = 0
+        if not count:
+            return "Add images and prompts to see the batch's price."
+        return self._price_words(duration, generate_audio, count, api_key)
+
+    def _price_words(self, duration: Any, audio: Any, count: int, api_key: str) -> str:
+        try:
+            quote = self.service.estimate(duration, audio, count)
+        except errors.KlingUIError as exc:
+            return f"Price: {exc.user_message}"
+        text = f"**Price:** {quote.words()}"
+        typed = bool((api_key or "").strip())
+        if self.service.demo_mode and not typed:
+            return text + " — what it would cost; demo videos are free."
+        if self.service.settings.on_space and not typed:
+            return text  # a Space's own account balance is the owner's business
+        balance = self.service.balance(api_key)
+        if balance is not None:
+            text += f" · balance {_dollars(balance)}"
+            if quote.usd is not None and balance < quote.usd:
+                text += " (below the price)"
+        return text
+
     # --- the history ------------------------------------------------------------------
 
     def _rows(self, history: list[dict], tz: str | None, visitor: str) -> list[list[str]]:
@@ -529,15 +615,15 @@ class Handlers:
             prompt = (job.prompt if job else item.get("prompt")) or ""
             backend = " (demo)" if item.get("backend") == DEMO else ""
             when = local_time(job.created_at if job else item.get("created_at"), tz)
-            rows.append([when, prompt[:80], status + backend, gid])
+            rows.append([when, prompt[:80], status + backend, _history_cost(job), gid])
         return rows
 
     def _views(
         self, history: list[dict], tz: str | None, visitor: str, pick: str | None = None
     ) -> tuple:
         rows = self._rows(history, tz, visitor)
-        choices = [(f"{r[0]} · {r[2]} · {r[1][:40]} · {r[3][:SHORT_ID]}", r[3]) for r in rows]
-        ids = [r[3] for r in rows]
+        choices = [(f"{r[0]} · {r[2]} · {r[1][:40]} · {r[4][:SHORT_ID]}", r[4]) for r in rows]
+        ids = [r[4] for r in rows]
         value = pick if pick in ids else (ids[0] if ids else None)
         return gr.update(value=rows), gr.update(choices=choices, value=value)
 
@@ -631,6 +717,17 @@ class Handlers:
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
 
 
+def _history_cost(job: Any) -> str:
+    """The history's Cost column: the charge once known, else the price sent ("est.")."""
+    if job is None:
+        return ""
+    if job.charged_usd is not None:
+        return _dollars(job.charged_usd)
+    if job.state in ("failed", "not_created", "cancelled"):
+        return _dollars(0)
+    return f"{_dollars(job.estimate_usd)} est." if job.estimate_usd is not None else ""
+
+
 def _controls(watching: bool) -> tuple[Any, ...]:
     """Generate, Play or resume, Resume, Stop watching, and the busy note, for a state."""
     start = gr.update(interactive=not watching)
@@ -661,8 +758,9 @@ def _banners(service: GenerationService) -> None:
         key_text = (
             "**Bring your own key.** This public Space makes real videos with *your* AIML API "
             "account: enter your key below. It is used for your requests only and never "
-            "stored. The owner's key is not lent to visitors (the owner can share it by "
-            "setting `KLING_UI_ALLOW_SHARED_KEY=1`, and then pays for every visitor's videos)."
+            "stored. The owner's key is not lent to visitors (the owner can share it within a "
+            "daily budget, `KLING_UI_DAILY_BUDGET_USD`, or without one, "
+            "`KLING_UI_ALLOW_SHARED_KEY=1`, and then pays for every visitor's videos)."
         )
     else:
         key_text = (
@@ -670,10 +768,13 @@ def _banners(service: GenerationService) -> None:
             "account: enter your key below. It is used for your requests only and never stored."
         )
     gr.Markdown(key_text, visible=settings.require_user_key, elem_id="key-banner")
+    if settings.daily_budget_usd > 0:
+        lent = f"within a budget of ${settings.daily_budget_usd:,.2f} a day (UTC)"
+    else:
+        lent = "(`KLING_UI_ALLOW_SHARED_KEY=1`)"
     gr.Markdown(
-        "**Shared key.** This Space runs on its owner's AIML API key "
-        "(`KLING_UI_ALLOW_SHARED_KEY=1`): every video made here is paid by the owner. "
-        "Enter your own key below to use your account instead.",
+        f"**Shared key.** This Space runs on its owner's AIML API key {lent}: every video "
+        "made here is paid by the owner. Enter your own key below to use your account instead.",
         visible=settings.shared_key_in_use,
         elem_id="shared-key-banner",
     )
@@ -693,6 +794,7 @@ class Form:
     generate: Any
     stop: Any
     busy: Any
+    price: Any
 
 
 def _form(handlers: Handlers) -> Form:
@@ -736,13 +838,14 @@ def _form(handlers: Handlers) -> Form:
         placeholder="Your AIML API key (optional; never stored)",
         elem_id="api-key",
     )
+    price = gr.Markdown(elem_id="price")
     with gr.Row():
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
     busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
     return Form(
         image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
-        generate, stop, busy,
+        generate, stop, busy, price,
     )  # fmt: skip
 
 
@@ -772,7 +875,7 @@ class HistoryPanel:
 def _history_panel() -> HistoryPanel:
     with gr.Accordion("History", open=True):
         table = gr.Dataframe(
-            headers=["When", "Prompt", "Status", "Generation id"],
+            headers=["When", "Prompt", "Status", "Cost", "Generation id"],
             interactive=False,
             wrap=True,
             elem_id="history-table",
@@ -804,6 +907,7 @@ class BatchPanel:
     timer: Any
     progress: Any
     note: Any
+    price: Any
 
 
 def _batch_panel() -> BatchPanel:
@@ -822,6 +926,7 @@ def _batch_panel() -> BatchPanel:
             with gr.Column():
                 prompts = gr.Textbox(label="Prompts, one a line", lines=4, elem_id="batch-prompts")
                 takes = gr.Slider(1, 4, value=1, step=1, label="Takes", elem_id="batch-takes")
+        price = gr.Markdown(elem_id="batch-price")
         with gr.Row():
             queue = gr.Button("Queue the batch", variant="primary", elem_id="batch-queue")
             cancel = gr.Button("Cancel items not yet sent", elem_id="batch-cancel")
@@ -835,7 +940,9 @@ def _batch_panel() -> BatchPanel:
         )
         progress = gr.Textbox(visible=False, elem_id="batch-progress")
         timer = gr.Timer(2.0, active=False)
-    return BatchPanel(images, prompts, takes, queue, result, table, cancel, timer, progress, note)
+    return BatchPanel(
+        images, prompts, takes, queue, result, table, cancel, timer, progress, note, price
+    )
 
 
 def _examples(form: Form) -> None:
@@ -886,6 +993,8 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         _wire_batch(handlers, form, batch, owner)
         _wire_notices(form, status, batch)
         gr.api(handlers.status, api_name="status")
+        gr.api(handlers.estimate, api_name="estimate")
+        _wire_prices(handlers, page, form, batch)
     return page
 
 
@@ -1011,6 +1120,18 @@ def _wire_form(handlers: Handlers, form: Form) -> None:
         )
     form.image.clear(lambda: "", None, form.image_note, **_QUIET)
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
+
+
+def _wire_prices(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -> None:
+    """The price beside Generate and the batch's, as the inputs that set them change (the
+    key's field when it is left, since the balance is read with it)."""
+    single = [form.duration, form.audio, form.api_key]
+    for source in (form.duration.change, form.audio.change, form.api_key.blur, page.load):
+        source(handlers.price_view, single, form.price, **_QUIET)
+    many = [batch.images, batch.prompts, batch.takes, form.duration, form.audio, form.api_key]
+    for event in (batch.images.change, batch.prompts.blur, batch.takes.change,
+                  form.duration.change, form.audio.change):  # fmt: skip
+        event(handlers.batch_price, many, batch.price, **_QUIET)
 
 
 def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel, owner: Owner) -> None:

@@ -538,3 +538,32 @@ def test_a_bad_batch_is_explained_in_the_page_and_nothing_is_sent(live, sim, pag
     expect(note).to_contain_text("Image 1")
     expect(note).to_contain_text("300")
     assert sim.creates == 0
+
+
+def test_the_price_beside_generate_follows_duration_audio_and_takes(live, sim, page, tmp_path):
+    """Issue 12: the price of what is about to be sent, before every click."""
+    open_page(page, live.url)
+    price = page.locator("#price")
+    expect(price).to_contain_text("5 s with audio: $0.70")
+    expect(price).to_contain_text("balance $100.00")  # the server's key, read from the API
+    page.locator("#duration").get_by_text("10 seconds").click()
+    expect(price).to_contain_text("10 s with audio: $1.40")
+    page.locator("#audio").get_by_text("Generate audio").click()
+    expect(price).to_contain_text("10 s without audio: $0.70")
+    images = []
+    for n in range(2):
+        path = tmp_path / f"priced-{n}.jpg"
+        Image.new("RGB", (800, 600), (90, 30 * n, 60)).save(path)
+        images.append(path)
+    page.get_by_text("Batch: many images, many prompts").click()
+    page.locator("#batch-images input[type=file]").set_input_files(images)
+    page.locator("#batch-prompts textarea").fill("Waves roll in.\nThe camera pans left.")
+    page.locator("#batch-prompts textarea").blur()
+    batch_price = page.locator("#batch-price")
+    expect(batch_price).to_contain_text("batch of 4: $2.80")
+    takes = page.locator("#batch-takes input[type=number]")
+    takes.fill("3")
+    takes.press("Enter")
+    expect(batch_price).to_contain_text("batch of 12: $8.40")
+    screenshot(page, "price.png")
+    assert sim.creates == 0  # a price is only a price

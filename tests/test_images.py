@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import random
 import struct
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -18,8 +20,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageCms, ImageDraw
+from PIL import Image, ImageChops, ImageCms, ImageDraw
 
+from kling_ui import images
 from kling_ui.errors import InputError
 from kling_ui.images import (
     MAX_INPUT_BYTES,
@@ -333,6 +336,261 @@ def test_a_48_megapixel_phone_photo_is_within_the_pixel_limit(tmp_path):
     path = save(tmp_path, Image.new("RGB", (8064, 6048), (90, 120, 150)), "phone.jpg")
     prepared = prepare_image(path)
     assert (prepared.width, prepared.height) == (2048, 1536)
+
+
+# --- Decode memory ---------------------------------------------------------------------------
+#
+# Formats with no reduced decode are refused by what their full decode would hold in memory,
+# read from the header. The files below declare a size over their pixels' worth of data: what
+# is refused for memory says so; what is not goes on to decode and is found damaged, so the
+# message tells which happened, and the refusal is proof that nothing was decoded.
+
+MEMORY_REFUSAL = "has to be decoded whole, so the most we open is"
+DAMAGED = "damaged or incomplete"
+
+
+def png_with_junk(width: int, height: int, depth: int, colour_type: int) -> bytes:
+    """A PNG header declaring ``width`` x ``height``, then 300 KB of random bytes as its data
+    (enough bytes for the pixel count to pass the damaged-file check)."""
+    junk = random.Random(width * height).randbytes(300_000)
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", junk)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def jpeg_declaring(width: int, height: int, mode: str = "RGB", **params) -> bytes:
+    """A small JPEG whose frame header (SOF) is rewritten to declare ``width`` x ``height``."""
+    buffer = io.BytesIO()
+    Image.new(mode, (64, 64)).save(buffer, "JPEG", **params)
+    data = bytearray(buffer.getvalue())
+    sof = max(data.find(b"\xff\xc0"), data.find(b"\xff\xc2"))
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def first_scan_of_one_component(data: bytes) -> bytes:
+    """The JPEG with its first scan (SOS) saying it holds one component of three."""
+    sos = data.index(b"\xff\xda")
+    return data[: sos + 4] + b"\x01" + data[sos + 5 :]
+
+
+def bmp_rle8_declaring(width: int, height: int) -> bytes:
+    """An RLE8-compressed BMP header declaring ``width`` x ``height``, with one run of data."""
+    pixels = b"\x10\x01\x00\x01"  # 16 pixels of colour 1, end of bitmap
+    palette = bytes(1024)
+    offset = 14 + 40 + len(palette)
+    header = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    return header + info + palette + pixels
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "most"),
+    [
+        ("rgb.png", png_with_junk(6700, 6700, 8, 2), "44 MP"),  # 45 MP, 4 bytes a pixel
+        ("rgba16.png", png_with_junk(6700, 6700, 16, 6), "44 MP"),
+        ("scan.jpg", jpeg_declaring(6000, 5000, progressive=True, subsampling=0), "25 MP"),
+        ("cmyk.jpg", jpeg_declaring(5000, 4000, "CMYK", progressive=True), "19 MP"),
+        ("sequential.jpg", first_scan_of_one_component(jpeg_declaring(8000, 7000)), "44 MP"),
+        ("rle.bmp", bmp_rle8_declaring(8000, 8000), "59 MP"),
+    ],
+    ids=[
+        "png-rgb-45-mp",
+        "png-rgba-16-bit-45-mp",
+        "jpeg-progressive-444-30-mp",
+        "jpeg-progressive-cmyk-20-mp",
+        "jpeg-scans-one-component-first-56-mp",
+        "bmp-rle8-64-mp",
+    ],
+)
+def test_a_picture_whose_decode_would_take_too_much_memory_is_refused_before_decoding(
+    tmp_path, name, data, most
+):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=MEMORY_REFUSAL) as caught:
+        prepare_image(path)
+    message = str(caught.value)
+    assert f"the most we open is {most} (80 MP as a standard JPEG)" in message
+    assert "Save a smaller copy, or save it as a standard JPEG" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("rgb.png", png_with_junk(6675, 6675, 8, 2)),  # 44.6 MP: the largest square taken
+        ("photo.jpg", jpeg_declaring(8944, 8944)),  # baseline: decoded at 1/4 scale
+        ("editor.jpg", jpeg_declaring(6000, 4000, progressive=True, subsampling=0)),  # 24 MP
+        ("rle.bmp", bmp_rle8_declaring(7000, 7000)),
+    ],
+    ids=["png-rgb-44.6-mp", "jpeg-baseline-80-mp", "jpeg-progressive-444-24-mp", "bmp-rle8-49-mp"],
+)
+def test_a_picture_within_the_decode_memory_goes_on_to_be_decoded(tmp_path, name, data):
+    """Decoded, then found damaged (PNG, BMP) or sent with its missing rows grey (libjpeg
+    fills them in): either way not refused for memory."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    try:
+        prepared = prepare_image(path)
+    except InputError as exc:
+        assert DAMAGED in str(exc)
+    else:
+        assert name.endswith(".jpg") and max(prepared.width, prepared.height) == 2048
+
+
+def test_a_webp_over_its_decode_memory_is_refused(tmp_path):
+    path = tmp_path / "flat.webp"
+    Image.new("RGB", (3400, 3400), BLUE).save(path, lossless=True)  # 11.6 MP in a few KB
+    with pytest.raises(InputError, match=MEMORY_REFUSAL) as caught:
+        prepare_image(path)
+    assert "3400×3400 pixels (12 MP); a WebP image has to be decoded whole" in str(caught.value)
+    assert "the most we open is 11 MP" in str(caught.value)
+
+
+def sixteen_bit_grey_png(width: int, height: int) -> bytes:
+    """A 16-bit greyscale PNG, a ramp from black to white across, written row by row: each
+    row after the first is stored as its difference from the one above (PNG's Up filter), so
+    the file is a few hundred KB, as an encoder would make it."""
+    ramp = b"".join(struct.pack(">H", x * 65535 // (width - 1)) for x in range(width))
+    same = b"\2" + bytes(len(ramp))
+    deflate = zlib.compressobj(9)
+    data = deflate.compress(b"\0" + ramp)
+    data += b"".join(deflate.compress(same) for _ in range(height - 1)) + deflate.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", data)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def test_issue_11s_16_bit_png_is_converted_a_strip_at_a_time(tmp_path, monkeypatch):
+    """The issue's file: 8900x8900 pixels of 16-bit grey in a few hundred KB. It fits the
+    budget (2 bytes a pixel), but its conversion to 8 bits used to be made at full size, in
+    three copies (890 MB of memory); now only strips of it are converted as it is resized."""
+    path = tmp_path / "grey16.png"
+    path.write_bytes(sixteen_bit_grey_png(8900, 8900))
+    assert path.stat().st_size < 400_000
+    converted: list[int] = []
+    convert = Image.Image.convert
+
+    def counting_convert(self, *args, **kwargs):
+        converted.append(self.width * self.height)
+        return convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", counting_convert)
+    prepared = prepare_image(path)
+    monkeypatch.undo()
+
+    assert (prepared.width, prepared.height, prepared.adjusted) == (
+        2048,
+        2048,
+        "resized from 8900×8900",
+    )
+    sent, _ = decode(prepared)
+    left, middle, right = (sent.getpixel((x, 1024))[0] for x in (2, 1024, 2045))
+    assert left < 10 and 118 <= middle <= 138 and right > 245
+    assert converted, "nothing was converted"
+    # Strips of about a megapixel, and the 2048x2048 picture sent: never the 79 MP source.
+    assert max(converted) <= MAX_LONG_SIDE**2, f"{max(converted):,} pixels converted at once"
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "box", "out"),
+    [
+        ("P", (2600, 1300), (0, 0, 2600, 1300), (2048, 1024)),  # palette, just over 2048
+        ("RGBA", (3000, 2000), (250, 0, 2750, 2000), (2048, 1639)),  # cropped, transparent
+        ("LA", (600, 12500), (0, 0, 600, 12500), (99, 2048)),  # reduced 2x first, then resized
+        ("1", (2500, 1000), (0, 0, 2500, 1000), (2048, 820)),
+    ],
+)
+def test_strips_meet_without_seams(monkeypatch, mode, size, box, out):
+    """Resized a strip at a time, a picture comes out as it would have resized whole."""
+    rng = random.Random(7)
+    picture = Image.merge("RGB", [Image.effect_noise(size, 90) for _ in range(3)])
+    draw = ImageDraw.Draw(picture)
+    for _ in range(60):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        draw.rectangle((x, y, x + 200, y + 7), fill=(rng.randrange(256), 0, 255))
+    if mode == "P":  # noise as palette indices into a palette of random colours
+        picture = Image.frombytes("P", size, picture.getchannel("R").tobytes())
+        picture.putpalette(rng.randbytes(768))
+    else:
+        alpha = Image.linear_gradient("L").resize(size)
+        picture = picture.convert("RGBA")
+        picture.putalpha(alpha)
+        picture = picture.convert(mode)
+    monkeypatch.setattr(images, "_STRIP_PIXELS", 200_000)  # dozens of strips
+
+    strips = images._resample_in_strips(picture, box, out)
+
+    whole = images._flatten(images._to_working_mode(picture))
+    factor = (
+        int((box[2] - box[0]) / out[0] / 3.0) or 1,
+        int((box[3] - box[1]) / out[1] / 3.0) or 1,
+    )
+    if factor != (1, 1):
+        whole = whole.reduce(factor)
+    reduced_box = (box[0] / factor[0], box[1] / factor[1], box[2] / factor[0], box[3] / factor[1])
+    whole = whole.resize(out, Image.Resampling.BICUBIC, box=reduced_box)
+    assert strips.mode == whole.mode and strips.size == whole.size == out
+    worst = max(high for _, high in ImageChops.difference(strips, whole).getextrema())
+    assert worst <= 1
+
+
+class TestDecodesShareOneMemoryBudget:
+    """Uploads being prepared at once hold at most DECODE_BUDGET of decoded pixels together:
+    a decode that doesn't fit waits its turn (first come, first served)."""
+
+    def waiter(self, budget: images._MemoryBudget, cost: int) -> tuple[threading.Thread, list]:
+        entered: list[int] = []
+
+        def hold() -> None:
+            with budget.hold(cost):
+                entered.append(budget.used)
+
+        thread = threading.Thread(target=hold, daemon=True)
+        thread.start()
+        return thread, entered
+
+    @staticmethod
+    def until_queued(budget: images._MemoryBudget, count: int) -> None:
+        for _ in range(5000):
+            if len(budget._turns) == count:
+                return
+            time.sleep(0.001)
+        raise AssertionError("the waiter never asked for its turn")
+
+    def test_what_fits_goes_ahead_and_one_alone_always_may(self):
+        budget = images._MemoryBudget(100)
+        with budget.hold(40), budget.hold(60):
+            assert budget.used == 100
+        with budget.hold(500):  # more than the whole budget, but alone
+            assert budget.used == 500
+        assert budget.used == 0
+
+    def test_a_decode_that_does_not_fit_waits_and_later_ones_queue_behind_it(self):
+        budget = images._MemoryBudget(100)
+        with budget.hold(80):
+            big, big_entered = self.waiter(budget, 50)
+            self.until_queued(budget, 1)
+            small, small_entered = self.waiter(budget, 10)  # would fit, but comes second
+            self.until_queued(budget, 2)
+            assert big_entered == small_entered == []
+        big.join(5)
+        small.join(5)
+        assert big_entered == [50]
+        assert small_entered in ([60], [10])  # beside the first, or after it
+        assert budget.used == 0 and not budget._turns
 
 
 # --- Orientation and metadata ----------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_job_moves_queued_generating_completed_on_both_paths(simulator, path):
         time.sleep(0.02)
     assert seen == ["queued", "generating", "completed"]
     assert status["video"]["url"].startswith(simulator.url + "/files/")
-    assert status["meta"]["usage"]["tokens_used"] > 0
+    assert status["meta"]["usage"]["credits_used"] == job["meta"]["usage"]["credits_used"]
 
 
 @pytest.mark.parametrize(
@@ -521,8 +521,8 @@ def test_poll_answers_name_the_generation(simulator):
 
 def test_create_reports_its_cost_in_usd_too(simulator):
     response = create(simulator, duration=10)
-    assert response.headers["x-aimlapi-credits-used"] == "420"
-    assert response.headers["x-aimlapi-usd-spent"] == "0.000210000"
+    assert response.headers["x-aimlapi-credits-used"] == "2800000"
+    assert response.headers["x-aimlapi-usd-spent"] == "1.400000000"
 
 
 # --- the usage log ---------------------------------------------------------------------
@@ -543,7 +543,7 @@ def test_usage_log_rows_are_shaped_as_the_vendor_documents(simulator):
         "status": "succeeded",
         "origin": "api",
         "model": MODEL,
-        "cost": {"usd": 0.00021, "credits": 420},
+        "cost": {"usd": 1.4, "credits": 2_800_000},
         "tokens": {"input": 0, "output": 0, "total": 0},
         "request_id": second.headers["x-request-id"],
         "inference_id": second.json()["id"],
@@ -551,7 +551,7 @@ def test_usage_log_rows_are_shaped_as_the_vendor_documents(simulator):
     }
     assert oldest["inference_id"] == first.json()["id"]
     assert oldest["client_request_id"] is None
-    assert oldest["cost"] == {"usd": 0.000105, "credits": 210}
+    assert oldest["cost"] == {"usd": 0.7, "credits": 1_400_000}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", newest["created"])
     made = datetime.fromisoformat(newest["created"].replace("Z", "+00:00"))
     assert abs(made - datetime.now(timezone.utc)) < timedelta(seconds=30)
@@ -580,7 +580,7 @@ def test_failed_job_is_a_failed_row_that_cost_nothing(timed, clock):
     assert [r["inference_id"] for r in failed] == [forced, by_schedule]
     assert all(r["cost"] == {"usd": 0, "credits": 0} for r in failed)
     (succeeded,) = rows(simulator, status="succeeded")
-    assert succeeded["inference_id"] == kept and succeeded["cost"]["credits"] == 210
+    assert succeeded["inference_id"] == kept and succeeded["cost"]["credits"] == 1_400_000
     assert len(rows(simulator, status=["succeeded", "failed"])) == 3
 
 
@@ -870,3 +870,327 @@ def test_demo_modes_simulator_answers_its_scripting_only_to_the_app(tmp_path):
         assert created.status_code == 200  # the refused script never took effect
     finally:
         demo.stop()
+
+
+# --- money: the catalogue, the cost of a job, the balance ---------------------------------
+
+
+def catalogue(sim, headers=None, **params):
+    """``GET /v1/models`` with no key; ``id`` and ``include=pricing`` unless given."""
+    params = {"id": MODEL, "include": "pricing", **params}
+    params = {k: v for k, v in params.items() if v is not ...}
+    return requests.get(sim.url + "/v1/models", params=params, headers=headers, timeout=5)
+
+
+def billing(sim, headers=AUTH):
+    return requests.get(sim.url + "/v2/billing", headers=headers, timeout=5)
+
+
+def test_catalogue_prices_the_model_as_variants_on_generate_audio(simulator):
+    response = catalogue(simulator)
+    assert response.status_code == 200
+    page = response.json()
+    assert page["object"] == "list"
+    (model,) = page["data"]
+    assert model["id"] == MODEL and model["aliases"] == [MODEL.split("/", 1)[1]]
+    assert {"id", "aliases", "type", "info", "tags", "pricing"} <= set(model)
+    assert model["pricing"] == {
+        "kind": "variants",
+        "currency": "USD",
+        "dimensions": ["generate_audio"],
+        "variants": [
+            {"when": {"generate_audio": True}, "price": 0.14, "unit": "second", "per": 1},
+            {"when": {"generate_audio": False}, "price": 0.07, "unit": "second", "per": 1},
+        ],
+    }
+    assert "modalities" not in model and "capabilities" not in model
+
+
+TEXT_MODEL = MODEL.replace("image-to-video", "text-to-video")
+
+
+@pytest.mark.parametrize(
+    "params, ids",
+    [
+        ({"id": ...}, [TEXT_MODEL, MODEL]),
+        ({"id": MODEL.upper()}, [MODEL]),
+        ({"id": "video-v2-6-pro-image-to-video"}, [MODEL]),  # an alias
+        ({"id": f"{MODEL},openai/gpt-4o"}, [MODEL]),
+        ({"id": [TEXT_MODEL, MODEL]}, [TEXT_MODEL, MODEL]),
+        ({"id": "openai/gpt-4o"}, []),
+        ({"id": ..., "capabilities": "image_to_video"}, [MODEL]),
+        ({"id": ..., "capabilities": "image_to_video,text_to_video"}, [TEXT_MODEL, MODEL]),
+        ({"id": ..., "output_modalities": "video", "input_modalities": "image"}, [MODEL]),
+        ({"id": ..., "type": "internal/video-generations/submit"}, [TEXT_MODEL, MODEL]),
+        ({"id": ..., "tags": "playground:chat"}, []),
+    ],
+)
+def test_catalogue_filters_as_documented(simulator, params, ids):
+    assert [m["id"] for m in catalogue(simulator, **params).json()["data"]] == ids
+
+
+@pytest.mark.parametrize(
+    "include, sections",
+    [
+        (..., set()),
+        ("pricing", {"pricing"}),
+        ("pricing,capabilities", {"pricing", "capabilities"}),
+        ("all", {"pricing", "modalities", "capabilities"}),
+        ("princing", set()),  # unknown values are ignored, not refused
+    ],
+)
+def test_catalogue_attaches_the_sections_asked_for(simulator, include, sections):
+    (model,) = catalogue(simulator, include=include).json()["data"]
+    assert sections == {"pricing", "modalities", "capabilities"} & set(model)
+
+
+def test_catalogue_details_means_every_section(simulator):
+    (model,) = catalogue(simulator, include=..., details="true").json()["data"]
+    assert {"pricing", "modalities", "capabilities"} <= set(model)
+
+
+@pytest.mark.parametrize("path", ["/models", "/api/v1/models"])
+def test_catalogue_is_served_on_its_other_paths_too(simulator, path):
+    params = {"id": MODEL, "include": "pricing"}
+    other = requests.get(simulator.url + path, params=params, timeout=5)
+    assert other.json() == catalogue(simulator).json()
+
+
+def test_catalogue_needs_no_key_and_ignores_one(simulator):
+    assert catalogue(simulator).status_code == 200
+    assert catalogue(simulator, headers=key("anything")).status_code == 200
+
+
+def test_catalogue_answers_a_matching_etag_with_304_and_no_body(simulator):
+    first = catalogue(simulator)
+    etag = first.headers["ETag"]
+    assert re.fullmatch(r'W/"[0-9a-f]+-[A-Za-z0-9+/]{27}"', etag)
+    again = catalogue(simulator, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["ETag"] == etag
+    assert catalogue(simulator, headers={"If-None-Match": f'"other", {etag}'}).status_code == 304
+    assert catalogue(simulator, headers={"If-None-Match": '"other"'}).status_code == 200
+    assert catalogue(simulator, include=..., headers={"If-None-Match": etag}).status_code == 200
+
+
+def test_a_new_price_changes_the_etag(simulator):
+    etag = catalogue(simulator).headers["ETag"]
+    simulator.script_pricing("fixed")
+    changed = catalogue(simulator, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+@pytest.mark.parametrize(
+    "kind, pricing",
+    [
+        ("fixed", {"kind": "fixed", "currency": "USD",
+                   "units": [{"name": "second", "price": 0.14, "per": 1}]}),
+        ("variable", {"kind": "variable", "currency": "USD"}),
+    ],
+)  # fmt: skip
+def test_pricing_can_be_scripted_by_kind(simulator, kind, pricing):
+    simulator.script_pricing(kind)
+    (model,) = catalogue(simulator).json()["data"]
+    assert model["pricing"] == pricing
+
+
+def test_pricing_can_be_scripted_whole_or_taken_away(simulator):
+    block = {"kind": "variants", "currency": "USD", "dimensions": ["duration"], "variants": [
+        {"when": {"duration": 10}, "price": 2.5, "unit": "video", "per": 1},
+    ]}  # fmt: skip
+    simulator.script_pricing(block)
+    assert catalogue(simulator).json()["data"][0]["pricing"] == block
+    simulator.script_pricing(None)
+    (model,) = catalogue(simulator).json()["data"]
+    assert "pricing" not in model
+    with pytest.raises(ValueError):
+        simulator.script_pricing("free")
+
+
+def test_catalogue_faults_and_outages(simulator):
+    simulator.script_catalogue(Fault.status(502), Fault.non_json(503))
+    assert catalogue(simulator).status_code == 502
+    assert catalogue(simulator).headers["Content-Type"] == "text/html"
+    assert catalogue(simulator).status_code == 200
+    simulator.script_outage("catalogue", Fault.drop())
+    for _ in range(2):
+        with pytest.raises(requests.ConnectionError):
+            catalogue(simulator)
+    simulator.script_outage("catalogue", None)
+    assert catalogue(simulator).status_code == 200
+    with pytest.raises(ValueError):
+        simulator.script_outage("video", Fault.drop())
+
+
+@pytest.mark.parametrize(
+    "changes, credits",
+    [
+        ({}, 5 * 280_000),  # the vendor's default: with audio
+        ({"generate_audio": True, "duration": 10}, 10 * 280_000),
+        ({"generate_audio": False}, 5 * 140_000),
+        ({"generate_audio": False, "duration": "10"}, 10 * 140_000),
+    ],
+)
+def test_a_jobs_price_depends_on_its_duration_and_audio(simulator, changes, credits):
+    response = create(simulator, **changes)
+    assert response.json()["meta"]["usage"]["credits_used"] == credits
+    assert response.headers["x-aimlapi-credits-used"] == str(credits)
+    assert float(response.headers["x-aimlapi-usd-spent"]) == pytest.approx(credits * 5e-7)
+    assert simulator.charge(response.json()["id"]) == pytest.approx(credits * 5e-7)
+
+
+def test_a_job_is_priced_by_the_catalogue_in_force_at_its_create(simulator):
+    simulator.script_pricing({"kind": "fixed", "currency": "USD", "units": [
+        {"name": "second", "price": 30, "per": 100},
+    ]})  # fmt: skip
+    assert create(simulator).json()["meta"]["usage"]["credits_used"] == 3_000_000  # $1.50
+    simulator.script_pricing({"kind": "variants", "currency": "USD", "variants": [
+        {"when": {"duration": 10}, "price": 2.5, "unit": "video", "per": 1},
+    ]})  # fmt: skip
+    assert create(simulator, duration=10).json()["meta"]["usage"]["credits_used"] == 5_000_000
+    simulator.script_pricing("variable")  # no quote: the default rates
+    assert create(simulator).json()["meta"]["usage"]["credits_used"] == 1_400_000
+
+
+def test_the_charge_comes_with_completed_and_not_before(timed, clock):
+    gid = create(timed, duration=10, generate_audio=False).json()["id"]
+    assert poll(timed, gid).json()["meta"] is None
+    clock.now += 2
+    assert poll(timed, gid).json()["meta"] is None  # generating
+    clock.now += 2
+    done = poll(timed, gid).json()
+    assert done["status"] == "completed"
+    assert done["meta"] == {"usage": {"credits_used": 1_400_000, "usd_spent": 0.7}}
+
+
+def test_a_failed_job_reports_no_charge(timed, clock):
+    timed.script_outcome("error")
+    gid = create(timed).json()["id"]
+    clock.now += 10
+    failed = poll(timed, gid).json()
+    assert failed["status"] == "error" and "meta" not in failed
+
+
+def test_billing_shows_the_balance_in_the_documented_shape(simulator):
+    response = billing(simulator)
+    assert response.status_code == 200
+    assert response.json() == {"current_balance": 100.0, "currency": "USD"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer "}, key("wrong")])
+def test_billing_needs_the_key(headers):
+    with Simulator(api_key="right") as sim:
+        assert billing(sim, headers=headers).status_code == 401
+        assert billing(sim, headers=key("right")).status_code == 200
+
+
+def test_balance_goes_down_by_each_charge_when_its_job_completes(timed, clock):
+    timed.set_balance(10)
+    first = create(timed, duration=10).json()["id"]  # $1.40
+    create(timed, generate_audio=False)  # $0.35
+    assert billing(timed).json()["current_balance"] == 10  # nothing is charged at create
+    clock.now += 10
+    assert billing(timed).json()["current_balance"] == pytest.approx(8.25)
+    timed.fail_job(first)  # it ended already: nothing moves back
+    assert billing(timed).json()["current_balance"] == pytest.approx(8.25)
+
+
+def test_failed_and_unfinished_jobs_are_not_charged(timed, clock):
+    timed.set_balance(5)
+    timed.script_outcome("error", "never")
+    create(timed)
+    create(timed)
+    forced = create(timed).json()["id"]
+    timed.fail_job(forced)
+    clock.now += 100
+    assert billing(timed).json()["current_balance"] == 5
+
+
+def test_each_key_has_its_own_account(simulator):
+    simulator.set_balance(3.5, key="mine")
+    assert billing(simulator, key("mine")).json()["current_balance"] == 3.5
+    assert billing(simulator, key("theirs")).json()["current_balance"] == 100
+    gid = create(simulator, headers=key("mine")).json()["id"]
+    simulator.complete_now(gid)
+    assert simulator.balance("mine") == pytest.approx(2.8)
+    assert simulator.balance("theirs") == 100
+
+
+def test_a_new_balance_is_not_charged_for_jobs_that_ended_before(simulator):
+    gid = create(simulator).json()["id"]
+    simulator.complete_now(gid)
+    simulator.set_balance(1)
+    assert simulator.balance("any-key") == 1
+
+
+def test_billing_faults_and_outages(simulator):
+    simulator.script_billing(Fault.status(503))
+    assert billing(simulator).status_code == 503
+    assert billing(simulator).status_code == 200
+    simulator.script_outage("billing", Fault.slow(0.3))
+    assert billing(simulator).elapsed.total_seconds() >= 0.3
+    simulator.script_outage("billing")
+    assert billing(simulator).elapsed.total_seconds() < 0.3
+
+
+def test_money_can_be_scripted_over_http(simulator):
+    script = {
+        "pricing": "variable",
+        "balance": 12.5,
+        "catalogue": [{"kind": "status", "code": 500}],
+        "billing": [{"kind": "status", "code": 502}],
+        "outage": {"catalogue": None},
+    }
+    assert requests.post(simulator.url + "/__sim__/script", json=script, timeout=5).ok
+    assert catalogue(simulator).status_code == 500
+    assert catalogue(simulator).json()["data"][0]["pricing"]["kind"] == "variable"
+    assert billing(simulator).status_code == 502
+    assert billing(simulator).json()["current_balance"] == 12.5
+    one_key = {"balance": {"usd": 2, "key": "k"}, "outage": {"billing": {"kind": "drop"}}}
+    assert requests.post(simulator.url + "/__sim__/script", json=one_key, timeout=5).ok
+    assert simulator.balance("k") == 2 and simulator.balance("other") == 12.5
+    with pytest.raises(requests.ConnectionError):
+        billing(simulator)
+    bad = {"pricing": "free"}
+    assert requests.post(simulator.url + "/__sim__/script", json=bad, timeout=5).status_code == 400
+
+
+def test_reset_restores_the_price_the_balance_and_the_endpoints(simulator):
+    simulator.script_pricing("variable")
+    simulator.set_balance(1)
+    simulator.script_outage("billing", Fault.status(500))
+    simulator.script_catalogue(Fault.status(500))
+    simulator.reset()
+    assert catalogue(simulator).json()["data"][0]["pricing"]["kind"] == "variants"
+    assert billing(simulator).json()["current_balance"] == 100
+
+
+def test_balances_survive_a_restart_with_a_state_file(tmp_path):
+    state = tmp_path / "jobs.json"
+    with Simulator(schedule=Schedule(0, 0), state_path=state) as first:
+        first.set_balance(5, key="k")
+        create(first, headers=key("k"))
+        assert first.balance("k") == pytest.approx(4.3)
+    with Simulator(state_path=state) as second:
+        assert billing(second, key("k")).json()["current_balance"] == pytest.approx(4.3)
+
+
+def test_a_job_still_running_at_a_restart_is_charged_after_it(tmp_path):
+    state = tmp_path / "jobs.json"
+    with Simulator(schedule=Schedule(0.2, 0.2), state_path=state) as first:
+        first.set_balance(5)
+        gid = create(first).json()["id"]
+        assert first.balance("any-key") == 5
+    with Simulator(state_path=state) as second:
+        second.complete_now(gid)
+        assert second.balance("any-key") == pytest.approx(4.3)
+
+
+def test_jobs_of_a_state_file_without_billing_are_not_charged_again(tmp_path):
+    state = tmp_path / "jobs.json"
+    job = {"id": "g", "token": "t" * 32, "created": 0.0, "duration": 5, "outcome": "complete"}
+    job.update(schedule={"queued_s": 0, "generating_s": 0})
+    state.write_text(json.dumps({"secret": "s", "jobs": [job]}))
+    with Simulator(state_path=state) as sim:
+        assert sim.balance("any-key") == 100
+        assert sim.job("g")["meta"]["usage"]["credits_used"] == 1_400_000  # its old price

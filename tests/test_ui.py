@@ -112,7 +112,7 @@ def test_sync_and_restore_keep_every_id(page, photo):
     gid = list(page.generate(photo, "Rain.", "", 5, True, ""))[-1][0]
     history, table, _ = page.sync(gid, [], "UTC|0")
     assert [h["id"] for h in history] == [gid]
-    assert table["value"][0][3] == gid
+    assert table["value"][0][4] == gid
     again, _, _ = page.sync(gid, history, "UTC|0")
     assert len(again) == 1
     restored, _, _, tz = page.restore(f'["{gid}", 7, "x"]', "Asia/Tokyo|-540", [{"bogus": 1}])
@@ -127,7 +127,7 @@ def test_resume_of_a_finished_job_is_in_the_history_in_one_step(page, photo):
     shown, status, video = list(page.resume(gid, ""))[-1]
     assert shown == gid and status.startswith("Status: completed") and video
     history, table, pick = page.sync(shown, [], "UTC|0")
-    assert [h["id"] for h in history] == [gid] and table["value"][0][3] == gid
+    assert [h["id"] for h in history] == [gid] and table["value"][0][4] == gid
     assert pick["value"] == gid
 
 
@@ -160,7 +160,7 @@ def test_a_short_id_is_expanded_only_when_it_is_unambiguous(page):
 def test_an_entry_can_be_removed_from_the_history(page):
     history = [{"id": "a", "created_at": 2}, {"id": "b", "created_at": 1}]
     kept, table, pick, ids = page.forget("a", "UTC|0", history)
-    assert [h["id"] for h in kept] == ["b"] and [r[3] for r in table["value"]] == ["b"]
+    assert [h["id"] for h in kept] == ["b"] and [r[4] for r in table["value"]] == ["b"]
     assert pick["value"] == "b" and ids == '["a"]'
 
 
@@ -229,10 +229,10 @@ def test_demo_status_says_its_credits_are_simulated():
 
 
 def test_status_text_shows_times_and_credits():
-    text = render_status(Progress("id", "generating", "Generating.", 75, 5, 70, 210.0))
+    text = render_status(Progress("id", "generating", "Generating.", 75, 5, 70, 1_400_000.0))
     assert text.splitlines()[:2] == [
         "Status: generating",
-        "Elapsed 1:15 · queued 0:05 · generating 1:10 · credits used 210",
+        "Elapsed 1:15 · queued 0:05 · generating 1:10 · credits used 1,400,000",
     ]
 
 

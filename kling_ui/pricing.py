@@ -1,0 +1,561 @@
+"""What a generation costs: the price before it is sent, the balance, the charge after.
+
+Owns the one parser of the vendor's pricing block (``parse_pricing``), the ``PriceBook`` that
+quotes a request (``estimate``) and reads the account's balance (``balance``), and the parser
+of what the vendor reports a response cost (``reported_charge``).
+
+Where a price comes from:
+
+1. the vendor's catalogue, ``GET /v1/models?id=<model>&include=pricing`` (no key). It is asked
+   at most once a day (``refresh_every``), and then with the last answer's ``ETag`` as
+   ``If-None-Match``, so an unchanged catalogue answers ``304`` with no body. The last good
+   answer is kept in ``data_dir/price-catalogue.json`` and outlives a restart; after a failed
+   ask the next waits ``retry_every``, so a page never hangs on a catalogue that is down;
+2. when the catalogue can't be reached, or quotes no usable price for the request, the table
+   shipped beside this module (``price_table.json``), whose date every estimate from it names.
+
+A ``variable`` price is an answer too: the price is not known in advance.
+
+Beside ``client``, this module speaks HTTP, for money only: two GETs with short timeouts and
+no retries (a price or a balance not known now is known later). The key goes only to the API
+host, in a header set per request. Imports ``config``, ``errors``, ``rules`` and ``client``'s
+session maker; never gradio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import requests
+from urllib3.util.retry import Retry
+
+from . import errors, rules
+from .client import make_session
+from .config import MODEL, Settings
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_PATH = "/v1/models"
+BILLING_PATH = "/v2/billing"
+TABLE_PATH = Path(__file__).with_name("price_table.json")
+CACHE_NAME = "price-catalogue.json"
+REFRESH_EVERY = 86400.0  # seconds: the catalogue is asked at most once a day
+RETRY_EVERY = 900.0  # seconds after a failed ask before the next (the table or cache meanwhile)
+CATALOGUE_TIMEOUT = (3.0, 5.0)  # connect, read: a price shown late is worth little
+BALANCE_TIMEOUT = (2.0, 3.0)  # the balance is a hint beside the price, never a wait
+USD_PER_CREDIT = 0.0000005  # the vendor's own examples: 500000 credits are $0.25
+# Units a rate may be quoted in: per second of video, or per video whatever its length.
+SECOND_UNITS = frozenset({"second", "seconds", "sec", "s"})
+VIDEO_UNITS = frozenset({"video", "videos", "generation", "generations", "request", "requests"})
+
+Source = Literal["catalogue", "table"]
+
+
+# --- the vendor's pricing block ------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or a string that is one; None otherwise (``True`` is not 1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _field_value(value: Any) -> str:
+    """A request field's value as a variant's ``when`` is compared: ``true`` and ``"true"``,
+    ``10``, ``10.0``, ``"10"`` and ``"10s"`` are each one value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip().lower()
+    seconds = re.fullmatch(r"(\d+)\s*(?:s|sec|secs|seconds?)", text)
+    return seconds.group(1) if seconds else text
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One quoted rate: ``price`` USD for ``per`` units, a unit being a second of video or a
+    whole video; ``when`` the request fields it applies to (a ``variants`` rate)."""
+
+    price: float
+    per: float
+    unit: Literal["second", "video"]
+    when: tuple[tuple[str, str], ...] = ()
+
+    def usd(self, duration: int) -> float:
+        each = self.price / self.per
+        return each * duration if self.unit == "second" else each
+
+    def applies_to(self, fields: Mapping[str, str]) -> bool:
+        return all(fields.get(name) == value for name, value in self.when)
+
+
+@dataclass(frozen=True)
+class PriceSheet:
+    """A model's price: ``fixed`` (its rates add up), ``variants`` (the rate whose ``when``
+    matches the request) or ``variable`` (no quote before the request)."""
+
+    kind: Literal["fixed", "variants", "variable"]
+    rates: tuple[Rate, ...] = ()
+
+    def _rates_for(self, fields: Mapping[str, str]) -> tuple[Rate, ...]:
+        if self.kind == "fixed":
+            return self.rates
+        matching = [r for r in self.rates if r.applies_to(fields)]
+        if not matching:
+            return ()
+        # The most specific variant; between equals, the dearer: never quote too little.
+        duration = int(fields.get("duration", "0"))
+        return (max(matching, key=lambda r: (len(r.when), r.usd(duration))),)
+
+    def covers(self, duration: int, generate_audio: bool) -> bool:
+        """Whether the sheet answers for this request (a ``variable`` sheet does: "not known")."""
+        return self.kind == "variable" or bool(self._rates_for(_fields(duration, generate_audio)))
+
+    def usd_each(self, duration: int, generate_audio: bool) -> float | None:
+        """What one such video costs; None when the price is not known in advance."""
+        rates = self._rates_for(_fields(duration, generate_audio))
+        if self.kind == "variable" or not rates:
+            return None
+        return sum(r.usd(duration) for r in rates)
+
+
+def _fields(duration: int, generate_audio: bool) -> dict[str, str]:
+    """The request's own fields, as variants name them."""
+    return {"duration": _field_value(duration), "generate_audio": _field_value(generate_audio)}
+
+
+def _rate(raw: Any, when: Mapping[str, Any]) -> Rate | None:
+    if not isinstance(raw, dict):
+        return None
+    price, per = _number(raw.get("price")), _number(raw.get("per"))
+    unit_name = raw.get("unit", raw.get("name"))
+    unit_name = unit_name.strip().lower() if isinstance(unit_name, str) else ""
+    unit: Literal["second", "video"] | None = (
+        "second" if unit_name in SECOND_UNITS else "video" if unit_name in VIDEO_UNITS else None
+    )
+    if price is None or price < 0 or per is None or per <= 0 or unit is None:
+        return None
+    conditions = tuple(sorted((str(k), _field_value(v)) for k, v in when.items()))
+    return Rate(price, per, unit, conditions)
+
+
+def parse_pricing(block: Any) -> PriceSheet | None:
+    """The catalogue's ``pricing`` block (complete-model-list.md, "Reading prices") as a
+    ``PriceSheet``; None when it gives no usable price. ``kind`` is read first; ``price``
+    only ever with ``per``. A price in another currency, a ``fixed`` price with a unit we
+    can't count (tokens, megapixels), or ``variants`` none of which can be read, are no
+    usable price."""
+    if not isinstance(block, dict):
+        return None
+    currency = block.get("currency", "USD")
+    if not isinstance(currency, str) or currency.strip().upper() != "USD":
+        return None
+    kind = block.get("kind")
+    if kind == "variable":
+        return PriceSheet("variable")
+    if kind == "fixed":
+        units = block.get("units")
+        rates = [_rate(u, {}) for u in units] if isinstance(units, list) else []
+        if not rates or any(r is None for r in rates):
+            return None  # a part of the price we can't work out: no quote at all
+        return PriceSheet("fixed", tuple(r for r in rates if r is not None))
+    if kind == "variants":
+        variants = block.get("variants")
+        rates = []
+        for raw in variants if isinstance(variants, list) else []:
+            when = raw.get("when", {}) if isinstance(raw, dict) else None
+            rate = _rate(raw, when) if isinstance(when, dict) else None
+            if rate is not None:
+                rates.append(rate)
+        return PriceSheet("variants", tuple(rates)) if rates else None
+    return None
+
+
+def _model_pricing(payload: Any, model: str) -> Any:
+    """The pricing block of ``model`` in a catalogue answer, matched on its id or an alias
+    (any case); None when the model or its block is missing."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        aliases = item.get("aliases") if isinstance(item.get("aliases"), list) else []
+        names = {str(n).lower() for n in [item.get("id"), *aliases] if isinstance(n, str)}
+        if model.lower() in names:
+            return item.get("pricing")
+    return None
+
+
+# --- estimates -----------------------------------------------------------------------------
+
+
+def _dollars(usd: float) -> str:
+    return f"${usd:,.2f}" if usd == 0 or usd >= 0.01 else f"${usd:.4f}"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What ``count`` videos of ``duration`` seconds, with or without audio, will cost."""
+
+    duration: int
+    generate_audio: bool
+    count: int
+    usd: float | None  # the total; None when the price is not known in advance
+    usd_each: float | None
+    usd_per_second: float | None
+    source: Source  # the vendor's catalogue, or the table shipped with the app
+    as_of: str  # the date (UTC) of the price: when the catalogue last said it, or the table's
+    kind: str  # the vendor's: fixed, variants or variable
+    stale: bool = False  # a catalogue price the catalogue has not confirmed lately
+
+    def words(self) -> str:
+        """The page's words: "10 s with audio: $1.40; batch of 12: $16.80"."""
+        what = f"{self.duration} s {'with' if self.generate_audio else 'without'} audio"
+        if self.usd is None or self.usd_each is None:
+            text = f"{what}: price not known in advance"
+        else:
+            text = f"{what}: {_dollars(self.usd_each)}"
+            if self.count > 1:
+                text += f"; batch of {self.count}: {_dollars(self.usd)}"
+        if self.source == "table":
+            text += f" (estimate, from the table of {self.as_of})"
+        elif self.stale:
+            text += f" (the catalogue's price of {self.as_of})"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``/estimate`` API's answer."""
+        return {
+            "usd": self.usd,
+            "usd_each": self.usd_each,
+            "usd_per_second": self.usd_per_second,
+            "source": self.source,
+            "as_of": self.as_of,
+            "kind": self.kind,
+            "duration": self.duration,
+            "generate_audio": self.generate_audio,
+            "count": self.count,
+            "words": self.words(),
+        }
+
+
+def _check_count(count: object) -> int:
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise errors.InputError(
+            f"The number of videos must be a whole number, 1 or more, not {count!r}."
+        )
+    return count
+
+
+def _date(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).date().isoformat()
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """The price table shipped with the app: the fallback, with its date and source."""
+
+    sheet: PriceSheet
+    as_of: str
+    source: str
+
+    @classmethod
+    def load(cls, path: Path = TABLE_PATH) -> PriceTable:
+        """Read the table; ValueError if it isn't one (a fault of the release, not of a user)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        sheet = parse_pricing(data.get("pricing"))
+        as_of = data.get("as_of")
+        if (
+            sheet is None
+            or not isinstance(as_of, str)
+            or not re.fullmatch(r"\d{4}-\d\d-\d\d", as_of)
+        ):
+            raise ValueError(f"{path}: not a price table (a pricing block and an as_of date)")
+        return cls(sheet, as_of, str(data.get("source", "")))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The catalogue's last good answer: the raw block (kept on disk as it came), its
+    validator, and when the catalogue last gave or confirmed it."""
+
+    pricing: dict[str, Any]
+    sheet: PriceSheet
+    etag: str | None
+    checked_at: float
+
+
+class PriceBook:
+    """Quotes requests from the catalogue (or the shipped table) and reads balances.
+
+    One per process: thread-safe, and only one thread asks the catalogue at a time. Until the
+    first ask has ended the others wait for it; after that they quote from what is known
+    meanwhile. ``clock`` is wall-clock seconds (the cache file outlives the process);
+    ``session`` carries no credentials."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+        cache_path: Path | None = None,
+        table: PriceTable | None = None,
+        refresh_every: float = REFRESH_EVERY,
+        retry_every: float = RETRY_EVERY,
+        catalogue_timeout: tuple[float, float] = CATALOGUE_TIMEOUT,
+        balance_timeout: tuple[float, float] = BALANCE_TIMEOUT,
+        model: str = MODEL,
+    ) -> None:
+        self._base = settings.base_url.rstrip("/")
+        self._model = model
+        self._session = session or make_session(Retry(0, read=False, redirect=0), pool_size=8)
+        self._clock = clock
+        self._cache_path = cache_path or Path(settings.data_dir) / CACHE_NAME
+        self.table = table or PriceTable.load()
+        self._refresh_every = refresh_every
+        self._retry_every = retry_every
+        self._catalogue_timeout = catalogue_timeout
+        self._balance_timeout = balance_timeout
+        self._lock = threading.Lock()  # guards the fields below
+        self._asking = threading.Lock()  # held by the one thread asking the catalogue
+        self._loaded = False
+        self._asked = False
+        self._answer: _Answer | None = None
+        self._next_ask = 0.0
+
+    # --- the price ---------------------------------------------------------------------
+
+    def estimate(self, duration: object, generate_audio: object, count: object = 1) -> Estimate:
+        """The price of ``count`` videos like this one: from the catalogue when it quotes
+        them, else from the shipped table. InputError for a duration, audio switch or count
+        the page could not send."""
+        duration = rules.parse_duration(duration)
+        generate_audio = rules.check_generate_audio(generate_audio)
+        count = _check_count(count)
+        answer = self._current()
+        if answer is not None and answer.sheet.covers(duration, generate_audio):
+            stale = self._clock() - answer.checked_at > 2 * self._refresh_every
+            return _estimate(
+                answer.sheet, duration, generate_audio, count, "catalogue",
+                _date(answer.checked_at), stale,
+            )  # fmt: skip
+        return _estimate(
+            self.table.sheet, duration, generate_audio, count, "table", self.table.as_of
+        )
+
+    def _current(self) -> _Answer | None:
+        """The catalogue's last good answer, asking again first when a day has passed."""
+        with self._lock:
+            if not self._loaded:
+                self._loaded = True
+                self._answer = self._read_cache()
+                if self._answer is not None:
+                    since = min(self._answer.checked_at, self._clock())
+                    self._next_ask = since + self._refresh_every
+            due = self._clock() >= self._next_ask
+            # Until the first answer, everyone waits for it (the table would be a worse
+            # guess); after that, no one waits for another thread's ask.
+            wait = self._answer is None and not self._asked
+        if due and self._asking.acquire(blocking=wait):
+            try:
+                if self._clock() >= self._next_ask:  # not asked meanwhile by another thread
+                    self._ask()
+            finally:
+                self._asked = True
+                self._asking.release()
+        return self._answer
+
+    def _ask(self) -> None:
+        """One GET of the catalogue (conditional when there is an answer to keep)."""
+        answer = self._answer
+        headers = {"Accept": "application/json"}
+        if answer is not None and answer.etag:
+            headers["If-None-Match"] = answer.etag
+        try:
+            response = self._session.get(
+                self._base + CATALOGUE_PATH,
+                params={"id": self._model, "include": "pricing"},
+                headers=headers,
+                timeout=self._catalogue_timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return self._failed(f"not reached ({type(exc).__name__})")
+        now = self._clock()
+        if response.status_code == 304 and answer is not None:
+            self._keep(_Answer(answer.pricing, answer.sheet, answer.etag, now), now)
+            return None
+        if response.status_code != 200:
+            return self._failed(f"HTTP {response.status_code}")
+        try:
+            payload = response.json()
+        except ValueError:
+            return self._failed("an answer that is not JSON")
+        pricing = _model_pricing(payload, self._model)
+        sheet = parse_pricing(pricing)
+        if sheet is None or not isinstance(pricing, dict):
+            # It answered, with no price we can use: keep any earlier good answer, ask again
+            # tomorrow, and quote from the table meanwhile if there is none.
+            log.warning("price catalogue: no usable price for %s; keeping the last", self._model)
+            with self._lock:
+                self._next_ask = now + self._refresh_every
+            return None
+        self._keep(_Answer(pricing, sheet, response.headers.get("ETag"), now), now)
+        return None
+
+    def _failed(self, why: str) -> None:
+        log.warning("price catalogue: %s; using the last good price or the table", why)
+        with self._lock:
+            self._next_ask = self._clock() + self._retry_every
+
+    def _keep(self, answer: _Answer, now: float) -> None:
+        with self._lock:
+            self._answer = answer
+            self._next_ask = now + self._refresh_every
+        self._write_cache(answer)
+
+    def _read_cache(self) -> _Answer | None:
+        """The last good answer kept on disk, if it is one, for this API and model."""
+        try:
+            data = json.loads(self._cache_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("base_url") != self._base:
+            return None
+        sheet = parse_pricing(data.get("pricing"))
+        checked_at = _number(data.get("checked_at"))
+        etag = data.get("etag")
+        if data.get("model") != self._model or sheet is None or checked_at is None:
+            return None
+        return _Answer(data["pricing"], sheet, etag if isinstance(etag, str) else None, checked_at)
+
+    def _write_cache(self, answer: _Answer) -> None:
+        data = {
+            "base_url": self._base,
+            "model": self._model,
+            "etag": answer.etag,
+            "checked_at": answer.checked_at,
+            "checked": _date(answer.checked_at),
+            "pricing": answer.pricing,
+        }
+        tmp = self._cache_path.with_name(self._cache_path.name + ".tmp")
+        try:
+            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            tmp.replace(self._cache_path)
+        except OSError as exc:  # the price is known all the same, for this process
+            log.warning("price catalogue: could not keep the answer (%s)", exc)
+
+    # --- the balance -------------------------------------------------------------------
+
+    def balance(self, api_key: str | None) -> float | None:
+        """The account's balance in USD (``GET /v2/billing``), or None when there is no key
+        or it can't be read now (down, slow, refused, unreadable): never raises."""
+        if not api_key:
+            return None
+        try:
+            response = self._session.get(
+                self._base + BILLING_PATH,
+                headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+                timeout=self._balance_timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            log.info("balance: not read (%s)", type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            log.info("balance: not read (HTTP %s)", response.status_code)
+            return None
+        try:
+            payload = response.json()
+        except ValueError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        currency = payload.get("currency", "USD")
+        if not isinstance(currency, str) or currency.strip().upper() != "USD":
+            return None
+        return _number(payload.get("current_balance"))
+
+
+def _estimate(
+    sheet: PriceSheet,
+    duration: int,
+    generate_audio: bool,
+    count: int,
+    source: Source,
+    as_of: str,
+    stale: bool = False,
+) -> Estimate:
+    each = sheet.usd_each(duration, generate_audio)
+    return Estimate(
+        duration=duration,
+        generate_audio=generate_audio,
+        count=count,
+        usd=None if each is None else round(each * count, 6),
+        usd_each=None if each is None else round(each, 6),
+        usd_per_second=None if each is None else round(each / duration, 6),
+        source=source,
+        as_of=as_of,
+        kind=sheet.kind,
+        stale=stale,
+    )
+
+
+# --- the charge after ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What the vendor reported a response cost: USD, and credits when it said them."""
+
+    usd: float
+    credits: float | None = None
+
+
+def reported_charge(payload: Any = None, headers: Mapping[str, str] | None = None) -> Charge | None:
+    """What the vendor says an answer cost (request-tracing-and-cost.md): ``meta.usage``
+    (``usd_spent``, else ``credits_used`` or the poll schema's ``tokens_used``) before the
+    ``x-aimlapi-usd-spent`` / ``x-aimlapi-credits-used`` headers; credits are turned into USD
+    at the vendor's rate. None when it says nothing.
+
+    A create's figure is the job's price, held; the charge is the figure on the poll that says
+    ``completed``. A job that ends in error is charged nothing, whatever its create said."""
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    lower = {k.lower(): v for k, v in (headers or {}).items()}
+    credits = _number(usage.get("credits_used"))
+    if credits is None:
+        credits = _number(usage.get("tokens_used"))
+    usd = _number(usage.get("usd_spent"))
+    if usd is None and credits is None:
+        usd = _number(lower.get("x-aimlapi-usd-spent"))
+        credits = _number(lower.get("x-aimlapi-credits-used"))
+    if usd is None and credits is None:
+        return None
+    if usd is None and credits is not None:
+        usd = credits * USD_PER_CREDIT
+    assert usd is not None
+    return Charge(round(usd, 9), credits)
