@@ -34,6 +34,7 @@ BENCHMARKS = {
     "download": "bench_download",
     "startup": "bench_startup",
     "runner": "bench_runner",
+    "flood": "bench_flood",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 
@@ -48,6 +49,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         for r in result["rows"]:
             met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
             ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+            if r["ratio"] is not None and 0 < r["ratio"] < 0.01:  # e.g. 0.004x, not 0.00x
+                ratio = f"{r['ratio']:.1g}x"
             cells = (r["benchmark"], r["ours"], r["baseline"], ratio, r["target"], met)
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)

@@ -20,7 +20,14 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 EXPECTED = {
-    "bench_images": ["ours_median_s", "baseline_median_s", "ratio", "body_bytes"],
+    "bench_images": [
+        "ours_median_s",
+        "baseline_median_s",
+        "ratio",
+        "body_bytes",
+        "memory_worst_peak_rss_bytes",
+        "memory_idle_rss_bytes",
+    ],
     "bench_playback": [
         "median_s",
         "p95_s",
@@ -58,6 +65,21 @@ EXPECTED = {
         "long_fixed_polls_per_job",
         "long_polls_ratio",
         "long_done_median_s",
+    ],
+    "bench_flood": [
+        "flood_s",
+        "resume_median_s",
+        "resume_max_s",
+        "idle_resume_median_s",
+        "threads_before",
+        "threads_peak",
+        "threads_after",
+        "jobs_made",
+        "refused",
+        "baseline_resume_median_s",
+        "baseline_resume_max_s",
+        "baseline_threads_peak",
+        "baseline_jobs_made",
     ],
 }
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}
