@@ -52,13 +52,17 @@ def _limit_malloc_arenas() -> None:
 def main(argv: list[str] | None = None) -> None:
     _limit_malloc_arenas()
     args = parse_args(argv)
-    from kling_ui.config import settings_from_env
+    from kling_ui.config import BadSetting, settings_from_env
 
     flags = {"demo": args.demo, "require_user_key": args.require_user_key}
     overrides: dict[str, object] = {name: True for name, on in flags.items() if on}
     if args.log_level:
         overrides["log_level"] = args.log_level
-    settings = settings_from_env(**overrides)
+    try:
+        settings = settings_from_env(**overrides)
+    except BadSetting as exc:
+        print(f"kling-ui: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

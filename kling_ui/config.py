@@ -41,12 +41,15 @@ class Settings:
     # Budgets for the server's own key (USD; 0 = none): all of it per UTC day, and per visitor
     # per UTC day and jobs per visitor per hour. A daily budget also opens a Space's key to
     # its visitors, within it. Keys typed in the page are their owners' money: not counted.
-    daily_budget_usd: float = field(default=0.0, metadata={"env": "KLING_UI_DAILY_BUDGET_USD"})
+    # A limit of money that can't be read stops the app (it would mean "no limit").
+    daily_budget_usd: float = field(
+        default=0.0, metadata={"env": "KLING_UI_DAILY_BUDGET_USD", "strict": True}
+    )
     visitor_daily_budget_usd: float = field(
-        default=0.0, metadata={"env": "KLING_UI_VISITOR_DAILY_BUDGET_USD"}
+        default=0.0, metadata={"env": "KLING_UI_VISITOR_DAILY_BUDGET_USD", "strict": True}
     )
     visitor_jobs_per_hour: int = field(
-        default=0, metadata={"env": "KLING_UI_VISITOR_JOBS_PER_HOUR"}
+        default=0, metadata={"env": "KLING_UI_VISITOR_JOBS_PER_HOUR", "strict": True}
     )
     # The key that encrypts the history kept in the browser; made once in data_dir if unset.
     browser_secret: str | None = field(
@@ -147,6 +150,10 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+class BadSetting(ValueError):
+    """A setting that must not fall back to its default (a budget) could not be read."""
+
+
 def _parse(raw: str, default: object) -> object:
     """The environment's text as the type of the field's default; ValueError if it isn't."""
     if isinstance(default, bool):
@@ -183,7 +190,14 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
             continue
         try:
             values[f.name] = _parse(raw, f.default)
+            if f.metadata.get("strict") and values[f.name] < 0:  # type: ignore[operator]
+                raise ValueError(raw)
         except ValueError:
+            if f.metadata.get("strict"):
+                raise BadSetting(
+                    f"{name}={raw!r} is not a limit this app can read: give a number of "
+                    f"{'dollars' if isinstance(f.default, float) else 'videos'} (0 for none)."
+                ) from None
             log.warning("ignoring %s=%r: not a %s", name, raw, type(f.default).__name__)
     if "base_url" in values:
         values["base_url"] = str(values["base_url"]).rstrip("/")

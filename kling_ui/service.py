@@ -115,6 +115,8 @@ MAX_BATCH = 48
 class GenerationService:
     """Starts, resumes and shows jobs for every user of one app process."""
 
+    balance_fresh = 30.0  # seconds a balance read is reused (each click would ask otherwise)
+
     def __init__(
         self,
         settings: Settings,
@@ -135,6 +137,7 @@ class GenerationService:
         )
         self._books: dict[str, PriceBook] = {}  # API address -> its price book
         self._budget_lock = threading.Lock()  # a budget's check and the job's row: one step
+        self._balances: dict[str, tuple[float, float | None]] = {}  # key_ref -> (when, USD)
         self._closed = threading.Event()
         if start:
             self.runner.start()
@@ -153,6 +156,9 @@ class GenerationService:
         days = self.settings.retention_days
         if days <= 0:
             return 0
+        s = self.settings
+        if s.daily_budget_usd > 0 or s.visitor_daily_budget_usd > 0 or s.visitor_jobs_per_hour:
+            days = max(days, 1.0)  # budgets count today's jobs: keep at least a day
         gone = 0
         now = time.time() if now is None else now
         for job in self.ledger.ended_before(now - days * 86400):
@@ -216,7 +222,11 @@ class GenerationService:
 
     def visible(self, job: Job, owner: str) -> bool:
         """Whether a browser's history may show this job: made there, or opened there."""
-        return self.ledger.may_see(job, owner) or self.ledger.claim(job.job_id, owner)
+        if self.ledger.may_see(job, owner):
+            return True
+        # A job from before owners goes to the first browser that shows it, except where
+        # visitors bring keys: there only a key the vendor accepts opens it (``may_open``).
+        return not self.settings.require_user_key and self.ledger.claim(job.job_id, owner)
 
     # --- money ----------------------------------------------------------------------------
 
@@ -235,12 +245,19 @@ class GenerationService:
         return self._book().estimate(duration, generate_audio, count)
 
     def balance(self, api_key: str | None) -> float | None:
-        """The balance of the account a request would go to, in USD; None when not known."""
+        """The balance of the account a request would go to, in USD; None when not known.
+        Read at most once per ``balance_fresh`` seconds per account."""
         try:
             backend = self.backend_for(api_key)
         except errors.KlingUIError:
             return None
-        return self._book(backend).balance(backend.api_key)
+        now = time.monotonic()
+        seen = self._balances.get(backend.key_ref)
+        if seen is not None and now - seen[0] < self.balance_fresh:
+            return seen[1]
+        value = self._book(backend).balance(backend.api_key)
+        self._balances[backend.key_ref] = (now, value)
+        return value
 
     def low_balance(
         self, api_key: str | None, duration: object, generate_audio: object, count: object = 1
@@ -255,7 +272,10 @@ class GenerationService:
             return None
         if backend.name == DEMO or not price:
             return None
-        balance = self._book(backend).balance(backend.api_key)
+        if backend.key_ref == "server" and self.settings.on_space:
+            return None  # a Space's own account is the owner's business, not its visitors'
+
+        balance = self.balance(api_key)
         if balance is None or balance >= price:
             return None
         return (
@@ -334,6 +354,7 @@ class GenerationService:
         price = self._book(backend).estimate(fields[2], fields[3]).usd
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
         with self._budget_lock:
+            self._check_room(owner, 1)  # again: others may have added jobs meanwhile
             self._check_budget(backend, owner, price, 1)
             job = self.runner.add(
                 GenerationRequest(prepared.data_uri, *fields), backend, owner=owner,
@@ -410,10 +431,11 @@ class GenerationService:
         (``require_user_key``) anyone else must bring a key the vendor accepts for the job;
         elsewhere (a private app on the server's key, the demo) the id itself is the secret,
         as it is at the vendor. Seeing it once lets this browser see it again (history)."""
-        if self.visible(job, owner):
+        if self.settings.require_user_key:
+            if not (self.ledger.may_see(job, owner) or self._key_opens(job, api_key)):
+                return False
+        elif self.visible(job, owner):
             return True
-        if self.settings.require_user_key and not self._key_opens(job, api_key):
-            return False
         self.ledger.grant(job.job_id, owner)
         return True
 
@@ -527,6 +549,7 @@ class GenerationService:
         batch_id = "batch-" + uuid.uuid4().hex[:12]
         items = []
         with self._budget_lock:
+            self._check_room(owner, total)  # again: others may have added jobs meanwhile
             self._check_budget(backend, owner, quote.usd, total)
             for n, uri in enumerate(uris, 1):
                 for line in fields:

@@ -374,11 +374,11 @@ class Handlers:
         gid = ""
         visitor, root = self._visitor(owner_token, request), _root(request)
         try:
-            low = self.service.low_balance(api_key, duration, generate_audio)
-            if low and not self._second_press(visitor):
-                yield "", f"Status: not sent\n{low} {PRESS_AGAIN}", None
-                return
             with self._stream(visitor):
+                low = self.service.low_balance(api_key, duration, generate_audio)
+                if low and not self._second_press(visitor):
+                    yield "", f"Status: not sent\n{low} {PRESS_AGAIN}", None
+                    return
                 for update in self.service.generate(
                     image,
                     prompt,

@@ -38,6 +38,9 @@ MEDIA_VIA_FILE_ROUTE = re.compile(
 )
 SPACE_FRAMERS = "https://huggingface.co https://*.huggingface.co https://*.hf.space"
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+# Gradio's share links arrive through its tunnel under these names, whatever turned sharing
+# on (--share, GRADIO_SHARE, a notebook); no page can point such a name at this machine.
+SHARE_SUFFIX = ".gradio.live"
 
 
 def media_route(find: Callable[[str], tuple[Any, str] | None]) -> Route:
@@ -86,7 +89,7 @@ def host_allowed(header: str, extra: Iterable[str]) -> bool:
         name = name[1 : name.find("]")] if "]" in name else name
     else:
         name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
-    return name in LOCAL_NAMES or is_loopback(name) or name in extra
+    return name in LOCAL_NAMES or is_loopback(name) or name in extra or name.endswith(SHARE_SUFFIX)
 
 
 class Guard:

@@ -11,7 +11,7 @@ import pytest
 from apprunner import app_in_process, user_client
 from test_ui import Tab
 
-from kling_ui.config import Settings
+from kling_ui.config import BadSetting, Settings, settings_from_env
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule
 from kling_ui.ui import Handlers
@@ -138,7 +138,9 @@ def test_each_visitor_has_a_budget_and_a_number_of_jobs_an_hour(simulator, tmp_p
 def test_a_balance_below_the_price_asks_for_a_second_press(simulator, tmp_path, photo):
     settings = Settings(base_url=simulator.url, api_key=SERVER_KEY, data_dir=tmp_path,
                         poll_interval=0.05)  # fmt: skip
-    tab = Tab(Handlers(GenerationService(settings)))
+    service = GenerationService(settings)
+    service.balance_fresh = 0.0  # every click reads the balance anew
+    tab = Tab(Handlers(service))
     simulator.set_balance(0.50, key=SERVER_KEY)
     assert "balance $0.50 (below the price)" in tab.price_view(5, True, "")
     (only,) = list(tab.generate(photo, "Waves.", "", 5, True, ""))
@@ -176,8 +178,25 @@ def test_the_status_and_the_history_show_price_and_charge(simulator, tmp_path, p
     assert table["value"][0][3] == "$0.00"
 
 
-def test_a_space_shares_its_key_within_a_daily_budget():
+def test_a_space_shares_its_key_within_a_daily_budget(simulator, tmp_path):
     locked = Settings(on_space=True, api_key=SERVER_KEY)
     assert locked.require_user_key and locked.shared_key_locked
-    budget = Settings(on_space=True, api_key=SERVER_KEY, daily_budget_usd=5.0)
+    budget = Settings(on_space=True, api_key=SERVER_KEY, daily_budget_usd=5.0,
+                      base_url=simulator.url, data_dir=tmp_path)  # fmt: skip
     assert not budget.require_user_key and budget.shared_key_in_use
+    # Its visitors are never told the owner's balance.
+    simulator.set_balance(0.10, key=SERVER_KEY)
+    service = GenerationService(budget, start=False)
+    assert service.low_balance("", 5, True) is None
+    assert "balance" not in Handlers(service).price_view(5, True, "")
+
+
+@pytest.mark.parametrize("name", ["KLING_UI_DAILY_BUDGET_USD", "KLING_UI_VISITOR_DAILY_BUDGET_USD",
+                                  "KLING_UI_VISITOR_JOBS_PER_HOUR"])  # fmt: skip
+@pytest.mark.parametrize("raw", ["$10", "-1", "2.5x", "ten"])
+def test_a_budget_that_cant_be_read_stops_the_app_instead_of_lifting_the_limit(name, raw):
+    with pytest.raises(BadSetting, match=name):
+        settings_from_env({name: raw})
+    if name == "KLING_UI_VISITOR_JOBS_PER_HOUR":
+        with pytest.raises(BadSetting):
+            settings_from_env({name: "2.5"})

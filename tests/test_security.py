@@ -173,6 +173,7 @@ def test_a_loopback_app_answers_only_to_its_own_names(live_app):
         answer = requests.get(live_app.url, headers={"Host": host}, timeout=10)
         assert answer.status_code == code, host
     assert host_allowed("studio.lan:7860", {"studio.lan"})
+    assert host_allowed("0123abcd.gradio.live", ())  # a share link, however it was turned on
     assert not host_allowed("studio.lan.evil.example", {"studio.lan"})
 
 
