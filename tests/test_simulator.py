@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -476,8 +477,11 @@ def test_vendor_sample_script_runs_to_completion(simulator):
 
 def test_command_line_serves_until_interrupted(monkeypatch):
     calls = []
+    real_sleep = time.sleep
 
     def fake_sleep(seconds):
+        if threading.current_thread() is not threading.main_thread():
+            return real_sleep(seconds)  # another test's thread, still winding down
         calls.append(seconds)
         raise KeyboardInterrupt
 
