@@ -809,56 +809,69 @@ class Form:
     price: Any
 
 
-def _form(handlers: Handlers) -> Form:
+def _form(handlers: Handlers, *, key_first: bool = False) -> Form:
+    """The form, in the order a person uses it: the image, the prompt, the length, the price
+    and Generate (all visible at 1366x768), then the settings rarely changed, in a closed
+    group that says what it holds. Where visitors must bring a key, the key comes first."""
     image = UploadedImage(
         label="Image (JPEG, PNG, WebP, GIF or BMP; HEIC: export as JPEG first)",
         type="filepath",
         image_mode=None,
         sources=["upload", "clipboard", "webcam"],
+        height=200,
         elem_id="image",
     )
     image_note = gr.Markdown(elem_id="image-note")
-    fit = gr.Radio(
-        FIT_CHOICES,
-        value="reject",
-        label="If the image's shape is outside 1:2.5 to 2.5:1",
-        elem_id="fit",
-    )
     prompt = gr.Textbox(
         label="Prompt",
-        lines=4,
+        lines=2,
+        max_lines=8,
         placeholder="Describe the motion: what moves, how the camera moves.",
         elem_id="prompt",
     )
     prompt_count = gr.Markdown(handlers.count(""), elem_id="prompt-count")
-    negative = gr.Textbox(
-        value="",
-        label="Negative prompt",
-        lines=2,
-        placeholder="What to avoid (optional)",
-        elem_id="negative",
-    )
-    with gr.Row():
+    with gr.Row(equal_height=True):
         duration = gr.Radio(
             [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration"
         )
         audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
-    api_key = gr.Textbox(
+    api_key = _key_field() if key_first else None
+    price = gr.Markdown(elem_id="price")
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
+    busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
+    label = "More settings: negative prompt, image fit" + ("" if key_first else ", API key")
+    with gr.Accordion(label, open=False, elem_id="more-settings"):
+        negative = gr.Textbox(
+            value="",
+            label="Negative prompt",
+            lines=2,
+            placeholder="What to avoid (optional)",
+            elem_id="negative",
+        )
+        fit = gr.Radio(
+            FIT_CHOICES,
+            value="reject",
+            label="If the image's shape is outside 1:2.5 to 2.5:1",
+            elem_id="fit",
+        )
+        if api_key is None:
+            api_key = _key_field()
+    return Form(
+        image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
+        generate, stop, busy, price,
+    )  # fmt: skip
+
+
+def _key_field() -> Any:
+    return gr.Textbox(
         value="",
         label="API key",
         type="password",
         placeholder="Your AIML API key (optional; never stored)",
         elem_id="api-key",
     )
-    price = gr.Markdown(elem_id="price")
-    with gr.Row():
-        generate = gr.Button("Generate", variant="primary", elem_id="generate")
-        stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
-    busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
-    return Form(
-        image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
-        generate, stop, busy, price,
-    )  # fmt: skip
 
 
 def _job_panel() -> tuple[Any, Any, Any]:
@@ -989,7 +1002,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         _banners(service)
         with gr.Row():
             with gr.Column(scale=1):
-                form = _form(handlers)
+                form = _form(handlers, key_first=service.settings.require_user_key)
             with gr.Column(scale=1):
                 gen_id, status, video = _job_panel()
         panel = _history_panel()

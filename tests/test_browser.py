@@ -255,6 +255,11 @@ def test_demo_mode_shows_its_banner_and_completes_a_video(page, photo, tmp_path)
         open_page(page, demo.url)
         expect(page.locator("#demo-banner")).to_be_visible()
         expect(page.locator("#demo-banner")).to_contain_text("Demo mode")
+        # A first visit, banner and all: Generate shows without scrolling at 1366x768.
+        page.set_viewport_size({"width": 1366, "height": 768})
+        expect(page.locator("#price")).to_contain_text("what it would cost")
+        box = page.locator("#generate").bounding_box()
+        assert box and box["y"] + box["height"] <= 768, box
         fill_job(page, photo, "The meadow sways in the wind.")
         page.locator("#generate").click()
         lines = status_lines(page, is_final)
@@ -568,3 +573,33 @@ def test_the_price_beside_generate_follows_duration_audio_and_takes(live, sim, p
     expect(batch_price).to_contain_text("batch of 12: $8.40")
     screenshot(page, "price.png")
     assert sim.creates == 0  # a price is only a price
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_generate_is_above_the_fold_and_a_phone_needs_no_sideways_scroll(live, browser, theme):
+    """Issue 13, the layout: at 1366x768 the image, the prompt, the price and Generate show
+    without scrolling (the rare settings wait in a closed group that names them); on a
+    390x844 phone one column, nothing wider than the screen, Generate right after the prompt."""
+    for size, name in [({"width": 1366, "height": 768}, "laptop"),
+                       ({"width": 390, "height": 844}, "phone")]:  # fmt: skip
+        context = browser.new_context(viewport=size, color_scheme=theme)
+        page = context.new_page()
+        try:
+            open_page(page, live.url)
+            expect(page.locator("#price")).to_contain_text("$")
+            more = page.get_by_text("More settings: negative prompt, image fit, API key")
+            expect(more).to_be_visible()
+            assert not page.locator("#negative textarea").is_visible()  # closed until asked
+            if name == "laptop":
+                for part in ("#image", "#prompt", "#price", "#generate"):
+                    box = page.locator(part).bounding_box()
+                    assert box and box["y"] + box["height"] <= size["height"], (part, box)
+            else:
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= size["width"], wide
+                order = [page.locator(p).bounding_box()["y"]
+                         for p in ("#prompt", "#price", "#generate", "#more-settings")]  # fmt: skip
+                assert order == sorted(order), order
+            screenshot(page, f"layout-{name}-{theme}.png")
+        finally:
+            context.close()

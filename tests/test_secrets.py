@@ -314,6 +314,7 @@ def test_a_typed_key_is_kept_nowhere_in_the_browser(live_app, browser, photo):
     try:
         open_page(tab, live_app.url)
         fill_job(tab, photo, PROMPT)
+        tab.get_by_text("More settings").click()  # the key's field, with the rare settings
         tab.locator("#api-key input").fill(TYPED_KEY)
         tab.locator("#generate").click()
         lines = status_lines(tab, is_final)
@@ -329,6 +330,7 @@ def test_a_typed_key_is_kept_nowhere_in_the_browser(live_app, browser, photo):
         tab.reload()
         tab.locator("#generate").wait_for()
         seen.append(tab.evaluate(BROWSER_STORAGE)["text"])
+        tab.get_by_text("More settings").click()
         assert tab.locator("#api-key input").input_value() == ""
         seen.append(tab.content())
         for path in ("", "gradio_api/runs", "config", "gradio_api/info"):
