@@ -13,6 +13,8 @@ import math
 import os
 import platform
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,28 @@ def row(
 
 
 # --- processes ----------------------------------------------------------------------------
+
+
+class PeakSampler:
+    """Reads one field of /proc/<pid>/status (VmRSS, Threads, ...) every ``every`` seconds in
+    a thread, keeping the highest; ``stop()`` returns it."""
+
+    def __init__(self, pid: int, field: str, every: float = 0.1) -> None:
+        self.pid, self.field, self.peak = pid, field, 0
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, proc_status_kb(self.pid, self.field) or 0)
+            time.sleep(self._every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def proc_status_kb(pid: int, field: str) -> int | None:

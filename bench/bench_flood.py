@@ -35,7 +35,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from bench._common import fmt_s, make_photo, median, proc_status_kb, row
+from bench._common import PeakSampler, fmt_s, make_photo, median, proc_status_kb, row
 from tests.apprunner import PROMPT, Server, app_argv, clean_env, generate, user_client
 
 TARGET_S = 1.0
@@ -52,34 +52,6 @@ VARIANTS = {
     "on": {},  # the app's defaults: 4 jobs watched, 48 not yet ended per visitor
     "off": {"KLING_UI_VISITOR_STREAMS": "1000", "KLING_UI_VISITOR_MAX_JOBS": "1000"},
 }
-
-
-class ThreadSampler:
-    """Samples a process's OS thread count every ``every`` seconds in a thread."""
-
-    def __init__(self, pid: int, every: float = 0.1) -> None:
-        self.pid = pid
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._every = every
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            n = proc_status_kb(self.pid, "Threads")
-            if n:
-                self.samples.append((time.perf_counter(), n))
-            time.sleep(self._every)
-
-    @property
-    def peak(self) -> int:
-        return max((n for _, n in self.samples), default=0)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def threads(pid: int) -> int:
@@ -188,7 +160,7 @@ def _measure(variant: str, calls: int, schedule: str, tmp: Path, photo: Path) ->
         idle = [_resume(client, gid, 60)[0] for _ in range(3)]  # warm, then the idle figure
         time.sleep(1.0)
         before = threads(app.pid)
-        sampler = ThreadSampler(app.pid)
+        sampler = PeakSampler(app.pid, "Threads")
         try:
             events, flood_s, not_taken = _flood(app.url, photo, calls)
             resumes = [_resume(client, gid, 600)[0] for _ in range(RESUMES)]

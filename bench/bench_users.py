@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench._common import BENCH, fmt_mb, fmt_s, make_photo, proc_status_kb, row
+from bench._common import BENCH, PeakSampler, fmt_mb, fmt_s, make_photo, proc_status_kb, row
 from tests.apprunner import Server, app_argv, clean_env, submit, user_client
 
 TARGET_RATIO = 1.3
@@ -48,28 +48,6 @@ def start_simulator(queued: float, generating: float, log_dir: Path) -> Server:
         ready_path="__sim__/requests",
         timeout=30,
     )
-
-
-class RssSampler:
-    """Samples a process's VmRSS every ``every`` seconds in a thread."""
-
-    def __init__(self, server: Server, every: float = 0.1) -> None:
-        self.server = server
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._every = every
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, proc_status_kb(self.server.pid, "VmRSS") or 0)
-            time.sleep(self._every)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak_kb
 
 
 @contextlib.contextmanager
@@ -145,7 +123,7 @@ def _measure(server: Server, users: int, photo: Path, downloads: Path) -> dict[s
         return user_client(server.url, n, analytics_enabled=False, download_files=str(downloads))
 
     idle_kb = proc_status_kb(server.pid, "VmRSS") or 0
-    sampler = RssSampler(server)
+    sampler = PeakSampler(server.pid, "VmRSS")
     try:
         with ThreadPoolExecutor(max_workers=10) as pool, cheap_http_clients():
             clients = list(pool.map(client, range(users + 1)))

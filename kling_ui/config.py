@@ -106,11 +106,20 @@ class Settings:
             object.__setattr__(self, "require_user_key", True)
 
     @property
+    def budgets_on(self) -> bool:
+        """Any limit on what the server's own key may spend or make."""
+        return (
+            self.daily_budget_usd > 0
+            or self.visitor_daily_budget_usd > 0
+            or self.visitor_jobs_per_hour > 0
+        )
+
+    @property
     def retention_days(self) -> float:
-        """Days an ended job is kept (0: for ever)."""
-        if self.keep_days >= 0:
-            return self.keep_days
-        return 7.0 if self.on_space else 0.0
+        """Days an ended job is kept (0: for ever); at least one while budgets count today's
+        jobs from the ledger."""
+        days = self.keep_days if self.keep_days >= 0 else (7.0 if self.on_space else 0.0)
+        return max(days, 1.0) if days > 0 and self.budgets_on else days
 
     @property
     def behind_proxy(self) -> bool:

@@ -207,7 +207,8 @@ def _model_pricing(payload: Any, model: str) -> Any:
 # --- estimates -----------------------------------------------------------------------------
 
 
-def _dollars(usd: float) -> str:
+def dollars(usd: float) -> str:
+    """An amount as the page writes it: $1.40, $16.80, $0.00 (and $0.0012 for a sliver)."""
     return f"${usd:,.2f}" if usd == 0 or usd >= 0.01 else f"${usd:.4f}"
 
 
@@ -232,9 +233,9 @@ class Estimate:
         if self.usd is None or self.usd_each is None:
             text = f"{what}: price not known in advance"
         else:
-            text = f"{what}: {_dollars(self.usd_each)}"
+            text = f"{what}: {dollars(self.usd_each)}"
             if self.count > 1:
-                text += f"; batch of {self.count}: {_dollars(self.usd)}"
+                text += f"; batch of {self.count}: {dollars(self.usd)}"
         if self.source == "table":
             text += f" (estimate, from the table of {self.as_of})"
         elif self.stale:

@@ -151,8 +151,7 @@ class Runner:
         """A name for a key that says nothing about it: "server", "demo" or "typed:<hmac>"."""
         if not typed:
             return backend_name if backend_name == "demo" else "server"
-        digest = hmac.new(self._ref_secret, api_key.encode(), "sha256").hexdigest()[:16]
-        return f"typed:{digest}"
+        return f"typed:{self.digest(api_key)[:16]}"
 
     def digest(self, text: str) -> str:
         """A name for a secret (an owner token, an address) that says nothing about it."""

@@ -156,9 +156,6 @@ class GenerationService:
         days = self.settings.retention_days
         if days <= 0:
             return 0
-        s = self.settings
-        if s.daily_budget_usd > 0 or s.visitor_daily_budget_usd > 0 or s.visitor_jobs_per_hour:
-            days = max(days, 1.0)  # budgets count today's jobs: keep at least a day
         gone = 0
         now = time.time() if now is None else now
         for job in self.ledger.ended_before(now - days * 86400):
@@ -287,9 +284,7 @@ class GenerationService:
         """Refuse, in words and with nothing sent, what would pass a budget of the server's
         own key (a typed key is its owner's money; the demo costs nothing)."""
         s = self.settings
-        if backend.key_ref != "server" or not (
-            s.daily_budget_usd > 0 or s.visitor_daily_budget_usd > 0 or s.visitor_jobs_per_hour > 0
-        ):
+        if backend.key_ref != "server" or not s.budgets_on:
             return
         if usd is None:
             raise errors.LimitReached(

@@ -41,6 +41,7 @@ from . import errors
 from .config import Settings
 from .images import MAX_INPUT_BYTES, prepare_image
 from .jobs import Progress
+from .pricing import dollars
 from .rules import MAX_PROMPT_CHARS
 from .service import DEMO, STATE_PHASE, GenerationService
 from .web import Guard, is_loopback, media_route
@@ -220,21 +221,17 @@ def render_status(update: Progress) -> str:
     return "\n".join(lines)
 
 
-def _dollars(usd: float) -> str:
-    return f"${usd:,.2f}"
-
-
 def _cost_words(update: Progress) -> str:
     """The job's money in words: its price when sent, then what the vendor charged."""
     simulated = " (simulated: what a real job would cost; nothing is charged)"
     if update.charged_usd is not None:
         if update.charged_usd == 0 and update.phase not in ("completed", "downloading"):
             return "Cost: $0.00 (no video was made, so nothing is charged)"
-        return f"Cost: {_dollars(update.charged_usd)}" + (simulated if update.simulated else "")
+        return f"Cost: {dollars(update.charged_usd)}" + (simulated if update.simulated else "")
     if update.estimate_usd is not None:
         what = "would cost" if update.simulated else "price"
         tail = simulated if update.simulated else " (estimate; the charge shows when it is done)"
-        return f"Cost: {what} {_dollars(update.estimate_usd)}{tail}"
+        return f"Cost: {what} {dollars(update.estimate_usd)}{tail}"
     return ""
 
 
@@ -596,7 +593,7 @@ class Handlers:
             return text  # a Space's own account balance is the owner's business
         balance = self.service.balance(api_key)
         if balance is not None:
-            text += f" · balance {_dollars(balance)}"
+            text += f" · balance {dollars(balance)}"
             if quote.usd is not None and balance < quote.usd:
                 text += " (below the price)"
         return text
@@ -734,10 +731,10 @@ def _history_cost(job: Any) -> str:
     if job is None:
         return ""
     if job.charged_usd is not None:
-        return _dollars(job.charged_usd)
+        return dollars(job.charged_usd)
     if job.state in ("failed", "not_created", "cancelled"):
-        return _dollars(0)
-    return f"{_dollars(job.estimate_usd)} est." if job.estimate_usd is not None else ""
+        return dollars(0)
+    return f"{dollars(job.estimate_usd)} est." if job.estimate_usd is not None else ""
 
 
 def _controls(watching: bool) -> tuple[Any, ...]:
