@@ -5,7 +5,8 @@ create carries), so a crash at any point loses nothing and never repeats a creat
 in ``submitting`` after a restart is looked up in the vendor's log, never sent again. It holds
 the ids, the time, the prompt and settings, the backend ("demo" or "live"), the state, the
 credits, when each phase was first seen and the local video path: never an API key, never
-the image bytes (a batch item's prepared image waits in a file of its own until it is sent).
+the image bytes (a batch item's prepared image waits in a file of its own until it is sent;
+the service keeps each job's image for Remix in a file of its own too).
 
 The ledger enforces the job's state machine (``transition``): no skipped or backward step::
 
@@ -523,6 +524,27 @@ class Ledger:
         finally:
             db.close()
         return float(row[0]) if row and row[0] is not None and row[0] > 0 else None
+
+    def durations(self, backend: str, duration: int | None, limit: int = 50) -> list[float]:
+        """How long this backend's most recent ``limit`` videos took, newest first: seconds
+        from the create's sending (or the row, for jobs from before ``sent_at``) to the
+        vendor's finish, of jobs that ended ``done``; of one video ``duration`` (seconds of
+        video), or of any when it is None."""
+        where = "backend = ? AND state = 'done' AND finished_at IS NOT NULL"
+        params: list[Any] = [backend]
+        if duration is not None:
+            where += " AND duration = ?"
+            params.append(int(duration))
+        db = self._connect()
+        try:
+            rows = db.execute(
+                f"SELECT finished_at - COALESCE(sent_at, created_at) FROM jobs WHERE {where}"
+                " ORDER BY finished_at DESC LIMIT ?",
+                [*params, int(limit)],
+            ).fetchall()
+        finally:
+            db.close()
+        return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -14,8 +14,9 @@ them); the runner decides when each step happens:
   it carries on as ``submitted`` (recovered); not found, ``not_created``. Never a second create.
 - ``submitted``/``queued``/``generating``: polled, sparsely while the job is young (before
   about the shortest run this ledger has seen), every ``poll_interval`` after.
-- ``downloading``: the video goes to the videos folder; a refused or broken download is
-  tried again with a fresh link from a new poll, then kept for its owner to resume (paused);
+- ``downloading``: the video goes to the videos folder, its poster frame beside it (made
+  once, here; a video that gives none is still done); a refused or broken download is tried
+  again with a fresh link from a new poll, then kept for its owner to resume (paused);
   ``expired`` when the vendor no longer has the job.
 
 Scheduling is a due-time heap served by one thread, the HTTP by a small bounded pool: watching
@@ -24,7 +25,8 @@ row. Keys typed in a page live in memory only (never in the ledger): after a res
 job waits until its owner resumes it with the key. Watchers (``watch``) wake on the runner's
 own change notices, not by reading the database in a loop.
 
-Imports: ``client``, ``config``, ``errors``, ``history``, ``jobs``, ``rules``; never gradio.
+Imports: ``client``, ``config``, ``errors``, ``history``, ``jobs``, ``media``, ``rules``;
+never gradio.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from .client import AIMLClient, Sessions
 from .config import Settings
 from .history import AT_VENDOR, IllegalTransition, Job, Ledger
 from .jobs import parse_generation
+from .media import make_poster
 from .pricing import reported_charge
 from .rules import GenerationRequest
 
@@ -588,6 +591,10 @@ class Runner:
             self.ledger.note(job.job_id, f"{exc.user_message} Trying again with a fresh link.")
             self._schedule(job.job_id, self.settings.poll_interval * tries)
             return
+        try:  # before "done", so a page that shows the video can show its poster too
+            make_poster(path)
+        except Exception:  # a bug of ours: the video is on disk, so the job is done regardless
+            log.exception("runner: poster for %s failed", job.job_id)
         self._end(
             job, "done", "Done. The video is ready.", video_path=str(path),
             video_token=secrets.token_hex(16),  # 128 random bits: the video's address

@@ -6,16 +6,23 @@ job as ``Progress`` values the page renders. The runner (``runner.py``) owns the
 the moment its row is written; the generators here only watch it, so a closed tab or Stop
 watching ends the watching, never the job. Programs and tests can use them directly.
 
-Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``, ``rules``;
-the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
+It also keeps what the gallery and Remix show of a past job: each job's prepared image (in
+``inputs/`` beside the ledger, until retention removes the job), its video's poster frame
+(``media``), and how long such videos typically take.
+
+Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``, ``media``,
+``rules``; the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import re
 import secrets
+import statistics
 import threading
 import time
 import uuid
@@ -31,6 +38,7 @@ from .config import Settings
 from .history import Job, Ledger
 from .images import prepare_image
 from .jobs import Progress
+from .media import make_poster, poster_path
 from .pricing import Estimate, PriceBook
 from .rules import (
     GenerationRequest,
@@ -110,6 +118,9 @@ NOT_KNOWN = (
 )
 MAX_TAKES = 4
 MAX_BATCH = 48
+JPEG_DATA_URI = "data:image/jpeg;base64,"  # what prepare_image makes of every upload
+TYPICAL_FRESH = 30.0  # seconds a typical duration is reused (a page asks every second)
+TYPICAL_OF = 50  # the most recent finished jobs a typical duration is the median of
 
 
 class GenerationService:
@@ -138,6 +149,9 @@ class GenerationService:
         self._books: dict[str, PriceBook] = {}  # API address -> its price book
         self._budget_lock = threading.Lock()  # a budget's check and the job's row: one step
         self._balances: dict[str, tuple[float, float | None]] = {}  # key_ref -> (when, USD)
+        self._typical: dict[tuple[str, int], tuple[float, float | None]] = {}  # -> (when, s)
+        self._poster_lock = threading.Lock()
+        self._posters_tried: set[str] = set()  # videos whose missing poster was made (or not)
         self._closed = threading.Event()
         if start:
             self.runner.start()
@@ -152,7 +166,8 @@ class GenerationService:
 
     def sweep(self, now: float | None = None) -> int:
         """Remove jobs that ended more than ``retention_days`` before ``now``, with their
-        videos. Returns how many went. Unfinished jobs are never removed."""
+        videos, posters and kept images. Returns how many went. Unfinished jobs are never
+        removed."""
         days = self.settings.retention_days
         if days <= 0:
             return 0
@@ -161,6 +176,8 @@ class GenerationService:
         for job in self.ledger.ended_before(now - days * 86400):
             if job.video_path:
                 Path(job.video_path).unlink(missing_ok=True)
+                poster_path(Path(job.video_path)).unlink(missing_ok=True)
+            self._input_path(job.job_id).unlink(missing_ok=True)
             self.ledger.forget(job.job_id)
             gone += 1
         if gone:
@@ -355,6 +372,7 @@ class GenerationService:
                 GenerationRequest(prepared.data_uri, *fields), backend, owner=owner,
                 estimate_usd=price,
             )  # fmt: skip
+        self._keep_input(prepared.data_uri, [job.job_id])
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
         yield from self.follow(job.job_id, submitted_note=note)
 
@@ -489,21 +507,109 @@ class GenerationService:
 
     def video_url(self, job: Job) -> str:
         """The video's address on this server: 128 random bits, no path of the server's."""
+        return f"{MEDIA_PREFIX}{self._video_token(job)}.mp4"
+
+    def poster_url(self, job: Job) -> str | None:
+        """The address of a finished video's poster frame (the video's, ending ``.jpg``);
+        None when the job has no video on disk, or its video gives no picture.
+
+        A video from before posters gets its poster here, the first time it is asked for;
+        one that can't be decoded is tried once per process, not at every page update."""
+        if job.state != "done" or not job.video_path:
+            return None
+        video = Path(job.video_path)
+        if not video.is_file():
+            return None
+        poster = poster_path(video)
+        if not poster.is_file():
+            with self._poster_lock:  # one maker per video; the others find its poster
+                if not poster.is_file() and str(video) not in self._posters_tried:
+                    self._posters_tried.add(str(video))
+                    make_poster(video)
+            if not poster.is_file():
+                return None
+        return f"{MEDIA_PREFIX}{self._video_token(job)}.jpg"
+
+    def _video_token(self, job: Job) -> str:
         token = job.video_token
         if not token:  # a video from before addresses had tokens
             self.ledger.set_video_token(job.job_id, secrets.token_hex(16))
             token = (self.ledger.get(job.job_id) or job).video_token
-        return f"{MEDIA_PREFIX}{token}.mp4"
+        assert token
+        return token
 
     def media_file(self, name: str) -> tuple[Path, str] | None:
-        """The file behind ``/media/<name>`` and the name to save it as; None if none."""
-        token = name.removesuffix(".mp4")
-        if not MEDIA_TOKEN.fullmatch(token):
+        """The file behind ``/media/<name>`` (``<token>.mp4``, the video, or ``<token>.jpg``,
+        its poster) and the name to save it as; None if none."""
+        token, dot, suffix = name.partition(".")
+        if not dot or suffix not in ("mp4", "jpg") or not MEDIA_TOKEN.fullmatch(token):
             return None
         job = self.ledger.by_video_token(token)
         if job is None or not job.video_path or not Path(job.video_path).is_file():
             return None
-        return Path(job.video_path), Path(job.video_path).name
+        path = Path(job.video_path) if suffix == "mp4" else poster_path(Path(job.video_path))
+        return (path, path.name) if path.is_file() else None
+
+    # --- what a past job leaves: its image, its settings, its usual time ------------------
+
+    def _input_path(self, job_id: str) -> Path:
+        return self.settings.data_dir / "inputs" / f"{job_id}.jpg"
+
+    def _keep_input(self, data_uri: str, job_ids: list[str]) -> None:
+        """Keep the image these jobs were sent with (for Remix): the prepared JPEG, as sent.
+        An https URL is the vendor's to fetch and isn't kept. The jobs of one batch image
+        share one file's bytes (hard links) where the disk allows. Never fails the jobs."""
+        if not job_ids or not data_uri.startswith(JPEG_DATA_URI):
+            return
+        try:
+            data = base64.b64decode(data_uri[len(JPEG_DATA_URI) :], validate=True)
+            folder = self._input_path(job_ids[0]).parent
+            _private_folder(folder)
+            first = self._input_path(job_ids[0])
+            _write_private(first, data)
+            for job_id in job_ids[1:]:
+                try:
+                    os.link(first, self._input_path(job_id))
+                except OSError:  # no hard links here (some shared volumes): a copy
+                    _write_private(self._input_path(job_id), data)
+        except (OSError, binascii.Error) as exc:
+            log.warning("could not keep the image of %s: %s", job_ids[0], type(exc).__name__)
+
+    def input_image(self, job: Job) -> Path | None:
+        """The image a job was sent with (the prepared JPEG), when it is kept here."""
+        path = self._input_path(job.job_id)
+        return path if path.is_file() else None
+
+    def remix(self, any_id: str, owner: str) -> dict[str, Any] | None:
+        """What a new job like this one starts from: its image (a path, or None when not
+        kept) and its settings. None for an id not known here, or a job ``owner`` may not
+        see (the history's rule, ``visible``)."""
+        job = self.entry(any_id) if isinstance(any_id, str) else None
+        if job is None or not self.visible(job, owner):
+            return None
+        return {
+            "image": self.input_image(job),
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt,
+            "duration": job.duration,
+            "generate_audio": job.generate_audio,
+        }
+
+    def typical_seconds(self, backend_name: str, duration: int) -> float | None:
+        """How long a video like this usually takes here, from its create to the vendor's
+        finish: the median of the last ``TYPICAL_OF`` done jobs of this backend and video
+        duration, else of any duration on this backend; None before the first. Read from
+        the ledger at most once per ``TYPICAL_FRESH`` seconds."""
+        key = (backend_name, int(duration))
+        now = time.monotonic()
+        seen = self._typical.get(key)
+        if seen is not None and now - seen[0] < TYPICAL_FRESH:
+            return seen[1]
+        times = self.ledger.durations(backend_name, key[1], limit=TYPICAL_OF)
+        times = times or self.ledger.durations(backend_name, None, limit=TYPICAL_OF)
+        value = statistics.median(times) if times else None
+        self._typical[key] = (now, value)
+        return value
 
     # --- many -----------------------------------------------------------------------------
 
@@ -555,6 +661,8 @@ class GenerationService:
                         )  # fmt: skip
                         items.append({"job_id": job.job_id, "image": n, "prompt": line[0],
                                       "take": take, "state": job.state})  # fmt: skip
+        for n, uri in enumerate(uris, 1):
+            self._keep_input(uri, [i["job_id"] for i in items if i["image"] == n])
         return {"batch_id": batch_id, "items": items, "usd": quote.usd, "price": quote.words()}
 
     def batch_jobs(self, batch_id: str, owner: str = "") -> list[Job]:
@@ -616,6 +724,19 @@ def _private_folder(path: Path) -> None:
         os.chmod(path, 0o700)
     except OSError:  # not ours to change (a shared volume): its own rights stand
         log.warning("could not make %s private to this user", path)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only the app's user may read, whole or not at all."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _check_takes(takes: object) -> int:

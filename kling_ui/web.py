@@ -4,10 +4,11 @@ that keep the page out of other sites' frames, and the Host check against DNS re
 Plain ASGI and Starlette (Gradio's own server stack), handed to Gradio's FastAPI app through
 ``launch(app_kwargs=...)``: nothing here imports gradio.
 
-- ``/media/<token>.mp4``: a finished job's video. The token is 128 random bits kept in the
-  ledger with the job; the address carries no path of the server's, and an unknown token
-  is a plain 404 (the same answer whether or not a file of that name exists). Programs using
-  gradio_client reach it through Gradio's file route; the guard sends those here too.
+- ``/media/<token>.mp4``: a finished job's video, and ``/media/<token>.jpg`` its poster
+  frame. The token is 128 random bits kept in the ledger with the job; the address carries
+  no path of the server's, and an unknown token is a plain 404 (the same answer whether or
+  not a file of that name exists). Programs using gradio_client reach them through Gradio's
+  file route; the guard sends those here too.
 - Framing: ``Content-Security-Policy: frame-ancestors`` (and ``X-Frame-Options`` where only
   this site may frame the page). A Hugging Face Space shows the app inside huggingface.co's
   page, so there that site is allowed too.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -31,11 +33,14 @@ Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
 # gradio_client fetches every output file through Gradio's own file route, the video's
-# address included ("/gradio_api/file=http://host/media/<token>.mp4"), where Gradio would
-# fetch it again over the network (and refuse a loopback address): served here directly.
+# address included ("/gradio_api/file=http://host/media/<token>.mp4", or its poster's
+# ".jpg"), where Gradio would fetch it again over the network (and refuse a loopback
+# address): served here directly.
 MEDIA_VIA_FILE_ROUTE = re.compile(
-    r"/gradio_api/file=https?://[^/]+/(?:.*/)?media/([0-9a-f]{32}\.mp4)"
+    r"/gradio_api/file=https?://[^/]+/(?:.*/)?media/([0-9a-f]{32}\.(?:mp4|jpg))"
 )
+# What /media/ serves, by the file's suffix; anything else is a download, never rendered.
+MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 SPACE_FRAMERS = "https://huggingface.co https://*.huggingface.co https://*.hf.space"
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 # Gradio's share links arrive through its tunnel under these names, whatever turned sharing
@@ -53,7 +58,7 @@ def media_route(find: Callable[[str], tuple[Any, str] | None]) -> Route:
         path, filename = found
         return FileResponse(
             path,
-            media_type="video/mp4",
+            media_type=MEDIA_TYPES.get(Path(path).suffix.lower(), "application/octet-stream"),
             filename=filename,
             content_disposition_type="inline",
             headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
