@@ -31,8 +31,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-STATUS = "#status textarea"
-GEN_ID = "#generation-id textarea"
+STATUS = "#status textarea"  # the status text, there for programs (hidden from view)
+GEN_ID = "#generation-id textarea"  # likewise the id; the card shows both to people
+CARD = "#progress-card .kui-card"
 # Resolves once the <video> has a frame, its 5 s duration, no error, and time moving.
 WAIT_PLAYING = """(v, ms) => new Promise((ok, bad) => {
     const playing = () =>
@@ -109,11 +110,14 @@ def fill_job(page: Page, image: Path, prompt: str) -> None:
 
 
 def status_lines(page: Page, until: Callable[[str], bool], timeout: float = 30) -> list[str]:
-    """The distinct first lines the status box shows, in order, polled every 100 ms."""
+    """The distinct phases the progress card shows, in order, polled every 100 ms, each as
+    "Status: <phase>" (the first line of the status text programs get)."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout
+    card = page.locator(CARD)
     while time.monotonic() < deadline:
-        first = (page.locator(STATUS).input_value().splitlines() or [""])[0]
+        shown = card.get_attribute("data-phase") if card.count() else ""
+        first = f"Status: {shown}" if shown else ""
         if first and (not seen or seen[-1] != first):
             seen.append(first)
         if first and until(first):
@@ -136,6 +140,11 @@ IN_PROGRESS = {
 def is_final(line: str) -> bool:
     """Any status but an in-progress one: completed, failed, refused, not sent, ..."""
     return phase(line) not in IN_PROGRESS
+
+
+def tile(page: Page, text: str):
+    """The gallery's tile whose caption has ``text``."""
+    return page.locator("#gallery .thumbnail-item").filter(has_text=text)
 
 
 def expect_video_playing(page: Page) -> None:

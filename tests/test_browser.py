@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from apprunner import AppProcess as App
 from browsing import (
+    CARD,
     GEN_ID,
     STATUS,
     expect,
@@ -28,6 +29,7 @@ from browsing import (
     phase,
     screenshot,
     status_lines,
+    tile,
 )
 from PIL import Image
 
@@ -116,7 +118,10 @@ def test_vendor_error_message_is_shown_as_plain_text(live, sim, page, photo):
     text = status.input_value()
     assert "Top up" in text, text
     assert "<b>Insufficient</b> balance" in text, text
-    assert page.locator("#status b").count() == 0
+    card = page.locator(CARD)
+    expect(card).to_contain_text("<b>Insufficient</b> balance")  # the vendor's words, as text
+    expect(card).to_contain_text("Top up")  # ours first
+    assert card.locator("b").count() == 0
     screenshot(page, "vendor-error.png")
     assert "Traceback" not in page.content()
     assert "Traceback" not in page.locator("body").inner_text()
@@ -191,19 +196,18 @@ def test_reload_mid_job_then_play_or_resume_from_history_finishes_it(live, sim, 
         arg=older,
     )
     gid = page.locator(GEN_ID).input_value()
-    table = page.locator("#history-table")
     assert sim.job(gid)["status"] in ("queued", "generating")
 
     page.reload()  # at once: the id must be kept from the instant it is shown
     expect(page.locator("#generate")).to_be_visible()
-    expect(table).to_contain_text(gid)
-    expect(table).to_contain_text("An older job.")
-    # The picker defaults to the newest entry: its label is "when · status · prompt".
-    pick = page.locator("#history-pick input")
-    expect(pick).to_have_value(re.compile(r"The newest job, reloaded"))
+    newest = tile(page, "The newest job, reloaded")
+    expect(newest).to_contain_text(re.compile("queued|generating"))
+    expect(tile(page, "An older job.")).to_contain_text("completed")
+    # Newest first.
+    expect(page.locator("#gallery .thumbnail-item").first).to_contain_text("The newest job")
     screenshot(page, "reloaded-history.png")
 
-    page.locator("#open").click()
+    newest.click()
     lines = status_lines(page, is_final)
     assert phase(lines[-1]) == "completed", lines
     expect(page.locator(GEN_ID)).to_have_value(gid)
@@ -239,7 +243,7 @@ def test_stop_watching_ends_the_watching_not_the_job(live, sim, page):
         assert time.monotonic() < deadline, "the video was not saved"
         video_path = ledger_video(live, gid)
         page.wait_for_timeout(200)
-    page.locator("#open").click()
+    tile(page, "Waves crash against the lighthouse.").click()
     status_lines(page, lambda line: not line.startswith("Status: stopped"))
     lines = status_lines(page, is_final)
     assert phase(lines[-1]) == "completed", lines
@@ -346,7 +350,7 @@ def test_a_second_generate_during_a_job_cannot_be_dropped_unseen(live, sim, page
     status_lines(page, is_final)
     expect(generate).to_be_enabled()
     expect(busy).to_be_hidden()
-    expect(page.locator("#history-table")).to_contain_text("The first prompt.")
+    expect(tile(page, "The first prompt.")).to_contain_text("completed")
     assert sim.creates == 1
 
 
@@ -367,8 +371,8 @@ def test_resume_by_id_of_a_finished_job_is_in_the_history_at_once(live, sim, bro
         other.locator("#resume-id input, #resume-id textarea").fill(gid)
         other.locator("#resume").click()
         status_lines(other, is_final)
-        expect(other.locator("#history-table")).to_contain_text(gid)
-        expect(other.locator("#history-table")).to_contain_text("completed")
+        expect(tile(other, "A job to resume elsewhere.")).to_contain_text("completed")
+        expect(other.locator(CARD)).to_contain_text(gid)
         context.close()
 
 
@@ -380,14 +384,14 @@ def test_a_mistyped_id_is_not_kept_a_short_one_is_found_and_entries_can_go(live,
     status_lines(page, is_final)
     gid = page.locator(GEN_ID).input_value()
     resume_box = page.locator("#resume-id textarea, #resume-id input")
-    table = page.locator("#history-table")
+    tiles = page.locator("#gallery .thumbnail-item")
 
     resume_box.fill("hello world")
     page.locator("#resume").click()
     status_lines(page, lambda line: line.startswith("Status: not resumed"))
     page.reload()
-    expect(table).to_contain_text(gid)
-    expect(table).not_to_contain_text("hello world")
+    expect(tile(page, "Keep me.")).to_have_count(1)
+    expect(tiles).to_have_count(1)
     assert gid in live_ledger_ids(live) and "hello world" not in live_ledger_ids(live)
 
     resume_box.fill(gid[:8])  # as the history's picker shows it
@@ -395,12 +399,14 @@ def test_a_mistyped_id_is_not_kept_a_short_one_is_found_and_entries_can_go(live,
     status_lines(page, lambda line: line.startswith("Status: completed"))
     expect(page.locator(GEN_ID)).to_have_value(gid)
 
+    tile(page, "Keep me.").click()  # picked (and played again)
+    status_lines(page, lambda line: line.startswith("Status: completed"))
     page.locator("#forget").click()
-    expect(table).not_to_contain_text(gid)
+    expect(tiles).to_have_count(0)
     page.reload()
     expect(page.locator("#generate")).to_be_visible()
     page.wait_for_timeout(1000)  # the history's load event has run
-    expect(table).not_to_contain_text(gid)
+    expect(tiles).to_have_count(0)
 
 
 def live_ledger_ids(app: App) -> set[str]:
@@ -435,15 +441,16 @@ def test_history_times_are_in_the_browsers_time_zone(live, sim, browser, photo):
         now = datetime.now(ZoneInfo("Asia/Tokyo"))
         expected = {(now - timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M") for m in (0, 1)}
         shown = "|".join(re.escape(e) for e in expected)
-        expect(tab.locator("#history-table")).to_contain_text(re.compile(shown))
+        expect(tab.locator("#gallery")).to_contain_text(re.compile(shown))
         utc = datetime.now(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M")
-        expect(tab.locator("#history-table")).not_to_contain_text(utc)
+        expect(tab.locator("#gallery")).not_to_contain_text(utc)
     finally:
         context.close()
 
 
-def test_the_status_can_be_copied(live, sim, browser, photo):
-    """Item 8: the status, with its request id, goes to the clipboard in one click."""
+def test_the_id_can_be_copied_and_the_request_id_is_shown(live, sim, browser, photo):
+    """Item 8: the card shows the vendor's request id; the job's id goes to the clipboard
+    in one click."""
     sim.script_create(Fault.status(403, "Insufficient balance"))
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     tab = context.new_page()
@@ -452,10 +459,11 @@ def test_the_status_can_be_copied(live, sim, browser, photo):
         fill_job(tab, photo, "The meadow sways in the wind.")
         tab.locator("#generate").click()
         status_lines(tab, is_final)
-        text = tab.locator(STATUS).input_value()
-        assert "request id" in text, text
-        tab.locator("#status button[aria-label*='opy'], #status button[title*='opy']").click()
-        assert tab.evaluate("navigator.clipboard.readText()") == text
+        expect(tab.locator(CARD)).to_contain_text("request id")
+        gid = tab.locator(GEN_ID).input_value()
+        tab.locator(f"{CARD} button[data-copy]").click()
+        expect(tab.locator(f"{CARD} button[data-copy]")).to_have_text("Copied")
+        assert tab.evaluate("navigator.clipboard.readText()") == gid
     finally:
         context.close()
 

@@ -166,16 +166,16 @@ def test_the_status_and_the_history_show_price_and_charge(simulator, tmp_path, p
     updates = tab.generate(photo, "Waves.", "", 10, True, "")
     first = next(updates)
     assert "Cost: price $1.40 (estimate" in first[1]
-    history, table, _ = tab.sync(first[0], [], "UTC|0")
-    assert table["value"][0][3] == "$1.40 est."
+    history, shown, _, _ = tab.sync(first[0], [], "UTC|0")
+    assert "· $1.40 est. ·" in shown[0]
     updates.close()
     *_, done = list(tab.generate(photo, "Waves.", "", 5, False, ""))
     assert "Cost: $0.35" in done[1]
     simulator.script_outcome("error")
     *_, failed = list(tab.generate(photo, "Waves.", "", 5, True, ""))
     assert "Cost: $0.00 (no video was made" in failed[1]
-    _, table, _ = tab.sync(failed[0], history, "UTC|0")
-    assert table["value"][0][3] == "$0.00"
+    _, shown, _, _ = tab.sync(failed[0], history, "UTC|0")
+    assert "· $0.00 ·" in shown[0]
 
 
 def test_a_space_shares_its_key_within_a_daily_budget(simulator, tmp_path):

@@ -18,6 +18,11 @@ from kling_ui.ui import Handlers, browser_secret, build_ui, render_status
 KEY = "sk-ui-handler-key-77"
 
 
+def captions(tiles) -> list[str]:
+    """The captions of a gallery update, in order."""
+    return [caption for _, caption in tiles["value"]]
+
+
 class Tab:
     """One browser tab: the handlers as its page calls them, with the browser's owner token
     (which the page hands every event from the session)."""
@@ -34,16 +39,21 @@ class Tab:
     def resume(self, gid, key=""):
         return self.handlers.resume(gid, key, self.token)
 
-    def sync(self, gid, history, tz, picked=None):
-        return self.handlers.sync(gid, history, tz, picked, self.token)
+    def sync(self, gid, history, tz, picked=None, needle=""):
+        """(history, the gallery's captions, its ids, the picked id)."""
+        history, tiles, ids, pick = self.handlers.sync(gid, history, tz, picked, needle, self.token)
+        return history, captions(tiles), ids, pick
 
     def restore(self, pending, tz, history):
-        *views, token, session = self.handlers.restore(pending, tz, history, self.token)
+        history, tiles, ids, pick, tz, token, session = self.handlers.restore(
+            pending, tz, history, self.token
+        )
         assert token == session == self.token  # a valid token is kept as it is
-        return tuple(views)
+        return history, captions(tiles), ids, pick, tz
 
     def forget(self, gid, tz, history):
-        return self.handlers.forget(gid, tz, history, self.token)
+        history, tiles, ids, pick, gone = self.handlers.forget(gid, tz, history, "", self.token)
+        return history, captions(tiles), ids, pick, gone
 
     def stop(self, gid):
         return self.handlers.stop(gid, self.token)
@@ -110,12 +120,12 @@ def test_resume_handler_refuses_a_blank_id(page, simulator):
 
 def test_sync_and_restore_keep_every_id(page, photo):
     gid = list(page.generate(photo, "Rain.", "", 5, True, ""))[-1][0]
-    history, table, _ = page.sync(gid, [], "UTC|0")
+    history, _, ids, _ = page.sync(gid, [], "UTC|0")
     assert [h["id"] for h in history] == [gid]
-    assert table["value"][0][4] == gid
-    again, _, _ = page.sync(gid, history, "UTC|0")
+    assert ids == [gid]
+    again, *_ = page.sync(gid, history, "UTC|0")
     assert len(again) == 1
-    restored, _, _, tz = page.restore(f'["{gid}", 7, "x"]', "Asia/Tokyo|-540", [{"bogus": 1}])
+    restored, _, _, _, tz = page.restore(f'["{gid}", 7, "x"]', "Asia/Tokyo|-540", [{"bogus": 1}])
     assert sorted(h["id"] for h in restored) == sorted([gid, "x"])
     assert tz == "Asia/Tokyo|-540"
     assert page.restore("not json", "", None)[0] == []
@@ -126,9 +136,9 @@ def test_resume_of_a_finished_job_is_in_the_history_in_one_step(page, photo):
     gid = list(page.generate(photo, "Rain.", "", 5, True, ""))[-1][0]
     shown, status, video = list(page.resume(gid, ""))[-1]
     assert shown == gid and status.startswith("Status: completed") and video
-    history, table, pick = page.sync(shown, [], "UTC|0")
-    assert [h["id"] for h in history] == [gid] and table["value"][0][4] == gid
-    assert pick["value"] == gid
+    history, _, ids, pick = page.sync(shown, [], "UTC|0")
+    assert [h["id"] for h in history] == [gid] and ids == [gid]
+    assert pick == gid
 
 
 @pytest.mark.parametrize("typed", ["hello world", "hello", "27f25c85", "27f25c85-e9db"])
@@ -146,7 +156,7 @@ def test_a_well_formed_id_the_vendor_does_not_know_leaves_no_trace(page, simulat
     shown, status, _ = list(page.resume(gid, ""))[-1]
     assert shown == "" and "does not know this generation id" in status
     assert simulator.polls >= 1 and page.service.ledger.recent() == []
-    history, _, _ = page.sync(shown, [], "UTC|0")
+    history, *_ = page.sync(shown, [], "UTC|0")
     assert history == []
 
 
@@ -159,19 +169,19 @@ def test_a_short_id_is_expanded_only_when_it_is_unambiguous(page):
 
 def test_an_entry_can_be_removed_from_the_history(page):
     history = [{"id": "a", "created_at": 2}, {"id": "b", "created_at": 1}]
-    kept, table, pick, ids = page.forget("a", "UTC|0", history)
-    assert [h["id"] for h in kept] == ["b"] and [r[4] for r in table["value"]] == ["b"]
-    assert pick["value"] == "b" and ids == '["a"]'
+    kept, _, ids, pick, gone = page.forget("a", "UTC|0", history)
+    assert [h["id"] for h in kept] == ["b"] and ids == ["b"]
+    assert pick == "b" and gone == '["a"]'
 
 
 def test_history_times_are_in_the_browsers_zone(page):
     history = [{"id": "x", "created_at": 0}]  # 1970-01-01 00:00 UTC
-    _, table, _ = page.sync("", history, "Asia/Tokyo|-540")
-    assert table["value"][0][0] == "1970-01-01 09:00"
-    _, table, _ = page.sync("", history, "No/Such_Zone|300")  # the offset is the fallback
-    assert table["value"][0][0] == "1969-12-31 19:00"
-    _, table, _ = page.sync("", history, "")
-    assert table["value"][0][0] == "1970-01-01 00:00 UTC"
+    _, shown, _, _ = page.sync("", history, "Asia/Tokyo|-540")
+    assert shown[0].startswith("1970-01-01 09:00 ·")
+    _, shown, _, _ = page.sync("", history, "No/Such_Zone|300")  # the offset is the fallback
+    assert shown[0].startswith("1969-12-31 19:00 ·")
+    _, shown, _, _ = page.sync("", history, "")
+    assert shown[0].startswith("1970-01-01 00:00 UTC ·")
 
 
 def test_stop_with_nothing_running_says_so(page):
@@ -308,17 +318,17 @@ def test_another_browsers_jobs_stay_out_of_this_history(page, photo):
     gid = list(page.generate(photo, "My secret prompt.", "", 5, True, ""))[-1][0]
     result = page.batch([photo], "Another secret.", "", 5, True, 1, "")
     other = Tab(page.handlers)
-    history, table, pick = other.sync(gid, [{"id": gid, "created_at": 1}], "UTC|0")
-    assert table["value"] == [] and pick["choices"] == []
-    history, table, _, _ = other.restore(f'["{gid}"]', "UTC|0", [])
-    assert history == [] and table["value"] == []
+    history, shown, ids, pick = other.sync(gid, [{"id": gid, "created_at": 1}], "UTC|0")
+    assert shown == [] and ids == [] and pick == ""
+    history, shown, _, _, _ = other.restore(f'["{gid}"]', "UTC|0", [])
+    assert history == [] and shown == []
     assert other.stop(gid).startswith("Status: nothing to stop")
     assert other.batch_view(result)[0]["value"] == []
     other.cancel_waiting(result)
     assert page.service.batch_jobs(result["batch_id"], page.service.visitor(page.token, None))
     assert all(j.state != "cancelled" for j in page.service.ledger.batch(result["batch_id"]))
     # Its owner still sees it all.
-    assert page.sync(gid, [], "UTC|0")[1]["value"][0][1] == "My secret prompt."
+    assert page.sync(gid, [], "UTC|0")[1][0].endswith("· My secret prompt.")
 
 
 def test_restore_takes_at_most_a_history_of_ids(page):

@@ -1,0 +1,140 @@
+"""The page: Gradio Blocks. The only package that imports gradio.
+
+Its modules, one a part of the page: ``form`` (the image, prompt and settings),
+``progress`` (the job's card and video; the card's template is ``card``), ``gallery`` (your
+past videos), ``batch``; ``handlers`` says what each event does, as plain methods over
+``GenerationService`` (tests call them directly), and ``wiring`` connects them, every event
+in one place. ``build_ui`` below lays the sections out.
+
+Two events form the API for programs, with exactly these parameters:
+
+- ``/generate``: image, prompt, negative_prompt, duration, generate_audio, api_key
+- ``/resume``: generation_id, api_key
+
+Their status text is plain text, one fact a line; the page shows the same stream as a card
+rendered from our own template, every vendor or user string escaped.
+
+The browser's history (``gr.BrowserState``) is written by private events only, each of which
+folds in the generation id on show, so no two writers disagree about it. The id is also
+noted in localStorage by JavaScript the instant it appears, so a reload loses nothing.
+Gradio's run history (which would keep every input, the API key field included, in the
+browser) is off.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+from ..config import Settings
+from ..images import MAX_INPUT_BYTES
+from ..service import GenerationService
+from ..web import Guard, is_loopback, media_route
+from .batch import batch_section
+from .form import banners, examples, form_section
+from .gallery import gallery_section
+from .handlers import Handlers
+from .parts import LocalMP4Video, MediaLink, UploadedImage
+from .progress import job_section
+from .wiring import Owner, Page, wire
+from .words import render_status
+
+__all__ = [
+    "Handlers", "LocalMP4Video", "MediaLink", "UploadedImage", "browser_secret", "build_ui",
+    "launch_options", "render_status",
+]  # fmt: skip
+
+HERE = Path(__file__).resolve().parent
+CSS = (HERE / "page.css").read_text()
+PAGE_JS = (HERE / "page.js").read_text()
+HISTORY_KEY = "kling-ui-history-v1"
+OWNER_KEY = "kling-ui-owner-v1"  # this browser's owner token (who made which job)
+INTRO = (
+    "# Image to video with Kling v2.6 Pro\n"
+    "Drop in an image, describe the motion, and press **Generate**. Each job gets an id "
+    "right away and is kept in your videos below, so a reload or a closed tab never loses it."
+)
+
+
+def build_ui(service: GenerationService, *, browser_secret: str | None = None) -> gr.Blocks:
+    """Lay out the page, section by section, and wire its events to ``service``."""
+    handlers = Handlers(service)
+    # Videos are served in place at /media/<token>.mp4 (``launch_options``), never through
+    # Gradio's file route, whose addresses carry the server's paths.
+    days = service.settings.retention_days
+    # With retention on, Gradio's own uploads go after the same time (checked hourly).
+    delete_cache = (3600, int(days * 86400)) if days > 0 else None
+    with gr.Blocks(
+        title="kling-ui · image to video", analytics_enabled=False, delete_cache=delete_cache
+    ) as blocks:
+        gr.Markdown(INTRO)
+        banners(service)
+        with gr.Row():
+            with gr.Column(scale=1):
+                form = form_section(handlers.count(""), key_first=service.settings.require_user_key)
+            with gr.Column(scale=1):
+                job = job_section()
+        videos = gallery_section()
+        batch = batch_section()
+        examples(form)
+        secret = browser_secret or secrets.token_hex(16)
+        history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
+        # The browser's owner token: kept in its storage, and for each event in the session
+        # (server side), where the page's events read it.
+        owner = Owner(gr.BrowserState("", storage_key=OWNER_KEY, secret=secret), gr.State(""))
+        tz = gr.Textbox(visible=False)
+        wire(handlers, Page(blocks, form, job, videos, batch, history, tz, owner))
+    return blocks
+
+
+def launch_options(
+    service: GenerationService, *, host: str | None = None, share: bool = False
+) -> dict[str, Any]:
+    """What ``page.launch`` needs besides host and port.
+
+    The page's style and script; the videos' own route (``/media/<token>.mp4``) and the
+    guard (framing headers everywhere, the Host check when only this machine can reach the
+    app: loopback and no share link); Gradio's run history off, since it would keep every
+    input, a typed API key included, in the browser; its session store capped; uploads
+    refused past the image check's size and, with retention on, removed when old."""
+    settings = service.settings
+    check_host = is_loopback(host or settings.server_name) and not share
+    guard = Middleware(
+        Guard,
+        on_space=settings.on_space,
+        check_host=check_host,
+        extra_hosts=settings.allowed_hosts.split(","),
+    )
+    options: dict[str, Any] = {
+        "css": CSS,
+        "js": PAGE_JS,
+        "run_history": False,
+        # Gradio refuses bigger uploads before storing them (the image check allows 50 MB).
+        "max_file_size": f"{MAX_INPUT_BYTES // 1024**2 + 1}mb",
+        "state_session_capacity": settings.session_capacity,
+        "app_kwargs": {"routes": [media_route(service.media_file)], "middleware": [guard]},
+    }
+    return options
+
+
+def browser_secret(settings: Settings) -> str:
+    """The key that encrypts the history in the browser: stable across restarts.
+
+    ``KLING_UI_BROWSER_SECRET`` if set; else one made once and kept in the data directory."""
+    if settings.browser_secret:
+        return settings.browser_secret
+    path = settings.data_dir / "browser-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value)
+        return value

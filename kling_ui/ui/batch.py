@@ -1,0 +1,59 @@
+"""The batch section: many images with many prompts, queued at once and followed in a
+table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+
+@dataclass
+class BatchPanel:
+    images: Any
+    prompts: Any
+    takes: Any
+    queue: Any
+    result: Any
+    table: Any
+    cancel: Any
+    timer: Any
+    progress: Any
+    note: Any
+    price: Any
+
+
+def batch_section() -> BatchPanel:
+    with gr.Accordion("Batch: many images, many prompts", open=False, elem_id="batch"):
+        gr.Markdown(
+            "Every image with every prompt (one prompt a line), each as many times as "
+            "**Takes** says. Negative prompt, duration, audio and key come from the form above. "
+            "Every item is checked before anything is sent; the server sends them as slots "
+            "free up and finishes them whether or not this page stays open."
+        )
+        with gr.Row():
+            images = gr.File(
+                label="Images", file_count="multiple", file_types=["image"], type="filepath",
+                elem_id="batch-images",
+            )  # fmt: skip
+            with gr.Column():
+                prompts = gr.Textbox(label="Prompts, one a line", lines=4, elem_id="batch-prompts")
+                takes = gr.Slider(1, 4, value=1, step=1, label="Takes", elem_id="batch-takes")
+        price = gr.Markdown(elem_id="batch-price")
+        with gr.Row():
+            queue = gr.Button("Queue the batch", variant="primary", elem_id="batch-queue")
+            cancel = gr.Button("Cancel items not yet sent", elem_id="batch-cancel")
+        note = gr.Markdown(elem_id="batch-note")
+        result = gr.JSON(visible=False, elem_id="batch-result")  # the /batch answer, kept
+        table = gr.Dataframe(
+            headers=["Image", "Prompt", "Take", "State", "Id", "Message"],
+            interactive=False,
+            wrap=True,
+            elem_id="batch-table",
+        )
+        progress = gr.Textbox(visible=False, elem_id="batch-progress")
+        timer = gr.Timer(2.0, active=False)
+    return BatchPanel(
+        images, prompts, takes, queue, result, table, cancel, timer, progress, note, price
+    )

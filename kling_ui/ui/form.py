@@ -1,0 +1,159 @@
+"""The form, in the order a person uses it: the image, the prompt, the length, the price and
+Generate (all visible at 1366x768), then the settings rarely changed in a closed group that
+says what it holds. With the banners above it and the examples below."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..service import GenerationService
+from .parts import UploadedImage
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+FIT_CHOICES = [
+    ("Tell me", "reject"),
+    ("Crop to fit", "crop"),
+    ("Pad to fit", "pad"),
+]
+EXAMPLES = [
+    ("example-lighthouse.jpg", "Waves crash against the lighthouse as its beam sweeps the dusk."),
+    ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it."),
+    ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks."),
+]
+BUSY_NOTE = (
+    "One job at a time in this tab: **Generate** comes back when this one ends. To start "
+    "another now, press **Stop watching**: this job carries on and stays in your history."
+)
+
+
+def banners(service: GenerationService) -> None:
+    settings = service.settings
+    gr.Markdown(
+        "**Demo mode.** No API key is set, so videos are *simulated* by a local stand-in for "
+        "the API and nothing is charged; the credits shown are what a real job would use. "
+        "Enter your AIML API key below to make real videos.",
+        visible=service.demo_mode,
+        elem_id="demo-banner",
+    )
+    if settings.shared_key_locked:
+        key_text = (
+            "**Bring your own key.** This public Space makes real videos with *your* AIML API "
+            "account: enter your key below. It is used for your requests only and never "
+            "stored. The owner's key is not lent to visitors (the owner can share it within a "
+            "daily budget, `KLING_UI_DAILY_BUDGET_USD`, or without one, "
+            "`KLING_UI_ALLOW_SHARED_KEY=1`, and then pays for every visitor's videos)."
+        )
+    else:
+        key_text = (
+            "**Bring your own key.** This app generates real videos with your AIML API "
+            "account: enter your key below. It is used for your requests only and never stored."
+        )
+    gr.Markdown(key_text, visible=settings.require_user_key, elem_id="key-banner")
+    if settings.daily_budget_usd > 0:
+        lent = f"within a budget of ${settings.daily_budget_usd:,.2f} a day (UTC)"
+    else:
+        lent = "(`KLING_UI_ALLOW_SHARED_KEY=1`)"
+    gr.Markdown(
+        f"**Shared key.** This Space runs on its owner's AIML API key {lent}: every video "
+        "made here is paid by the owner. Enter your own key below to use your account instead.",
+        visible=settings.shared_key_in_use,
+        elem_id="shared-key-banner",
+    )
+
+
+@dataclass
+class Form:
+    image: Any
+    image_note: Any
+    fit: Any
+    prompt: Any
+    prompt_count: Any
+    negative: Any
+    duration: Any
+    audio: Any
+    api_key: Any
+    generate: Any
+    stop: Any
+    busy: Any
+    price: Any
+
+
+def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
+    """The form, in the order a person uses it: the image, the prompt, the length, the price
+    and Generate (all visible at 1366x768), then the settings rarely changed, in a closed
+    group that says what it holds. Where visitors must bring a key, the key comes first."""
+    image = UploadedImage(
+        label="Image (JPEG, PNG, WebP, GIF or BMP; HEIC: export as JPEG first)",
+        type="filepath",
+        image_mode=None,
+        sources=["upload", "clipboard", "webcam"],
+        height=200,
+        elem_id="image",
+    )
+    image_note = gr.Markdown(elem_id="image-note")
+    prompt = gr.Textbox(
+        label="Prompt",
+        lines=2,
+        max_lines=8,
+        placeholder="Describe the motion: what moves, how the camera moves.",
+        elem_id="prompt",
+    )
+    prompt_count = gr.Markdown(prompt_count, elem_id="prompt-count")
+    with gr.Row(equal_height=True):
+        duration = gr.Radio(
+            [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration"
+        )
+        audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
+    api_key = _key_field() if key_first else None
+    price = gr.Markdown(elem_id="price")
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
+    busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
+    label = "More settings: negative prompt, image fit" + ("" if key_first else ", API key")
+    with gr.Accordion(label, open=False, elem_id="more-settings"):
+        negative = gr.Textbox(
+            value="",
+            label="Negative prompt",
+            lines=2,
+            placeholder="What to avoid (optional)",
+            elem_id="negative",
+        )
+        fit = gr.Radio(
+            FIT_CHOICES,
+            value="reject",
+            label="If the image's shape is outside 1:2.5 to 2.5:1",
+            elem_id="fit",
+        )
+        if api_key is None:
+            api_key = _key_field()
+    return Form(
+        image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
+        generate, stop, busy, price,
+    )  # fmt: skip
+
+
+def _key_field() -> Any:
+    return gr.Textbox(
+        value="",
+        label="API key",
+        type="password",
+        placeholder="Your AIML API key (optional; never stored)",
+        elem_id="api-key",
+    )
+
+
+def examples(form: Form) -> None:
+    examples = [[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()]
+    if examples:
+        gr.Examples(
+            examples=examples,
+            inputs=[form.image, form.prompt],
+            label="Examples (fill the inputs; nothing is generated until you press Generate)",
+            cache_examples=False,
+            run_on_click=False,
+        )

@@ -1,0 +1,116 @@
+"""The gallery of this browser's past videos: its layout, and one tile per job.
+
+A tile is the video's poster frame (made once when the MP4 lands, served at
+``/media/<token>.jpg``) or, for a job without a video yet, a picture of its state; its
+caption is the date, the state, the length, the cost and the prompt's start. Clicking a tile
+plays the video, or watches the job from where it is. The filter narrows the tiles to those
+whose words contain what is typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..service import DEMO, STATE_PHASE, GenerationService
+from .words import history_cost, local_time
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+WAITING = str(ASSETS / "tile-running.svg")
+NO_VIDEO = str(ASSETS / "tile-no-video.svg")
+RUNNING_STATES = frozenset(
+    {"queued_here", "submitting", "unknown", "submitted", "queued", "generating", "downloading"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tile:
+    gid: str
+    image: str  # the poster's address, or one of our state pictures
+    caption: str
+
+
+def tile(service: GenerationService, item: dict, job: Any, tz: str | None, root: str) -> Tile:
+    """One tile for a history entry (``job`` is its ledger row, None when unknown here)."""
+    gid = item["id"]
+    if job is None:
+        when = local_time(item.get("created_at"), tz)
+        prompt = str(item.get("prompt") or "")
+        return Tile(gid, NO_VIDEO, f"{when} · unknown (open to check) · {_short(prompt)}")
+    when = local_time(job.created_at, tz)
+    state = STATE_PHASE.get(job.state, job.state)
+    demo = " (demo)" if job.backend == DEMO else ""
+    cost = history_cost(job)
+    facts = [when, state + demo, f"{job.duration} s"] + ([cost] if cost else [])
+    caption = " · ".join(facts) + f" · {_short(job.prompt)}"
+    poster = service.poster_url(job) if job.state == "done" else None
+    if poster and root:
+        image = root + poster
+    else:
+        image = WAITING if job.state in RUNNING_STATES else NO_VIDEO
+    return Tile(gid, image, caption)
+
+
+def _short(prompt: str, most: int = 60) -> str:
+    prompt = " ".join((prompt or "").split())
+    return prompt if len(prompt) <= most else prompt[: most - 1].rstrip() + "…"
+
+
+def matches(needle: str | None, tile: Tile) -> bool:
+    """Whether the tile's words (caption and id) contain every word typed, in any case."""
+    words = (needle or "").lower().split()
+    text = f"{tile.caption} {tile.gid}".lower()
+    return all(word in text for word in words)
+
+
+@dataclass
+class GalleryPanel:
+    filter: Any
+    gallery: Any
+    ids: Any  # gr.State: the ids in the gallery's order
+    picked: Any  # gr.State: the id of the tile picked
+    remix: Any
+    forget: Any
+    note: Any
+    resume_id: Any
+    resume: Any
+
+
+def gallery_section() -> GalleryPanel:
+    with gr.Column(elem_id="your-videos"):
+        gr.Markdown("## Your videos", elem_id="your-videos-title")
+        needle = gr.Textbox(
+            label="Filter your videos",
+            placeholder="Words of the prompt, a date, a state such as completed or failed",
+            elem_id="gallery-filter",
+        )
+        tiles = gr.Gallery(
+            label="Your videos, newest first: click one to play it (or to watch it if it is "
+            "still running)",
+            columns=4,
+            fit_columns=False,
+            height="auto",
+            buttons=[],
+            allow_preview=False,
+            object_fit="cover",
+            interactive=False,
+            elem_id="gallery",
+        )
+        with gr.Row():
+            remix = gr.Button("Remix: put its image and settings in the form", elem_id="remix")
+            forget = gr.Button("Remove from history", elem_id="forget")
+        note = gr.Markdown(elem_id="gallery-note")
+        with gr.Row():
+            resume_id = gr.Textbox(
+                label="Resume by id",
+                placeholder="Paste a generation id (or its first 8 characters)",
+                elem_id="resume-id",
+                scale=3,
+            )
+            resume = gr.Button("Resume", elem_id="resume", scale=1)
+    return GalleryPanel(
+        needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume
+    )

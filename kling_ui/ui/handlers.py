@@ -1,0 +1,629 @@
+"""What each of the page's events does: ``Handlers``, plain methods over
+``GenerationService`` (tests call them directly, as Gradio does).
+
+Two kinds of job events: the API's (``generate``, ``resume``: exactly the outputs programs
+know, the generation id, the status text and the video) and the page's (``*_page``: the same
+stream with the progress card as a fourth output). Both run the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio import route_utils
+from gradio.utils import get_upload_folder
+
+from .. import errors
+from ..images import prepare_image
+from ..jobs import Progress
+from ..pricing import dollars
+from ..rules import MAX_PROMPT_CHARS
+from ..service import DEMO, STATE_PHASE, GenerationService
+from . import gallery
+from .card import card_from_status, render_card
+from .parts import MediaLink
+from .words import render_error, render_status
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 100
+CONFIRM_WITHIN = 120.0  # seconds in which a second Generate sends despite a low balance
+PRESS_AGAIN = "Nothing was sent. Press Generate again to send it anyway."
+OUR_FAULT = "Status: error\nSomething went wrong on our side. Please try again."
+
+# One update of a job on the page: (shown id, status text, video, card).
+Step = tuple[str, str, Any, str]
+
+
+def _valid_history(history: Any) -> list[dict]:
+    if not isinstance(history, list):
+        return []
+    return [h for h in history if isinstance(h, dict) and isinstance(h.get("id"), str)]
+
+
+def _job_step(update: Progress, shown_id: str, root: str, typical: float | None) -> Step:
+    video = None
+    if update.video_url and update.video_path:
+        video = MediaLink(root + update.video_url, update.video_path.name)
+    return shown_id, render_status(update), video, render_card(update, shown_id, typical)
+
+
+def _text_step(shown_id: str, text: str) -> Step:
+    return shown_id, text, None, card_from_status(text, shown_id)
+
+
+def _root(request: gr.Request | None) -> str:
+    """This app's address as the caller reached it (behind a proxy too), without a slash."""
+    raw = getattr(request, "request", None) if request is not None else None
+    if raw is None:
+        return ""
+    app = getattr(raw, "app", None)
+    return route_utils.get_root_url(raw, raw.url.path, getattr(app, "root_path", None))
+
+
+def _address(request: gr.Request | None, behind_proxy: bool) -> str:
+    """The caller's address: behind a proxy, the one the nearest proxy saw."""
+    if request is None:
+        return ""
+    if behind_proxy:
+        forwarded = (request.headers or {}).get("x-forwarded-for", "")
+        last = forwarded.split(",")[-1].strip()
+        if last:
+            return last
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")
+
+
+@dataclass
+class Handlers:
+    """The page's event handlers, as Gradio calls them: plain values in, plain values out.
+
+    ``owner_token`` is the browser's own random token (kept in its BrowserState, handed to
+    each event from the session, never from the request): jobs are recorded as made by it,
+    and a browser's history, Stop and batch table show only its own jobs. A program (no
+    token) is known by its address. ``request`` is Gradio's, for the caller's address and
+    the app's own address (the videos' links)."""
+
+    service: GenerationService
+    _streams: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _warned: dict = field(default_factory=dict)  # visitor -> when told the balance is low
+
+    def _second_press(self, visitor: str) -> bool:
+        """True when this visitor was told of a low balance within ``CONFIRM_WITHIN`` seconds
+        (this press confirms it); else notes the warning and returns False."""
+        now = time.monotonic()
+        with self._lock:
+            told = self._warned.pop(visitor or "local", None)
+            if told is not None and now - told < CONFIRM_WITHIN:
+                return True
+            self._warned[visitor or "local"] = now
+            return False
+
+    def _visitor(self, owner_token: str | None, request: gr.Request | None) -> str:
+        address = _address(request, self.service.settings.behind_proxy)
+        return self.service.visitor(owner_token, address)
+
+    @contextmanager
+    def _stream(self, visitor: str) -> Iterator[None]:
+        """One job watched by ``visitor``: each holds a server thread, so each visitor may
+        have only ``visitor_streams`` at once (a flood from one client can't stall others)."""
+        most = self.service.settings.visitor_streams
+        with self._lock:
+            if visitor and self._streams[visitor] >= most:
+                raise errors.LimitReached(
+                    f"You are already watching {most} jobs here, the most one person may at "
+                    "once. They all carry on: stop watching one, or wait for one to end."
+                )
+            self._streams[visitor] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streams[visitor] -= 1
+                if self._streams[visitor] <= 0:
+                    del self._streams[visitor]
+
+    def _typical(self, update: Progress) -> float | None:
+        """How long jobs like this one usually take here (the median of the ledger's)."""
+        job = self.service.entry(update.job_id) if update.job_id else None
+        return self.service.typical_seconds(job.backend, job.duration) if job else None
+
+    def _generate(
+        self, image: str | None, prompt: str, negative_prompt: str, duration: int,
+        generate_audio: bool, api_key: str, fit: str, owner_token: str,
+        request: gr.Request | None,
+    ) -> Iterator[Step]:  # fmt: skip
+        gid, typical = "", None
+        visitor, root = self._visitor(owner_token, request), _root(request)
+        try:
+            with self._stream(visitor):
+                low = self.service.low_balance(api_key, duration, generate_audio)
+                if low and not self._second_press(visitor):
+                    yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
+                    return
+                for update in self.service.generate(
+                    image, prompt, negative_prompt, duration, generate_audio, api_key,
+                    fit=fit or "reject", owner=visitor,
+                ):  # fmt: skip
+                    gid = update.generation_id
+                    if typical is None:
+                        typical = self._typical(update)
+                    yield _job_step(update, gid, root, typical)
+        except errors.KlingUIError as exc:
+            yield _text_step(gid, render_error(exc))
+        except Exception:  # a bug of ours: the person still gets words, not a traceback
+            log.exception("generate failed unexpectedly")
+            yield _text_step(gid, OUR_FAULT)
+
+    def generate(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        fit: str = "reject",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """Turn an image into a video. Streams (generation id, status text, video)."""
+        for step in self._generate(
+            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
+            owner_token, request,
+        ):  # fmt: skip
+            yield step[:3]
+
+    def generate_page(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        fit: str = "reject",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """``generate`` for the page: the progress card comes as a fourth output."""
+        yield from self._generate(
+            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
+            owner_token, request,
+        )  # fmt: skip
+
+    def _resume(
+        self, generation_id: str, api_key: str, owner_token: str, request: gr.Request | None
+    ) -> Iterator[Step]:
+        visitor, root = self._visitor(owner_token, request), _root(request)
+        typical = None
+        try:
+            with self._stream(visitor):
+                for update in self.service.resume(generation_id, api_key, owner=visitor):
+                    gid = update.generation_id
+                    if typical is None:
+                        typical = self._typical(update)
+                    shown = gid if self.service.knows(gid) else ""
+                    yield _job_step(update, shown, root, typical)
+        except errors.KlingUIError as exc:
+            yield _text_step("", f"Status: not resumed\n{exc.user_message}")
+        except Exception:
+            log.exception("resume failed unexpectedly")
+            yield _text_step("", OUR_FAULT)
+
+    def resume(
+        self,
+        generation_id: str,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """Pick up a generation by its id and stream it to the end.
+
+        The id is shown (and so kept in the history) only once the ledger holds it: an id
+        the vendor doesn't know leaves no trace.
+        """
+        for step in self._resume(generation_id, api_key, owner_token, request):
+            yield step[:3]
+
+    def resume_page(
+        self,
+        generation_id: str,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """``resume`` for the page, with the progress card."""
+        yield from self._resume(generation_id, api_key, owner_token, request)
+
+    def open_selected(
+        self,
+        gid: str | None,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """A video picked in the gallery: play it, or watch it to its end if it hasn't one."""
+        if not gid:
+            yield _text_step("", "Status: nothing selected\nPick a video in the gallery first.")
+            return
+        yield from self._resume(gid, api_key, owner_token, request)
+
+    def expand_id(self, typed: str, history: Any) -> str:
+        """A short id (as the history shows it) becomes the whole id, when only one matches."""
+        typed = (typed or "").strip()
+        if not typed or len(typed) >= 36:
+            return typed
+        matches = {h["id"] for h in _valid_history(history) if h["id"].startswith(typed)}
+        return matches.pop() if len(matches) == 1 else typed
+
+    def _own(self, any_id: str | None, owner_token: str) -> Any:
+        """The job with this id if this browser may see it, else None."""
+        job = self.service.entry(any_id or "")
+        visitor = self.service.visitor(owner_token, None)
+        return job if job is not None and self.service.visible(job, visitor) else None
+
+    def stop(self, gid: str, owner_token: str = "") -> str:
+        """Stop watching: only the watching ends; the server finishes the job."""
+        entry = self._own(gid, owner_token)
+        if entry is None:
+            return "Status: nothing to stop\nNo job is being watched in this tab."
+        if entry.final:
+            phase = STATE_PHASE.get(entry.state, entry.state)
+            return f"Status: {phase}\nThis job had already ended; nothing is running."
+        if entry.backend == DEMO:
+            cost = "The simulated job carries on here; nothing is charged."
+        else:
+            cost = (
+                "The job carries on: this server keeps checking it and saves its video when it "
+                "is done, whether or not a page is open."
+            )
+        return (
+            f"Status: stopped watching\n{cost} It is in your history: open it from your videos "
+            "to watch it again."
+        )
+
+    def stop_page(self, gid: str, owner_token: str = "") -> tuple[str, str]:
+        """``stop`` for the page: the status text and the card."""
+        text = self.stop(gid, owner_token)
+        return text, card_from_status(text, gid if text.startswith("Status: stopped") else "")
+
+    def status(
+        self,
+        generation_id: str,
+        api_key: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> dict:
+        """One snapshot of a job (by our id or the vendor's), for programs; never waits.
+
+        Where visitors bring their own keys, pass the key the job was made with."""
+        visitor = self._visitor(None, request)
+        try:
+            answer = self.service.status(generation_id, owner=visitor, api_key=api_key)
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message}
+        if answer.get("video"):
+            answer["video"] = _root(request) + answer["video"]
+        return answer
+
+    def batch(
+        self,
+        images: list[str] | None,
+        prompts: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        takes: int,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> dict:
+        """Queue images x prompts (one a line) x takes; returns at once with every job's id.
+
+        Every item is checked first: one bad item refuses the whole batch, named."""
+        visitor = self._visitor(owner_token, request)
+        try:
+            count = _batch_count(images, prompts, takes)
+            low = self.service.low_balance(api_key, duration, generate_audio, count or 1)
+            if low and count and not self._second_press(visitor):
+                again = PRESS_AGAIN.replace("Generate", "Queue the batch")
+                return {"error": f"{low} {again}", "items": []}
+            return self.service.batch(
+                images, prompts, negative_prompt, duration, generate_audio, takes, api_key,
+                owner=visitor,
+            )  # fmt: skip
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message, "items": []}
+        except Exception:
+            log.exception("batch failed unexpectedly")
+            return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
+
+    def batch_view(
+        self,
+        result: Any,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, str, str]:
+        """The batch as a table, whether to keep refreshing it, its progress ("2/5"), and a
+        line of words (what was queued, or why nothing was)."""
+        result = result if isinstance(result, dict) else {}
+        if result.get("error"):
+            return gr.update(value=[]), gr.Timer(active=False), "", f"⚠ {result['error']}"
+        visitor = self._visitor(owner_token, request)
+        batch_id = str(result.get("batch_id") or "")
+        jobs = {j.job_id: j for j in self.service.batch_jobs(batch_id, visitor)}
+        rows, done = [], 0
+        for item in result.get("items") or []:
+            job = jobs.get(item.get("job_id"))
+            if job is None:
+                continue
+            done += job.final
+            phase = STATE_PHASE.get(job.state, job.state)
+            rows.append([item.get("image"), str(item.get("prompt"))[:60], item.get("take"),
+                         phase, job.shown_id, job.message[:120]])  # fmt: skip
+        running = bool(rows) and done < len(rows)
+        progress = f"{done}/{len(rows)}" if rows else ""
+        note = f"{len(rows)} videos queued; {done} ended." if rows else ""
+        return gr.update(value=rows), gr.Timer(active=running), progress, note
+
+    def cancel_waiting(
+        self,
+        result: Any,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, str, str]:
+        """Cancel the batch's items not yet sent (this browser's own); the others go on."""
+        result = result if isinstance(result, dict) else {}
+        visitor = self._visitor(owner_token, request)
+        for job in self.service.batch_jobs(str(result.get("batch_id") or ""), visitor):
+            if job.state == "queued_here":
+                self.service.cancel(job.job_id, visitor)
+        return self.batch_view(result, owner_token, request)
+
+    # --- money --------------------------------------------------------------------------
+
+    def estimate(self, duration: int = 5, generate_audio: bool = True, count: int = 1) -> dict:
+        """What ``count`` videos of ``duration`` seconds, with or without audio, will cost,
+        before anything is sent: usd (total; null when not known in advance), usd_each,
+        usd_per_second, source ("catalogue" or "table"), as_of (the price's date), words."""
+        try:
+            return self.service.estimate(duration, generate_audio, count).as_dict()
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message, "usd": None}
+
+    def price_view(self, duration: int, generate_audio: bool, api_key: str = "") -> str:
+        """The line beside Generate: the price of what is about to be sent, and the balance."""
+        return self._price_words(duration, generate_audio, 1, api_key)
+
+    def batch_price(
+        self, images: Any, prompts: str, takes: int, duration: int, generate_audio: bool,
+        api_key: str = "",
+    ) -> str:  # fmt: skip
+        """The batch's price as it stands: images x prompt lines x takes."""
+        count = _batch_count(images, prompts, takes)
+        if not count:
+            return "Add images and prompts to see the batch's price."
+        return self._price_words(duration, generate_audio, count, api_key)
+
+    def _price_words(self, duration: Any, audio: Any, count: int, api_key: str) -> str:
+        try:
+            quote = self.service.estimate(duration, audio, count)
+        except errors.KlingUIError as exc:
+            return f"Price: {exc.user_message}"
+        text = f"**Price:** {quote.words()}"
+        typed = bool((api_key or "").strip())
+        if self.service.demo_mode and not typed:
+            return text + " — what it would cost; demo videos are free."
+        if self.service.settings.on_space and not typed:
+            return text  # a Space's own account balance is the owner's business
+        balance = self.service.balance(api_key)
+        if balance is not None:
+            text += f" · balance {dollars(balance)}"
+            if quote.usd is not None and balance < quote.usd:
+                text += " (below the price)"
+        return text
+
+    # --- the history ------------------------------------------------------------------
+
+    def _views(
+        self, history: list[dict], tz: str | None, visitor: str, needle: str = "",
+        pick: str | None = None, root: str = "",
+    ) -> tuple[Any, list[str], str]:  # fmt: skip
+        """The gallery (this browser's jobs only, those matching ``needle``), the ids in its
+        order, and the picked id: what the person picked, else the first."""
+        jobs = self.service.entries([h["id"] for h in history])
+        items, ids = [], []
+        for item in history:
+            job = jobs.get(item["id"])
+            if job is not None and not self.service.visible(job, visitor):
+                continue  # an id made elsewhere (put into this browser's storage by hand)
+            tile = gallery.tile(self.service, item, job, tz, root)
+            if gallery.matches(needle, tile):
+                items.append((tile.image, tile.caption))
+                ids.append(tile.gid)
+        value = pick if pick in ids else (ids[0] if ids else "")
+        index = ids.index(value) if value else None
+        return gr.update(value=items, selected_index=index), ids, value
+
+    def _add(self, history: list[dict], shown: str, visitor: str, *, known_only: bool) -> None:
+        """Fold an id into the history: one entry a job, under the id a person knows it by
+        (ours until the create returns, then the vendor's). Only this browser's jobs."""
+        if not shown:
+            return
+        job = self.service.entry(shown)
+        if job is None and known_only:
+            return
+        if job is not None and not self.service.visible(job, visitor):
+            return
+        key = job.job_id if job else None
+        for item in history:
+            if item["id"] == shown or (key and item.get("job") == key):
+                item["id"] = job.shown_id if job else item["id"]
+                item["job"] = key or item.get("job")
+                return
+        history.insert(
+            0,
+            {
+                "id": job.shown_id if job else shown,
+                "job": key,
+                "created_at": job.created_at if job else time.time(),
+                "prompt": (job.prompt if job else "")[:300],
+                "backend": job.backend if job else None,
+            },
+        )
+        history.sort(key=lambda h: h.get("created_at") or 0, reverse=True)
+        del history[HISTORY_LIMIT:]
+
+    def sync(
+        self,
+        gid: str,
+        history: Any,
+        tz: str,
+        picked: str | None = None,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """Fold the shown id into the history and redraw the gallery (after every status
+        change). The gallery keeps what the person picked; else it picks the job shown."""
+        visitor = self.service.visitor(owner_token, None)
+        history = _valid_history(history)
+        self._add(history, gid, visitor, known_only=True)
+        return history, *self._views(
+            history, tz, visitor, needle, pick=picked or gid, root=_root(request)
+        )
+
+    def restore(
+        self,
+        pending: str,
+        tz: str,
+        history: Any,
+        owner_token: Any = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """On page load: this browser's owner token (made on its first visit), and the ids it
+        noted before their history write landed, folded in."""
+        token = owner_token if isinstance(owner_token, str) else ""
+        if not self.service.visitor(token, None):
+            token = secrets.token_urlsafe(24)
+        visitor = self.service.visitor(token, None)
+        history = _valid_history(history)
+        try:
+            ids = json.loads(pending or "[]")
+        except ValueError:
+            ids = []
+        # At most as many as the history keeps: a huge list is not worth the server's time.
+        for gid in ids[:HISTORY_LIMIT] if isinstance(ids, list) else []:
+            if isinstance(gid, str) and len(gid) <= 200:
+                self._add(history, gid, visitor, known_only=False)
+        views = self._views(history, tz, visitor, root=_root(request))
+        return history, *views, tz, token, token
+
+    def filter(
+        self,
+        needle: str,
+        history: Any,
+        tz: str,
+        picked: str | None = None,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """The gallery narrowed to the videos whose words contain ``needle``."""
+        visitor = self.service.visitor(owner_token, None)
+        return self._views(
+            _valid_history(history), tz, visitor, needle, pick=picked, root=_root(request)
+        )
+
+    def pick(self, ids: Any, evt: gr.SelectData) -> str:
+        """The id of the gallery tile just clicked."""
+        index = evt.index if isinstance(evt.index, int) else -1
+        return ids[index] if isinstance(ids, list) and 0 <= index < len(ids) else ""
+
+    def forget(
+        self,
+        gid: str | None,
+        tz: str,
+        history: Any,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """Remove one entry from this browser's history (the server's ledger keeps it).
+
+        Also returns every id the job is known by, for the browser to forget too."""
+        visitor = self.service.visitor(owner_token, None)
+        job = self._own(gid, owner_token)
+        ids = {gid} | ({job.job_id, job.generation_id} if job else set())
+        history = [
+            h for h in _valid_history(history)
+            if h["id"] not in ids and not (job and h.get("job") == job.job_id)
+        ]  # fmt: skip
+        views = self._views(history, tz, visitor, needle, root=_root(request))
+        return history, *views, json.dumps(sorted(i for i in ids if i))
+
+    def remix(self, gid: str | None, owner_token: str = "") -> tuple:
+        """A past job's image, prompt, negative prompt, duration and audio, back in the form
+        (and a line that says what happened). The image is the one that was sent."""
+        visitor = self.service.visitor(owner_token, None)
+        kept = self.service.remix(gid or "", visitor) if gid else None
+        if kept is None:
+            note = "Pick one of your videos in the gallery first, then press Remix."
+            return (gr.skip(),) * 5 + (note,)
+        image = kept.get("image")
+        if image is not None:
+            # A copy in Gradio's upload folder: the image field takes it like an upload.
+            folder = Path(get_upload_folder()) / secrets.token_hex(16)
+            folder.mkdir(parents=True, exist_ok=True)
+            image = shutil.copyfile(image, folder / "remix.jpg")
+            note = "Remixed: the image, prompt and settings of that job are in the form."
+        else:
+            image = gr.skip()
+            note = (
+                "Remixed the prompt and settings; that job's image was not kept (it was made "
+                "before images were kept, or has been cleared), so add an image."
+            )
+        return (
+            image, kept["prompt"], kept["negative_prompt"], kept["duration"],
+            kept["generate_audio"], note,
+        )  # fmt: skip
+
+    # --- the form ---------------------------------------------------------------------
+
+    def check_image(self, image: str | None, fit: str) -> tuple[Any, Any]:
+        """(image, note): a refused image is taken off the page, its reason left in its place."""
+        if not image:
+            return gr.skip(), gr.skip()  # cleared, by the person or by us: keep the note
+        try:
+            prepared = prepare_image(image, fit=fit or "reject")
+        except errors.InputError as exc:
+            return None, f"⚠ {exc.user_message} Choose another image."
+        note = f" ({prepared.adjusted})" if prepared.adjusted else ""
+        return gr.skip(), f"✓ Image OK: will be sent as {prepared.width}×{prepared.height}{note}."
+
+    def count(self, prompt: str) -> str:
+        n = len(prompt or "")
+        over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
+        return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _batch_count(images: Any, prompts: Any, takes: Any) -> int:
+    """How many videos a batch as it stands makes: images x prompt lines x takes (0 if the
+    takes can't be read; the batch's own check says why)."""
+    lines = [line for line in str(prompts or "").splitlines() if line.strip()]
+    try:
+        return len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,67 @@
+() => {
+  // A HEIC photo may be refused by the upload widget itself ("Invalid file type"), before
+  // our own check can explain it; this says why, beside the image.
+  const say = (files) => {
+    const heic = Array.from(files || []).find((f) => /\.(heic|heif)$/i.test(f.name));
+    const box = document.getElementById("image");
+    if (!heic || !box) return;
+    let note = document.getElementById("heic-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "heic-note";
+      note.setAttribute("role", "alert");
+      box.insertAdjacentElement("afterend", note);
+    }
+    note.textContent = `⚠ ${heic.name} is a HEIC photo (the iPhone's usual format), which ` +
+      "isn't supported: export it as JPEG and upload that.";
+  };
+  document.addEventListener("change", (e) => say(e.target && e.target.files), true);
+  document.addEventListener("drop", (e) => say(e.dataTransfer && e.dataTransfer.files), true);
+  window.klingHeicWatch = true;
+
+  // The live region the progress card speaks through (wiring.ANNOUNCE_JS fills it).
+  const region = document.createElement("div");
+  region.id = "kui-announcer";
+  region.className = "kui-sr-only";
+  region.setAttribute("role", "status");
+  region.setAttribute("aria-live", "polite");
+  document.body.appendChild(region);
+
+  // The card's clocks move between updates: [data-tick] counts up from its value,
+  // [data-countdown] down, each from when it was first seen.
+  const clock = (s) => {
+    s = Math.max(0, Math.floor(s));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  };
+  setInterval(() => {
+    const now = Date.now();
+    document.querySelectorAll("#progress-card [data-tick], #progress-card [data-countdown]")
+      .forEach((el) => {
+        if (!el.dataset.t0) el.dataset.t0 = String(now);
+        const gone = (now - Number(el.dataset.t0)) / 1000;
+        if (el.dataset.tick !== undefined) {
+          el.textContent = clock(Number(el.dataset.tick) + gone);
+        } else {
+          const left = Number(el.dataset.countdown) - gone;
+          el.textContent = left > 0 ? clock(left) : "moments";
+        }
+      });
+  }, 1000);
+
+  // Gradio's own markup, mended for screen readers (axe-core): an empty video's box has an
+  // aria-label but no role; the upload buttons' and the gallery tiles' aria-labels differ
+  // from the words they show ("Thumbnail 1 of 3"; without one, the shown words are the
+  // name: a tile's caption).
+  const mend = () => {
+    for (const el of document.querySelectorAll("div.empty[aria-label]:not([role])")) {
+      el.setAttribute("role", "img");
+    }
+    for (const el of document.querySelectorAll(
+        "button.upload-container[aria-label], button.thumbnail-item[aria-label]")) {
+      el.removeAttribute("aria-label");
+    }
+  };
+  mend();
+  new MutationObserver(mend).observe(document.body,
+    {childList: true, subtree: true, attributes: true, attributeFilter: ["aria-label"]});
+}

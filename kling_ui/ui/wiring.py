@@ -1,0 +1,304 @@
+"""Every event of the page, wired in one place: which control starts what, with which
+inputs and outputs, and which events programs may call (the rest are private).
+
+The API: ``/generate`` and ``/resume`` (hidden triggers that run the same handlers as the
+page's buttons, with only the outputs programs know), ``/status``, ``/estimate``, ``/batch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from .batch import BatchPanel
+from .form import Form
+from .gallery import GalleryPanel
+from .handlers import HISTORY_LIMIT, Handlers
+from .progress import JobPanel
+
+_PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+_QUIET: dict[str, Any] = {**_PRIVATE, "show_progress": "hidden"}
+# A job's own events: the card shows the progress, so Gradio's overlay stays off.
+_JOB: dict[str, Any] = {**_PRIVATE, "show_progress": "minimal", "concurrency_limit": None}
+
+
+@dataclass
+class Owner:
+    stored: Any  # gr.BrowserState: the token, in the browser
+    session: Any  # gr.State: the token, for this session's events (not in the API)
+
+
+@dataclass
+class Page:
+    """The page's parts, as the wiring needs them."""
+
+    blocks: gr.Blocks
+    form: Form
+    job: JobPanel
+    videos: GalleryPanel
+    batch: BatchPanel
+    history: Any  # gr.BrowserState: this browser's list of jobs
+    tz: Any  # the browser's time zone, read on load
+    owner: Owner
+
+
+def wire(handlers: Handlers, page: Page) -> None:
+    """Connect every event."""
+    _wire_jobs(handlers, page)
+    _wire_history(handlers, page)
+    _wire_form(handlers, page.form)
+    _wire_batch(handlers, page.form, page.batch, page.owner)
+    _wire_notices(page)
+    gr.api(handlers.status, api_name="status")
+    gr.api(handlers.estimate, api_name="estimate")
+    _wire_prices(handlers, page.blocks, page.form, page.batch)
+
+
+def _controls(watching: bool) -> tuple[Any, ...]:
+    """Generate, Resume, Stop watching, and the busy note, for a state."""
+    start = gr.update(interactive=not watching)
+    return start, start, gr.update(interactive=watching), gr.update(visible=watching)
+
+
+def watching() -> tuple[Any, ...]:
+    return _controls(True)
+
+
+def idle() -> tuple[Any, ...]:
+    return _controls(False)
+
+
+PENDING_KEY = "kling-ui-generation-ids"
+# Runs in the browser the instant a generation id is shown: note it before anything else.
+NOTE_ID_JS = f"""(gid) => {{
+  if (gid) {{
+    try {{
+      const ids = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]");
+      if (!ids.includes(gid)) {{
+        ids.unshift(gid);
+        localStorage.setItem("{PENDING_KEY}", JSON.stringify(ids.slice(0, {HISTORY_LIMIT})));
+      }}
+    }} catch (e) {{}}
+  }}
+  return [gid];
+}}"""
+# The browser's time zone, as "Area/City|minutes west of UTC" (the second is the fallback).
+_TZ_JS = (
+    "(Intl.DateTimeFormat().resolvedOptions().timeZone || '') + '|' + "
+    "new Date().getTimezoneOffset()"
+)
+READ_IDS_JS = f"""(pending, tz, history, owner) => [
+  localStorage.getItem("{PENDING_KEY}") || "[]", {_TZ_JS}, history, owner]"""
+# After "Remove from history": drop every id of that job (ours and the vendor's) from the
+# ids noted in this browser, so a reload doesn't bring it back.
+FORGET_IDS_JS = f"""(ids) => {{
+  try {{
+    const gone = JSON.parse(ids || "[]");
+    const kept = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]")
+      .filter((i) => !gone.includes(i));
+    localStorage.setItem("{PENDING_KEY}", JSON.stringify(kept));
+  }} catch (e) {{}}
+}}"""
+# After Generate: the card takes the focus (a keyboard or screen-reader user lands on the
+# job's progress); after Remix, the prompt does (the next thing to change).
+FOCUS_CARD_JS = """() => {
+  const card = document.getElementById("progress-card");
+  if (card) { card.setAttribute("tabindex", "-1"); card.focus({preventScroll: false}); }
+}"""
+FOCUS_PROMPT_JS = """() => {
+  const box = document.querySelector("#prompt textarea");
+  if (box) { box.scrollIntoView({block: "center"}); box.focus(); }
+}"""
+# Each new card: the live region says its one sentence when the phase changes (not the
+# clocks, which would talk every second). The card is parsed inert, in a <template>.
+ANNOUNCE_JS = """(html) => {
+  const t = document.createElement("template");
+  t.innerHTML = html || "";
+  const card = t.content.querySelector("[data-announce]");
+  const say = card ? card.dataset.announce : "";
+  const region = document.getElementById("kui-announcer");
+  if (region && say && say !== window.__kuiSaid) {
+    window.__kuiSaid = say;
+    region.textContent = say;
+  }
+}"""
+
+
+def _wire_jobs(handlers: Handlers, page: Page) -> None:
+    """Generate, Resume and a gallery tile start watching a job; Stop watching ends it.
+
+    The page's events stream the card too; ``/generate`` and ``/resume`` for programs are
+    the same handlers on hidden triggers, with the three outputs programs know."""
+    form, job, videos, owner = page.form, page.job, page.videos, page.owner.session
+    controls = [form.generate, videos.resume, form.stop, form.busy]
+    fit_state = gr.State("reject")
+    form.fit.change(lambda f: f, form.fit, fit_state, **_QUIET)
+    inputs = [form.image, form.prompt, form.negative, form.duration, form.audio, form.api_key,
+              fit_state, owner]  # fmt: skip
+    api_generate = gr.Button(visible=False, elem_id="api-generate")
+    api_generate.click(
+        handlers.generate, inputs, job.api_outputs, api_name="generate", concurrency_limit=None
+    )
+    api_resume = gr.Button(visible=False, elem_id="api-resume")
+    api_resume.click(
+        handlers.resume, [videos.resume_id, form.api_key, owner], job.api_outputs,
+        api_name="resume", concurrency_limit=None,
+    )  # fmt: skip
+
+    # Starting a job: the start buttons go off until it ends, so a second click can't be
+    # dropped unseen (Gradio ignores clicks on an event that is still running).
+    for button in (form.generate, videos.resume):
+        button.click(watching, None, controls, queue=False, **_QUIET)
+    form.generate.click(None, None, None, js=FOCUS_CARD_JS, **_QUIET)
+    gen_event = form.generate.click(handlers.generate_page, inputs, job.outputs, **_JOB)
+    resume_event = videos.resume.click(
+        handlers.expand_id,
+        [videos.resume_id, page.history],
+        [videos.resume_id],
+        queue=False,
+        **_QUIET,
+    ).then(handlers.resume_page, [videos.resume_id, form.api_key, owner], job.outputs, **_JOB)
+    running = [gen_event, resume_event]
+    # A tile clicked: whatever this tab was watching goes on at the server; this one shows.
+    open_event = (
+        videos.gallery.select(handlers.pick, videos.ids, videos.picked, cancels=running, **_QUIET)
+        .then(watching, None, controls, queue=False, **_QUIET)
+        .then(
+            handlers.open_selected,
+            [videos.picked, form.api_key, owner],
+            job.outputs,
+            concurrency_limit=None,
+            **_PRIVATE,
+        )  # fmt: skip
+    )
+    running.append(open_event)
+    for event in running:
+        event.then(idle, None, controls, queue=False, **_QUIET)
+    form.stop.click(
+        handlers.stop_page, [job.gen_id, owner], [job.status, job.card], cancels=running,
+        **_PRIVATE,
+    ).then(idle, None, controls, queue=False, **_QUIET)  # fmt: skip
+
+
+def _wire_history(handlers: Handlers, page: Page) -> None:
+    """Every status change folds the shown id in and redraws the gallery, so it follows the
+    job and no two writers disagree. JavaScript notes the id the instant it shows (fn=None:
+    nothing goes to the server)."""
+    job, videos, owner = page.job, page.videos, page.owner
+    views = [page.history, videos.gallery, videos.ids, videos.picked]
+    job.gen_id.change(None, [job.gen_id], None, js=NOTE_ID_JS, **_QUIET)
+    job.status.change(
+        handlers.sync,
+        [job.gen_id, page.history, page.tz, videos.picked, videos.filter, owner.session],
+        views,
+        trigger_mode="always_last",
+        **_QUIET,
+    )
+    videos.filter.change(
+        handlers.filter,
+        [videos.filter, page.history, page.tz, videos.picked, owner.session],
+        views[1:],
+        trigger_mode="always_last",
+        **_QUIET,
+    )
+    forgotten = gr.Textbox(visible=False)
+    videos.forget.click(
+        handlers.forget,
+        [videos.picked, page.tz, page.history, videos.filter, owner.session],
+        [*views, forgotten],
+        **_QUIET,
+    ).then(None, [forgotten], None, js=FORGET_IDS_JS, **_QUIET)
+    form = page.form
+    videos.remix.click(
+        handlers.remix,
+        [videos.picked, owner.session],
+        [form.image, form.prompt, form.negative, form.duration, form.audio, videos.note],
+        **_QUIET,
+    ).then(None, None, None, js=FOCUS_PROMPT_JS, **_QUIET)
+    pending_ids = gr.Textbox(visible=False)
+    page.blocks.load(
+        handlers.restore,
+        [pending_ids, page.tz, page.history, owner.stored],
+        [*views, page.tz, owner.stored, owner.session],
+        js=READ_IDS_JS,
+        **_PRIVATE,
+    )
+
+
+def _wire_form(handlers: Handlers, form: Form) -> None:
+    """The image check (a refused image leaves the page), and the prompt's counter."""
+    for source in (form.fit, form.image):
+        source.change(
+            handlers.check_image, [form.image, form.fit], [form.image, form.image_note], **_PRIVATE
+        )
+    form.image.clear(lambda: "", None, form.image_note, **_QUIET)
+    form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
+
+
+def _wire_prices(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -> None:
+    """The price beside Generate and the batch's, as the inputs that set them change (the
+    key's field when it is left, since the balance is read with it)."""
+    single = [form.duration, form.audio, form.api_key]
+    for source in (form.duration.change, form.audio.change, form.api_key.blur, page.load):
+        source(handlers.price_view, single, form.price, **_QUIET)
+    many = [batch.images, batch.prompts, batch.takes, form.duration, form.audio, form.api_key]
+    for event in (batch.images.change, batch.prompts.blur, batch.takes.change,
+                  form.duration.change, form.audio.change):  # fmt: skip
+        event(handlers.batch_price, many, batch.price, **_QUIET)
+
+
+def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel, owner: Owner) -> None:
+    """The batch: queued at once (the ``/batch`` API), then a table that follows it."""
+    views = [batch.table, batch.timer, batch.progress, batch.note]
+    mine = [batch.result, owner.session]
+    batch.queue.click(
+        handlers.batch,
+        inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
+                batch.takes, form.api_key, owner.session],
+        outputs=[batch.result],
+        api_name="batch",
+    ).then(handlers.batch_view, mine, views, **_QUIET)  # fmt: skip
+    batch.timer.tick(handlers.batch_view, mine, views, **_QUIET)
+    batch.cancel.click(handlers.cancel_waiting, mine, views, **_QUIET)
+
+
+# The first Generate asks to show a notice when a job is done (never on page load); the tab's
+# title follows the job or the batch: "(0/1) kling-ui", then "(1/1) kling-ui" and a notice.
+ASK_NOTICE_JS = """() => {
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission();
+  }
+}"""
+TITLE_JS = """(progress) => {
+  const base = "kling-ui";
+  if (!progress) { document.title = base; return; }
+  document.title = `(${progress}) ${base}`;
+  const [done, total] = progress.split("/").map(Number);
+  window.__klingNotified = window.__klingNotified || {};
+  if (total && done === total && !window.__klingNotified[progress + document.title]) {
+    window.__klingNotified[progress + document.title] = true;
+    if ("Notification" in window && Notification.permission === "granted") {
+      new Notification("kling-ui", {body: total > 1 ? `All ${total} videos are done.` :
+                                           "Your video is done."});
+    }
+  }
+}"""
+JOB_PROGRESS_JS = """(status) => {
+  const phase = (status || "").split("\\n")[0].replace("Status: ", "").split(" ")[0];
+  const running = ["waiting", "submitting", "checking", "submitted", "queued", "generating",
+                   "downloading", "retrying", "unknown"];
+  return [running.includes(phase) ? "0/1" : (phase === "completed" ? "1/1" : "")];
+}"""
+
+
+def _wire_notices(page: Page) -> None:
+    form, job, batch = page.form, page.job, page.batch
+    job_progress = gr.Textbox(visible=False, elem_id="job-progress")
+    form.generate.click(None, None, None, js=ASK_NOTICE_JS, **_QUIET)
+    batch.queue.click(None, None, None, js=ASK_NOTICE_JS, **_QUIET)
+    job.status.change(None, [job.status], [job_progress], js=JOB_PROGRESS_JS, **_QUIET)
+    job.card.change(None, [job.card], None, js=ANNOUNCE_JS, **_QUIET)
+    for progress in (job_progress, batch.progress):
+        progress.change(None, [progress], None, js=TITLE_JS, **_QUIET)
