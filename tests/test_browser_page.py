@@ -141,6 +141,8 @@ def test_the_gallery_shows_a_poster_and_plays_a_video_on_click(live, sim, page, 
     shown.click()
     status_lines(page, is_final)
     expect_video_playing(page)
+    page.wait_for_timeout(1200)  # a frame or so further into the clip, for the picture
+    screenshot(page, "gallery-played.png")  # the README's picture
     assert sim.creates == 1
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
 
+import gradio as gr
 import pytest
 from PIL import Image
 
@@ -52,7 +54,10 @@ class Tab:
         return history, captions(tiles), ids, pick, tz
 
     def forget(self, gid, tz, history):
-        history, tiles, ids, pick, gone = self.handlers.forget(gid, tz, history, "", self.token)
+        history, tiles, ids, pick, gone, note = self.handlers.forget(
+            gid, tz, history, "", self.token
+        )
+        assert note.startswith("Removed" if gid else "Pick")
         return history, captions(tiles), ids, pick, gone
 
     def stop(self, gid):
@@ -171,17 +176,17 @@ def test_an_entry_can_be_removed_from_the_history(page):
     history = [{"id": "a", "created_at": 2}, {"id": "b", "created_at": 1}]
     kept, _, ids, pick, gone = page.forget("a", "UTC|0", history)
     assert [h["id"] for h in kept] == ["b"] and ids == ["b"]
-    assert pick == "b" and gone == '["a"]'
+    assert pick == "" and gone == '["a"]'  # nothing picked until a tile is clicked
 
 
 def test_history_times_are_in_the_browsers_zone(page):
     history = [{"id": "x", "created_at": 0}]  # 1970-01-01 00:00 UTC
     _, shown, _, _ = page.sync("", history, "Asia/Tokyo|-540")
-    assert shown[0].startswith("1970-01-01 09:00 ·")
+    assert shown[0].endswith("· 1970-01-01 09:00")
     _, shown, _, _ = page.sync("", history, "No/Such_Zone|300")  # the offset is the fallback
-    assert shown[0].startswith("1969-12-31 19:00 ·")
+    assert shown[0].endswith("· 1969-12-31 19:00")
     _, shown, _, _ = page.sync("", history, "")
-    assert shown[0].startswith("1970-01-01 00:00 UTC ·")
+    assert shown[0].endswith("· 1970-01-01 00:00 UTC")
 
 
 def test_stop_with_nothing_running_says_so(page):
@@ -328,7 +333,7 @@ def test_another_browsers_jobs_stay_out_of_this_history(page, photo):
     assert page.service.batch_jobs(result["batch_id"], page.service.visitor(page.token, None))
     assert all(j.state != "cancelled" for j in page.service.ledger.batch(result["batch_id"]))
     # Its owner still sees it all.
-    assert page.sync(gid, [], "UTC|0")[1][0].endswith("· My secret prompt.")
+    assert page.sync(gid, [], "UTC|0")[1][0].startswith("My secret prompt. ·")
 
 
 def test_restore_takes_at_most_a_history_of_ids(page):
@@ -337,3 +342,24 @@ def test_restore_takes_at_most_a_history_of_ids(page):
     many = json.dumps([f"kui-{n:032x}" for n in range(5000)])
     history, *_ = page.restore(many, "UTC|0", [])
     assert len(history) == 100
+
+
+def test_remix_gives_back_a_jobs_own_settings_only_to_its_browser(page, photo):
+    *_, last = list(page.generate(photo, "Remix this.", "no text", 10, False, ""))
+    gid = last[0]
+    image, prompt, negative, duration, audio, note = page.remix(gid, page.token)
+    assert (prompt, negative, duration, audio) == ("Remix this.", "no text", 10, False)
+    assert note.startswith("Remixed") and Image.open(image).size == (800, 600)
+    assert oct(os.stat(image).st_mode & 0o777) == "0o600"
+    other = Tab(page.handlers)
+    *fields, note = other.remix(gid, other.token)
+    assert note.startswith("Pick") and all(f == gr.skip() for f in fields)
+
+
+def test_a_tile_click_while_watching_is_refused_in_words(page):
+    class Click:
+        index = 0
+
+    assert page.pick(["a", "b"], False, Click()) == "a"
+    with pytest.raises(gr.Error, match="Stop watching first"):
+        page.pick(["a", "b"], True, Click())

@@ -2,7 +2,7 @@
 
 A tile is the video's poster frame (made once when the MP4 lands, served at
 ``/media/<token>.jpg``) or, for a job without a video yet, a picture of its state; its
-caption is the date, the state, the length, the cost and the prompt's start. Clicking a tile
+caption is the prompt's start, the state, the length, the cost and the date. Clicking a tile
 plays the video, or watches the job from where it is. The filter narrows the tiles to those
 whose words contain what is typed.
 """
@@ -39,13 +39,14 @@ def tile(service: GenerationService, item: dict, job: Any, tz: str | None, root:
     if job is None:
         when = local_time(item.get("created_at"), tz)
         prompt = str(item.get("prompt") or "")
-        return Tile(gid, NO_VIDEO, f"{when} · unknown (open to check) · {_short(prompt)}")
+        return Tile(gid, NO_VIDEO, f"{_short(prompt)} · unknown (open to check) · {when}")
     when = local_time(job.created_at, tz)
     state = STATE_PHASE.get(job.state, job.state)
     demo = " (demo)" if job.backend == DEMO else ""
     cost = history_cost(job)
-    facts = [when, state + demo, f"{job.duration} s"] + ([cost] if cost else [])
-    caption = " · ".join(facts) + f" · {_short(job.prompt)}"
+    # The prompt first: a narrow tile shows only the caption's start.
+    facts = [_short(job.prompt), state + demo, f"{job.duration} s"] + ([cost] if cost else [])
+    caption = " · ".join([*facts, when])
     poster = service.poster_url(job) if job.state == "done" else None
     if poster and root:
         image = root + poster

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -43,6 +44,10 @@ CONFIRM_WITHIN = 120.0  # seconds in which a second Generate sends despite a low
 PRESS_AGAIN = "Nothing was sent. Press Generate again to send it anyway."
 OUR_FAULT = "Status: error\nSomething went wrong on our side. Please try again."
 
+BUSY_PICK = (
+    "This tab is watching a job. Press Stop watching first (the job carries on at the "
+    "server), then click the video to open."
+)
 # One update of a job on the page: (shown id, status text, video, card).
 Step = tuple[str, str, Any, str]
 
@@ -443,7 +448,7 @@ class Handlers:
         pick: str | None = None, root: str = "",
     ) -> tuple[Any, list[str], str]:  # fmt: skip
         """The gallery (this browser's jobs only, those matching ``needle``), the ids in its
-        order, and the picked id: what the person picked, else the first."""
+        order, and the picked id: the tile clicked or the job shown, if it is in view."""
         jobs = self.service.entries([h["id"] for h in history])
         items, ids = [], []
         for item in history:
@@ -454,7 +459,7 @@ class Handlers:
             if gallery.matches(needle, tile):
                 items.append((tile.image, tile.caption))
                 ids.append(tile.gid)
-        value = pick if pick in ids else (ids[0] if ids else "")
+        value = pick if pick in ids else ""  # only what was clicked, or the job shown
         index = ids.index(value) if value else None
         return gr.update(value=items, selected_index=index), ids, value
 
@@ -547,8 +552,11 @@ class Handlers:
             _valid_history(history), tz, visitor, needle, pick=picked, root=_root(request)
         )
 
-    def pick(self, ids: Any, evt: gr.SelectData) -> str:
-        """The id of the gallery tile just clicked."""
+    def pick(self, ids: Any, busy: bool, evt: gr.SelectData) -> str:
+        """The id of the gallery tile just clicked; refused in words while this tab watches
+        a job (one at a time, as for Generate)."""
+        if busy:
+            raise gr.Error(BUSY_PICK, title="One job at a time in this tab")
         index = evt.index if isinstance(evt.index, int) else -1
         return ids[index] if isinstance(ids, list) and 0 <= index < len(ids) else ""
 
@@ -563,7 +571,8 @@ class Handlers:
     ) -> tuple:
         """Remove one entry from this browser's history (the server's ledger keeps it).
 
-        Also returns every id the job is known by, for the browser to forget too."""
+        Also returns every id the job is known by, for the browser to forget too, and a line
+        that says what happened."""
         visitor = self.service.visitor(owner_token, None)
         job = self._own(gid, owner_token)
         ids = {gid} | ({job.job_id, job.generation_id} if job else set())
@@ -572,7 +581,11 @@ class Handlers:
             if h["id"] not in ids and not (job and h.get("job") == job.job_id)
         ]  # fmt: skip
         views = self._views(history, tz, visitor, needle, root=_root(request))
-        return history, *views, json.dumps(sorted(i for i in ids if i))
+        note = (
+            "Removed from this browser's history (the job itself is not deleted)."
+            if gid else "Pick one of your videos in the gallery first, then press Remove."
+        )  # fmt: skip
+        return history, *views, json.dumps(sorted(i for i in ids if i)), note
 
     def remix(self, gid: str | None, owner_token: str = "") -> tuple:
         """A past job's image, prompt, negative prompt, duration and audio, back in the form
@@ -586,14 +599,18 @@ class Handlers:
         if image is not None:
             # A copy in Gradio's upload folder: the image field takes it like an upload.
             folder = Path(get_upload_folder()) / secrets.token_hex(16)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             image = shutil.copyfile(image, folder / "remix.jpg")
-            note = "Remixed: the image, prompt and settings of that job are in the form."
-        else:
-            image = gr.skip()
+            os.chmod(image, 0o600)
             note = (
-                "Remixed the prompt and settings; that job's image was not kept (it was made "
-                "before images were kept, or has been cleared), so add an image."
+                "Remixed: that job's image, prompt, length, audio and negative prompt (under "
+                "More settings) are in the form. Change what you like, then Generate."
+            )
+        else:
+            note = (
+                "Remixed the prompt and settings (the negative prompt is under More settings); "
+                "that job's image was not kept (made before images were kept, or cleared), so "
+                "add an image."
             )
         return (
             image, kept["prompt"], kept["negative_prompt"], kept["duration"],

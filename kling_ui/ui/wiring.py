@@ -57,9 +57,9 @@ def wire(handlers: Handlers, page: Page) -> None:
 
 
 def _controls(watching: bool) -> tuple[Any, ...]:
-    """Generate, Resume, Stop watching, and the busy note, for a state."""
+    """Generate, Resume, Stop watching, the busy note and the tab's "watching" flag."""
     start = gr.update(interactive=not watching)
-    return start, start, gr.update(interactive=watching), gr.update(visible=watching)
+    return start, start, gr.update(interactive=watching), gr.update(visible=watching), watching
 
 
 def watching() -> tuple[Any, ...]:
@@ -107,7 +107,8 @@ FOCUS_CARD_JS = """() => {
   const card = document.getElementById("progress-card");
   if (card) { card.setAttribute("tabindex", "-1"); card.focus({preventScroll: false}); }
 }"""
-FOCUS_PROMPT_JS = """() => {
+FOCUS_PROMPT_JS = """(note) => {
+  if (!(note || "").startsWith("Remixed")) return;
   const box = document.querySelector("#prompt textarea");
   if (box) { box.scrollIntoView({block: "center"}); box.focus(); }
 }"""
@@ -132,7 +133,8 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     The page's events stream the card too; ``/generate`` and ``/resume`` for programs are
     the same handlers on hidden triggers, with the three outputs programs know."""
     form, job, videos, owner = page.form, page.job, page.videos, page.owner.session
-    controls = [form.generate, videos.resume, form.stop, form.busy]
+    busy = gr.State(False)  # this tab is watching a job
+    controls = [form.generate, videos.resume, form.stop, form.busy, busy]
     fit_state = gr.State("reject")
     form.fit.change(lambda f: f, form.fit, fit_state, **_QUIET)
     inputs = [form.image, form.prompt, form.negative, form.duration, form.audio, form.api_key,
@@ -161,17 +163,12 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
         **_QUIET,
     ).then(handlers.resume_page, [videos.resume_id, form.api_key, owner], job.outputs, **_JOB)
     running = [gen_event, resume_event]
-    # A tile clicked: whatever this tab was watching goes on at the server; this one shows.
+    # A tile clicked: its video plays, or its job is watched. While this tab watches a job
+    # (one at a time, as for Generate), the click is refused in words: Stop watching first.
     open_event = (
-        videos.gallery.select(handlers.pick, videos.ids, videos.picked, cancels=running, **_QUIET)
-        .then(watching, None, controls, queue=False, **_QUIET)
-        .then(
-            handlers.open_selected,
-            [videos.picked, form.api_key, owner],
-            job.outputs,
-            concurrency_limit=None,
-            **_PRIVATE,
-        )  # fmt: skip
+        videos.gallery.select(handlers.pick, [videos.ids, busy], videos.picked, **_QUIET)
+        .success(watching, None, controls, queue=False, **_QUIET)
+        .then(handlers.open_selected, [videos.picked, form.api_key, owner], job.outputs, **_JOB)
     )
     running.append(open_event)
     for event in running:
@@ -207,7 +204,7 @@ def _wire_history(handlers: Handlers, page: Page) -> None:
     videos.forget.click(
         handlers.forget,
         [videos.picked, page.tz, page.history, videos.filter, owner.session],
-        [*views, forgotten],
+        [*views, forgotten, videos.note],
         **_QUIET,
     ).then(None, [forgotten], None, js=FORGET_IDS_JS, **_QUIET)
     form = page.form
@@ -216,7 +213,7 @@ def _wire_history(handlers: Handlers, page: Page) -> None:
         [videos.picked, owner.session],
         [form.image, form.prompt, form.negative, form.duration, form.audio, videos.note],
         **_QUIET,
-    ).then(None, None, None, js=FOCUS_PROMPT_JS, **_QUIET)
+    ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **_QUIET)
     pending_ids = gr.Textbox(visible=False)
     page.blocks.load(
         handlers.restore,
