@@ -73,6 +73,11 @@ def red(tmp_path) -> Path:
     return path
 
 
+def more_settings(page):
+    """The "More settings" group's header (its button, not a note that names it)."""
+    return page.get_by_role("button", name=re.compile(r"^More settings"))
+
+
 def check_axe(page, name: str) -> None:
     screenshot(page, f"a11y-{name}.png")
     found = serious_violations(page)
@@ -149,7 +154,7 @@ def test_the_gallery_shows_a_poster_and_plays_a_video_on_click(live, sim, page, 
 def test_remix_fills_the_form_with_the_jobs_image_and_settings(live, sim, page, red):
     open_page(page, live.url)
     fill_job(page, red, "Remix me: the red field ripples.")
-    page.get_by_text("More settings").click()
+    more_settings(page).click()
     page.locator("#negative textarea").fill("blur, text")
     page.locator("#duration").get_by_text("10 seconds").click()
     page.locator("#audio input").uncheck()
@@ -167,7 +172,7 @@ def test_remix_fills_the_form_with_the_jobs_image_and_settings(live, sim, page, 
     page.wait_for_function("document.activeElement && document.activeElement.closest('#prompt')")
     expect(page.locator("#duration input[value='10']")).to_be_checked()
     expect(page.locator("#audio input")).not_to_be_checked()
-    page.get_by_text("More settings").click()
+    more_settings(page).click()
     expect(page.locator("#negative textarea")).to_have_value("blur, text")
     # The image is the one sent: red, at the size it was sent.
     shown = page.locator("#image img").first
@@ -210,7 +215,7 @@ def test_axe_finds_nothing_serious_empty_during_and_after_a_job(live, sim, brows
         page = context.new_page()
         try:
             open_page(page, f"{live.url}?__theme={theme}")
-            page.get_by_text("More settings").click()
+            more_settings(page).click()
             page.get_by_text("Batch: many images").click()
             page.wait_for_timeout(500)
             check_axe(page, f"empty-{name}-{theme}")
