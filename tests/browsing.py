@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from apprunner import AppProcess
+
+from kling_ui.simulator import Schedule, Simulator
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -95,6 +98,43 @@ def page(browser: Browser, request) -> Iterator[Page]:
             ARTIFACTS.mkdir(exist_ok=True)
             tab.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
         context.close()
+
+
+# The app the browser suites drive (imported by them, not by every suite): one simulator and
+# one app process per module, the simulator's script and records reset for each test.
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(schedule=Schedule(queued_s=1.5, generating_s=3)).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def app(chromium: str, sim: Simulator, tmp_path_factory) -> Iterator[AppProcess]:
+    """The live app, its API the simulator. (Asks for ``chromium`` first: no browser, no app.)"""
+    data_dir = tmp_path_factory.mktemp("browser-app") / "data"
+    live = AppProcess(
+        data_dir,
+        env={
+            "AIMLAPI_BASE_URL": sim.url,
+            "AIMLAPI_KEY": "sk-browser-test-key",
+            "KLING_UI_POLL_INTERVAL": "0.5",
+        },
+    )
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def live(app: AppProcess, sim: Simulator) -> AppProcess:
+    sim.reset()
+    return app
 
 
 def open_page(page: Page, url: str) -> None:

@@ -12,63 +12,32 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apprunner import AppProcess as App
-from browsing import (
+from browsing import (  # noqa: F401  (fixtures)
     CARD,
     GEN_ID,
     STATUS,
+    app,
     expect,
     expect_video_playing,
     fill_job,
     is_final,
+    live,
     open_page,
     phase,
     screenshot,
+    sim,
     status_lines,
     tile,
 )
 from PIL import Image
 
-from kling_ui.simulator import Fault, Schedule, Simulator
+from kling_ui.simulator import Fault
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(schedule=Schedule(queued_s=1.5, generating_s=3)).start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-@pytest.fixture(scope="module")
-def app(chromium: str, sim: Simulator, tmp_path_factory) -> Iterator[App]:
-    """The live app, its API the simulator. (Asks for ``chromium`` first: no browser, no app.)"""
-    data_dir = tmp_path_factory.mktemp("browser-app") / "data"
-    live = App(
-        data_dir,
-        env={
-            "AIMLAPI_BASE_URL": sim.url,
-            "AIMLAPI_KEY": "sk-browser-test-key",
-            "KLING_UI_POLL_INTERVAL": "0.5",
-        },
-    )
-    try:
-        yield live
-    finally:
-        live.stop()
-
-
-@pytest.fixture
-def live(app: App, sim: Simulator) -> App:
-    sim.reset()
-    return app
 
 
 # --- the tests ----------------------------------------------------------------------------

@@ -6,63 +6,31 @@ Screenshots go to test-artifacts/ (``a11y-*``, ``card-*``, ``gallery*``, ``remix
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from a11y import describe, serious_violations
-from apprunner import AppProcess as App
-from browsing import (
+from browsing import (  # noqa: F401  (fixtures)
     CARD,
     GEN_ID,
+    app,
     expect,
     expect_video_playing,
     fill_job,
     is_final,
+    live,
     open_page,
     screenshot,
+    sim,
     status_lines,
     tile,
 )
 from PIL import Image
 
-from kling_ui.simulator import Schedule, Simulator
-
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 NASTY = '<img src=x onerror="window.__owned=1"><b>bold</b>'
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(schedule=Schedule(queued_s=1.5, generating_s=3)).start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-@pytest.fixture(scope="module")
-def live(chromium: str, sim: Simulator, tmp_path_factory) -> Iterator[App]:
-    data_dir = tmp_path_factory.mktemp("page-app") / "data"
-    app = App(
-        data_dir,
-        env={
-            "AIMLAPI_BASE_URL": sim.url,
-            "AIMLAPI_KEY": "sk-page-test-key",
-            "KLING_UI_POLL_INTERVAL": "0.5",
-        },
-    )
-    try:
-        yield app
-    finally:
-        app.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh(sim: Simulator) -> None:
-    sim.reset()
 
 
 @pytest.fixture

@@ -21,9 +21,6 @@ from .words import history_cost, local_time
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 WAITING = str(ASSETS / "tile-running.svg")
 NO_VIDEO = str(ASSETS / "tile-no-video.svg")
-RUNNING_STATES = frozenset(
-    {"queued_here", "submitting", "unknown", "submitted", "queued", "generating", "downloading"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,11 +44,8 @@ def tile(service: GenerationService, item: dict, job: Any, tz: str | None, root:
     # The prompt first: a narrow tile shows only the caption's start.
     facts = [_short(job.prompt), state + demo, f"{job.duration} s"] + ([cost] if cost else [])
     caption = " · ".join([*facts, when])
-    poster = service.poster_url(job) if job.state == "done" else None
-    if poster and root:
-        image = root + poster
-    else:
-        image = WAITING if job.state in RUNNING_STATES else NO_VIDEO
+    poster = service.poster_url(job) if root else None  # None until the job is done
+    image = root + poster if poster else (NO_VIDEO if job.final else WAITING)
     return Tile(gid, image, caption)
 
 

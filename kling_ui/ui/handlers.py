@@ -146,11 +146,19 @@ class Handlers:
         job = self.service.entry(update.job_id) if update.job_id else None
         return self.service.typical_seconds(job.backend, job.duration) if job else None
 
-    def _generate(
-        self, image: str | None, prompt: str, negative_prompt: str, duration: int,
-        generate_audio: bool, api_key: str, fit: str, owner_token: str,
-        request: gr.Request | None,
-    ) -> Iterator[Step]:  # fmt: skip
+    def generate_page(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        fit: str = "reject",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """Turn an image into a video. Streams (generation id, status text, video, card)."""
         gid, typical = "", None
         visitor, root = self._visitor(owner_token, request), _root(request)
         try:
@@ -185,34 +193,26 @@ class Handlers:
         owner_token: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
-        """Turn an image into a video. Streams (generation id, status text, video)."""
-        for step in self._generate(
+        """``/generate`` for programs: ``generate_page`` without the card, so (generation
+        id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
+        for step in self.generate_page(
             image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
             owner_token, request,
         ):  # fmt: skip
             yield step[:3]
 
-    def generate_page(
+    def resume_page(
         self,
-        image: str | None,
-        prompt: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
+        generation_id: str,
         api_key: str,
-        fit: str = "reject",
         owner_token: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[Step]:
-        """``generate`` for the page: the progress card comes as a fourth output."""
-        yield from self._generate(
-            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
-            owner_token, request,
-        )  # fmt: skip
+        """Pick up a generation by its id and stream it to the end, with the card.
 
-    def _resume(
-        self, generation_id: str, api_key: str, owner_token: str, request: gr.Request | None
-    ) -> Iterator[Step]:
+        The id is shown (and so kept in the history) only once the ledger holds it: an id
+        the vendor doesn't know leaves no trace.
+        """
         visitor, root = self._visitor(owner_token, request), _root(request)
         typical = None
         try:
@@ -236,23 +236,9 @@ class Handlers:
         owner_token: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
-        """Pick up a generation by its id and stream it to the end.
-
-        The id is shown (and so kept in the history) only once the ledger holds it: an id
-        the vendor doesn't know leaves no trace.
-        """
-        for step in self._resume(generation_id, api_key, owner_token, request):
+        """``/resume`` for programs: ``resume_page`` without the card."""
+        for step in self.resume_page(generation_id, api_key, owner_token, request):
             yield step[:3]
-
-    def resume_page(
-        self,
-        generation_id: str,
-        api_key: str,
-        owner_token: str = "",
-        request: gr.Request = None,  # type: ignore[assignment]
-    ) -> Iterator[Step]:
-        """``resume`` for the page, with the progress card."""
-        yield from self._resume(generation_id, api_key, owner_token, request)
 
     def open_selected(
         self,
@@ -265,7 +251,7 @@ class Handlers:
         if not gid:
             yield _text_step("", "Status: nothing selected\nPick a video in the gallery first.")
             return
-        yield from self._resume(gid, api_key, owner_token, request)
+        yield from self.resume_page(gid, api_key, owner_token, request)
 
     def expand_id(self, typed: str, history: Any) -> str:
         """A short id (as the history shows it) becomes the whole id, when only one matches."""
