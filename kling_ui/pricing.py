@@ -327,8 +327,10 @@ class PriceBook:
         catalogue_timeout: tuple[float, float] = CATALOGUE_TIMEOUT,
         balance_timeout: tuple[float, float] = BALANCE_TIMEOUT,
         model: str = MODEL,
+        offline: bool = False,
     ) -> None:
         self._base = settings.base_url.rstrip("/")
+        self._offline = offline  # quote from the cache or the table; never ask (a dry run)
         self._model = model
         self._session = session or make_session(Retry(0, read=False, redirect=0), pool_size=8)
         self._clock = clock
@@ -374,7 +376,7 @@ class PriceBook:
                 if self._answer is not None:
                     since = min(self._answer.checked_at, self._clock())
                     self._next_ask = since + self._refresh_every
-            due = self._clock() >= self._next_ask
+            due = not self._offline and self._clock() >= self._next_ask
             # Until the first answer, everyone waits for it (the table would be a worse
             # guess); after that, no one waits for another thread's ask.
             wait = self._answer is None and not self._asked

@@ -123,9 +123,13 @@ class Runner:
 
     # --- life ---------------------------------------------------------------------------
 
-    def start(self) -> Runner:
-        for job in self.ledger.unfinished():
-            self._pick_up(job)
+    def start(self, *, pick_up: bool = True) -> Runner:
+        """Start running jobs: with ``pick_up``, every unfinished one in the ledger (the app,
+        after a restart); without, only those handed to it (a command-line run beside an
+        app on the same ledger, which must not poll the app's jobs too)."""
+        if pick_up:
+            for job in self.ledger.unfinished():
+                self._pick_up(job)
         self._thread.start()
         return self
 
@@ -220,6 +224,10 @@ class Runner:
                     "with to resume it."
                 )
             self._backends[job.key_ref] = backend
+        elif job.key_ref not in self._backends:  # not picked up at start (a command line)
+            known = self._backend_for_ref(job.backend, job.key_ref)
+            if known is not None:
+                self._backends[job.key_ref] = known
         with self._cond:
             busy = job.job_id in self._due or job.job_id in self._running
         if job.key_ref in self._backends and not busy:

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ from .history import Job, Ledger
 from .images import prepare_image
 from .jobs import Progress
 from .media import make_poster, poster_path
-from .pricing import Estimate, PriceBook
+from .pricing import Estimate, PriceBook, dollars
 from .rules import (
     GenerationRequest,
     check_generation_id,
@@ -136,6 +136,7 @@ class GenerationService:
         demo: DemoSimulator | None = None,
         clock: Callable[[], float] = time.time,
         start: bool = True,
+        pick_up: bool = True,
     ) -> None:
         self.settings = settings
         _private_folder(settings.data_dir)
@@ -154,8 +155,8 @@ class GenerationService:
         self._posters_tried: set[str] = set()  # videos whose missing poster was made (or not)
         self._closed = threading.Event()
         if start:
-            self.runner.start()
-            if settings.retention_days > 0:
+            self.runner.start(pick_up=pick_up)
+            if pick_up and settings.retention_days > 0:
                 threading.Thread(target=self._sweeper, name="kling-retention", daemon=True).start()
 
     def close(self) -> None:
@@ -424,18 +425,23 @@ class GenerationService:
         An id the ledger doesn't know must look like the vendor's ids, and its row goes again
         if the vendor doesn't know it either: a mistyped id leaves no trace. A job the ledger
         knows is shown only to someone with the right to see it (``may_open``)."""
+        job = self.take_up(any_id, api_key, owner=owner)
+        yield from self.follow(job.job_id)
+
+    def take_up(self, any_id: str, api_key: str | None = None, *, owner: str = "") -> Job:
+        """``resume`` without the watching: make sure the job with this id is being run (an
+        id made elsewhere is adopted) and return its row. Raises as ``resume`` does."""
         raw = check_generation_id(any_id)
         job = self.ledger.find(raw)
         if job is None:
             check_new_generation_id(raw)
             self._check_room(owner, 1)
-            job = self.runner.adopt(raw, self.backend_for(api_key), owner=owner)
-        else:
-            if not self.may_open(job, owner, api_key):
-                raise errors.NotFoundError(NOT_KNOWN)
-            if not job.final:
-                self.runner.attach(job, self._key_to_bring(job, api_key))
-        yield from self.follow(job.job_id)
+            return self.runner.adopt(raw, self.backend_for(api_key), owner=owner)
+        if not self.may_open(job, owner, api_key):
+            raise errors.NotFoundError(NOT_KNOWN)
+        if not job.final:
+            self.runner.attach(job, self._key_to_bring(job, api_key))
+        return job
 
     def may_open(self, job: Job, owner: str, api_key: str | None) -> bool:
         """Whether this caller may see this job (its status, prompt and video).
@@ -635,35 +641,51 @@ class GenerationService:
         if not lines:
             raise errors.InputError("Write at least one prompt: one prompt per line.")
         count = _check_takes(takes)
-        if len(paths) * len(lines) * count > MAX_BATCH:
-            raise errors.InputError(
-                f"That batch is {len(paths) * len(lines) * count} videos; the most at once is "
-                f"{MAX_BATCH}. Split it into smaller batches."
-            )
+        _check_size(len(paths) * len(lines) * count)
         fields = [_line_fields(i, line, negative_prompt, duration, generate_audio)
                   for i, line in enumerate(lines, 1)]  # fmt: skip
         backend = self.backend_for(api_key)
-        total = len(paths) * len(lines) * count
-        self._check_room(owner, total)
-        quote = self._book(backend).estimate(fields[0][2], fields[0][3], total)
+        self._check_room(owner, len(paths) * len(lines) * count)
         uris = [_prepared_item(i, path, fit) for i, path in enumerate(paths, 1)]
+        planned = [
+            Planned(uri, line, {"image": n, "prompt": line[0], "take": take})
+            for n, uri in enumerate(uris, 1)
+            for line in fields
+            for take in range(1, count + 1)
+        ]
+        return self.queue_many(planned, backend, owner=owner)
+
+    def price_book(self, backend: Backend | None = None) -> PriceBook:
+        """The price book of the API a backend's requests go to (default: a keyless one's)."""
+        return self._book(backend)
+
+    def queue_many(
+        self, planned: list[Planned], backend: Backend, *, owner: str = ""
+    ) -> dict[str, Any]:
+        """Queue checked videos as one batch: each its prepared image and checked fields,
+        each may differ in length and audio. The visitor's share and the server's budget are
+        checked for all of them at once, in the same step as their rows are written."""
+        total = len(planned)
+        _check_size(total)
+        self._check_room(owner, total)
+        quotes, usd, words = quote_many(self._book(backend), planned)
         batch_id = "batch-" + uuid.uuid4().hex[:12]
         items = []
         with self._budget_lock:
             self._check_room(owner, total)  # again: others may have added jobs meanwhile
-            self._check_budget(backend, owner, quote.usd, total)
-            for n, uri in enumerate(uris, 1):
-                for line in fields:
-                    for take in range(1, count + 1):
-                        job = self.runner.add(
-                            GenerationRequest(uri, *line), backend, batch_id=batch_id,
-                            owner=owner, estimate_usd=quote.usd_each,
-                        )  # fmt: skip
-                        items.append({"job_id": job.job_id, "image": n, "prompt": line[0],
-                                      "take": take, "state": job.state})  # fmt: skip
-        for n, uri in enumerate(uris, 1):
-            self._keep_input(uri, [i["job_id"] for i in items if i["image"] == n])
-        return {"batch_id": batch_id, "items": items, "usd": quote.usd, "price": quote.words()}
+            self._check_budget(backend, owner, usd, total)
+            for plan, quote in zip(planned, quotes, strict=True):
+                job = self.runner.add(
+                    GenerationRequest(plan.data_uri, *plan.fields), backend, batch_id=batch_id,
+                    owner=owner, estimate_usd=quote.usd,
+                )  # fmt: skip
+                items.append({"job_id": job.job_id, **plan.about, "state": job.state})
+        by_image: dict[str, list[str]] = {}
+        for item, plan in zip(items, planned, strict=True):
+            by_image.setdefault(plan.data_uri, []).append(item["job_id"])
+        for uri, job_ids in by_image.items():
+            self._keep_input(uri, job_ids)
+        return {"batch_id": batch_id, "items": items, "usd": usd, "price": words}
 
     def batch_jobs(self, batch_id: str, owner: str = "") -> list[Job]:
         """The jobs of a batch made by ``owner`` (someone else's batch id shows nothing)."""
@@ -737,6 +759,43 @@ def _write_private(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One video of a batch, checked and ready: its prepared image (a data URI), its fields
+    (prompt, negative prompt, duration, audio), and what the caller says of it (which image,
+    line or take) in the batch's answer."""
+
+    data_uri: str
+    fields: tuple[str, str, int, bool]
+    about: dict[str, Any]
+
+
+def _check_size(total: int) -> None:
+    if total > MAX_BATCH:
+        raise errors.InputError(
+            f"That batch is {total} videos; the most at once is {MAX_BATCH}. Split it into "
+            "smaller batches."
+        )
+
+
+def quote_many(book: PriceBook, planned: list[Planned]) -> tuple[list[Estimate], float | None, str]:
+    """Each video's quote, the total (None when any price is not known in advance), and the
+    words: one quote's for a batch of like videos, the total for a mixed one."""
+    quotes = [book.estimate(p.fields[2], p.fields[3]) for p in planned]
+    known = [q.usd for q in quotes if q.usd is not None]
+    usd = round(sum(known), 6) if len(known) == len(quotes) else None
+    return quotes, usd, _batch_words(quotes, usd)
+
+
+def _batch_words(quotes: list[Estimate], usd: float | None) -> str:
+    if len({(q.duration, q.generate_audio) for q in quotes}) == 1:
+        first = quotes[0]
+        return replace(first, count=len(quotes), usd=usd).words()
+    if usd is None:
+        return f"{len(quotes)} videos: price not known in advance"
+    return f"{len(quotes)} videos of mixed lengths: {dollars(usd)}"
 
 
 def _check_takes(takes: object) -> int:

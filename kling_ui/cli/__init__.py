@@ -1,0 +1,132 @@
+"""The command line: ``python -m kling_ui generate|batch|resume|status|history``.
+
+Same environment variables as the app (``AIMLAPI_KEY``, ``AIMLAPI_BASE_URL``,
+``KLING_UI_DATA_DIR``, ...), same checks, same runner and ledger; with no key, the demo
+simulator, said on the first line. Words for people go to stderr (our errors'
+``user_message``, never a traceback); stdout carries only what a script wants: the saved
+videos' paths, one a line, or ``--json``.
+
+Exit codes (``commands``): 0 done; 1 the vendor failed the job (or refused the request);
+2 bad input, nothing sent; 3 the key, the account's credits or a budget refused it; 4 the
+outcome is not known here (stopped watching with Ctrl-C, or past the watching deadline; the
+id is printed, and ``resume`` goes on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import errors
+from ..config import BadSetting, settings_from_env
+from ..service import MAX_BATCH, MAX_TAKES
+from .commands import BAD_INPUT, REFUSED, UNKNOWN, Cli
+
+PROG = "python -m kling_ui"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog=PROG,
+        description="kling-ui from the command line: image to video with Kling v2.6 Pro "
+        "(AIML API). With no AIMLAPI_KEY, a local simulator stands in (demo mode).",
+        epilog="Exit codes: 0 done, 1 the job failed, 2 bad input (nothing sent), 3 key, "
+        "credits or budget refused, 4 outcome not known here (resume by the printed id).",
+    )
+    top.add_argument("--demo", action="store_true", help="use the local simulator even with a key")
+    top.add_argument("--verbose", action="store_true", help="log what the app logs, on stderr")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="turn one image into a video")
+    gen.add_argument("image", help="an image file (JPEG, PNG, WebP, GIF, BMP) or an https link")
+    gen.add_argument("--prompt", "-p", required=True, help="the motion you want")
+    gen.add_argument("--negative-prompt", default="", help="what to avoid")
+    _sending(gen)
+    gen.add_argument("--no-audio", action="store_true", help="no generated audio")
+    gen.add_argument(
+        "--takes", type=int, default=1, help=f"videos of the same image and prompt (1-{MAX_TAKES})"
+    )
+    gen.set_defaults(run=Cli.generate)
+
+    batch = sub.add_parser(
+        "batch",
+        help="a CSV file of videos",
+        description="Each row: image,prompt[,negative_prompt,duration,generate_audio,takes]. "
+        "Images are paths relative to the file, or https links; a header row is allowed. "
+        f"Every row is checked before anything is sent (at most {MAX_BATCH} videos).",
+    )
+    batch.add_argument("file", help="the CSV file")
+    _sending(batch)
+    batch.set_defaults(run=Cli.batch)
+
+    resume = sub.add_parser("resume", help="watch a job to its end and save its video")
+    resume.add_argument("id", help="the generation id (or the start of it, as history prints)")
+    resume.add_argument("--out", "-o", default=".", help="folder for the video (default: here)")
+    resume.set_defaults(run=Cli.resume)
+
+    status = sub.add_parser("status", help="one look at a job; exits as the job would")
+    status.add_argument("id", help="the generation id (or the start of it)")
+    status.add_argument("--json", action="store_true", help="as JSON on stdout")
+    status.set_defaults(run=Cli.status)
+
+    history = sub.add_parser("history", help="the latest jobs, from the app's ledger too")
+    history.add_argument("--limit", "-n", type=int, default=20, help="how many (default 20)")
+    history.add_argument("--json", action="store_true", help="as JSON on stdout")
+    history.set_defaults(run=Cli.history)
+    return top
+
+
+def _sending(cmd: argparse.ArgumentParser) -> None:
+    """The options of every command that sends."""
+    cmd.add_argument(
+        "--duration", "-d", type=int, choices=(5, 10), default=5, help="seconds (default 5)"
+    )
+    cmd.add_argument(
+        "--fit", choices=("reject", "crop", "pad"), default="reject",
+        help="an image outside 1:2.5 to 2.5:1: refuse it (default), crop or pad it",
+    )  # fmt: skip
+    cmd.add_argument("--out", "-o", default=".", help="folder for the videos (default: here)")
+    cmd.add_argument("--dry-run", action="store_true", help="check and price; send nothing")
+    cmd.add_argument("--yes", "-y", action="store_true", help="don't ask before spending")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides: dict[str, object] = {"require_user_key": False}  # the key here is the user's own
+    if args.demo:
+        overrides["demo"] = True
+    try:
+        settings = settings_from_env(**overrides)
+    except BadSetting as exc:
+        print(f"kling-ui: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("urllib3", "httpx", "httpcore", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:  # the runner's own notes would interleave with the progress bars
+        logging.getLogger("kling_ui").setLevel(logging.ERROR)
+    cli = Cli(settings, interactive=sys.stdin.isatty())
+    if args.command in ("generate", "batch", "resume"):
+        cli.mode_line()
+    try:
+        return args.run(cli, args)
+    except errors.KlingUIError as exc:
+        print(exc.user_message, file=sys.stderr)
+        return _code(exc)
+    except KeyboardInterrupt:  # before anything was handed to the runner
+        print("Stopped; nothing was sent.", file=sys.stderr)
+        return BAD_INPUT
+    finally:
+        cli.close()
+
+
+def _code(exc: errors.KlingUIError) -> int:
+    if isinstance(exc, (errors.AuthenticationError, errors.OutOfCreditsError, errors.LimitReached)):
+        return REFUSED
+    if isinstance(exc, (errors.InputError, errors.NotFoundError)):
+        return BAD_INPUT
+    return UNKNOWN

@@ -1,0 +1,121 @@
+"""A batch file: CSV rows of ``image,prompt[,negative_prompt,duration,generate_audio,takes]``.
+
+Every row is checked with the page's own rules before anything is sent, and the first bad
+row refuses the whole file, named by its line number. An image is a path (relative to the
+file's folder) or an https link; a header row (starting ``image``), blank rows and rows
+starting with ``#`` are skipped. Imports ``errors``, ``images``, ``rules``, ``service``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import errors
+from ..images import prepare_image
+from ..rules import check_text_fields
+from ..service import MAX_BATCH, MAX_TAKES, Planned
+
+COLUMNS = ("image", "prompt", "negative_prompt", "duration", "generate_audio", "takes")
+YES = frozenset({"", "1", "true", "yes", "y", "on"})
+NO = frozenset({"0", "false", "no", "n", "off"})
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    image: str
+    fields: tuple[str, str, int, bool]
+    takes: int
+
+
+def read_rows(path: Path, *, default_duration: int = 5) -> list[Row]:
+    """The file's rows, each checked (not the images yet: ``plan`` does those)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise errors.InputError(f"There is no file {path}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.InputError(f"Could not read {path} as UTF-8 text ({exc}).") from None
+    rows: list[Row] = []
+    reader = csv.reader(text.splitlines(keepends=True))
+    first = True
+    for cells in reader:
+        line = reader.line_num
+        cells = [c.strip() for c in cells]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if first and cells[0].lower() == "image":
+            first = False
+            continue
+        first = False
+        rows.append(_row(line, cells, path.parent, default_duration))
+    if not rows:
+        raise errors.InputError(f"{path} has no rows: write image,prompt on each line.")
+    total = sum(r.takes for r in rows)
+    if total > MAX_BATCH:
+        raise errors.InputError(
+            f"{path} asks for {total} videos; the most at once is {MAX_BATCH}. Split it."
+        )
+    return rows
+
+
+def _row(line: int, cells: list[str], folder: Path, default_duration: int) -> Row:
+    try:
+        if len(cells) < 2 or len(cells) > len(COLUMNS):
+            raise errors.InputError(
+                f"expected 2 to {len(COLUMNS)} columns ({','.join(COLUMNS)}), found {len(cells)}."
+            )
+        cells = cells + [""] * (len(COLUMNS) - len(cells))
+        image, prompt, negative, duration, audio, takes = cells
+        if not image:
+            raise errors.InputError("the image is missing.")
+        fields = check_text_fields(prompt, negative, duration or default_duration, _yes(audio))
+        return Row(line, _where(image, folder), fields, _takes(takes))
+    except errors.InputError as exc:
+        raise errors.InputError(f"Line {line}: {_lower_first(exc.base_message)}") from None
+
+
+def plan(rows: list[Row], *, fit: str = "reject") -> list[Planned]:
+    """Each row's image prepared (once per image) and its takes spelled out."""
+    prepared: dict[str, str] = {}
+    planned = []
+    for row in rows:
+        if row.image not in prepared:
+            try:
+                prepared[row.image] = prepare_image(row.image, fit=fit).data_uri  # type: ignore[arg-type]
+            except errors.InputError as exc:
+                raise errors.InputError(f"Line {row.line}: {exc.base_message}") from None
+        for take in range(1, row.takes + 1):
+            about = {"line": row.line, "image": row.image, "prompt": row.fields[0], "take": take}
+            planned.append(Planned(prepared[row.image], row.fields, about))
+    return planned
+
+
+def _where(image: str, folder: Path) -> str:
+    if image.lower().startswith(("https://", "http://")):
+        return image
+    path = Path(image).expanduser()
+    return str(path if path.is_absolute() else folder / path)
+
+
+def _yes(word: str) -> bool | str:
+    low = word.lower()
+    if low in YES:
+        return True
+    if low in NO:
+        return False
+    return word  # check_text_fields says what is wrong with it
+
+
+def _takes(word: str) -> int:
+    if not word:
+        return 1
+    if word.isdigit() and 1 <= int(word) <= MAX_TAKES:
+        return int(word)
+    raise errors.InputError(f"takes must be 1 to {MAX_TAKES}, not {word!r}.")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text

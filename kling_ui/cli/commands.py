@@ -1,0 +1,364 @@
+"""The subcommands: each checks with the app's own code, then sends and watches through the
+same service, runner and ledger as the app, so a job started here shows in the app (resume
+it by id) and a job from the app shows here.
+
+This process runs only the jobs it is given (``pick_up=False``): an app running on the same
+data folder keeps running its own. Imports the package's modules and ``display``; never
+gradio.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import errors
+from ..config import Settings
+from ..history import Job
+from ..images import prepare_image
+from ..jobs import Progress
+from ..pricing import PriceBook, dollars
+from ..rules import check_text_fields
+from ..service import DEMO, MAX_TAKES, STATE_PHASE, GenerationService, Planned, quote_many
+from ..simulator import DemoSimulator
+from .batchfile import plan, read_rows
+from .display import Display, clock
+
+DONE, FAILED, BAD_INPUT, REFUSED, UNKNOWN = 0, 1, 2, 3, 4
+# Refusals that are about the key or the money (exit 3); other refusals are the job's (1).
+KEY_OR_MONEY = (
+    errors.AuthenticationError.default_message,
+    errors.OutOfCreditsError.default_message,
+)
+SUBMIT_GRACE = 20.0  # seconds a Ctrl-C waits for a create already sent to answer
+
+
+@dataclass
+class Cli:
+    """One run of the command line: its settings, its output streams, its service."""
+
+    settings: Settings
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+    interactive: bool = False  # stdin is a terminal: ask before spending
+    fancy: bool | None = None  # progress bars (None: when stderr is a terminal)
+    _service: GenerationService | None = field(default=None, repr=False)
+
+    # --- the service ----------------------------------------------------------------------
+
+    def service(self, *, run: bool = True) -> GenerationService:
+        """The app's service; with ``run``, its runner started for the jobs given to it."""
+        if self._service is None:
+            s = self.settings
+            demo = DemoSimulator(s.data_dir, s.demo_schedule) if s.demo_mode else None
+            self._service = GenerationService(s, demo=demo, start=run, pick_up=False)
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            if self._service.demo is not None:
+                self._service.demo.stop()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def mode_line(self) -> None:
+        if self.settings.demo_mode:
+            self.say(
+                "kling-ui: demo mode (no AIMLAPI_KEY set): videos are simulated by a local "
+                "stand-in for the API; nothing is charged."
+            )
+        else:
+            self.say(
+                f"kling-ui: live: videos are made at {self.settings.base_url} with AIMLAPI_KEY."
+            )
+
+    # --- generate, batch -------------------------------------------------------------------
+
+    def generate(self, args: Any) -> int:
+        fields = check_text_fields(
+            args.prompt, args.negative_prompt, args.duration, not args.no_audio
+        )
+        if not 1 <= args.takes <= MAX_TAKES:
+            raise errors.InputError(f"--takes must be 1 to {MAX_TAKES}, not {args.takes}.")
+        prepared = prepare_image(args.image, fit=args.fit)
+        if prepared.adjusted:
+            self.say(f"The image was {prepared.adjusted}.")
+        planned = [Planned(prepared.data_uri, fields, {"take": n}) for n in range(args.takes)]
+        return self._send(planned, args)
+
+    def batch(self, args: Any) -> int:
+        rows = read_rows(Path(args.file), default_duration=args.duration)
+        planned = plan(rows, fit=args.fit)
+        self.say(f"{args.file}: {len(rows)} rows, {len(planned)} videos, every row checked.")
+        return self._send(planned, args)
+
+    def _send(self, planned: list[Planned], args: Any) -> int:
+        demo = self.settings.demo_mode
+        if args.dry_run:
+            book = PriceBook(self.settings, offline=True)  # no request at all
+            self.say(f"Price: {quote_many(book, planned)[2]}{_free(demo)}")
+            self.say("Dry run: everything checked; nothing was sent.")
+            return DONE
+        service = self.service()
+        backend = service.backend_for(None)
+        _, usd, words = quote_many(service.price_book(backend), planned)
+        self.say(f"Price: {words}{_free(backend.name == DEMO)}")
+        if backend.name != DEMO and not args.yes and self.interactive:
+            low = service.low_balance(
+                None, planned[0].fields[2], planned[0].fields[3], len(planned)
+            )
+            if not self._confirm(len(planned), usd, low):
+                self.say("Nothing was sent.")
+                return BAD_INPUT
+        result = service.queue_many(planned, backend)
+        return self.watch([item["job_id"] for item in result["items"]], Path(args.out))
+
+    def _confirm(self, count: int, usd: float | None, low: str | None) -> bool:
+        if low:
+            self.say(low)
+        what = f"{count} video{'s' if count > 1 else ''}"
+        cost = f" for {dollars(usd)}" if usd is not None else ""
+        self.err.write(f"Send {what}{cost} with your AIML API key? [y/N] ")
+        self.err.flush()
+        try:
+            answer = input()
+        except EOFError:
+            answer = ""
+        return answer.strip().lower() in ("y", "yes")
+
+    # --- watching ---------------------------------------------------------------------------
+
+    def watch(self, job_ids: list[str], out: Path) -> int:
+        """Show each job until it ends, save each video into ``out`` as it lands (its path on
+        stdout), and say what became of each. Ctrl-C stops the watching, never a job."""
+        service = self.service()
+        deadline = time.monotonic() + self.settings.watch_deadline
+        labels = _labels(service, job_ids)
+        saved: dict[str, Path] = {}
+        interrupted = False
+        with Display(self.err, fancy=self.fancy) as display:
+            try:
+                while self._look(job_ids, labels, saved, out, display):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.25)
+            except KeyboardInterrupt:
+                interrupted = True
+                self._let_creates_answer(job_ids, display)
+        return self._outcome(job_ids, saved, interrupted)
+
+    def _look(
+        self,
+        job_ids: list[str],
+        labels: dict[str, str],
+        saved: dict[str, Path],
+        out: Path,
+        display: Display,
+    ) -> bool:
+        """One look at every job; True while any is still running."""
+        service = self.service()
+        running = False
+        for job_id in job_ids:
+            job = service.ledger.get(job_id)
+            if job is None:
+                continue  # an adopted id the vendor did not know
+            update = service.progress(job)
+            display.show(job_id, labels[job_id], update)
+            if job.state == "done" and update.video_path and job_id not in saved:
+                saved[job_id] = _save(update.video_path, out)
+                print(saved[job_id], file=self.out, flush=True)
+            running = running or not (update.final or update.phase == "paused")
+        return running
+
+    def _let_creates_answer(self, job_ids: list[str], display: Display) -> None:
+        """After Ctrl-C: a create already sent is given a moment to answer, so its id can be
+        printed (a second Ctrl-C quits at once; the id is found again on resume)."""
+        service = self.service()
+
+        def sending() -> bool:
+            jobs = (service.ledger.get(j) for j in job_ids)
+            return any(j is not None and j.state == "submitting" for j in jobs)
+
+        if not sending():
+            return
+        display.say(
+            f"Waiting up to {SUBMIT_GRACE:.0f} s for the API's answer to the request already "
+            "sent, so its id can be printed (Ctrl-C again quits now; resume finds it anyway)."
+        )
+        until = time.monotonic() + SUBMIT_GRACE
+        try:
+            while sending() and time.monotonic() < until:
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+
+    def _outcome(self, job_ids: list[str], saved: dict[str, Path], interrupted: bool) -> int:
+        """Say what became of each job, and the exit code: the worst of theirs."""
+        service = self.service()
+        codes = []
+        for job_id in job_ids:
+            job = service.ledger.get(job_id)
+            if job is None:
+                self.say("The API does not know this generation id; nothing was kept.")
+                codes.append(BAD_INPUT)
+                continue
+            code = job_code(job, service.progress(job), job_id in saved)
+            if code == UNKNOWN:
+                self.say(_not_ended(job, interrupted, service.runner.paused(job_id)))
+            elif code == DONE and job_id not in saved:
+                self.say(f"{job.shown_id}: done, but its video is no longer kept here.")
+                code = UNKNOWN
+            codes.append(code)
+        return max(codes, key=[DONE, FAILED, REFUSED, BAD_INPUT, UNKNOWN].index, default=DONE)
+
+    # --- by id ------------------------------------------------------------------------------
+
+    def resume(self, args: Any) -> int:
+        service = self.service()
+        any_id = self._full_id(args.id)
+        known = service.entry(any_id)
+        key = self.settings.api_key if known and known.key_ref.startswith("typed:") else None
+        job = service.take_up(any_id, key)
+        return self.watch([job.job_id], Path(args.out))
+
+    def status(self, args: Any) -> int:
+        service = self.service(run=False)
+        job = service.entry(self._full_id(args.id))
+        if job is None:
+            raise errors.NotFoundError(
+                f"No job with the id {args.id} is in this ledger ({self.settings.ledger_path})."
+            )
+        update = service.progress(job)
+        answer = _job_dict(job, update)
+        if args.json:
+            print(json.dumps(answer, indent=2), file=self.out)
+        else:
+            for name, value in answer.items():
+                if value not in (None, ""):
+                    print(f"{name + ':':<16} {value}", file=self.out)
+        return job_code(job, update, bool(update.video_path))
+
+    def history(self, args: Any) -> int:
+        service = self.service(run=False)
+        jobs = service.ledger.recent(args.limit)
+        if args.json:
+            answer = [_job_dict(j, service.progress(j)) for j in jobs]
+            print(json.dumps(answer, indent=2), file=self.out)
+            return DONE
+        if not jobs:
+            self.say(f"No jobs yet in {self.settings.ledger_path}.")
+        for job in jobs:
+            print(_history_line(job), file=self.out)
+        return DONE
+
+    def _full_id(self, typed: str) -> str:
+        """A short id (as ``history`` prints it) becomes the whole id when only one matches."""
+        typed = (typed or "").strip()
+        if len(typed) >= 36 or not typed:
+            return typed
+        ledger = self.service(run=False).ledger
+        found = {
+            j.job_id for j in ledger.recent(1000)
+            if j.job_id.startswith(typed) or (j.generation_id or "").startswith(typed)
+        }  # fmt: skip
+        if len(found) > 1:
+            raise errors.InputError(f"{typed} starts {len(found)} ids: give more of it.")
+        return found.pop() if found else typed
+
+
+def job_code(job: Job, update: Progress, has_video: bool) -> int:
+    """A job's exit code: done, failed (at the vendor, or refused as a request), refused for
+    its key or money, or not ended (yet, as far as this process knows)."""
+    if job.state == "done":
+        return DONE if has_video else UNKNOWN
+    if not job.final:
+        return UNKNOWN
+    if job.state == "not_created" and job.message.startswith(KEY_OR_MONEY):
+        return REFUSED
+    return FAILED
+
+
+def _not_ended(job: Job, interrupted: bool, paused: bool) -> str:
+    gid = job.shown_id
+    if paused:
+        why = f"{gid}: waiting for its API key ({job.message})"
+    elif job.state == "queued_here":
+        why = f"{gid}: stopped watching before it was sent; nothing was sent or charged"
+    elif interrupted:
+        why = f"{gid}: stopped watching; the job goes on at the vendor (nothing was cancelled)"
+    else:
+        why = f"{gid}: still running at the vendor after the watching deadline"
+    return f"{why}. Resume it with: python -m kling_ui resume {gid}"
+
+
+def _labels(service: GenerationService, job_ids: list[str]) -> dict[str, str]:
+    labels = {}
+    for n, job_id in enumerate(job_ids, 1):
+        job = service.ledger.get(job_id)
+        words = (job.prompt if job else "")[:28]
+        prefix = f"{n}/{len(job_ids)} " if len(job_ids) > 1 else ""
+        labels[job_id] = f"{prefix}{job_id.removeprefix('kui-')[:8]} {words}".rstrip()
+    return labels
+
+
+def _save(video: Path, out: Path) -> Path:
+    """Copy a finished video into ``out`` under its own name; the same file again is not
+    copied twice, a different one of that name gets a number."""
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / video.name
+    n = 2
+    while dest.exists():
+        if dest.stat().st_size == video.stat().st_size:
+            return dest.resolve()
+        dest = out / f"{video.stem}-{n}{video.suffix}"
+        n += 1
+    shutil.copyfile(video, dest)
+    return dest.resolve()
+
+
+def _free(demo: bool) -> str:
+    return " (simulated: nothing is charged)" if demo else ""
+
+
+def _job_dict(job: Job, update: Progress) -> dict[str, Any]:
+    return {
+        "id": job.shown_id,
+        "job_id": job.job_id,
+        "state": STATE_PHASE.get(job.state, job.state),
+        "prompt": job.prompt,
+        "negative_prompt": job.negative_prompt,
+        "duration_s": job.duration,
+        "generate_audio": job.generate_audio,
+        "created": _when(job.created_at),
+        "elapsed": clock(update.elapsed),
+        "price_usd": job.estimate_usd,
+        "charged_usd": update.charged_usd,
+        "message": job.message,
+        "video": str(update.video_path) if update.video_path else None,
+        "simulated": job.backend == DEMO,
+        "batch_id": job.batch_id,
+    }
+
+
+def _history_line(job: Job) -> str:
+    cost = job.cost_usd
+    money = "" if cost is None else dollars(cost)
+    phase = STATE_PHASE.get(job.state, job.state)
+    prompt = " ".join(job.prompt.split())[:60] or "(resumed by id)"
+    demo = " (demo)" if job.backend == DEMO else ""
+    return (
+        f"{job.shown_id[:8]}  {_when(job.created_at)}  {phase:<11} {job.duration:>2} s  "
+        f"{money:>7}  {prompt}{demo}"
+    )
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")

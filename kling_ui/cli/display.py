@@ -1,0 +1,102 @@
+"""What a person at a terminal sees while jobs run: a progress bar per job (its phase as the
+bar's steps, the time it has taken), drawn by rich; in a pipe or a log, one plain line per
+change and no escape codes. Either way on stderr, so stdout carries only the videos' paths.
+
+Imports ``jobs`` (``Progress``) and rich; never gradio.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+
+from ..jobs import Progress as JobProgress
+
+# The bar's steps, in order; phases that end a job without a video fill it too.
+STEPS = ("waiting", "submitting", "submitted", "queued", "generating", "downloading", "completed")
+STEP_OF = {
+    "checking": 1,
+    "paused": 3,
+    **{phase: n for n, phase in enumerate(STEPS)},
+}
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _phase_words(update: JobProgress) -> str:
+    return (
+        "completed (simulated)"
+        if update.phase == "completed" and update.simulated
+        else (update.phase)
+    )
+
+
+class Display:
+    """One line per job, by the job's key (our job id)."""
+
+    def __init__(self, stream: TextIO, *, fancy: bool | None = None) -> None:
+        self._console = Console(file=stream, highlight=False, soft_wrap=True)
+        self.fancy = self._console.is_terminal if fancy is None else fancy
+        self._stream = stream
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._said: dict[str, tuple[str, str]] = {}
+
+    def __enter__(self) -> Display:
+        if self.fancy:
+            self._bars = Progress(
+                SpinnerColumn(finished_text="·"),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=20),
+                TextColumn("{task.fields[phase]:<22}"),
+                TextColumn("{task.fields[clock]:>6}"),
+                console=self._console,
+                transient=False,
+            )
+            self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
+
+    def say(self, text: str) -> None:
+        """A line of words above the bars (or on its own line in a pipe)."""
+        if self._bars is not None:
+            self._bars.console.print(text, markup=False)
+        else:
+            print(text, file=self._stream, flush=True)
+
+    def show(self, key: str, label: str, update: JobProgress) -> None:
+        phase = _phase_words(update)
+        if self._bars is not None:
+            self._bar(key, label, update, phase)
+        said = (phase, update.message)
+        if self._said.get(key) != said:
+            self._said[key] = said
+            if self._bars is None:
+                words = f"{label}  {phase}  {clock(update.elapsed)}"
+                if update.message and update.final:
+                    words += f"  {update.message}"
+                print(words, file=self._stream, flush=True)
+            elif update.final and update.phase != "completed" and update.message:
+                self.say(f"{label}: {update.message}")
+
+    def _bar(self, key: str, label: str, update: JobProgress, phase: str) -> None:
+        assert self._bars is not None
+        step = len(STEPS) - 1 if update.final else STEP_OF.get(update.phase, 0)
+        if key not in self._tasks:
+            self._tasks[key] = self._bars.add_task(
+                label, total=len(STEPS) - 1, phase=phase, clock=clock(update.elapsed)
+            )
+        self._bars.update(
+            self._tasks[key], completed=step, phase=phase, clock=clock(update.elapsed)
+        )
+        if update.final:
+            self._bars.stop_task(self._tasks[key])
