@@ -1,0 +1,279 @@
+"""The command line as a person or a script runs it: ``python -m kling_ui`` in a child
+process, on its environment variables, against the simulator over real HTTP (or the demo's
+own simulator when no key is set). Each exit code, Ctrl-C then resume, a CSV with a bad row,
+a dry run that sends nothing, and no escape codes in a pipe (bars in a terminal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kling_ui.config import settings_from_env
+from kling_ui.service import GenerationService
+from kling_ui.simulator import Schedule, Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sk-cli-test-key-7f3a"
+ESC = "\x1b"
+
+
+@pytest.fixture
+def sim():
+    with Simulator(api_key=KEY, schedule=Schedule(queued_s=0.3, generating_s=0.6)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def env(tmp_path, sim) -> dict[str, str]:
+    """The environment of a live run against the simulator, with its own data folder."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIMLAPI_", "KLING_UI_"))}
+    return {
+        **base,
+        "AIMLAPI_KEY": KEY,
+        "AIMLAPI_BASE_URL": sim.url,
+        "KLING_UI_DATA_DIR": str(tmp_path / "data"),
+        "KLING_UI_POLL_INTERVAL": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kling_ui", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kling_ui", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    until = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < until, "timed out"
+        time.sleep(0.05)
+
+
+def test_generate_saves_the_video_and_prints_only_its_path(env, sim, photo, tmp_path):
+    out = tmp_path / "videos"
+    result = run(env, "generate", photo, "--prompt", "The leaves sway.", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    saved = Path(lines[0])
+    assert saved.parent == out.resolve() and saved.suffix == ".mp4"
+    assert saved.read_bytes()[4:8] == b"ftyp"
+    assert sim.creates == 1
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("kling-ui: live") and KEY not in result.stderr
+    assert "completed" in result.stderr and "$0.70" in result.stderr
+    # In a pipe: plain lines, no escape codes of a progress bar or colour.
+    assert ESC not in result.stderr and ESC not in result.stdout
+
+
+def test_a_terminal_gets_progress_bars(env, photo, tmp_path):
+    """The same run with stderr on a terminal draws rich's bars (escape codes), and stdout,
+    a pipe, still carries only the path."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kling_ui", "generate", photo, "-p", "Bars.", "-o", str(tmp_path)],
+        cwd=ROOT,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        assert ready, "no output from the command line"
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=30)
+    os.close(leader)
+    assert proc.returncode == 0
+    assert ESC.encode() in seen and "━".encode() in seen  # rich's bar
+    assert Path(out.strip()).exists() and ESC not in out
+
+
+def test_bad_input_sends_nothing(env, sim, photo, tmp_path):
+    result = run(env, "generate", photo, "--prompt", "   ")
+    assert result.returncode == 2
+    assert "Write a prompt" in result.stderr and "Traceback" not in result.stderr
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("hello")
+    result = run(env, "generate", str(not_an_image), "--prompt", "Move.")
+    assert result.returncode == 2 and "not an image" in result.stderr
+    result = run(env, "generate", photo, "--prompt", "Move.", "--takes", "9")
+    assert result.returncode == 2 and "--takes must be 1 to 4" in result.stderr
+    assert sim.requests == []
+
+
+def test_dry_run_checks_and_prices_with_no_request_at_all(env, sim, photo):
+    result = run(env, "generate", photo, "-p", "Move.", "-d", "10", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "10 s with audio: $1.40" in result.stderr
+    assert "nothing was sent" in result.stderr
+    assert sim.requests == []  # not a create, not the price catalogue, not the balance
+
+
+def test_a_key_the_api_refuses_exits_3(env, sim, photo):
+    result = run({**env, "AIMLAPI_KEY": "sk-not-this-one-1234"}, "generate", photo, "-p", "Move.")
+    assert result.returncode == 3
+    assert "not accepted" in result.stderr and "sk-not-this-one-1234" not in result.stderr
+
+
+def test_a_budget_refuses_before_sending_and_exits_3(env, sim, photo):
+    result = run({**env, "KLING_UI_DAILY_BUDGET_USD": "0.5"}, "generate", photo, "-p", "Move.")
+    assert result.returncode == 3
+    assert "daily budget" in result.stderr
+    assert sim.creates == 0
+
+
+def test_a_job_the_vendor_fails_exits_1(env, sim, photo):
+    sim.script_outcome("error")
+    result = run(env, "generate", photo, "-p", "Move.")
+    assert result.returncode == 1
+    assert "failed" in result.stderr and result.stdout == ""
+
+
+def test_past_the_deadline_exit_4_prints_the_id_and_resume_finishes(env, sim, photo, tmp_path):
+    sim.set_schedule(Schedule(queued_s=0.3, generating_s=4.0))
+    result = run({**env, "KLING_UI_WATCH_DEADLINE": "1"}, "generate", photo, "-p", "Slow.")
+    assert result.returncode == 4
+    gid = next(iter(sim.jobs))
+    assert f"python -m kling_ui resume {gid}" in result.stderr
+    again = run(env, "resume", gid, "--out", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert Path(again.stdout.strip()).exists()
+    assert sim.creates == 1
+
+
+def test_ctrl_c_stops_watching_and_resume_saves_the_same_job(env, sim, photo, tmp_path):
+    sim.set_schedule(Schedule(queued_s=0.5, generating_s=5.0))
+    proc = start(env, "generate", photo, "-p", "Interrupted.", "--out", str(tmp_path))
+    wait_for(lambda: sim.creates == 1)
+    wait_for(lambda: sim.polls >= 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, err
+    assert out == "" and "Traceback" not in err
+    assert "nothing was cancelled" in err
+    gid = next(iter(sim.jobs))
+    assert f"resume {gid}" in err
+    # Resumed by the start of the id, as history prints it.
+    resumed = run(env, "resume", gid[:8], "--out", str(tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert Path(resumed.stdout.strip()).exists()
+    assert sim.creates == 1  # never paid twice
+
+
+def test_a_csv_with_a_bad_row_is_refused_whole_by_its_line(env, sim, photo, tmp_path):
+    sheet = tmp_path / "jobs.csv"
+    sheet.write_text(
+        "image,prompt,negative_prompt,duration,generate_audio,takes\n"
+        f"{photo},The sea rolls.,,5,yes,1\n"
+        "\n"
+        f'{photo},"A prompt, with a comma",blur,7,no,1\n'
+    )
+    result = run(env, "batch", str(sheet))
+    assert result.returncode == 2
+    assert "Line 4:" in result.stderr and "5 or 10" in result.stderr
+    assert sim.requests == []
+
+
+def test_a_csv_batch_of_mixed_rows_saves_every_video(env, sim, photo, tmp_path):
+    Path(tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "p.jpg").write_bytes(Path(photo).read_bytes())
+    sheet = tmp_path / "jobs.csv"
+    sheet.write_text(
+        "pics/p.jpg,Waves roll in.\n"  # relative to the file's folder
+        f'{photo},"Clouds drift, slowly.",,10,false,2\n'
+    )
+    out = tmp_path / "out"
+    result = run(env, "batch", str(sheet), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    paths = result.stdout.splitlines()
+    assert len(paths) == 3 and all(Path(p).exists() for p in paths)
+    bodies = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"]
+    assert sorted((b["duration"], b["generate_audio"]) for b in bodies) == [
+        (5, True), (10, False), (10, False)
+    ]  # fmt: skip
+    assert "$0.70" in result.stderr or "mixed" in result.stderr
+
+
+def test_status_and_history_read_the_apps_ledger(env, sim, photo):
+    """A job made by the app's service (as the page makes them) shows in history and
+    status; status exits as the job would."""
+    settings = settings_from_env(env)
+    service = GenerationService(settings)
+    try:
+        updates = list(service.generate(photo, "Made in the page.", api_key=None))
+    finally:
+        service.close()
+    gid = updates[-1].generation_id
+    history = run(env, "history")
+    assert history.returncode == 0
+    assert gid[:8] in history.stdout and "Made in the page." in history.stdout
+    status = run(env, "status", gid, "--json")
+    assert status.returncode == 0, status.stderr
+    answer = json.loads(status.stdout)
+    assert answer["id"] == gid and answer["state"] == "completed" and answer["video"]
+    unknown = run(env, "status", "27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
+    assert unknown.returncode == 2 and "No job" in unknown.stderr
+
+
+def test_a_job_from_the_command_line_resumes_in_the_app(env, sim, photo, tmp_path):
+    sim.set_schedule(Schedule(queued_s=0.3, generating_s=3.0))
+    proc = start(env, "generate", photo, "-p", "Handed over.", "--out", str(tmp_path))
+    wait_for(lambda: sim.polls >= 1)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    gid = next(iter(sim.jobs))
+    service = GenerationService(settings_from_env(env))
+    try:
+        last = list(service.resume(gid))[-1]
+    finally:
+        service.close()
+    assert last.phase == "completed" and last.video_path is not None
+    assert sim.creates == 1
+
+
+def test_demo_mode_without_a_key_says_so_first(env, photo, tmp_path):
+    demo = {k: v for k, v in env.items() if k not in ("AIMLAPI_KEY", "AIMLAPI_BASE_URL")}
+    demo["KLING_UI_DEMO_SCHEDULE"] = "0.3,0.6"
+    result = run(demo, "generate", photo, "-p", "Simulated.", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0].startswith("kling-ui: demo mode")
+    assert "nothing is charged" in result.stderr
+    assert Path(result.stdout.strip()).exists()
