@@ -23,6 +23,8 @@ DURATIONS = (5, 10)
 GENERATION_ID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[\w./-]{1,120})?"
 )
+# The words for a request without an image, wherever one is asked for (page, copy as code).
+NO_IMAGE = "Add an image first: upload, paste or take a photo."
 EXAMPLE_ID = "27f25c85-e9db-44e9-909a-0c3ceb35cdd9:klingai/video-v2-6-pro-image-to-video"
 
 

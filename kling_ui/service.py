@@ -41,6 +41,7 @@ from .jobs import Progress
 from .media import make_poster, poster_path
 from .pricing import Estimate, PriceBook, dollars
 from .rules import (
+    NO_IMAGE,
     GenerationRequest,
     check_generation_id,
     check_new_generation_id,
@@ -359,7 +360,7 @@ class GenerationService:
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
         """
         if image is None or (isinstance(image, str) and not image.strip()):
-            raise errors.InputError("Add an image first: upload, paste or take a photo.")
+            raise errors.InputError(NO_IMAGE)
         # The text fields are checked before the image work starts.
         fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
         backend = self.backend_for(api_key)

@@ -204,3 +204,27 @@ def test_axe_finds_nothing_serious_empty_during_and_after_a_job(live, sim, brows
         check_axe(page, f"after-{theme}")
     finally:
         context.close()
+
+
+def test_copy_as_curl_gives_the_forms_request_with_the_key_as_a_variable(live, sim, page, red):
+    """Issue 14, copy as code: the form as cURL, in a code box and on the clipboard. The key
+    typed in the page is nowhere in it, only ``$AIMLAPI_KEY``; the image is the uploaded
+    file's name; nothing is sent."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_page(page, live.url)
+    fill_job(page, red, 'Copy me: it\'s "quoted" and costs $5.')
+    more_settings(page).click()
+    typed = "sk-typed-in-the-page-5150"
+    page.locator("#api-key input").fill(typed)
+    page.locator("#form-copy-curl").click()
+    code = page.locator("#form-code")
+    expect(code).to_contain_text("$AIMLAPI_KEY")
+    expect(code).to_contain_text("IMAGE=red.jpg")
+    expect(page.locator("#form-code-note")).to_contain_text("Copied to the clipboard")
+    shown = code.inner_text()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert 'it\'"\'"\'s \\"quoted\\" and costs $5.' in copied
+    for text in (shown, copied):
+        assert typed not in text and not re.search(r"base64,[A-Za-z0-9+/]", text)
+    check_axe(page, "copy-as-curl")
+    assert sim.creates == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 
@@ -24,6 +24,8 @@ EXAMPLES = [
     ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it."),
     ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks."),
 ]
+# Copy as code: the form's request (and a gallery video's) as code to run outside the app.
+COPY_BUTTONS = {"curl": "Copy as cURL", "python": "Copy as Python"}
 BUSY_NOTE = (
     "One job at a time in this tab: **Generate** comes back when this one ends. To start "
     "another now, press **Stop watching**: this job carries on and stays in your history."
@@ -80,6 +82,9 @@ class Form:
     stop: Any
     busy: Any
     price: Any
+    copy: dict[str, Any]  # "curl" / "python" -> its button
+    code: Any  # the code box, hidden until filled
+    code_note: Any
 
 
 def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
@@ -115,6 +120,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
     busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
     label = "More settings: negative prompt, image fit" + ("" if key_first else ", API key")
+    label += ", copy as code"
     with gr.Accordion(label, open=False, elem_id="more-settings"):
         negative = gr.Textbox(
             value="",
@@ -131,10 +137,38 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         )
         if api_key is None:
             api_key = _key_field()
+        with gr.Row():
+            copy = copy_buttons("form", size="sm")
+        code_note = gr.Markdown(elem_id="form-code-note")
+        code = code_box("form")
     return Form(
         image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
-        generate, stop, busy, price,
+        generate, stop, busy, price, copy, code, code_note,
     )  # fmt: skip
+
+
+def copy_buttons(place: str, size: Literal["sm", "md", "lg"] = "lg") -> dict[str, Any]:
+    """The buttons "Copy as cURL" and "Copy as Python", by kind, in the row being laid out
+    (``place``: "form" or "gallery", for their ids; ``size`` to match their neighbours)."""
+    return {
+        kind: gr.Button(label, size=size, elem_id=f"{place}-copy-{kind}")
+        for kind, label in COPY_BUTTONS.items()
+    }
+
+
+def code_box(place: str) -> Any:
+    """Where the copied code shows: hidden until filled, with its own copy button for when
+    the browser won't let the page write to the clipboard. Lines wrap and the box grows with
+    the code: a box that scrolls can't be scrolled from the keyboard (axe-core)."""
+    return gr.Code(
+        language="shell",
+        interactive=False,
+        visible=False,
+        wrap_lines=True,
+        show_line_numbers=False,
+        buttons=["copy"],
+        elem_id=f"{place}-code",
+    )
 
 
 def _key_field() -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from ..service import DEMO, STATE_PHASE, GenerationService
+from .form import code_box, copy_buttons
 from .words import history_cost, local_time
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
@@ -72,6 +73,8 @@ class GalleryPanel:
     note: Any
     resume_id: Any
     resume: Any
+    copy: dict[str, Any]  # "curl" / "python" -> its button (the picked video's request)
+    code: Any  # the code box, hidden until filled (the words go to ``note``)
 
 
 def gallery_section() -> GalleryPanel:
@@ -97,7 +100,9 @@ def gallery_section() -> GalleryPanel:
         with gr.Row():
             remix = gr.Button("Remix: put its image and settings in the form", elem_id="remix")
             forget = gr.Button("Remove from history", elem_id="forget")
+            copy = copy_buttons("gallery")
         note = gr.Markdown(elem_id="gallery-note")
+        code = code_box("gallery")
         with gr.Row():
             resume_id = gr.Textbox(
                 label="Resume by id",
@@ -107,5 +112,6 @@ def gallery_section() -> GalleryPanel:
             )
             resume = gr.Button("Resume", elem_id="resume", scale=1)
     return GalleryPanel(
-        needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume
-    )
+        needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
+        code,
+    )  # fmt: skip

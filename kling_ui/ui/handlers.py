@@ -26,7 +26,7 @@ import gradio as gr
 from gradio import route_utils
 from gradio.utils import get_upload_folder
 
-from .. import errors
+from .. import errors, snippets
 from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import dollars
@@ -34,6 +34,7 @@ from ..rules import MAX_PROMPT_CHARS
 from ..service import DEMO, STATE_PHASE, GenerationService
 from . import gallery
 from .card import card_from_status, render_card
+from .form import COPY_BUTTONS
 from .parts import MediaLink
 from .words import render_error, render_status
 
@@ -44,6 +45,13 @@ CONFIRM_WITHIN = 120.0  # seconds in which a second Generate sends despite a low
 PRESS_AGAIN = "Nothing was sent. Press Generate again to send it anyway."
 OUR_FAULT = "Status: error\nSomething went wrong on our side. Please try again."
 
+# Copy as code: what each kind is called on the page.
+CODE_NAMES = {"curl": "cURL", "python": "Python (requests)"}
+NOTHING_PICKED = "Pick one of your videos in the gallery first, then press {button}."
+ADOPTED = (
+    "That video was opened by its id, not made here, so its prompt and settings aren't "
+    "known: there is nothing to copy."
+)
 BUSY_PICK = (
     "This tab is watching a job. Press Stop watching first (the job carries on at the "
     "server), then click the video to open."
@@ -603,6 +611,49 @@ class Handlers:
             kept["generate_audio"], note,
         )  # fmt: skip
 
+    # --- copy as code -------------------------------------------------------------------
+
+    def code_for_form(
+        self, kind: str, image: str | None, prompt: str, negative_prompt: str, duration: int,
+        generate_audio: bool,
+    ) -> tuple[Any, str]:  # fmt: skip
+        """The form as it stands as code (``kind``: "curl" or "python") to run outside the
+        app, and a line of words. What Generate would refuse gives the page's own words and
+        no code. The image is named by its file's name (Gradio keeps it in the upload's
+        path); the key is not an input here, so it can't end up in the code."""
+        name = Path(image).name if image else ""
+        try:
+            code = snippets.SNIPPETS[kind](name, prompt, negative_prompt, duration, generate_audio)
+        except errors.InputError as exc:
+            return _no_code(), f"⚠ {exc.user_message}"
+        note = (
+            f"{CODE_NAMES[kind]} of the form as it stands. It reads your key from the "
+            "`AIMLAPI_KEY` variable (it is never written in) and the image from its file."
+        )
+        return _code(kind, code), note
+
+    def code_for_job(self, kind: str, gid: str | None, owner_token: str = "") -> tuple[Any, str]:
+        """The picked video's request as code, and a line of words. Only this browser's jobs
+        (another's gives the words for nothing picked); its image is a placeholder file name,
+        since the image it sent is here, not on the person's disk (Remix puts it back)."""
+        job = self._own(gid, owner_token)
+        if job is None:
+            return _no_code(), NOTHING_PICKED.format(button=COPY_BUTTONS[kind])
+        if not job.prompt:  # adopted by its id: the request was never ours to know
+            return _no_code(), ADOPTED
+        try:
+            code = snippets.SNIPPETS[kind](
+                snippets.JOB_IMAGE, job.prompt, job.negative_prompt, job.duration,
+                job.generate_audio, sent_by=job.shown_id,
+            )  # fmt: skip
+        except errors.InputError as exc:
+            return _no_code(), f"⚠ {exc.user_message}"
+        note = (
+            f"{CODE_NAMES[kind]} of that video's request. Its image is `{snippets.JOB_IMAGE}` "
+            "in the code: Remix puts the image it sent back in the form."
+        )
+        return _code(kind, code), note
+
     # --- the form ---------------------------------------------------------------------
 
     def check_image(self, image: str | None, fit: str) -> tuple[Any, Any]:
@@ -620,6 +671,17 @@ class Handlers:
         n = len(prompt or "")
         over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _code(kind: str, code: str) -> Any:
+    """The code box, shown, in the kind's language."""
+    label = f"The create request as {CODE_NAMES[kind]}"
+    return gr.update(value=code, language=snippets.LANGUAGES[kind], label=label, visible=True)
+
+
+def _no_code() -> Any:
+    """The code box emptied and hidden: no code is better than stale code."""
+    return gr.update(value="", visible=False)
 
 
 def _batch_count(images: Any, prompts: Any, takes: Any) -> int:

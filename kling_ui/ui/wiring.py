@@ -8,6 +8,7 @@ page's buttons, with only the outputs programs know), ``/status``, ``/estimate``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -49,6 +50,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     _wire_jobs(handlers, page)
     _wire_history(handlers, page)
     _wire_form(handlers, page.form)
+    _wire_code(handlers, page)
     _wire_batch(handlers, page.form, page.batch, page.owner)
     _wire_notices(page)
     gr.api(handlers.status, api_name="status")
@@ -232,6 +234,41 @@ def _wire_form(handlers: Handlers, form: Form) -> None:
         )
     form.image.clear(lambda: "", None, form.image_note, **_QUIET)
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
+
+
+# After "Copy as ...": the code to the clipboard, where the browser allows it (a secure page,
+# a recent click); else the code box's own copy button does it. The note says which.
+COPY_CODE_JS = """async (code, note) => {
+  if (!code) return [note];
+  try {
+    await navigator.clipboard.writeText(code);
+    return [`${note} Copied to the clipboard.`];
+  } catch (e) {
+    return [`${note} This browser did not let the page copy it: use the code's copy button.`];
+  }
+}"""
+
+
+def _wire_code(handlers: Handlers, page: Page) -> None:
+    """Copy as cURL or Python: the form as it stands, or the picked video's request, as
+    code in its place's box, then to the clipboard. (Like Remix: private, the picked id and
+    the browser's owner token in.) A newly picked tile hides the last one's code."""
+    form, videos, owner = page.form, page.videos, page.owner.session
+    fields = [form.image, form.prompt, form.negative, form.duration, form.audio]
+    for kind, button in form.copy.items():
+        button.click(
+            partial(handlers.code_for_form, kind), fields, [form.code, form.code_note], **_QUIET
+        ).then(None, [form.code, form.code_note], [form.code_note], js=COPY_CODE_JS, **_QUIET)
+    for kind, button in videos.copy.items():
+        button.click(
+            partial(handlers.code_for_job, kind),
+            [videos.picked, owner],
+            [videos.code, videos.note],
+            **_QUIET,
+        ).then(None, [videos.code, videos.note], [videos.note], js=COPY_CODE_JS, **_QUIET)
+    videos.gallery.select(
+        lambda: gr.update(value="", visible=False), None, videos.code, queue=False, **_QUIET
+    )
 
 
 def _wire_prices(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -> None:

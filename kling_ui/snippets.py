@@ -1,0 +1,205 @@
+"""The create request as code a person can run outside the app: cURL and Python (requests).
+
+Owns the two snippets ("copy as code"). Each is built from checked fields only (``rules``),
+so a snippet never holds what the page would refuse, and its body is ``GenerationRequest``'s
+own, so the two can't drift apart. What a snippet must never hold, and why:
+
+- the API key: it is read from ``$AIMLAPI_KEY`` when the code runs, like the base URL from
+  ``$AIMLAPI_BASE_URL`` (the app's own variables), so a pasted snippet leaks nothing;
+- the image's Base64: megabytes in a clipboard help no one, so the image is a file named at
+  the top, encoded when the code runs;
+- a person's text unquoted: it is JSON-encoded, then shell-quoted (or written as a Python
+  literal), so quotes, ``$HOME``, backticks, backslashes and newlines arrive byte for byte.
+  Characters that don't print (bidi marks, zero-width joiners) are written as escapes, so
+  what the code does is what it shows.
+
+Imports ``config``, ``rules`` and ``errors`` only: no gradio, no Pillow, no HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import PurePath
+from typing import Any
+
+from . import errors
+from .config import CREATE_PATH, DEFAULT_BASE_URL
+from .rules import NO_IMAGE, GenerationRequest, check_text_fields
+
+# The types the page takes, by the name's ending: the data URI must say which it is.
+MIME_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+}
+# What a job's image is called in its snippet: the page keeps the JPEG it sent.
+JOB_IMAGE = "image.jpg"
+# A job id is named in a comment only if it can't end the comment (no newline, no quote).
+_SAFE_ID = re.compile(r"[\w.:/-]{1,200}")
+# The address, from the same variable as the app's (its default when unset).
+SHELL_URL = f'"${{AIMLAPI_BASE_URL:-{DEFAULT_BASE_URL}}}{CREATE_PATH}"'
+# The first lines of both, short enough for a narrow box.
+HEADER = (
+    "# The create request of kling-ui: Kling v2.6 Pro, image to video.\n"
+    "# Needs AIMLAPI_KEY set (AIMLAPI_BASE_URL too, if not the AIML API).\n"
+    "# It prints the answer, whose id is the generation id.\n"
+    "# The page sends a prepared copy of the image (a JPEG within the\n"
+    "# API's limits); this sends the file as it is."
+)
+
+
+def mime_type(image_name: str) -> str:
+    """The image's type for its data URI, from its name's ending (the page names every
+    upload, webcam and clipboard ones too, with one)."""
+    if not (image_name or "").strip():
+        raise errors.InputError(NO_IMAGE)
+    kind = MIME_TYPES.get(PurePath(image_name).suffix.lower())
+    if kind is None:
+        raise errors.InputError(
+            "The code needs the image's type from its name, which should end in .jpg, .png, "
+            ".webp, .gif or .bmp. Upload the image under such a name, then copy again."
+        )
+    return kind
+
+
+def request_body(
+    image_name: str, prompt: object, negative_prompt: object, duration: object, audio: object
+) -> dict[str, Any]:
+    """The create's body with every field checked; its ``image_url`` is the data URI's
+    start only (``data:image/png;base64,``), the rest is the file's when the code runs."""
+    mime = mime_type(image_name)
+    fields = check_text_fields(prompt, negative_prompt, duration, audio)
+    return GenerationRequest(f"data:{mime};base64,", *fields).body()
+
+
+# --- cURL -------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    """JSON as a person can read it (their own letters), with what doesn't print escaped."""
+    return "".join(_escape(ch) for ch in json.dumps(value, ensure_ascii=False))
+
+
+def _escape(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON has no \U: a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _json_around_image(body: dict[str, Any]) -> tuple[str, str]:
+    """The body as JSON text before and after the image's Base64 (which the shell writes
+    between them): every pair is encoded on its own, so no text can be mistaken for the
+    place the image goes."""
+    pairs = [f"{_json(key)}: {_json(value)}" for key, value in body.items()]
+    at = list(body).index("image_url")
+    head = "{" + ", ".join(pairs[:at] + [pairs[at][:-1]])  # the URI's start, still open
+    tail = '"' + "".join(", " + pair for pair in pairs[at + 1 :]) + "}"
+    return head, tail
+
+
+def curl_snippet(
+    image_name: str, prompt: object, negative_prompt: object = "", duration: object = 5,
+    generate_audio: object = True, *, sent_by: str = "",
+) -> str:  # fmt: skip
+    """The create as a shell command (bash, zsh, sh): the body is written by ``printf``
+    around the image's Base64 (portable ``base64 | tr -d '\\n'``, not GNU's ``-w0``) and
+    piped to curl, so the image never passes through a command line."""
+    body = request_body(image_name, prompt, negative_prompt, duration, generate_audio)
+    head, tail = _json_around_image(body)
+    return "\n".join(
+        [
+            HEADER,
+            _image_comment(sent_by),
+            f"IMAGE={shlex.quote(image_name)}",
+            "{",
+            f"  printf '%s' {shlex.quote(head)}",
+            "  base64 < \"$IMAGE\" | tr -d '\\n'",
+            f"  printf '%s' {shlex.quote(tail)}",
+            f"}} | curl -sS -w '\\n' {SHELL_URL} \\",
+            '  -H "Authorization: Bearer $AIMLAPI_KEY" \\',
+            "  -H 'Content-Type: application/json' \\",
+            "  --data-binary @-",
+            "",
+        ]
+    )
+
+
+# --- Python -----------------------------------------------------------------------------
+
+
+def python_snippet(
+    image_name: str, prompt: object, negative_prompt: object = "", duration: object = 5,
+    generate_audio: object = True, *, sent_by: str = "",
+) -> str:  # fmt: skip
+    """The create as a Python script with requests. Strings are Python literals (``repr``:
+    exact, and what doesn't print is escaped); the image is encoded when it runs."""
+    body = request_body(image_name, prompt, negative_prompt, duration, generate_audio)
+    mime = mime_type(image_name)
+    # The image's value is the variable above; every other is a literal.
+    pairs = [
+        (key, "image_url" if key == "image_url" else _literal(value)) for key, value in body.items()
+    ]
+    return "\n".join(
+        [
+            HEADER,
+            "# And requests: pip install requests",
+            "import base64",
+            "import os",
+            "from pathlib import Path",
+            "",
+            "import requests",
+            "",
+            _image_comment(sent_by),
+            f"IMAGE = Path({_literal(image_name)})",
+            f'BASE_URL = os.environ.get("AIMLAPI_BASE_URL", "{DEFAULT_BASE_URL}")',
+            "",
+            f'image_url = "data:{mime};base64," + base64.b64encode(IMAGE.read_bytes()).decode()',
+            "body = {",
+            *(f"    {json.dumps(key)}: {value}," for key, value in pairs),
+            "}",
+            "response = requests.post(",
+            f'    BASE_URL.rstrip("/") + "{CREATE_PATH}",',
+            "    headers={",
+            '        "Authorization": "Bearer " + os.environ["AIMLAPI_KEY"],',
+            '        "Content-Type": "application/json",',
+            "    },",
+            "    json=body,",
+            "    timeout=60,",
+            ")",
+            "print(response.text)",
+            "response.raise_for_status()",
+            "",
+        ]
+    )
+
+
+def _literal(value: Any) -> str:
+    """A Python literal of ``value`` (``repr``: exact, what doesn't print escaped), in
+    double quotes where that needs no escape, as the rest of the script is written."""
+    text = repr(value)
+    if isinstance(value, str) and text.startswith("'") and not {"'", '"'} & set(value):
+        return f'"{text[1:-1]}"'
+    return text
+
+
+def _image_comment(sent_by: str) -> str:
+    if not sent_by:
+        return "# The image to send (its path, if it is not in this folder):"
+    job = f"\n# (job {sent_by})" if _SAFE_ID.fullmatch(sent_by) else ""
+    return (
+        "# The image that job sent (Remix puts it back in the form), saved\n"
+        f"# under this name, or its path here:{job}"
+    )
+
+
+SNIPPETS = {"curl": curl_snippet, "python": python_snippet}
+LANGUAGES = {"curl": "shell", "python": "python"}
