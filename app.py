@@ -32,6 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="refuse to generate without a key typed in the page (for public Spaces)",
     )
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help="serve the API to AI agents too, as an MCP server at /gradio_api/mcp/ "
+        "(or KLING_UI_MCP=1)",
+    )
     parser.add_argument("--log-level", help="log level (default KLING_UI_LOG_LEVEL or INFO)")
     return parser.parse_args(argv)
 
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from kling_ui.config import BadSetting, settings_from_env
 
-    flags = {"demo": args.demo, "require_user_key": args.require_user_key}
+    flags = {"demo": args.demo, "require_user_key": args.require_user_key, "mcp": args.mcp}
     overrides: dict[str, object] = {name: True for name, on in flags.items() if on}
     if args.log_level:
         overrides["log_level"] = args.log_level
@@ -70,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     # Keep third-party debug logs (which may print request headers) out of our logs.
     for noisy in ("urllib3", "httpx", "httpcore", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The MCP library logs whole request bodies at DEBUG (its SSE transport): never ours.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
 
     from kling_ui.service import GenerationService
     from kling_ui.simulator import DemoSimulator
@@ -82,6 +90,12 @@ def main(argv: list[str] | None = None) -> None:
 
     mode = "demo (simulated videos, no credits spent)" if service.demo_mode else "live"
     print(f"kling-ui: {mode} mode; data in {settings.data_dir.resolve()}", flush=True)
+    if settings.mcp:
+        print(
+            "kling-ui: MCP server for AI agents at /gradio_api/mcp/ (streamable HTTP) and "
+            "/gradio_api/mcp/sse; the API key goes in the X-AIMLAPI-Key header",
+            flush=True,
+        )
     launch_kwargs = dict(
         server_name=args.host,
         server_port=args.port,

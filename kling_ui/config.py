@@ -55,6 +55,8 @@ class Settings:
     browser_secret: str | None = field(
         default=None, repr=False, metadata={"env": "KLING_UI_BROWSER_SECRET"}
     )
+    # Gradio's MCP server for AI agents (``--mcp``): the API's events become its tools.
+    mcp: bool = field(default=False, metadata={"env": "KLING_UI_MCP"})
     # Polling: often enough that a finished video is noticed within about 2 s.
     poll_interval: float = field(default=2.0, metadata={"env": "KLING_UI_POLL_INTERVAL"})
     # Soft deadline: after this we stop watching; the job is never called failed for it.

@@ -378,6 +378,32 @@ class GenerationService:
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
         yield from self.follow(job.job_id, submitted_note=note)
 
+    def submit(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        takes: int = 1,
+        api_key: str | None = None,
+        *,
+        fit: str = "reject",
+        owner: str = "",
+    ) -> dict[str, Any]:
+        """``generate``'s checks, then ``takes`` videos of one image and prompt queued at once,
+        without watching them (for programs that look in later): the batch's answer, each
+        job's id in it. Raises ``KlingUIError`` with nothing written or sent."""
+        if image is None or (isinstance(image, str) and not image.strip()):
+            raise errors.InputError(NO_IMAGE)
+        fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
+        count = _check_takes(takes)
+        backend = self.backend_for(api_key)
+        self._check_room(owner, count)
+        uri = prepare_image(image, fit=fit).data_uri  # type: ignore[arg-type]
+        planned = [Planned(uri, fields, {"take": n}) for n in range(1, count + 1)]
+        return self.queue_many(planned, backend, owner=owner)
+
     def follow(self, job_id: str, *, submitted_note: str = "") -> Iterator[Progress]:
         """The job as it changes, until it ends or ``watch_deadline`` passes."""
         last = None

@@ -11,6 +11,10 @@ Two events form the API for programs, with exactly these parameters:
 - ``/generate``: image, prompt, negative_prompt, duration, generate_audio, api_key
 - ``/resume``: generation_id, api_key
 
+With ``--mcp`` the API is instead the agents' tools of ``agents`` (generate, submit, resume,
+status, estimate: the key from the X-AIMLAPI-Key header only, JSON answers), which Gradio's
+MCP server offers too.
+
 Their status text is plain text, one fact a line; the page shows the same stream as a card
 rendered from our own template, every vendor or user string escaped.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +108,10 @@ def launch_options(
     input, a typed API key included, in the browser; its session store capped; uploads
     refused past the image check's size and, with retention on, removed when old."""
     settings = service.settings
+    if settings.mcp:  # our tools' State inputs are the page's own, read as their defaults
+        warnings.filterwarnings(
+            "ignore", message="This MCP server includes a tool that has a gr.State"
+        )
     check_host = is_loopback(host or settings.server_name) and not share
     guard = Middleware(
         Guard,
@@ -117,6 +126,8 @@ def launch_options(
         # Gradio refuses bigger uploads before storing them (the image check allows 50 MB).
         "max_file_size": f"{MAX_INPUT_BYTES // 1024**2 + 1}mb",
         "state_session_capacity": settings.session_capacity,
+        # Said outright, on or off: left unset, Gradio would read GRADIO_MCP_SERVER.
+        "mcp_server": settings.mcp,
         "app_kwargs": {"routes": [media_route(service.media_file)], "middleware": [guard]},
     }
     return options

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from ..service import GenerationService
-from .parts import UploadedImage
+from .parts import ChoiceOfNumbers, UploadedImage
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 FIT_CHOICES = [
@@ -109,7 +109,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
     )
     prompt_count = gr.Markdown(prompt_count, elem_id="prompt-count")
     with gr.Row(equal_height=True):
-        duration = gr.Radio(
+        duration = ChoiceOfNumbers(
             [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration"
         )
         audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")

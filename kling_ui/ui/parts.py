@@ -28,6 +28,23 @@ class UploadedImage(gr.Image):
         return super().preprocess(payload)
 
 
+class ChoiceOfNumbers(gr.Radio):
+    """``gr.Radio`` whose choices are whole numbers (the duration), said so to programs.
+
+    Gradio's own radio tells the API (and its MCP tools' schemas) its value is a string
+    whatever its choices, so an agent's ``10`` is refused as "not of type 'string'"."""
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def api_info(self) -> dict[str, Any]:
+        info = super().api_info()
+        values = info.get("enum") or []
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            info["type"] = "integer"
+        return info
+
+
 class LocalMP4Video(gr.Video):
     """``gr.Video`` that serves our downloaded MP4 as it is.
 

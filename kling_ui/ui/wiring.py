@@ -2,7 +2,8 @@
 inputs and outputs, and which events programs may call (the rest are private).
 
 The API: ``/generate`` and ``/resume`` (hidden triggers that run the same handlers as the
-page's buttons, with only the outputs programs know), ``/status``, ``/estimate``, ``/batch``.
+page's buttons, with only the outputs programs know), ``/status``, ``/estimate``, ``/batch``;
+with ``--mcp``, the agents' tools (``agents``) in their place.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from .agents import AgentTools
 from .batch import BatchPanel
 from .form import Form
 from .gallery import GalleryPanel
@@ -53,8 +55,6 @@ def wire(handlers: Handlers, page: Page) -> None:
     _wire_code(handlers, page)
     _wire_batch(handlers, page.form, page.batch, page.owner)
     _wire_notices(page)
-    gr.api(handlers.status, api_name="status")
-    gr.api(handlers.estimate, api_name="estimate")
     _wire_prices(handlers, page.blocks, page.form, page.batch)
 
 
@@ -141,15 +141,7 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     form.fit.change(lambda f: f, form.fit, fit_state, **_QUIET)
     inputs = [form.image, form.prompt, form.negative, form.duration, form.audio, form.api_key,
               fit_state, owner]  # fmt: skip
-    api_generate = gr.Button(visible=False, elem_id="api-generate")
-    api_generate.click(
-        handlers.generate, inputs, job.api_outputs, api_name="generate", concurrency_limit=None
-    )
-    api_resume = gr.Button(visible=False, elem_id="api-resume")
-    api_resume.click(
-        handlers.resume, [videos.resume_id, form.api_key, owner], job.api_outputs,
-        api_name="resume", concurrency_limit=None,
-    )  # fmt: skip
+    _wire_api(handlers, page, fit_state)
 
     # Starting a job: the start buttons go off until it ends, so a second click can't be
     # dropped unseen (Gradio ignores clicks on an event that is still running).
@@ -179,6 +171,39 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
         handlers.stop_page, [job.gen_id, owner], [job.status, job.card], cancels=running,
         **_PRIVATE,
     ).then(idle, None, controls, queue=False, **_QUIET)  # fmt: skip
+
+
+def _wire_api(handlers: Handlers, page: Page, fit_state: Any) -> None:
+    """The events programs call: hidden triggers for the streaming ones, ``gr.api`` for the
+    rest. With ``--mcp`` they are the agents' tools (``agents``): the key from the
+    X-AIMLAPI-Key header only, one JSON answer each, ``submit`` in place of ``/batch``."""
+    form, job, videos, owner = page.form, page.job, page.videos, page.owner.session
+    api: dict[str, Any] = {"concurrency_limit": None}
+    image_in = [form.image, form.prompt, form.negative, form.duration, form.audio]
+    if handlers.service.settings.mcp:
+        tools = AgentTools(handlers)
+        answer = gr.Textbox(visible=False)
+        takes = gr.Number(value=1, precision=0, minimum=1, maximum=4, visible=False)
+        for name, fn, inputs in (
+            ("generate", tools.generate, [*image_in, fit_state, owner]),
+            ("submit", tools.submit, [*image_in, takes, fit_state, owner]),
+            ("resume", tools.resume, [videos.resume_id, owner]),
+        ):
+            trigger = gr.Button(visible=False, elem_id=f"api-{name}")
+            trigger.click(fn, inputs, answer, api_name=name, **api)
+        gr.api(tools.status, api_name="status")
+        gr.api(tools.estimate, api_name="estimate")
+        return
+    gr.Button(visible=False, elem_id="api-generate").click(
+        handlers.generate, [*image_in, form.api_key, fit_state, owner], job.api_outputs,
+        api_name="generate", **api,
+    )  # fmt: skip
+    gr.Button(visible=False, elem_id="api-resume").click(
+        handlers.resume, [videos.resume_id, form.api_key, owner], job.api_outputs,
+        api_name="resume", **api,
+    )  # fmt: skip
+    gr.api(handlers.status, api_name="status")
+    gr.api(handlers.estimate, api_name="estimate")
 
 
 def _wire_history(handlers: Handlers, page: Page) -> None:
@@ -287,12 +312,15 @@ def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel, owner: Owner)
     """The batch: queued at once (the ``/batch`` API), then a table that follows it."""
     views = [batch.table, batch.timer, batch.progress, batch.note]
     mine = [batch.result, owner.session]
+    # With --mcp, /batch stays the page's own: a list of files can't be an MCP tool in
+    # Gradio 6.31 (its schema is broken); agents have ``submit``.
+    api = _PRIVATE if handlers.service.settings.mcp else {"api_name": "batch"}
     batch.queue.click(
         handlers.batch,
         inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
                 batch.takes, form.api_key, owner.session],
         outputs=[batch.result],
-        api_name="batch",
+        **api,
     ).then(handlers.batch_view, mine, views, **_QUIET)  # fmt: skip
     batch.timer.tick(handlers.batch_view, mine, views, **_QUIET)
     batch.cancel.click(handlers.cancel_waiting, mine, views, **_QUIET)

@@ -1,0 +1,213 @@
+"""The API as AI agents get it, when the app runs with ``--mcp`` (``KLING_UI_MCP=1``):
+Gradio's MCP server makes each public event a tool, named after its function and described
+by its docstring, which is why these are written for an agent.
+
+What differs from the API for programs (``handlers``), and why:
+
+- The key comes only from the connection's ``X-AIMLAPI-Key`` header (``gr.Header``: not in
+  any tool's schema), never as a tool argument, which an agent's transcript and an MCP
+  library's debug log would keep. With no header: the server's key, the demo, or, where
+  visitors must bring keys, a refusal that says how to set the header.
+- Each tool answers one JSON object as text (Gradio's MCP server hands several outputs, or a
+  dict, back as a Python repr).
+- ``submit`` queues and answers at once, for clients that give up on a call after a
+  minute; ``generate`` and ``resume`` wait for the video (1 to 5 minutes).
+- ``/batch``'s list of files can't be a tool (Gradio 6.31's MCP schema for file lists is
+  broken): agents call ``submit`` once per image.
+
+Imports the handlers and the service; the events are wired in ``wiring``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from .. import errors
+from .handlers import Handlers, _root
+
+KEY_HEADER = "X-AIMLAPI-Key"
+KEY_HINT = (
+    f"Agents: put the AIML API key in the {KEY_HEADER} header of this MCP server's "
+    "connection (the client's configuration), never in a tool argument."
+)
+# The first word of a status line that ends a job, as the status text says it.
+ENDED = frozenset({"completed", "failed", "refused", "not sent", "not created", "expired",
+                   "cancelled", "not found", "not resumed", "error"})  # fmt: skip
+
+
+@dataclass
+class AgentTools:
+    """The tools, each a thin wrapper of the page's own handlers."""
+
+    handlers: Handlers
+
+    def generate(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        fit: str = "reject",
+        owner_token: str = "",
+        x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[str]:
+        """Make a 5 or 10 second video from one still image with Kling v2.6 Pro, and wait until it
+        is ready (usually 1 to 5 minutes). It spends money on a real key: call estimate first to
+        learn the price. If your client gives up on calls after a minute, call submit instead and
+        then status or resume. Answers JSON: generation_id (keep it: resume and status take it),
+        status, final, message, and video (an MP4 URL on this server) once completed.
+
+        Args:
+            image: The still image to animate: an https URL of a public image, or a data URI (data:image/jpeg;base64,...). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
+            prompt: What should move and how the camera moves, in plain words (at most 2500 characters).
+            negative_prompt: What to avoid in the video (optional).
+            duration: Length of the video in seconds: 5 or 10 (10 costs twice as much).
+            generate_audio: Whether the video gets generated sound.
+        """
+        steps = self.handlers.generate(
+            image, prompt, negative_prompt, duration, generate_audio, _key(x_aimlapi_key), fit,
+            self._owner(owner_token, x_aimlapi_key), request,
+        )  # fmt: skip
+        for gid, text, _video in steps:
+            yield self._answer(gid, text, x_aimlapi_key, request)
+
+    def submit(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        takes: int = 1,
+        fit: str = "reject",
+        owner_token: str = "",
+        x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
+        """Queue 1 to 4 videos of one still image with Kling v2.6 Pro and answer at once, without
+        waiting: the server makes them whether or not anyone watches. It spends money on a real key:
+        call estimate first. Answers JSON: items, each with job_id (give it to status, which never
+        waits, or to resume, which waits for the video), price and batch_id; or error, in words,
+        with nothing sent.
+
+        Args:
+            image: The still image to animate: an https URL of a public image, or a data URI (data:image/jpeg;base64,...). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
+            prompt: What should move and how the camera moves, in plain words (at most 2500 characters).
+            negative_prompt: What to avoid in the video (optional).
+            duration: Length of each video in seconds: 5 or 10.
+            generate_audio: Whether the videos get generated sound.
+            takes: How many videos of this image and prompt, 1 to 4 (each is paid).
+        """
+        service = self.handlers.service
+        visitor = self.handlers._visitor(self._owner(owner_token, x_aimlapi_key), request)
+        try:
+            answer = service.submit(
+                image, prompt, negative_prompt, duration, generate_audio, int(takes or 1),
+                _key(x_aimlapi_key), fit=fit or "reject", owner=visitor,
+            )  # fmt: skip
+        except errors.KlingUIError as exc:
+            return _json(_refusal(exc.user_message))
+        except (TypeError, ValueError):
+            return _json({"error": "takes must be a whole number from 1 to 4; nothing was sent."})
+        return _json(answer)
+
+    def resume(
+        self,
+        generation_id: str,
+        owner_token: str = "",
+        x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[str]:
+        """Wait for a video started earlier (by generate, submit, this app's page or its command
+        line) until it is ready, fetching it if needed; never starts a new paid job. Answers JSON as
+        generate does: status, final, message, and video (an MP4 URL) once completed.
+
+        Args:
+            generation_id: The job's id: the generation_id or job_id an earlier answer gave.
+        """
+        owner = self._owner(owner_token, x_aimlapi_key)
+        steps = self.handlers.resume(generation_id, _key(x_aimlapi_key), owner, request)
+        for gid, text, _video in steps:
+            yield self._answer(gid, text, x_aimlapi_key, request)
+
+    def status(
+        self,
+        generation_id: str,
+        x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
+        """Look at a job once, without waiting: its state (queued, generating, completed, failed,
+        ...), how long it has run, its price and charge, and video (an MP4 URL) once completed.
+        Answers JSON; call it again a few seconds later to follow a job.
+
+        Args:
+            generation_id: The job's id: the generation_id or job_id an earlier answer gave.
+        """
+        return _json(self._status(generation_id, x_aimlapi_key, request))
+
+    def estimate(self, duration: int = 5, generate_audio: bool = True, count: int = 1) -> str:
+        """The price in US dollars of videos before anything is sent (free; sends nothing). Answers
+        JSON: usd (the total, null when not known in advance), usd_each, source (the vendor's
+        catalogue or the table shipped with the app), as_of, and words.
+
+        Args:
+            duration: Length of each video in seconds: 5 or 10.
+            generate_audio: Whether the videos get generated sound.
+            count: How many videos.
+        """
+        return _json(self.handlers.estimate(duration, generate_audio, count))
+
+    def _owner(self, owner_token: str, key: str | None) -> str:
+        """Whose jobs an agent's are: its key's, when it sends one (all agents on one machine
+        reach the tools from one address, through Gradio's own loopback client), as a
+        browser's are its token's; the key itself is never kept, only a digest of it."""
+        typed = _key(key)
+        return self.handlers.service.runner.digest("agent-key:" + typed) if typed else owner_token
+
+    def _answer(self, gid: str, text: str, key: str | None, request: Any) -> str:
+        """One update as JSON: the job's full status once it has an id, the status line's
+        words before (or when it never got one)."""
+        first, _, rest = text.partition("\n")
+        word = first.removeprefix("Status: ").strip()
+        answer: dict[str, Any] = {"generation_id": gid or None, "status": word}
+        if gid and self.handlers.service.knows(gid):
+            answer.update(self._status(gid, key, request))
+            answer["status"] = word
+        answer.setdefault("final", word in ENDED)
+        answer["message"] = rest.strip()
+        if "API key" in rest:
+            answer["hint"] = KEY_HINT
+        return _json(answer)
+
+    def _status(self, any_id: str, key: str | None, request: Any) -> dict[str, Any]:
+        """The job's status as ``/status`` gives it, for this agent (its key's jobs)."""
+        visitor = self.handlers._visitor(self._owner("", key), request)
+        try:
+            answer = self.handlers.service.status(any_id, owner=visitor, api_key=_key(key))
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message}
+        if answer.get("video"):
+            answer["video"] = _root(request) + answer["video"]
+        return answer
+
+
+def _key(header: str | None) -> str:
+    return (header or "").strip() if isinstance(header, str) else ""
+
+
+def _refusal(words: str) -> dict[str, Any]:
+    answer: dict[str, Any] = {"error": words, "items": []}
+    if "API key" in words:
+        answer["hint"] = KEY_HINT
+    return answer
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,179 @@
+"""The app as an MCP server for AI agents (``python app.py --mcp``), through the ``mcp``
+package's own client over streamable HTTP (and SSE), against the simulator over real HTTP:
+the tools an agent sees, a video made to the end, the key only ever in a header."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+from apprunner import AppProcess
+
+from kling_ui.simulator import Schedule, Simulator
+
+mcp = pytest.importorskip("mcp", reason="the mcp package (gradio[mcp]) is not installed")
+from mcp import ClientSession  # noqa: E402
+from mcp.client.sse import sse_client  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+KEY = "sk-agent-key-9c41e0"
+TOOLS = {"generate", "submit", "resume", "status", "estimate"}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator(api_key=KEY, schedule=Schedule(queued_s=0.3, generating_s=0.8)) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def app(sim, tmp_path_factory):
+    """A public app where visitors bring their own keys, as on a Space, with --mcp."""
+    data = tmp_path_factory.mktemp("mcp") / "data"
+    env = {"AIMLAPI_BASE_URL": sim.url, "KLING_UI_POLL_INTERVAL": "0.2"}
+    with AppProcess(data, "--mcp", "--require-user-key", env=env) as server:
+        yield server
+
+
+def call(app, tool: str, arguments: dict, *, key: str | None = None, progress=None):
+    """Call one tool over streamable HTTP; the JSON it answers, and whether it was an error."""
+
+    async def go():
+        headers = {"X-AIMLAPI-Key": key} if key else {}
+        http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30, read=120))
+        async with http, streamable_http_client(app.url.rstrip("/") + "/gradio_api/mcp/", http_client=http) as (
+            read,
+            write,
+            _,
+        ):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool(tool, arguments, progress_callback=progress)
+
+    result = asyncio.run(go())
+    texts = [c.text for c in result.content if c.type == "text"]
+    assert texts, result
+    return json.loads(texts[-1]), result.isError
+
+
+def list_tools(url: str, transport: str = "http"):
+    async def go():
+        if transport == "sse":
+            async with sse_client(url.rstrip("/") + "/gradio_api/mcp/sse") as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    return (await session.list_tools()).tools
+        async with streamable_http_client(url.rstrip("/") + "/gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return (await session.list_tools()).tools
+
+    return asyncio.run(go())
+
+
+def data_uri(path: str) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def test_the_tools_are_the_apis_events_described_for_an_agent(app):
+    tools = {t.name: t for t in list_tools(app.url)}
+    assert set(tools) == TOOLS  # the page's private events stay out; /batch is the page's
+    for tool in tools.values():
+        assert len(tool.description) > 80, tool.name
+        assert "``" not in tool.description and "_page" not in tool.description
+        properties = tool.inputSchema.get("properties", {})
+        for name, schema in properties.items():
+            assert "key" not in name.lower(), f"{tool.name} takes a key as an argument"
+            assert schema.get("description"), f"{tool.name}.{name} is not described"
+        assert "owner_token" not in properties and "fit" not in properties
+    generate = tools["generate"].inputSchema["properties"]
+    assert generate["duration"]["type"] == "integer" and generate["duration"]["enum"] == [5, 10]
+    assert set(tools["generate"].inputSchema["required"]) == {"image", "prompt"}
+    assert "estimate" in tools["generate"].description  # money: the price first
+    assert {t.name for t in list_tools(app.url, "sse")} == TOOLS
+
+
+def test_estimate_answers_json(app):
+    answer, failed = call(app, "estimate", {"duration": 10, "generate_audio": True, "count": 2})
+    assert not failed
+    assert answer["usd"] == pytest.approx(2.8) and answer["usd_each"] == pytest.approx(1.4)
+
+
+def test_generate_makes_a_video_with_the_key_from_the_header(app, sim, photo):
+    before = sim.creates
+    updates = []
+
+    async def progress(done, total, message):
+        updates.append(message)
+
+    answer, failed = call(
+        app,
+        "generate",
+        {"image": data_uri(photo), "prompt": "The leaves sway.", "duration": 10},
+        key=KEY,
+        progress=progress,
+    )
+    assert not failed, answer
+    assert answer["status"] == "completed" and answer["final"] is True
+    assert answer["generation_id"] and answer["state"] == "done"
+    with urllib.request.urlopen(answer["video"], timeout=10) as response:
+        assert response.read(12)[4:8] == b"ftyp"
+    assert sim.creates == before + 1
+    create = [r for r in sim.requests_to("/v2/video/generations") if r.method == "POST"][-1]
+    assert create.headers.get("authorization") == f"Bearer {KEY}"
+    assert create.body["duration"] == 10
+    assert updates  # progress came while it ran
+
+
+def test_without_the_header_a_space_that_wants_keys_refuses_in_words(app, sim, photo):
+    before = sim.creates
+    answer, _ = call(app, "generate", {"image": data_uri(photo), "prompt": "No key."})
+    assert answer["final"] is True and answer["generation_id"] is None
+    assert "API key" in answer["message"] and "X-AIMLAPI-Key" in answer["hint"]
+    answer, _ = call(app, "submit", {"image": data_uri(photo), "prompt": "No key."})
+    assert answer["items"] == [] and "X-AIMLAPI-Key" in answer["hint"]
+    assert sim.creates == before
+
+
+def test_submit_answers_at_once_then_status_and_resume_follow(app, sim, photo):
+    answer, failed = call(
+        app,
+        "submit",
+        {"image": data_uri(photo), "prompt": "Two takes.", "takes": 2, "generate_audio": False},
+        key=KEY,
+    )
+    assert not failed and len(answer["items"]) == 2, answer
+    job_id = answer["items"][0]["job_id"]
+    until = time.monotonic() + 60
+    while True:
+        state, _ = call(app, "status", {"generation_id": job_id}, key=KEY)
+        if state.get("final") or time.monotonic() > until:
+            break
+        time.sleep(0.5)
+    assert state["state"] == "done" and state["video"].startswith("http")
+    other = answer["items"][1]["job_id"]
+    resumed, _ = call(app, "resume", {"generation_id": other}, key=KEY)
+    assert resumed["status"] == "completed" and resumed["video"].startswith("http")
+    # Where visitors bring keys, a job is shown only with the key it was made with.
+    hidden, _ = call(app, "status", {"generation_id": job_id})
+    assert "error" in hidden and "video" not in hidden
+
+
+def test_bad_input_sends_nothing_and_says_why(app, sim, photo):
+    before = sim.creates
+    answer, _ = call(app, "submit", {"image": data_uri(photo), "prompt": "   "}, key=KEY)
+    assert answer["items"] == [] and "prompt" in answer["error"]
+    answer, _ = call(app, "generate", {"image": data_uri(photo), "prompt": "x" * 2600}, key=KEY)
+    assert answer["final"] and "2500" in answer["message"]
+    assert sim.creates == before
+
+
+def test_the_key_is_never_in_the_apps_log(app):
+    assert app.log()  # the log is there to read
+    assert KEY not in app.log()
