@@ -277,3 +277,30 @@ def test_demo_mode_without_a_key_says_so_first(env, photo, tmp_path):
     assert result.stderr.splitlines()[0].startswith("kling-ui: demo mode")
     assert "nothing is charged" in result.stderr
     assert Path(result.stdout.strip()).exists()
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("n", False), ("y", True)])
+def test_a_terminal_is_asked_before_spending(env, sim, photo, tmp_path, answer, sent):
+    """With stdin a terminal and a real key, the price comes with a question; only "y"
+    sends. (Not asked with --yes, in a pipe, or in demo mode: the other tests.)"""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kling_ui", "generate", photo, "-p", "Asked.", "-o", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(follower)
+    os.write(leader, f"{answer}\n".encode())
+    out, err = proc.communicate(timeout=60)
+    os.close(leader)
+    assert "Send 1 video for $0.70 with your AIML API key? [y/N]" in err
+    if sent:
+        assert proc.returncode == 0 and Path(out.strip()).exists()
+        assert sim.creates == 1
+    else:
+        assert proc.returncode == 2 and "Nothing was sent." in err
+        assert sim.creates == 0
