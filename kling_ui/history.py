@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     owner TEXT NOT NULL DEFAULT '',
     video_token TEXT,
     estimate_usd REAL,
-    charged_usd REAL
+    charged_usd REAL,
+    parent_id TEXT
 )
 """
 # Who else may see a job (a browser that resumed it with the right to): job -> owner.
@@ -83,6 +84,7 @@ _ADDED = (
     ("video_token", "TEXT", None),
     ("estimate_usd", "REAL", None),
     ("charged_usd", "REAL", None),
+    ("parent_id", "TEXT", None),
 )
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
@@ -92,6 +94,7 @@ _INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_video_token ON jobs (video_token)",
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)",
     "CREATE INDEX IF NOT EXISTS jobs_key_created ON jobs (key_ref, created_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id)",
 )
 
 # state -> the states it may be entered from.
@@ -172,6 +175,7 @@ class Job:
     video_token: str | None = None  # the video's address is /media/<token>.mp4
     estimate_usd: float | None = None  # the price when it was sent (None: not known in advance)
     charged_usd: float | None = None  # what the vendor reported it cost (0 when it failed)
+    parent_id: str | None = None  # the job it continues (from that job's last frame)
 
     @property
     def cost_usd(self) -> float | None:
@@ -270,9 +274,10 @@ class Ledger:
         created_at: float | None = None,
         owner: str = "",
         estimate_usd: float | None = None,
+        parent_id: str | None = None,
     ) -> Job:
         """A new row: a job about to be sent (``queued_here``), or an adopted id
-        (``submitted``, with its ``generation_id``)."""
+        (``submitted``, with its ``generation_id``). ``parent_id``: the job it continues."""
         if state not in ("queued_here", "submitted"):
             raise IllegalTransition(f"a job starts queued_here or submitted, not {state}")
         job_id = job_id or new_job_id()
@@ -280,10 +285,11 @@ class Ledger:
         self._write(
             "INSERT INTO jobs (job_id, generation_id, batch_id, created_at, updated_at, backend,"
             " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at,"
-            " owner, estimate_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " owner, estimate_usd, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)",
             (job_id, generation_id, batch_id, now, now, backend, key_ref, prompt,
              negative_prompt or "", int(duration), int(bool(generate_audio)), state,
-             now if state == "submitted" else None, owner, estimate_usd),
+             now if state == "submitted" else None, owner, estimate_usd, parent_id),
         )  # fmt: skip
         job = self.get(job_id)
         assert job is not None
@@ -507,6 +513,16 @@ class Ledger:
         return self._rows(
             "SELECT * FROM jobs WHERE batch_id = ? ORDER BY created_at, rowid", (batch_id,)
         )
+
+    def chain(self, job_id: str, most: int = 100) -> list[Job]:
+        """The job and the jobs it continues, first part first (at most ``most``: a loop,
+        which the service never makes, ends there)."""
+        parts: list[Job] = []
+        job = self.get(job_id)
+        while job is not None and len(parts) < most and job not in parts:
+            parts.append(job)
+            job = self.get(job.parent_id) if job.parent_id else None
+        return parts[::-1]
 
     def recent(self, limit: int = 50) -> list[Job]:
         return self._rows("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))

@@ -172,9 +172,10 @@ class Runner:
         batch_id: str | None = None,
         owner: str = "",
         estimate_usd: float | None = None,
+        parent_id: str | None = None,
     ) -> Job:
-        """Write the job's row (with its price now), then send it when its key has a free
-        slot and its owner's turn comes."""
+        """Write the job's row (with its price now, and the job it continues), then send it
+        when its key has a free slot and its owner's turn comes."""
         job = self.ledger.add(
             owner=owner,
             estimate_usd=estimate_usd,
@@ -186,6 +187,7 @@ class Runner:
             key_ref=backend.key_ref,
             batch_id=batch_id,
             created_at=self._clock(),
+            parent_id=parent_id,
         )
         self._backends[backend.key_ref] = backend
         self._requests[job.job_id] = request

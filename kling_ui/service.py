@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .chains import Chains, Continuation, chain_path
 from .client import AIMLClient
 from .config import Settings
 from .history import Job, Ledger
@@ -148,6 +149,7 @@ class GenerationService:
         self.runner = Runner(
             settings, self.ledger, backend_for_ref=self._backend_for_ref, clock=clock
         )
+        self.chains = Chains(self.ledger, settings.data_dir)
         self._books: dict[str, PriceBook] = {}  # API address -> its price book
         self._budget_lock = threading.Lock()  # a budget's check and the job's row: one step
         self._balances: dict[str, tuple[float, float | None]] = {}  # key_ref -> (when, USD)
@@ -179,7 +181,9 @@ class GenerationService:
             if job.video_path:
                 Path(job.video_path).unlink(missing_ok=True)
                 poster_path(Path(job.video_path)).unlink(missing_ok=True)
+                chain_path(Path(job.video_path)).unlink(missing_ok=True)
             self._input_path(job.job_id).unlink(missing_ok=True)
+            (self.chains.frames / f"{job.job_id}-last.jpg").unlink(missing_ok=True)
             self.ledger.forget(job.job_id)
             gone += 1
         if gone:
@@ -350,11 +354,13 @@ class GenerationService:
         *,
         fit: str = "reject",
         owner: str = "",
+        parent_id: str | None = None,
     ) -> Iterator[Progress]:
         """Check everything, hand the job to the runner, then watch it to its end.
 
         ``owner`` names who asks ("browser:..." or "address:..."; see ``visitor``): the job is
-        theirs, and counts against their share.
+        theirs, and counts against their share. ``parent_id``: the finished job it continues
+        (its last frame is ``image``); its last update carries the whole chain's video.
 
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
@@ -363,6 +369,7 @@ class GenerationService:
             raise errors.InputError(NO_IMAGE)
         # The text fields are checked before the image work starts.
         fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
+        parent = self._parent(parent_id, owner, api_key)
         backend = self.backend_for(api_key)
         self._check_room(owner, 1)
         price = self._book(backend).estimate(fields[2], fields[3]).usd
@@ -372,7 +379,7 @@ class GenerationService:
             self._check_budget(backend, owner, price, 1)
             job = self.runner.add(
                 GenerationRequest(prepared.data_uri, *fields), backend, owner=owner,
-                estimate_usd=price,
+                estimate_usd=price, parent_id=parent.job_id if parent else None,
             )  # fmt: skip
         self._keep_input(prepared.data_uri, [job.job_id])
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
@@ -404,6 +411,47 @@ class GenerationService:
         planned = [Planned(uri, fields, {"take": n}) for n in range(1, count + 1)]
         return self.queue_many(planned, backend, owner=owner)
 
+    # --- chains: continuing a video from its last frame ------------------------------------
+
+    def continue_from(
+        self, any_id: str, owner: str = "", api_key: str | None = None
+    ) -> Continuation:
+        """What "Continue" starts from: the last frame of a finished video this caller may
+        see (``may_open``), and its chain so far; ``KlingUIError`` in words if it can't."""
+        job = self.entry(check_generation_id(any_id))
+        if job is None or not self.may_open(job, owner, api_key):
+            raise errors.NotFoundError("No video with that id is in this app's history.")
+        return self.chains.continuation(job)
+
+    def extend(
+        self,
+        any_id: str,
+        prompt: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        api_key: str | None = None,
+        *,
+        owner: str = "",
+    ) -> Iterator[Progress]:
+        """A new part for the chain ending at ``any_id``, from its last frame; watched like
+        ``generate``, its last update carrying the whole chain's video."""
+        check_text_fields(prompt, negative_prompt, duration, generate_audio)
+        start = self.continue_from(any_id, owner, api_key)
+        yield from self.generate(
+            str(start.frame), prompt, negative_prompt, duration, generate_audio, api_key,
+            owner=owner, parent_id=start.parent.job_id,
+        )  # fmt: skip
+
+    def _parent(self, parent_id: str | None, owner: str, api_key: str | None) -> Job | None:
+        if not parent_id:
+            return None
+        parent = self.entry(parent_id)
+        if parent is not None and not self.may_open(parent, owner, api_key):
+            parent = None
+        self.chains.check_parent(parent)
+        return parent
+
     def follow(self, job_id: str, *, submitted_note: str = "") -> Iterator[Progress]:
         """The job as it changes, until it ends or ``watch_deadline`` passes."""
         last = None
@@ -424,11 +472,17 @@ class GenerationService:
         phase = job.reason if job.state == "not_created" and job.reason else None
         phase = phase or ("paused" if self.runner.paused(job.job_id) else STATE_PHASE[job.state])
         video = Path(job.video_path) if job.video_path else None
+        url = self.video_url(job) if video and video.exists() else None
+        message = job.message
+        chain = self.chains.video(job) if job.parent_id else None
+        if chain is not None:  # a continuation: the page and programs get the whole chain
+            video, url = chain, self.chain_url(job)
+            message = f"{message} The whole chain ({len(self.chains.parts(job))} parts) is ready."
         confirmed = not self.runner.unconfirmed(job.job_id)
         return Progress(
             generation_id=job.shown_id if confirmed else "",
             phase=phase,
-            message=job.message,
+            message=message,
             elapsed=elapsed,
             queued_for=queued,
             generating_for=generating,
@@ -437,7 +491,7 @@ class GenerationService:
             simulated=job.backend == DEMO,
             job_id=job.job_id,
             recovered=job.recovered,
-            video_url=self.video_url(job) if video and video.exists() else None,
+            video_url=url,
             estimate_usd=job.estimate_usd,
             charged_usd=job.charged_usd if job.charged_usd is not None else _unpaid(job),
         )
@@ -542,6 +596,10 @@ class GenerationService:
         """The video's address on this server: 128 random bits, no path of the server's."""
         return f"{MEDIA_PREFIX}{self._video_token(job)}.mp4"
 
+    def chain_url(self, job: Job) -> str:
+        """The address of the whole chain ending at this job (the video's, ``.chain.mp4``)."""
+        return f"{MEDIA_PREFIX}{self._video_token(job)}.chain.mp4"
+
     def poster_url(self, job: Job) -> str | None:
         """The address of a finished video's poster frame (the video's, ending ``.jpg``);
         None when the job has no video on disk, or its video gives no picture.
@@ -575,11 +633,15 @@ class GenerationService:
         """The file behind ``/media/<name>`` (``<token>.mp4``, the video, or ``<token>.jpg``,
         its poster) and the name to save it as; None if none."""
         token, dot, suffix = name.partition(".")
-        if not dot or suffix not in ("mp4", "jpg") or not MEDIA_TOKEN.fullmatch(token):
+        kinds = ("mp4", "jpg", "chain.mp4")
+        if not dot or suffix not in kinds or not MEDIA_TOKEN.fullmatch(token):
             return None
         job = self.ledger.by_video_token(token)
         if job is None or not job.video_path or not Path(job.video_path).is_file():
             return None
+        if suffix == "chain.mp4":
+            path = self.chains.video(job)
+            return (path, path.name) if path is not None else None
         path = Path(job.video_path) if suffix == "mp4" else poster_path(Path(job.video_path))
         return (path, path.name) if path.is_file() else None
 

@@ -55,6 +55,7 @@ import json
 import logging
 import re
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -66,6 +67,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from . import media
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +285,16 @@ class _LogEntry:
     visible_at: float  # created + the log lag in force then
 
 
+def _data_uri_bytes(value: object) -> bytes | None:
+    """The bytes of a ``data:...;base64,`` image; None for a link or anything else."""
+    if not isinstance(value, str) or not value.startswith("data:") or "," not in value:
+        return None
+    try:
+        return base64.b64decode(value.split(",", 1)[1], validate=True)
+    except ValueError:
+        return None
+
+
 def _ftyp_header() -> bytes:
     # A minimal ISO-BMFF ftyp box, so a synthetic file looks like an MP4 to a client.
     return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -307,6 +320,7 @@ class Simulator:
         control_token: str | None = None,
         scope_jobs_to_keys: bool = True,
         balance: float = DEFAULT_BALANCE,
+        clips: str = "sample",
     ) -> None:
         # As the vendor: a job is shown only to the key that made it (demo mode turns this off:
         # its key is made anew each start, and its jobs outlive that).
@@ -350,6 +364,19 @@ class Simulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._secret = uuid.uuid4().hex
+        # What a completed job's video is: the sample clip, or ("zoom") a clip made from the
+        # job's own image whose last frame is known (media.zoom_clip), kept in ``clip_dir``.
+        if clips not in ("sample", "zoom"):
+            raise ValueError(f"unknown clips {clips!r}")
+        self.clips = clips
+        self.images: dict[str, bytes] = {}  # generation id -> the image its create sent
+        self._temp_clips = None
+        if self.state_path:
+            self.clip_dir = self.state_path.parent / "demo-clips"
+        else:
+            self._temp_clips = tempfile.TemporaryDirectory(prefix="kling-sim-clips-")
+            self.clip_dir = Path(self._temp_clips.name)
+        self._clip_lock = threading.Lock()
         self._load_state()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -644,6 +671,7 @@ class Simulator:
         client_request_id: str | None = None,
         request_id: str | None = None,
         generate_audio: bool = True,
+        image: bytes | None = None,
     ) -> dict[str, Any] | None:
         """Start a job with the next scripted outcome and the current schedule, priced by the
         catalogue in force, log it under ``key`` (with ``client_request_id`` if valid, else
@@ -667,6 +695,10 @@ class Simulator:
                 generate_audio=generate_audio,
                 credits=_price_credits(self._pricing, duration, generate_audio),
             )
+            if image is not None and self.clips == "zoom":
+                self.clip_dir.mkdir(parents=True, exist_ok=True)
+                (self.clip_dir / f"{job.token}.img").write_bytes(image)
+                self.images[job.id] = image
             self.jobs[job.id] = job
             self._unsettled.add(job.id)
             client_id = _valid_client_request_id(client_request_id)
@@ -731,11 +763,33 @@ class Simulator:
             and signature == self._signature(token, expires)
         )
 
-    def video_size(self) -> int:
-        """The size in bytes of the clip every completed job serves."""
-        return self.video_bytes if self.video_bytes else self.video_path.stat().st_size
+    def video_size(self, token: str = "") -> int:
+        """The size in bytes of the clip a completed job (by its link's token) serves."""
+        if self.video_bytes:
+            return self.video_bytes
+        return self.clip_path(token).stat().st_size
 
-    def video_chunks(self, start: int, stop: int) -> Iterator[bytes]:
+    def clip_path(self, token: str = "") -> Path:
+        """The file of a job's clip: its own zoom clip (made on first ask) when ``clips`` is
+        "zoom" and its create sent an image, else the sample."""
+        image = self.clip_dir / f"{token}.img" if token else None
+        if self.clips != "zoom" or image is None or not image.exists():
+            return self.video_path
+        clip = self.clip_dir / f"{token}.mp4"
+        with self._clip_lock:
+            if not clip.exists():
+                job = next((j for j in self.jobs.values() if j.token == token), None)
+                seconds = job.duration if job else 5
+                audio = job.generate_audio if job else True
+                tone = 220 + int(token[:2], 16) * 2  # each job's sound its own
+                media.zoom_clip(image.read_bytes(), seconds, clip, audio=audio, tone_hz=tone)
+        return clip
+
+    def image_of(self, generation_id: str) -> bytes | None:
+        """The image bytes the create of this job sent (a data URI's), if any."""
+        return self.images.get(generation_id)
+
+    def video_chunks(self, start: int, stop: int, token: str = "") -> Iterator[bytes]:
         """The clip's bytes ``start`` to ``stop`` (exclusive), in chunks of at most 256 KiB."""
         if self.video_bytes:
             header = _ftyp_header()
@@ -749,7 +803,7 @@ class Simulator:
                 yield chunk
                 pos += len(chunk)
             return
-        with open(self.video_path, "rb") as f:
+        with open(self.clip_path(token), "rb") as f:
             f.seek(start)
             remaining = stop - start
             while remaining > 0:
@@ -1265,6 +1319,7 @@ class _Handler(BaseHTTPRequestHandler):
             client_request_id=client_id,
             request_id=request_id,
             generate_audio=body.get("generate_audio", True),  # the vendor's default
+            image=_data_uri_bytes(body.get("image_url")),
         )
         if view is None:
             message = "Too Many Requests: too many generations running for this key"
@@ -1399,7 +1454,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = sim.next_download_fault()  # a refused link does not use up a fault
         if fault is not None:
             return self._download_fault(fault)
-        size = sim.video_size()
+        size = sim.video_size(token)
         start, end = 0, size - 1
         status = 200
         rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
@@ -1424,12 +1479,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         try:
-            self._stream(start, end + 1)
+            self._stream(start, end + 1, token)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _stream(self, start: int, stop: int) -> None:
-        for chunk in self.sim.video_chunks(start, stop):
+    def _stream(self, start: int, stop: int, token: str = "") -> None:
+        for chunk in self.sim.video_chunks(start, stop, token):
             self.wfile.write(chunk)
 
     def _download_fault(self, fault: DownloadFault) -> None:
@@ -1521,6 +1576,7 @@ class DemoSimulator:
                     state_path=self._state_path,
                     control_token=uuid.uuid4().hex,
                     scope_jobs_to_keys=False,
+                    clips="zoom",  # the demo's videos move the visitor's own image
                 ).start()
                 log.info("demo mode: simulator listening on %s", self._sim.url)
             return self._sim.url
@@ -1539,10 +1595,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queued", type=float, default=2.0, help="seconds a job stays queued")
     parser.add_argument("--generating", type=float, default=8.0, help="seconds it generates")
     parser.add_argument("--key", help="accept only this API key (default: any non-empty key)")
+    parser.add_argument(
+        "--clips", choices=("sample", "zoom"), default="sample",
+        help="a finished job's video: the sample clip, or a zoom into the job's own image",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sim = Simulator(
-        args.host, args.port, api_key=args.key, schedule=Schedule(args.queued, args.generating)
-    ).start()
+        args.host, args.port, api_key=args.key, schedule=Schedule(args.queued, args.generating),
+        clips=args.clips,
+    ).start()  # fmt: skip
     print(f"AIML API simulator on {sim.url} (Ctrl-C to stop)", flush=True)
     try:
         while True:

@@ -47,14 +47,14 @@ def call(app, tool: str, arguments: dict, *, key: str | None = None, progress=No
     async def go():
         headers = {"X-AIMLAPI-Key": key} if key else {}
         http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30, read=120))
-        async with http, streamable_http_client(app.url.rstrip("/") + "/gradio_api/mcp/", http_client=http) as (
-            read,
-            write,
-            _,
+        url = app.url.rstrip("/") + "/gradio_api/mcp/"
+        async with (
+            http,
+            streamable_http_client(url, http_client=http) as (read, write, _),
+            ClientSession(read, write) as session,
         ):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return await session.call_tool(tool, arguments, progress_callback=progress)
+            await session.initialize()
+            return await session.call_tool(tool, arguments, progress_callback=progress)
 
     result = asyncio.run(go())
     texts = [c.text for c in result.content if c.type == "text"]
@@ -63,16 +63,22 @@ def call(app, tool: str, arguments: dict, *, key: str | None = None, progress=No
 
 
 def list_tools(url: str, transport: str = "http"):
+    base = url.rstrip("/") + "/gradio_api/mcp/"
+
     async def go():
         if transport == "sse":
-            async with sse_client(url.rstrip("/") + "/gradio_api/mcp/sse") as (read, write):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    return (await session.list_tools()).tools
-        async with streamable_http_client(url.rstrip("/") + "/gradio_api/mcp/") as (read, write, _):
-            async with ClientSession(read, write) as session:
+            async with (
+                sse_client(base + "sse") as (read, write),
+                ClientSession(read, write) as session,
+            ):
                 await session.initialize()
                 return (await session.list_tools()).tools
+        async with (
+            streamable_http_client(base) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return (await session.list_tools()).tools
 
     return asyncio.run(go())
 

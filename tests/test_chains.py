@@ -1,0 +1,214 @@
+"""Longer videos: continuing a finished video from its last frame, and the chain stitched
+into one MP4. Through the service, the runner and the real client against the simulator's
+zoom clips (each clip's last frame is known), and ``media.stitch`` on its own for both of
+its ways: packets copied, or everything encoded again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+from kling_ui import errors, media
+from kling_ui.chains import LONG_CHAIN_S, Continuation
+from kling_ui.config import Settings
+from kling_ui.history import Job
+from kling_ui.service import GenerationService
+from kling_ui.simulator import Schedule, Simulator
+
+KEY = "sk-chain-test-2b7e"
+FRAME = 1 / 24
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator(schedule=Schedule(0.2, 0.4), clips="zoom") as simulator:
+        yield simulator
+
+
+def make_service(sim, data_dir: Path) -> GenerationService:
+    settings = Settings(api_key=KEY, base_url=sim.url, data_dir=data_dir, poll_interval=0.1)
+    return GenerationService(settings)
+
+
+@pytest.fixture
+def service(sim, tmp_path):
+    svc = make_service(sim, tmp_path / "data")
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory) -> str:
+    """A picture whose middle differs from its whole: quarters of four colours, a ring."""
+    image = Image.new("RGB", (960, 540), (20, 40, 200))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 480, 270), fill=(230, 40, 40))
+    draw.rectangle((480, 270, 960, 540), fill=(40, 200, 60))
+    draw.ellipse((330, 120, 630, 420), outline=(255, 255, 255), width=40)
+    path = tmp_path_factory.mktemp("chain") / "quarters.jpg"
+    image.save(path, quality=95)
+    return str(path)
+
+
+def finish(updates) -> object:
+    last = list(updates)[-1]
+    assert last.phase == "completed", last
+    return last
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """The mean difference of two pictures per channel, 0-255 (b scaled to a's size)."""
+    b = b.convert("RGB").resize(a.size)
+    return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b)).mean) / 3
+
+
+def sound_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        return float(audio.duration * audio.time_base)
+
+
+def frames_in(path: Path) -> int:
+    """The frames a player shows: a frame on screen for under half a frame's time (the
+    repeated first frame of a later part, kept for decoding) is not counted."""
+    with av.open(str(path)) as container:
+        times = [f.time for f in container.decode(video=0)]
+    ends = times[1:] + [media.video_seconds(path)]
+    return sum(1 for start, end in zip(times, ends, strict=True) if end - start > FRAME / 2)
+
+
+def test_a_continuation_is_sent_the_last_frame(service, sim, picture):
+    first = finish(service.generate(picture, "Zoom in.", duration=5))
+    start = service.continue_from(first.generation_id)
+    clip_end = media.last_frame(first.video_path)
+    clip_start = media._first_frame(first.video_path)
+    assert difference(clip_end, clip_start) > 12  # the last frame is not the first
+    assert difference(clip_end, Image.open(start.frame)) < 4
+    second = finish(service.generate(
+        str(start.frame), "Zoom further.", parent_id=start.parent.job_id
+    ))  # fmt: skip
+    sent = Image.open(__import__("io").BytesIO(sim.image_of(second.generation_id)))
+    assert difference(clip_end, sent) < 6  # the create carried the last frame (JPEG twice)
+    assert difference(clip_start, sent) > 12
+
+
+def test_the_chain_is_one_video_the_length_of_its_parts(service, picture):
+    a = finish(service.generate(picture, "Part one.", duration=5))
+    b = finish(service.extend(a.generation_id, "Part two.", duration=10))
+    c = finish(service.extend(b.generation_id, "Part three.", duration=5))
+    assert c.video_path.name.endswith("-chain.mp4") and c.video_url.endswith(".chain.mp4")
+    assert "3 parts" in c.message
+    seconds = media.video_seconds(c.video_path)
+    assert seconds == pytest.approx(20 - 2 * FRAME, abs=FRAME)
+    assert frames_in(c.video_path) == 20 * 24 - 2
+    assert abs(sound_seconds(c.video_path) - seconds) < 0.05
+    job = service.entry(c.generation_id)
+    prompts = [p.prompt for p in service.chains.parts(job)]
+    assert prompts == ["Part one.", "Part two.", "Part three."]
+    found = service.media_file(c.video_url.removeprefix("/media/"))
+    assert found is not None and found[0] == c.video_path
+
+
+def test_a_chain_survives_a_restart_and_is_stitched_again(sim, tmp_path, picture):
+    data = tmp_path / "data"
+    service = make_service(sim, data)
+    try:
+        a = finish(service.generate(picture, "One.", duration=5))
+        b = finish(service.extend(a.generation_id, "Two.", duration=5))
+        c = finish(service.extend(b.generation_id, "Three.", duration=5))
+    finally:
+        service.close()
+    c.video_path.unlink()  # the stitched file is gone: the ledger knows the chain
+    again = make_service(sim, data)
+    try:
+        job = again.entry(c.generation_id)
+        update = again.progress(job)
+    finally:
+        again.close()
+    assert update.video_path is not None and update.video_path.is_file()
+    assert media.video_seconds(update.video_path) == pytest.approx(15 - 2 * FRAME, abs=FRAME)
+
+
+def test_what_cannot_be_continued_is_said_in_words(service, sim, picture):
+    sim.script_outcome("error")
+    failed = list(service.generate(picture, "Fails.", duration=5))[-1]
+    with pytest.raises(errors.InputError, match="failed"):
+        service.continue_from(failed.generation_id)
+    sim.script_outcome("never")
+    running = service.generate(picture, "Never ends.", duration=5)
+    gid = next(u.generation_id for u in running if u.generation_id.count("-") >= 4)
+    with pytest.raises(errors.InputError, match="hasn't finished"):
+        service.continue_from(gid)
+    done = finish(service.generate(picture, "Gone.", duration=5))
+    Path(service.entry(done.generation_id).video_path).unlink()
+    with pytest.raises(errors.InputError, match="no longer kept"):
+        service.continue_from(done.generation_id)
+    with pytest.raises(errors.NotFoundError):
+        service.continue_from("27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
+    before = sim.creates
+    with pytest.raises(errors.InputError):  # a parent that can't be continued: nothing sent
+        list(service.generate(picture, "No.", parent_id=service.entry(gid).job_id))
+    assert sim.creates == before
+
+
+def test_past_three_minutes_is_a_warning_not_a_refusal():
+    def part(n: int) -> Job:
+        return Job(f"kui-{n}", None, None, 0, 0, "live", "", "p", "", 10, True, "done")
+
+    parts = [part(n) for n in range(LONG_CHAIN_S // 10)]
+    start = Continuation(parts[-1], Path("frame.jpg"), parts)
+    assert "pass 3 minutes" in start.words(10)
+    assert "pass" not in Continuation(parts[0], Path("f.jpg"), parts[:2]).words(10)
+
+
+# --- media.stitch on its own ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, picture):
+    """Zoom clips as the simulator makes them: two alike, one of another size, one silent."""
+    folder = tmp_path_factory.mktemp("clips")
+    data = Path(picture).read_bytes()
+    wide = folder / "wide.jpg"
+    Image.open(picture).resize((960, 400)).save(wide)
+    return {
+        "a": media.zoom_clip(data, 5, folder / "a.mp4"),
+        "b": media.zoom_clip(data, 10, folder / "b.mp4", tone_hz=660),
+        "wide": media.zoom_clip(wide.read_bytes(), 5, folder / "wide.mp4"),
+        "silent": media.zoom_clip(data, 5, folder / "silent.mp4", audio=False),
+    }
+
+
+def test_stitching_alike_parts_copies_the_packets(clips, tmp_path):
+    parts = [clips["a"], clips["b"], clips["a"]]
+    done = media.stitch(parts, tmp_path / "copy.mp4")
+    assert done.method == "copy"
+    assert done.seconds == pytest.approx(20 - 2 * FRAME, abs=FRAME)
+    assert frames_in(done.path) == 20 * 24 - 2
+    assert abs(sound_seconds(done.path) - done.seconds) < 0.05
+    # The join shows the second part's second frame right after the first part's last.
+    with av.open(str(done.path)) as container:
+        times = [f.time for f in container.decode(video=0)]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+
+
+def test_stitching_unlike_parts_encodes_them_again(clips, tmp_path):
+    done = media.stitch([clips["a"], clips["wide"], clips["silent"]], tmp_path / "enc.mp4")
+    assert done.method == "encode"
+    assert done.seconds == pytest.approx(15 - 2 * FRAME, abs=FRAME)
+    with av.open(str(done.path)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 360)
+    assert abs(sound_seconds(done.path) - done.seconds) < 0.05  # silence for the silent part
+
+
+def test_a_part_that_is_not_a_video_is_refused(clips, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(1000))
+    with pytest.raises(ValueError):
+        media.stitch([clips["a"], junk], tmp_path / "no.mp4")
+    assert not (tmp_path / "no.mp4").exists()
+    assert media.last_frame(junk) is None
