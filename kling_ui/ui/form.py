@@ -85,6 +85,9 @@ class Form:
     copy: dict[str, Any]  # "curl" / "python" -> its button
     code: Any  # the code box, hidden until filled
     code_note: Any
+    parent: Any  # gr.State: the job the next Generate continues ("" for none)
+    continuing: Any  # what is being continued, shown while it is
+    uncontinue: Any  # "Start a new video instead"
 
 
 def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
@@ -100,6 +103,10 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         elem_id="image",
     )
     image_note = gr.Markdown(elem_id="image-note")
+    continuing = gr.Markdown(visible=False, elem_id="continuing")
+    uncontinue = gr.Button(
+        "Start a new video instead", size="sm", visible=False, elem_id="stop-continuing"
+    )
     prompt = gr.Textbox(
         label="Prompt",
         lines=2,
@@ -143,7 +150,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         code = code_box("form")
     return Form(
         image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
-        generate, stop, busy, price, copy, code, code_note,
+        generate, stop, busy, price, copy, code, code_note, gr.State(""), continuing, uncontinue,
     )  # fmt: skip
 
 

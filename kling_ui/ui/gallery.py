@@ -75,6 +75,8 @@ class GalleryPanel:
     resume: Any
     copy: dict[str, Any]  # "curl" / "python" -> its button (the picked video's request)
     code: Any  # the code box, hidden until filled (the words go to ``note``)
+    cont: Any  # "Continue": the picked video's next part, from its last frame
+    chain: Any  # the picked video's chain: its parts, length and price, and downloads
 
 
 def gallery_section() -> GalleryPanel:
@@ -99,9 +101,11 @@ def gallery_section() -> GalleryPanel:
         )
         with gr.Row():
             remix = gr.Button("Remix: put its image and settings in the form", elem_id="remix")
+            cont = gr.Button("Continue from its last frame", elem_id="continue")
             forget = gr.Button("Remove from history", elem_id="forget")
             copy = copy_buttons("gallery")
         note = gr.Markdown(elem_id="gallery-note")
+        chain = gr.Markdown(elem_id="chain-view")
         code = code_box("gallery")
         with gr.Row():
             resume_id = gr.Textbox(
@@ -113,5 +117,5 @@ def gallery_section() -> GalleryPanel:
             resume = gr.Button("Resume", elem_id="resume", scale=1)
     return GalleryPanel(
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
-        code,
+        code, cont, chain,
     )  # fmt: skip

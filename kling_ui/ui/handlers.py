@@ -36,7 +36,7 @@ from . import gallery
 from .card import card_from_status, render_card
 from .form import COPY_BUTTONS
 from .parts import MediaLink
-from .words import render_error, render_status
+from .words import history_cost, render_error, render_status
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,11 @@ class Handlers:
         api_key: str,
         fit: str = "reject",
         owner_token: str = "",
+        parent_id: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[Step]:
-        """Turn an image into a video. Streams (generation id, status text, video, card)."""
+        """Turn an image into a video. Streams (generation id, status text, video, card).
+        ``parent_id``: the job this one continues (Continue), whose chain it ends."""
         gid, typical = "", None
         visitor, root = self._visitor(owner_token, request), _root(request)
         try:
@@ -177,7 +179,7 @@ class Handlers:
                     return
                 for update in self.service.generate(
                     image, prompt, negative_prompt, duration, generate_audio, api_key,
-                    fit=fit or "reject", owner=visitor,
+                    fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
                 ):  # fmt: skip
                     gid = update.generation_id
                     if typical is None:
@@ -205,7 +207,7 @@ class Handlers:
         id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
         for step in self.generate_page(
             image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
-            owner_token, request,
+            owner_token, "", request,
         ):  # fmt: skip
             yield step[:3]
 
@@ -591,11 +593,7 @@ class Handlers:
             return (gr.skip(),) * 5 + (note,)
         image = kept.get("image")
         if image is not None:
-            # A copy in Gradio's upload folder: the image field takes it like an upload.
-            folder = Path(get_upload_folder()) / secrets.token_hex(16)
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            image = shutil.copyfile(image, folder / "remix.jpg")
-            os.chmod(image, 0o600)
+            image = _upload_copy(image, "remix.jpg")
             note = (
                 "Remixed: that job's image, prompt, length, audio and negative prompt (under "
                 "More settings) are in the form. Change what you like, then Generate."
@@ -610,6 +608,72 @@ class Handlers:
             image, kept["prompt"], kept["negative_prompt"], kept["duration"],
             kept["generate_audio"], note,
         )  # fmt: skip
+
+    # --- longer videos: continue, and the chain -----------------------------------------
+
+    def continue_video(
+        self, gid: str | None, duration: int = 5, owner_token: str = ""
+    ) -> tuple[Any, str, Any, Any]:
+        """A finished video's last frame into the form's image, to be continued by the next
+        Generate: (the image, the job it continues, the words shown, the "start a new video"
+        button). What can't be continued is said, and the form is left as it was."""
+        visitor = self.service.visitor(owner_token, None)
+        try:
+            start = self.service.continue_from(gid or "", visitor) if gid else None
+        except errors.KlingUIError as exc:
+            said = gr.update(value=f"⚠ {exc.user_message}", visible=True)
+            return gr.skip(), gr.skip(), said, gr.skip()
+        if start is None:
+            words = "Pick a finished video first (in the gallery, or the one just made)."
+            return gr.skip(), gr.skip(), gr.update(value=words, visible=True), gr.skip()
+        image = _upload_copy(start.frame, "last-frame.jpg")
+        note = gr.update(value=start.words(_seconds(duration)), visible=True)
+        return image, start.parent.job_id, note, gr.update(visible=True)
+
+    def continued(self, gid: str | None, parent_id: str) -> tuple[Any, Any, Any]:
+        """After a Generate: once the new part is made (it continues ``parent_id``), the
+        form continues nothing more (its Continue goes on from the new part); a part that
+        was never sent leaves the form as it was, to try again."""
+        job = self.service.entry(gid or "") if gid and parent_id else None
+        if job is None or job.parent_id != parent_id:
+            return gr.skip(), gr.skip(), gr.skip()
+        return self.stop_continuing()
+
+    def stop_continuing(self) -> tuple[str, Any, Any]:
+        """A new image, or "Start a new video instead": the next Generate continues nothing."""
+        return "", gr.update(value="", visible=False), gr.update(visible=False)
+
+    def chain_view(
+        self,
+        gid: str | None,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
+        """The picked video's chain, when it is one: its parts in order (each its length,
+        price and own download), the whole length and price, and the whole video's download."""
+        job = self._own(gid, owner_token)
+        if job is None:
+            return ""
+        parts = self.service.chains.parts(job)
+        if len(parts) < 2:
+            return ""
+        root = _root(request)
+        lines = []
+        for n, part in enumerate(parts, 1):
+            link = ""
+            if part.state == "done" and part.video_path and Path(part.video_path).is_file():
+                link = f" · [download part]({root}{self.service.video_url(part)})"
+            cost = history_cost(part)
+            lines.append(f"{n}. {_md(part.prompt)} · {part.duration} s · {cost}{link}")
+        costs = [p.cost_usd for p in parts]
+        known = None not in costs
+        total = dollars(sum(c for c in costs if c is not None)) if known else "price not known yet"
+        whole = ""
+        if self.service.chains.video(job) is not None:
+            whole = f" · [download the whole video]({root}{self.service.chain_url(job)})"
+        seconds = sum(p.duration for p in parts)
+        head = f"**A chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
+        return "\n".join([head, "", *lines])
 
     # --- copy as code -------------------------------------------------------------------
 
@@ -671,6 +735,33 @@ class Handlers:
         n = len(prompt or "")
         over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _upload_copy(source: Path, name: str) -> str:
+    """A private copy of a kept file in Gradio's upload folder: the image field takes it
+    like an upload (Remix, Continue)."""
+    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    copy = shutil.copyfile(source, folder / name)
+    os.chmod(copy, 0o600)
+    return str(copy)
+
+
+def _seconds(duration: Any) -> int:
+    try:
+        return int(duration)
+    except (TypeError, ValueError):
+        return 5
+
+
+def _md(text: str) -> str:
+    """A person's words, safe in Markdown: short, every markup character escaped (no link,
+    no tag, no emphasis can come of them)."""
+    short = " ".join((text or "").split())[:80] or "(no prompt)"
+    return short.translate(_MD_ESCAPES)
+
+
+_MD_ESCAPES = {ord(c): "\\" + c for c in "\\`*_{}[]()#+-.!|<>&~"}
 
 
 def _code(kind: str, code: str) -> Any:

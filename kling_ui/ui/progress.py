@@ -30,6 +30,7 @@ class JobPanel:
     status: Any
     video: Any
     card: Any
+    cont: Any  # "Continue this video": the next part from its last frame
 
     @property
     def outputs(self) -> list[Any]:
@@ -47,6 +48,9 @@ def job_section() -> JobPanel:
     video = LocalMP4Video(
         label="Video", autoplay=True, interactive=False, buttons=["download"], elem_id="video"
     )
+    cont = gr.Button(
+        "Continue this video from its last frame", size="sm", elem_id="continue-current"
+    )
     gen_id = gr.Textbox(label="Generation id", visible="hidden", elem_id="generation-id")
     status = gr.Textbox(label="Status", visible="hidden", elem_id="status")
-    return JobPanel(gen_id, status, video, card)
+    return JobPanel(gen_id, status, video, card, cont)

@@ -52,6 +52,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     _wire_jobs(handlers, page)
     _wire_history(handlers, page)
     _wire_form(handlers, page.form)
+    _wire_continue(handlers, page)
     _wire_code(handlers, page)
     _wire_batch(handlers, page.form, page.batch, page.owner)
     _wire_notices(page)
@@ -110,7 +111,7 @@ FOCUS_CARD_JS = """() => {
   if (card) { card.setAttribute("tabindex", "-1"); card.focus({preventScroll: false}); }
 }"""
 FOCUS_PROMPT_JS = """(note) => {
-  if (!(note || "").startsWith("Remixed")) return;
+  if (!/^(Remixed|Continuing)/.test(note || "")) return;
   const box = document.querySelector("#prompt textarea");
   if (box) { box.scrollIntoView({block: "center"}); box.focus(); }
 }"""
@@ -140,7 +141,7 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     fit_state = gr.State("reject")
     form.fit.change(lambda f: f, form.fit, fit_state, **_QUIET)
     inputs = [form.image, form.prompt, form.negative, form.duration, form.audio, form.api_key,
-              fit_state, owner]  # fmt: skip
+              fit_state, owner, form.parent]  # fmt: skip
     _wire_api(handlers, page, fit_state)
 
     # Starting a job: the start buttons go off until it ends, so a second click can't be
@@ -157,13 +158,19 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
         **_QUIET,
     ).then(handlers.resume_page, [videos.resume_id, form.api_key, owner], job.outputs, **_JOB)
     running = [gen_event, resume_event]
+    # A continuation made: the form continues nothing more (Continue goes on from it).
+    gen_event.then(
+        handlers.continued, [job.gen_id, form.parent], [form.parent, form.continuing,
+        form.uncontinue], **_QUIET,
+    )  # fmt: skip
     # A tile clicked: its video plays, or its job is watched. While this tab watches a job
     # (one at a time, as for Generate), the click is refused in words: Stop watching first.
-    open_event = (
-        videos.gallery.select(handlers.pick, [videos.ids, busy], videos.picked, **_QUIET)
-        .success(watching, None, controls, queue=False, **_QUIET)
-        .then(handlers.open_selected, [videos.picked, form.api_key, owner], job.outputs, **_JOB)
+    picked = videos.gallery.select(handlers.pick, [videos.ids, busy], videos.picked, **_QUIET)
+    open_event = picked.success(watching, None, controls, queue=False, **_QUIET).then(
+        handlers.open_selected, [videos.picked, form.api_key, owner], job.outputs, **_JOB
     )
+    # The chain a video is the end of: the job shown's after each change, a tile's on a click.
+    picked.success(handlers.chain_view, [videos.picked, owner], videos.chain, **_QUIET)
     running.append(open_event)
     for event in running:
         event.then(idle, None, controls, queue=False, **_QUIET)
@@ -219,7 +226,7 @@ def _wire_history(handlers: Handlers, page: Page) -> None:
         views,
         trigger_mode="always_last",
         **_QUIET,
-    )
+    ).then(handlers.chain_view, [job.gen_id, owner.session], videos.chain, **_QUIET)
     videos.filter.change(
         handlers.filter,
         [videos.filter, page.history, page.tz, videos.picked, owner.session],
@@ -249,6 +256,21 @@ def _wire_history(handlers: Handlers, page: Page) -> None:
         js=READ_IDS_JS,
         **_PRIVATE,
     )
+
+
+def _wire_continue(handlers: Handlers, page: Page) -> None:
+    """Continue (the current video, or the one picked in the gallery): its last frame in the
+    form's image, the next Generate continuing it; a new image or "Start a new video
+    instead" ends that. (The picked video's chain, under the gallery: ``_wire_history``.)"""
+    form, job, videos, owner = page.form, page.job, page.videos, page.owner.session
+    shown = [form.image, form.parent, form.continuing, form.uncontinue]
+    for button, source in ((job.cont, job.gen_id), (videos.cont, videos.picked)):
+        button.click(handlers.continue_video, [source, form.duration, owner], shown, **_QUIET).then(
+            None, [form.continuing], None, js=FOCUS_PROMPT_JS, **_QUIET
+        )
+    ended = [form.parent, form.continuing, form.uncontinue]
+    for event in (form.uncontinue.click, form.image.upload, form.image.clear):
+        event(handlers.stop_continuing, None, ended, **_QUIET)
 
 
 def _wire_form(handlers: Handlers, form: Form) -> None:
