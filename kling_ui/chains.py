@@ -39,14 +39,19 @@ class Continuation:
     def seconds(self) -> int:
         return sum(p.duration for p in self.parts)
 
-    def words(self, next_duration: int = 5) -> str:
-        """What the person is told: what comes next, and a warning past 3 minutes."""
+    def words(self, next_duration: int = 5, *, page: bool = True) -> str:
+        """What the person is told: what is continued, what to do next on the ``page``,
+        and a warning past 3 minutes."""
         n = len(self.parts)
         text = (
             f"Continuing from the last frame of “{_short(self.parent.prompt)}” (the chain has "
-            f"{n} part{'s' if n > 1 else ''}, {self.seconds} s). Write what happens next and "
-            "press Generate: the new part is stitched to the chain when it is done."
+            f"{n} part{'s' if n > 1 else ''}, {self.seconds} s)."
         )
+        if page:
+            text += (
+                " Write what happens next and press Generate: the new part is stitched to the "
+                "chain when it is done."
+            )
         if self.seconds + next_duration > LONG_CHAIN_S:
             text += (
                 f" Note: the chain will pass {LONG_CHAIN_S // 60} minutes; each part starts "

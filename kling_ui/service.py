@@ -522,6 +522,8 @@ class GenerationService:
             raise errors.NotFoundError(NOT_KNOWN)
         if not job.final:
             self.runner.attach(job, self._key_to_bring(job, api_key))
+            if not self.runner.has_key(job.key_ref):  # else it would wait unseen for ever
+                raise errors.AuthenticationError(_no_key_here(job))
         return job
 
     def may_open(self, job: Job, owner: str, api_key: str | None) -> bool:
@@ -766,7 +768,7 @@ class GenerationService:
             for plan, quote in zip(planned, quotes, strict=True):
                 job = self.runner.add(
                     GenerationRequest(plan.data_uri, *plan.fields), backend, batch_id=batch_id,
-                    owner=owner, estimate_usd=quote.usd,
+                    owner=owner, estimate_usd=quote.usd, parent_id=plan.parent_id,
                 )  # fmt: skip
                 items.append({"job_id": job.job_id, **plan.about, "state": job.state})
         by_image: dict[str, list[str]] = {}
@@ -817,6 +819,16 @@ class GenerationService:
 SUBMITTED_REST = "Keep this id: the job can be resumed with it."
 
 
+def _no_key_here(job: Job) -> str:
+    """Why a job can't be run here: the key it was made with isn't known to this process."""
+    if job.backend == DEMO:
+        return "This job ran in demo mode, which is off here, so it can't be resumed here."
+    return (
+        "This job was made with this app's own API key (AIMLAPI_KEY), which isn't set here: "
+        "set it, then resume the job."
+    )
+
+
 def _utc_day_start(moment: float) -> float:
     """The start of ``moment``'s UTC day (budgets renew at midnight UTC)."""
     day = datetime.fromtimestamp(moment, timezone.utc).date()
@@ -859,6 +871,7 @@ class Planned:
     data_uri: str
     fields: tuple[str, str, int, bool]
     about: dict[str, Any]
+    parent_id: str | None = None  # the finished job this one continues (its last frame)
 
 
 def _check_size(total: int) -> None:

@@ -212,3 +212,41 @@ def test_a_part_that_is_not_a_video_is_refused(clips, tmp_path):
         media.stitch([clips["a"], junk], tmp_path / "no.mp4")
     assert not (tmp_path / "no.mp4").exists()
     assert media.last_frame(junk) is None
+
+
+# --- the API for programs: /extend ------------------------------------------------------
+
+
+def test_extend_for_programs_streams_to_the_whole_chain(client, live_app, photo):
+    """``/extend`` through gradio_client on the app launched as app.py launches it: the
+    next part of a finished video, its last update's video the chain (the simulator's sample
+    clip twice, less the repeated frame)."""
+    from apprunner import generate
+
+    first = generate(client, photo)[-1]
+    assert first[1].startswith("Status: completed")
+    job = client.submit(
+        generation_id=first[0], prompt="And then it rains.", negative_prompt="", duration=5,
+        generate_audio=True, api_key="", api_name="/extend",
+    )  # fmt: skip
+    job.result()
+    gid, status, video = job.outputs()[-1]
+    assert status.startswith("Status: completed"), status
+    assert gid != first[0]
+    url = video["url"] if isinstance(video, dict) else video
+    assert str(url).endswith(".chain.mp4")
+    path = live_app.service.entry(gid).video_path
+    chained = Path(path).with_name(Path(path).stem + "-chain.mp4")
+    assert media.video_seconds(chained) == pytest.approx(10 - FRAME, abs=FRAME)
+
+
+def test_extend_refuses_what_cannot_be_continued_in_words(client, live_app, photo):
+    sent = live_app.sim.creates
+    job = client.submit(
+        generation_id="27f25c85-e9db-44e9-909a-0c3ceb35cdd9", prompt="More.", negative_prompt="",
+        duration=5, generate_audio=True, api_key="", api_name="/extend",
+    )  # fmt: skip
+    job.result()
+    gid, status, video = job.outputs()[-1]
+    assert "No video with that id" in status and video is None
+    assert live_app.sim.creates == sent

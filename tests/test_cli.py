@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from kling_ui import media
 from kling_ui.config import settings_from_env
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Schedule, Simulator
@@ -304,3 +305,80 @@ def test_a_terminal_is_asked_before_spending(env, sim, photo, tmp_path, answer, 
     else:
         assert proc.returncode == 2 and "Nothing was sent." in err
         assert sim.creates == 0
+
+
+def test_extend_saves_the_whole_chain(env, sim, photo, tmp_path):
+    first = run(env, "generate", photo, "-p", "Part one.", "--out", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    gid = next(iter(sim.jobs))
+    more = run(env, "extend", gid[:8], "-p", "Part two.", "--out", str(tmp_path))
+    assert more.returncode == 0, more.stderr
+    assert "Continuing from the last frame" in more.stderr
+    chained = Path(more.stdout.strip())
+    assert chained.name.endswith("-chain.mp4")
+    assert media.video_seconds(chained) == pytest.approx(10 - 1 / 24, abs=1 / 24)
+    assert sim.creates == 2
+
+
+def test_extend_of_what_cannot_be_continued_exits_2(env, sim, photo, tmp_path):
+    sim.script_outcome("error")
+    failed = run(env, "generate", photo, "-p", "Fails.", "--out", str(tmp_path))
+    assert failed.returncode == 1
+    gid = next(iter(sim.jobs))
+    result = run(env, "extend", gid, "-p", "More.")
+    assert result.returncode == 2 and "it failed" in result.stderr
+    unknown = run(env, "extend", "27f25c85-e9db-44e9-909a-0c3ceb35cdd9", "-p", "More.")
+    assert unknown.returncode == 2 and "No video with that id" in unknown.stderr
+    assert sim.creates == 1
+
+
+def test_ctrl_c_in_a_batch_cancels_what_was_not_sent(env, sim, photo, tmp_path):
+    """One video at a time at the vendor: Ctrl-C while two wait here cancels those two
+    (nothing charged, never sent later by an app on the same folder); the sent one goes on."""
+    sim.set_schedule(Schedule(queued_s=0.5, generating_s=5.0))
+    slow = {**env, "KLING_UI_MAX_ACTIVE_PER_KEY": "1"}
+    proc = start(slow, "generate", photo, "-p", "Three takes.", "--takes", "3", "-o", str(tmp_path))
+    wait_for(lambda: sim.polls >= 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 4, err
+    assert "2 videos not sent yet cancelled" in err and "Traceback" not in err
+    gid = next(iter(sim.jobs))
+    assert f"resume {gid}" in err
+    # An app starting on the same folder picks up the sent one only.
+    service = GenerationService(settings_from_env(slow))
+    try:
+        list(service.resume(gid))
+    finally:
+        service.close()
+    assert sim.creates == 1
+
+
+def test_resume_without_the_key_it_was_made_with_exits_3(env, sim, photo, tmp_path):
+    sim.set_schedule(Schedule(queued_s=0.3, generating_s=3.0))
+    made = run({**env, "KLING_UI_WATCH_DEADLINE": "0.5"}, "generate", photo, "-p", "Keyed.")
+    assert made.returncode == 4
+    gid = next(iter(sim.jobs))
+    keyless = {k: v for k, v in env.items() if k != "AIMLAPI_KEY"}
+    result = run(keyless, "resume", gid, "-o", str(tmp_path), timeout=30)
+    assert result.returncode == 3 and "AIMLAPI_KEY" in result.stderr
+
+
+def test_what_would_be_lost_is_refused_before_sending(env, sim, photo, tmp_path):
+    not_a_folder = tmp_path / "afile"
+    not_a_folder.write_text("x")
+    result = run(env, "generate", photo, "-p", "Where to?", "-o", str(not_a_folder))
+    assert result.returncode == 2 and "--out" in result.stderr
+    stray = tmp_path / "stray.csv"
+    stray.write_text(f'{photo},"An unclosed quote\n{photo},Another row\n')
+    result = run(env, "batch", str(stray))
+    assert result.returncode == 2 and "Line 1" in result.stderr
+    unknown = run(env, "status", "abcdef12")
+    assert unknown.returncode == 2 and "No job whose id starts with abcdef12" in unknown.stderr
+    assert sim.creates == 0
+
+
+def test_the_shipped_batch_example_is_a_good_file(env, sim, tmp_path):
+    result = run(env, "batch", str(ROOT / "assets" / "batch-example.csv"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "3 rows, 3 videos" in result.stderr and sim.requests == []

@@ -23,7 +23,7 @@ from mcp.client.sse import sse_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 KEY = "sk-agent-key-9c41e0"
-TOOLS = {"generate", "submit", "resume", "status", "estimate"}
+TOOLS = {"generate", "submit", "extend", "resume", "status", "estimate"}
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,15 @@ def test_bad_input_sends_nothing_and_says_why(app, sim, photo):
 def test_the_key_is_never_in_the_apps_log(app):
     assert app.log()  # the log is there to read
     assert KEY not in app.log()
+
+
+def test_extend_continues_a_video_and_answers_the_whole_chain(app, sim, photo):
+    first, _ = call(app, "generate", {"image": data_uri(photo), "prompt": "One."}, key=KEY)
+    assert first["status"] == "completed", first
+    more, failed = call(
+        app, "extend", {"generation_id": first["generation_id"], "prompt": "Two."}, key=KEY
+    )
+    assert not failed and more["status"] == "completed", more
+    assert more["video"].endswith(".chain.mp4")
+    with urllib.request.urlopen(more["video"], timeout=10) as response:
+        assert response.read(12)[4:8] == b"ftyp"

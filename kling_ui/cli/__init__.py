@@ -1,4 +1,4 @@
-"""The command line: ``python -m kling_ui generate|batch|resume|status|history``.
+"""The command line: ``python -m kling_ui generate|batch|extend|resume|status|history``.
 
 Same environment variables as the app (``AIMLAPI_KEY``, ``AIMLAPI_BASE_URL``,
 ``KLING_UI_DATA_DIR``, ...), same checks, same runner and ledger; with no key, the demo
@@ -60,6 +60,17 @@ def parser() -> argparse.ArgumentParser:
     _sending(batch)
     batch.set_defaults(run=Cli.batch)
 
+    extend = sub.add_parser(
+        "extend",
+        help="the next part of a finished video, from its last frame; saves the whole chain",
+    )
+    extend.add_argument("id", help="the finished video's id (or the start of it)")
+    extend.add_argument("--prompt", "-p", required=True, help="what happens next")
+    extend.add_argument("--negative-prompt", default="", help="what to avoid")
+    _sending(extend)
+    extend.add_argument("--no-audio", action="store_true", help="no generated audio")
+    extend.set_defaults(run=Cli.extend)
+
     resume = sub.add_parser("resume", help="watch a job to its end and save its video")
     resume.add_argument("id", help="the generation id (or the start of it, as history prints)")
     resume.add_argument("--out", "-o", default=".", help="folder for the video (default: here)")
@@ -71,10 +82,20 @@ def parser() -> argparse.ArgumentParser:
     status.set_defaults(run=Cli.status)
 
     history = sub.add_parser("history", help="the latest jobs, from the app's ledger too")
-    history.add_argument("--limit", "-n", type=int, default=20, help="how many (default 20)")
+    history.add_argument("--limit", "-n", type=_count, default=20, help="how many (default 20)")
     history.add_argument("--json", action="store_true", help="as JSON on stdout")
     history.set_defaults(run=Cli.history)
     return top
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number, 1 or more, not {text!r}")
+    return value
 
 
 def _sending(cmd: argparse.ArgumentParser) -> None:
@@ -110,14 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # the runner's own notes would interleave with the progress bars
         logging.getLogger("kling_ui").setLevel(logging.ERROR)
     cli = Cli(settings, interactive=sys.stdin.isatty())
-    if args.command in ("generate", "batch", "resume"):
+    if args.command in ("generate", "batch", "extend", "resume"):
         cli.mode_line()
     try:
         return args.run(cli, args)
     except errors.KlingUIError as exc:
         print(exc.user_message, file=sys.stderr)
         return _code(exc)
-    except KeyboardInterrupt:  # before anything was handed to the runner
+    except KeyboardInterrupt:  # before the watching began
+        if cli.handed:  # the jobs are the runner's: named, the unsent cancelled
+            return cli.stopped()
         print("Stopped; nothing was sent.", file=sys.stderr)
         return BAD_INPUT
     finally:

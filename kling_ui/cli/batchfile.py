@@ -9,6 +9,7 @@ starting with ``#`` are skipped. Imports ``errors``, ``images``, ``rules``, ``se
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,10 @@ def read_rows(path: Path, *, default_duration: int = 5) -> list[Row]:
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.InputError(f"Could not read {path} as UTF-8 text ({exc}).") from None
     rows: list[Row] = []
-    reader = csv.reader(text.splitlines(keepends=True))
+    # Strict: a stray quote is an error named by its line, not rows run together.
+    reader = csv.reader(text.splitlines(keepends=True), strict=True)
     first = True
-    for cells in reader:
-        line = reader.line_num
+    for line, cells in _lines(reader):
         cells = [c.strip() for c in cells]
         if not any(cells) or cells[0].startswith("#"):
             continue
@@ -61,8 +62,26 @@ def read_rows(path: Path, *, default_duration: int = 5) -> list[Row]:
     return rows
 
 
+def _lines(reader) -> Iterator[tuple[int, list[str]]]:
+    """Each row with the line it starts on; a row the CSV reader can't read, named."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise errors.InputError(f"Line {line}: this is not a CSV row ({exc}).") from None
+        yield line, cells
+
+
 def _row(line: int, cells: list[str], folder: Path, default_duration: int) -> Row:
     try:
+        if any("\n" in c or "\r" in c for c in cells):
+            raise errors.InputError(
+                "a cell runs over more than one line (a quote not closed?): keep each row on "
+                "one line."
+            )
         if len(cells) < 2 or len(cells) > len(COLUMNS):
             raise errors.InputError(
                 f"expected 2 to {len(COLUMNS)} columns ({','.join(COLUMNS)}), found {len(cells)}."

@@ -10,9 +10,13 @@ gradio.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +52,7 @@ class Cli:
     err: TextIO = sys.stderr
     interactive: bool = False  # stdin is a terminal: ask before spending
     fancy: bool | None = None  # progress bars (None: when stderr is a terminal)
+    handed: list[str] = field(default_factory=list)  # jobs given to the runner by this run
     _service: GenerationService | None = field(default=None, repr=False)
 
     # --- the service ----------------------------------------------------------------------
@@ -61,10 +66,46 @@ class Cli:
         return self._service
 
     def close(self) -> None:
-        if self._service is not None:
-            self._service.close()
-            if self._service.demo is not None:
-                self._service.demo.stop()
+        if self._service is None:
+            return
+        busy = [j for j in self._jobs(self.handed) if j.state in ("submitting", "downloading")]
+        if busy:
+            self.say(
+                "Finishing the step under way (a create's answer or a download) before "
+                "quitting; Ctrl-C again quits now, and resume picks the job up again."
+            )
+        self._service.close()
+        if self._service.demo is not None:
+            self._service.demo.stop()
+
+    def _jobs(self, job_ids: list[str]) -> list[Job]:
+        ledger = self.service(run=False).ledger
+        return [j for j in (ledger.get(i) for i in job_ids) if j is not None]
+
+    def stopped(self, saved: dict[str, Path] | None = None) -> int:
+        """Ctrl-C once jobs were the runner's: those not sent yet are cancelled (nothing is
+        charged for them), the others go on; each is named with how to resume it."""
+        signal.signal(signal.SIGINT, self._quit_now)
+        cancelled = [
+            j for j in self._jobs(self.handed)
+            if j.state == "queued_here" and self.service(run=False).cancel(j.job_id)
+        ]  # fmt: skip
+        if cancelled:
+            self.say(
+                f"{len(cancelled)} video{'s' if len(cancelled) > 1 else ''} not sent yet "
+                "cancelled: nothing is charged for them."
+            )
+        return self._outcome(self.handed, saved or {}, interrupted=True)
+
+    def _quit_now(self, signum: int, frame: object) -> None:
+        """A second Ctrl-C: the ids, then out at once (a step under way is cut off; the
+        ledger has the job, and resume finds a create's answer in the vendor's log)."""
+        for job in self._jobs(self.handed):
+            if not job.final:
+                gid = job.shown_id
+                self.say(f"{gid}: resume it with: python -m kling_ui resume {gid}")
+        self.err.flush()
+        os._exit(UNKNOWN)
 
     def say(self, text: str) -> None:
         print(text, file=self.err, flush=True)
@@ -91,8 +132,22 @@ class Cli:
         prepared = prepare_image(args.image, fit=args.fit)
         if prepared.adjusted:
             self.say(f"The image was {prepared.adjusted}.")
-        planned = [Planned(prepared.data_uri, fields, {"take": n}) for n in range(args.takes)]
+        planned = [
+            Planned(prepared.data_uri, fields, {"take": n}) for n in range(1, args.takes + 1)
+        ]
         return self._send(planned, args)
+
+    def extend(self, args: Any) -> int:
+        """The next part of a finished video from its last frame; what is saved is the whole
+        chain, stitched."""
+        fields = check_text_fields(
+            args.prompt, args.negative_prompt, args.duration, not args.no_audio
+        )
+        start = self.service().continue_from(self._full_id(args.id))
+        self.say(start.words(fields[2], page=False))
+        prepared = prepare_image(start.frame, fit=args.fit)
+        plan = Planned(prepared.data_uri, fields, {"take": 1}, parent_id=start.parent.job_id)
+        return self._send([plan], args)
 
     def batch(self, args: Any) -> int:
         rows = read_rows(Path(args.file), default_duration=args.duration)
@@ -118,8 +173,11 @@ class Cli:
             if not self._confirm(len(planned), usd, low):
                 self.say("Nothing was sent.")
                 return BAD_INPUT
-        result = service.queue_many(planned, backend)
-        return self.watch([item["job_id"] for item in result["items"]], Path(args.out))
+        out = _check_out(Path(args.out))
+        with deferred_interrupt():  # the rows and the handing over: one step, not half
+            result = service.queue_many(planned, backend)
+            self.handed = [item["job_id"] for item in result["items"]]
+        return self.watch(self.handed, out)
 
     def _confirm(self, count: int, usd: float | None, low: str | None) -> bool:
         if low:
@@ -140,6 +198,7 @@ class Cli:
         """Show each job until it ends, save each video into ``out`` as it lands (its path on
         stdout), and say what became of each. Ctrl-C stops the watching, never a job."""
         service = self.service()
+        self._out = out
         deadline = time.monotonic() + self.settings.watch_deadline
         labels = _labels(service, job_ids)
         saved: dict[str, Path] = {}
@@ -152,8 +211,10 @@ class Cli:
                     time.sleep(0.25)
             except KeyboardInterrupt:
                 interrupted = True
+                signal.signal(signal.SIGINT, self._quit_now)
                 self._let_creates_answer(job_ids, display)
-        return self._outcome(job_ids, saved, interrupted)
+        self.handed = job_ids
+        return self.stopped(saved) if interrupted else self._outcome(job_ids, saved, False)
 
     def _look(
         self,
@@ -173,10 +234,20 @@ class Cli:
             update = service.progress(job)
             display.show(job_id, labels[job_id], update)
             if job.state == "done" and update.video_path and job_id not in saved:
-                saved[job_id] = _save(update.video_path, out)
-                print(saved[job_id], file=self.out, flush=True)
+                self._keep(job, update.video_path, out, saved)
             running = running or not (update.final or update.phase == "paused")
         return running
+
+    def _keep(self, job: Job, video: Path, out: Path, saved: dict[str, Path]) -> None:
+        """A finished video copied into ``out``, its path on stdout; where it can't be
+        written, where the video is kept instead (the job is done either way)."""
+        try:
+            saved[job.job_id] = _save(video, out)
+        except OSError as exc:
+            where = f"could not save into {out} ({exc.strerror}); it is at {video}"
+            self.say(f"{job.shown_id}: {where}")
+            saved[job.job_id] = video
+        print(saved[job.job_id], file=self.out, flush=True)
 
     def _let_creates_answer(self, job_ids: list[str], display: Display) -> None:
         """After Ctrl-C: a create already sent is given a moment to answer, so its id can be
@@ -191,14 +262,12 @@ class Cli:
             return
         display.say(
             f"Waiting up to {SUBMIT_GRACE:.0f} s for the API's answer to the request already "
-            "sent, so its id can be printed (Ctrl-C again quits now; resume finds it anyway)."
+            "sent, so its id can be printed (Ctrl-C again quits now; resume finds the job "
+            "all the same)."
         )
         until = time.monotonic() + SUBMIT_GRACE
-        try:
-            while sending() and time.monotonic() < until:
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            pass
+        while sending() and time.monotonic() < until:
+            time.sleep(0.1)
 
     def _outcome(self, job_ids: list[str], saved: dict[str, Path], interrupted: bool) -> int:
         """Say what became of each job, and the exit code: the worst of theirs."""
@@ -210,12 +279,19 @@ class Cli:
                 self.say("The API does not know this generation id; nothing was kept.")
                 codes.append(BAD_INPUT)
                 continue
-            code = job_code(job, service.progress(job), job_id in saved)
-            if code == UNKNOWN:
-                self.say(_not_ended(job, interrupted, service.runner.paused(job_id)))
-            elif code == DONE and job_id not in saved:
-                self.say(f"{job.shown_id}: done, but its video is no longer kept here.")
+            update = service.progress(job)
+            if job.state == "done" and job_id not in saved and update.video_path:
+                self._keep(job, update.video_path, getattr(self, "_out", Path(".")), saved)
+            paused = service.runner.paused(job_id)
+            code = job_code(job, paused)
+            if job.state == "done" and job_id not in saved:
+                self.say(
+                    f"{job.shown_id}: made, but its video file is no longer kept here (ended "
+                    "jobs are removed after a while); your AIML API dashboard may still have it."
+                )
                 code = UNKNOWN
+            elif code in (UNKNOWN, REFUSED) and not job.final:
+                self.say(_not_ended(job, interrupted, paused))
             codes.append(code)
         return max(codes, key=[DONE, FAILED, REFUSED, BAD_INPUT, UNKNOWN].index, default=DONE)
 
@@ -244,7 +320,8 @@ class Cli:
             for name, value in answer.items():
                 if value not in (None, ""):
                     print(f"{name + ':':<16} {value}", file=self.out)
-        return job_code(job, update, bool(update.video_path))
+        code = job_code(job, service.runner.paused(job.job_id))
+        return UNKNOWN if job.state == "done" and not update.video_path else code
 
     def history(self, args: Any) -> int:
         service = self.service(run=False)
@@ -267,20 +344,27 @@ class Cli:
         ledger = self.service(run=False).ledger
         found = {
             j.job_id for j in ledger.recent(1000)
-            if j.job_id.startswith(typed) or (j.generation_id or "").startswith(typed)
+            if j.job_id.removeprefix("kui-").startswith(typed.removeprefix("kui-"))
+            or (j.generation_id or "").startswith(typed)
         }  # fmt: skip
         if len(found) > 1:
             raise errors.InputError(f"{typed} starts {len(found)} ids: give more of it.")
-        return found.pop() if found else typed
+        if not found:
+            raise errors.NotFoundError(
+                f"No job whose id starts with {typed} is in this ledger "
+                f"({self.settings.ledger_path})."
+            )
+        return found.pop()
 
 
-def job_code(job: Job, update: Progress, has_video: bool) -> int:
+def job_code(job: Job, paused: bool = False) -> int:
     """A job's exit code: done, failed (at the vendor, or refused as a request), refused for
-    its key or money, or not ended (yet, as far as this process knows)."""
+    its key or money (at create, or paused by a poll the key was refused for), or not ended
+    (yet, as far as this process knows)."""
     if job.state == "done":
-        return DONE if has_video else UNKNOWN
+        return DONE
     if not job.final:
-        return UNKNOWN
+        return REFUSED if paused and job.message.startswith(KEY_OR_MONEY) else UNKNOWN
     if job.state == "not_created" and job.message.startswith(KEY_OR_MONEY):
         return REFUSED
     return FAILED
@@ -289,9 +373,7 @@ def job_code(job: Job, update: Progress, has_video: bool) -> int:
 def _not_ended(job: Job, interrupted: bool, paused: bool) -> str:
     gid = job.shown_id
     if paused:
-        why = f"{gid}: waiting for its API key ({job.message})"
-    elif job.state == "queued_here":
-        why = f"{gid}: stopped watching before it was sent; nothing was sent or charged"
+        why = f"{gid}: paused: {job.message.rstrip('.')}"
     elif interrupted:
         why = f"{gid}: stopped watching; the job goes on at the vendor (nothing was cancelled)"
     else:
@@ -307,6 +389,33 @@ def _labels(service: GenerationService, job_ids: list[str]) -> dict[str, str]:
         prefix = f"{n}/{len(job_ids)} " if len(job_ids) > 1 else ""
         labels[job_id] = f"{prefix}{job_id.removeprefix('kui-')[:8]} {words}".rstrip()
     return labels
+
+
+def _check_out(out: Path) -> Path:
+    """The folder the videos go to, made now: a folder that can't be, before anything is
+    sent, is bad input."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise errors.InputError(f"--out {out} can't be a folder for videos: {why}.") from None
+    if not os.access(out, os.W_OK):
+        raise errors.InputError(f"--out {out} is a folder this user can't write to.")
+    return out
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Ctrl-C held back until the block ends (then raised): writing the jobs' rows and
+    handing them to the runner is one step, never half done."""
+    pressed: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _save(video: Path, out: Path) -> Path:

@@ -11,7 +11,7 @@ What differs from the API for programs (``handlers``), and why:
 - Each tool answers one JSON object as text (Gradio's MCP server hands several outputs, or a
   dict, back as a Python repr).
 - ``submit`` queues and answers at once, for clients that give up on a call after a
-  minute; ``generate`` and ``resume`` wait for the video (1 to 5 minutes).
+  minute; ``generate``, ``extend`` and ``resume`` wait for the video (1 to 5 minutes).
 - ``/batch``'s list of files can't be a tool (Gradio 6.31's MCP schema for file lists is
   broken): agents call ``submit`` once per image.
 
@@ -28,13 +28,15 @@ from typing import Any
 import gradio as gr
 
 from .. import errors
-from .handlers import Handlers, _root
+from .handlers import PRESS_AGAIN, Handlers, _root
 
 KEY_HEADER = "X-AIMLAPI-Key"
 KEY_HINT = (
     f"Agents: put the AIML API key in the {KEY_HEADER} header of this MCP server's "
     "connection (the client's configuration), never in a tool argument."
 )
+# The low balance's second press, as an agent makes it.
+AGAIN = "Nothing was sent. Call the same tool again within 2 minutes to send it anyway."
 # The first word of a status line that ends a job, as the status text says it.
 ENDED = frozenset({"completed", "failed", "refused", "not sent", "not created", "expired",
                    "cancelled", "not found", "not resumed", "error"})  # fmt: skip
@@ -107,6 +109,9 @@ class AgentTools:
         """
         service = self.handlers.service
         visitor = self.handlers._visitor(self._owner(owner_token, x_aimlapi_key), request)
+        low = service.low_balance(_key(x_aimlapi_key), duration, generate_audio, takes or 1)
+        if low and not self.handlers._second_press(visitor):
+            return _json({"error": f"{low} {AGAIN}", "items": []})
         try:
             answer = service.submit(
                 image, prompt, negative_prompt, duration, generate_audio, int(takes or 1),
@@ -117,6 +122,38 @@ class AgentTools:
         except (TypeError, ValueError):
             return _json({"error": "takes must be a whole number from 1 to 4; nothing was sent."})
         return _json(answer)
+
+    def extend(
+        self,
+        generation_id: str,
+        prompt: str,
+        negative_prompt: str = "",
+        duration: int = 5,
+        generate_audio: bool = True,
+        owner_token: str = "",
+        x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[str]:
+        """Make a video longer: the next 5 or 10 seconds of a finished video, starting from
+        its last frame, and wait until it is ready (1 to 5 minutes; it spends money like
+        generate). Answers JSON as generate does; once completed, video is the whole chain
+        (every part so far, stitched into one MP4). Call it again with the new
+        generation_id to go on.
+
+        Args:
+            generation_id: The finished video to continue: the generation_id or job_id an earlier answer gave.
+            prompt: What happens next, in plain words (at most 2500 characters).
+            negative_prompt: What to avoid in this part (optional).
+            duration: Length of the new part in seconds: 5 or 10.
+            generate_audio: Whether the new part gets generated sound.
+        """
+        owner = self._owner(owner_token, x_aimlapi_key)
+        steps = self.handlers.extend(
+            generation_id, prompt, negative_prompt, duration, generate_audio,
+            _key(x_aimlapi_key), owner, request,
+        )  # fmt: skip
+        for gid, text, _video in steps:
+            yield self._answer(gid, text, x_aimlapi_key, request)
 
     def resume(
         self,
@@ -181,7 +218,7 @@ class AgentTools:
             answer.update(self._status(gid, key, request))
             answer["status"] = word
         answer.setdefault("final", word in ENDED)
-        answer["message"] = rest.strip()
+        answer["message"] = rest.strip().replace(PRESS_AGAIN, AGAIN)
         if "API key" in rest:
             answer["hint"] = KEY_HINT
         return _json(answer)

@@ -169,18 +169,34 @@ class Handlers:
     ) -> Iterator[Step]:
         """Turn an image into a video. Streams (generation id, status text, video, card).
         ``parent_id``: the job this one continues (Continue), whose chain it ends."""
-        gid, typical = "", None
-        visitor, root = self._visitor(owner_token, request), _root(request)
+        visitor = self._visitor(owner_token, request)
+        yield from self._run(
+            lambda: self.service.generate(
+                image, prompt, negative_prompt, duration, generate_audio, api_key,
+                fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
+            ),
+            visitor, api_key, duration, generate_audio, request,
+        )  # fmt: skip
+
+    def _run(
+        self,
+        start: Any,
+        visitor: str,
+        api_key: str,
+        duration: Any,
+        generate_audio: Any,
+        request: gr.Request | None,
+    ) -> Iterator[Step]:
+        """A new job watched to its end, for one visitor: its share of streams, the
+        low-balance question first, our words for any refusal, never a traceback."""
+        gid, typical, root = "", None, _root(request)
         try:
             with self._stream(visitor):
                 low = self.service.low_balance(api_key, duration, generate_audio)
                 if low and not self._second_press(visitor):
                     yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
                     return
-                for update in self.service.generate(
-                    image, prompt, negative_prompt, duration, generate_audio, api_key,
-                    fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
-                ):  # fmt: skip
+                for update in start():
                     gid = update.generation_id
                     if typical is None:
                         typical = self._typical(update)
@@ -190,6 +206,30 @@ class Handlers:
         except Exception:  # a bug of ours: the person still gets words, not a traceback
             log.exception("generate failed unexpectedly")
             yield _text_step(gid, OUR_FAULT)
+
+    def extend(
+        self,
+        generation_id: str,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``/extend``: the next part of a finished video (by its id), from its last frame,
+        watched like ``/generate``; its last update's video is the whole chain, stitched."""
+        visitor = self._visitor(owner_token, request)
+        steps = self._run(
+            lambda: self.service.extend(
+                generation_id, prompt, negative_prompt, duration, generate_audio, api_key,
+                owner=visitor,
+            ),
+            visitor, api_key, duration, generate_audio, request,
+        )  # fmt: skip
+        for step in steps:
+            yield step[:3]
 
     def generate(
         self,

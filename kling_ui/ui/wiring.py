@@ -1,8 +1,9 @@
 """Every event of the page, wired in one place: which control starts what, with which
 inputs and outputs, and which events programs may call (the rest are private).
 
-The API: ``/generate`` and ``/resume`` (hidden triggers that run the same handlers as the
-page's buttons, with only the outputs programs know), ``/status``, ``/estimate``, ``/batch``;
+The API: ``/generate``, ``/resume`` and ``/extend`` (hidden triggers that run the same
+handlers as the page's buttons, with only the outputs programs know), ``/status``,
+``/estimate``, ``/batch``;
 with ``--mcp``, the agents' tools (``agents``) in their place.
 """
 
@@ -191,9 +192,11 @@ def _wire_api(handlers: Handlers, page: Page, fit_state: Any) -> None:
         tools = AgentTools(handlers)
         answer = gr.Textbox(visible=False)
         takes = gr.Number(value=1, precision=0, minimum=1, maximum=4, visible=False)
+        text_in = [form.prompt, form.negative, form.duration, form.audio]
         for name, fn, inputs in (
             ("generate", tools.generate, [*image_in, fit_state, owner]),
             ("submit", tools.submit, [*image_in, takes, fit_state, owner]),
+            ("extend", tools.extend, [videos.resume_id, *text_in, owner]),
             ("resume", tools.resume, [videos.resume_id, owner]),
         ):
             trigger = gr.Button(visible=False, elem_id=f"api-{name}")
@@ -208,6 +211,12 @@ def _wire_api(handlers: Handlers, page: Page, fit_state: Any) -> None:
     gr.Button(visible=False, elem_id="api-resume").click(
         handlers.resume, [videos.resume_id, form.api_key, owner], job.api_outputs,
         api_name="resume", **api,
+    )  # fmt: skip
+    gr.Button(visible=False, elem_id="api-extend").click(
+        handlers.extend,
+        [videos.resume_id, form.prompt, form.negative, form.duration, form.audio, form.api_key,
+         owner],
+        job.api_outputs, api_name="extend", **api,
     )  # fmt: skip
     gr.api(handlers.status, api_name="status")
     gr.api(handlers.estimate, api_name="estimate")
