@@ -35,6 +35,7 @@ BENCHMARKS = {
     "startup": "bench_startup",
     "runner": "bench_runner",
     "flood": "bench_flood",
+    "stitch": "bench_stitch",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 

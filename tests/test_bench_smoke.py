@@ -81,6 +81,14 @@ EXPECTED = {
         "baseline_threads_peak",
         "baseline_jobs_made",
     ],
+    "bench_stitch": [
+        "copy_median_s",
+        "copy_growth_bytes",
+        "encode_s",
+        "encode_growth_bytes",
+        "parts_bytes",
+        "length_s",
+    ],
 }
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}
 
