@@ -250,3 +250,32 @@ def test_extend_refuses_what_cannot_be_continued_in_words(client, live_app, phot
     gid, status, video = job.outputs()[-1]
     assert "No video with that id" in status and video is None
     assert live_app.sim.creates == sent
+
+
+# --- the page's handlers --------------------------------------------------------------------
+
+
+def test_the_page_continues_only_its_own_finished_videos(service, picture):
+    from kling_ui.ui.handlers import Handlers
+
+    handlers = Handlers(service)
+    mine, theirs = "a" * 32, "b" * 32
+    owner = service.visitor(mine, None)
+    done = finish(service.generate(picture, "Mine [a](javascript:x) *bold*", owner=owner))
+    image, parent, note, again = handlers.continue_video(done.generation_id, 5, mine)
+    assert Path(image).is_file() and parent == service.entry(done.generation_id).job_id
+    assert note["value"].startswith("Continuing") and again["visible"] is True
+    assert "](javascript" not in note["value"]  # the prompt's words, never a link
+    # Another browser's video: words, and the form left as it was.
+    other = handlers.continue_video(done.generation_id, 5, theirs)
+    assert "Pick a finished video first" in other[2]["value"]
+    assert not isinstance(other[0], str) and not isinstance(other[1], str)  # skipped
+
+    more = finish(service.generate(image, "Next [x](http://evil)", owner=owner, parent_id=parent))
+    view = handlers.chain_view(more.generation_id, mine)
+    assert "A chain of 2 parts: 10 s, $1.40" in view
+    assert "](javascript" not in view and "](http://evil" not in view  # words, never links
+    assert view.count("download part") == 2 and "download the whole video" in view
+    assert handlers.chain_view(more.generation_id, theirs) == ""
+    cleared = handlers.continued(more.generation_id, service.entry(more.generation_id).parent_id)
+    assert cleared[0] == "" and cleared[1]["visible"] is False

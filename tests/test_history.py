@@ -154,6 +154,10 @@ def test_a_ledger_from_before_owners_is_brought_up_to_date(tmp_path):
     ledger = Ledger(path)
     job = ledger.get("kui-old")
     assert job.owner == "legacy" and job.video_token is None
+    assert job.parent_id is None and ledger.chain("kui-old") == [job]
+    # And the columns since: a continuation of the old job can be written and followed.
+    child = ledger.add(backend="live", prompt="Next.", parent_id="kui-old")
+    assert [j.job_id for j in ledger.chain(child.job_id)] == ["kui-old", child.job_id]
     assert not ledger.may_see(job, "browser:b")
     assert ledger.claim("kui-old", "browser:a") and not ledger.claim("kui-old", "browser:b")
     job = ledger.get("kui-old")

@@ -657,9 +657,9 @@ class Handlers:
         """A finished video's last frame into the form's image, to be continued by the next
         Generate: (the image, the job it continues, the words shown, the "start a new video"
         button). What can't be continued is said, and the form is left as it was."""
-        visitor = self.service.visitor(owner_token, None)
+        job = self._own(gid, owner_token)  # this browser's own videos only
         try:
-            start = self.service.continue_from(gid or "", visitor) if gid else None
+            start = self.service.chains.continuation(job) if job else None
         except errors.KlingUIError as exc:
             said = gr.update(value=f"⚠ {exc.user_message}", visible=True)
             return gr.skip(), gr.skip(), said, gr.skip()
@@ -667,7 +667,7 @@ class Handlers:
             words = "Pick a finished video first (in the gallery, or the one just made)."
             return gr.skip(), gr.skip(), gr.update(value=words, visible=True), gr.skip()
         image = _upload_copy(start.frame, "last-frame.jpg")
-        note = gr.update(value=start.words(_seconds(duration)), visible=True)
+        note = gr.update(value=_md(start.words(_seconds(duration)), most=None), visible=True)
         return image, start.parent.job_id, note, gr.update(visible=True)
 
     def continued(self, gid: str | None, parent_id: str) -> tuple[Any, Any, Any]:
@@ -794,10 +794,10 @@ def _seconds(duration: Any) -> int:
         return 5
 
 
-def _md(text: str) -> str:
-    """A person's words, safe in Markdown: short, every markup character escaped (no link,
-    no tag, no emphasis can come of them)."""
-    short = " ".join((text or "").split())[:80] or "(no prompt)"
+def _md(text: str, most: int | None = 80) -> str:
+    """Words with a person's in them, safe in Markdown: every markup character escaped (no
+    link, no tag, no emphasis can come of them), cut to ``most`` characters."""
+    short = " ".join((text or "").split())[:most] or "(no prompt)"
     return short.translate(_MD_ESCAPES)
 
 
