@@ -20,10 +20,13 @@ def video_file(value) -> str:
     return str(value["video"] if isinstance(value, dict) else value)
 
 
-def test_api_exposes_exactly_generate_resume_status_batch_and_estimate(live_app):
+def test_api_exposes_exactly_generate_resume_extend_status_batch_and_estimate(live_app):
     info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
-    assert set(named) == {"/generate", "/resume", "/status", "/batch", "/estimate"}
+    assert set(named) == {"/generate", "/resume", "/extend", "/status", "/batch", "/estimate"}
+    assert [p["parameter_name"] for p in named["/extend"]["parameters"]] == [
+        "generation_id", "prompt", "negative_prompt", "duration", "generate_audio", "api_key",
+    ]  # fmt: skip
     assert [p["parameter_name"] for p in named["/estimate"]["parameters"]] == [
         "duration", "generate_audio", "count",
     ]  # fmt: skip
