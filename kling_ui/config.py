@@ -32,6 +32,14 @@ class Settings:
     api_key: str | None = field(default=None, repr=False, metadata={"env": "AIMLAPI_KEY"})
     base_url: str = field(default=DEFAULT_BASE_URL, metadata={"env": "AIMLAPI_BASE_URL"})
     data_dir: Path = field(default=Path("kling_ui_data"), metadata={"env": "KLING_UI_DATA_DIR"})
+    # The ledger's database: unset, SQLite in data_dir; "postgresql://..." to share one ledger
+    # (and its job queue) among several app processes. Kept out of repr: it may hold a password.
+    database_url: str | None = field(
+        default=None, repr=False, metadata={"env": "KLING_UI_DATABASE_URL"}
+    )
+    # How long a runner's hold on a job lasts without renewal (renewed every third of it):
+    # a process that dies loses its jobs to the others after this.
+    lease_seconds: float = field(default=30.0, metadata={"env": "KLING_UI_LEASE_SECONDS"})
     demo: bool = field(default=False, metadata={"env": "KLING_UI_DEMO"})
     require_user_key: bool = field(default=False, metadata={"env": "KLING_UI_REQUIRE_USER_KEY"})
     # On a Hugging Face Space (SPACE_ID set) with a server key, visitors must bring their own
@@ -134,6 +142,18 @@ class Settings:
     @property
     def ledger_path(self) -> Path:
         return self.data_dir / "history.sqlite3"
+
+    @property
+    def ledger_where(self) -> Path | str:
+        """The ledger's database: the PostgreSQL URL if set, else the SQLite file."""
+        return self.database_url or self.ledger_path
+
+    @property
+    def ledger_name(self) -> str:
+        """The ledger as a person may be told it: never a database URL's password."""
+        if not self.database_url:
+            return str(self.ledger_path)
+        return "PostgreSQL at " + self.database_url.split("@")[-1]
 
     @property
     def demo_mode(self) -> bool:

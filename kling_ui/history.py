@@ -23,20 +23,19 @@ cancelled before they were sent.
 
 SQLite in the data directory, one short connection per call (WAL mode), so many threads can
 write at once. Ledgers from before the job runner (a ``generations`` table keyed by the
-generation id) are copied in on open. Imports nothing from the rest of the package.
+generation id) are copied in on open. Imports ``database`` (SQLite or PostgreSQL) only.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from .database import Database, open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -66,9 +65,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     video_token TEXT,
     estimate_usd REAL,
     charged_usd REAL,
-    parent_id TEXT
+    parent_id TEXT,
+    lease_owner TEXT,
+    lease_until REAL
 )
 """
+# The ledger's schema version, kept in the database: 2 added parent_id and the leases (and
+# this table; a ledger without it is version 1). A newer one than this code knows is refused.
+SCHEMA_VERSION = 2
+_META = "CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Who else may see a job (a browser that resumed it with the right to): job -> owner.
 _ACCESS = """
 CREATE TABLE IF NOT EXISTS access (
@@ -85,6 +90,8 @@ _ADDED = (
     ("estimate_usd", "REAL", None),
     ("charged_usd", "REAL", None),
     ("parent_id", "TEXT", None),
+    ("lease_owner", "TEXT", None),
+    ("lease_until", "REAL", None),
 )
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
@@ -95,6 +102,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)",
     "CREATE INDEX IF NOT EXISTS jobs_key_created ON jobs (key_ref, created_at)",
     "CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner)",
 )
 
 # state -> the states it may be entered from.
@@ -176,6 +184,8 @@ class Job:
     estimate_usd: float | None = None  # the price when it was sent (None: not known in advance)
     charged_usd: float | None = None  # what the vendor reported it cost (0 when it failed)
     parent_id: str | None = None  # the job it continues (from that job's last frame)
+    lease_owner: str | None = None  # the runner that runs it now ("host:pid:token")
+    lease_until: float | None = None  # when that runner's hold lapses unless renewed
 
     @property
     def cost_usd(self) -> float | None:
@@ -217,44 +227,57 @@ _COLUMNS = tuple(f.name for f in fields(Job))
 class Ledger:
     """The SQLite table of jobs, safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch(mode=0o600, exist_ok=True)
-        os.chmod(self.path, 0o600)  # prompts and ids: for the app's user only
-        self._lock = threading.Lock()
-        with self._lock:
-            db = self._connect()
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(_SCHEMA)
-                db.execute(_ACCESS)
-                _add_columns(db)
-                for sql in _INDEXES:
-                    db.execute(sql)
-                _copy_legacy(db)
-            finally:
-                db.close()
+    def __init__(self, where: Path | str, *, pool_size: int = 16) -> None:
+        """``where``: the SQLite file, or a ``postgresql://`` URL (``database``)."""
+        self.path = where
+        self._db = open_database(where, pool_size=pool_size)
+        self.kind = self._db.kind
+        with self._db.mutex("schema"):  # one process creates or upgrades it
+            self._set_up()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return db
+    def _set_up(self) -> None:
+        """Create the tables, or bring an older ledger up to ``SCHEMA_VERSION``."""
+        db = self._db
+        db.execute(_META)
+        version = db.value("SELECT value FROM ledger_meta WHERE name = 'schema_version'")
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"This ledger is version {version}, made by a newer kling-ui; this one knows "
+                f"up to {SCHEMA_VERSION}. Update kling-ui, or point it at another database."
+            )
+        jobs = _SCHEMA.replace(" REAL", f" {db.time_type}")
+        if db.kind == "postgresql":
+            jobs = jobs.replace("job_id TEXT PRIMARY KEY,", "job_id TEXT PRIMARY KEY,\n"
+                                "    seq BIGINT GENERATED ALWAYS AS IDENTITY,")  # fmt: skip
+        db.execute(jobs)
+        db.execute(_ACCESS)
+        _add_columns(db)
+        for sql in _INDEXES:
+            db.execute(sql)
+        if db.kind == "sqlite":
+            _copy_legacy(db)
+        db.execute(
+            "INSERT INTO ledger_meta (name, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+
+    @property
+    def version(self) -> int:
+        return int(self._db.value("SELECT value FROM ledger_meta WHERE name = 'schema_version'"))
+
+    def mutex(self, name: str):
+        """A lock every process on this ledger shares (``Database.mutex``)."""
+        return self._db.mutex(name)
+
+    def close(self) -> None:
+        self._db.close()
 
     def _write(self, sql: str, params: Iterable[Any]) -> int:
-        with self._lock:
-            db = self._connect()
-            try:
-                return db.execute(sql, tuple(params)).rowcount
-            finally:
-                db.close()
+        return self._db.execute(sql, params)
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Job]:
-        db = self._connect()
-        try:
-            return [_job(row) for row in db.execute(sql, tuple(params)).fetchall()]
-        finally:
-            db.close()
+        return [_job(row) for row in self._db.rows(sql, params)]
 
     # --- writing ------------------------------------------------------------------------
 
@@ -345,7 +368,7 @@ class Ledger:
     def grant(self, job_id: str, owner: str) -> None:
         """Let ``owner`` see this job too (it resumed the job with the right to)."""
         if owner:
-            self._write("INSERT OR IGNORE INTO access (job_id, owner) VALUES (?, ?)",
+            self._write("INSERT INTO access (job_id, owner) VALUES (?, ?) ON CONFLICT DO NOTHING",
                         (job_id, owner))  # fmt: skip
 
     def claim(self, job_id: str, owner: str) -> bool:
@@ -365,14 +388,84 @@ class Ledger:
             return False
         if job.owner == owner:
             return True
-        db = self._connect()
-        try:
-            row = db.execute(
-                "SELECT 1 FROM access WHERE job_id = ? AND owner = ?", (job.job_id, owner)
-            ).fetchone()
-        finally:
-            db.close()
+        row = self._db.value(
+            "SELECT 1 FROM access WHERE job_id = ? AND owner = ?", (job.job_id, owner)
+        )
         return row is not None
+
+    # --- leases: which runner runs a job (one at a time, whatever the number of processes)
+
+    def hold(self, job_id: str, holder: str, now: float, until: float) -> bool:
+        """Take or renew ``holder``'s lease on an unfinished job until ``until``; False when
+        another runner holds it and its lease has not lapsed (or the job has ended)."""
+        marks = ",".join("?" * len(FINAL))
+        return (
+            self._write(
+                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE job_id = ?"
+                f" AND state NOT IN ({marks})"
+                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+                (holder, until, job_id, *sorted(FINAL), holder, now),
+            )
+            == 1
+        )
+
+    def renew(self, holder: str, until: float) -> int:
+        """Every lease of ``holder`` on an unfinished job, renewed (its heartbeat)."""
+        marks = ",".join("?" * len(FINAL))
+        return self._write(
+            f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state NOT IN ({marks})",
+            (until, holder, *sorted(FINAL)),
+        )
+
+    def release(self, holder: str) -> None:
+        """Let go of every lease of ``holder`` (a runner stopping cleanly)."""
+        self._write(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+            (holder,),
+        )
+
+    def holders(self) -> set[str]:
+        """The runners holding a lease on an unfinished job now."""
+        marks = ",".join("?" * len(FINAL))
+        rows = self._db.rows(
+            "SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL"
+            f" AND state NOT IN ({marks})",
+            sorted(FINAL),
+        )
+        return {r["lease_owner"] for r in rows}
+
+    def claim_free(
+        self, holder: str, now: float, until: float, *, dead: Iterable[str] = (), most: int = 200
+    ) -> list[Job]:
+        """Unfinished jobs no live runner holds (never held, lapsed, or held by a runner
+        known to be gone), now ``holder``'s, oldest first. On PostgreSQL in one statement
+        that skips rows another process is claiming (``FOR UPDATE SKIP LOCKED``)."""
+        final = sorted(FINAL)
+        gone = sorted(set(dead)) or ["-"]
+        free = (
+            f"state NOT IN ({','.join('?' * len(final))}) AND (lease_owner IS NULL"
+            f" OR lease_until < ? OR lease_owner IN ({','.join('?' * len(gone))}))"
+        )
+        if self.kind == "postgresql":
+            return self._rows(
+                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE job_id IN ("
+                f"SELECT job_id FROM jobs WHERE {free} ORDER BY created_at LIMIT ?"
+                " FOR UPDATE SKIP LOCKED) RETURNING *",
+                (holder, until, *final, now, *gone, most),
+            )
+        candidates = self._db.rows(
+            f"SELECT job_id, lease_owner FROM jobs WHERE {free} ORDER BY created_at LIMIT ?",
+            (*final, now, *gone, most),
+        )
+        taken = []
+        for row in candidates:  # each a conditional update: two claimers never both win
+            if self._write(
+                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE job_id = ?"
+                " AND lease_owner IS ?",
+                (holder, until, row["job_id"], row["lease_owner"]),
+            ):
+                taken.append(row["job_id"])
+        return [job for job in (self.get(i) for i in taken) if job is not None]
 
     def set_video_token(self, job_id: str, token: str) -> None:
         self._write(
@@ -387,45 +480,43 @@ class Ledger:
     def unfinished_of(self, owner: str) -> int:
         """How many of this owner's jobs have not ended (one indexed query)."""
         marks = ",".join("?" * len(FINAL))
-        db = self._connect()
-        try:
-            row = db.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state NOT IN ({marks})",
-                [owner, *sorted(FINAL)],
-            ).fetchone()
-        finally:
-            db.close()
-        return int(row[0])
+        count = self._db.value(
+            f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state NOT IN ({marks})",
+            [owner, *sorted(FINAL)],
+        )
+        return int(count or 0)
 
     def waiting_turns(self, key_ref: str) -> list[tuple[str, int, float]]:
         """This key's jobs waiting to be sent, oldest first, each with two facts about its
         owner: how many of their jobs are at the vendor now, and when they last sent one
         (-1 if never): (job_id, active, last_sent)."""
         at = ",".join("?" * len(AT_VENDOR))
-        db = self._connect()
-        try:
-            active = dict(
-                db.execute(
-                    f"SELECT owner, COUNT(*) FROM jobs WHERE key_ref = ? AND state IN ({at})"
-                    " GROUP BY owner",
-                    [key_ref, *sorted(AT_VENDOR)],
-                ).fetchall()
+        db = self._db
+        active = {
+            r["owner"]: r["n"]
+            for r in db.rows(
+                f"SELECT owner, COUNT(*) AS n FROM jobs WHERE key_ref = ? AND state IN ({at})"
+                " GROUP BY owner",
+                [key_ref, *sorted(AT_VENDOR)],
             )
-            last = dict(
-                db.execute(
-                    "SELECT owner, MAX(sent_at) FROM jobs WHERE key_ref = ? AND sent_at IS NOT NULL"
-                    " GROUP BY owner",
-                    (key_ref,),
-                ).fetchall()
-            )
-            rows = db.execute(
-                "SELECT job_id, owner FROM jobs WHERE key_ref = ? AND state = 'queued_here'"
-                " ORDER BY created_at, rowid",
+        }
+        last = {
+            r["owner"]: r["last"]
+            for r in db.rows(
+                "SELECT owner, MAX(sent_at) AS last FROM jobs WHERE key_ref = ?"
+                " AND sent_at IS NOT NULL GROUP BY owner",
                 (key_ref,),
-            ).fetchall()
-        finally:
-            db.close()  # fmt: skip
-        return [(r[0], int(active.get(r[1], 0)), float(last.get(r[1], -1.0))) for r in rows]
+            )
+        }
+        rows = db.rows(
+            "SELECT job_id, owner FROM jobs WHERE key_ref = ? AND state = 'queued_here'"
+            f" ORDER BY created_at, {db.tie}",
+            (key_ref,),
+        )
+        return [
+            (r["job_id"], int(active.get(r["owner"], 0)), float(last.get(r["owner"], -1.0)))
+            for r in rows
+        ]
 
     def spent_since(self, since: float, *, key_ref: str, owner: str | None = None) -> float:
         """What this key's jobs made since ``since`` count as spending (``Job.cost_usd``),
@@ -499,19 +590,16 @@ class Ledger:
         """The ids of this key's jobs in these states (one indexed query, no rows built)."""
         states = sorted(states)
         marks = ",".join("?" * len(states))
-        db = self._connect()
-        try:
-            rows = db.execute(
-                f"SELECT job_id FROM jobs WHERE key_ref = ? AND state IN ({marks})",
-                [key_ref, *states],
-            ).fetchall()
-        finally:
-            db.close()
-        return {row[0] for row in rows}
+        rows = self._db.rows(
+            f"SELECT job_id FROM jobs WHERE key_ref = ? AND state IN ({marks})",
+            [key_ref, *states],
+        )
+        return {row["job_id"] for row in rows}
 
     def batch(self, batch_id: str) -> list[Job]:
         return self._rows(
-            "SELECT * FROM jobs WHERE batch_id = ? ORDER BY created_at, rowid", (batch_id,)
+            f"SELECT * FROM jobs WHERE batch_id = ? ORDER BY created_at, {self._db.tie}",
+            (batch_id,),
         )
 
     def chain(self, job_id: str, most: int = 100) -> list[Job]:
@@ -529,17 +617,13 @@ class Ledger:
 
     def shortest_run(self, backend: str) -> float | None:
         """The shortest submit-to-finish time of this backend's finished jobs, in seconds."""
-        db = self._connect()
-        try:
-            row = db.execute(
-                "SELECT MIN(finished_at - submitted_at) FROM jobs WHERE backend = ?"
-                " AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-                " AND state IN ('downloading', 'done')",
-                (backend,),
-            ).fetchone()
-        finally:
-            db.close()
-        return float(row[0]) if row and row[0] is not None and row[0] > 0 else None
+        least = self._db.value(
+            "SELECT MIN(finished_at - submitted_at) FROM jobs WHERE backend = ?"
+            " AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
+            " AND state IN ('downloading', 'done')",
+            (backend,),
+        )
+        return float(least) if least is not None and least > 0 else None
 
     def durations(self, backend: str, duration: int | None, limit: int = 50) -> list[float]:
         """How long this backend's most recent ``limit`` videos took, newest first: seconds
@@ -551,53 +635,49 @@ class Ledger:
         if duration is not None:
             where += " AND duration = ?"
             params.append(int(duration))
-        db = self._connect()
-        try:
-            rows = db.execute(
-                f"SELECT finished_at - COALESCE(sent_at, created_at) FROM jobs WHERE {where}"
-                " ORDER BY finished_at DESC LIMIT ?",
-                [*params, int(limit)],
-            ).fetchall()
-        finally:
-            db.close()
-        return [float(r[0]) for r in rows if r[0] is not None and r[0] >= 0]
+        rows = self._db.rows(
+            f"SELECT finished_at - COALESCE(sent_at, created_at) AS took FROM jobs WHERE {where}"
+            " ORDER BY finished_at DESC LIMIT ?",
+            [*params, int(limit)],
+        )
+        return [float(r["took"]) for r in rows if r["took"] is not None and r["took"] >= 0]
 
 
-def _job(row: sqlite3.Row) -> Job:
-    data = dict(row)
+def _job(row: dict[str, Any]) -> Job:
+    data = {k: v for k, v in row.items() if k in _COLUMNS}
     data["generate_audio"] = bool(data["generate_audio"])
     data["recovered"] = bool(data["recovered"])
     return Job(**data)
 
 
-def _add_columns(db: sqlite3.Connection) -> None:
+def _add_columns(db: Database) -> None:
     """Bring a ledger made by an older version up to today's columns (old rows get each
     column's value for them)."""
-    have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+    have = db.columns("jobs")
     for name, declaration, old_value in _ADDED:
         if name not in have:
+            declaration = declaration.replace("REAL", db.time_type)
             db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
             if old_value is not None:
                 db.execute(f"UPDATE jobs SET {name} = ?", (old_value,))
 
 
-def _copy_legacy(db: sqlite3.Connection) -> None:
+def _copy_legacy(db: Database) -> None:
     """Bring rows of the ledger before the runner (table ``generations``) into ``jobs``,
-    once: unfinished ones become the runner's to finish."""
-    have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "generations" not in have:
+    once: unfinished ones become the runner's to finish. (SQLite only: it came before.)"""
+    if "generations" not in db.tables():
         return
-    cols = {r[1] for r in db.execute("PRAGMA table_info(generations)")}
-    for row in db.execute("SELECT * FROM generations").fetchall():
-        old = dict(zip(row.keys(), row, strict=True))
+    cols = db.columns("generations")
+    for old in db.rows("SELECT * FROM generations"):
         state = _LEGACY_STATES.get(old["status"], "submitted")
         if state == "done" and not old.get("video_path"):
             state = "submitted"  # completed at the vendor, never downloaded: fetch it
         db.execute(
-            "INSERT OR IGNORE INTO jobs (job_id, generation_id, created_at, updated_at, backend,"
+            "INSERT INTO jobs (job_id, generation_id, created_at, updated_at, backend,"
             " prompt, negative_prompt, duration, generate_audio, state, message, credits,"
             " video_path, submitted_at, queued_at, generating_at, finished_at, owner)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             ("legacy-" + old["id"], old["id"], old["created_at"], old["updated_at"],
              old["backend"], old["prompt"], old["negative_prompt"], old["duration"],
              old["generate_audio"], state, old["message"], old["credits"], old["video_path"],

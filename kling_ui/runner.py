@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import threading
 import time
 import unicodedata
@@ -120,6 +121,11 @@ class Runner:
         self._ref_secret = _ref_secret(settings.data_dir)
         self._pool = ThreadPoolExecutor(settings.runner_workers, thread_name_prefix="kling-job")
         self._thread = threading.Thread(target=self._loop, name="kling-runner", daemon=True)
+        # This runner's name on its leases: which machine, which process, which runner.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lease_s = settings.lease_seconds
+        self._picks_up = True
+        self._beat = threading.Thread(target=self._heartbeat, name="kling-leases", daemon=True)
 
     # --- life ---------------------------------------------------------------------------
 
@@ -127,10 +133,11 @@ class Runner:
         """Start running jobs: with ``pick_up``, every unfinished one in the ledger (the app,
         after a restart); without, only those handed to it (a command-line run beside an
         app on the same ledger, which must not poll the app's jobs too)."""
+        self._picks_up = pick_up
         if pick_up:
-            for job in self.ledger.unfinished():
-                self._pick_up(job)
+            self._claim_free()
         self._thread.start()
+        self._beat.start()
         return self
 
     def stop(self) -> None:
@@ -138,6 +145,63 @@ class Runner:
             self._stopping = True
             self._cond.notify_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):  # a database already gone: the leases lapse
+            self.ledger.release(self.holder)
+
+    # --- leases: one runner a job, across processes ------------------------------------------
+
+    def _until(self) -> tuple[float, float]:
+        now = time.time()
+        return now, now + self._lease_s
+
+    def _hold(self, job_id: str) -> bool:
+        """Take or renew this runner's lease on the job before a step; False when another
+        live runner has it (then that one runs it, and this one only watches)."""
+        now, until = self._until()
+        return self.ledger.hold(job_id, self.holder, now, until)
+
+    def _claim_free(self) -> None:
+        """Jobs no live runner holds (new, lapsed, or a dead process's here) become ours."""
+        now, until = self._until()
+        for job in self.ledger.claim_free(self.holder, now, until, dead=self._dead_holders()):
+            if job.job_id not in self._due and job.job_id not in self._running:
+                self._pick_up(job)
+                self._changed(job.job_id)
+
+    def _dead_holders(self) -> set[str]:
+        """Holders on this machine whose process is gone (no need to wait for their leases
+        to lapse: a restart picks its jobs up at once)."""
+        host = socket.gethostname()
+        dead = set()
+        for holder in self.ledger.holders():
+            name, _, rest = holder.partition(":")
+            pid = rest.partition(":")[0]
+            if name == host and pid.isdigit() and not _alive(int(pid)):
+                dead.add(holder)
+        return dead
+
+    def _heartbeat(self) -> None:
+        """Every third of a lease: renew ours; when picking up, take the free ones."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping, timeout=self._lease_s / 3)
+                if self._stopping:
+                    return
+            try:
+                self.ledger.renew(self.holder, self._until()[1])
+                if self._picks_up:
+                    self._claim_free()
+            except Exception:  # the database for a moment: try again next beat
+                log.exception("runner: lease heartbeat failed")
+
+    def held_elsewhere(self, job: Job) -> bool:
+        """True when another live runner holds this job's lease."""
+        return (
+            job.lease_owner is not None
+            and job.lease_owner != self.holder
+            and (job.lease_until or 0) > time.time()
+            and job.lease_owner not in self._dead_holders()
+        )
 
     def _pick_up(self, job: Job) -> None:
         """After a restart: go on with a job, if its key is known here."""
@@ -192,6 +256,7 @@ class Runner:
         self._backends[backend.key_ref] = backend
         self._requests[job.job_id] = request
         self._save_request(job.job_id, request)
+        self._hold(job.job_id)
         self._changed(job.job_id)
         self._schedule(job.job_id, 0.0)
         return job
@@ -209,6 +274,7 @@ class Runner:
         )
         self._tries[job.job_id] = -1  # adopted, not yet confirmed by the vendor
         self._backends[backend.key_ref] = backend
+        self._hold(job.job_id)
         self._changed(job.job_id)
         self._schedule(job.job_id, 0.0)
         return job
@@ -232,6 +298,8 @@ class Runner:
                 self._backends[job.key_ref] = known
         with self._cond:
             busy = job.job_id in self._due or job.job_id in self._running
+        if self.held_elsewhere(job):  # another process runs it: watching is enough
+            return
         if job.key_ref in self._backends and not busy:
             if job.job_id in self._parked:  # a resume: fresh tries
                 self._parked.discard(job.job_id)
@@ -277,7 +345,9 @@ class Runner:
                 if left is not None and left <= 0:
                     return
                 if self._versions.get(job_id, 0) == version:
-                    self._cond.wait(timeout=min(left or 5.0, 5.0))
+                    # Another process's job changes without a word here: look more often.
+                    most = 5.0 if job.lease_owner in (None, self.holder) else 1.0
+                    self._cond.wait(timeout=min(left or most, most))
 
     # --- scheduling -----------------------------------------------------------------------
 
@@ -333,6 +403,9 @@ class Runner:
             if job is None or job.final:
                 self._forget(job_id)
                 return
+            if not self._hold(job_id):  # another runner has it now: it goes on there
+                self._let_go(job_id)
+                return
             step = {
                 "queued_here": self._submit,
                 "submitting": self._lookup,  # found so after a crash: the outcome is unknown
@@ -363,6 +436,14 @@ class Runner:
         """True when the job waits for its owner: a key refused, or not known after a restart."""
         return job_id in self._parked
 
+    def _let_go(self, job_id: str) -> None:
+        """Stop running a job another runner holds (its waiting request file stays: the
+        other runner sends it)."""
+        for store in (self._requests, self._urls, self._tries, self._looked):
+            store.pop(job_id, None)
+        with self._cond:
+            self._due.pop(job_id, None)
+
     def _forget(self, job_id: str) -> None:
         for store in (self._requests, self._urls, self._tries, self._looked):
             store.pop(job_id, None)
@@ -388,7 +469,7 @@ class Runner:
         if request is None:
             self._end(job, "not_created", "The image of this item was lost before it was sent.")
             return
-        with self._slots:
+        with self._slots, self.ledger.mutex(f"slots:{job.key_ref}"):
             active = self._active(job.key_ref)
             if active >= self.settings.max_active_per_key:
                 waiting = (
@@ -674,6 +755,16 @@ EXPIRED = (
     "The video could not be fetched before its link expired at the vendor. Check your AIML "
     "API dashboard; failed generations are not charged."
 )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _ref_secret(data_dir: Path) -> bytes:

@@ -142,7 +142,9 @@ class GenerationService:
     ) -> None:
         self.settings = settings
         _private_folder(settings.data_dir)
-        self.ledger = ledger or Ledger(settings.ledger_path)
+        self.ledger = ledger or Ledger(
+            settings.ledger_where, pool_size=settings.runner_workers + 16
+        )
         self.demo = demo
         self._clock = clock
         settings.videos_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +167,7 @@ class GenerationService:
     def close(self) -> None:
         self._closed.set()
         self.runner.stop()
+        self.ledger.close()
 
     # --- retention ------------------------------------------------------------------------
 
@@ -374,7 +377,7 @@ class GenerationService:
         self._check_room(owner, 1)
         price = self._book(backend).estimate(fields[2], fields[3]).usd
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
-        with self._budget_lock:
+        with self._budget_lock, self.ledger.mutex("budget"):
             self._check_room(owner, 1)  # again: others may have added jobs meanwhile
             self._check_budget(backend, owner, price, 1)
             job = self.runner.add(
@@ -762,7 +765,7 @@ class GenerationService:
         quotes, usd, words = quote_many(self._book(backend), planned)
         batch_id = "batch-" + uuid.uuid4().hex[:12]
         items = []
-        with self._budget_lock:
+        with self._budget_lock, self.ledger.mutex("budget"):
             self._check_room(owner, total)  # again: others may have added jobs meanwhile
             self._check_budget(backend, owner, usd, total)
             for plan, quote in zip(planned, quotes, strict=True):

@@ -9,6 +9,7 @@ import pytest
 from apprunner import LiveApp, app_in_process
 from browsing import browser, chromium, page  # noqa: F401  (fixtures for every suite)
 from gradio_client import Client
+from pg import pg_cluster, pg_url  # noqa: F401  (a throwaway PostgreSQL, for those that ask)
 from PIL import Image
 
 from kling_ui.simulator import Schedule, Simulator

@@ -9,6 +9,18 @@ import pytest
 
 from kling_ui.history import ALLOWED, FINAL, IllegalTransition, Ledger
 
+# The tests of the ledger's behaviour run on both its databases; those of SQLite's own past
+# (ledgers from older versions, the file's rights) on SQLite only.
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
+def where(request, tmp_path):
+    """Where a fresh ledger is: a SQLite file, or a fresh database of the throwaway cluster."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return tmp_path / "l.sqlite3"
+
 
 def add(ledger: Ledger, **changes):
     fields = dict(backend="live", prompt="Waves.", negative_prompt="", duration=5,
@@ -17,16 +29,16 @@ def add(ledger: Ledger, **changes):
     return ledger.add(**fields)
 
 
-def test_a_job_is_kept_with_its_settings_and_survives_a_restart(tmp_path):
-    ledger = Ledger(tmp_path / "l.sqlite3")
+def test_a_job_is_kept_with_its_settings_and_survives_a_restart(where):
+    ledger = Ledger(where)
     job = add(ledger, prompt="A fox runs.", negative_prompt="blur", duration=10)
     assert job.state == "queued_here" and job.job_id.startswith("kui-")
-    again = Ledger(tmp_path / "l.sqlite3").get(job.job_id)
+    again = Ledger(where).get(job.job_id)
     assert again == job and again.duration == 10 and again.negative_prompt == "blur"
 
 
-def test_the_happy_path_is_allowed_and_each_phase_is_timed_once(tmp_path):
-    ledger = Ledger(tmp_path / "l.sqlite3")
+def test_the_happy_path_is_allowed_and_each_phase_is_timed_once(where):
+    ledger = Ledger(where)
     job = add(ledger, created_at=100.0)
     for state, at in [("submitting", 101.0), ("submitted", 102.0), ("queued", 103.0),
                       ("generating", 110.0), ("generating", 150.0), ("downloading", 160.0),
@@ -47,8 +59,8 @@ def test_the_happy_path_is_allowed_and_each_phase_is_timed_once(tmp_path):
         (["cancelled"], "submitting"),  # a cancelled item is never sent
     ],
 )
-def test_a_skipped_or_backward_step_is_refused(tmp_path, path, bad):
-    ledger = Ledger(tmp_path / "l.sqlite3")
+def test_a_skipped_or_backward_step_is_refused(where, path, bad):
+    ledger = Ledger(where)
     job = add(ledger)
     for state in path:
         ledger.transition(job.job_id, state)
@@ -62,8 +74,8 @@ def test_every_final_state_is_a_dead_end():
         assert not (sources & FINAL), (state, sources & FINAL)
 
 
-def test_ids_are_found_by_ours_or_the_vendors(tmp_path):
-    ledger = Ledger(tmp_path / "l.sqlite3")
+def test_ids_are_found_by_ours_or_the_vendors(where):
+    ledger = Ledger(where)
     job = add(ledger)
     ledger.transition(job.job_id, "submitting")
     ledger.transition(job.job_id, "submitted", generation_id="g-1")
@@ -95,8 +107,8 @@ def test_a_ledger_from_before_the_runner_is_brought_in(tmp_path):
     assert len(Ledger(path).recent()) == 4  # brought in once
 
 
-def test_many_threads_can_write_at_once(tmp_path):
-    ledger = Ledger(tmp_path / "l.sqlite3")
+def test_many_threads_can_write_at_once(where):
+    ledger = Ledger(where)
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
@@ -116,9 +128,9 @@ def test_many_threads_can_write_at_once(tmp_path):
     assert errors == [] and len(ledger.recent(limit=500)) == 160
 
 
-def test_a_create_under_way_cannot_be_entered_twice(tmp_path):
+def test_a_create_under_way_cannot_be_entered_twice(where):
     """Two steps racing to send one job: the second is refused by the ledger, not sent."""
-    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger = Ledger(where)
     job = add(ledger)
     ledger.transition(job.job_id, "submitting")
     with pytest.raises(IllegalTransition):
@@ -165,3 +177,65 @@ def test_a_ledger_from_before_owners_is_brought_up_to_date(tmp_path):
     ledger.grant("kui-old", "browser:b")
     assert ledger.may_see(job, "browser:b") and not ledger.may_see(job, "")
     assert add(ledger, owner="browser:c").owner == "browser:c"  # new rows: their maker
+
+
+
+def test_leases_give_each_job_to_one_runner_at_a_time(where):
+    """Two runners (processes) on one ledger: a held job is not another's until its lease
+    lapses or its holder is known to be gone; claiming is all or nothing per job."""
+    ledger = Ledger(where)
+    a, b = add(ledger), add(ledger)
+    assert ledger.hold(a.job_id, "h:1:x", now=100, until=130)
+    assert not ledger.hold(a.job_id, "h:2:y", now=110, until=140)  # held, not lapsed
+    assert ledger.hold(a.job_id, "h:1:x", now=120, until=150)  # renewed by its holder
+    taken = ledger.claim_free("h:2:y", now=121, until=151)
+    assert [j.job_id for j in taken] == [b.job_id]  # the free one only
+    assert ledger.claim_free("h:3:z", now=121, until=151) == []
+    assert [j.job_id for j in ledger.claim_free("h:3:z", now=121, until=151,
+                                                dead={"h:1:x"})] == [a.job_id]  # fmt: skip
+    assert ledger.hold(b.job_id, "h:1:x", now=200, until=230)  # h:2:y's lapsed at 151
+    ledger.transition(b.job_id, "cancelled")
+    assert not ledger.hold(b.job_id, "h:1:x", now=201, until=231)  # an ended job: no one's
+    ledger.release("h:3:z")
+    assert ledger.get(a.job_id).lease_owner is None and ledger.holders() == set()
+
+
+def test_the_schema_has_a_version_and_todays_sqlite_ledger_is_upgraded(tmp_path):
+    """A ledger as the app left it before versions (parent_id and the leases not yet there),
+    with a row: opened, it is brought to the current version with its row intact."""
+    from kling_ui.history import SCHEMA_VERSION
+
+    path = tmp_path / "l.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, generation_id TEXT UNIQUE, batch_id TEXT,"
+        " created_at REAL NOT NULL, updated_at REAL NOT NULL, backend TEXT NOT NULL,"
+        " key_ref TEXT NOT NULL DEFAULT '', prompt TEXT NOT NULL,"
+        " negative_prompt TEXT NOT NULL DEFAULT '', duration INTEGER NOT NULL,"
+        " generate_audio INTEGER NOT NULL, state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',"
+        " reason TEXT, credits REAL, video_path TEXT, recovered INTEGER NOT NULL DEFAULT 0,"
+        " sent_at REAL, submitted_at REAL, queued_at REAL, generating_at REAL, finished_at REAL,"
+        " owner TEXT NOT NULL DEFAULT '', video_token TEXT, estimate_usd REAL, charged_usd REAL)"
+    )
+    db.execute(
+        "INSERT INTO jobs (job_id, created_at, updated_at, backend, prompt, duration,"
+        " generate_audio, state, owner, charged_usd) VALUES"
+        " ('kui-v1', 1, 1, 'live', 'Before.', 10, 0, 'done', 'browser:a', 1.4)"
+    )
+    db.commit()
+    db.close()
+    ledger = Ledger(path)
+    assert ledger.version == SCHEMA_VERSION == 2
+    job = ledger.get("kui-v1")
+    assert (job.prompt, job.duration, job.generate_audio, job.charged_usd) == (
+        "Before.", 10, False, 1.4
+    )  # fmt: skip
+    assert job.parent_id is None and job.lease_owner is None
+    assert Ledger(path).version == 2  # opening again changes nothing
+
+
+def test_a_ledger_from_a_newer_version_is_refused(where):
+    ledger = Ledger(where)
+    ledger._db.execute("UPDATE ledger_meta SET value = '99' WHERE name = 'schema_version'")
+    with pytest.raises(RuntimeError, match="newer kling-ui"):
+        Ledger(where)

@@ -21,16 +21,37 @@ KEY = "sk-runner-server-key-41"
 POLL = 0.3
 
 
+# Every test here runs twice: on the default SQLite ledger, and on PostgreSQL
+# (KLING_UI_DATABASE_URL), where the ledger is a database server's and not a file's.
+DATABASE: str | None = None
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+def database(request):
+    global DATABASE
+    DATABASE = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    yield request.param
+    DATABASE = None
+
+
 def app(data: Path, sim: Simulator, **env: str) -> AppProcess:
+    where = {"KLING_UI_DATABASE_URL": DATABASE} if DATABASE else {}
     return AppProcess(
         data,
         env={"AIMLAPI_KEY": KEY, "AIMLAPI_BASE_URL": sim.url,
-             "KLING_UI_POLL_INTERVAL": str(POLL), **env},
+             "KLING_UI_POLL_INTERVAL": str(POLL), **where, **env},
     )  # fmt: skip
 
 
 def ledger(data: Path) -> dict[str, dict]:
-    """Every job in the app's ledger, by our id."""
+    """Every job in the app's ledger, by our id (read as a person would look: the file, or
+    the database)."""
+    if DATABASE:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(DATABASE, row_factory=dict_row) as db:
+            return {r["job_id"]: dict(r) for r in db.execute("SELECT * FROM jobs").fetchall()}
     db = sqlite3.connect(f"file:{data / 'history.sqlite3'}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:

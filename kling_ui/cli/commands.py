@@ -310,7 +310,7 @@ class Cli:
         job = service.entry(self._full_id(args.id))
         if job is None:
             raise errors.NotFoundError(
-                f"No job with the id {args.id} is in this ledger ({self.settings.ledger_path})."
+                f"No job with the id {args.id} is in this ledger ({self.settings.ledger_name})."
             )
         update = service.progress(job)
         answer = _job_dict(job, update)
@@ -331,7 +331,7 @@ class Cli:
             print(json.dumps(answer, indent=2), file=self.out)
             return DONE
         if not jobs:
-            self.say(f"No jobs yet in {self.settings.ledger_path}.")
+            self.say(f"No jobs yet in {self.settings.ledger_name}.")
         for job in jobs:
             print(_history_line(job), file=self.out)
         return DONE
@@ -352,7 +352,7 @@ class Cli:
         if not found:
             raise errors.NotFoundError(
                 f"No job whose id starts with {typed} is in this ledger "
-                f"({self.settings.ledger_path})."
+                f"({self.settings.ledger_name})."
             )
         return found.pop()
 
