@@ -333,6 +333,8 @@ class Ledger:
                 raise ValueError(f"not a column: {name}")
             sets.append(f"{name} = ?")
             params.append(int(value) if isinstance(value, bool) else value)
+        if state in FINAL:  # an ended job is no runner's any more
+            sets += ["lease_owner = NULL", "lease_until = NULL"]
         column = PHASE_COLUMNS.get(state)
         if column and column not in changes:
             sets.append(f"{column} = COALESCE({column}, ?)")

@@ -691,6 +691,30 @@ class Runner:
             video_token=secrets.token_hex(16),  # 128 random bits: the video's address
         )  # fmt: skip
 
+    def refetch(self, job: Job) -> Path | None:
+        """A finished video this process can't see (another machine's disk): fetched again
+        from the vendor by its id, into this process's videos folder. None when it can't be
+        (no key for it here, the vendor's link gone): a job is never changed by this."""
+        dest = video_path_for(self.settings, job)
+        if dest.is_file():
+            return dest
+        backend = self._backends.get(job.key_ref) or self._backend_for_ref(job.backend, job.key_ref)
+        if backend is None or not job.generation_id:
+            return None
+        self._backends.setdefault(job.key_ref, backend)
+        try:
+            client = self._client(job)
+            status = parse_generation(client.get_generation(job.generation_id).payload)
+            if not status.video_url:
+                return None
+            path = client.download_video(status.video_url, dest)
+        except errors.KlingUIError as exc:
+            log.warning("could not fetch %s again: %s", job.job_id, type(exc).__name__)
+            return None
+        with contextlib.suppress(Exception):
+            make_poster(path)
+        return path
+
     def _poll_for_link(self, job: Job) -> None:
         assert job.generation_id
         try:

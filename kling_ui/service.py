@@ -642,8 +642,13 @@ class GenerationService:
         if not dot or suffix not in kinds or not MEDIA_TOKEN.fullmatch(token):
             return None
         job = self.ledger.by_video_token(token)
-        if job is None or not job.video_path or not Path(job.video_path).is_file():
+        if job is None or not job.video_path:
             return None
+        if not Path(job.video_path).is_file():  # another machine's disk: fetched again here
+            local = self.runner.refetch(job) if job.state == "done" else None
+            if local is None:
+                return None
+            job = replace(job, video_path=str(local))
         if suffix == "chain.mp4":
             path = self.chains.video(job)
             return (path, path.name) if path is not None else None

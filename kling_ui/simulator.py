@@ -110,6 +110,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict | None
     time: float
+    took: float = 0.0  # seconds from its arrival until its answer was written
 
 
 @dataclass(frozen=True)
@@ -1338,8 +1339,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, view, headers)
 
     def do_GET(self) -> None:  # noqa: N802
-        parts = urlsplit(self.path)
         record = self._record(None)
+        try:
+            self._get(record)
+        finally:
+            record.took = time.time() - record.time
+
+    def _get(self, record: RecordedRequest) -> None:
+        parts = urlsplit(self.path)
         if parts.path.startswith("/files/"):
             return self._serve_video(parts.path, record.query)
         if parts.path == "/__sim__/requests":

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -52,7 +53,9 @@ def media_route(find: Callable[[str], tuple[Any, str] | None]) -> Route:
     """``GET /media/<name>``: the file ``find(name)`` names, served with ranges; else 404."""
 
     async def serve(request: Request) -> Response:
-        found = find(request.path_params["name"])
+        # In a worker thread: finding may stitch a chain, or fetch a video again, and the
+        # event loop serves every other visitor meanwhile.
+        found = await run_in_threadpool(find, request.path_params["name"])
         if found is None:
             return PlainTextResponse("Not found", status_code=404)
         path, filename = found
