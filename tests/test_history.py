@@ -179,7 +179,6 @@ def test_a_ledger_from_before_owners_is_brought_up_to_date(tmp_path):
     assert add(ledger, owner="browser:c").owner == "browser:c"  # new rows: their maker
 
 
-
 def test_leases_give_each_job_to_one_runner_at_a_time(where):
     """Two runners (processes) on one ledger: a held job is not another's until its lease
     lapses or its holder is known to be gone; claiming is all or nothing per job."""

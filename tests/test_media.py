@@ -102,7 +102,9 @@ def test_a_finished_video_has_a_poster_of_its_first_frame_at_most_480_px(service
     assert colour == pytest.approx(RED, abs=12)  # the first frame, not the blue ones after
 
 
-def test_a_demo_jobs_poster_matches_the_sample_clips_first_frame(tmp_path, photo):
+def test_a_demo_jobs_poster_matches_its_clips_first_frame(tmp_path, photo):
+    """The demo's clip zooms into the job's own image: its first frame is the photo (an
+    800x600 green), the poster that frame."""
     settings = Settings(data_dir=tmp_path / "data", poll_interval=0.05)
     demo = DemoSimulator(settings.data_dir, (0.05, 0.1))
     service = GenerationService(settings, demo=demo)
@@ -113,7 +115,8 @@ def test_a_demo_jobs_poster_matches_the_sample_clips_first_frame(tmp_path, photo
         frame = first_frame(final.video_path)
         frame.thumbnail((POSTER_LONG_SIDE, POSTER_LONG_SIDE))
         with Image.open(poster_path(final.video_path)) as poster:
-            assert poster.size == frame.size == (480, 270)
+            assert poster.size == frame.size == (480, 360)
+            assert ImageStat.Stat(poster.convert("RGB")).mean[1] > 120  # the green photo
             assert mean(poster) == pytest.approx(mean(frame), abs=3)
             difference = ImageStat.Stat(ImageChops.difference(poster.convert("RGB"), frame))
             assert max(difference.mean) < 6  # pixel by pixel, not only on average
