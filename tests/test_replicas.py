@@ -140,3 +140,32 @@ def test_a_process_on_another_disk_fetches_the_video_again(pg_url, tmp_path, pho
             assert again == body and sim.polls == gets + 1  # kept: not fetched twice
         finally:
             other.stop()
+
+
+def test_a_daily_budget_holds_across_processes(pg_url, tmp_path, photo):
+    """$1.40 a day for the server's key is two 5 s videos, whichever process is asked: two
+    batches of two sent at once to two processes make two videos, not four."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Simulator(api_key=KEY, schedule=Schedule(queued_s=0.2, generating_s=0.5)) as sim:
+        apps = [start(tmp_path / "shared", sim, pg_url, KLING_UI_DAILY_BUDGET_USD="1.40")
+                for _ in range(2)]  # fmt: skip
+        try:
+            clients = [user_client(server.url, n) for n, server in enumerate(apps)]
+
+            def batch(client):
+                return client.predict(
+                    images=[handle_file(photo)], prompts="One.\nTwo.", negative_prompt="",
+                    duration=5, generate_audio=True, takes=1, api_key="", api_name="/batch",
+                )  # fmt: skip
+
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(batch, clients))
+        finally:
+            for server in apps:
+                server.stop()
+    made = [a for a in answers if a["items"]]
+    refused = [a for a in answers if a.get("error")]
+    assert len(made) == 1 and len(made[0]["items"]) == 2, answers
+    assert len(refused) == 1 and "daily budget" in refused[0]["error"]
+    assert len(rows(pg_url)) == 2
