@@ -36,6 +36,7 @@ BENCHMARKS = {
     "runner": "bench_runner",
     "flood": "bench_flood",
     "stitch": "bench_stitch",
+    "replicas": "bench_replicas",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 

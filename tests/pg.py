@@ -21,7 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apprunner import free_port
+
+try:
+    from apprunner import free_port
+except ImportError:  # imported as tests.pg (the benchmarks)
+    from tests.apprunner import free_port
 
 UNPRIVILEGED = "postgres"  # Debian's package makes this user
 

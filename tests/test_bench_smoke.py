@@ -89,6 +89,12 @@ EXPECTED = {
         "parts_bytes",
         "length_s",
     ],
+    "bench_replicas": [
+        "one_wall_s",
+        "three_wall_s",
+        "one_peak_rss_bytes",
+        "three_peak_rss_bytes_max",
+    ],
 }
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}
 
