@@ -20,7 +20,12 @@ from tests.apprunner import Server, app_argv, clean_env, user_client
 
 
 def _apps(n: int, api: str, tmp: Path, database: str | None, poll: str | None) -> list[Server]:
-    env = clean_env(AIMLAPI_BASE_URL=api, AIMLAPI_KEY="x", KLING_UI_DATA_DIR=str(tmp / "data"))
+    env = clean_env(
+        AIMLAPI_BASE_URL=api, AIMLAPI_KEY="x", KLING_UI_DATA_DIR=str(tmp / "data"),
+        # The vendor's limit of jobs at once per key (3 by default) would make both ways wait
+        # on the vendor alike: lifted, so what is measured is the app's own work.
+        KLING_UI_MAX_ACTIVE_PER_KEY="100",
+    )  # fmt: skip
     if database:
         env["KLING_UI_DATABASE_URL"] = database
     if poll:
@@ -119,8 +124,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             "address each) calling /generate to the end, user n on process n mod 3; one "
             "process with the default SQLite ledger, then three `python app.py` with "
             "KLING_UI_DATABASE_URL on one throwaway PostgreSQL 15 cluster (fsync off) and one "
-            "shared data folder; poll interval the default 2 s. All on the same 2 cores: the "
-            "three processes share the CPU the one had, so this measures the cost of sharing "
+            "shared data folder; poll interval the default 2 s; KLING_UI_MAX_ACTIVE_PER_KEY "
+            "100 (the vendor-side limit of 3 at once would make both wait alike). All on the "
+            "same 2 cores: the three processes share the CPU the one had, so this measures "
+            "the cost of sharing "
             "the work (leases, the database), not the gain of more machines.",
         ],
     }
