@@ -43,8 +43,9 @@ class Continuation:
         """What the person is told: what is continued, what to do next on the ``page``,
         and a warning past 3 minutes."""
         n = len(self.parts)
+        what = f"“{_short(self.parent.prompt)}”" if self.parent.prompt.strip() else "this video"
         text = (
-            f"Continuing from the last frame of “{_short(self.parent.prompt)}” (the chain has "
+            f"Continuing from the last frame of {what} (the chain has "
             f"{n} part{'s' if n > 1 else ''}, {self.seconds} s)."
         )
         if page:
@@ -108,17 +109,22 @@ class Chains:
             return dest
         parts = self.parts(job)
         files = [Path(p.video_path) for p in parts if p.state == "done" and p.video_path]
-        if len(files) != len(parts) or not all(f.is_file() for f in files):
-            return None
+        if not complete(parts) or len(files) != len(parts) or not all(f.is_file() for f in files):
+            return None  # a part gone (removed after its days): no "whole" that is not
         with self._lock:
             if not dest.is_file():
                 try:
                     done = stitch(files, dest)
-                except ValueError as exc:
+                except Exception as exc:  # the part itself is done and paid: it stays shown
                     log.warning("could not stitch the chain of %s: %s", job.job_id, exc)
                     return None
                 log.info("stitched %d parts (%s, %.1f s)", len(files), done.method, done.seconds)
         return dest
+
+
+def complete(parts: list[Job]) -> bool:
+    """True when the chain's first part continues nothing (no earlier part was removed)."""
+    return bool(parts) and not parts[0].parent_id
 
 
 def chain_path(video: Path) -> Path:

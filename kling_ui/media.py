@@ -196,8 +196,27 @@ def _signature(path: Path) -> tuple:
 
 
 def _copyable(parts: list[Path]) -> bool:
+    """Packets may go as they are: the parts' streams match, each starts at 0, and each
+    part's sound is as long as its picture (within a packet: a shorter sound would let the
+    sound drift a little at every join)."""
     signatures = {_signature(p) for p in parts}
-    return len(signatures) == 1
+    return len(signatures) == 1 and all(_starts_and_ends_together(p) for p in parts)
+
+
+def _starts_and_ends_together(path: Path) -> bool:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        if video.start_time not in (0, None) or not video.duration:
+            return False
+        if not container.streams.audio:
+            return True
+        audio = container.streams.audio[0]
+        if not audio.duration:
+            return False
+        packet = (audio.codec_context.frame_size or 1024) / audio.codec_context.sample_rate
+        picture = float(video.duration * video.time_base)
+        sound = float(audio.duration * audio.time_base)
+        return abs(picture - sound) <= 1.5 * packet
 
 
 def _copy_join(parts: list[Path], out_path: Path) -> None:
@@ -243,7 +262,8 @@ def _copy_part(container, index: int, out, v_out, a_out, at: _Joins) -> None:
     frame_size = audio.codec_context.frame_size if audio is not None else 0
     cut = _Cut(skip * video.time_base, end_s, index, frame_size or 1024)
     first = True
-    for packet in container.demux():
+    streams = [video] if audio is None else [video, audio]  # no other stream comes along
+    for packet in container.demux(*streams):
         if packet.dts is None:
             continue
         if packet.stream.type == "video":
@@ -338,17 +358,26 @@ def _sound_of(parts: list[Path]) -> tuple[int, str]:
 
 
 def _encode_part_video(part: Path, index: int, stream, out, start: int, size) -> int:
-    """A part's frames (the first dropped for a later part), numbered on from ``start``."""
-    kept = 0
+    """A part's frames (the first dropped for a later part) on the stitched video's clock
+    from ``start``: each frame placed by its own time, repeated or dropped to the output's
+    frame rate, so a part of another rate keeps its speed. The frames it fills."""
+    fps = stream.average_rate or stream.codec_context.framerate
+    kept, first = 0, None
     with av.open(str(part)) as container:
         for n, frame in enumerate(container.decode(container.streams.video[0])):
             if index and n == 0:
                 continue
-            frame = frame.reformat(width=size[0], height=size[1], format="yuv420p")
-            frame.pts = start + kept
-            frame.time_base = stream.codec_context.time_base or 1 / stream.average_rate
-            out.mux(stream.encode(frame))
-            kept += 1
+            first = frame.time if first is None else first
+            slot = round(((frame.time or 0) - (first or 0)) * float(fps))
+            if slot < kept:
+                continue  # a faster part: this frame's slot is taken
+            picture = frame.reformat(width=size[0], height=size[1], format="yuv420p")
+            while kept <= slot:  # a slower part: the frame fills the slots up to its own
+                copy = picture if kept == slot else picture.reformat()
+                copy.pts = start + kept
+                copy.time_base = stream.codec_context.time_base or 1 / fps
+                out.mux(stream.encode(copy))
+                kept += 1
     return kept
 
 
@@ -357,7 +386,7 @@ def _encode_part_audio(part: Path, index: int, stream, out, frames: int, fps) ->
     or padded with silence to the length of the frames it kept."""
     rate = stream.codec_context.sample_rate
     want = round(frames / fps * rate)
-    skip = round(rate / fps) if index else 0
+    skip = round(rate / _frame_rate(part)) if index else 0  # the part's own first frame
     fifo = av.AudioFifo()
     resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout.name, rate=rate)
     with av.open(str(part)) as container:
@@ -380,6 +409,11 @@ def _encode_part_audio(part: Path, index: int, stream, out, frames: int, fps) ->
         frame.pts = None
         out.mux(stream.encode(frame))
         written += n
+
+
+def _frame_rate(part: Path) -> float:
+    with av.open(str(part)) as container:
+        return float(container.streams.video[0].average_rate or 24)
 
 
 def _silence(stream, samples: int):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
@@ -189,6 +190,11 @@ class GenerationService:
             (self.chains.frames / f"{job.job_id}-last.jpg").unlink(missing_ok=True)
             self.ledger.forget(job.job_id)
             gone += 1
+        clips = self.settings.data_dir / "demo-clips"  # the demo's copies of visitors' images
+        for old in clips.glob("*") if clips.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < now - days * 86400:
+                    old.unlink()
         if gone:
             log.info("retention: removed %d jobs ended over %g days ago", gone, days)
         return gone
@@ -374,6 +380,12 @@ class GenerationService:
         fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
         parent = self._parent(parent_id, owner, api_key)
         backend = self.backend_for(api_key)
+        if parent is not None and (parent.backend == DEMO) != (backend.name == DEMO):
+            raise errors.InputError(  # a chain is simulated, or real, throughout
+                "That video was simulated in demo mode, and this part would be made for real "
+                "(or the other way round): a chain is one or the other. Start a new video "
+                "from an image instead."
+            )
         self._check_room(owner, 1)
         price = self._book(backend).estimate(fields[2], fields[3]).usd
         prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]

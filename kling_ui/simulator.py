@@ -370,7 +370,6 @@ class Simulator:
         if clips not in ("sample", "zoom"):
             raise ValueError(f"unknown clips {clips!r}")
         self.clips = clips
-        self.images: dict[str, bytes] = {}  # generation id -> the image its create sent
         self._temp_clips = None
         if self.state_path:
             self.clip_dir = self.state_path.parent / "demo-clips"
@@ -699,7 +698,6 @@ class Simulator:
             if image is not None and self.clips == "zoom":
                 self.clip_dir.mkdir(parents=True, exist_ok=True)
                 (self.clip_dir / f"{job.token}.img").write_bytes(image)
-                self.images[job.id] = image
             self.jobs[job.id] = job
             self._unsettled.add(job.id)
             client_id = _valid_client_request_id(client_request_id)
@@ -787,8 +785,11 @@ class Simulator:
         return clip
 
     def image_of(self, generation_id: str) -> bytes | None:
-        """The image bytes the create of this job sent (a data URI's), if any."""
-        return self.images.get(generation_id)
+        """The image bytes the create of this job sent (a data URI's), kept with ``clips``
+        "zoom" only; None otherwise."""
+        job = self.jobs.get(generation_id)
+        path = self.clip_dir / f"{job.token}.img" if job else None
+        return path.read_bytes() if path is not None and path.is_file() else None
 
     def video_chunks(self, start: int, stop: int, token: str = "") -> Iterator[bytes]:
         """The clip's bytes ``start`` to ``stop`` (exclusive), in chunks of at most 256 KiB."""

@@ -34,11 +34,12 @@ Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
 # gradio_client fetches every output file through Gradio's own file route, the video's
-# address included ("/gradio_api/file=http://host/media/<token>.mp4", or its poster's
-# ".jpg"), where Gradio would fetch it again over the network (and refuse a loopback
-# address): served here directly.
+# address included ("/gradio_api/file=http://host/media/<token>.mp4", its poster's ".jpg",
+# a chain's whole ".chain.mp4"), where Gradio would fetch it again over the network (and
+# refuse a loopback address): served here directly.
 MEDIA_VIA_FILE_ROUTE = re.compile(
-    r"/gradio_api/file=https?://[^/]+/(?:.*/)?media/([0-9a-f]{32}\.(?:mp4|jpg))"
+    r"/gradio_api/file=https?://[^/]+/(?:.*/)?media/"
+    r"([0-9a-f]{32}\.(?:chain\.mp4|mp4|jpg))"
 )
 # What /media/ serves, by the file's suffix; anything else is a download, never rendered.
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}

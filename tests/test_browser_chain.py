@@ -71,7 +71,7 @@ def test_continue_makes_the_next_part_and_plays_the_whole_chain(live, sim, page,
     # The create of part two carried part one's last frame, not the photo.
     second = [r for r in sim.requests_to("/v2/video/generations") if r.method == "POST"][-1]
     assert second.body["prompt"] == "Part two: the camera moves closer."
-    assert len(sim.images) == 2
+    assert all(sim.image_of(gid) for gid in sim.jobs) and len(sim.jobs) == 2
 
 
 def test_a_new_image_ends_the_continuing(live, page, photo):

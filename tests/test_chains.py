@@ -217,6 +217,23 @@ def test_a_part_that_is_not_a_video_is_refused(clips, tmp_path):
 # --- the API for programs: /extend ------------------------------------------------------
 
 
+def test_extend_through_a_default_gradio_client_downloads_the_chain(live_app, photo):
+    """As the README's example does it: gradio_client fetches the stitched MP4 itself."""
+    from apprunner import generate
+    from gradio_client import Client
+
+    client = Client(live_app.url, verbose=False)  # downloads every output file
+    first = generate(client, photo)[-1]
+    gid, status, video = client.predict(
+        generation_id=first[0], prompt="Then the sun sets.", negative_prompt="", duration=5,
+        generate_audio=True, api_key="", api_name="/extend",
+    )  # fmt: skip
+    assert status.startswith("Status: completed"), status
+    path = Path(video["video"] if isinstance(video, dict) else video)
+    assert path.is_file() and path.name.endswith(".mp4")
+    assert media.video_seconds(path) == pytest.approx(10 - FRAME, abs=FRAME)
+
+
 def test_extend_for_programs_streams_to_the_whole_chain(client, live_app, photo):
     """``/extend`` through gradio_client on the app launched as app.py launches it: the
     next part of a finished video, its last update's video the chain (the simulator's sample
@@ -279,3 +296,68 @@ def test_the_page_continues_only_its_own_finished_videos(service, picture):
     assert handlers.chain_view(more.generation_id, theirs) == ""
     cleared = handlers.continued(more.generation_id, service.entry(more.generation_id).parent_id)
     assert cleared[0] == "" and cleared[1]["visible"] is False
+
+
+def _part(path: Path, seconds: float, fps: int, sound_s: float | None, colour) -> Path:
+    """A small H.264/AAC clip: ``seconds`` of one colour at ``fps``, ``sound_s`` of tone."""
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        sound = out.add_stream("aac", rate=44100, layout="mono") if sound_s else None
+        picture = np.zeros((240, 320, 3), np.uint8) + np.array(colour, np.uint8)
+        for n in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = n
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            samples = np.sin(np.arange(round(sound_s * 44100)) / 10).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = samples[start : start + 1024][None, :]
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 44100, start
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    return path
+
+
+def test_parts_whose_sound_is_shorter_than_their_picture_are_encoded_in_step(tmp_path):
+    """Copying packets would let the sound slip at each join by what it lacks: such parts
+    are encoded again, each part's sound padded to its picture."""
+    parts = [_part(tmp_path / f"p{n}.mp4", 2.0, 24, 1.6, (200, 40, 40)) for n in range(4)]
+    done = media.stitch(parts, tmp_path / "out.mp4")
+    assert done.method == "encode"
+    assert done.seconds == pytest.approx(8 - 3 * FRAME, abs=FRAME)
+    assert abs(sound_seconds(done.path) - done.seconds) < 0.05
+
+
+def test_a_part_at_another_frame_rate_keeps_its_speed(tmp_path):
+    """A 30 fps part in a 24 fps chain lasts as long as it did, not 25 % longer."""
+    first = _part(tmp_path / "a.mp4", 2.0, 24, 2.0, (200, 40, 40))
+    faster = _part(tmp_path / "b.mp4", 2.0, 30, 2.0, (40, 200, 40))
+    done = media.stitch([first, faster], tmp_path / "out.mp4")
+    assert done.method == "encode"
+    assert done.seconds == pytest.approx(4 - 1 / 30, abs=FRAME)
+    assert abs(sound_seconds(done.path) - done.seconds) < 0.05
+
+
+def test_a_simulated_video_is_not_continued_for_real(tmp_path, picture):
+    """A chain is simulated or real throughout: a demo video continued with a typed key is
+    refused before anything is sent or paid."""
+    from kling_ui.simulator import DemoSimulator
+
+    settings = Settings(data_dir=tmp_path / "data", poll_interval=0.05, demo=True)
+    demo = DemoSimulator(settings.data_dir, (0.05, 0.1))
+    service = GenerationService(settings, demo=demo)
+    try:
+        made = finish(service.generate(picture, "Simulated."))
+        start = service.continue_from(made.generation_id)
+        with pytest.raises(errors.InputError, match="simulated in demo mode"):
+            list(service.generate(str(start.frame), "For real.", api_key="sk-real-key-77",
+                                  parent_id=start.parent.job_id))  # fmt: skip
+        assert len(service.ledger.recent()) == 1
+    finally:
+        service.close()
+        demo.stop()

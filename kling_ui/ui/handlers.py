@@ -27,6 +27,7 @@ from gradio import route_utils
 from gradio.utils import get_upload_folder
 
 from .. import errors, snippets
+from ..chains import complete
 from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import dollars
@@ -675,8 +676,8 @@ class Handlers:
         form continues nothing more (its Continue goes on from the new part); a part that
         was never sent leaves the form as it was, to try again."""
         job = self.service.entry(gid or "") if gid and parent_id else None
-        if job is None or job.parent_id != parent_id:
-            return gr.skip(), gr.skip(), gr.skip()
+        if job is None or job.parent_id != parent_id or job.state != "done":
+            return gr.skip(), gr.skip(), gr.skip()  # not made: the person may try again
         return self.stop_continuing()
 
     def stop_continuing(self) -> tuple[str, Any, Any]:
@@ -713,6 +714,8 @@ class Handlers:
             whole = f" · [download the whole video]({root}{self.service.chain_url(job)})"
         seconds = sum(p.duration for p in parts)
         head = f"**A chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
+        if not complete(parts):
+            head += " (its earlier parts were removed after their days here)"
         return "\n".join([head, "", *lines])
 
     # --- copy as code -------------------------------------------------------------------

@@ -256,7 +256,9 @@ def _wire_history(handlers: Handlers, page: Page) -> None:
         [videos.picked, owner.session],
         [form.image, form.prompt, form.negative, form.duration, form.audio, videos.note],
         **_QUIET,
-    ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **_QUIET)
+    ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **_QUIET).then(
+        handlers.stop_continuing, None, [form.parent, form.continuing, form.uncontinue], **_QUIET
+    )  # a remix starts a new video: it continues nothing
     pending_ids = gr.Textbox(visible=False)
     page.blocks.load(
         handlers.restore,
