@@ -84,7 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     from kling_ui.ui import browser_secret, build_ui, launch_options
 
     demo = DemoSimulator(settings.data_dir, settings.demo_schedule) if settings.demo_mode else None
-    service = GenerationService(settings, demo=demo)
+    try:
+        service = GenerationService(settings, demo=demo)
+    except Exception as exc:  # the database: say which and why, in words, not a traceback
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        print(f"kling-ui: could not open the ledger ({settings.ledger_name}): {reason}",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2) from None
     page = build_ui(service, browser_secret=browser_secret(settings))
     page.queue(default_concurrency_limit=None, max_size=settings.queue_size)
 
