@@ -141,7 +141,7 @@ def test_remix_fills_the_form_with_the_jobs_image_and_settings(live, sim, page, 
     expect(page.locator("#duration input[value='10']")).to_be_checked()
     expect(page.locator("#audio input")).not_to_be_checked()
     more_settings(page).click()
-    expect(page.locator("#negative textarea")).to_have_value("blur, text")
+    expect(page.locator("#negative textarea")).to_have_value("blur, text", timeout=15_000)
     # The image is the one sent: red, at the size it was sent.
     shown = page.locator("#image img").first
     colour = shown.evaluate(
