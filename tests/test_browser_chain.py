@@ -62,7 +62,7 @@ def test_continue_makes_the_next_part_and_plays_the_whole_chain(live, sim, page,
     seconds = video.evaluate(DURATION_JS)
     assert abs(seconds - (10 - 1 / 24)) < 0.1, seconds  # 5 s + 5 s, one repeated frame less
     chain = page.locator("#chain-view")
-    expect(chain).to_contain_text("A chain of 2 parts: 10 s")
+    expect(chain).to_contain_text("Chain of 2 parts: 10 s")
     expect(chain.get_by_role("link", name="download the whole video")).to_have_count(1)
     expect(chain.get_by_role("link", name="download part")).to_have_count(2)
     expect(page.locator("#continuing")).to_be_hidden()  # the next Continue goes on from here

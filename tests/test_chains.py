@@ -290,7 +290,7 @@ def test_the_page_continues_only_its_own_finished_videos(service, picture):
 
     more = finish(service.generate(image, "Next [x](http://evil)", owner=owner, parent_id=parent))
     view = handlers.chain_view(more.generation_id, mine)
-    assert "A chain of 2 parts: 10 s, $1.40" in view
+    assert "Chain of 2 parts: 10 s, $1.40" in view
     assert "](javascript" not in view and "](http://evil" not in view  # words, never links
     assert view.count("download part") == 2 and "download the whole video" in view
     assert handlers.chain_view(more.generation_id, theirs) == ""

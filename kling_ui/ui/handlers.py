@@ -713,7 +713,7 @@ class Handlers:
         if self.service.chains.video(job) is not None:
             whole = f" · [download the whole video]({root}{self.service.chain_url(job)})"
         seconds = sum(p.duration for p in parts)
-        head = f"**A chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
+        head = f"**Chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
         if not complete(parts):
             head += " (its earlier parts were removed after their days here)"
         return "\n".join([head, "", *lines])
