@@ -445,10 +445,8 @@ class Runner:
             self._due.pop(job_id, None)
 
     def _forget(self, job_id: str) -> None:
-        for store in (self._requests, self._urls, self._tries, self._looked):
-            store.pop(job_id, None)
-        with self._cond:
-            self._due.pop(job_id, None)
+        """Done with a job for good: let go of it, and of its waiting request file."""
+        self._let_go(job_id)
         self._pending_file(job_id).unlink(missing_ok=True)
 
     def _client(self, job: Job) -> AIMLClient:

@@ -38,7 +38,7 @@ from .chains import Chains, Continuation, chain_path
 from .client import AIMLClient
 from .config import Settings
 from .history import Job, Ledger
-from .images import prepare_image
+from .images import PreparedImage, prepare_image
 from .jobs import Progress
 from .media import make_poster, poster_path
 from .pricing import Estimate, PriceBook, dollars
@@ -422,8 +422,7 @@ class GenerationService:
         count = _check_takes(takes)
         backend = self.backend_for(api_key)
         self._check_room(owner, count)
-        uri = prepare_image(image, fit=fit).data_uri  # type: ignore[arg-type]
-        planned = [Planned(uri, fields, {"take": n}) for n in range(1, count + 1)]
+        planned, _ = plan_takes(image, fields, count, fit=fit)
         return self.queue_many(planned, backend, owner=owner)
 
     # --- chains: continuing a video from its last frame ------------------------------------
@@ -892,6 +891,16 @@ class Planned:
     fields: tuple[str, str, int, bool]
     about: dict[str, Any]
     parent_id: str | None = None  # the finished job this one continues (its last frame)
+
+
+def plan_takes(
+    image: str, fields: tuple[str, str, int, bool], takes: int, *, fit: str = "reject"
+) -> tuple[list[Planned], PreparedImage]:
+    """``takes`` videos of one image (prepared once) and checked fields, ready for
+    ``queue_many``; and the prepared image (what was done to it is worth saying)."""
+    prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
+    planned = [Planned(prepared.data_uri, fields, {"take": n}) for n in range(1, takes + 1)]
+    return planned, prepared
 
 
 def _check_size(total: int) -> None:

@@ -244,3 +244,20 @@ def generate(client: Any, image: str | Path | None, **changes: Any) -> list[tupl
     job = submit(client, image, **changes)
     job.result()
     return [tuple(o) for o in job.outputs()]
+
+
+def spy_on_creates(monkeypatch: Any) -> list[dict]:
+    """Every create body a simulator in this process receives from now on, image included
+    (its own record cuts the image short): its body check, wrapped."""
+    from kling_ui import simulator as simulator_module
+
+    bodies: list[dict] = []
+    check = simulator_module._validation_error
+
+    def spy(body: Any) -> Any:
+        if isinstance(body, dict):
+            bodies.append(body)
+        return check(body)
+
+    monkeypatch.setattr(simulator_module, "_validation_error", spy)
+    return bodies

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from apprunner import generate
+from apprunner import generate, spy_on_creates
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from kling_ui import simulator as simulator_module
 from kling_ui.errors import InputError
 from kling_ui.images import prepare_image
 
@@ -43,16 +42,7 @@ PROMPT = "The scene comes alive; the camera pushes in slowly."
 @pytest.fixture
 def sent(live_app, monkeypatch) -> list[dict]:
     """The bodies of the create requests the simulator received, image included."""
-    bodies: list[dict] = []
-    check = simulator_module._validation_error
-
-    def spy(body):
-        if isinstance(body, dict):
-            bodies.append(body)
-        return check(body)
-
-    monkeypatch.setattr(simulator_module, "_validation_error", spy)
-    return bodies
+    return spy_on_creates(monkeypatch)
 
 
 def decode_sent_image(body: dict) -> Image.Image:

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from apprunner import spy_on_creates
 from PIL import Image
 
-from kling_ui import simulator as simulator_module
 from kling_ui import snippets
 from kling_ui.config import Settings
 from kling_ui.errors import InputError
@@ -43,16 +43,7 @@ RUNNERS = {"curl": ["bash"], "python": [sys.executable]}
 @pytest.fixture
 def sent(simulator, monkeypatch) -> list[dict]:
     """The create bodies the simulator received, image included (its record cuts it)."""
-    bodies: list[dict] = []
-    check = simulator_module._validation_error
-
-    def spy(body):
-        if isinstance(body, dict):
-            bodies.append(body)
-        return check(body)
-
-    monkeypatch.setattr(simulator_module, "_validation_error", spy)
-    return bodies
+    return spy_on_creates(monkeypatch)
 
 
 def picture(folder: Path, name: str, fmt: str = "JPEG") -> Path:

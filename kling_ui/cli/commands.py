@@ -29,7 +29,15 @@ from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import PriceBook, dollars
 from ..rules import check_text_fields
-from ..service import DEMO, MAX_TAKES, STATE_PHASE, GenerationService, Planned, quote_many
+from ..service import (
+    DEMO,
+    MAX_TAKES,
+    STATE_PHASE,
+    GenerationService,
+    Planned,
+    plan_takes,
+    quote_many,
+)
 from ..simulator import DemoSimulator
 from .batchfile import plan, read_rows
 from .display import Display, clock
@@ -129,12 +137,9 @@ class Cli:
         )
         if not 1 <= args.takes <= MAX_TAKES:
             raise errors.InputError(f"--takes must be 1 to {MAX_TAKES}, not {args.takes}.")
-        prepared = prepare_image(args.image, fit=args.fit)
+        planned, prepared = plan_takes(args.image, fields, args.takes, fit=args.fit)
         if prepared.adjusted:
             self.say(f"The image was {prepared.adjusted}.")
-        planned = [
-            Planned(prepared.data_uri, fields, {"take": n}) for n in range(1, args.takes + 1)
-        ]
         return self._send(planned, args)
 
     def extend(self, args: Any) -> int:
