@@ -298,9 +298,12 @@ class Ledger:
         owner: str = "",
         estimate_usd: float | None = None,
         parent_id: str | None = None,
+        lease: tuple[str, float] | None = None,
     ) -> Job:
         """A new row: a job about to be sent (``queued_here``), or an adopted id
-        (``submitted``, with its ``generation_id``). ``parent_id``: the job it continues."""
+        (``submitted``, with its ``generation_id``). ``parent_id``: the job it continues.
+        ``lease``: (holder, until), so the row is never free for another runner to claim
+        between its insert and its maker's hold."""
         if state not in ("queued_here", "submitted"):
             raise IllegalTransition(f"a job starts queued_here or submitted, not {state}")
         job_id = job_id or new_job_id()
@@ -308,11 +311,12 @@ class Ledger:
         self._write(
             "INSERT INTO jobs (job_id, generation_id, batch_id, created_at, updated_at, backend,"
             " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at,"
-            " owner, estimate_usd, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?)",
+            " owner, estimate_usd, parent_id, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, generation_id, batch_id, now, now, backend, key_ref, prompt,
              negative_prompt or "", int(duration), int(bool(generate_audio)), state,
-             now if state == "submitted" else None, owner, estimate_usd, parent_id),
+             now if state == "submitted" else None, owner, estimate_usd, parent_id,
+             *(lease or (None, None))),
         )  # fmt: skip
         job = self.get(job_id)
         assert job is not None

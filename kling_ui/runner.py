@@ -252,11 +252,11 @@ class Runner:
             batch_id=batch_id,
             created_at=self._clock(),
             parent_id=parent_id,
+            lease=(self.holder, self._until()[1]),  # ours from its first moment
         )
         self._backends[backend.key_ref] = backend
         self._requests[job.job_id] = request
         self._save_request(job.job_id, request)
-        self._hold(job.job_id)
         self._changed(job.job_id)
         self._schedule(job.job_id, 0.0)
         return job
@@ -271,10 +271,10 @@ class Runner:
             state="submitted",
             generation_id=generation_id,
             created_at=self._clock(),
+            lease=(self.holder, self._until()[1]),
         )
         self._tries[job.job_id] = -1  # adopted, not yet confirmed by the vendor
         self._backends[backend.key_ref] = backend
-        self._hold(job.job_id)
         self._changed(job.job_id)
         self._schedule(job.job_id, 0.0)
         return job

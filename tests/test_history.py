@@ -238,3 +238,12 @@ def test_a_ledger_from_a_newer_version_is_refused(where):
     ledger._db.execute("UPDATE ledger_meta SET value = '99' WHERE name = 'schema_version'")
     with pytest.raises(RuntimeError, match="newer kling-ui"):
         Ledger(where)
+
+
+def test_a_new_row_can_be_held_from_its_insert(where):
+    """A runner adding a job holds it from the start: no other runner's claim can take it
+    before the job's request is saved (a claim then would find nothing to send)."""
+    ledger = Ledger(where)
+    job = add(ledger, lease=("h:1:x", 10**10))
+    assert job.lease_owner == "h:1:x"
+    assert ledger.claim_free("h:2:y", now=100, until=130) == []
