@@ -190,10 +190,13 @@ class Job:
     @property
     def cost_usd(self) -> float | None:
         """What the job counts as spending: the charge once known, else the price at submit;
-        nothing for a job that made no video at the vendor (failed, refused, cancelled)."""
-        if self.charged_usd is not None:
+        nothing for a job that made no video at the vendor (failed, refused, cancelled). A
+        charge of $0 for a video is taken as not known (the price stands): a budget must
+        never count a video as free."""
+        unpaid = self.state in ("failed", "not_created", "cancelled")
+        if self.charged_usd is not None and (self.charged_usd > 0 or unpaid):
             return self.charged_usd
-        if self.state in ("failed", "not_created", "cancelled"):
+        if unpaid:
             return 0.0
         return self.estimate_usd
 

@@ -127,8 +127,13 @@ class PriceSheet:
         return (max(matching, key=lambda r: (len(r.when), r.usd(duration))),)
 
     def covers(self, duration: int, generate_audio: bool) -> bool:
-        """Whether the sheet answers for this request (a ``variable`` sheet does: "not known")."""
-        return self.kind == "variable" or bool(self._rates_for(_fields(duration, generate_audio)))
+        """Whether the sheet answers for this request (a ``variable`` sheet does: "not known").
+        A price of $0 is no answer: a video is never free, and a budget that took it at its
+        word would let everything through (the table answers instead)."""
+        if self.kind == "variable":
+            return True
+        each = self.usd_each(duration, generate_audio)
+        return each is not None and each > 0
 
     def usd_each(self, duration: int, generate_audio: bool) -> float | None:
         """What one such video costs; None when the price is not known in advance."""

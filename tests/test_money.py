@@ -200,3 +200,21 @@ def test_a_budget_that_cant_be_read_stops_the_app_instead_of_lifting_the_limit(n
     if name == "KLING_UI_VISITOR_JOBS_PER_HOUR":
         with pytest.raises(BadSetting):
             settings_from_env({name: "2.5"})
+
+
+def test_a_zero_catalogue_price_counts_as_the_tables_against_a_budget(
+    simulator, tmp_path, photo, clock
+):
+    """A catalogue that quotes $0 must not make the server's key free to spend."""
+    simulator.script_pricing({"kind": "variants", "currency": "USD", "variants": [
+        {"when": {"generate_audio": True}, "price": 0, "unit": "second", "per": 1}]})  # fmt: skip
+    service = service_for(simulator, tmp_path, clock, daily_budget_usd=1.50)
+    try:
+        assert service.estimate(5, True).usd == pytest.approx(0.70)  # the table's
+        assert run(service, photo).phase == "completed"
+        assert run(service, photo, owner="browser:b").phase == "completed"
+        with pytest.raises(Exception, match="daily budget"):
+            run(service, photo, owner="browser:c")
+        assert simulator.creates == 2
+    finally:
+        service.close()

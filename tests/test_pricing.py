@@ -32,6 +32,7 @@ from kling_ui.simulator import USD_PER_SECOND, Fault, Schedule, Simulator
 DAY = REFRESH_EVERY
 TABLE = json.loads(TABLE_PATH.read_text())
 AUTH = {"Authorization": "Bearer k"}
+TABLE_USD = {True: 0.14, False: 0.07}  # the shipped table: dollars a second, audio or not
 
 
 def price_book(sim, data_dir: Path, clock: FakeClock, **options) -> PriceBook:
@@ -193,6 +194,29 @@ def test_a_catalogue_with_no_usable_price_gives_the_table(simulator, book, prici
     simulator.script_pricing(pricing)
     assert book.estimate(10, True).source == "table"
     assert len(asks(simulator)) == 1
+
+
+@pytest.mark.parametrize(
+    "pricing",
+    [
+        {"kind": "variants", "currency": "USD", "variants": [
+            {"when": {"generate_audio": True}, "price": 0, "unit": "second", "per": 1},
+            {"when": {"generate_audio": False}, "price": "0.00", "unit": "second", "per": 1}]},
+        {"kind": "fixed", "currency": "USD", "units": [{"name": "second", "price": 0, "per": 1}]},
+        {"kind": "variants", "currency": "USD", "variants": [
+            {"when": {"generate_audio": True}, "unit": "second", "per": 1}]},  # no price
+    ],
+    ids=["zero-variants", "zero-fixed", "missing"],
+)  # fmt: skip
+def test_a_zero_or_missing_catalogue_price_is_not_known_and_the_table_answers(
+    simulator, book, pricing
+):
+    """A $0 quote is no quote: budgets would take the video as free."""
+    simulator.script_pricing(pricing)
+    for audio in (True, False):
+        estimate = book.estimate(5, audio)
+        assert estimate.source == "table"
+        assert estimate.usd == pytest.approx(TABLE_USD[audio] * 5) and estimate.usd > 0
 
 
 def test_variants_that_miss_this_request_give_the_table_for_it_alone(simulator, book):
