@@ -36,10 +36,13 @@ _SECRET_PATTERNS = [
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove the given secrets, and anything shaped like a bearer token, from text."""
+    """Remove the given secrets, and anything shaped like a bearer token, from text.
+
+    Without regard to case: a vendor that upper- or lower-cases what it echoes (a status
+    word, a header name's value) still echoes the key."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
+            text = re.sub(re.escape(secret), "[redacted]", text, flags=re.IGNORECASE)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[redacted]", text)
     return text

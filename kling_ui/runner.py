@@ -653,7 +653,7 @@ class Runner:
             job = self.ledger.transition(job.job_id, phase, at=now, message=words[phase], **changes)
 
         else:
-            shown = status.status or "(none)"
+            shown = self._client(job).redact(status.status) if status.status else "(none)"
             self.ledger.note(
                 job.job_id, f"The API reported a status we don't know ({shown!r}); still watching."
             )
