@@ -6,13 +6,20 @@ stripped of terminal escapes."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from kling_ui.config import Settings
 from kling_ui.service import GenerationService
-from kling_ui.simulator import Fault
+from kling_ui.simulator import Fault, Schedule, Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Mixed case and nothing shaped like a key: only the redaction of this very key can hide it.
 MIXED_KEY = "Kx7QmVw2PzR9LtB4"
@@ -60,3 +67,43 @@ def test_a_status_word_echoing_the_key_in_another_case_is_redacted(simulator, se
     message = wait_for(noted)
     assert MIXED_KEY.lower() not in message.lower()
     assert "[redacted]" in message
+
+
+# What a hostile vendor might put in its words: clear the screen, retitle the window, hide a
+# line behind a carriage return, a hyperlink, an 8-bit CSI, a right-to-left override.
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\rHidden\x1b]8;;http://x.example\x1b\\link\x9b31m\u202e"
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kling_ui", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        lambda sim: sim.script_create(Fault.status(400, f"Bad field{ESCAPES} here")),
+        lambda sim: sim.script_poll(Fault.status(403, f"No credits{ESCAPES} here")),
+    ],
+    ids=["refused create", "failed poll"],
+)
+def test_the_command_line_prints_no_escape_sequence_from_the_vendor(tmp_path, photo, script):
+    with Simulator(api_key=MIXED_KEY, schedule=Schedule(queued_s=0.2, generating_s=0.3)) as sim:
+        script(sim)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIMLAPI_", "KLING_UI_"))}
+        env = {
+            **base,
+            "AIMLAPI_KEY": MIXED_KEY,
+            "AIMLAPI_BASE_URL": sim.url,
+            "KLING_UI_DATA_DIR": str(tmp_path / "data"),
+            "KLING_UI_POLL_INTERVAL": "0.1",
+        }
+        result = cli(env, "generate", photo, "-p", "Move.", "-o", str(tmp_path))
+        status = cli(env, "history")
+    assert result.returncode != 0
+    said = result.stderr + status.stdout + status.stderr
+    assert " here" in result.stderr  # the vendor's words are shown...
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", said)  # ...as plain text
+    assert "owned" not in said and "http://x.example" not in said

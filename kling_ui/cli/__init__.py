@@ -22,8 +22,10 @@ from .. import errors
 from ..config import BadSetting, settings_from_env
 from ..service import MAX_BATCH, MAX_TAKES
 from .commands import BAD_INPUT, REFUSED, UNKNOWN, Cli
+from .display import printable
 
 PROG = "python -m kling_ui"
+FIT_REMEDY = "Give --fit crop or --fit pad to fit it, or use another image."
 
 
 def parser() -> argparse.ArgumentParser:
@@ -135,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.mode_line()
     try:
         return args.run(cli, args)
+    except errors.RatioOutOfRange as exc:  # here the remedy is an option
+        print(errors.RatioOutOfRange(exc.facts, FIT_REMEDY).user_message, file=sys.stderr)
+        return BAD_INPUT
     except errors.KlingUIError as exc:
-        print(exc.user_message, file=sys.stderr)
+        print(printable(exc.user_message), file=sys.stderr)
         return _code(exc)
     except KeyboardInterrupt:  # before the watching began
         if cli.handed:  # the jobs are the runner's: named, the unsent cancelled

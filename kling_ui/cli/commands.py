@@ -40,7 +40,7 @@ from ..service import (
 )
 from ..simulator import DemoSimulator
 from .batchfile import plan, read_rows
-from .display import Display, clock
+from .display import Display, clock, printable
 
 DONE, FAILED, BAD_INPUT, REFUSED, UNKNOWN = 0, 1, 2, 3, 4
 # Refusals that are about the key or the money (exit 3); other refusals are the job's (1).
@@ -116,7 +116,7 @@ class Cli:
         os._exit(UNKNOWN)
 
     def say(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        print(printable(text), file=self.err, flush=True)
 
     def mode_line(self) -> None:
         if self.settings.demo_mode:
@@ -239,20 +239,31 @@ class Cli:
             update = service.progress(job)
             display.show(job_id, labels[job_id], update)
             if job.state == "done" and update.video_path and job_id not in saved:
-                self._keep(job, update.video_path, out, saved)
+                self._keep(job, update.video_path, out, saved, display)
             running = running or not (update.final or update.phase == "paused")
         return running
 
-    def _keep(self, job: Job, video: Path, out: Path, saved: dict[str, Path]) -> None:
-        """A finished video copied into ``out``, its path on stdout; where it can't be
-        written, where the video is kept instead (the job is done either way)."""
+    def _keep(
+        self,
+        job: Job,
+        video: Path,
+        out: Path,
+        saved: dict[str, Path],
+        display: Display | None = None,
+    ) -> None:
+        """A finished video copied into ``out``, its path on stdout (above the progress bars
+        while they are drawn); where it can't be written, where the video is kept instead
+        (the job is done either way)."""
         try:
             saved[job.job_id] = _save(video, out)
         except OSError as exc:
             where = f"could not save into {out} ({exc.strerror}); it is at {video}"
-            self.say(f"{job.shown_id}: {where}")
+            (display.say if display else self.say)(f"{job.shown_id}: {where}")
             saved[job.job_id] = video
-        print(saved[job.job_id], file=self.out, flush=True)
+        if display is not None:
+            display.result(str(saved[job.job_id]), self.out)
+        else:
+            print(saved[job.job_id], file=self.out, flush=True)
 
     def _let_creates_answer(self, job_ids: list[str], display: Display) -> None:
         """After Ctrl-C: a create already sent is given a moment to answer, so its id can be
@@ -324,7 +335,7 @@ class Cli:
         else:
             for name, value in answer.items():
                 if value not in (None, ""):
-                    print(f"{name + ':':<16} {value}", file=self.out)
+                    print(f"{name + ':':<16} {printable(value)}", file=self.out)
         code = job_code(job, service.runner.paused(job.job_id))
         return UNKNOWN if job.state == "done" and not update.video_path else code
 
@@ -338,7 +349,7 @@ class Cli:
         if not jobs:
             self.say(f"No jobs yet in {self.settings.ledger_name}.")
         for job in jobs:
-            print(_history_line(job), file=self.out)
+            print(printable(_history_line(job)), file=self.out)
         return DONE
 
     def _full_id(self, typed: str) -> str:

@@ -7,6 +7,8 @@ Imports ``jobs`` (``Progress``) and rich; never gradio.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import TextIO
 
 from rich.console import Console
@@ -21,6 +23,21 @@ STEP_OF = {
     "paused": 3,
     **{phase: n for n, phase in enumerate(STEPS)},
 }
+
+
+# Text from outside (the vendor's words, a job's message) may carry a terminal's escape
+# sequences: moving the cursor, clearing the screen, retitling the window, hiding a line
+# with a carriage return. Whole CSI and OSC sequences go, then every other C0 and C1
+# control character and the bidirectional overrides; a newline or a tab the text means stays.
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` as a terminal shows it plainly: no escape sequence, no control character."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(text)))
 
 
 def clock(seconds: float) -> str:
@@ -68,10 +85,21 @@ class Display:
 
     def say(self, text: str) -> None:
         """A line of words above the bars (or on its own line in a pipe)."""
+        text = printable(text)
         if self._bars is not None:
             self._bars.console.print(text, markup=False)
         else:
             print(text, file=self._stream, flush=True)
+
+    def result(self, text: str, stream: TextIO) -> None:
+        """A line for a script (a saved video's path) on ``stream``, stdout. Where stdout is
+        the very terminal the bars are drawn on, the line is printed above the bars by their
+        own console: a line written under live bars is drawn over at their next refresh (a
+        batch's paths overwrote each other). The person sees the same line either way."""
+        if self._bars is not None and _same_terminal(stream, self._stream):
+            self._bars.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=stream, flush=True)
 
     def show(self, key: str, label: str, update: JobProgress) -> None:
         phase = _phase_words(update)
@@ -83,7 +111,7 @@ class Display:
             if self._bars is None:
                 words = f"{label}  {phase}  {clock(update.elapsed)}"
                 if update.message and update.final:
-                    words += f"  {update.message}"
+                    words += f"  {printable(update.message)}"
                 print(words, file=self._stream, flush=True)
             elif update.final and update.phase != "completed" and update.message:
                 self.say(f"{label}: {update.message}")
@@ -100,3 +128,11 @@ class Display:
         )
         if update.final:
             self._bars.stop_task(self._tasks[key])
+
+
+def _same_terminal(one: TextIO, other: TextIO) -> bool:
+    """Both streams write to one terminal (a person's screen, not a pipe or a file)."""
+    try:
+        return one.isatty() and os.path.samestat(os.fstat(one.fileno()), os.fstat(other.fileno()))
+    except (AttributeError, OSError, ValueError):  # a closed or in-memory stream
+        return False
