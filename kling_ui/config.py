@@ -92,8 +92,11 @@ class Settings:
     visitor_streams: int = field(default=4, metadata={"env": "KLING_UI_VISITOR_STREAMS"})
     visitor_max_jobs: int = field(default=48, metadata={"env": "KLING_UI_VISITOR_MAX_JOBS"})
     session_capacity: int = field(default=1000, metadata={"env": "KLING_UI_SESSION_CAPACITY"})
-    # Behind a proxy (a Space), the client's address is the last X-Forwarded-For entry.
+    # Behind a proxy (a Space), the client's address is the X-Forwarded-For entry our
+    # nearest proxy wrote: with ``trusted_hops`` proxies of ours in a row, the one that many
+    # entries from the end (every header line joined; what a client wrote comes first).
     trust_proxy: bool = field(default=False, metadata={"env": "KLING_UI_TRUST_PROXY"})
+    trusted_hops: int = field(default=1, metadata={"env": "KLING_UI_TRUSTED_HOPS"})
     # Host names the app answers to when bound to loopback, besides localhost (comma list).
     allowed_hosts: str = field(default="", metadata={"env": "KLING_UI_ALLOWED_HOSTS"})
     server_name: str = field(default="", metadata={"env": "GRADIO_SERVER_NAME"})

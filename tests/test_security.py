@@ -229,3 +229,57 @@ def test_retention_is_off_on_a_laptop_and_on_on_a_space():
     assert Settings(on_space=True).retention_days == 7
     assert Settings(on_space=True, keep_days=0).retention_days == 0
     assert Settings(keep_days=30).retention_days == 30
+
+
+# --- who the caller is: the address behind our proxies ------------------------------------
+
+
+def call_generate(url: str, photo: str, forwarded: list[str]) -> str:
+    """One raw ``/generate`` call whose request carries each of ``forwarded`` as an
+    X-Forwarded-For line of its own (as a client's header, then our proxy's, would arrive),
+    read to its end: the last status text."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    with open(photo, "rb") as f:
+        uploaded = requests.post(url + "gradio_api/upload", files={"files": f}, timeout=30)
+    image = {"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [image, "Waves.", "", 5, True, ""]}).encode()
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.putrequest("POST", "/gradio_api/call/generate")
+    for line in forwarded:
+        conn.putheader("X-Forwarded-For", line)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    event = json.loads(conn.getresponse().read())["event_id"]
+    conn.close()
+    stream = requests.get(f"{url}gradio_api/call/generate/{event}", timeout=60).text
+    datas = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
+    return [d for d in datas if isinstance(d, list)][-1][1]
+
+
+def test_every_x_forwarded_for_line_is_read_and_our_proxys_entry_is_the_caller(tmp_path, photo):
+    """A proxy may add a line of its own (RFC 9110): the first line is the client's to
+    write. With 1 video an hour, a second from the same real address is refused, whatever
+    the client wrote."""
+    with app_in_process(tmp_path, FAST, api_key="sk-hops-1", poll_interval=0.05,
+                        trust_proxy=True, visitor_jobs_per_hour=1) as app:  # fmt: skip
+        first = call_generate(app.url, photo, ["198.51.100.1", "203.0.113.7"])
+        assert first.startswith("Status: completed"), first
+        second = call_generate(app.url, photo, ["198.51.100.2", "203.0.113.7"])
+        assert "1 videos an hour" in second and app.sim.creates == 1, second
+        # Another real address is another visitor.
+        third = call_generate(app.url, photo, ["198.51.100.2", "203.0.113.8"])
+        assert third.startswith("Status: completed") and app.sim.creates == 2, third
+
+
+def test_with_two_proxies_of_ours_the_entry_before_the_last_is_the_caller(tmp_path, photo):
+    limits = {"trust_proxy": True, "trusted_hops": 2, "visitor_jobs_per_hour": 1}
+    with app_in_process(tmp_path, FAST, api_key="sk-hops-2", poll_interval=0.05, **limits) as app:
+        first = call_generate(app.url, photo, ["198.51.100.1, 203.0.113.7", "10.0.0.2"])
+        assert first.startswith("Status: completed"), first
+        second = call_generate(app.url, photo, ["198.51.100.9", "203.0.113.7", "10.0.0.3"])
+        assert "videos an hour" in second and app.sim.creates == 1, second

@@ -87,17 +87,31 @@ def _root(request: gr.Request | None) -> str:
     return route_utils.get_root_url(raw, raw.url.path, getattr(app, "root_path", None))
 
 
-def _address(request: gr.Request | None, behind_proxy: bool) -> str:
-    """The caller's address: behind a proxy, the one the nearest proxy saw."""
+def _address(request: gr.Request | None, behind_proxy: bool, hops: int = 1) -> str:
+    """The caller's address: behind ``hops`` proxies of ours, the entry of X-Forwarded-For
+    that the farthest of them wrote (``hops`` from the end of every header line, joined:
+    RFC 9110 lets a proxy add a line of its own, and what a client wrote comes first)."""
     if request is None:
         return ""
     if behind_proxy:
-        forwarded = (request.headers or {}).get("x-forwarded-for", "")
-        last = forwarded.split(",")[-1].strip()
-        if last:
-            return last
+        entries = _forwarded(getattr(request, "headers", None))
+        if entries:
+            return entries[-min(max(hops, 1), len(entries))]
     client = getattr(request, "client", None)
     return str(getattr(client, "host", "") or "")
+
+
+def _forwarded(headers: Any) -> list[str]:
+    """Every X-Forwarded-For entry, in order, from every line of the header."""
+    if headers is None:
+        return []
+    getlist = getattr(headers, "getlist", None)
+    if callable(getlist):
+        lines = getlist("x-forwarded-for")
+    else:  # a request kept as a plain mapping (one line, already joined)
+        line = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
+        lines = [line] if isinstance(line, str) else []
+    return [e.strip() for line in lines for e in str(line).split(",") if e.strip()]
 
 
 @dataclass
@@ -127,7 +141,8 @@ class Handlers:
             return False
 
     def _visitor(self, owner_token: str | None, request: gr.Request | None) -> str:
-        address = _address(request, self.service.settings.behind_proxy)
+        settings = self.service.settings
+        address = _address(request, settings.behind_proxy, settings.trusted_hops)
         return self.service.visitor(owner_token, address)
 
     @contextmanager
