@@ -218,3 +218,33 @@ def test_a_zero_catalogue_price_counts_as_the_tables_against_a_budget(
         assert simulator.creates == 2
     finally:
         service.close()
+
+
+def test_a_second_press_confirms_only_what_it_was_warned_of(simulator, tmp_path, photo):
+    """A warning about a $0.70 video once let a $33.60 batch through: a press confirms the
+    same visitor, key, price and count, and a batch asks for its own."""
+    settings = Settings(base_url=simulator.url, api_key=SERVER_KEY, data_dir=tmp_path,
+                        poll_interval=0.05)  # fmt: skip
+    service = GenerationService(settings)
+    service.balance_fresh = 0.0
+    handlers = Handlers(service)
+    tab, other_tab = Tab(handlers), Tab(handlers)
+    simulator.set_balance(0.50, key=SERVER_KEY)
+    simulator.set_balance(0.50, key=TYPED)
+    (only,) = list(tab.generate(photo, "Waves.", "", 5, True, ""))
+    assert only[1].startswith("Status: not sent")
+    # The batch after the video's warning is warned of itself, and nothing is sent.
+    refused = tab.batch([photo], "One.\nTwo.", "", 5, True, 1, "")
+    assert refused["items"] == [] and "Press Queue the batch again" in refused["error"]
+    # Another price (10 s), another key, another browser: each its own question.
+    (only,) = list(tab.generate(photo, "Waves.", "", 10, True, ""))
+    assert only[1].startswith("Status: not sent")
+    (only,) = list(tab.generate(photo, "Waves.", "", 10, True, TYPED))
+    assert only[1].startswith("Status: not sent")
+    (only,) = list(other_tab.generate(photo, "Waves.", "", 10, True, ""))
+    assert only[1].startswith("Status: not sent")
+    assert simulator.creates == 0
+    # The same question again is the confirmation.
+    *_, last = list(tab.generate(photo, "Waves.", "", 10, True, TYPED))
+    assert last[1].startswith("Status: completed") and simulator.creates == 1
+    service.close()

@@ -109,8 +109,10 @@ class AgentTools:
         """
         service = self.handlers.service
         visitor = self.handlers._visitor(self._owner(owner_token, x_aimlapi_key), request)
-        low = service.low_balance(_key(x_aimlapi_key), duration, generate_audio, takes or 1)
-        if low and not self.handlers._second_press(visitor):
+        low = self.handlers._unconfirmed_low_balance(
+            visitor, _key(x_aimlapi_key), duration, generate_audio, _count(takes)
+        )
+        if low:
             return _json({"error": f"{low} {AGAIN}", "items": []})
         try:
             answer = service.submit(
@@ -233,6 +235,14 @@ class AgentTools:
         if answer.get("video"):
             answer["video"] = _root(request) + answer["video"]
         return answer
+
+
+def _count(takes: Any) -> int:
+    """The number of videos asked for, for the low-balance question (the service checks it)."""
+    try:
+        return max(1, int(takes or 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _key(header: str | None) -> str:

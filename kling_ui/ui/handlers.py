@@ -127,18 +127,43 @@ class Handlers:
     service: GenerationService
     _streams: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _warned: dict = field(default_factory=dict)  # visitor -> when told the balance is low
+    _warned: dict = field(default_factory=dict)  # question -> when told the balance is low
 
-    def _second_press(self, visitor: str) -> bool:
-        """True when this visitor was told of a low balance within ``CONFIRM_WITHIN`` seconds
-        (this press confirms it); else notes the warning and returns False."""
+    def _second_press(self, question: tuple) -> bool:
+        """True when this very question (``_low_balance_question``) was put within
+        ``CONFIRM_WITHIN`` seconds (this press confirms it); else notes it, False."""
         now = time.monotonic()
         with self._lock:
-            told = self._warned.pop(visitor or "local", None)
-            if told is not None and now - told < CONFIRM_WITHIN:
+            for old in [q for q, told in self._warned.items() if now - told >= CONFIRM_WITHIN]:
+                del self._warned[old]
+            if self._warned.pop(question, None) is not None:
                 return True
-            self._warned[visitor or "local"] = now
+            self._warned[question] = now
             return False
+
+    def _unconfirmed_low_balance(
+        self, visitor: str, api_key: str | None, duration: Any, audio: Any, count: int = 1
+    ) -> str | None:
+        """The low-balance words when this request must wait for a second press; None to
+        send it. A press confirms only the request it was warned of: the same visitor,
+        key, price and number of videos (a video's warning never lets a batch through)."""
+        low = self.service.low_balance(api_key, duration, audio, count)
+        if not low:
+            return None
+        return None if self._second_press(self._question(visitor, api_key, duration, audio,
+                                                         count)) else low  # fmt: skip
+
+    def _question(
+        self, visitor: str, api_key: str | None, duration: Any, audio: Any, count: int
+    ) -> tuple:
+        """What a low-balance warning asked: who, which key (its name, never the key), the
+        price and the number of videos."""
+        try:
+            key_ref = self.service.backend_for(api_key).key_ref
+            usd = self.service.estimate(duration, audio, count).usd
+        except errors.KlingUIError:
+            key_ref, usd = "", None
+        return (visitor or "local", key_ref, usd, int(count))
 
     def _visitor(self, owner_token: str | None, request: gr.Request | None) -> str:
         settings = self.service.settings
@@ -208,8 +233,8 @@ class Handlers:
         gid, typical, root = "", None, _root(request)
         try:
             with self._stream(visitor):
-                low = self.service.low_balance(api_key, duration, generate_audio)
-                if low and not self._second_press(visitor):
+                low = self._unconfirmed_low_balance(visitor, api_key, duration, generate_audio)
+                if low:
                     yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
                     return
                 for update in start():
@@ -394,8 +419,10 @@ class Handlers:
         visitor = self._visitor(owner_token, request)
         try:
             count = _batch_count(images, prompts, takes)
-            low = self.service.low_balance(api_key, duration, generate_audio, count or 1)
-            if low and count and not self._second_press(visitor):
+            low = count and self._unconfirmed_low_balance(
+                visitor, api_key, duration, generate_audio, count
+            )
+            if low:
                 again = PRESS_AGAIN.replace("Generate", "Queue the batch")
                 return {"error": f"{low} {again}", "items": []}
             return self.service.batch(
