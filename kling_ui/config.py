@@ -112,6 +112,10 @@ class Settings:
     poll_retries: int = 6
     retry_after_cap: float = 30.0
     retry_backoff: float = 0.5  # urllib3 backoff_factor (and jitter) between retries
+    # --- resources (issue 23) ---
+    # A Space's own host name, as Hugging Face sets it ("user-space.hf.space"): the one
+    # *.hf.space page that may frame the app.
+    space_host: str = field(default="", metadata={"env": "SPACE_HOST"})
 
     def __post_init__(self) -> None:
         # A Space's own key is not lent to its visitors unless the owner says so.

@@ -11,7 +11,8 @@ Plain ASGI and Starlette (Gradio's own server stack), handed to Gradio's FastAPI
   file route; the guard sends those here too.
 - Framing: ``Content-Security-Policy: frame-ancestors`` (and ``X-Frame-Options`` where only
   this site may frame the page). A Hugging Face Space shows the app inside huggingface.co's
-  page, so there that site is allowed too.
+  page, so there that site is allowed too, and the Space's own host (``SPACE_HOST``), never
+  every ``*.hf.space`` page (any other Space could frame the app and steer a visitor).
 - Host: when the server listens on loopback only (a laptop), a request whose ``Host`` is not
   localhost, a loopback address or a configured name is refused (a web page on another site
   can't reach the app by pointing its own name at 127.0.0.1).
@@ -43,7 +44,9 @@ MEDIA_VIA_FILE_ROUTE = re.compile(
 )
 # What /media/ serves, by the file's suffix; anything else is a download, never rendered.
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
-SPACE_FRAMERS = "https://huggingface.co https://*.huggingface.co https://*.hf.space"
+SPACE_FRAMER = "https://huggingface.co"  # the Space's page, which shows the app in a frame
+# A Space's host name as Hugging Face sets it (``SPACE_HOST``): "user-space.hf.space".
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 # Gradio's share links arrive through its tunnel under these names, whatever turned sharing
 # on (--share, GRADIO_SHARE, a notebook); no page can point such a name at this machine.
@@ -71,10 +74,14 @@ def media_route(find: Callable[[str], tuple[Any, str] | None]) -> Route:
     return Route("/media/{name}", serve, methods=["GET", "HEAD"])
 
 
-def frame_policy(on_space: bool) -> dict[bytes, bytes]:
-    """The headers that say who may show the page in a frame."""
+def frame_policy(on_space: bool, space_host: str = "") -> dict[bytes, bytes]:
+    """The headers that say who may show the page in a frame: on a Space, the Space's page on
+    huggingface.co and the Space's own host (``space_host``, when it is a plain host name)."""
     if on_space:
-        return {b"content-security-policy": f"frame-ancestors 'self' {SPACE_FRAMERS}".encode()}
+        name = space_host.strip().lower()
+        own = f" https://{name}" if _HOST_NAME.fullmatch(name) else ""
+        policy = f"frame-ancestors 'self' {SPACE_FRAMER}{own}"
+        return {b"content-security-policy": policy.encode()}
     return {
         b"content-security-policy": b"frame-ancestors 'self'",
         b"x-frame-options": b"SAMEORIGIN",
@@ -105,10 +112,16 @@ class Guard:
     """ASGI middleware: the framing headers on every HTTP answer; the Host check if asked."""
 
     def __init__(
-        self, app: ASGIApp, *, on_space: bool, check_host: bool, extra_hosts: Iterable[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        on_space: bool,
+        check_host: bool,
+        extra_hosts: Iterable[str] = (),
+        space_host: str = "",
     ) -> None:
         self.app = app
-        self.headers = frame_policy(on_space)
+        self.headers = frame_policy(on_space, space_host)
         self.check_host = check_host
         self.extra = frozenset(h.strip().lower() for h in extra_hosts if h.strip())
 

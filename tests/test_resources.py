@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
+from apprunner import app_in_process
 
 from kling_ui.config import Settings
 from kling_ui.service import GenerationService
@@ -107,3 +109,11 @@ def test_the_command_line_prints_no_escape_sequence_from_the_vendor(tmp_path, ph
     assert " here" in result.stderr  # the vendor's words are shown...
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", said)  # ...as plain text
     assert "owned" not in said and "http://x.example" not in said
+
+
+def test_on_a_space_only_its_own_host_and_huggingface_may_frame_the_page(tmp_path):
+    with app_in_process(
+        tmp_path, Schedule(), on_space=True, space_host="me-kling.hf.space", keep_days=0
+    ) as app:
+        policy = requests.get(app.url, timeout=30).headers["content-security-policy"]
+    assert policy == "frame-ancestors 'self' https://huggingface.co https://me-kling.hf.space"

@@ -118,6 +118,7 @@ def launch_options(
         on_space=settings.on_space,
         check_host=check_host,
         extra_hosts=settings.allowed_hosts.split(","),
+        space_host=settings.space_host,
     )
     options: dict[str, Any] = {
         "css": CSS,
