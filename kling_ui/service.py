@@ -112,6 +112,7 @@ STATE_PHASE = {
     "cancelled": "cancelled",
 }
 OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
+ADDRESS = "address:"  # a visitor or place known by the client's address (its digest)
 MEDIA_PREFIX = "/media/"
 SWEEP_EVERY = 3600.0  # seconds between retention sweeps
 MEDIA_TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -245,9 +246,12 @@ class GenerationService:
         token = owner_token if isinstance(owner_token, str) else ""
         if OWNER_TOKEN.fullmatch(token):
             return "browser:" + self.runner.digest(token)
-        if address:
-            return "address:" + self.runner.digest(address)
-        return ""
+        return self.place(address)
+
+    def place(self, address: str | None) -> str:
+        """Where a request comes from: "address:<digest>" of the client's address (behind
+        our proxies), "" when not known (in-process callers)."""
+        return ADDRESS + self.runner.digest(address) if address else ""
 
     def visible(self, job: Job, owner: str) -> bool:
         """Whether a browser's history may show this job: made there, or opened there."""
@@ -546,10 +550,16 @@ class GenerationService:
         Its maker, and anyone it was shown to, may. Where visitors bring their own keys
         (``require_user_key``) anyone else must bring a key the vendor accepts for the job;
         elsewhere (a private app on the server's key, the demo) the id itself is the secret,
-        as it is at the vendor. Seeing it once lets this browser see it again (history)."""
+        as it is at the vendor. Seeing it once lets this browser see it again (history).
+        There, an address is never enough: any program behind it (a shared network, a
+        proxy) would read the job; only the key, or the browser token that made it, is."""
         if self.settings.require_user_key:
-            if not (self.ledger.may_see(job, owner) or self._key_opens(job, api_key)):
-                return False
+            by_address = owner.startswith(ADDRESS)
+            if by_address or not self.ledger.may_see(job, owner):
+                if not self._key_opens(job, api_key):
+                    return False
+            if by_address:
+                return True  # the key opened it, this time: nothing kept for the address
         elif self.visible(job, owner):
             return True
         self.ledger.grant(job.job_id, owner)

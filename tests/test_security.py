@@ -283,3 +283,20 @@ def test_with_two_proxies_of_ours_the_entry_before_the_last_is_the_caller(tmp_pa
         assert first.startswith("Status: completed"), first
         second = call_generate(app.url, photo, ["198.51.100.9", "203.0.113.7", "10.0.0.3"])
         assert "videos an hour" in second and app.sim.creates == 1, second
+
+
+def test_a_job_made_with_a_typed_key_is_not_read_by_its_address_alone(tmp_path, photo):
+    """Another program at the same address, with no key, gets nothing: not the status, the
+    price or the video. The key opens it, from anywhere."""
+    key = "sk-owner-a-3333"
+    with app_in_process(tmp_path, FAST, require_user_key=True, poll_interval=0.05) as app:
+        gid, status, _ = generate(user_client(app.url, 1), photo, api_key=key)[-1]
+        assert status.startswith("Status: completed")
+        neighbour = user_client(app.url, 1)  # the same address
+        answer = neighbour.predict(gid, "", api_name="/status")
+        assert "error" in answer and "video" not in answer and "estimate_usd" not in answer
+        out = neighbour.predict(generation_id=gid, api_key="", api_name="/resume")
+        assert out[2] is None and out[1].startswith("Status: not resumed")
+        assert neighbour.predict(gid, key, api_name="/status")["state"] == "done"
+        # Opening it with the key once leaves the address no way in without it.
+        assert "error" in neighbour.predict(gid, "", api_name="/status")
