@@ -555,9 +555,9 @@ class GenerationService:
         proxy) would read the job; only the key, or the browser token that made it, is."""
         if self.settings.require_user_key:
             by_address = owner.startswith(ADDRESS)
-            if by_address or not self.ledger.may_see(job, owner):
-                if not self._key_opens(job, api_key):
-                    return False
+            made_here = not by_address and self.ledger.may_see(job, owner)
+            if not made_here and not self._key_opens(job, api_key):
+                return False
             if by_address:
                 return True  # the key opened it, this time: nothing kept for the address
         elif self.visible(job, owner):
