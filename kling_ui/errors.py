@@ -6,6 +6,7 @@ level it cares about. Each branch says what is true of the job it was raised for
 
     KlingUIError
     ├── InputError                 bad image, prompt or setting: nothing was sent
+    │   └── RatioOutOfRange        an image too wide or too tall: crop or pad would fit it
     ├── APIStatusError             the API answered with an error: no job was made by it
     │   ├── BadRequestError        400: the API rejected a field
     │   ├── AuthenticationError    401: missing or wrong key
@@ -82,6 +83,18 @@ class KlingUIError(Exception):
 
 class InputError(KlingUIError):
     default_message = "That input can't be used."
+
+
+class RatioOutOfRange(InputError):
+    """An image outside the allowed aspect ratios, which a crop or a pad would fit. Where the
+    choice is made differs (the page's Crop and Pad, the command line's ``--fit``), so the
+    facts are kept apart from the remedy, and each surface names its own."""
+
+    remedy = "Choose crop or pad to fit it, or use another image."
+
+    def __init__(self, facts: str, remedy: str | None = None) -> None:
+        self.facts = facts
+        super().__init__(f"{facts} {remedy or self.remedy}")
 
 
 class LimitReached(KlingUIError):

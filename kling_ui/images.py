@@ -40,7 +40,7 @@ from typing import BinaryIO, Literal
 
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, RatioOutOfRange
 
 try:
     from PIL import ImageCms
@@ -448,10 +448,9 @@ def _plan(width: int, height: int, fit: FitMode) -> _Plan:
         allowed = f"{MAX_RATIO:g}:1" if wide else f"1:{MAX_RATIO:g}"
         if fit == "reject":
             ratio = f"{_ratio_text(long, short)}:1" if wide else f"1:{_ratio_text(long, short)}"
-            raise InputError(
+            raise RatioOutOfRange(
                 f"The image is {width}×{height} pixels, an aspect ratio of {ratio}; the allowed "
-                f"range is 1:{MAX_RATIO:g} to {MAX_RATIO:g}:1. Choose crop or pad to fit it, "
-                "or use another image."
+                f"range is 1:{MAX_RATIO:g} to {MAX_RATIO:g}:1."
             )
         if fit == "crop":
             cut = int(short * MAX_RATIO)  # rounds down: the ratio stays within the limit

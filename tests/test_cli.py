@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -127,6 +128,103 @@ def test_a_terminal_gets_progress_bars(env, photo, tmp_path):
     assert Path(out.strip()).exists() and ESC not in out
 
 
+CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z])")
+
+
+def screen(raw: str) -> list[str]:
+    """What a terminal shows once ``raw`` is written to it, line by line (colours dropped):
+    enough of a terminal for rich's bars (carriage return, erase line, cursor up)."""
+    lines: list[list[str]] = [[]]
+    row = col = pos = 0
+    while pos < len(raw):
+        code = CSI.match(raw, pos)
+        if code:
+            args, command = code.groups()
+            pos = code.end()
+            count = int(args) if args.isdigit() else 1
+            if command == "A":
+                row = max(0, row - count)
+            elif command == "K":
+                lines[row] = [] if args == "2" else lines[row][:col]
+            continue
+        char, pos = raw[pos], pos + 1
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append([])
+        elif char != "\x1b":
+            line = lines[row]
+            line.extend(" " * (col - len(line)))
+            line[col : col + 1] = [char]
+            col += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+def run_on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """``args`` run as a person runs them: stdout and stderr on one terminal. The exit code
+    and what the terminal shows at the end."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kling_ui", *args],
+        cwd=ROOT,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "200"},
+        stdout=follower,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 90)
+        assert ready, "no output from the command line"
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=30), "\n".join(screen(seen.decode()))
+
+
+def two_videos(photo: str, tmp_path: Path, how: str) -> list[str]:
+    """The arguments of two videos of one image and prompt: ``--takes 2``, or a CSV batch
+    of two rows."""
+    if how == "takes":
+        return ["generate", photo, "-p", "Twice.", "--takes", "2"]
+    sheet = tmp_path / "two.csv"
+    sheet.write_text(f"{photo},Twice.\n{photo},Twice.\n")
+    return ["batch", str(sheet)]
+
+
+@pytest.mark.parametrize("how", ["takes", "batch"])
+def test_each_video_of_a_run_gets_its_own_path_in_a_pipe(env, sim, photo, tmp_path, how):
+    out = tmp_path / "videos"
+    result = run(env, *two_videos(photo, tmp_path, how), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    paths = result.stdout.splitlines()
+    assert len(paths) == 2 and len(set(paths)) == 2, paths
+    assert sorted(paths) == sorted(str(p.resolve()) for p in out.iterdir())
+
+
+@pytest.mark.parametrize("how", ["takes", "batch"])
+def test_each_videos_path_stays_on_a_terminal(env, sim, photo, tmp_path, how):
+    """On a terminal the paths share the screen with the progress bars: each stays there,
+    on a line of its own, and the bars end below them."""
+    out = tmp_path / "videos"
+    code, shown = run_on_a_terminal(env, *two_videos(photo, tmp_path, how), "-o", str(out))
+    assert code == 0, shown
+    saved = sorted(str(p.resolve()) for p in out.iterdir())
+    assert len(saved) == 2, saved
+    lines = shown.splitlines()
+    assert sorted(line for line in lines if line.startswith(str(out))) == saved, shown
+    bars = [n for n, line in enumerate(lines) if "completed" in line]
+    assert len(bars) == 2 and all(lines.index(p) < bars[0] for p in saved), shown
+
+
 def test_bad_input_sends_nothing(env, sim, photo, tmp_path):
     result = run(env, "generate", photo, "--prompt", "   ")
     assert result.returncode == 2
@@ -138,6 +236,30 @@ def test_bad_input_sends_nothing(env, sim, photo, tmp_path):
     result = run(env, "generate", photo, "--prompt", "Move.", "--takes", "9")
     assert result.returncode == 2 and "--takes must be 1 to 4" in result.stderr
     assert sim.requests == []
+
+
+@pytest.mark.parametrize("how", ["generate", "batch"])
+def test_an_image_too_wide_names_the_fit_option(env, sim, tmp_path, how):
+    """The page's words say "choose crop or pad"; here the choice is an option, so the
+    message names it, and nothing is sent."""
+    from PIL import Image
+
+    wide = tmp_path / "panorama.jpg"
+    Image.new("RGB", (900, 300), (40, 160, 90)).save(wide)
+    sheet = tmp_path / "wide.csv"
+    sheet.write_text(f"{wide},The view pans.\n")
+    args = (
+        ["generate", str(wide), "-p", "The view pans."]
+        if how == "generate"
+        else ["batch", str(sheet)]
+    )
+    result = run(env, *args)
+    assert result.returncode == 2, result.stderr
+    assert "3.00:1" in result.stderr and "--fit crop or --fit pad" in result.stderr
+    assert ("Line 1:" in result.stderr) == (how == "batch")
+    assert sim.requests == []
+    cropped = run(env, *args, "--fit", "crop", "--dry-run")
+    assert cropped.returncode == 0, cropped.stderr
 
 
 def test_dry_run_checks_and_prices_with_no_request_at_all(env, sim, photo):

@@ -104,6 +104,8 @@ def plan(rows: list[Row], *, fit: str = "reject") -> list[Planned]:
         if row.image not in prepared:
             try:
                 prepared[row.image] = prepare_image(row.image, fit=fit).data_uri  # type: ignore[arg-type]
+            except errors.RatioOutOfRange as exc:  # its remedy is the caller's to word
+                raise errors.RatioOutOfRange(f"Line {row.line}: {exc.facts}") from None
             except errors.InputError as exc:
                 raise errors.InputError(f"Line {row.line}: {exc.base_message}") from None
         for take in range(1, row.takes + 1):
