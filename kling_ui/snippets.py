@@ -112,7 +112,9 @@ def curl_snippet(
 ) -> str:  # fmt: skip
     """The create as a shell command (bash, zsh, sh): the body is written by ``printf``
     around the image's Base64 (portable ``base64 | tr -d '\\n'``, not GNU's ``-w0``) and
-    piped to curl, so the image never passes through a command line."""
+    piped to curl, so the image never passes through a command line. ``--fail-with-body``
+    (curl 7.76 or later): an HTTP error prints the API's answer and exits non-zero, so a
+    script that runs it can tell a refused request from a created job."""
     body = request_body(image_name, prompt, negative_prompt, duration, generate_audio)
     head, tail = _json_around_image(body)
     return "\n".join(
@@ -124,7 +126,7 @@ def curl_snippet(
             f"  printf '%s' {shlex.quote(head)}",
             "  base64 < \"$IMAGE\" | tr -d '\\n'",
             f"  printf '%s' {shlex.quote(tail)}",
-            f"}} | curl -sS -w '\\n' {SHELL_URL} \\",
+            f"}} | curl -sS --fail-with-body -w '\\n' {SHELL_URL} \\",
             '  -H "Authorization: Bearer $AIMLAPI_KEY" \\',
             "  -H 'Content-Type: application/json' \\",
             "  --data-binary @-",

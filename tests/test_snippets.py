@@ -24,6 +24,7 @@ from kling_ui import snippets
 from kling_ui.config import Settings
 from kling_ui.errors import InputError
 from kling_ui.service import GenerationService
+from kling_ui.simulator import Simulator
 from kling_ui.ui import Handlers, build_ui
 from kling_ui.ui.handlers import ADOPTED
 
@@ -119,6 +120,18 @@ def test_a_snippet_sends_the_file_as_it_is_typed_by_its_name(
     body = the_one_job(sent, simulator, run(kind, code, tmp_path, simulator))
     assert sent_image(body) == (f"data:{mime};base64", image.read_bytes())
     assert "negative_prompt" not in body  # only when there is one, as the app sends it
+
+
+@pytest.mark.parametrize("kind", ["curl", "python"])
+def test_a_snippet_run_with_a_key_the_api_refuses_exits_non_zero_with_its_answer(kind, tmp_path):
+    """A script that runs the code can tell a refused request from a created job."""
+    picture(tmp_path, "photo.jpg")
+    code = snippets.SNIPPETS[kind]("photo.jpg", "A boat drifts.")
+    with Simulator(api_key="sk-the-only-key-it-takes-5") as simulator:
+        answer = run(kind, code, tmp_path, simulator)
+        assert simulator.jobs == {}
+    assert answer.returncode != 0
+    assert b"invalid or missing API key" in answer.stdout  # the API's own answer, shown
 
 
 @pytest.mark.parametrize("kind", ["curl", "python"])
