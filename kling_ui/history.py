@@ -28,6 +28,7 @@ generation id) are copied in on open. Imports ``database`` (SQLite or PostgreSQL
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -146,6 +147,10 @@ class IllegalTransition(ValueError):
     """A state change the job's machine does not allow (a bug of ours, never the user's)."""
 
 
+SHORT_ID = 8  # characters in a short id (``Job.short_id``); fewer find nothing
+_SHORT = re.compile(rf"[A-Za-z0-9:._-]{{{SHORT_ID},80}}")
+
+
 def new_job_id() -> str:
     """Our id for a job, sent as ``X-Client-Request-Id`` (1-128 of ``A-Za-z0-9._:-``)."""
     return "kui-" + uuid.uuid4().hex
@@ -204,6 +209,13 @@ class Job:
     def shown_id(self) -> str:
         """The id a person sees: the vendor's once there is one, else ours."""
         return self.generation_id or self.job_id
+
+    @property
+    def short_id(self) -> str:
+        """The job's one short id: the first 8 characters of our id after its "kui-" (it
+        exists from the row's first moment, before the vendor's id; ``Ledger.find_short``
+        finds the job by it, or by the first characters of the vendor's)."""
+        return self.job_id.split("-", 1)[-1][:SHORT_ID]
 
     @property
     def final(self) -> bool:
@@ -571,6 +583,21 @@ class Ledger:
         )
         return rows[0] if rows else None
 
+    def find_short(self, prefix: str) -> Job | None:
+        """The one job whose id (ours, with or without its "kui-", or the vendor's) starts
+        with ``prefix`` (``SHORT_ID`` characters or more); None when none does or several
+        do. (A full scan: the ledger is one app's jobs.)"""
+        bare = prefix.removeprefix("kui-") if isinstance(prefix, str) else ""
+        if not _SHORT.fullmatch(bare):
+            return None
+        ours = "kui-" + bare
+        rows = self._rows(
+            "SELECT * FROM jobs WHERE substr(job_id, 1, ?) = ? OR substr(job_id, 1, ?) = ?"
+            " OR substr(generation_id, 1, ?) = ? LIMIT 2",
+            (len(ours), ours, len(prefix), prefix, len(prefix), prefix),
+        )
+        return rows[0] if len(rows) == 1 else None
+
     def find_many(self, ids: Iterable[str]) -> dict[str, Job]:
         """Each id (ours or the vendor's) that the ledger knows, with its job."""
         ids = [i for i in ids if isinstance(i, str)]
@@ -620,6 +647,13 @@ class Ledger:
             parts.append(job)
             job = self.get(job.parent_id) if job.parent_id else None
         return parts[::-1]
+
+    def continuations(self, job_id: str) -> list[Job]:
+        """The jobs that continue this one from its last frame (its next parts), oldest first."""
+        return self._rows(
+            f"SELECT * FROM jobs WHERE parent_id = ? ORDER BY created_at, {self._db.tie}",
+            (job_id,),
+        )
 
     def recent(self, limit: int = 50) -> list[Job]:
         return self._rows("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))

@@ -436,7 +436,7 @@ class GenerationService:
     ) -> Continuation:
         """What "Continue" starts from: the last frame of a finished video this caller may
         see (``may_open``), and its chain so far; ``KlingUIError`` in words if it can't."""
-        job = self.entry(check_generation_id(any_id))
+        job = self.entry(check_generation_id(any_id), owner, api_key)
         if job is None or not self.may_open(job, owner, api_key):
             raise errors.NotFoundError("No video with that id is in this app's history.")
         return self.chains.continuation(job)
@@ -464,7 +464,7 @@ class GenerationService:
     def _parent(self, parent_id: str | None, owner: str, api_key: str | None) -> Job | None:
         if not parent_id:
             return None
-        parent = self.entry(parent_id)
+        parent = self.entry(parent_id, owner, api_key)
         if parent is not None and not self.may_open(parent, owner, api_key):
             parent = None
         self.chains.check_parent(parent)
@@ -492,8 +492,11 @@ class GenerationService:
         video = Path(job.video_path) if job.video_path else None
         url = self.video_url(job) if video and video.exists() else None
         message = job.message
-        chain = self.chains.video(job) if job.parent_id else None
-        if chain is not None:  # a continuation: the page and programs get the whole chain
+        # A continuation: the page and programs get the whole chain; a part continued since
+        # shows itself (the line's one stitched copy is the latest chain's, chains.py).
+        latest = job.parent_id and self.chains.latest(job)
+        chain = self.chains.video(job) if latest else None
+        if chain is not None:
             video, url = chain, self.chain_url(job)
             message = f"{message} The whole chain ({len(self.chains.parts(job))} parts) is ready."
         confirmed = not self.runner.unconfirmed(job.job_id)
@@ -531,7 +534,7 @@ class GenerationService:
         """``resume`` without the watching: make sure the job with this id is being run (an
         id made elsewhere is adopted) and return its row. Raises as ``resume`` does."""
         raw = check_generation_id(any_id)
-        job = self.ledger.find(raw)
+        job = self.entry(raw, owner, api_key)
         if job is None:
             check_new_generation_id(raw)
             self._check_room(owner, 1)
@@ -595,7 +598,7 @@ class GenerationService:
 
     def status(self, any_id: str, *, owner: str = "", api_key: str | None = None) -> dict[str, Any]:
         """One snapshot of a job, for programs: never waits."""
-        job = self.ledger.find(check_generation_id(any_id))
+        job = self.entry(check_generation_id(any_id), owner, api_key)
         if job is None or not self.may_open(job, owner, api_key):
             raise errors.NotFoundError("No job with that id was started or resumed here.")
         update = self.progress(job)
@@ -710,7 +713,7 @@ class GenerationService:
         """What a new job like this one starts from: its image (a path, or None when not
         kept) and its settings. None for an id not known here, or a job ``owner`` may not
         see (the history's rule, ``visible``)."""
-        job = self.entry(any_id) if isinstance(any_id, str) else None
+        job = self.entry(any_id, owner) if isinstance(any_id, str) else None
         if job is None or not self.visible(job, owner):
             return None
         return {
@@ -831,17 +834,38 @@ class GenerationService:
 
     # --- the ledger, for the page ------------------------------------------------------------
 
-    def entry(self, any_id: str) -> Job | None:
-        """The ledger's row for this id (ours or the vendor's), or None."""
-        return self.ledger.find(any_id) if any_id else None
+    def entry(self, any_id: str, owner: str = "", api_key: str | None = None) -> Job | None:
+        """The ledger's row for this id (ours or the vendor's, whole), or None.
+
+        A short id (``Job.short_id``, or the first 8 or more characters of the vendor's id)
+        finds only a job that ``owner`` may already see, or that ``api_key`` made: 8
+        characters are easy to guess, so a short id is never the secret a whole id is."""
+        if not isinstance(any_id, str) or not any_id:
+            return None
+        job = self.ledger.find(any_id)
+        if job is not None or not (owner or api_key):
+            return job
+        short = self.ledger.find_short(any_id)
+        return short if short is not None and self._seen_by(short, owner, api_key) else None
+
+    def _seen_by(self, job: Job, owner: str, api_key: str | None) -> bool:
+        """Whether this caller may see the job already, without its whole id: its maker or
+        a browser it was shown to (where visitors bring keys, never just an address), or
+        the typed key it was made with."""
+        by_address = owner.startswith(ADDRESS) and self.settings.require_user_key
+        if owner and not by_address and self.ledger.may_see(job, owner):
+            return True
+        typed = (api_key or "").strip()
+        return bool(typed) and job.key_ref == self.runner.key_ref(LIVE, typed, typed=True)
 
     def entries(self, ids: list[str]) -> dict[str, Job]:
         """Each of these ids the ledger knows, with its job."""
         return self.ledger.find_many(ids)
 
-    def knows(self, any_id: str) -> bool:
-        """True when the ledger holds this id (it was created here, or the vendor knew it)."""
-        job = self.entry(any_id)
+    def knows(self, any_id: str, owner: str = "") -> bool:
+        """True when the ledger holds this id (it was created here, or the vendor knew it);
+        a short id, for a job ``owner`` may see (``entry``)."""
+        job = self.entry(any_id, owner)
         return job is not None and not self.runner.unconfirmed(job.job_id)
 
 

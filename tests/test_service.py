@@ -313,3 +313,25 @@ def test_jobs_paused_for_their_owner_hold_no_slot(simulator, tmp_path, photo):
         assert last.phase == "completed"
     finally:
         service.close()
+
+
+def test_one_short_id_per_job_found_by_its_maker_and_no_one_else(simulator, service, photo):
+    """Issue 23 item 17: 8 characters of either id work wherever an id does, for whoever may
+    see the job; for anyone else a short id is not a key to it (8 characters are guessable)."""
+    me, stranger = "browser:" + "a" * 32, "browser:" + "b" * 32
+    *_, done = run(service.generate(photo, "The sea ripples.", owner=me))
+    job = service.entry(done.generation_id)
+    assert job.short_id == job.job_id.removeprefix("kui-")[:8]
+    for short in (job.short_id, "kui-" + job.short_id, job.generation_id[:8]):
+        assert service.entry(short, me) == job
+        assert service.status(short, owner=me)["job_id"] == job.job_id
+        assert service.take_up(short, owner=me).job_id == job.job_id
+        assert service.knows(short, me)
+        assert run(service.resume(short, owner=me))[-1].phase == "completed"
+        assert service.entry(short, stranger) is None and not service.knows(short, stranger)
+        with pytest.raises(errors.KlingUIError):
+            service.status(short, owner=stranger)
+        with pytest.raises(errors.KlingUIError):
+            service.take_up(short, owner=stranger)
+    assert service.entry(job.short_id) is None  # nobody named: whole ids only
+    assert service.entry(job.short_id[:7], me) is None  # too short to be one

@@ -354,8 +354,8 @@ class Handlers:
 
     def _own(self, any_id: str | None, owner_token: str) -> Any:
         """The job with this id if this browser may see it, else None."""
-        job = self.service.entry(any_id or "")
         visitor = self.service.visitor(owner_token, None)
+        job = self.service.entry(any_id or "", visitor)
         return job if job is not None and self.service.visible(job, visitor) else None
 
     def stop(self, gid: str, owner_token: str = "") -> str:
