@@ -3,7 +3,10 @@
 The ledger keeps each job's ``parent_id``; this module finds a chain's parts, makes the
 last frame a continuation starts from, and stitches the parts into one MP4 (``media``),
 kept beside the videos as ``<last part's video>-chain.mp4`` and made again from the ledger
-whenever it is missing (after a restart, or a sweep). Kling makes 5 or 10 seconds at a time
+whenever it is missing (after a restart, or a sweep). Disk grows with the chain, not with its
+square: the parts are kept, and one stitched copy of a line of parts, the one last made (a
+longer chain's removes its shorter ones'; a shorter one asked for by its address is made
+again, and removes the longer one's until that is asked for). Kling makes 5 or 10 seconds at a time
 and the AIML API has no extend endpoint: image to video on the last frame is the way.
 
 Imports ``errors``, ``history``, ``media``; never gradio.
@@ -99,9 +102,14 @@ class Chains:
             raise errors.InputError("The video to continue is not in this app's history.")
         self.continuation(parent)
 
+    def latest(self, job: Job) -> bool:
+        """True when no finished video continues ``job``: its chain is the longest made yet."""
+        return not any(c.state == "done" for c in self.ledger.continuations(job.job_id))
+
     def video(self, job: Job) -> Path | None:
         """The chain ending at ``job`` as one MP4, stitched now if not yet; None when ``job``
-        continues nothing, or a part's video is missing or can't be read."""
+        continues nothing, or a part's video is missing or can't be read. Making it removes
+        the stitched copies of the other chains of its line (see the module's docstring)."""
         if not job.parent_id or job.state != "done" or not job.video_path:
             return None
         dest = chain_path(Path(job.video_path))
@@ -119,7 +127,21 @@ class Chains:
                     log.warning("could not stitch the chain of %s: %s", job.job_id, exc)
                     return None
                 log.info("stitched %d parts (%s, %.1f s)", len(files), done.method, done.seconds)
+                self._remove_others(parts)
         return dest
+
+    def _remove_others(self, parts: list[Job]) -> None:
+        """Remove the stitched copies of the chains that share parts with this one: those
+        ending at an earlier part, and those ending at a later part (of every branch)."""
+        others = parts[:-1]
+        later = self.ledger.continuations(parts[-1].job_id)
+        while later and len(others) < 10_000:  # a loop, which the service never makes, ends
+            job = later.pop()
+            others.append(job)
+            later.extend(self.ledger.continuations(job.job_id))
+        for other in others:
+            if other.parent_id and other.video_path:
+                chain_path(Path(other.video_path)).unlink(missing_ok=True)
 
 
 def complete(parts: list[Job]) -> bool:

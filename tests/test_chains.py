@@ -361,3 +361,30 @@ def test_a_simulated_video_is_not_continued_for_real(tmp_path, picture):
     finally:
         service.close()
         demo.stop()
+
+
+def test_a_chain_keeps_its_parts_and_one_stitched_copy(service, picture):
+    """Each continuation used to keep a stitched file of the whole chain so far: disk grew
+    with the square of the chain's length. Now: the parts, and the latest chain's copy."""
+    parts = [finish(service.generate(picture, "Part one.", duration=5))]
+    for n in range(2, 5):
+        parts.append(finish(service.extend(parts[-1].generation_id, f"Part {n}.", duration=5)))
+    videos = service.settings.videos_dir
+
+    def stitched() -> list[Path]:
+        return sorted(videos.glob("*-chain.mp4"))
+
+    assert stitched() == [parts[-1].video_path]  # the four-part chain's, and no other
+    for part in parts:  # the page shows every part (the gallery): nothing is stitched again
+        service.progress(service.entry(part.generation_id))
+    assert stitched() == [parts[-1].video_path]
+    # An older chain asked for by its address is made again from the ledger, and the line
+    # still keeps one copy.
+    second = service.entry(parts[1].generation_id)
+    found = service.media_file(service.chain_url(second).removeprefix("/media/"))
+    assert found is not None and media.video_seconds(found[0]) == pytest.approx(
+        10 - FRAME, abs=FRAME
+    )
+    assert stitched() == [found[0]]
+    again = service.progress(service.entry(parts[-1].generation_id))
+    assert stitched() == [again.video_path] == [parts[-1].video_path]
