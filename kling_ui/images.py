@@ -72,8 +72,10 @@ JPEG_QUALITY = 90
 MAX_JPEG_BYTES = 1_400_000
 MIN_JPEG_QUALITY = 60
 # Many users uploading at once would hold as many decoded photos in memory as there are
-# requests; a decode is CPU-bound anyway, so more at once than cores gains nothing.
-_DECODE_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+# requests; a decode is CPU-bound anyway, so more at once than cores gains nothing. The slots
+# are shared fairly between visitors (``_FairSlots``): one visitor's pile of big images does
+# not hold up another's check (it did: 0.05 s became 17 s behind another's queue).
+DECODE_SLOTS = max(2, os.cpu_count() or 2)
 # The most memory the decoded pixels (with the decoder's own buffers) of the uploads being
 # prepared may take at once, and so the most one picture's decode may take. The app idles at
 # about 160 MB and the working copies add up to about 40 MB, so it stays under 400 MB
@@ -146,12 +148,16 @@ class _Plan:
         )
 
 
-def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") -> PreparedImage:
+def prepare_image(
+    source: str | os.PathLike[str], *, fit: FitMode = "reject", owner: str = ""
+) -> PreparedImage:
     """Check an image against Kling's limits and return it as something the API accepts.
 
     ``source`` is a file path or an https URL. With ``fit="reject"`` an image outside the
     allowed aspect ratio is refused; ``"crop"`` cuts it to the nearest allowed ratio around the
-    centre, ``"pad"`` adds white bars. Raises ``InputError`` with a message for a person.
+    centre, ``"pad"`` adds white bars. ``owner`` names who asks (the service's visitor): the
+    decode slots are shared fairly between owners. Raises ``InputError`` with a message for
+    a person.
     """
     if fit not in _FITS:
         raise InputError(f'Unknown fit mode "{fit}"; use one of: {", ".join(_FITS)}.')
@@ -160,7 +166,9 @@ def prepare_image(source: str | os.PathLike[str], *, fit: FitMode = "reject") ->
     if isinstance(source, str) and _URL.match(source.strip()):
         return _pass_url(source.strip())
     path = Path(source)
-    with _open_upload(path) as fp, _DECODE_SLOTS:
+    # A visitor's address, where it says one: fresh browsers are free to make, addresses not.
+    turn_of = getattr(owner, "place", "") or owner
+    with _open_upload(path) as fp, _DECODE_TURNS.hold(turn_of):
         try:
             with Image.open(fp, formats=_FORMATS) as im:
                 _check_density(im, os.fstat(fp.fileno()).st_size, path.name)
@@ -298,6 +306,58 @@ def _upright_plan(im: Image.Image, fit: FitMode) -> tuple[int, int, int, _Plan, 
     # Crop and pad are centred, so the upright plan maps onto the stored pixels by a swap;
     # the picture is turned upright last, when it is small.
     return orientation, width, height, plan, plan.transposed() if swapped else plan
+
+
+# --- Whose turn it is to decode -------------------------------------------------------------
+
+
+class _FairSlots:
+    """``slots`` decodes at once, shared fairly between owners.
+
+    A free slot goes to the waiting owner who holds the fewest slots now, the earliest of
+    them first: an owner alone may use every slot, but one with a queue of big images gets
+    one turn in the next round, not every turn before a newcomer.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.held: dict[str, int] = {}  # owner -> slots held now
+        self.waiting: deque[tuple[str, object]] = deque()  # (owner, turn), in arrival order
+        self._changed = threading.Condition()
+
+    def _next(self) -> object | None:
+        """The turn that a free slot goes to."""
+        best: tuple[int, object] | None = None
+        for owner, turn in self.waiting:
+            held = self.held.get(owner, 0)
+            if best is None or held < best[0]:
+                best = (held, turn)
+        return best[1] if best else None
+
+    @contextlib.contextmanager
+    def hold(self, owner: str) -> Iterator[None]:
+        turn = object()
+        with self._changed:
+            self.waiting.append((owner, turn))
+            try:
+                self._changed.wait_for(
+                    lambda: sum(self.held.values()) < self.slots and self._next() is turn
+                )
+            finally:
+                self.waiting.remove((owner, turn))
+                self._changed.notify_all()
+            self.held[owner] = self.held.get(owner, 0) + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.held[owner] -= 1
+                if not self.held[owner]:
+                    del self.held[owner]
+                self._changed.notify_all()
+
+
+_DECODE_TURNS = _FairSlots(DECODE_SLOTS)
 
 
 # --- What a decode costs ------------------------------------------------------------------

@@ -10,14 +10,18 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from apprunner import app_in_process
+from PIL import Image
 
+from kling_ui import images
 from kling_ui.config import Settings
+from kling_ui.images import prepare_image
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule, Simulator
 
@@ -117,3 +121,41 @@ def test_on_a_space_only_its_own_host_and_huggingface_may_frame_the_page(tmp_pat
     ) as app:
         policy = requests.get(app.url, timeout=30).headers["content-security-policy"]
     assert policy == "frame-ancestors 'self' https://huggingface.co https://me-kling.hf.space"
+
+
+# --- 7. image decodes, shared fairly between visitors ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_picture(tmp_path_factory) -> str:
+    """A 12 MP PNG of noise: no reduced decode, a fraction of a second each."""
+    path = tmp_path_factory.mktemp("big") / "noise.png"
+    Image.effect_noise((4000, 3000), 60).convert("RGB").save(path, compress_level=1)
+    return str(path)
+
+
+def test_a_visitors_pile_of_big_images_does_not_hold_up_anothers_check(big_picture, photo):
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def check(path: str, owner: str, label: str) -> None:
+        prepare_image(path, owner=owner)
+        with lock:
+            finished.append(label)
+
+    pile = [
+        threading.Thread(target=check, args=(big_picture, "address:flood", f"big{n}"))
+        for n in range(8)
+    ]
+    for thread in pile:
+        thread.start()
+    wait_for(lambda: len(images._DECODE_TURNS.waiting) >= 6)  # the pile is queued
+    small = threading.Thread(target=check, args=(photo, "address:other", "small"))
+    small.start()
+    wait_for(lambda: "small" in finished or "address:other" in dict(images._DECODE_TURNS.waiting))
+    for thread in [*pile, small]:
+        thread.join(120)
+    behind = finished[finished.index("small") + 1 :]
+    # First come, first served, the small check finished after the whole pile; fairly,
+    # it takes the next free slot, ahead of the pile's rest.
+    assert len(behind) >= 4, finished
