@@ -9,7 +9,12 @@ What it guarantees:
   request left us is ``OutcomeUnknown``, because re-sending it could pay twice;
 - the API key goes only to the API host, in a header set per request, and never into
   a log line, a message or the download of the video (that uses a session with no
-  credentials, so neither the CDN nor a redirect target sees the key).
+  credentials, so neither the CDN nor a redirect target sees the key);
+- the video is fetched only from public addresses (unless the API itself is local): each
+  hop's name is resolved once, every address it gave checked, and the connection made to a
+  checked address (``VideoHost``; TLS and ``Host`` still name the host), so a name that
+  answers differently the second time (DNS rebinding) can't send us elsewhere; and the
+  download's time limit is for the whole of it (a watchdog cuts a host that drips bytes).
 
 Status codes are turned into our exception types in exactly one place, a table
 (``_STATUS_ERRORS``) plus the one rule a create adds (``_raise_for_status``); vendor JSON is
@@ -18,21 +23,25 @@ parsed into our types in ``jobs.py``. Imports: ``config``, ``errors`` and ``rule
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import re
 import socket
 import tempfile
-import time
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from . import errors
@@ -115,20 +124,34 @@ def make_session(retry: Retry, pool_size: int = 64) -> requests.Session:
     return session
 
 
+# What a host name resolves to: its addresses, as text, in the order to try them.
+Resolve = Callable[[str, int], list[str]]
+
+
+def system_resolve(host: str, port: int) -> list[str]:
+    """The system's answer for ``host`` (nothing when it doesn't resolve)."""
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+
+
 @dataclass
 class Sessions:
-    """The three connection pools: shared by every user, carrying no credentials."""
+    """The connection pools: shared by every user, carrying no credentials. The video host
+    is reached through ``VideoHost`` (a pool per download, pinned to checked addresses)."""
 
     poll: requests.Session
     create: requests.Session
-    download: requests.Session
+    download: VideoHost
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Sessions:
+    def for_settings(cls, settings: Settings, resolve: Resolve = system_resolve) -> Sessions:
         return cls(
             poll=make_session(poll_retry(settings)),
             create=make_session(create_retry(settings)),
-            download=make_session(poll_retry(settings)),
+            download=VideoHost(settings, resolve),
         )
 
 
@@ -395,9 +418,9 @@ def _looks_like_mp4(head: bytes) -> bool:
 _NOT_MP4 = "The video host sent something that is not an MP4 video. Resume the job to try again."
 
 
-def _check_video_response(response: requests.Response, cap: int) -> int | None:
+def _check_video_response(response: urllib3.BaseHTTPResponse, cap: int) -> int | None:
     """Refuse a video host's error or an over-size declaration; return the declared size."""
-    status = response.status_code
+    status = response.status
     if status in (401, 403):
         raise errors.DownloadError(
             f"The video host refused the download (HTTP {status}); the link may have expired. "
@@ -421,17 +444,11 @@ def _check_video_response(response: requests.Response, cap: int) -> int | None:
     return size
 
 
-def _copy_video(
-    response: requests.Response, out: BinaryIO, cap: int, deadline: float
-) -> tuple[int, bytes]:
-    """Stream the body to ``out``, checking the MP4 header early, the cap and the total time
-    (a host that drips bytes never holds a worker for good) as it goes."""
+def _copy_video(response: urllib3.BaseHTTPResponse, out: BinaryIO, cap: int) -> tuple[int, bytes]:
+    """Stream the body to ``out``, checking the MP4 header early and the cap as it goes (the
+    whole download's time is the watchdog's, ``_Deadline``)."""
     size, head = 0, b""
-    for chunk in response.iter_content(chunk_size=256 * 1024):
-        if time.monotonic() > deadline:
-            raise errors.DownloadError(
-                "The video download took too long and was stopped. Resume the job to try again."
-            )
+    for chunk in response.stream(256 * 1024, decode_content=True):
         if len(head) < 12:
             head += chunk[:12]
             if len(head) >= 12 and not _looks_like_mp4(head):
@@ -449,86 +466,211 @@ _NOT_A_VIDEO_HOST = (
     "The API gave a video address this app won't fetch from (it must be a public http(s) "
     "address). Nothing was downloaded; check your AIML API dashboard for the video."
 )
+_TOO_LONG = "The video download took too long and was stopped. Resume the job to try again."
 MAX_REDIRECTS = 5
 
 
-def _addresses(host: str, port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """What ``host`` resolves to (nothing when it doesn't)."""
+def _addresses(host: str, port: int, resolve: Resolve = system_resolve) -> list[Address]:
+    """What ``host`` resolves to (itself for an address; nothing when it doesn't resolve)."""
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return set()
-    return {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    found = []
+    for text in resolve(host, port):
+        try:
+            found.append(ipaddress.ip_address(text))
+        except ValueError:
+            continue
+    return found
 
 
-def _is_public(host: str, port: int) -> bool:
-    """True when ``host`` resolves, and only to public addresses (no loopback, private,
-    link-local, reserved or multicast one)."""
-    addresses = _addresses(host, port)
-    return bool(addresses) and all(a.is_global for a in addresses)
-
-
-def _local_api(settings: Settings) -> bool:
+def _local_api(settings: Settings, resolve: Resolve = system_resolve) -> bool:
     """The API itself is on this machine or a private network (the simulator, a test rig):
     then its videos may be too."""
     parts = urlsplit(settings.base_url)
-    addresses = _addresses(parts.hostname or "", parts.port or 443) if parts.hostname else set()
-    return any(not a.is_global for a in addresses)
+    found = _addresses(parts.hostname, parts.port or 443, resolve) if parts.hostname else []
+    return any(not a.is_global for a in found)
 
 
 def check_video_address(url: str, *, local_ok: bool) -> str:
-    """Refuse, with one text whatever the reason, a video address that isn't a public
-    http(s) one (unless the API itself is local). Returns the address."""
+    """Refuse, with one text whatever the reason, a video address that isn't an http(s) one
+    with a host, or (unless the API itself is local) isn't https. Whether its host is public
+    is checked where it is connected to (``VideoHost``). Returns the address."""
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise errors.DownloadError(_NOT_A_VIDEO_HOST)
-    if not local_ok:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if parts.scheme != "https" or not _is_public(parts.hostname, port):
-            raise errors.DownloadError(_NOT_A_VIDEO_HOST)
+    if not local_ok and parts.scheme != "https":
+        raise errors.DownloadError(_NOT_A_VIDEO_HOST)
     return url
 
 
-def _open_video(url: str, settings: Settings, session: requests.Session) -> requests.Response:
-    """GET the video, following at most ``MAX_REDIRECTS`` redirects, each address checked
-    before it is asked (a hostile answer can't point us at this machine or its network)."""
-    local_ok = _local_api(settings)
-    for _ in range(MAX_REDIRECTS + 1):
-        check_video_address(url, local_ok=local_ok)
-        response = session.get(
-            url,
-            stream=True,
-            timeout=(settings.connect_timeout, settings.download_timeout),
-            headers={"Accept": "video/mp4,*/*"},
-            allow_redirects=False,
-        )
-        location = response.headers.get("Location") if response.is_redirect else None
-        if not location:
-            return response
-        response.close()
-        url = urljoin(url, location)
-    raise errors.DownloadError(
-        "The video host sent too many redirects. Resume the job to try again."
-    )
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _fetch_video(url: str, out: BinaryIO, settings: Settings, session: requests.Session) -> None:
-    cap = settings.max_video_bytes
-    try:
-        with _open_video(url, settings, session) as response:
-            declared = _check_video_response(response, cap)
-            size, head = _copy_video(
-                response, out, cap, time.monotonic() + settings.download_total_timeout
+class _Pinned:
+    """A connection made to the addresses it was given (checked), never to a fresh lookup of
+    its host's name; TLS's server name, the certificate's check and ``Host`` stay the name.
+    Each connection made is shown to ``deadline``, which may cut it."""
+
+    def __init__(
+        self, *args: Any, addresses: tuple[str, ...] = (), deadline: _Deadline, **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
+        self._pinned = addresses
+        self._deadline = deadline
+
+    def _new_conn(self) -> socket.socket:
+        failure: Exception = NewConnectionError(self, "no address to connect to")
+        name = self._dns_host  # type: ignore[has-type]
+        for address in self._pinned:
+            self._dns_host = address
+            try:
+                sock = super()._new_conn()  # type: ignore[misc]
+            except (NewConnectionError, ConnectTimeoutError) as exc:
+                failure = exc
+                continue
+            finally:
+                self._dns_host = name
+            self._deadline.watch(self)
+            return sock
+        raise failure
+
+
+class _PinnedHTTP(_Pinned, HTTPConnection):
+    pass
+
+
+class _PinnedHTTPS(_Pinned, HTTPSConnection):
+    pass
+
+
+class _Deadline:
+    """The whole download's time limit: when it passes, every connection the download made
+    is shut down under the thread reading it (a host that drips a byte at a time, in its
+    headers or its body, never holds a worker past the limit)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def watch(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.append(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for connection in self._connections:
+                sock = getattr(connection, "sock", None)
+                if sock is not None:
+                    # The plain socket's shutdown, under TLS too: the reader wakes.
+                    with contextlib.suppress(OSError):
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+@dataclass
+class VideoHost:
+    """Fetches a finished video from where the API says it is, hop by hop (redirects
+    followed here, at most ``MAX_REDIRECTS``): each hop's host resolved once with
+    ``resolve``, refused unless every address is public (or the API itself is local), and
+    connected to those very addresses. No credentials, ever."""
+
+    settings: Settings
+    resolve: Resolve = system_resolve
+
+    def fetch(self, url: str, out: BinaryIO) -> None:
+        settings = self.settings
+        local_ok = _local_api(settings, self.resolve)
+        total = settings.download_total_timeout
+        with _Deadline(total) as deadline:
+            try:
+                response = self._open(url, local_ok, deadline)
+                try:
+                    declared = _check_video_response(response, settings.max_video_bytes)
+                    size, head = _copy_video(response, out, settings.max_video_bytes)
+                finally:
+                    response.release_conn()
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if deadline.expired:
+                    raise errors.DownloadError(_TOO_LONG) from None
+                log.warning("download failed (%s)", type(exc).__name__)
+                raise errors.DownloadError(
+                    "The video download was interrupted. Resume the job to try again."
+                ) from None
+            if deadline.expired:
+                raise errors.DownloadError(_TOO_LONG)
+        if declared is not None and size != declared:
+            raise errors.DownloadError(
+                "The video download was cut off. Resume the job to try again."
             )
-    except requests.RequestException as exc:
-        log.warning("download failed (%s)", type(exc).__name__)
+        if not _looks_like_mp4(head):
+            raise errors.DownloadError(_NOT_MP4)
+
+    def _open(self, url: str, local_ok: bool, deadline: _Deadline) -> urllib3.BaseHTTPResponse:
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._get(check_video_address(url, local_ok=local_ok), local_ok, deadline)
+            location = response.get_redirect_location()
+            if not location:
+                return response
+            response.drain_conn()
+            response.release_conn()
+            url = urljoin(url, location)
         raise errors.DownloadError(
-            "The video download was interrupted. Resume the job to try again."
-        ) from None
-    if declared is not None and size != declared:
-        raise errors.DownloadError("The video download was cut off. Resume the job to try again.")
-    if not _looks_like_mp4(head):
-        raise errors.DownloadError(_NOT_MP4)
+            "The video host sent too many redirects. Resume the job to try again."
+        )
+
+    def _get(self, url: str, local_ok: bool, deadline: _Deadline) -> urllib3.BaseHTTPResponse:
+        """One hop: resolve once, check, connect to what was checked."""
+        parts = urlsplit(url)
+        https = parts.scheme == "https"
+        host = parts.hostname or ""
+        port = parts.port or (443 if https else 80)
+        addresses = _addresses(host, port, self.resolve)
+        if not addresses or not (local_ok or all(a.is_global for a in addresses)):
+            raise errors.DownloadError(_NOT_A_VIDEO_HOST)
+        s = self.settings
+        read = min(s.download_timeout, s.download_total_timeout)
+        options: dict[str, Any] = {
+            "port": port,
+            "timeout": urllib3.Timeout(connect=s.connect_timeout, read=read),
+            "maxsize": 1,
+            "addresses": tuple(str(a) for a in addresses),
+            "deadline": deadline,
+        }
+        if https:
+            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
+                host, cert_reqs="CERT_REQUIRED", ca_certs=requests.certs.where(), **options
+            )
+            pool.ConnectionCls = _PinnedHTTPS
+        else:
+            pool = urllib3.HTTPConnectionPool(host, **options)
+            pool.ConnectionCls = _PinnedHTTP
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return pool.urlopen(
+            "GET",
+            target,
+            headers={"Accept": "video/mp4,*/*", "User-Agent": USER_AGENT},
+            retries=poll_retry(s),
+            redirect=False,
+            preload_content=False,
+            assert_same_host=False,
+        )
 
 
 def download_video(
@@ -540,14 +682,14 @@ def download_video(
     ever sees the key."""
     if not isinstance(url, str) or not url.strip():
         raise errors.DownloadError("The API returned no usable video address.")
-    session = (sessions or Sessions.for_settings(settings)).download
+    host = sessions.download if sessions is not None else VideoHost(settings)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".part-", suffix=".mp4", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _fetch_video(url, out, settings, session)
+            host.fetch(url, out)
         os.replace(tmp, dest)
         return dest
     finally:

@@ -6,6 +6,7 @@ stripped of terminal escapes."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import subprocess
@@ -13,15 +14,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from apprunner import app_in_process
 from PIL import Image
 
-from kling_ui import images
+from kling_ui import errors, images
+from kling_ui.client import AIMLClient, Sessions, download_video
 from kling_ui.config import Settings
 from kling_ui.images import prepare_image
+from kling_ui.rules import GenerationRequest
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule, Simulator
 
@@ -29,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Mixed case and nothing shaped like a key: only the redaction of this very key can hide it.
 MIXED_KEY = "Kx7QmVw2PzR9LtB4"
+TINY_IMAGE = "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcG"
 
 
 def wait_for(predicate, seconds: float = 20.0, step: float = 0.02):
@@ -159,3 +164,103 @@ def test_a_visitors_pile_of_big_images_does_not_hold_up_anothers_check(big_pictu
     # First come, first served, the small check finished after the whole pile; fairly,
     # it takes the next free slot, ahead of the pile's rest.
     assert len(behind) >= 4, finished
+
+
+# --- 9 and 11. the video download: pinned to what it checked, limited in total time ----------
+
+
+def video_url_of(sim: Simulator, settings: Settings) -> str:
+    client = AIMLClient(MIXED_KEY, settings)
+    gid = client.create_generation(
+        GenerationRequest(image_url=TINY_IMAGE, prompt="A cat blinks.")
+    ).payload["id"]
+    sim.complete_now(gid)
+    return client.get_generation(gid).payload["video"]["url"]
+
+
+def download_settings(base_url: str, **changes) -> Settings:
+    return Settings(
+        base_url=base_url, connect_timeout=2, read_timeout=2, download_timeout=5,
+        retry_backoff=0.01, retry_after_cap=0.05, poll_retries=2,
+    ).with_(**changes)  # fmt: skip
+
+
+def test_the_download_connects_to_the_address_it_checked_not_a_second_lookup(tmp_path):
+    """DNS rebinding: the name answers an allowed address when checked, another when asked
+    again. The connection goes to the checked one, and the name is looked up once."""
+    with Simulator() as checked:
+        port = urlsplit(checked.url).port
+        with Simulator(host="127.0.0.2", port=port) as elsewhere:
+            settings = download_settings(checked.url)
+            url = video_url_of(checked, settings).replace("127.0.0.1", "video.test")
+            asked: list[str] = []
+
+            def resolve(host: str, port: int) -> list[str]:
+                asked.append(host)
+                return ["127.0.0.1"] if len(asked) == 1 else ["127.0.0.2"]
+
+            sessions = Sessions.for_settings(settings, resolve=resolve)
+            path = download_video(url, tmp_path / "v.mp4", settings, sessions)
+            assert path.read_bytes()[4:8] == b"ftyp"
+            assert len(checked.requests_to("/files/")) == 1
+            assert elsewhere.requests_to("/files/") == []
+            assert checked.requests_to("/files/")[0].headers["host"] == f"video.test:{port}"
+    assert asked == ["video.test"]
+
+
+def test_the_download_refuses_a_name_whose_answer_is_not_public(tmp_path):
+    """The API is public, so its videos must be: a name answering this machine is refused
+    with nothing asked of it (the answer checked is the one connected to)."""
+    with Simulator() as sim:
+        url = video_url_of(sim, download_settings(sim.url)).replace("127.0.0.1", "video.test")
+        settings = download_settings("https://api.test")
+        answers = {"api.test": ["8.8.8.8"], "video.test": ["127.0.0.1"]}
+        sessions = Sessions.for_settings(settings, resolve=lambda host, port: answers[host])
+        with pytest.raises(errors.DownloadError, match="won't fetch"):
+            download_video(url.replace("http://", "https://"), tmp_path / "v.mp4", settings,
+                           sessions)  # fmt: skip
+        assert sim.requests_to("/files/") == []
+
+
+class Drip(http.server.BaseHTTPRequestHandler):
+    """A hostile video host: a byte at a time, in its headers or its body, for up to 20 s."""
+
+    where = "body"
+    hung_up = threading.Event()  # the client closed the connection before the end
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        try:
+            if self.where == "headers":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                drip = b"a"
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                self.wfile.write(b"\x00\x00\x00\x18ftypmp42")
+                drip = b"\x00"
+            for _ in range(400):
+                time.sleep(0.05)
+                self.wfile.write(drip)
+        except OSError:
+            type(self).hung_up.set()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_host_that_drips_is_cut_at_the_whole_downloads_time_limit(tmp_path, where):
+    handler = type("DripHere", (Drip,), {"where": where, "hung_up": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = download_settings(base, download_total_timeout=1.0)
+        with pytest.raises(errors.DownloadError, match="took too long"):
+            download_video(f"{base}/v.mp4", tmp_path / "v.mp4", settings)
+        # The host was cut off mid-drip (each read came within the per-read timeout, so only
+        # a limit on the whole download stops it before the host is done).
+        assert handler.hung_up.wait(15)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []
