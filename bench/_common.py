@@ -2,8 +2,8 @@
 the test media (a photo-like JPEG, an MP4 clip).
 
 Starting the app (``Server``, ``app_argv``, ``clean_env``, ``free_port``) is the tests'
-harness, ``tests/apprunner.py``, imported as ``tests.apprunner``; Chromium's path and flags
-come from ``tests/browsing.py``.
+harness, ``tests/apprunner.py``, imported as ``apprunner`` (``bench/__init__`` says why);
+Chromium's path and flags come from ``tests/browsing.py``.
 """
 
 from __future__ import annotations

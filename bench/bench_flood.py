@@ -35,8 +35,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
+from apprunner import PROMPT, Server, app_argv, clean_env, generate, user_client
+
 from bench._common import PeakSampler, fmt_s, make_photo, median, proc_status_kb, row
-from tests.apprunner import PROMPT, Server, app_argv, clean_env, generate, user_client
 
 TARGET_S = 1.0
 STREAMS = 4  # the app's default KLING_UI_VISITOR_STREAMS

@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from apprunner import Server, app_argv, clean_env
+from browsing import CHROMIUM_ARGS, chromium_path
+
 from bench._common import (
     fmt_s,
     make_clip,
@@ -37,8 +40,6 @@ from bench._common import (
     percentile,
     row,
 )
-from tests.apprunner import Server, app_argv, clean_env
-from tests.browsing import CHROMIUM_ARGS, chromium_path
 
 VENDOR_INTERVAL = 15.0
 TARGET_MEDIAN = 1.5

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from apprunner import Server, app_argv, clean_env, user_client
+
 from bench._common import PeakSampler, fmt_mb, fmt_s, make_photo, proc_status_kb, row
 from bench.bench_users import _run_jobs, cheap_http_clients, start_simulator
-from tests.apprunner import Server, app_argv, clean_env, user_client
 
 
 def _apps(n: int, api: str, tmp: Path, database: str | None, poll: str | None) -> list[Server]:
@@ -55,10 +56,7 @@ def _load(apps: list[Server], users: int, photo: Path, downloads: Path) -> dict[
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from tests.pg import Cluster, missing
+    from pg import Cluster, missing
 
     reason = missing()
     if reason:

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from apprunner import Server, app_argv, clean_env
+
 from bench._common import BENCH, fmt_s, median, row
-from tests.apprunner import Server, app_argv, clean_env
 
 TARGET_RATIO = 1.3
 

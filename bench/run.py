@@ -4,7 +4,8 @@ Prints a Markdown table (each benchmark, our median, the baseline's in the same 
 ratio, the target and whether it is met) with the machine it ran on, and writes
 ``bench/results.json`` (every number) and ``bench/RESULTS.md`` (the table and how each
 figure was measured). ``--quick`` is a smoke run (tiny sizes, few iterations) that writes
-nothing unless ``--write`` is given; ``--only images,download`` runs a subset.
+nothing unless ``--write`` is given; ``--only images,download`` runs a subset; ``--json PATH``
+also writes every number to PATH.
 
 Benchmarks are not tests: a missed target is reported, never raised. Each lives in its own
 module (``bench/bench_*.py``) with ``run(quick: bool) -> dict``.
@@ -84,10 +85,9 @@ def render(machine: dict[str, Any], results: list[dict[str, Any]], quick: bool, 
 
 
 def run_one(key: str, quick: bool) -> dict[str, Any]:
-    module = importlib.import_module(f"bench.{BENCHMARKS[key]}")
     t0 = time.perf_counter()
-    try:
-        result = module.run(quick=quick)
+    try:  # the import too: a benchmark that can't be imported must not stop the others
+        result = importlib.import_module(f"bench.{BENCHMARKS[key]}").run(quick=quick)
     except Exception as exc:  # one broken benchmark must not hide the others
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write bench/results.json and bench/RESULTS.md (default: yes, no with --quick)",
     )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write every number to PATH (the smoke test reads it)"
+    )
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(BENCHMARKS)
     unknown = [k for k in keys if k not in BENCHMARKS]
@@ -133,15 +136,17 @@ def main(argv: list[str] | None = None) -> int:
 
     report = render(machine, results, args.quick, when)
     print("\n" + report)
+    payload = {
+        "date": when,
+        "quick": args.quick,
+        "command": "python bench/run.py" + (" --quick" if args.quick else ""),
+        "machine": machine,
+        "benchmarks": results,
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     if write:
         here = Path(__file__).resolve().parent
-        payload = {
-            "date": when,
-            "quick": args.quick,
-            "command": "python bench/run.py" + (" --quick" if args.quick else ""),
-            "machine": machine,
-            "benchmarks": results,
-        }
         (here / "results.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
         (here / "RESULTS.md").write_text(report)
         print(f"wrote {here / 'results.json'} and {here / 'RESULTS.md'}")
