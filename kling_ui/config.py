@@ -20,6 +20,7 @@ MODEL = "klingai/video-v2-6-pro-image-to-video"
 CREATE_PATH = "/v2/video/generations"
 POLL_PATH = "/v2/video/generations"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+ADDRESS_SHARE = 3  # an address's limits, unless set: this many visitors' worth
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,17 @@ class Settings:
     visitor_jobs_per_hour: int = field(
         default=0, metadata={"env": "KLING_UI_VISITOR_JOBS_PER_HOUR", "strict": True}
     )
+    # The same per client address (behind our proxies), since a fresh browser is free to
+    # make: unset, ADDRESS_SHARE times the visitor's (a household or a classroom behind one
+    # address still works); 0 = none. The address's own limits: ``address_limit``.
+    address_daily_budget_usd: float | None = field(
+        default=None,
+        metadata={"env": "KLING_UI_ADDRESS_DAILY_BUDGET_USD", "strict": True, "like": 0.0},
+    )
+    address_jobs_per_hour: int | None = field(
+        default=None,
+        metadata={"env": "KLING_UI_ADDRESS_JOBS_PER_HOUR", "strict": True, "like": 0},
+    )
     # The key that encrypts the history kept in the browser; made once in data_dir if unset.
     browser_secret: str | None = field(
         default=None, repr=False, metadata={"env": "KLING_UI_BROWSER_SECRET"}
@@ -91,6 +103,19 @@ class Settings:
     # many jobs not yet ended. Sessions kept in memory (Gradio's store, oldest dropped).
     visitor_streams: int = field(default=4, metadata={"env": "KLING_UI_VISITOR_STREAMS"})
     visitor_max_jobs: int = field(default=48, metadata={"env": "KLING_UI_VISITOR_MAX_JOBS"})
+    # Per client address: jobs watched and jobs not yet ended (unset: ADDRESS_SHARE times the
+    # visitor's), new browsers (owner tokens) an hour, beyond which a new browser is known
+    # by its address only; and the jobs waiting here to be sent, in all (0 = no limit).
+    address_streams: int | None = field(
+        default=None, metadata={"env": "KLING_UI_ADDRESS_STREAMS", "like": 0}
+    )
+    address_max_jobs: int | None = field(
+        default=None, metadata={"env": "KLING_UI_ADDRESS_MAX_JOBS", "like": 0}
+    )
+    address_new_browsers_per_hour: int = field(
+        default=30, metadata={"env": "KLING_UI_ADDRESS_NEW_BROWSERS_PER_HOUR"}
+    )
+    max_waiting: int = field(default=500, metadata={"env": "KLING_UI_MAX_WAITING"})
     session_capacity: int = field(default=1000, metadata={"env": "KLING_UI_SESSION_CAPACITY"})
     # Behind a proxy (a Space), the client's address is the X-Forwarded-For entry our
     # nearest proxy wrote: with ``trusted_hops`` proxies of ours in a row, the one that many
@@ -116,6 +141,15 @@ class Settings:
     # A Space's own host name, as Hugging Face sets it ("user-space.hf.space"): the one
     # *.hf.space page that may frame the app.
     space_host: str = field(default="", metadata={"env": "SPACE_HOST"})
+    # Reading a request (web.py): its headers must arrive within header_seconds, a body
+    # within body_seconds (an upload's within upload_seconds: 51 MB at about 1.5 Mbit/s),
+    # or the connection is closed (408 for a body). Uploads per client address an hour, in
+    # number and in megabytes (0 = no limit).
+    header_seconds: float = field(default=10.0, metadata={"env": "KLING_UI_HEADER_SECONDS"})
+    body_seconds: float = field(default=30.0, metadata={"env": "KLING_UI_BODY_SECONDS"})
+    upload_seconds: float = field(default=300.0, metadata={"env": "KLING_UI_UPLOAD_SECONDS"})
+    uploads_per_hour: int = field(default=120, metadata={"env": "KLING_UI_UPLOADS_PER_HOUR"})
+    upload_mb_per_hour: int = field(default=600, metadata={"env": "KLING_UI_UPLOAD_MB_PER_HOUR"})
 
     def __post_init__(self) -> None:
         # A Space's own key is not lent to its visitors unless the owner says so.
@@ -129,6 +163,17 @@ class Settings:
             self.daily_budget_usd > 0
             or self.visitor_daily_budget_usd > 0
             or self.visitor_jobs_per_hour > 0
+            or self.address_limit("daily_budget_usd") > 0
+            or self.address_limit("jobs_per_hour") > 0
+        )
+
+    def address_limit(self, name: str) -> float:
+        """One client address's limit ``name`` (``daily_budget_usd``, ``jobs_per_hour``,
+        ``streams``, ``max_jobs``): its own setting, else ``ADDRESS_SHARE`` times the
+        visitor's (0: none)."""
+        own = getattr(self, "address_" + name)
+        return (
+            own if own is not None else round(ADDRESS_SHARE * getattr(self, "visitor_" + name), 6)
         )
 
     @property
@@ -227,14 +272,17 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: object
             values[f.name] = True
             continue
         try:
-            values[f.name] = _parse(raw, f.default)
+            values[f.name] = _parse(raw, f.metadata.get("like", f.default))
             if f.metadata.get("strict") and values[f.name] < 0:  # type: ignore[operator]
                 raise ValueError(raw)
         except ValueError:
             if f.metadata.get("strict"):
+                unit = (
+                    "dollars" if isinstance(f.metadata.get("like", f.default), float) else "videos"
+                )
                 raise BadSetting(
-                    f"{name}={raw!r} is not a limit this app can read: give a number of "
-                    f"{'dollars' if isinstance(f.default, float) else 'videos'} (0 for none)."
+                    f"{name}={raw!r} is not a limit this app can read: give a number of {unit}"
+                    " (0 for none)."
                 ) from None
             log.warning("ignoring %s=%r: not a %s", name, raw, type(f.default).__name__)
     if "base_url" in values:

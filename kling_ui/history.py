@@ -68,12 +68,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     charged_usd REAL,
     parent_id TEXT,
     lease_owner TEXT,
-    lease_until REAL
+    lease_until REAL,
+    address TEXT NOT NULL DEFAULT ''
 )
 """
 # The ledger's schema version, kept in the database: 2 added parent_id and the leases (and
-# this table; a ledger without it is version 1). A newer one than this code knows is refused.
-SCHEMA_VERSION = 2
+# this table; a ledger without it is version 1); 3 the address each job came from. A newer
+# one than this code knows is refused.
+SCHEMA_VERSION = 3
 _META = "CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 # Who else may see a job (a browser that resumed it with the right to): job -> owner.
 _ACCESS = """
@@ -93,6 +95,7 @@ _ADDED = (
     ("parent_id", "TEXT", None),
     ("lease_owner", "TEXT", None),
     ("lease_until", "REAL", None),
+    ("address", "TEXT NOT NULL DEFAULT ''", None),
 )
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
@@ -104,6 +107,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_key_created ON jobs (key_ref, created_at)",
     "CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id)",
     "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner)",
+    "CREATE INDEX IF NOT EXISTS jobs_address_state ON jobs (address, state)",
 )
 
 # state -> the states it may be entered from.
@@ -191,6 +195,10 @@ class Job:
     parent_id: str | None = None  # the job it continues (from that job's last frame)
     lease_owner: str | None = None  # the runner that runs it now ("host:pid:token")
     lease_until: float | None = None  # when that runner's hold lapses unless renewed
+    # Where it was asked from: "address:<hash>" of the client's address (behind our
+    # proxies), "" when not known (in-process, or made before addresses were kept). Every
+    # per-visitor limit is counted per address too: fresh browsers are cheap to make.
+    address: str = ""
 
     @property
     def cost_usd(self) -> float | None:
@@ -318,7 +326,9 @@ class Ledger:
         """A new row: a job about to be sent (``queued_here``), or an adopted id
         (``submitted``, with its ``generation_id``). ``parent_id``: the job it continues.
         ``lease``: (holder, until), so the row is never free for another runner to claim
-        between its insert and its maker's hold."""
+        between its insert and its maker's hold. ``owner`` may carry where it asks from
+        (the service's ``Visitor``, its ``place``): that is recorded as the job's address."""
+        address = str(getattr(owner, "place", "") or "")
         if state not in ("queued_here", "submitted"):
             raise IllegalTransition(f"a job starts queued_here or submitted, not {state}")
         job_id = job_id or new_job_id()
@@ -326,12 +336,12 @@ class Ledger:
         self._write(
             "INSERT INTO jobs (job_id, generation_id, batch_id, created_at, updated_at, backend,"
             " key_ref, prompt, negative_prompt, duration, generate_audio, state, submitted_at,"
-            " owner, estimate_usd, parent_id, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " owner, estimate_usd, parent_id, lease_owner, lease_until, address) VALUES (?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, generation_id, batch_id, now, now, backend, key_ref, prompt,
              negative_prompt or "", int(duration), int(bool(generate_audio)), state,
-             now if state == "submitted" else None, owner, estimate_usd, parent_id,
-             *(lease or (None, None))),
+             now if state == "submitted" else None, str(owner), estimate_usd, parent_id,
+             *(lease or (None, None)), address),
         )  # fmt: skip
         job = self.get(job_id)
         assert job is not None
@@ -498,68 +508,80 @@ class Ledger:
         rows = self._rows("SELECT * FROM jobs WHERE video_token = ?", (token,))
         return rows[0] if rows else None
 
-    def unfinished_of(self, owner: str) -> int:
-        """How many of this owner's jobs have not ended (one indexed query)."""
+    def unfinished_of(self, owner: str, *, column: str = "owner") -> int:
+        """How many of this owner's jobs (``column="address"``: of this address's) have not
+        ended (one indexed query)."""
         marks = ",".join("?" * len(FINAL))
         count = self._db.value(
-            f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND state NOT IN ({marks})",
-            [owner, *sorted(FINAL)],
+            f"SELECT COUNT(*) FROM jobs WHERE {_who(column)} = ? AND state NOT IN ({marks})",
+            [str(owner), *sorted(FINAL)],
         )
         return int(count or 0)
 
-    def waiting_turns(self, key_ref: str) -> list[tuple[str, int, float]]:
-        """This key's jobs waiting to be sent, oldest first, each with two facts about its
-        owner: how many of their jobs are at the vendor now, and when they last sent one
-        (-1 if never): (job_id, active, last_sent)."""
+    def waiting(self) -> int:
+        """How many jobs wait here to be sent, on every key."""
+        return int(self._db.value("SELECT COUNT(*) FROM jobs WHERE state = 'queued_here'") or 0)
+
+    def waiting_turns(self, key_ref: str) -> list[tuple[str, int, float, int, float]]:
+        """This key's jobs waiting to be sent, oldest first, each with facts about where it
+        came from (its address; its owner for a job with none) and about its owner: how many
+        of their jobs are at the vendor now, and when they last sent one (-1 if never):
+        (job_id, address's active, address's last_sent, owner's active, owner's last_sent)."""
         at = ",".join("?" * len(AT_VENDOR))
         db = self._db
-        active = {
-            r["owner"]: r["n"]
-            for r in db.rows(
-                f"SELECT owner, COUNT(*) AS n FROM jobs WHERE key_ref = ? AND state IN ({at})"
-                " GROUP BY owner",
-                [key_ref, *sorted(AT_VENDOR)],
-            )
-        }
-        last = {
-            r["owner"]: r["last"]
-            for r in db.rows(
-                "SELECT owner, MAX(sent_at) AS last FROM jobs WHERE key_ref = ?"
-                " AND sent_at IS NOT NULL GROUP BY owner",
-                (key_ref,),
-            )
-        }
+        active_rows = db.rows(
+            f"SELECT owner, address, COUNT(*) AS n FROM jobs WHERE key_ref = ?"
+            f" AND state IN ({at}) GROUP BY owner, address",
+            [key_ref, *sorted(AT_VENDOR)],
+        )
+        last_rows = db.rows(
+            "SELECT owner, address, MAX(sent_at) AS last FROM jobs WHERE key_ref = ?"
+            " AND sent_at IS NOT NULL GROUP BY owner, address",
+            (key_ref,),
+        )
+        active: dict[str, int] = {}
+        last: dict[str, float] = {}
+        for r in active_rows:
+            for who in {"o:" + r["owner"], "p:" + (r["address"] or r["owner"])}:
+                active[who] = active.get(who, 0) + int(r["n"])
+        for r in last_rows:
+            for who in {"o:" + r["owner"], "p:" + (r["address"] or r["owner"])}:
+                last[who] = max(last.get(who, -1.0), float(r["last"]))
         rows = db.rows(
-            "SELECT job_id, owner FROM jobs WHERE key_ref = ? AND state = 'queued_here'"
+            "SELECT job_id, owner, address FROM jobs WHERE key_ref = ? AND state = 'queued_here'"
             f" ORDER BY created_at, {db.tie}",
             (key_ref,),
         )
-        return [
-            (r["job_id"], int(active.get(r["owner"], 0)), float(last.get(r["owner"], -1.0)))
-            for r in rows
-        ]
+        turns = []
+        for r in rows:
+            owner, place = "o:" + r["owner"], "p:" + (r["address"] or r["owner"])
+            turns.append((r["job_id"], active.get(place, 0), last.get(place, -1.0),
+                          active.get(owner, 0), last.get(owner, -1.0)))  # fmt: skip
+        return turns
 
-    def spent_since(self, since: float, *, key_ref: str, owner: str | None = None) -> float:
+    def spent_since(
+        self, since: float, *, key_ref: str, owner: str | None = None, column: str = "owner"
+    ) -> float:
         """What this key's jobs made since ``since`` count as spending (``Job.cost_usd``),
-        all of them or one owner's."""
-        return sum(j.cost_usd or 0.0 for j in self._since(since, key_ref, owner))
+        all of them, or one owner's (``column="address"``: one address's)."""
+        return sum(j.cost_usd or 0.0 for j in self._since(since, key_ref, owner, column))
 
-    def jobs_since(self, since: float, *, key_ref: str, owner: str) -> int:
-        """How many of this owner's jobs on this key since ``since`` made (or may make) a
-        video: refused and cancelled ones don't count."""
+    def jobs_since(self, since: float, *, key_ref: str, owner: str, column: str = "owner") -> int:
+        """How many of this owner's (or address's) jobs on this key since ``since`` made (or
+        may make) a video: refused and cancelled ones don't count."""
         return sum(
-            1 for j in self._since(since, key_ref, owner)
+            1 for j in self._since(since, key_ref, owner, column)
             if j.state not in ("not_created", "cancelled")
         )  # fmt: skip
 
-    def _since(self, since: float, key_ref: str, owner: str | None) -> list[Job]:
+    def _since(self, since: float, key_ref: str, owner: str | None, column: str) -> list[Job]:
         if owner is None:
             return self._rows(
                 "SELECT * FROM jobs WHERE key_ref = ? AND created_at >= ?", (key_ref, since)
             )
         return self._rows(
-            "SELECT * FROM jobs WHERE key_ref = ? AND owner = ? AND created_at >= ?",
-            (key_ref, owner, since),
+            f"SELECT * FROM jobs WHERE key_ref = ? AND {_who(column)} = ? AND created_at >= ?",
+            (key_ref, str(owner), since),
         )
 
     def ended_before(self, when: float) -> list[Job]:
@@ -684,6 +706,13 @@ class Ledger:
             [*params, int(limit)],
         )
         return [float(r["took"]) for r in rows if r["took"] is not None and r["took"] >= 0]
+
+
+def _who(column: str) -> str:
+    """The column a count is by: the job's owner, or the address it came from."""
+    if column not in ("owner", "address"):
+        raise ValueError(f"not a column to count by: {column}")
+    return column
 
 
 def _job(row: dict[str, Any]) -> Job:

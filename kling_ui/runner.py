@@ -518,13 +518,15 @@ class Runner:
 
     def _next_turn(self, key_ref: str) -> str | None:
         """Which waiting job of this key goes next: fair shares of a shared key, so one
-        person's batch of 48 doesn't keep everyone else waiting behind it. The owner with the
-        fewest jobs at the vendor goes first; between equals, the one served longest ago (or
-        never); then the oldest job."""
+        person's batch of 48 doesn't keep everyone else waiting behind it. The address with
+        the fewest jobs at the vendor goes first (fresh browsers are cheap: a thousand made
+        from one address are one address, never ahead of a newcomer from another), between
+        equals the one served longest ago (or never); then the same between its owners;
+        then the oldest job."""
         waiting = [w for w in self.ledger.waiting_turns(key_ref) if w[0] not in self._parked]
         if not waiting:
             return None
-        return min(enumerate(waiting), key=lambda w: (w[1][1], w[1][2], w[0]))[1][0]
+        return min(enumerate(waiting), key=lambda w: (*w[1][1:], w[0]))[1][0]
 
     def _active(self, key_ref: str) -> int:
         """Jobs of this key at the vendor, not counting those paused for their owner."""

@@ -160,6 +160,8 @@ class GenerationService:
         self._typical: dict[tuple[str, int], tuple[float, float | None]] = {}  # -> (when, s)
         self._poster_lock = threading.Lock()
         self._posters_tried: set[str] = set()  # videos whose missing poster was made (or not)
+        self._browsers: dict[str, dict[str, float]] = {}  # place -> token digest -> seen
+        self._browsers_lock = threading.Lock()
         self._closed = threading.Event()
         if start:
             self.runner.start(pick_up=pick_up)
@@ -240,13 +242,38 @@ class GenerationService:
             return Backend(LIVE, self.settings, self.settings.api_key, "server")
         return None  # a typed key: never stored, so it waits for its owner
 
-    def visitor(self, owner_token: str | None, address: str | None) -> str:
+    def visitor(self, owner_token: str | None, address: str | None) -> Visitor:
         """Who asks: "browser:<digest>" for a page (its owner token), "address:<digest>" for a
-        program (the client's address), "" when neither is known (in-process callers)."""
+        program (the client's address), "" when neither is known (in-process callers); and
+        from where (``Visitor.place``, the address's digest), which every limit counts too."""
         token = owner_token if isinstance(owner_token, str) else ""
+        place = self.place(address)
         if OWNER_TOKEN.fullmatch(token):
-            return "browser:" + self.runner.digest(token)
-        return self.place(address)
+            return Visitor("browser:" + self.runner.digest(token), place)
+        return Visitor(place, place)
+
+    def admit_browser(self, token: str, address: str | None) -> bool:
+        """Whether this browser's owner token may stand for a visitor from this address:
+        yes for one seen from it within the hour; a new one only while the address has had
+        fewer than ``address_new_browsers_per_hour`` (a script makes browsers for free;
+        past the limit, a new one is known by its address, as a program is). Kept in this
+        process's memory; no address (in-process callers), no limit."""
+        most = self.settings.address_new_browsers_per_hour
+        place = self.place(address)
+        if most <= 0 or not place:
+            return True
+        digest, now = self.runner.digest("browser:" + token), time.monotonic()
+        with self._browsers_lock:
+            seen = self._browsers.setdefault(place, {})
+            for old in [d for d, when in seen.items() if now - when > 3600]:
+                del seen[old]
+            if digest not in seen and len(seen) >= most:
+                return False
+            seen[digest] = now
+            if len(self._browsers) > 100_000:  # a flood of addresses: forget the quietest
+                for quiet in [p for p, s in self._browsers.items() if not s][:50_000]:
+                    del self._browsers[quiet]
+            return True
 
     def place(self, address: str | None) -> str:
         """Where a request comes from: "address:<digest>" of the client's address (behind
@@ -346,12 +373,34 @@ class GenerationService:
                     f"this app's key; you have used ${spent:,.2f}, and this would add "
                     f"${usd:,.2f}. It renews at midnight UTC.{own_key}"
                 )
+        place = _place_of(owner)
+        most = s.address_limit("daily_budget_usd")
+        if place and most > 0:
+            spent = self.ledger.spent_since(day, key_ref="server", owner=place, column="address")
+            if spent + usd > most + 1e-9:
+                raise errors.LimitReached(
+                    f"Each address may spend ${most:,.2f} a day (UTC) of this app's key, for "
+                    f"everyone who reaches the app from it; ${spent:,.2f} is used from your "
+                    f"address, and this would add ${usd:,.2f}. It renews at midnight UTC."
+                    f"{own_key}"
+                )
         if owner and s.visitor_jobs_per_hour > 0:
             made = self.ledger.jobs_since(now - 3600, key_ref="server", owner=owner)
             if made + count > s.visitor_jobs_per_hour:
                 raise errors.LimitReached(
                     f"Each visitor may make {s.visitor_jobs_per_hour} videos an hour on this "
                     f"app's key; you have made {made} in the last hour.{own_key}"
+                )
+        most = int(s.address_limit("jobs_per_hour"))
+        if place and most > 0:
+            made = self.ledger.jobs_since(
+                now - 3600, key_ref="server", owner=place, column="address"
+            )
+            if made + count > most:
+                raise errors.LimitReached(
+                    f"Each address may make {most} videos an hour on this app's key, for "
+                    f"everyone who reaches the app from it; {made} were made from your address "
+                    f"in the last hour.{own_key}"
                 )
 
     # --- one image ----------------------------------------------------------------------
@@ -392,7 +441,7 @@ class GenerationService:
             )
         self._check_room(owner, 1)
         price = self._book(backend).estimate(fields[2], fields[3]).usd
-        prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
+        prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
         with self._budget_lock, self.ledger.mutex("budget"):
             self._check_room(owner, 1)  # again: others may have added jobs meanwhile
             self._check_budget(backend, owner, price, 1)
@@ -426,7 +475,7 @@ class GenerationService:
         count = _check_takes(takes)
         backend = self.backend_for(api_key)
         self._check_room(owner, count)
-        planned, _ = plan_takes(image, fields, count, fit=fit)
+        planned, _ = plan_takes(image, fields, count, fit=fit, owner=owner)
         return self.queue_many(planned, backend, owner=owner)
 
     # --- chains: continuing a video from its last frame ------------------------------------
@@ -769,7 +818,7 @@ class GenerationService:
                   for i, line in enumerate(lines, 1)]  # fmt: skip
         backend = self.backend_for(api_key)
         self._check_room(owner, len(paths) * len(lines) * count)
-        uris = [_prepared_item(i, path, fit) for i, path in enumerate(paths, 1)]
+        uris = [_prepared_item(i, path, fit, owner) for i, path in enumerate(paths, 1)]
         planned = [
             Planned(uri, line, {"image": n, "prompt": line[0], "take": take})
             for n, uri in enumerate(uris, 1)
@@ -821,16 +870,33 @@ class GenerationService:
         return job is not None and job.owner == owner and self.runner.cancel(job_id)
 
     def _check_room(self, owner: str, more: int) -> None:
-        """Refuse, with nothing written or sent, jobs past the visitor's share."""
-        if not owner:
-            return
-        most = self.settings.visitor_max_jobs
-        have = self.ledger.unfinished_of(owner)
-        if have + more > most:
-            raise errors.LimitReached(
-                f"You have {have} jobs not yet ended here, and one person may have {most} at "
-                f"once. Wait for some to end (or cancel waiting ones), then try again."
-            )
+        """Refuse, with nothing written or sent, jobs past the visitor's share, their
+        address's share, or the room this app has for jobs waiting to be sent."""
+        s = self.settings
+        if owner:
+            most = s.visitor_max_jobs
+            have = self.ledger.unfinished_of(owner)
+            if have + more > most:
+                raise errors.LimitReached(
+                    f"You have {have} jobs not yet ended here, and one person may have {most} "
+                    f"at once. Wait for some to end (or cancel waiting ones), then try again."
+                )
+        place, most = _place_of(owner), int(s.address_limit("max_jobs"))
+        if place and most > 0:
+            have = self.ledger.unfinished_of(place, column="address")
+            if have + more > most:
+                raise errors.LimitReached(
+                    f"{have} jobs from your address (everyone who reaches this app from it) "
+                    f"have not yet ended here, and one address may have {most} at once. Wait "
+                    f"for some to end, then try again."
+                )
+        if s.max_waiting > 0:
+            waiting = self.ledger.waiting()
+            if waiting + more > s.max_waiting:
+                raise errors.LimitReached(
+                    f"This app has {waiting} videos waiting to be sent, the most it keeps "
+                    "waiting at once. Nothing was sent: try again in a few minutes."
+                )
 
     # --- the ledger, for the page ------------------------------------------------------------
 
@@ -870,6 +936,26 @@ class GenerationService:
 
 
 SUBMITTED_REST = "Keep this id: the job can be resumed with it."
+
+
+class Visitor(str):
+    """Who asks, as the ledger records a job's owner ("browser:<digest>", "address:<digest>"
+    or ""), with where from: ``place``, the digest of the client's address
+    ("address:<digest>"; "" when not known). Every limit on a visitor is counted per place
+    too (``_check_room``, ``_check_budget``): fresh browsers cost nothing to make, an
+    address does. The ledger records the place beside the owner (``Ledger.add``)."""
+
+    place: str
+
+    def __new__(cls, who: str, place: str = "") -> Visitor:
+        self = super().__new__(cls, who)
+        self.place = place
+        return self
+
+
+def _place_of(owner: str) -> str:
+    """Where a visitor asks from ("" for a plain owner string: in-process callers)."""
+    return str(getattr(owner, "place", "") or "")
 
 
 def _no_key_here(job: Job) -> str:
@@ -928,11 +1014,16 @@ class Planned:
 
 
 def plan_takes(
-    image: str, fields: tuple[str, str, int, bool], takes: int, *, fit: str = "reject"
+    image: str,
+    fields: tuple[str, str, int, bool],
+    takes: int,
+    *,
+    fit: str = "reject",
+    owner: str = "",
 ) -> tuple[list[Planned], PreparedImage]:
-    """``takes`` videos of one image (prepared once) and checked fields, ready for
-    ``queue_many``; and the prepared image (what was done to it is worth saying)."""
-    prepared = prepare_image(image, fit=fit)  # type: ignore[arg-type]
+    """``takes`` videos of one image (prepared once, in ``owner``'s turn) and checked fields,
+    ready for ``queue_many``; and the prepared image (what was done to it is worth saying)."""
+    prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
     planned = [Planned(prepared.data_uri, fields, {"take": n}) for n in range(1, takes + 1)]
     return planned, prepared
 
@@ -982,8 +1073,8 @@ def _line_fields(
         raise errors.InputError(f"Prompt line {n}: {exc.base_message}") from None
 
 
-def _prepared_item(n: int, path: str, fit: str) -> str:
+def _prepared_item(n: int, path: str, fit: str, owner: str = "") -> str:
     try:
-        return prepare_image(path, fit=fit).data_uri  # type: ignore[arg-type]
+        return prepare_image(path, fit=fit, owner=owner).data_uri  # type: ignore[arg-type]
     except errors.InputError as exc:
         raise errors.InputError(f"Image {n}: {exc.base_message}") from None

@@ -224,13 +224,14 @@ def test_the_schema_has_a_version_and_todays_sqlite_ledger_is_upgraded(tmp_path)
     db.commit()
     db.close()
     ledger = Ledger(path)
-    assert ledger.version == SCHEMA_VERSION == 2
+    assert ledger.version == SCHEMA_VERSION == 3
     job = ledger.get("kui-v1")
     assert (job.prompt, job.duration, job.generate_audio, job.charged_usd) == (
         "Before.", 10, False, 1.4
     )  # fmt: skip
     assert job.parent_id is None and job.lease_owner is None
-    assert Ledger(path).version == 2  # opening again changes nothing
+    assert job.address == ""  # not known for a job from before addresses were kept
+    assert Ledger(path).version == 3  # opening again changes nothing
 
 
 def test_a_ledger_from_a_newer_version_is_refused(where):
@@ -247,3 +248,27 @@ def test_a_new_row_can_be_held_from_its_insert(where):
     job = add(ledger, lease=("h:1:x", 10**10))
     assert job.lease_owner == "h:1:x"
     assert ledger.claim_free("h:2:y", now=100, until=130) == []
+
+
+def test_a_version_2_ledger_gains_the_address_column_in_both_databases(where):
+    """Issue 23 item 1: each job keeps the address it came from (its digest), so limits
+    count per address too. A version 2 ledger (no address column) is upgraded in place."""
+    ledger = Ledger(where)
+    old = add(ledger, owner="browser:a")
+    ledger._db.execute("DROP INDEX IF EXISTS jobs_address_state")
+    ledger._db.execute("ALTER TABLE jobs DROP COLUMN address")
+    ledger._db.execute("UPDATE ledger_meta SET value = '2' WHERE name = 'schema_version'")
+    ledger.close()
+    again = Ledger(where)
+    assert again.version == 3 and again.get(old.job_id).address == ""
+
+    class Asker(str):  # the service's Visitor: an owner with where it asks from
+        place = "address:p1"
+
+    made = add(again, owner=Asker("browser:b"))
+    assert (made.owner, made.address) == ("browser:b", "address:p1")
+    add(again, owner=Asker("browser:c"))
+    assert again.unfinished_of("address:p1", column="address") == 2
+    assert again.unfinished_of("browser:b") == 1
+    assert again.jobs_since(0, key_ref="server", owner="address:p1", column="address") == 2
+    assert again.waiting() == 3

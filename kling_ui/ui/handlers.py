@@ -166,29 +166,44 @@ class Handlers:
         return (visitor or "local", key_ref, usd, int(count))
 
     def _visitor(self, owner_token: str | None, request: gr.Request | None) -> str:
+        """Who asks (the service's ``Visitor``: its owner, and its address's digest)."""
+        return self.service.visitor(owner_token, self._address_of(request))
+
+    def _address_of(self, request: gr.Request | None) -> str:
         settings = self.service.settings
-        address = _address(request, settings.behind_proxy, settings.trusted_hops)
-        return self.service.visitor(owner_token, address)
+        return _address(request, settings.behind_proxy, settings.trusted_hops)
 
     @contextmanager
     def _stream(self, visitor: str) -> Iterator[None]:
         """One job watched by ``visitor``: each holds a server thread, so each visitor may
-        have only ``visitor_streams`` at once (a flood from one client can't stall others)."""
-        most = self.service.settings.visitor_streams
+        have only ``visitor_streams`` at once (a flood from one client can't stall others),
+        and each address (``Visitor.place``: fresh browsers are free to make) its share."""
+        settings = self.service.settings
+        most, most_here = settings.visitor_streams, int(settings.address_limit("streams"))
+        place = getattr(visitor, "place", "")
+        counted = [visitor] + (["@" + place] if place else [])
         with self._lock:
             if visitor and self._streams[visitor] >= most:
                 raise errors.LimitReached(
                     f"You are already watching {most} jobs here, the most one person may at "
                     "once. They all carry on: stop watching one, or wait for one to end."
                 )
-            self._streams[visitor] += 1
+            if place and 0 < most_here <= self._streams["@" + place]:
+                raise errors.LimitReached(
+                    f"{most_here} jobs are being watched from your address (everyone who "
+                    "reaches this app from it), the most one address may at once. They all "
+                    "carry on: stop watching one, or wait for one to end."
+                )
+            for name in counted:
+                self._streams[name] += 1
         try:
             yield
         finally:
             with self._lock:
-                self._streams[visitor] -= 1
-                if self._streams[visitor] <= 0:
-                    del self._streams[visitor]
+                for name in counted:
+                    self._streams[name] -= 1
+                    if self._streams[name] <= 0:
+                        del self._streams[name]
 
     def _typical(self, update: Progress) -> float | None:
         """How long jobs like this one usually take here (the median of the ledger's)."""
@@ -603,7 +618,11 @@ class Handlers:
         token = owner_token if isinstance(owner_token, str) else ""
         if not self.service.visitor(token, None):
             token = secrets.token_urlsafe(24)
-        visitor = self.service.visitor(token, None)
+        # Past its address's new browsers an hour, this session is known by its address
+        # (as a program is); a browser's own token is kept for when it is admitted again.
+        session = token if self.service.admit_browser(token, self._address_of(request)) else ""
+        stored = token if session or token == owner_token else ""
+        visitor = self.service.visitor(session, None)
         history = _valid_history(history)
         try:
             ids = json.loads(pending or "[]")
@@ -614,7 +633,7 @@ class Handlers:
             if isinstance(gid, str) and len(gid) <= 200:
                 self._add(history, gid, visitor, known_only=False)
         views = self._views(history, tz, visitor, root=_root(request))
-        return history, *views, tz, token, token
+        return history, *views, tz, stored, session
 
     def filter(
         self,

@@ -1,0 +1,153 @@
+"""Issue 23 item 1: visitors can't be minted. A fresh browser (a new owner token) is free to
+make, so every per-visitor limit is also counted per client address (by default 3 visitors'
+worth), new browsers an address may bring in an hour are limited, the jobs waiting here are
+capped, and the fair queue ranks addresses before owners. The handlers are called as Gradio
+calls them, each browser with its own token and a request from its address; the simulator is
+the vendor over real HTTP."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import gradio as gr
+import pytest
+
+from kling_ui.config import Settings
+from kling_ui.service import GenerationService
+from kling_ui.ui import Handlers
+
+pytestmark = pytest.mark.timeout(180)
+
+KEY = "sk-visitors-key-1"
+HOME, ELSEWHERE = "203.0.113.9", "198.51.100.4"
+
+
+def wait_until(check, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class Browser:
+    """A fresh browser profile (its own owner token) at ``address``."""
+
+    def __init__(self, handlers: Handlers, address: str = HOME) -> None:
+        self.handlers, self.token = handlers, secrets.token_urlsafe(24)
+        self.request = gr.Request(client={"host": address, "port": 40000}, headers={})
+
+    def generate(self, photo: str, seconds: int = 5):
+        return self.handlers.generate(photo, "Waves.", "", seconds, True, "", "reject",
+                                      self.token, self.request)  # fmt: skip
+
+    def last(self, photo: str, seconds: int = 5) -> str:
+        return list(self.generate(photo, seconds))[-1][1]
+
+
+@pytest.fixture
+def make(simulator, tmp_path):
+    services = []
+
+    def make(**limits) -> Handlers:
+        settings = Settings(base_url=simulator.url, api_key=KEY, data_dir=tmp_path,
+                            poll_interval=0.05, **limits)  # fmt: skip
+        services.append(GenerationService(settings))
+        return Handlers(services[-1])
+
+    yield make
+    for service in services:
+        service.close()
+
+
+def test_fresh_browsers_from_one_address_share_its_videos_an_hour(make, simulator, photo):
+    handlers = make(visitor_jobs_per_hour=1)  # the address: 3 an hour
+    for _ in range(3):
+        assert Browser(handlers).last(photo).startswith("Status: completed")
+    refused = Browser(handlers).last(photo)
+    assert "Each address may make 3 videos an hour" in refused and simulator.creates == 3
+    assert Browser(handlers, ELSEWHERE).last(photo).startswith("Status: completed")
+
+
+def test_fresh_browsers_from_one_address_share_its_budget(make, simulator, photo):
+    handlers = make(visitor_daily_budget_usd=0.70, address_daily_budget_usd=1.40)
+    for _ in range(2):
+        assert Browser(handlers).last(photo).startswith("Status: completed")
+    refused = Browser(handlers).last(photo)
+    assert "Each address may spend $1.40 a day" in refused and simulator.creates == 2
+
+
+def test_fresh_browsers_from_one_address_share_its_unfinished_jobs(make, simulator, photo):
+    handlers = make(visitor_max_jobs=1)  # the address: 3 at once
+    simulator.script_outcome(*["never"] * 5)
+    watching = [Browser(handlers).generate(photo) for _ in range(3)]
+    for updates in watching:
+        next(updates)
+    refused = Browser(handlers).last(photo)
+    assert "jobs from your address" in refused and "may have 3 at once" in refused
+    for updates in watching:
+        updates.close()
+    other = next(Browser(handlers, ELSEWHERE).generate(photo))[1]
+    assert not other.startswith("Status: refused"), other  # waits its turn for the key
+    assert handlers.service.ledger.waiting() == 1
+
+
+def test_fresh_browsers_from_one_address_share_its_watched_jobs(make, simulator, photo):
+    handlers = make(visitor_streams=1, address_streams=2)
+    simulator.script_outcome(*["never"] * 4)
+    watching = [Browser(handlers).generate(photo) for _ in range(2)]
+    for updates in watching:
+        next(updates)
+    refused = Browser(handlers).last(photo)
+    assert "being watched from your address" in refused
+    for updates in watching:
+        updates.close()
+
+
+def test_an_address_brings_in_only_so_many_new_browsers_an_hour(make, photo):
+    handlers = make(address_new_browsers_per_hour=2, visitor_jobs_per_hour=1,
+                    address_jobs_per_hour=0)  # fmt: skip
+    home = gr.Request(client={"host": HOME, "port": 1}, headers={})
+    tokens = [handlers.restore("[]", "UTC|0", [], "", home)[-1] for _ in range(3)]
+    assert all(tokens[:2]) and tokens[2] == ""  # the third is known by its address only
+    again = handlers.restore("[]", "UTC|0", [], tokens[0], home)
+    assert again[-1] == again[-2] == tokens[0]  # a browser already admitted stays itself
+    forged = handlers.restore("[]", "UTC|0", [], secrets.token_urlsafe(24), home)
+    assert forged[-1] == ""  # a token the client wrote itself is a new browser too
+    other = handlers.restore("[]", "UTC|0", [], "", gr.Request(client={"host": ELSEWHERE}))
+    assert other[-1]
+    # Past the limit, the new sessions are one visitor: the address.
+    first = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", home))
+    assert first[-1][1].startswith("Status: completed")
+    second = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", home))
+    assert "1 videos an hour" in second[-1][1]
+
+
+def test_jobs_waiting_here_are_capped_in_all(make, simulator, photo):
+    handlers = make(max_active_per_key=1, max_waiting=2)
+    simulator.script_outcome(*["never"] * 5)
+    service = handlers.service
+    service.submit(photo, "One.", takes=1, owner=service.visitor(None, "192.0.2.1"))
+    wait_until(lambda: simulator.creates == 1)
+    service.submit(photo, "Two.", takes=2, owner=service.visitor(None, "192.0.2.2"))
+    refused = list(Browser(handlers, "192.0.2.3").generate(photo))[-1][1]
+    assert "2 videos waiting to be sent" in refused and simulator.creates == 1
+
+
+def test_a_newcomer_is_not_ranked_behind_many_fresh_identities(make, simulator, photo):
+    """One key, one slot: 6 fresh browsers from one address each queue a job (none ever
+    served), then a newcomer from another address: the newcomer goes second, not seventh."""
+    service = make(max_active_per_key=1).service
+    simulator.script_outcome(*["never"] * 8)
+    first = service.submit(photo, "First.", owner=service.visitor(None, "192.0.2.50"))
+    wait_until(lambda: simulator.creates == 1)
+    for n in range(6):
+        token = secrets.token_urlsafe(24)
+        service.submit(photo, f"Minted {n}.", owner=service.visitor(token, HOME))
+    service.submit(photo, "Newcomer.", owner=service.visitor(None, ELSEWHERE))
+    for made in (2, 3):
+        gid = next(j for j in simulator.jobs.values() if j.ended_at is None).id
+        simulator.complete_now(gid)
+        wait_until(lambda n=made: simulator.creates == n)
+    sent = sorted((j for j in service.ledger.recent(20) if j.sent_at), key=lambda j: j.sent_at)
+    assert [j.prompt for j in sent][:3] == ["First.", "Minted 0.", "Newcomer."], first
