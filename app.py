@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"kling-ui: could not open the ledger ({settings.ledger_name}): {reason}",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(2) from None
+    from kling_ui.web import install_header_deadline
+
+    # A request's headers must arrive within KLING_UI_HEADER_SECONDS (uvicorn has no limit:
+    # slow clients held a file descriptor each, for good).
+    install_header_deadline(settings.header_seconds)
     page = build_ui(service, browser_secret=browser_secret(settings))
     page.queue(default_concurrency_limit=None, max_size=settings.queue_size)
 

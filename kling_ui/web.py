@@ -16,20 +16,36 @@ Plain ASGI and Starlette (Gradio's own server stack), handed to Gradio's FastAPI
 - Host: when the server listens on loopback only (a laptop), a request whose ``Host`` is not
   localhost, a loopback address or a configured name is refused (a web page on another site
   can't reach the app by pointing its own name at 127.0.0.1).
+- Bodies (``BodyLimit``): capped before they are read, by their ``Content-Length`` and by
+  the bytes counted as they stream (413), and read within a deadline (408, the connection
+  closed); uploads are limited per client address an hour, in number and bytes (429). A
+  refused or abandoned upload leaves no file behind (Gradio's parser removes its files on a
+  ``MultiPartException``, which is what a refusal or a hang-up raises inside it).
+- Headers (``HeaderDeadlineH11``): uvicorn's h11 protocol with a deadline for a request's
+  headers, installed by ``install_header_deadline`` before the server starts (Gradio builds
+  uvicorn's config itself, so the protocol is the one place to add it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
+import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from .config import Settings
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -161,3 +177,296 @@ def _host(scope: Scope) -> str:
         if key == b"host":
             return value.decode("latin-1")
     return ""
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+# A body other than an upload is JSON that Starlette reads into memory whole, so it is kept
+# small. The largest the API takes is a /batch call: 48 prompt lines of at most 2,500
+# characters, a negative prompt and the browser's history of at most 100 short entries,
+# about 250 KB; 1 MB leaves room and keeps a flood of bodies to a few MB (four 100 MB
+# bodies took the process to 1.5 GB).
+MAX_BODY_BYTES = 1024 * 1024
+# An MCP tool call may carry its image inline, as a data URI (Base64: 4/3 of the file): up
+# to a 12 MB photo. A bigger one is uploaded, or given as an https link.
+MAX_MCP_BODY_BYTES = 16 * 1024 * 1024
+MCP_PREFIX = "/gradio_api/mcp"
+# The multipart wrapping around the files of one upload request, besides the files.
+UPLOAD_OVERHEAD = 64 * 1024
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class BodyRules:
+    """What ``BodyLimit`` allows (from the settings; ``upload_bytes``: Gradio's
+    ``max_file_size``, one file)."""
+
+    upload_bytes: int
+    body_seconds: float = 30.0
+    upload_seconds: float = 300.0
+    uploads_per_hour: int = 120
+    upload_bytes_per_hour: int = 600 * 1024 * 1024
+    behind_proxy: bool = False
+    trusted_hops: int = 1
+    body_bytes: int = MAX_BODY_BYTES
+    mcp_bytes: int = MAX_MCP_BODY_BYTES
+
+
+def body_rules(settings: Settings, upload_bytes: int) -> BodyRules:
+    """The settings' limits on bodies, with Gradio's ``max_file_size`` (``upload_bytes``)."""
+    return BodyRules(
+        upload_bytes=upload_bytes,
+        body_seconds=settings.body_seconds,
+        upload_seconds=settings.upload_seconds,
+        uploads_per_hour=settings.uploads_per_hour,
+        upload_bytes_per_hour=settings.upload_mb_per_hour * 1024 * 1024,
+        behind_proxy=settings.behind_proxy,
+        trusted_hops=settings.trusted_hops,
+    )
+
+
+class _Refused(MultiPartException):
+    """A body refused while it was read (or abandoned by its client). A
+    ``MultiPartException``, so that Gradio's upload parser removes what it had written."""
+
+    def __init__(self, status: int, words: str) -> None:
+        super().__init__(words)
+        self.status = status
+        self.words = words
+
+
+class _Uploads:
+    """Each client address's uploads in the last hour: when each began, and its bytes."""
+
+    def __init__(self, rules: BodyRules, clock: Callable[[], float]) -> None:
+        self.rules = rules
+        self.clock = clock
+        self._by_address: dict[str, deque[list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> deque[list[float]]:
+        entries = self._by_address.setdefault(address, deque())
+        while entries and entries[0][0] <= now - HOUR:
+            entries.popleft()
+        return entries
+
+    def begin(self, address: str, declared: int | None) -> list[float] | str:
+        """A new upload's entry, or why it is refused."""
+        rules, now = self.rules, self.clock()
+        with self._lock:
+            if len(self._by_address) > 10_000:  # addresses with nothing in the last hour
+                for gone in [a for a, e in self._by_address.items() if not self._recent(a, now)]:
+                    del self._by_address[gone]
+            entries = self._recent(address, now)
+            if 0 < rules.uploads_per_hour <= len(entries):
+                return (
+                    f"{rules.uploads_per_hour} uploads an hour is the most one address may "
+                    "make here; try again later."
+                )
+            used = sum(e[1] for e in entries)
+            if 0 < rules.upload_bytes_per_hour < used + (declared or 0):
+                return self._over_bytes()
+            entry = [now, float(declared or 0)]
+            entries.append(entry)
+            return entry
+
+    def add(self, entry: list[float], address: str, counted: int, declared: int | None) -> None:
+        """Bytes read of an upload whose length was not declared (chunked): counted now."""
+        if declared is not None:
+            return
+        with self._lock:
+            entry[1] = float(counted)
+            used = sum(e[1] for e in self._recent(address, self.clock()))
+        if 0 < self.rules.upload_bytes_per_hour < used:
+            raise _Refused(429, self._over_bytes())
+
+    def _over_bytes(self) -> str:
+        most = self.rules.upload_bytes_per_hour / 1024**2
+        return (
+            f"{most:.0f} MB of uploads an hour is the most one address may send here; "
+            "try again later."
+        )
+
+
+class BodyLimit:
+    """ASGI middleware: every request body capped and read within a deadline; uploads
+    limited per client address an hour (see the module's docstring)."""
+
+    def __init__(
+        self, app: ASGIApp, *, rules: BodyRules, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.app = app
+        self.rules = rules
+        self.uploads = _Uploads(rules, clock)
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rules, path = self.rules, scope.get("path", "")
+        upload = path.endswith("/upload") and scope.get("method") == "POST"
+        if upload:
+            limit, seconds = rules.upload_bytes_per_hour or rules.upload_bytes, rules.upload_seconds
+            limit = max(limit, rules.upload_bytes) + UPLOAD_OVERHEAD
+        elif path.startswith(MCP_PREFIX):
+            limit, seconds = rules.mcp_bytes, rules.body_seconds
+        else:
+            limit, seconds = rules.body_bytes, rules.body_seconds
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(scope, receive, send, 413, _too_large(limit, upload))
+            return
+        address, entry = "", None
+        if upload:
+            address = client_address(scope, rules.behind_proxy, rules.trusted_hops)
+            began = self.uploads.begin(address, declared)
+            if isinstance(began, str):
+                await _refuse(scope, receive, send, 429, began)
+                return
+            entry = began
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        state = {"read": 0, "whole": declared == 0, "refused": None, "started": False}
+
+        async def guarded_receive() -> dict:
+            if state["whole"] or state["refused"]:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                state["refused"] = _Refused(
+                    408, f"The request's body did not arrive within {seconds:g} seconds."
+                )
+                raise state["refused"] from None
+            if message["type"] == "http.disconnect":  # the client hung up mid-body
+                state["refused"] = _Refused(499, "The client closed the connection.")
+                raise state["refused"]
+            if message["type"] == "http.request":
+                state["read"] += len(message.get("body", b""))
+                if state["read"] > limit:
+                    state["refused"] = _Refused(413, _too_large(limit, upload))
+                    raise state["refused"]
+                if entry is not None:
+                    try:
+                        self.uploads.add(entry, address, state["read"], declared)
+                    except _Refused as refused:
+                        state["refused"] = refused
+                        raise
+                if not message.get("more_body", False):
+                    state["whole"] = True
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            if state["refused"] is not None:
+                return  # the app's own answer to a refused body: ours goes instead
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception:
+            if state["refused"] is None:
+                raise
+        refused = state["refused"]
+        if refused is not None and refused.status != 499 and not state["started"]:
+            await _refuse(scope, receive, send, refused.status, refused.words)
+
+
+def _too_large(limit: int, upload: bool) -> str:
+    what = "An upload" if upload else "A request's body"
+    return f"{what} may be at most {limit / 1024**2:.0f} MB here."
+
+
+async def _refuse(scope: Scope, receive: Callable, send: Callable, status: int, words: str) -> None:
+    """Answer in words and close the connection (what is left of the body is not read)."""
+    answer = PlainTextResponse(words, status_code=status, headers={"Connection": "close"})
+    await answer(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def client_address(scope: Scope, behind_proxy: bool, hops: int = 1) -> str:
+    """The caller's address, by the rule the page's handlers use (``handlers._address``):
+    behind ``hops`` proxies of ours, the X-Forwarded-For entry the farthest of them wrote,
+    every header line joined; else the connection's peer."""
+    if behind_proxy:
+        entries = [
+            e.strip()
+            for key, value in scope.get("headers", [])
+            if key == b"x-forwarded-for"
+            for e in value.decode("latin-1").split(",")
+            if e.strip()
+        ]
+        if entries:
+            return entries[-min(max(hops, 1), len(entries))]
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+# --- headers -------------------------------------------------------------------------------
+
+
+def header_deadline_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, with ``seconds`` for a request's headers to arrive whole,
+    from the connection's start or the previous answer's end (uvicorn has none: a client
+    that sends a byte now and then held its connection, and a file descriptor, for ever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineH11(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(seconds, self._headers_late)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._stop_header_timer()  # a request's headers came whole: it is the app's
+
+        def on_response_complete(self) -> None:
+            self._stop_header_timer()
+            if not self.transport.is_closing():
+                self._header_timer = self.loop.call_later(seconds, self._headers_late)
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_header_timer()
+            super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            self._stop_header_timer()  # the connection is the WebSocket protocol's now
+            super().handle_websocket_upgrade(event)
+
+        def _stop_header_timer(self) -> None:
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadlineH11
+
+
+def install_header_deadline(seconds: float) -> None:
+    """Make the h11 protocol with a header deadline the one uvicorn starts with ("auto", as
+    Gradio leaves it). Call before ``launch``."""
+    import uvicorn.config
+
+    protocol = header_deadline_protocol(seconds)
+    name = f"{__name__}:_HEADER_DEADLINE_PROTOCOL"
+    globals()["_HEADER_DEADLINE_PROTOCOL"] = protocol
+    uvicorn.config.HTTP_PROTOCOLS["auto"] = name
+    uvicorn.config.HTTP_PROTOCOLS["h11"] = name

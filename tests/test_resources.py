@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from apprunner import app_in_process
+from apprunner import AppProcess, app_in_process
 from PIL import Image
 
 from kling_ui import errors, images
@@ -264,3 +266,146 @@ def test_a_host_that_drips_is_cut_at_the_whole_downloads_time_limit(tmp_path, wh
         server.shutdown()
         server.server_close()
     assert list(tmp_path.iterdir()) == []
+
+
+# --- 8 and 9. request bodies: capped, read within a deadline; uploads limited ----------------
+
+
+@pytest.fixture(scope="module")
+def small_app(tmp_path_factory):
+    """The page with short deadlines and three uploads an hour for each address."""
+    data = tmp_path_factory.mktemp("bodies")
+    with app_in_process(data, Schedule(), body_seconds=1.0, uploads_per_hour=3) as app:
+        yield app
+
+
+def http_exchange(
+    url: str, head: str, parts: list[bytes], *, pause: float = 0.0
+) -> tuple[int, bool]:
+    """Send ``head`` (the request line and headers) and ``parts`` of a body over a raw socket,
+    ``pause`` seconds apart, stopping early if the server answers; returns the answer's
+    status (0 for none) and whether the server then closed the connection."""
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        sock.sendall(head.encode("latin-1"))
+        for part in parts:
+            ready, _, _ = select.select([sock], [], [], pause)
+            if ready:
+                break
+            try:
+                sock.sendall(part)
+            except OSError:  # the server closed the connection: its answer is waiting
+                break
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            closed = False
+            sock.settimeout(10)
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+        except TimeoutError:
+            pass
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    return status, closed
+
+
+def post_head(path: str, length: int | None, kind: str = "application/json") -> str:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {kind}\r\n{framing}\r\n\r\n"
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(small_app):
+    head = post_head("/gradio_api/queue/join", 100 * 1024 * 1024)
+    assert http_exchange(small_app.url, head, [b"{" + b" " * 1000] * 3) == (413, True)
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(small_app):
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
+    head = post_head("/gradio_api/queue/join", None)
+    assert http_exchange(small_app.url, head, [chunk] * 40) == (413, True)  # 2.5 MB
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closed(small_app):
+    head = post_head("/gradio_api/queue/join", 1000)
+    assert http_exchange(small_app.url, head, [b"{"] * 40, pause=0.25) == (408, True)
+
+
+def test_uploads_are_limited_per_address_an_hour(small_app, photo):
+    def upload() -> int:
+        with open(photo, "rb") as image:
+            answer = requests.post(
+                small_app.url + "gradio_api/upload",
+                files={"files": ("photo.jpg", image, "image/jpeg")},
+                timeout=30,
+            )
+        return answer.status_code
+
+    codes = [upload() for _ in range(4)]  # from one address, 127.0.0.1
+    assert codes == [200, 200, 200, 429]
+
+
+def upload_files() -> set[Path]:
+    """Every file under Gradio's upload and cache folders and the system's temporary one."""
+    import tempfile
+
+    from gradio.utils import get_upload_folder
+
+    roots = {Path(get_upload_folder()), Path(tempfile.gettempdir()) / "gradio"}
+    return {p for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file()}
+
+
+def test_an_upload_cut_off_mid_body_leaves_no_file(tmp_path, photo):
+    with app_in_process(tmp_path, Schedule()) as app:
+        before = upload_files()
+        boundary = "b0undary"
+        start = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode() + Path(photo).read_bytes()
+        head = post_head(
+            "/gradio_api/upload",
+            len(start) + 5_000_000,
+            f"multipart/form-data; boundary={boundary}",
+        )
+        where = urlsplit(app.url)
+        with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+            sock.sendall(head.encode() + start + b"\x00" * 500_000)
+            wait_for(lambda: upload_files() - before, seconds=20)  # the parser is writing
+        # The client is gone with 4.5 MB unsent: what was written is removed.
+        wait_for(lambda: not (upload_files() - before), seconds=20)
+
+
+def test_headers_that_do_not_arrive_in_time_have_their_connection_closed(tmp_path):
+    """``python app.py``: a client that sends its headers a byte at a time loses the
+    connection at the header deadline (uvicorn alone kept it as long as the bytes came)."""
+    env = {"KLING_UI_HEADER_SECONDS": "1", "KLING_UI_DEMO": "1"}
+    with AppProcess(tmp_path / "data", env=env) as app:
+        where = urlsplit(app.url)
+        with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            closed = False
+            for _ in range(100):  # a byte every 0.1 s, for 10 s at most
+                ready, _, _ = select.select([sock], [], [], 0.1)
+                if ready:
+                    try:
+                        closed = sock.recv(1024) == b""
+                    except ConnectionResetError:
+                        closed = True
+                    break
+                try:
+                    sock.sendall(b"a")
+                except OSError:
+                    closed = True
+                    break
+        assert closed
+        # A request whose headers come whole is served as before.
+        assert requests.get(app.url, timeout=30).status_code == 200

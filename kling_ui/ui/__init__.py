@@ -39,7 +39,7 @@ from starlette.middleware import Middleware
 from ..config import Settings
 from ..images import MAX_INPUT_BYTES
 from ..service import GenerationService
-from ..web import Guard, is_loopback, media_route
+from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
 from .batch import batch_section
 from .form import banners, examples, form_section
 from .gallery import gallery_section
@@ -97,6 +97,9 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
     return blocks
 
 
+UPLOAD_MB = MAX_INPUT_BYTES // 1024**2 + 1  # Gradio's max_file_size: the image check's 50 MB
+
+
 def launch_options(
     service: GenerationService, *, host: str | None = None, share: bool = False
 ) -> dict[str, Any]:
@@ -125,11 +128,18 @@ def launch_options(
         "js": PAGE_JS,
         "run_history": False,
         # Gradio refuses bigger uploads before storing them (the image check allows 50 MB).
-        "max_file_size": f"{MAX_INPUT_BYTES // 1024**2 + 1}mb",
+        "max_file_size": f"{UPLOAD_MB}mb",
         "state_session_capacity": settings.session_capacity,
         # Said outright, on or off: left unset, Gradio would read GRADIO_MCP_SERVER.
         "mcp_server": settings.mcp,
-        "app_kwargs": {"routes": [media_route(service.media_file)], "middleware": [guard]},
+        "app_kwargs": {
+            "routes": [media_route(service.media_file)],
+            # Bodies capped, read within deadlines, uploads limited per address (web.py).
+            "middleware": [
+                guard,
+                Middleware(BodyLimit, rules=body_rules(settings, UPLOAD_MB << 20)),
+            ],
+        },
     }
     return options
 
