@@ -16,6 +16,7 @@ from kling_ui.jobs import Progress
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault
 from kling_ui.ui import Handlers, browser_secret, build_ui, render_status
+from kling_ui.ui.batch import COLUMNS
 
 KEY = "sk-ui-handler-key-77"
 
@@ -273,7 +274,7 @@ def test_a_batch_from_the_page_is_queued_followed_and_cancelled(page, photo, sim
         assert time.monotonic() < deadline
         time.sleep(0.05)
     table, timer, progress, _ = page.cancel_waiting(result)
-    states = [row[3] for row in table["value"]]
+    states = [row[COLUMNS.index("State")] for row in table["value"]]
     assert states.count("cancelled") == 5, states
     for gid in list(simulator.jobs):
         simulator.complete_now(gid)

@@ -84,10 +84,10 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
                 form = form_section(handlers.count(""), key_first=service.settings.require_user_key)
             with gr.Column(scale=1):
                 job = job_section()
-        videos = gallery_section()
-        batch = batch_section()
-        examples(form)
         secret = browser_secret or secrets.token_hex(16)
+        videos = gallery_section()
+        batch = batch_section(secret)
+        examples(form)
         history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
         # The browser's owner token: kept in its storage, and for each event in the session
         # (server side), where the page's events read it.

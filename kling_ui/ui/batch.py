@@ -1,5 +1,10 @@
 """The batch section: many images with many prompts, queued at once and followed in a
-table."""
+table.
+
+The browser keeps the batch it queued last (``kept``, a ``gr.BrowserState`` like the
+history): after a reload the table is rebuilt from the ledger, this browser's own jobs only,
+each row with its video's first frame and a link that plays it. The batch's videos are in
+Your videos too, like any other."""
 
 from __future__ import annotations
 
@@ -22,9 +27,18 @@ class BatchPanel:
     progress: Any
     note: Any
     price: Any
+    kept: Any  # gr.BrowserState: the last batch queued here (its id and items)
 
 
-def batch_section() -> BatchPanel:
+BATCH_KEY = "kling-ui-batch-v1"
+COLUMNS = ["Video", "Image", "Prompt", "Take", "State", "Id", "Message"]
+# Wide enough for each header on one line (a squeezed column broke "Image" letter by letter);
+# the prompt, the id and the message share the rest, and wrap.
+COLUMN_WIDTHS = ["140px", "76px", "24%", "68px", "112px", "22%", "20%"]
+
+
+def batch_section(secret: str) -> BatchPanel:
+    """The section; ``secret`` encrypts the batch kept in the browser (the history's)."""
     with gr.Accordion("Batch: many images, many prompts", open=False, elem_id="batch"):
         gr.Markdown(
             "Every image with every prompt (one prompt a line), each as many times as "
@@ -47,13 +61,16 @@ def batch_section() -> BatchPanel:
         note = gr.Markdown(elem_id="batch-note")
         result = gr.JSON(visible=False, elem_id="batch-result")  # the /batch answer, kept
         table = gr.Dataframe(
-            headers=["Image", "Prompt", "Take", "State", "Id", "Message"],
+            headers=COLUMNS,
+            datatype=["markdown", "number", "str", "number", "str", "str", "str"],
+            column_widths=COLUMN_WIDTHS,
             interactive=False,
             wrap=True,
             elem_id="batch-table",
         )
         progress = gr.Textbox(visible=False, elem_id="batch-progress")
         timer = gr.Timer(2.0, active=False)
+    kept = gr.BrowserState({}, storage_key=BATCH_KEY, secret=secret)
     return BatchPanel(
-        images, prompts, takes, queue, result, table, cancel, timer, progress, note, price
+        images, prompts, takes, queue, result, table, cancel, timer, progress, note, price, kept
     )

@@ -18,7 +18,7 @@ import gradio as gr
 from .agents import AgentTools
 from .batch import BatchPanel
 from .form import Form
-from .gallery import GalleryPanel
+from .gallery import GalleryPanel, picked_actions
 from .handlers import HISTORY_LIMIT, Handlers
 from .progress import JobPanel
 
@@ -51,19 +51,27 @@ class Page:
 def wire(handlers: Handlers, page: Page) -> None:
     """Connect every event."""
     _wire_jobs(handlers, page)
-    _wire_history(handlers, page)
+    restored = _wire_history(handlers, page)
     _wire_form(handlers, page.form)
     _wire_continue(handlers, page)
     _wire_code(handlers, page)
-    _wire_batch(handlers, page.form, page.batch, page.owner)
+    _wire_batch(handlers, page, restored)
     _wire_notices(page)
     _wire_prices(handlers, page.blocks, page.form, page.batch)
 
 
 def _controls(watching: bool) -> tuple[Any, ...]:
-    """Generate, Resume, Stop watching, the busy note and the tab's "watching" flag."""
+    """Generate, Resume, Stop watching, the busy note and the tab's "watching" flag. Stop
+    is red and full size only while there is something to stop."""
     start = gr.update(interactive=not watching)
-    return start, start, gr.update(interactive=watching), gr.update(visible=watching), watching
+    stop = _stop_button(watching)
+    return start, start, stop, gr.update(visible=watching), watching
+
+
+def _stop_button(on: bool) -> Any:
+    return gr.update(
+        interactive=on, variant="stop" if on else "secondary", size="lg" if on else "sm"
+    )
 
 
 def watching() -> tuple[Any, ...]:
@@ -175,10 +183,15 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     running.append(open_event)
     for event in running:
         event.then(idle, None, controls, queue=False, **_QUIET)
+    # Stop watching: no ``cancels=`` (Gradio's cancel left the page's state of the event
+    # behind: the next Generate press was dropped, a job watched again froze). The tab's
+    # watch is told to stop and ends by itself with its last words, and the controls come
+    # back as after any job (above). Stop itself goes off at once: pressed once is enough.
+    form.stop.click(lambda: _stop_button(False), None, form.stop, queue=False, **_QUIET)
     form.stop.click(
-        handlers.stop_page, [job.gen_id, owner], [job.status, job.card], cancels=running,
+        handlers.stop_page, [job.gen_id, owner], [job.status, job.card], concurrency_limit=None,
         **_PRIVATE,
-    ).then(idle, None, controls, queue=False, **_QUIET)  # fmt: skip
+    )  # fmt: skip
 
 
 def _wire_api(handlers: Handlers, page: Page, fit_state: Any) -> None:
@@ -222,10 +235,10 @@ def _wire_api(handlers: Handlers, page: Page, fit_state: Any) -> None:
     gr.api(handlers.estimate, api_name="estimate")
 
 
-def _wire_history(handlers: Handlers, page: Page) -> None:
+def _wire_history(handlers: Handlers, page: Page) -> Any:
     """Every status change folds the shown id in and redraws the gallery, so it follows the
     job and no two writers disagree. JavaScript notes the id the instant it shows (fn=None:
-    nothing goes to the server)."""
+    nothing goes to the server). Returns the page load's event (the batch's follows it)."""
     job, videos, owner = page.job, page.videos, page.owner
     views = [page.history, videos.gallery, videos.ids, videos.picked]
     job.gen_id.change(None, [job.gen_id], None, js=NOTE_ID_JS, **_QUIET)
@@ -259,8 +272,10 @@ def _wire_history(handlers: Handlers, page: Page) -> None:
     ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **_QUIET).then(
         handlers.stop_continuing, None, [form.parent, form.continuing, form.uncontinue], **_QUIET
     )  # a remix starts a new video: it continues nothing
+    # The picked video's buttons: off until a tile is picked (or a job shown picks its own).
+    videos.picked.change(picked_actions, videos.picked, videos.actions, queue=False, **_QUIET)
     pending_ids = gr.Textbox(visible=False)
-    page.blocks.load(
+    return page.blocks.load(
         handlers.restore,
         [pending_ids, page.tz, page.history, owner.stored],
         [*views, page.tz, owner.stored, owner.session],
@@ -331,20 +346,29 @@ def _wire_code(handlers: Handlers, page: Page) -> None:
 
 def _wire_prices(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -> None:
     """The price beside Generate and the batch's, as the inputs that set them change (the
-    key's field when it is left, since the balance is read with it)."""
+    key's field when it is left, since the balance is read with it). The batch's follows
+    the prompts and the takes as they are typed, not when the box is left; the last
+    keystroke's price wins (``always_last``)."""
     single = [form.duration, form.audio, form.api_key]
     for source in (form.duration.change, form.audio.change, form.api_key.blur, page.load):
         source(handlers.price_view, single, form.price, **_QUIET)
     many = [batch.images, batch.prompts, batch.takes, form.duration, form.audio, form.api_key]
-    for event in (batch.images.change, batch.prompts.blur, batch.takes.change,
+    for event in (batch.images.change, batch.prompts.change, batch.takes.change,
                   form.duration.change, form.audio.change):  # fmt: skip
-        event(handlers.batch_price, many, batch.price, **_QUIET)
+        event(handlers.batch_price, many, batch.price, trigger_mode="always_last", **_QUIET)
 
 
-def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel, owner: Owner) -> None:
-    """The batch: queued at once (the ``/batch`` API), then a table that follows it."""
+def _wire_batch(handlers: Handlers, page: Page, restored: Any) -> None:
+    """The batch: queued at once (the ``/batch`` API), then a table that follows it. The
+    browser keeps the batch (``batch.kept``): after a reload (once ``restored`` has run) the
+    table is rebuilt from the ledger. Its jobs are in the history, and the gallery is redrawn
+    as its items end, so each tile gets its poster."""
+    form, batch, owner, videos = page.form, page.batch, page.owner, page.videos
     views = [batch.table, batch.timer, batch.progress, batch.note]
-    mine = [batch.result, owner.session]
+    mine = [batch.kept, owner.session]
+    gallery = [page.history, videos.gallery, videos.ids, videos.picked]
+    into_history = [batch.kept, page.history, page.tz, videos.picked, videos.filter,
+                    owner.session]  # fmt: skip
     # With --mcp, /batch stays the page's own: a list of files can't be an MCP tool in
     # Gradio 6.31 (its schema is broken); agents have ``submit``.
     api = _PRIVATE if handlers.service.settings.mcp else {"api_name": "batch"}
@@ -354,9 +378,18 @@ def _wire_batch(handlers: Handlers, form: Form, batch: BatchPanel, owner: Owner)
                 batch.takes, form.api_key, owner.session],
         outputs=[batch.result],
         **api,
-    ).then(handlers.batch_view, mine, views, **_QUIET)  # fmt: skip
+    ).then(handlers.keep_batch, batch.result, batch.kept, **_QUIET).then(
+        handlers.batch_view, [batch.result, owner.session], views, **_QUIET
+    ).then(handlers.batch_history, into_history, gallery, **_QUIET)  # fmt: skip
     batch.timer.tick(handlers.batch_view, mine, views, **_QUIET)
     batch.cancel.click(handlers.cancel_waiting, mine, views, **_QUIET)
+    batch.progress.change(handlers.batch_history, into_history, gallery, **_QUIET)
+    restored.then(
+        handlers.batch_restore,
+        [batch.kept, page.history, page.tz, videos.filter, owner.session],
+        [*gallery, *views],
+        **_QUIET,
+    )
 
 
 # The first Generate asks to show a notice when a job is done (never on page load); the tab's
