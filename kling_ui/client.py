@@ -521,6 +521,8 @@ class _Pinned:
         self._deadline = deadline
 
     def _new_conn(self) -> socket.socket:
+        if self._deadline.expired:  # a retry after the time is up: no new connection
+            raise NewConnectionError(self, "the download's time limit has passed")
         failure: Exception = NewConnectionError(self, "no address to connect to")
         name = self._dns_host  # type: ignore[has-type]
         for address in self._pinned:
@@ -532,7 +534,7 @@ class _Pinned:
                 continue
             finally:
                 self._dns_host = name
-            self._deadline.watch(self)
+            self._deadline.watch(self, sock)
             return sock
         raise failure
 
@@ -567,21 +569,29 @@ class _Deadline:
             self._done = True
         self._timer.cancel()
 
-    def watch(self, connection: Any) -> None:
+    def watch(self, connection: Any, sock: socket.socket) -> None:
+        """A connection just made, with its socket (until the connection holds it, or its
+        TLS wrapping)."""
         with self._lock:
-            self._connections.append(connection)
+            self._connections.append((connection, sock))
+            if self.expired:  # made as the time ran out: cut at once
+                self._cut(connection, sock)
+
+    @staticmethod
+    def _cut(connection: Any, sock: socket.socket) -> None:
+        held = getattr(connection, "sock", None) or sock
+        # The plain socket's shutdown, under TLS too: the reader wakes. (A socket handed to
+        # TLS is detached, and refuses: its wrapping is the connection's by then.)
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(held, socket.SHUT_RDWR)
 
     def _expire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self.expired = True
-            for connection in self._connections:
-                sock = getattr(connection, "sock", None)
-                if sock is not None:
-                    # The plain socket's shutdown, under TLS too: the reader wakes.
-                    with contextlib.suppress(OSError):
-                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            for connection, sock in self._connections:
+                self._cut(connection, sock)
 
 
 @dataclass

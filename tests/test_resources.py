@@ -229,8 +229,10 @@ class Drip(http.server.BaseHTTPRequestHandler):
 
     where = "body"
     hung_up = threading.Event()  # the client closed the connection before the end
+    asked: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        type(self).asked.append(self.path)
         try:
             if self.where == "headers":
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
@@ -251,7 +253,7 @@ class Drip(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("where", ["headers", "body"])
 def test_a_host_that_drips_is_cut_at_the_whole_downloads_time_limit(tmp_path, where):
-    handler = type("DripHere", (Drip,), {"where": where, "hung_up": threading.Event()})
+    handler = type("DripHere", (Drip,), {"where": where, "hung_up": threading.Event(), "asked": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -262,6 +264,7 @@ def test_a_host_that_drips_is_cut_at_the_whole_downloads_time_limit(tmp_path, wh
         # The host was cut off mid-drip (each read came within the per-read timeout, so only
         # a limit on the whole download stops it before the host is done).
         assert handler.hung_up.wait(15)
+        assert handler.asked == ["/v.mp4"]  # and not asked again once the time was up
     finally:
         server.shutdown()
         server.server_close()
