@@ -82,14 +82,16 @@ class Settings:
     # Soft deadline: after this we stop watching; the job is never called failed for it.
     watch_deadline: float = field(default=30 * 60.0, metadata={"env": "KLING_UI_WATCH_DEADLINE"})
     # The job runner: jobs at the vendor at once per API key (more wait here, in order), the
-    # threads that do its HTTP, how long a lost create is looked for in the usage log, and
-    # the poll interval while a job is younger than the shortest run seen.
+    # threads that do its HTTP, how long a lost create is looked for in the usage log, the
+    # poll interval while a job is younger than the shortest run seen, and how many runs
+    # must have finished before that shortest one is trusted (``Runner._poll_delay``).
     max_active_per_key: int = field(default=3, metadata={"env": "KLING_UI_MAX_ACTIVE_PER_KEY"})
     runner_workers: int = field(default=8, metadata={"env": "KLING_UI_RUNNER_WORKERS"})
     lookup_window: float = field(default=300.0, metadata={"env": "KLING_UI_LOOKUP_WINDOW"})
     sparse_poll_interval: float = field(
         default=10.0, metadata={"env": "KLING_UI_SPARSE_POLL_INTERVAL"}
     )
+    sparse_after_runs: int = field(default=19, metadata={"env": "KLING_UI_SPARSE_AFTER_RUNS"})
     # Demo jobs' seconds queued and generating ("queued,generating").
     demo_schedule: tuple[float, float] = field(
         default=(3.0, 12.0), metadata={"env": "KLING_UI_DEMO_SCHEDULE"}

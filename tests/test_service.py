@@ -251,11 +251,12 @@ def test_demo_progress_is_marked_simulated(tmp_path, photo):
 
 
 def test_a_young_job_is_polled_sparsely_then_every_interval(simulator, tmp_path, photo):
-    """Once the ledger has seen a run, polls before about 80% of it come `sparse` apart."""
+    """Once the ledger has seen enough runs (here one), polls before about 80% of the
+    shortest come `sparse` apart."""
     simulator.set_schedule(Schedule(queued_s=0.5, generating_s=1.5))
     settings = Settings(
         base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "d", poll_interval=0.1,
-        sparse_poll_interval=0.6,
+        sparse_poll_interval=0.6, sparse_after_runs=1,
     )  # fmt: skip
     service = GenerationService(settings)
     try:
@@ -269,6 +270,30 @@ def test_a_young_job_is_polled_sparsely_then_every_interval(simulator, tmp_path,
     gaps = [b - a for a, b in zip(polls_second, polls_second[1:], strict=False)]
     assert max(gaps) >= 0.5, gaps  # sparse while young
     assert len(polls_second) < len(polls_first) * 0.75, (len(polls_second), len(polls_first))
+
+
+def test_one_run_seen_is_not_enough_to_poll_a_young_job_sparsely(simulator, tmp_path, photo):
+    """A job far shorter than the one run the ledger has seen is polled every interval, so
+    it is noticed soon: one run says little about the next (the playback benchmark's job
+    that finished 2.4 s in, after runs of 11 s and more, waited 7.5 s for its first poll)."""
+    simulator.set_schedule(Schedule(queued_s=0.5, generating_s=3.0))
+    settings = Settings(
+        base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "d", poll_interval=0.1,
+        sparse_poll_interval=3.0,
+    )  # fmt: skip
+    service = GenerationService(settings)
+    try:
+        run(service.generate(photo, "A long one."))  # the ledger's only run: about 3.5 s
+        simulator.set_schedule(Schedule(queued_s=0.1, generating_s=0.4))
+        short = run(service.generate(photo, "A short one."))[-1].generation_id
+    finally:
+        service.close()
+    creates = simulator.requests_to("/v2/video/generations")
+    created = max(r.time for r in creates if r.method == "POST")  # the short one's
+    polls = _polls_for(simulator, short)
+    # Sparse after the one run, its first poll would come at 80% of it, about 2.8 s in.
+    assert polls[0] - created < 1.5, polls[0] - created
+    assert len(polls) >= 3, polls  # polled through its short run, every interval
 
 
 def _polls_for(simulator, gid: str) -> list[float]:
