@@ -365,9 +365,13 @@ def test_status_and_history_read_the_apps_ledger(env, sim, photo):
     finally:
         service.close()
     gid = updates[-1].generation_id
+    short = updates[-1].job_id.removeprefix("kui-")[:8]  # the job's one short id
     history = run(env, "history")
     assert history.returncode == 0
-    assert gid[:8] in history.stdout and "Made in the page." in history.stdout
+    assert history.stdout.startswith(short) and "Made in the page." in history.stdout
+    assert gid[:8] not in history.stdout  # not a second short id, the vendor's
+    by_short = run(env, "status", short)
+    assert by_short.returncode == 0 and gid in by_short.stdout, by_short.stderr
     status = run(env, "status", gid, "--json")
     assert status.returncode == 0, status.stderr
     answer = json.loads(status.stdout)

@@ -403,7 +403,8 @@ def _labels(service: GenerationService, job_ids: list[str]) -> dict[str, str]:
         job = service.ledger.get(job_id)
         words = (job.prompt if job else "")[:28]
         prefix = f"{n}/{len(job_ids)} " if len(job_ids) > 1 else ""
-        labels[job_id] = f"{prefix}{job_id.removeprefix('kui-')[:8]} {words}".rstrip()
+        short = job.short_id if job else job_id.removeprefix("kui-")[:8]
+        labels[job_id] = f"{prefix}{short} {words}".rstrip()
     return labels
 
 
@@ -480,7 +481,7 @@ def _history_line(job: Job) -> str:
     prompt = " ".join(job.prompt.split())[:60] or "(resumed by id)"
     demo = " (demo)" if job.backend == DEMO else ""
     return (
-        f"{job.shown_id[:8]}  {_when(job.created_at)}  {phase:<11} {job.duration:>2} s  "
+        f"{job.short_id}  {_when(job.created_at)}  {phase:<11} {job.duration:>2} s  "
         f"{money:>7}  {prompt}{demo}"
     )
 
