@@ -356,19 +356,15 @@ def test_uploads_are_limited_per_address_an_hour(small_app, photo):
     assert codes == [200, 200, 200, 429]
 
 
-def upload_files() -> set[Path]:
-    """Every file under Gradio's upload and cache folders and the system's temporary one."""
-    import tempfile
+def test_an_upload_cut_off_mid_body_leaves_no_file(tmp_path, photo, monkeypatch):
+    uploads = tmp_path / "gradio-uploads"  # this app's own: no other test's files in it
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
 
-    from gradio.utils import get_upload_folder
+    def upload_files() -> set[Path]:
+        return {p for p in uploads.rglob("*") if p.is_file()} if uploads.is_dir() else set()
 
-    roots = {Path(get_upload_folder()), Path(tempfile.gettempdir()) / "gradio"}
-    return {p for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file()}
-
-
-def test_an_upload_cut_off_mid_body_leaves_no_file(tmp_path, photo):
-    with app_in_process(tmp_path, Schedule()) as app:
-        before = upload_files()
+    with app_in_process(tmp_path / "data", Schedule()) as app:
+        before = upload_files()  # the page's examples
         boundary = "b0undary"
         start = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
@@ -384,7 +380,7 @@ def test_an_upload_cut_off_mid_body_leaves_no_file(tmp_path, photo):
             sock.sendall(head.encode() + start + b"\x00" * 500_000)
             wait_for(lambda: upload_files() - before, seconds=20)  # the parser is writing
         # The client is gone with 4.5 MB unsent: what was written is removed.
-        wait_for(lambda: not (upload_files() - before), seconds=20)
+        wait_for(lambda: upload_files() == before, seconds=20)
 
 
 def test_headers_that_do_not_arrive_in_time_have_their_connection_closed(tmp_path):
