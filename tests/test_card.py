@@ -116,3 +116,12 @@ def test_the_price_then_the_charge():
 
 def test_the_empty_card_invites_a_first_job():
     assert "Generate" in Parsed(EMPTY).words
+
+
+def test_the_card_says_dollars_and_keeps_the_credits_in_its_details():
+    """Issue 23 item 18: "credits: 1,400,000" beside $0.70 read as a second price."""
+    update = Progress("gid-1", "completed", "Done.", elapsed=60, credits=1_400_000, charged_usd=0.7)
+    html = render_card(update, "gid-1")
+    visible, _, details = html.partition("<details")
+    assert "$0.70" in visible and "1,400,000" not in visible
+    assert "<summary>Details</summary>" in details and "1,400,000" in details

@@ -6,7 +6,8 @@ words) goes through ``html.escape``; the rest is ours. The card carries:
 - the phase steps (checked, sent, queued, generating, downloading, done), the current one
   marked (``aria-current="step"``), with the time spent queued and generating;
 - "about M:SS left" when the ledger has finished jobs to base it on (their median);
-- the price and, once known, the charge; the id, small, with a copy button;
+- the price and, once known, the charge (in dollars; the vendor's credits in the closed
+  details below them); the id, small, with a copy button;
 - on failure, our words first and the vendor's own message after them, as text;
 - ``data-announce``: one short sentence the page's live region reads out when it changes
   (``page.js``), and ``data-tick`` / ``data-countdown`` clocks the page keeps moving
@@ -168,9 +169,12 @@ def render_card(update: Progress, shown_id: str = "", typical: float | None = No
     cost = cost_words(update)
     if cost:
         parts.append(f'<p class="kui-cost">{escape(cost)}</p>')
-    if update.credits is not None:
-        what = "simulated credits" if update.simulated else "credits used"
-        parts.append(f'<p class="kui-credits">{what}: {update.credits:,.0f}</p>')
+    if update.credits is not None:  # the vendor's own unit: a detail, after the dollars
+        what = "Simulated credits" if update.simulated else "Credits used"
+        parts.append(
+            '<details class="kui-details"><summary>Details</summary>'
+            f'<p class="kui-credits">{what}: {update.credits:,.0f}</p></details>'
+        )
     parts.append(_id_line(shown_id))
     return _wrap(phase, kind, _announce(phase, title, update.message), "".join(parts))
 

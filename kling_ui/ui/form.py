@@ -20,10 +20,12 @@ FIT_CHOICES = [
     ("Pad to fit", "pad"),
 ]
 EXAMPLES = [
-    ("example-lighthouse.jpg", "Waves crash against the lighthouse as its beam sweeps the dusk."),
-    ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it."),
-    ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks."),
-]
+    ("example-lighthouse.jpg", "Waves crash against the lighthouse as its beam sweeps the dusk.",
+     "Lighthouse at dusk"),
+    ("example-balloon.jpg", "The hot-air balloon drifts upward; the camera tilts to follow it.",
+     "Hot-air balloon"),
+    ("example-cat.jpg", "The cat slowly turns its head toward the camera and blinks.", "Cat"),
+]  # fmt: skip
 # Copy as code: the form's request (and a gallery video's) as code to run outside the app.
 COPY_BUTTONS = {"curl": "Copy as cURL", "python": "Copy as Python"}
 BUSY_NOTE = (
@@ -88,6 +90,12 @@ class Form:
     parent: Any  # gr.State: the job the next Generate continues ("" for none)
     continuing: Any  # what is being continued, shown while it is
     uncontinue: Any  # "Start a new video instead"
+    examples_slot: Any = None  # where ``examples`` puts the examples: under the image
+    # An image too wide or too tall: Crop and Pad right under its note (``fit_choice``).
+    fit_row: Any = None
+    fit_crop: Any = None
+    fit_pad: Any = None
+    fitting: Any = None  # gr.State: the picture given, and the fitted copy shown for it
 
 
 def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
@@ -99,10 +107,15 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         type="filepath",
         image_mode=None,
         sources=["upload", "clipboard", "webcam"],
-        height=200,
+        height=160,
         elem_id="image",
     )
     image_note = gr.Markdown(elem_id="image-note")
+    fit_row, fit_crop, fit_pad = fit_choice()
+    # The examples go here, right under the image they fill (``examples``, once the form is
+    # whole): one small button each, so Generate stays in view.
+    with gr.Column(elem_id="examples") as examples_slot:
+        pass
     continuing = gr.Markdown(visible=False, elem_id="continuing")
     uncontinue = gr.Button(
         "Start a new video instead", size="sm", visible=False, elem_id="stop-continuing"
@@ -121,10 +134,16 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         )
         audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
     api_key = _key_field() if key_first else None
-    price = gr.Markdown(elem_id="price")
-    with gr.Row():
-        generate = gr.Button("Generate", variant="primary", elem_id="generate")
-        stop = gr.Button("Stop watching", variant="stop", interactive=False, elem_id="stop")
+    # The price, Generate and Stop on one line: Generate stays in view at 1366x768 with an
+    # image, its note and a banner above it (a phone wraps them, in this order).
+    with gr.Row(equal_height=True, elem_id="send-row"):
+        price = gr.Markdown(elem_id="price", min_height=0)
+        generate = gr.Button("Generate", variant="primary", elem_id="generate", min_width=160)
+        # Quiet and small while there is nothing to stop; red and full size while watching.
+        stop = gr.Button(
+            "Stop watching", variant="secondary", size="sm", interactive=False, scale=0,
+            min_width=150, elem_id="stop",
+        )  # fmt: skip
     busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
     label = "More settings: negative prompt, image fit" + ("" if key_first else ", API key")
     label += ", copy as code"
@@ -151,14 +170,26 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
     return Form(
         image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
         generate, stop, busy, price, copy, code, code_note, gr.State(""), continuing, uncontinue,
+        examples_slot, fit_row=fit_row, fit_crop=fit_crop, fit_pad=fit_pad, fitting=gr.State({}),
     )  # fmt: skip
 
 
-def copy_buttons(place: str, size: Literal["sm", "md", "lg"] = "lg") -> dict[str, Any]:
+def fit_choice() -> tuple[Any, Any, Any]:
+    """Crop and Pad, offered under the image's note when its shape is outside the allowed
+    range (hidden until then): either applies at once, and the image shows the result."""
+    with gr.Row(visible=False, elem_id="fit-choice") as row:
+        crop = gr.Button(FIT_CHOICES[1][0], size="sm", visible=False, elem_id="fit-crop")
+        pad = gr.Button(FIT_CHOICES[2][0], size="sm", visible=False, elem_id="fit-pad")
+    return row, crop, pad
+
+
+def copy_buttons(
+    place: str, size: Literal["sm", "md", "lg"] = "lg", *, interactive: bool = True
+) -> dict[str, Any]:
     """The buttons "Copy as cURL" and "Copy as Python", by kind, in the row being laid out
     (``place``: "form" or "gallery", for their ids; ``size`` to match their neighbours)."""
     return {
-        kind: gr.Button(label, size=size, elem_id=f"{place}-copy-{kind}")
+        kind: gr.Button(label, size=size, interactive=interactive, elem_id=f"{place}-copy-{kind}")
         for kind, label in COPY_BUTTONS.items()
     }
 
@@ -189,12 +220,17 @@ def _key_field() -> Any:
 
 
 def examples(form: Form) -> None:
-    examples = [[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()]
-    if examples:
+    """The examples, in their place under the image (the form's ``examples_slot``): a click
+    fills the image and the prompt; nothing is generated until Generate is pressed."""
+    kept = [(name, text, label) for name, text, label in EXAMPLES if (ASSETS / name).exists()]
+    if not kept:
+        return
+    with form.examples_slot:
         gr.Examples(
-            examples=examples,
+            examples=[[str(ASSETS / name), text] for name, text, _ in kept],
+            example_labels=[label for _, _, label in kept],
             inputs=[form.image, form.prompt],
-            label="Examples (fill the inputs; nothing is generated until you press Generate)",
+            label="Examples (they fill the form; nothing is sent):",
             cache_examples=False,
             run_on_click=False,
         )

@@ -78,6 +78,11 @@ class GalleryPanel:
     cont: Any  # "Continue": the picked video's next part, from its last frame
     chain: Any  # the picked video's chain: its parts, length and price, and downloads
 
+    @property
+    def actions(self) -> list[Any]:
+        """The buttons that act on the picked video (Remix, Continue, Remove, Copy as ...)."""
+        return [self.remix, self.cont, self.forget, *self.copy.values()]
+
 
 def gallery_section() -> GalleryPanel:
     with gr.Column(elem_id="your-videos"):
@@ -99,11 +104,14 @@ def gallery_section() -> GalleryPanel:
             interactive=False,
             elem_id="gallery",
         )
+        # What is done to the picked video: off until a tile is picked (``picked_actions``).
         with gr.Row():
-            remix = gr.Button("Remix: put its image and settings in the form", elem_id="remix")
-            cont = gr.Button("Continue from its last frame", elem_id="continue")
-            forget = gr.Button("Remove from history", elem_id="forget")
-            copy = copy_buttons("gallery")
+            remix = gr.Button(
+                "Remix: put its image and settings in the form", interactive=False, elem_id="remix"
+            )
+            cont = gr.Button("Continue from its last frame", interactive=False, elem_id="continue")
+            forget = gr.Button("Remove from history", interactive=False, elem_id="forget")
+            copy = copy_buttons("gallery", interactive=False)
         note = gr.Markdown(elem_id="gallery-note")
         chain = gr.Markdown(elem_id="chain-view")
         code = code_box("gallery")
@@ -119,3 +127,8 @@ def gallery_section() -> GalleryPanel:
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
         code, cont, chain,
     )  # fmt: skip
+
+
+def picked_actions(picked: str | None) -> list[Any]:
+    """The picked video's buttons: on once a tile is picked, off while none is."""
+    return [gr.update(interactive=bool(picked))] * 5

@@ -8,6 +8,8 @@ stream with the progress card as a fourth output). Both run the same code.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import os
@@ -18,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import dollars
 from ..rules import MAX_PROMPT_CHARS
-from ..service import DEMO, STATE_PHASE, GenerationService
+from ..service import DEMO, MAX_BATCH, NOT_KNOWN, STATE_PHASE, GenerationService
 from . import gallery
+from .callers import agent_of, client_address
 from .card import card_from_status, render_card
 from .form import COPY_BUTTONS
 from .parts import MediaLink
@@ -59,6 +62,9 @@ BUSY_PICK = (
 )
 # One update of a job on the page: (shown id, status text, video, card).
 Step = tuple[str, str, Any, str]
+# Seconds: a watched job is read again at least this often (the card's phase times follow
+# the ledger's, every second), and Stop watching is seen within it.
+TICK = 1.0
 
 
 def _valid_history(history: Any) -> list[dict]:
@@ -89,29 +95,19 @@ def _root(request: gr.Request | None) -> str:
 
 def _address(request: gr.Request | None, behind_proxy: bool, hops: int = 1) -> str:
     """The caller's address: behind ``hops`` proxies of ours, the entry of X-Forwarded-For
-    that the farthest of them wrote (``hops`` from the end of every header line, joined:
-    RFC 9110 lets a proxy add a line of its own, and what a client wrote comes first)."""
+    that the farthest of them wrote (``callers.client_address``: every header line)."""
     if request is None:
         return ""
-    if behind_proxy:
-        entries = _forwarded(getattr(request, "headers", None))
-        if entries:
-            return entries[-min(max(hops, 1), len(entries))]
     client = getattr(request, "client", None)
-    return str(getattr(client, "host", "") or "")
-
-
-def _forwarded(headers: Any) -> list[str]:
-    """Every X-Forwarded-For entry, in order, from every line of the header."""
-    if headers is None:
-        return []
+    host = str(getattr(client, "host", "") or "")
+    headers = getattr(request, "headers", None)
     getlist = getattr(headers, "getlist", None)
     if callable(getlist):
         lines = getlist("x-forwarded-for")
     else:  # a request kept as a plain mapping (one line, already joined)
         line = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
         lines = [line] if isinstance(line, str) else []
-    return [e.strip() for line in lines for e in str(line).split(",") if e.strip()]
+    return client_address(lines, host, behind_proxy=behind_proxy, hops=hops)
 
 
 @dataclass
@@ -128,6 +124,7 @@ class Handlers:
     _streams: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _warned: dict = field(default_factory=dict)  # question -> when told the balance is low
+    _stops: dict = field(default_factory=dict)  # a tab (its session) -> its watch's stop flag
 
     def _second_press(self, question: tuple) -> bool:
         """True when this very question (``_low_balance_question``) was put within
@@ -170,6 +167,11 @@ class Handlers:
         return self.service.visitor(owner_token, self._address_of(request))
 
     def _address_of(self, request: gr.Request | None) -> str:
+        """The caller's address; an agent's, for a tool Gradio's MCP server calls from this
+        machine (``callers.agent_of``)."""
+        agent = agent_of(request, self.service.runner.digest)
+        if agent is not None:
+            return agent.address
         settings = self.service.settings
         return _address(request, settings.behind_proxy, settings.trusted_hops)
 
@@ -210,6 +212,96 @@ class Handlers:
         job = self.service.entry(update.job_id) if update.job_id else None
         return self.service.typical_seconds(job.backend, job.duration) if job else None
 
+    # --- watching a job on the page: ends by itself when Stop watching is pressed ---------
+
+    @contextmanager
+    def _tab_watch(self, request: gr.Request | None) -> Iterator[threading.Event | None]:
+        """This tab's watch: a stop flag that Stop watching sets (``stop_page``), so the
+        watch ends by itself, as any event does. (Gradio's ``cancels=`` left the page's own
+        state of the cancelled event behind: the next Generate press was dropped, and a job
+        watched again froze with red "Error" badges: issue 23, items 12 and 13.) One watch
+        a tab: a new one ends the one before. None where there is no tab (programs)."""
+        tab = getattr(request, "session_hash", None) if request is not None else None
+        if not tab:
+            yield None
+            return
+        stop = threading.Event()
+        with self._lock:
+            before = self._stops.get(tab)
+            self._stops[tab] = stop
+        if before is not None:
+            before.set()
+        try:
+            yield stop
+        finally:
+            with self._lock:
+                if self._stops.get(tab) is stop:
+                    del self._stops[tab]
+
+    def _follow(
+        self, updates: Iterator[Progress], stop: threading.Event | None
+    ) -> Iterator[Progress]:
+        """The service's updates of one job; on the page (``stop`` given), once the job is
+        the runner's, the job read at each change and at least every ``TICK`` seconds (the
+        card's phase times are the ledger's, every second, not only when a poll lands),
+        until it ends, the watch deadline passes, or ``stop`` is set (then it just ends:
+        the caller says "stopped watching")."""
+        if stop is None:
+            yield from updates
+            return
+        first = next(updates, None)
+        if first is None:
+            return
+        if first.final or not first.job_id:
+            yield first
+            yield from updates
+            return
+        updates.close()  # from here on, read at the tick
+        if stop.is_set():
+            return
+        yield first
+        job_id, last = first.job_id, first
+        deadline = time.monotonic() + self.service.settings.watch_deadline
+        while True:
+            for job in self.service.runner.watch(job_id, timeout=TICK):
+                if stop.is_set():
+                    return
+                last = self.service.progress(job)
+                yield last
+            if last.final or stop.is_set():
+                return
+            if self.service.entry(job_id) is None:  # an adopted id the vendor did not know
+                yield Progress("", "not found", NOT_KNOWN, job_id=job_id)
+                return
+            if time.monotonic() >= deadline:
+                message = errors.GenerationTimeout().user_message
+                yield replace(last, phase="stopped", message=message)
+                return
+
+    def _steps(
+        self, updates: Iterator[Progress], stop: threading.Event | None, root: str,
+        shown: Any = None,
+    ) -> Iterator[Step]:  # fmt: skip
+        """Each update as a step; a tick that changed only the times redraws only the card
+        (the status text, and so the history and the gallery, change with the job).
+        ``shown``: the id to show for an update (the generation id by default)."""
+        typical, before = None, None
+        for update in self._follow(updates, stop):
+            if typical is None:
+                typical = self._typical(update)
+            gid = shown(update) if shown else update.generation_id
+            step = _job_step(update, gid, root, typical)
+            now = (update.phase, update.message, gid, update.video_url, update.credits,
+                   update.charged_usd, update.recovered)  # fmt: skip
+            if now == before and stop is not None:  # programs get each update whole
+                step = (gr.skip(), gr.skip(), gr.skip(), step[3])
+            before, last = now, (update, gid)
+            yield step
+        if stop is not None and stop.is_set() and before is not None:
+            update, gid = last
+            text = _stop_words(self.service.entry(update.job_id))
+            yield gid, text, gr.skip(), card_from_status(text, gid if "stopped" in text else "")
+
     def generate_page(
         self,
         image: str | None,
@@ -225,13 +317,23 @@ class Handlers:
     ) -> Iterator[Step]:
         """Turn an image into a video. Streams (generation id, status text, video, card).
         ``parent_id``: the job this one continues (Continue), whose chain it ends."""
+        yield from self._generate(
+            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
+            owner_token, parent_id, request, page=True,
+        )  # fmt: skip
+
+    def _generate(
+        self, image: str | None, prompt: str, negative_prompt: str, duration: int,
+        generate_audio: bool, api_key: str, fit: str, owner_token: str, parent_id: str,
+        request: gr.Request | None, *, page: bool,
+    ) -> Iterator[Step]:  # fmt: skip
         visitor = self._visitor(owner_token, request)
         yield from self._run(
             lambda: self.service.generate(
                 image, prompt, negative_prompt, duration, generate_audio, api_key,
                 fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
             ),
-            visitor, api_key, duration, generate_audio, request,
+            visitor, api_key, duration, generate_audio, request, page=page,
         )  # fmt: skip
 
     def _run(
@@ -242,26 +344,28 @@ class Handlers:
         duration: Any,
         generate_audio: Any,
         request: gr.Request | None,
+        *,
+        page: bool = False,
     ) -> Iterator[Step]:
         """A new job watched to its end, for one visitor: its share of streams, the
-        low-balance question first, our words for any refusal, never a traceback."""
-        gid, typical, root = "", None, _root(request)
-        try:
-            with self._stream(visitor):
-                low = self._unconfirmed_low_balance(visitor, api_key, duration, generate_audio)
-                if low:
-                    yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
-                    return
-                for update in start():
-                    gid = update.generation_id
-                    if typical is None:
-                        typical = self._typical(update)
-                    yield _job_step(update, gid, root, typical)
-        except errors.KlingUIError as exc:
-            yield _text_step(gid, render_error(exc))
-        except Exception:  # a bug of ours: the person still gets words, not a traceback
-            log.exception("generate failed unexpectedly")
-            yield _text_step(gid, OUR_FAULT)
+        low-balance question first, our words for any refusal, never a traceback. On the
+        page (``page``), watched at the tick until Stop watching (``_tab_watch``)."""
+        gid, root = "", _root(request)
+        with self._tab_watch(request if page else None) as stop:
+            try:
+                with self._stream(visitor):
+                    low = self._unconfirmed_low_balance(visitor, api_key, duration, generate_audio)
+                    if low:
+                        yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
+                        return
+                    for step in self._steps(start(), stop, root):
+                        gid = step[0] if isinstance(step[0], str) else gid
+                        yield step
+            except errors.KlingUIError as exc:
+                yield _text_step(gid, render_error(exc))
+            except Exception:  # a bug of ours: the person still gets words, not a traceback
+                log.exception("generate failed unexpectedly")
+                yield _text_step(gid, OUR_FAULT)
 
     def extend(
         self,
@@ -301,9 +405,9 @@ class Handlers:
     ) -> Iterator[tuple[str, str, Any]]:
         """``/generate`` for programs: ``generate_page`` without the card, so (generation
         id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
-        for step in self.generate_page(
+        for step in self._generate(
             image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
-            owner_token, "", request,
+            owner_token, "", request, page=False,
         ):  # fmt: skip
             yield step[:3]
 
@@ -319,21 +423,28 @@ class Handlers:
         The id is shown (and so kept in the history) only once the ledger holds it: an id
         the vendor doesn't know leaves no trace.
         """
+        yield from self._resume(generation_id, api_key, owner_token, request, page=True)
+
+    def _resume(
+        self, generation_id: str, api_key: str, owner_token: str, request: gr.Request | None,
+        *, page: bool,
+    ) -> Iterator[Step]:  # fmt: skip
         visitor, root = self._visitor(owner_token, request), _root(request)
-        typical = None
-        try:
-            with self._stream(visitor):
-                for update in self.service.resume(generation_id, api_key, owner=visitor):
-                    gid = update.generation_id
-                    if typical is None:
-                        typical = self._typical(update)
-                    shown = gid if self.service.knows(gid) else ""
-                    yield _job_step(update, shown, root, typical)
-        except errors.KlingUIError as exc:
-            yield _text_step("", f"Status: not resumed\n{exc.user_message}")
-        except Exception:
-            log.exception("resume failed unexpectedly")
-            yield _text_step("", OUR_FAULT)
+
+        def shown(update: Progress) -> str:
+            gid = update.generation_id
+            return gid if self.service.knows(gid) else ""
+
+        with self._tab_watch(request if page else None) as stop:
+            try:
+                with self._stream(visitor):
+                    updates = self.service.resume(generation_id, api_key, owner=visitor)
+                    yield from self._steps(updates, stop, root, shown)
+            except errors.KlingUIError as exc:
+                yield _text_step("", f"Status: not resumed\n{exc.user_message}")
+            except Exception:
+                log.exception("resume failed unexpectedly")
+                yield _text_step("", OUR_FAULT)
 
     def resume(
         self,
@@ -343,7 +454,7 @@ class Handlers:
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
         """``/resume`` for programs: ``resume_page`` without the card."""
-        for step in self.resume_page(generation_id, api_key, owner_token, request):
+        for step in self._resume(generation_id, api_key, owner_token, request, page=False):
             yield step[:3]
 
     def open_selected(
@@ -375,26 +486,22 @@ class Handlers:
 
     def stop(self, gid: str, owner_token: str = "") -> str:
         """Stop watching: only the watching ends; the server finishes the job."""
-        entry = self._own(gid, owner_token)
-        if entry is None:
-            return "Status: nothing to stop\nNo job is being watched in this tab."
-        if entry.final:
-            phase = STATE_PHASE.get(entry.state, entry.state)
-            return f"Status: {phase}\nThis job had already ended; nothing is running."
-        if entry.backend == DEMO:
-            cost = "The simulated job carries on here; nothing is charged."
-        else:
-            cost = (
-                "The job carries on: this server keeps checking it and saves its video when it "
-                "is done, whether or not a page is open."
-            )
-        return (
-            f"Status: stopped watching\n{cost} It is in your history: open it from your videos "
-            "to watch it again."
-        )
+        return _stop_words(self._own(gid, owner_token))
 
-    def stop_page(self, gid: str, owner_token: str = "") -> tuple[str, str]:
-        """``stop`` for the page: the status text and the card."""
+    def stop_page(
+        self,
+        gid: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any]:
+        """Stop watching, on the page: this tab's watch is told to end, and ends by itself
+        with the words (its last step); with no watch running, the words at once."""
+        tab = getattr(request, "session_hash", None) if request is not None else None
+        with self._lock:
+            stop = self._stops.get(tab) if tab else None
+        if stop is not None:
+            stop.set()
+            return gr.skip(), gr.skip()
         text = self.stop(gid, owner_token)
         return text, card_from_status(text, gid if text.startswith("Status: stopped") else "")
 
@@ -457,26 +564,87 @@ class Handlers:
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> tuple[Any, Any, str, str]:
         """The batch as a table, whether to keep refreshing it, its progress ("2/5"), and a
-        line of words (what was queued, or why nothing was)."""
+        line of words (what was queued, or why nothing was). ``result`` is the ``/batch``
+        answer, or what the browser kept of it (``keep_batch``); the rows are the ledger's,
+        this browser's own jobs only, each with its video's first frame and a play link."""
         result = result if isinstance(result, dict) else {}
         if result.get("error"):
             return gr.update(value=[]), gr.Timer(active=False), "", f"⚠ {result['error']}"
         visitor = self._visitor(owner_token, request)
         batch_id = str(result.get("batch_id") or "")
         jobs = {j.job_id: j for j in self.service.batch_jobs(batch_id, visitor)}
+        root = _root(request)
         rows, done = [], 0
-        for item in result.get("items") or []:
+        for item in _batch_items(result):
             job = jobs.get(item.get("job_id"))
             if job is None:
                 continue
             done += job.final
             phase = STATE_PHASE.get(job.state, job.state)
-            rows.append([item.get("image"), str(item.get("prompt"))[:60], item.get("take"),
-                         phase, job.shown_id, job.message[:120]])  # fmt: skip
+            video = self._batch_video(job, len(rows) + 1, root)
+            rows.append([video, item.get("image"), str(item.get("prompt"))[:60],
+                         item.get("take"), phase, job.shown_id, job.message[:120]])  # fmt: skip
         running = bool(rows) and done < len(rows)
         progress = f"{done}/{len(rows)}" if rows else ""
         note = f"{len(rows)} videos queued; {done} ended." if rows else ""
         return gr.update(value=rows), gr.Timer(active=running), progress, note
+
+    def _batch_video(self, job: Any, n: int, root: str) -> str:
+        """A batch row's first cell (Markdown: our own addresses and words only): the video's
+        first frame and a link that plays it, once it is done; empty before."""
+        if job.state != "done" or not job.video_path or not Path(job.video_path).is_file():
+            return ""
+        poster = self.service.poster_url(job)
+        frame = f"![Video {n}: its first frame]({root}{poster}) " if poster else ""
+        return f"{frame}[▶ Play video {n}]({root}{self.service.video_url(job)})"
+
+    def keep_batch(self, result: Any) -> Any:
+        """What the browser keeps of a batch just queued (its id, and each item's job, image,
+        prompt and take), to show it again after a reload; nothing when none was queued."""
+        if not isinstance(result, dict) or result.get("error") or not result.get("batch_id"):
+            return gr.skip()
+        items = [
+            {key: item.get(key) for key in ("job_id", "image", "prompt", "take")}
+            for item in _batch_items(result)
+        ]
+        return {"batch_id": str(result["batch_id"]), "items": items}
+
+    def batch_history(
+        self,
+        kept: Any,
+        history: Any,
+        tz: str,
+        picked: str | None = None,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """The batch's jobs folded into this browser's history (its own only), and the
+        gallery redrawn: a batch's videos are tiles like any other (after the queue, and as
+        its items end, so each tile gets its poster)."""
+        visitor = self.service.visitor(owner_token, None)
+        history = _valid_history(history)
+        batch_id = str(kept.get("batch_id") or "") if isinstance(kept, dict) else ""
+        for job in self.service.batch_jobs(batch_id, visitor):
+            self._add(history, job.job_id, visitor, known_only=True)
+        return history, *self._views(history, tz, visitor, needle, pick=picked, root=_root(request))
+
+    def batch_restore(
+        self,
+        kept: Any,
+        history: Any,
+        tz: str,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """On page load (after ``restore``): the batch this browser queued last, its table
+        rebuilt from the ledger and its jobs in the history. Its progress only while it runs
+        (a batch that ended before the reload is not announced as done again)."""
+        views = self.batch_history(kept, history, tz, None, needle, owner_token, request)
+        table, timer, progress, note = self.batch_view(kept, owner_token, request)
+        done, _, total = progress.partition("/")
+        return *views, table, timer, progress if done != total else "", note
 
     def cancel_waiting(
         self,
@@ -828,25 +996,139 @@ class Handlers:
         self,
         image: str | None,
         fit: str,
+        fitting: Any = None,
         request: gr.Request = None,  # type: ignore[assignment]
-    ) -> tuple[Any, Any]:
-        """(image, note): a refused image is taken off the page, its reason left in its place.
-        Decoded in the caller's turn (its address: the images module shares decodes fairly)."""
-        if not image:
-            return gr.skip(), gr.skip()  # cleared, by the person or by us: keep the note
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
+        """A new picture in the form's image (an upload, Remix, Continue, an example),
+        checked at once: (image, note, Crop and Pad's row, Crop, Pad, ``fitting``).
+
+        One too wide or too tall stays, with Crop and Pad under its note (``_fit``); any
+        other refused image is taken off the page, its reason left in its place. The fitted
+        copy we show in its place comes back here too: it is known by its bytes (``fitting``
+        holds their digest) and left as it is."""
+        if not image:  # cleared, by the person or by us: keep the note
+            return gr.skip(), gr.skip(), *_fit_offer(()), {}
+        kept = fitting if isinstance(fitting, dict) else {}
+        if kept.get("shown") and kept["shown"] == _digest(image):
+            return (gr.skip(),) * 6
+        return self._fit(image, fit, image, self._visitor("", request))
+
+    def refit(
+        self,
+        fit: str,
+        fitting: Any,
+        image: str | None,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
+        """The fit changed (Crop or Pad under the note, or the choice in More settings): the
+        picture given is fitted again, at once, and the image shows the result."""
+        kept = fitting if isinstance(fitting, dict) else {}
+        original = kept.get("original")
+        if not image or not isinstance(original, str) or not Path(original).is_file():
+            return (gr.skip(),) * 6
+        return self._fit(original, fit, image, self._visitor("", request))
+
+    def _fit(self, original: str, fit: str, shown: str, visitor: str) -> tuple:
+        """``original`` checked with ``fit``. Within the allowed shapes: the note says how it
+        will be sent. Outside them: with "Tell me" (or a fit that can't save it), the note
+        says why, with the fits that would (Crop, Pad) under it; with one that can, the
+        image shows the fitted picture, as it will be sent. ``shown``: what the image shows
+        now (the original, or a fitted copy), so the original comes back when it should."""
+        again = shown != original  # a fitted copy is shown: the original comes back
+        back = original if again else gr.skip()
+        kept = {"original": original, "shown": _digest(original) if again else ""}
+        fit = fit if fit in ("reject", "crop", "pad") else "reject"
         try:
-            prepared = prepare_image(
-                image, fit=fit or "reject", owner=self._visitor("", request)
-            )
+            prepared = prepare_image(original, owner=visitor)
+        except errors.RatioOutOfRange as exc:
+            facts = exc.facts
         except errors.InputError as exc:
-            return None, f"⚠ {exc.user_message} Choose another image."
-        note = f" ({prepared.adjusted})" if prepared.adjusted else ""
-        return gr.skip(), f"✓ Image OK: will be sent as {prepared.width}×{prepared.height}{note}."
+            return None, f"⚠ {exc.user_message} Choose another image.", *_fit_offer(()), {}
+        else:
+            note = f" ({prepared.adjusted})" if prepared.adjusted else ""
+            ok = f"✓ Image OK: will be sent as {prepared.width}×{prepared.height}{note}."
+            return back, ok, *_fit_offer(()), kept
+        fitted, refusal = {}, None
+        for way in ("crop", "pad"):  # which of them can save it (each a decode)
+            try:
+                fitted[way] = prepare_image(original, fit=way, owner=visitor)
+            except errors.InputError as exc:
+                refusal = exc
+        if not fitted:  # too small either way: refused like any other image
+            return None, f"⚠ {refusal.user_message} Choose another image.", *_fit_offer(()), {}
+        chosen = fitted.get(fit)
+        if chosen is None:
+            ways = " or ".join(fitted).capitalize()  # "Crop or pad", or just one of them
+            note = f"⚠ {facts} {ways} it to fit (below), or choose another image."
+            return back, note, *_fit_offer(tuple(fitted)), kept
+        copy = _fitted_copy(chosen, original, fit)
+        note = (
+            f"✓ Image OK: {chosen.adjusted}; will be sent as {chosen.width}×{chosen.height}, "
+            "as shown."
+        )
+        kept["shown"] = _digest(copy)
+        return copy, note, *_fit_offer(tuple(fitted)), kept
 
     def count(self, prompt: str) -> str:
         n = len(prompt or "")
         over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _stop_words(entry: Any) -> str:
+    """What Stop watching says of a job (its ledger row; None: nothing to stop)."""
+    if entry is None:
+        return "Status: nothing to stop\nNo job is being watched in this tab."
+    if entry.final:
+        phase = STATE_PHASE.get(entry.state, entry.state)
+        return f"Status: {phase}\nThis job had already ended; nothing is running."
+    if entry.backend == DEMO:
+        cost = "The simulated job carries on here; nothing is charged."
+    else:
+        cost = (
+            "The job carries on: this server keeps checking it and saves its video when it "
+            "is done, whether or not a page is open."
+        )
+    return (
+        f"Status: stopped watching\n{cost} It is in your history: open it from your videos "
+        "to watch it again."
+    )
+
+
+def _fit_offer(ways: tuple[str, ...]) -> tuple[Any, Any, Any]:
+    """Crop and Pad's row, Crop and Pad: shown for the fits that would save the image."""
+    return (
+        gr.update(visible=bool(ways)),
+        gr.update(visible="crop" in ways),
+        gr.update(visible="pad" in ways),
+    )
+
+
+def _fitted_copy(prepared: Any, original: str, fit: str) -> str:
+    """The fitted picture, exactly as it will be sent (the prepared JPEG), as a file in
+    Gradio's upload folder: the image field shows it, and Generate sends it."""
+    data = base64.b64decode(prepared.data_uri.split(",", 1)[1])
+    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    done = {"crop": "cropped", "pad": "padded"}[fit]
+    path = folder / f"{Path(original).stem[:60] or 'image'}-{done}.jpg"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return str(path)
+
+
+def _digest(path: str) -> str:
+    """A file's bytes as a digest ("" when it can't be read): how a fitted copy is known
+    when the image field hands it back (by then under another path, Gradio's copy)."""
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                sha.update(block)
+    except OSError:
+        return ""
+    return sha.hexdigest()
 
 
 def _upload_copy(source: Path, name: str) -> str:
@@ -885,6 +1167,12 @@ def _code(kind: str, code: str) -> Any:
 def _no_code() -> Any:
     """The code box emptied and hidden: no code is better than stale code."""
     return gr.update(value="", visible=False)
+
+
+def _batch_items(result: dict) -> list[dict]:
+    """A batch answer's items (as many as a batch may hold), each a dict."""
+    items = result.get("items")
+    return [i for i in items[:MAX_BATCH] if isinstance(i, dict)] if isinstance(items, list) else []
 
 
 def _batch_count(images: Any, prompts: Any, takes: Any) -> int:

@@ -206,9 +206,13 @@ def _wire_api(handlers: Handlers, page: Page, fit_state: Any) -> None:
         answer = gr.Textbox(visible=False)
         takes = gr.Number(value=1, precision=0, minimum=1, maximum=4, visible=False)
         text_in = [form.prompt, form.negative, form.duration, form.audio]
+        # An agent's image is text (a link or a data URI) that the tool fetches or decodes
+        # itself, so a bad link is answered in words; its fit is a choice of its own.
+        link = gr.Textbox(visible=False)
+        fit = gr.Radio(["reject", "crop", "pad"], value="reject", visible=False)
         for name, fn, inputs in (
-            ("generate", tools.generate, [*image_in, fit_state, owner]),
-            ("submit", tools.submit, [*image_in, takes, fit_state, owner]),
+            ("generate", tools.generate, [link, *text_in, fit, owner]),
+            ("submit", tools.submit, [link, *text_in, takes, fit, owner]),
             ("extend", tools.extend, [videos.resume_id, *text_in, owner]),
             ("resume", tools.resume, [videos.resume_id, owner]),
         ):
@@ -300,11 +304,17 @@ def _wire_continue(handlers: Handlers, page: Page) -> None:
 
 
 def _wire_form(handlers: Handlers, form: Form) -> None:
-    """The image check (a refused image leaves the page), and the prompt's counter."""
-    for source in (form.fit, form.image):
-        source.change(
-            handlers.check_image, [form.image, form.fit], [form.image, form.image_note], **_PRIVATE
-        )
+    """The image check (a refused image leaves the page; one too wide or too tall stays,
+    with Crop and Pad under its note), the fit applied again when it changes (those buttons
+    set it, as does its choice in More settings), and the prompt's counter."""
+    fitted = [form.image, form.image_note, form.fit_row, form.fit_crop, form.fit_pad,
+              form.fitting]  # fmt: skip
+    form.image.change(
+        handlers.check_image, [form.image, form.fit, form.fitting], fitted, **_PRIVATE
+    )
+    form.fit.change(handlers.refit, [form.fit, form.fitting, form.image], fitted, **_PRIVATE)
+    form.fit_crop.click(lambda: "crop", None, form.fit, queue=False, **_QUIET)
+    form.fit_pad.click(lambda: "pad", None, form.fit, queue=False, **_QUIET)
     form.image.clear(lambda: "", None, form.image_note, **_QUIET)
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **_QUIET)
 
