@@ -87,6 +87,38 @@ def data_uri(path: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
+def in_one_session(app, calls: list[tuple[str, dict]]) -> list:
+    """Several tool calls in one MCP session (SSE: Gradio's streamable HTTP transport is
+    stateless, with no session), without a key: each one's JSON answer."""
+
+    async def go():
+        url = app.url.rstrip("/") + "/gradio_api/mcp/sse"
+        answers = []
+        async with (
+            sse_client(url, timeout=30, sse_read_timeout=120) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            for tool, arguments in calls:
+                result = await session.call_tool(tool, arguments)
+                texts = [c.text for c in result.content if c.type == "text"]
+                assert texts and not result.isError, result
+                answers.append(json.loads(texts[-1]))
+        return answers
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def shared_app(sim, tmp_path_factory):
+    """An app on the server's own key, 1 video an hour a visitor, with --mcp."""
+    data = tmp_path_factory.mktemp("mcp-shared") / "data"
+    env = {"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": KEY, "KLING_UI_POLL_INTERVAL": "0.2",
+           "KLING_UI_VISITOR_JOBS_PER_HOUR": "1"}  # fmt: skip
+    with AppProcess(data, "--mcp", env=env) as server:
+        yield server
+
+
 def test_the_tools_are_the_apis_events_described_for_an_agent(app):
     tools = {t.name: t for t in list_tools(app.url)}
     assert set(tools) == TOOLS  # the page's private events stay out; /batch is the page's
@@ -97,8 +129,12 @@ def test_the_tools_are_the_apis_events_described_for_an_agent(app):
         for name, schema in properties.items():
             assert "key" not in name.lower(), f"{tool.name} takes a key as an argument"
             assert schema.get("description"), f"{tool.name}.{name} is not described"
-        assert "owner_token" not in properties and "fit" not in properties
+        assert "owner_token" not in properties
     generate = tools["generate"].inputSchema["properties"]
+    for name in ("generate", "submit"):  # issue 23 item 16: the page's fit choice
+        fit = tools[name].inputSchema["properties"]["fit"]
+        assert fit["enum"] == ["reject", "crop", "pad"] and "crop" in fit["description"]
+        assert tools[name].inputSchema["properties"]["image"]["type"] == "string"
     assert generate["duration"]["type"] == "integer" and generate["duration"]["enum"] == [5, 10]
     assert set(tools["generate"].inputSchema["required"]) == {"image", "prompt"}
     assert "estimate" in tools["generate"].description  # money: the price first
@@ -195,3 +231,67 @@ def test_extend_continues_a_video_and_answers_the_whole_chain(app, sim, photo):
     assert more["video"].endswith(".chain.mp4")
     with urllib.request.urlopen(more["video"], timeout=10) as response:
         assert response.read(12)[4:8] == b"ftyp"
+
+
+def test_each_mcp_session_is_a_visitor_of_its_own(shared_app, sim, photo):
+    """Issue 23 item 6: agents without a key all reached the tools as one visitor (Gradio's
+    loopback client calls them from this machine); each MCP session is its own visitor, so
+    one agent's flood is not every agent's."""
+    before = sim.creates
+    first, second = in_one_session(shared_app, [
+        ("generate", {"image": data_uri(photo), "prompt": "One."}),
+        ("generate", {"image": data_uri(photo), "prompt": "Two."}),
+    ])  # fmt: skip
+    assert first["status"] == "completed", first
+    assert second["final"] and "1 videos an hour" in second["message"], second
+    (other,) = in_one_session(shared_app, [("generate", {"image": data_uri(photo),
+                                                         "prompt": "Another agent."})])  # fmt: skip
+    assert other["status"] == "completed", other
+    assert sim.creates == before + 2
+
+
+def test_status_and_resume_take_a_short_id(app, sim, photo):
+    """Issue 23 item 17: a job's short id works for the agent that made it."""
+    answer, _ = call(app, "submit", {"image": data_uri(photo), "prompt": "Short."}, key=KEY)
+    job_id = answer["items"][0]["job_id"]
+    short = job_id.removeprefix("kui-")[:8]
+    state, _ = call(app, "status", {"generation_id": short}, key=KEY)
+    assert state["job_id"] == job_id, state
+    resumed, _ = call(app, "resume", {"generation_id": short}, key=KEY)
+    assert resumed["status"] == "completed", resumed
+    hidden, _ = call(app, "status", {"generation_id": short})  # no key: not this agent's
+    assert "error" in hidden
+
+
+@pytest.mark.parametrize(
+    "link, words",
+    [
+        ("https://nonexistent.invalid/cat.jpg", "could not be fetched from nonexistent.invalid"),
+        ("https://127.0.0.1:1/cat.jpg", "could not be fetched from 127.0.0.1:1"),
+        ("http://example.com/cat.jpg", "must be an https link"),
+        ("cat.jpg", "must be an https link"),
+        ("data:image/jpeg;base64,%%%", "not a base64 image"),
+    ],
+)
+def test_a_bad_image_link_is_answered_in_words_with_nothing_sent(app, sim, link, words):
+    """Issue 23 item 18: Gradio's own fetch answered a generic error."""
+    before = sim.creates
+    answer, failed = call(app, "generate", {"image": link, "prompt": "A cat."}, key=KEY)
+    assert not failed and answer["final"] and words in answer["message"], answer
+    answer, failed = call(app, "submit", {"image": link, "prompt": "A cat."}, key=KEY)
+    assert not failed and answer["items"] == [] and words in answer["error"], answer
+    assert sim.creates == before
+
+
+def test_a_panorama_is_refused_or_cropped_as_the_agent_chooses(app, sim, tmp_path):
+    """Issue 23 item 16: the page's fit choice, for agents."""
+    from PIL import Image
+
+    wide = tmp_path / "wide.jpg"
+    Image.new("RGB", (1500, 500), (30, 90, 160)).save(wide)
+    refused, _ = call(app, "generate", {"image": data_uri(wide), "prompt": "Pan."}, key=KEY)
+    assert refused["final"] and "crop" in refused["message"], refused
+    before = sim.creates
+    made, _ = call(app, "submit", {"image": data_uri(wide), "prompt": "Pan.", "fit": "crop"},
+                   key=KEY)  # fmt: skip
+    assert len(made["items"]) == 1 and sim.creates >= before, made

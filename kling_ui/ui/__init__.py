@@ -41,6 +41,7 @@ from ..images import MAX_INPUT_BYTES
 from ..service import GenerationService
 from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
 from .batch import batch_section
+from .callers import AgentCaller
 from .form import banners, examples, form_section
 from .gallery import gallery_section
 from .handlers import Handlers
@@ -141,6 +142,11 @@ def launch_options(
             ],
         },
     }
+    if settings.mcp:  # who is behind each MCP call, for the tools (``callers``)
+        options["app_kwargs"]["middleware"].append(
+            Middleware(AgentCaller, sign=service.runner.digest,
+                       behind_proxy=settings.behind_proxy, hops=settings.trusted_hops)
+        )  # fmt: skip
     return options
 
 

@@ -20,14 +20,24 @@ Imports the handlers and the service; the events are wired in ``wiring``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import logging
+import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import processing_utils
+from gradio.utils import get_upload_folder
 
 from .. import errors
+from ..images import MAX_INPUT_BYTES
+from .callers import agent_of
 from .handlers import PRESS_AGAIN, Handlers, _root
 
 KEY_HEADER = "X-AIMLAPI-Key"
@@ -35,6 +45,17 @@ KEY_HINT = (
     f"Agents: put the AIML API key in the {KEY_HEADER} header of this MCP server's "
     "connection (the client's configuration), never in a tool argument."
 )
+log = logging.getLogger(__name__)
+NO_IMAGE_GIVEN = "Give an image: an https link to a public image, or a data URI."
+NOT_A_LINK = (
+    "The image must be an https link to a public image (https://...) or a data URI "
+    "(data:image/jpeg;base64,...). Nothing was sent."
+)
+BAD_DATA_URI = (
+    "That data URI is not a base64 image (data:image/jpeg;base64,...), or it is over "
+    f"{MAX_INPUT_BYTES // 1024**2} MB. Nothing was sent."
+)
+DATA_URI_MOST = MAX_INPUT_BYTES * 4 // 3 + 4  # base64 characters of the largest image
 # The low balance's second press, as an agent makes it.
 AGAIN = "Nothing was sent. Call the same tool again within 2 minutes to send it anyway."
 # The first word of a status line that ends a job, as the status text says it.
@@ -72,10 +93,17 @@ class AgentTools:
             negative_prompt: What to avoid in the video (optional).
             duration: Length of the video in seconds: 5 or 10 (10 costs twice as much).
             generate_audio: Whether the video gets generated sound.
+            fit: An image whose shape is outside 1:2.5 to 2.5:1: reject (refuse it; nothing is sent), crop (cut it to the nearest allowed shape around its centre) or pad (add white bars).
         """
+        try:
+            image = _image_file(image)
+        except errors.KlingUIError as exc:
+            yield _json({"generation_id": None, "status": "not sent", "final": True,
+                         "message": exc.user_message})  # fmt: skip
+            return
         steps = self.handlers.generate(
-            image, prompt, negative_prompt, duration, generate_audio, _key(x_aimlapi_key), fit,
-            self._owner(owner_token, x_aimlapi_key), request,
+            image, prompt, negative_prompt, duration, generate_audio, _key(x_aimlapi_key),
+            fit or "reject", self._owner(owner_token, x_aimlapi_key, request), request,
         )  # fmt: skip
         for gid, text, _video in steps:
             yield self._answer(gid, text, x_aimlapi_key, request)
@@ -106,15 +134,18 @@ class AgentTools:
             duration: Length of each video in seconds: 5 or 10.
             generate_audio: Whether the videos get generated sound.
             takes: How many videos of this image and prompt, 1 to 4 (each is paid).
+            fit: An image whose shape is outside 1:2.5 to 2.5:1: reject (refuse it; nothing is sent), crop (cut it to the nearest allowed shape around its centre) or pad (add white bars).
         """
         service = self.handlers.service
-        visitor = self.handlers._visitor(self._owner(owner_token, x_aimlapi_key), request)
+        owner = self._owner(owner_token, x_aimlapi_key, request)
+        visitor = self.handlers._visitor(owner, request)
         low = self.handlers._unconfirmed_low_balance(
             visitor, _key(x_aimlapi_key), duration, generate_audio, _count(takes)
         )
         if low:
             return _json({"error": f"{low} {AGAIN}", "items": []})
         try:
+            image = _image_file(image)
             answer = service.submit(
                 image, prompt, negative_prompt, duration, generate_audio, int(takes or 1),
                 _key(x_aimlapi_key), fit=fit or "reject", owner=visitor,
@@ -149,7 +180,7 @@ class AgentTools:
             duration: Length of the new part in seconds: 5 or 10.
             generate_audio: Whether the new part gets generated sound.
         """
-        owner = self._owner(owner_token, x_aimlapi_key)
+        owner = self._owner(owner_token, x_aimlapi_key, request)
         steps = self.handlers.extend(
             generation_id, prompt, negative_prompt, duration, generate_audio,
             _key(x_aimlapi_key), owner, request,
@@ -171,7 +202,7 @@ class AgentTools:
         Args:
             generation_id: The job's id: the generation_id or job_id an earlier answer gave.
         """
-        owner = self._owner(owner_token, x_aimlapi_key)
+        owner = self._owner(owner_token, x_aimlapi_key, request)
         steps = self.handlers.resume(generation_id, _key(x_aimlapi_key), owner, request)
         for gid, text, _video in steps:
             yield self._answer(gid, text, x_aimlapi_key, request)
@@ -203,12 +234,20 @@ class AgentTools:
         """
         return _json(self.handlers.estimate(duration, generate_audio, count))
 
-    def _owner(self, owner_token: str, key: str | None) -> str:
-        """Whose jobs an agent's are: its key's, when it sends one (all agents on one machine
-        reach the tools from one address, through Gradio's own loopback client), as a
-        browser's are its token's; the key itself is never kept, only a digest of it."""
+    def _owner(self, owner_token: str, key: str | None, request: Any = None) -> str:
+        """Whose jobs an agent's are, as a browser's are its token's: its key's, when it
+        sends one (the key itself is never kept, only a digest of it); else its MCP
+        session's (``callers.AgentCaller``), so one agent's flood is not every agent's;
+        else (no session to tell) its address's. Sessions are free to open: the address's
+        share (the service's limits count per address too) bounds them all."""
+        runner = self.handlers.service.runner
         typed = _key(key)
-        return self.handlers.service.runner.digest("agent-key:" + typed) if typed else owner_token
+        if typed:
+            return runner.digest("agent-key:" + typed)
+        agent = agent_of(request, runner.digest)
+        if agent is not None and agent.session:
+            return runner.digest(f"agent-session:{agent.address}|{agent.session}")
+        return owner_token
 
     def _answer(self, gid: str, text: str, key: str | None, request: Any) -> str:
         """One update as JSON: the job's full status once it has an id, the status line's
@@ -227,7 +266,7 @@ class AgentTools:
 
     def _status(self, any_id: str, key: str | None, request: Any) -> dict[str, Any]:
         """The job's status as ``/status`` gives it, for this agent (its key's jobs)."""
-        visitor = self.handlers._visitor(self._owner("", key), request)
+        visitor = self.handlers._visitor(self._owner("", key, request), request)
         try:
             answer = self.handlers.service.status(any_id, owner=visitor, api_key=_key(key))
         except errors.KlingUIError as exc:
@@ -243,6 +282,44 @@ def _count(takes: Any) -> int:
         return max(1, int(takes or 1))
     except (TypeError, ValueError):
         return 1
+
+
+def _image_file(value: Any) -> str:
+    """The image an agent sent (an https link or a data URI), as a file here to check and
+    send: fetched or decoded by us, so a link that can't be fetched, or a data URI that
+    isn't one, is answered in words with nothing sent (Gradio's own fetch of a file input
+    answered an agent with a generic error). The fetch is Gradio's, which refuses private
+    and local addresses."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise errors.InputError(NO_IMAGE_GIVEN)
+    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    if text.lower().startswith("data:"):
+        head, comma, body = text.partition(",")
+        if not comma or not head.lower().endswith(";base64") or len(body) > DATA_URI_MOST:
+            raise errors.InputError(BAD_DATA_URI)
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InputError(BAD_DATA_URI) from None
+        folder.mkdir(mode=0o700, parents=True)
+        path = folder / "image-from-data-uri"
+        path.write_bytes(data)
+        os.chmod(path, 0o600)
+        return str(path)
+    if not text.lower().startswith("https://") or any(c.isspace() for c in text):
+        raise errors.InputError(NOT_A_LINK)
+    folder.mkdir(mode=0o700, parents=True)
+    try:
+        return processing_utils.ssrf_protected_download(text, str(folder))
+    except Exception as exc:  # DNS, refused, private address, HTTP error, timeout
+        log.info("an agent's image link could not be fetched: %s", type(exc).__name__)
+        host = text[len("https://") :].split("/", 1)[0][:100]
+        raise errors.InputError(
+            f"The image link could not be fetched from {host}: it must be a public https "
+            "address of an image that answers now. Check the link, or send the image as a "
+            "data URI (data:image/jpeg;base64,...). Nothing was sent."
+        ) from None
 
 
 def _key(header: str | None) -> str:
