@@ -222,9 +222,9 @@ def test_a_refused_image_is_taken_off_the_page_with_its_reason(page, tmp_path):
     """Item 12: a text file named .jpg leaves no broken preview behind."""
     fake = tmp_path / "holiday.jpg"
     fake.write_text("not a picture at all")
-    image, note = page.check_image(str(fake), "reject")
+    image, note, *_ = page.check_image(str(fake), "reject")
     assert image is None and "holiday.jpg" in note and "Choose another image" in note
-    image, note = page.check_image(None, "reject")  # the clearing that follows keeps the note
+    image, note, *_ = page.check_image(None, "reject")  # the clearing that follows keeps the note
     assert image == note == {"__type__": "update"}  # gr.skip(): nothing changes
 
 
@@ -236,6 +236,43 @@ def test_image_check_explains_a_small_image(page, tmp_path):
     small = tmp_path / "s.png"
     Image.new("RGB", (200, 400)).save(small)
     assert "300" in page.check_image(str(small), "reject")[1]
+
+
+@pytest.mark.parametrize(
+    "size, offered, kept",
+    [
+        ((1500, 500), (True, True), True),  # 3:1: either fits it
+        ((400, 1200), (True, True), True),  # 1:3
+        ((900, 100), (False, True), True),  # cropped it would be 100 px high; padded 900x360
+        ((700, 100), (False, False), False),  # too small either way: refused like any other
+        ((800, 600), (False, False), True),  # within the range: nothing to choose
+    ],
+)
+def test_an_image_too_wide_or_too_tall_stays_with_the_fits_that_save_it(
+    page, tmp_path, size, offered, kept
+):
+    """Issue 23 item 16: Crop and Pad under the note, for the fits that would save it."""
+    path = tmp_path / "shape.png"
+    Image.new("RGB", size, (90, 90, 200)).save(path)
+    image, note, row, crop, pad, fitting = page.check_image(str(path), "reject")
+    assert (crop["visible"], pad["visible"]) == offered and row["visible"] == any(offered)
+    assert (image is None) == (not kept), note
+    assert fitting.get("original") == (str(path) if kept else None)
+
+
+def test_crop_shows_the_picture_that_will_be_sent_and_tell_me_brings_back_the_original(
+    page, tmp_path
+):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (1500, 500), (90, 90, 200)).save(path)
+    *_, fitting = page.check_image(str(path), "reject")
+    copy, note, *_, fitting = page.refit("crop", fitting, str(path))
+    assert "cropped to 2.5:1" in note and "1250×500" in note
+    assert Image.open(copy).size == (1250, 500)
+    # The copy, handed back by the image field, is known and left as it is.
+    assert page.check_image(copy, "crop", fitting) == ({"__type__": "update"},) * 6
+    back, note, *_ = page.refit("reject", fitting, copy)
+    assert back == str(path) and "3.00:1" in note
 
 
 def test_demo_status_says_its_credits_are_simulated():
