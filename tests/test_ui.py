@@ -269,6 +269,7 @@ def test_crop_shows_the_picture_that_will_be_sent_and_tell_me_brings_back_the_or
     copy, note, *_, fitting = page.refit("crop", fitting, str(path))
     assert "cropped to 2.5:1" in note and "1250×500" in note
     assert Image.open(copy).size == (1250, 500)
+    assert page.refit("crop", fitting, str(path))[0] == copy  # pressed again: no second copy
     # The copy, handed back by the image field, is known and left as it is.
     assert page.check_image(copy, "crop", fitting) == ({"__type__": "update"},) * 6
     back, note, *_ = page.refit("reject", fitting, copy)

@@ -36,7 +36,7 @@ from ..pricing import dollars
 from ..rules import MAX_PROMPT_CHARS
 from ..service import DEMO, MAX_BATCH, NOT_KNOWN, STATE_PHASE, GenerationService
 from . import gallery
-from .callers import agent_of, client_address
+from .callers import agent_of, client_address, signed_in
 from .card import card_from_status, render_card
 from .form import COPY_BUTTONS
 from .parts import MediaLink
@@ -790,6 +790,9 @@ class Handlers:
         # (as a program is); a browser's own token is kept for when it is admitted again.
         session = token if self.service.admit_browser(token, self._address_of(request)) else ""
         stored = token if session or token == owner_token else ""
+        user = signed_in(request)  # signed in with Hugging Face: the user, in any browser
+        if user:
+            session, stored = self.service.user_token(user), token
         visitor = self.service.visitor(session, None)
         history = _valid_history(history)
         try:
@@ -1106,15 +1109,19 @@ def _fit_offer(ways: tuple[str, ...]) -> tuple[Any, Any, Any]:
 
 def _fitted_copy(prepared: Any, original: str, fit: str) -> str:
     """The fitted picture, exactly as it will be sent (the prepared JPEG), as a file in
-    Gradio's upload folder: the image field shows it, and Generate sends it."""
+    Gradio's upload folder: the image field shows it, and Generate sends it. Its folder is
+    named by its bytes, so pressing Crop or Pad again makes no second copy."""
     data = base64.b64decode(prepared.data_uri.split(",", 1)[1])
-    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    folder = Path(get_upload_folder()) / ("fitted-" + hashlib.sha256(data).hexdigest()[:32])
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     done = {"crop": "cropped", "pad": "padded"}[fit]
     path = folder / f"{Path(original).stem[:60] or 'image'}-{done}.jpg"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    if not path.is_file():
+        part = folder / f".{secrets.token_hex(8)}.part"
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(part, path)  # whole or not at all, for a second press at the same time
     return str(path)
 
 
