@@ -213,8 +213,9 @@ def test_each_video_of_a_run_gets_its_own_path_in_a_pipe(env, sim, photo, tmp_pa
 @pytest.mark.parametrize("how", ["takes", "batch"])
 def test_each_videos_path_stays_on_a_terminal(env, sim, photo, tmp_path, how):
     """On a terminal the paths share the screen with the progress bars: each stays there,
-    on a line of its own, and the bars end below them."""
-    out = tmp_path / "videos"
+    on a line of its own, as it is (no markup or emoji codes read in it), and the bars end
+    below them."""
+    out = tmp_path / "videos :cat: [bold]"
     code, shown = run_on_a_terminal(env, *two_videos(photo, tmp_path, how), "-o", str(out))
     assert code == 0, shown
     saved = sorted(str(p.resolve()) for p in out.iterdir())

@@ -97,7 +97,7 @@ class Display:
         own console: a line written under live bars is drawn over at their next refresh (a
         batch's paths overwrote each other). The person sees the same line either way."""
         if self._bars is not None and _same_terminal(stream, self._stream):
-            self._bars.console.print(text, markup=False, highlight=False)
+            self._bars.console.print(text, markup=False, highlight=False, emoji=False)
         else:
             print(text, file=stream, flush=True)
 

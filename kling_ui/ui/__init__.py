@@ -41,7 +41,7 @@ from ..images import MAX_INPUT_BYTES
 from ..service import GenerationService
 from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
 from .batch import batch_section
-from .callers import AgentCaller
+from .callers import AgentCaller, hf_sign_in_ready
 from .form import banners, examples, form_section
 from .gallery import gallery_section
 from .handlers import Handlers
@@ -80,6 +80,8 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
     ) as blocks:
         gr.Markdown(INTRO)
         banners(service)
+        if hf_sign_in_ready(service.settings.on_space):  # your videos in any browser
+            gr.LoginButton("Sign in with Hugging Face: your videos in any browser", size="sm")
         with gr.Row():
             with gr.Column(scale=1):
                 form = form_section(handlers.count(""), key_first=service.settings.require_user_key)
