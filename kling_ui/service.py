@@ -252,6 +252,12 @@ class GenerationService:
             return Visitor("browser:" + self.runner.digest(token), place)
         return Visitor(place, place)
 
+    def user_token(self, user: str) -> str:
+        """The owner token of a Hugging Face user signed in on a Space: the same in every
+        browser they sign in on (so the same visitor, with the same history), and known to
+        no one else (a digest under this app's secret)."""
+        return self.runner.digest("hf-user:" + user)
+
     def admit_browser(self, token: str, address: str | None) -> bool:
         """Whether this browser's owner token may stand for a visitor from this address:
         yes for one seen from it within the hour; a new one only while the address has had

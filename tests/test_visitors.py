@@ -23,7 +23,7 @@ KEY = "sk-visitors-key-1"
 HOME, ELSEWHERE = "203.0.113.9", "198.51.100.4"
 
 
-def wait_until(check, timeout: float = 20.0) -> None:
+def wait_until(check, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
@@ -151,3 +151,59 @@ def test_a_newcomer_is_not_ranked_behind_many_fresh_identities(make, simulator, 
         wait_until(lambda n=made: simulator.creates == n)
     sent = sorted((j for j in service.ledger.recent(20) if j.sent_at), key=lambda j: j.sent_at)
     assert [j.prompt for j in sent][:3] == ["First.", "Minted 0.", "Newcomer."], first
+
+
+def session_request(user: str = "", address: str = HOME) -> gr.Request:
+    """A page's request whose session holds Gradio's sign-in with Hugging Face (as its
+    OAuth keeps it, in a cookie it signs), or none."""
+    from starlette.requests import Request
+
+    oauth = {"oauth_info": {"userinfo": {"preferred_username": user},
+                            "expires_at": time.time() + 3600}} if user else {}  # fmt: skip
+    scope = {"type": "http", "method": "GET", "path": "/", "root_path": "", "scheme": "http",
+             "query_string": b"", "headers": [(b"host", b"127.0.0.1:7860")], "app": None,
+             "client": (address, 5000), "server": ("127.0.0.1", 7860),
+             "session": oauth}  # fmt: skip
+    return gr.Request(request=Request(scope))
+
+
+def test_a_user_signed_in_with_hugging_face_is_one_visitor_in_every_browser(make, photo):
+    handlers = make()
+    laptop, phone = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    on_laptop = handlers.restore("[]", "UTC|0", [], laptop, session_request("ada"))
+    on_phone = handlers.restore("[]", "UTC|0", [], phone, session_request("ada", ELSEWHERE))
+    assert on_laptop[-1] == on_phone[-1] not in (laptop, phone)  # the user, not the browser
+    assert (on_laptop[-2], on_phone[-2]) == (laptop, phone)  # each browser's own token kept
+    gid = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", on_laptop[-1],
+                                 session_request("ada")))[-1][0]  # fmt: skip
+    job = handlers.service.entry(gid)
+    assert handlers.service.visible(job, handlers.service.visitor(on_phone[-1], None))
+    someone = handlers.restore("[]", "UTC|0", [], phone, session_request("grace"))[-1]
+    signed_out = handlers.restore("[]", "UTC|0", [], phone, session_request())[-1]
+    assert len({someone, signed_out, on_laptop[-1]}) == 3 and signed_out == phone
+    assert not handlers.service.visible(job, handlers.service.visitor(someone, None))
+
+
+def test_the_sign_in_button_shows_only_where_a_spaces_oauth_is_set_up(monkeypatch, tmp_path):
+    from gradio import oauth
+
+    from kling_ui.ui import build_ui, callers
+
+    def buttons(settings: Settings) -> int:
+        service = GenerationService(settings, start=False)
+        try:
+            page = build_ui(service, browser_secret="s")
+            return sum(isinstance(b, gr.LoginButton) for b in page.blocks.values())
+        finally:
+            service.close()
+
+    space = Settings(on_space=True, data_dir=tmp_path, require_user_key=True)
+    assert not callers.hf_sign_in_ready(True) and buttons(space) == 0
+    for name in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OPENID_PROVIDER_URL"):
+        monkeypatch.setattr(oauth, name, "set")
+    # Without Gradio's OAuth extra its launch would fail: the page is built without it.
+    monkeypatch.setattr(callers, "oauth_installed", lambda: False)
+    assert not callers.hf_sign_in_ready(True) and buttons(space) == 0
+    monkeypatch.setattr(callers, "oauth_installed", lambda: True)
+    assert callers.hf_sign_in_ready(True)
+    assert not callers.hf_sign_in_ready(False)  # on a laptop: the machine's own account

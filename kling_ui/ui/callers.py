@@ -9,12 +9,18 @@ id; Gradio 6.31 runs the streamable HTTP transport stateless, with no session to
 there an agent is its key's, or its address's). The header is signed with the service's
 secret, so no client can write one of its own; the tools read it back with ``agent_of``.
 
+On a Space with Hugging Face sign-in set up (``hf_sign_in_ready``), ``signed_in`` names
+the user signed in on a request's session, so the handlers make that user the visitor, the
+same in every browser.
+
 Imports nothing of the app's (the signer is handed in).
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib.util
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,3 +95,40 @@ def _message(address: str, session: str) -> str:
 def _signed(sign: Callable[[str], str], address: str, session: str) -> str:
     address, session = address.replace("|", ""), session.replace("|", "")
     return f"{address}|{session}|{sign(_message(address, session))}"
+
+
+def hf_sign_in_ready(on_space: bool) -> bool:
+    """Whether "Sign in with Hugging Face" can work here: on a Space whose OAuth is set up
+    (``hf_oauth: true`` in its README gives the app these variables, which Gradio reads)
+    and Gradio's OAuth extra installed (``gradio[oauth]``). Elsewhere Gradio would sign
+    everyone in as this machine's own Hugging Face account, and on a Space without them
+    its launch would fail: no button then."""
+    from gradio import oauth
+
+    return (
+        on_space
+        and all([oauth.OAUTH_CLIENT_ID, oauth.OAUTH_CLIENT_SECRET, oauth.OPENID_PROVIDER_URL])
+        and oauth_installed()
+    )
+
+
+def oauth_installed() -> bool:
+    """Gradio's OAuth extra (``authlib``, ``itsdangerous``) is importable."""
+    return all(importlib.util.find_spec(name) for name in ("authlib", "itsdangerous"))
+
+
+def signed_in(request: Any) -> str:
+    """The Hugging Face user name signed in on this request's session (Gradio's OAuth keeps
+    it in a cookie it signs), "" when none or expired, or when sign-in isn't set up."""
+    raw = getattr(request, "request", None) if request is not None else None
+    scope = getattr(raw, "scope", None)
+    session = scope.get("session") if isinstance(scope, dict) else None
+    info = session.get("oauth_info") if isinstance(session, dict) else None
+    if not isinstance(info, dict):
+        return ""
+    expires = info.get("expires_at")
+    if isinstance(expires, (int, float)) and expires < time.time():
+        return ""
+    user = info.get("userinfo")
+    name = user.get("preferred_username") if isinstance(user, dict) else None
+    return name if isinstance(name, str) else ""
