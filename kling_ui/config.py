@@ -115,7 +115,7 @@ class Settings:
         default=None, metadata={"env": "KLING_UI_ADDRESS_MAX_JOBS", "like": 0}
     )
     address_new_browsers_per_hour: int = field(
-        default=30, metadata={"env": "KLING_UI_ADDRESS_NEW_BROWSERS_PER_HOUR"}
+        default=100, metadata={"env": "KLING_UI_ADDRESS_NEW_BROWSERS_PER_HOUR"}
     )
     max_waiting: int = field(default=500, metadata={"env": "KLING_UI_MAX_WAITING"})
     session_capacity: int = field(default=1000, metadata={"env": "KLING_UI_SESSION_CAPACITY"})
