@@ -184,8 +184,11 @@ class Postgres(Database):
 
 
 def _plain(params: Iterable[Any]) -> Sequence[Any]:
-    """Booleans as 0/1: the ledger's flags are integer columns in both databases."""
-    return tuple(int(p) if isinstance(p, bool) else p for p in params)
+    """Booleans as 0/1: the ledger's flags are integer columns in both databases; text as
+    plain ``str`` (the service's ``Visitor`` is a ``str`` that says where it asks from)."""
+    return tuple(
+        int(p) if isinstance(p, bool) else str(p) if isinstance(p, str) else p for p in params
+    )
 
 
 def open_database(where: Path | str, *, pool_size: int = 16) -> Database:
