@@ -87,6 +87,7 @@ def test_fresh_browsers_from_one_address_share_its_unfinished_jobs(make, simulat
     assert "jobs from your address" in refused and "may have 3 at once" in refused
     for updates in watching:
         updates.close()
+    wait_until(lambda: simulator.creates == 3)  # the key's 3 slots: the fourth job waits
     other = next(Browser(handlers, ELSEWHERE).generate(photo))[1]
     assert not other.startswith("Status: refused"), other  # waits its turn for the key
     assert handlers.service.ledger.waiting() == 1
