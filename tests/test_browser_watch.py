@@ -10,9 +10,11 @@ import re
 import time
 
 import pytest
+from apprunner import AppProcess as App
 from browsing import (  # noqa: F401  (fixtures)
     CARD,
     GEN_ID,
+    WAIT_PLAYING,
     app,
     expect,
     fill_job,
@@ -25,6 +27,7 @@ from browsing import (  # noqa: F401  (fixtures)
     status_lines,
     tile,
 )
+from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 LAPTOP = {"width": 1366, "height": 768}
@@ -105,3 +108,188 @@ def test_a_stopped_job_watched_again_follows_it_to_its_end(live, sim, page, phot
     expect(page.locator("#stop")).to_be_disabled()
     screenshot(page, f"watch-again-{how}.png")
     assert re.match(r"^Status: completed", page.locator("#status textarea").input_value())
+
+
+# --- item 15: results in view, and sound only when asked for -------------------------------
+
+IN_VIEW = """() => {
+    const v = document.querySelector('#video video');
+    if (!v) return false;
+    const r = v.getBoundingClientRect();
+    return r.top >= -1 && r.top < window.innerHeight - 100;
+}"""
+
+
+def played(page) -> dict:
+    """Once the video plays: whether it is muted (and so silent)."""
+    video = page.locator("#video video")
+    expect(video).to_have_count(1)
+    video.evaluate(WAIT_PLAYING, 15_000)
+    return video.evaluate("v => ({muted: v.muted, volume: v.volume})")
+
+
+def test_a_tile_or_resume_brings_the_video_into_view_silent_and_generate_has_sound(
+    live, sim, browser, photo
+):
+    """Item 15: a tile click and Resume by id played the video 700-1200 px above the eye,
+    with sound. Now the card and video come into view, playing muted; Generate's own video
+    keeps its sound (the press asked for it)."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        open_page(page, live.url)
+        prompt = "Brought into view, quietly."
+        fill_job(page, photo, prompt)
+        page.locator("#generate").click()
+        assert phase(status_lines(page, is_final)[-1]) == "completed"
+        assert played(page)["muted"] is False  # Generate was pressed: its sound is wanted
+        gid = page.locator(GEN_ID).input_value()
+
+        page.reload()
+        shown = tile(page, prompt)
+        shown.scroll_into_view_if_needed()
+        assert not page.evaluate(IN_VIEW)
+        shown.click()
+        status_lines(page, is_final)
+        page.wait_for_function(IN_VIEW, timeout=10_000)
+        assert played(page)["muted"] is True
+        screenshot(page, "watch-tile-in-view.png")
+
+        page.reload()
+        box = page.locator("#resume-id textarea")
+        box.scroll_into_view_if_needed()
+        box.fill(gid)
+        page.locator("#resume").click()
+        status_lines(page, is_final)
+        page.wait_for_function(IN_VIEW, timeout=10_000)
+        assert played(page)["muted"] is True
+    finally:
+        context.close()
+
+
+def test_an_example_fills_the_form_in_view(live, browser):
+    """Item 15 and 18: the examples sit under the image they fill, not 1000 px below it."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        open_page(page, live.url)
+        examples = page.locator("#examples")
+        expect(examples).to_be_visible()
+        box = examples.bounding_box()
+        assert box and box["y"] + box["height"] <= LAPTOP["height"], box
+        image = page.locator("#image").bounding_box()
+        assert image and 0 <= box["y"] - (image["y"] + image["height"]) <= 80, (image, box)
+        examples.get_by_role("button", name="Cat").click()
+        expect(page.locator("#prompt textarea")).to_have_value(re.compile("cat"))
+        expect(page.locator("#image img")).to_have_count(1)
+        assert page.evaluate("window.scrollY") < 50  # nothing moved away from the form
+        for part in ("#image", "#prompt", "#generate"):
+            where = page.locator(part).bounding_box()
+            assert where and where["y"] + where["height"] <= LAPTOP["height"], (part, where)
+    finally:
+        context.close()
+
+
+# --- item 18: the page at 1366x768 -------------------------------------------------------
+
+
+def test_generate_stays_in_view_with_an_image_and_the_demo_banner(browser, photo, tmp_path):
+    demo = App(tmp_path / "demo-data", "--demo")
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        open_page(page, demo.url)
+        expect(page.locator("#demo-banner")).to_be_visible()
+        fill_job(page, photo, "The meadow sways in the wind.")
+        expect(page.locator("#image-note")).to_contain_text("Image OK")
+        for part in ("#image", "#examples", "#prompt", "#price", "#generate"):
+            box = page.locator(part).bounding_box()
+            assert box and box["y"] + box["height"] <= LAPTOP["height"], (part, box)
+        screenshot(page, "watch-laptop-demo-image.png")
+    finally:
+        context.close()
+        demo.stop()
+
+
+GALLERY_ACTIONS = ["#remix", "#continue", "#forget", "#gallery-copy-curl", "#gallery-copy-python"]
+
+
+def test_the_gallery_buttons_wait_for_a_picked_video(live, sim, page, photo):
+    open_page(page, live.url)
+    for button in GALLERY_ACTIONS:
+        expect(page.locator(button)).to_be_disabled()
+    fill_job(page, photo, "A video to pick.")
+    page.locator("#generate").click()
+    status_lines(page, is_final)
+    page.reload()
+    expect(page.locator("#generate")).to_be_visible()
+    for button in GALLERY_ACTIONS:
+        expect(page.locator(button)).to_be_disabled()
+    tile(page, "A video to pick.").click()
+    for button in GALLERY_ACTIONS:
+        expect(page.locator(button)).to_be_enabled()
+
+
+def test_stop_is_small_and_quiet_until_there_is_something_to_stop(live, sim, page, photo):
+    open_page(page, live.url)
+    stop, generate = page.locator("#stop"), page.locator("#generate")
+    expect(stop).to_be_disabled()
+    assert "stop" not in stop.get_attribute("class").split()  # not the red variant
+    assert stop.bounding_box()["height"] < generate.bounding_box()["height"]
+    sim.script_outcome("never")
+    fill_job(page, photo, "Something to stop.")
+    generate.click()
+    status_lines(page, lambda line: phase(line) in RUNNING)
+    expect(stop).to_be_enabled()
+    expect(stop).to_have_class(re.compile(r"\bstop\b"))
+    stop.click()
+    status_lines(page, lambda line: line.startswith("Status: stopped"))
+    expect(stop).to_be_disabled()
+    expect(stop).not_to_have_class(re.compile(r"\bstop\b"))
+
+
+def test_the_batch_price_follows_the_prompts_as_they_are_typed(live, sim, page, tmp_path):
+    open_page(page, live.url)
+    images = []
+    for n in range(2):
+        path = tmp_path / f"typed-{n}.jpg"
+        Image.new("RGB", (800, 600), (90, 30 * n, 60)).save(path)
+        images.append(path)
+    page.get_by_text("Batch: many images, many prompts").click()
+    page.locator("#batch-images input[type=file]").set_input_files(images)
+    prompts = page.locator("#batch-prompts textarea")
+    prompts.press_sequentially("Waves roll in.", delay=20)
+    expect(page.locator("#batch-price")).to_contain_text("batch of 2")
+    prompts.press("Enter")
+    prompts.press_sequentially("The camera pans.", delay=20)  # still typing: no blur
+    expect(page.locator("#batch-price")).to_contain_text("batch of 4")
+    assert sim.creates == 0
+
+
+def test_the_cards_clock_is_read_every_second_not_at_each_poll(sim, browser, photo, tmp_path):
+    """Item 18: with polls 6 s apart, the card's times (``data-tick``, from the ledger's
+    phase times) still come from the server every second."""
+    slow = App(
+        tmp_path / "slow-data",
+        env={"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": "sk-slow-poll-key",
+             "KLING_UI_POLL_INTERVAL": "6"},
+    )  # fmt: skip
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        sim.reset()
+        sim.script_outcome("never")
+        open_page(page, slow.url)
+        fill_job(page, photo, "A clock read every second.")
+        page.locator("#generate").click()
+        status_lines(page, lambda line: phase(line) in RUNNING)
+        seen = set()
+        for _ in range(20):  # 4 s
+            ticks = page.locator(f"{CARD} .kui-elapsed [data-tick]")
+            if ticks.count():
+                seen.add(ticks.first.get_attribute("data-tick"))
+            page.wait_for_timeout(200)
+        assert len(seen) >= 3, seen
+    finally:
+        context.close()
+        slow.stop()

@@ -48,6 +48,30 @@
       });
   }, 1000);
 
+  // A result comes into view, and no sound starts that nobody asked for (issue 23 item 15).
+  // A gallery tile or Resume brings the card and its video into view (they sit above, out
+  // of sight); the video then plays muted (the player unmutes it). Sound plays only for a
+  // job this tab's Generate started: that press asked for a video with its sound.
+  let sound = false;
+  document.addEventListener("click", (e) => {
+    const target = e.target instanceof Element ? e.target : null;
+    if (!target) return;
+    if (target.closest("#generate")) {
+      sound = true;
+    } else if (target.closest("#gallery .thumbnail-item, #resume")) {
+      sound = false;
+      const card = document.getElementById("progress-card");
+      if (card) card.scrollIntoView({behavior: "smooth", block: "start"});
+    }
+  }, true);
+  // Before the player's autoplay starts (loadstart comes first): muted unless asked for.
+  document.addEventListener("loadstart", (e) => {
+    const video = e.target;
+    if (video instanceof HTMLVideoElement && video.closest("#video")) {
+      video.muted = !sound;
+    }
+  }, true);
+
   // Gradio's own markup, mended for screen readers (axe-core): an empty video's box has an
   // aria-label but no role; the upload buttons' and the gallery tiles' aria-labels differ
   // from the words they show ("Thumbnail 1 of 3"; without one, the shown words are the

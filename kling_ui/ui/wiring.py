@@ -175,6 +175,7 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     # A tile clicked: its video plays, or its job is watched. While this tab watches a job
     # (one at a time, as for Generate), the click is refused in words: Stop watching first.
     picked = videos.gallery.select(handlers.pick, [videos.ids, busy], videos.picked, **_QUIET)
+    _follow_pick(picked, videos)
     open_event = picked.success(watching, None, controls, queue=False, **_QUIET).then(
         handlers.open_selected, [videos.picked, form.api_key, owner], job.outputs, **_JOB
     )
@@ -246,14 +247,15 @@ def _wire_history(handlers: Handlers, page: Page) -> Any:
     job, videos, owner = page.job, page.videos, page.owner
     views = [page.history, videos.gallery, videos.ids, videos.picked]
     job.gen_id.change(None, [job.gen_id], None, js=NOTE_ID_JS, **_QUIET)
-    job.status.change(
+    synced = job.status.change(
         handlers.sync,
         [job.gen_id, page.history, page.tz, videos.picked, videos.filter, owner.session],
         views,
         trigger_mode="always_last",
         **_QUIET,
-    ).then(handlers.chain_view, [job.gen_id, owner.session], videos.chain, **_QUIET)
-    videos.filter.change(
+    )
+    synced.then(handlers.chain_view, [job.gen_id, owner.session], videos.chain, **_QUIET)
+    filtered = videos.filter.change(
         handlers.filter,
         [videos.filter, page.history, page.tz, videos.picked, owner.session],
         views[1:],
@@ -261,12 +263,13 @@ def _wire_history(handlers: Handlers, page: Page) -> Any:
         **_QUIET,
     )
     forgotten = gr.Textbox(visible=False)
-    videos.forget.click(
+    forgot = videos.forget.click(
         handlers.forget,
         [videos.picked, page.tz, page.history, videos.filter, owner.session],
         [*views, forgotten, videos.note],
         **_QUIET,
-    ).then(None, [forgotten], None, js=FORGET_IDS_JS, **_QUIET)
+    )
+    forgot.then(None, [forgotten], None, js=FORGET_IDS_JS, **_QUIET)
     form = page.form
     videos.remix.click(
         handlers.remix,
@@ -276,16 +279,23 @@ def _wire_history(handlers: Handlers, page: Page) -> Any:
     ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **_QUIET).then(
         handlers.stop_continuing, None, [form.parent, form.continuing, form.uncontinue], **_QUIET
     )  # a remix starts a new video: it continues nothing
-    # The picked video's buttons: off until a tile is picked (or a job shown picks its own).
-    videos.picked.change(picked_actions, videos.picked, videos.actions, queue=False, **_QUIET)
     pending_ids = gr.Textbox(visible=False)
-    return page.blocks.load(
+    loaded = page.blocks.load(
         handlers.restore,
         [pending_ids, page.tz, page.history, owner.stored],
         [*views, page.tz, owner.stored, owner.session],
         js=READ_IDS_JS,
         **_PRIVATE,
     )
+    # The picked video's buttons follow each writer of the pick (a tile's click is
+    # ``_wire_jobs``'s): off until a tile is picked, or a job shown picks its own.
+    for event in (synced, filtered, forgot, loaded):
+        _follow_pick(event, videos)
+    return loaded
+
+
+def _follow_pick(event: Any, videos: GalleryPanel) -> None:
+    event.then(picked_actions, videos.picked, videos.actions, queue=False, **_QUIET)
 
 
 def _wire_continue(handlers: Handlers, page: Page) -> None:
