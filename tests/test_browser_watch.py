@@ -193,19 +193,28 @@ def test_an_example_fills_the_form_in_view(live, browser):
 # --- item 18: the page at 1366x768 -------------------------------------------------------
 
 
-def test_generate_stays_in_view_with_an_image_and_the_demo_banner(browser, photo, tmp_path):
-    demo = App(tmp_path / "demo-data", "--demo")
+@pytest.mark.parametrize("mode", ["demo", "own-key"])
+def test_generate_stays_in_view_with_an_image_and_a_banner(sim, browser, photo, tmp_path, mode):
+    """The demo's banner; or a Space's "bring your own key" banner and the key's field,
+    both above Generate."""
+    if mode == "demo":
+        demo = App(tmp_path / "demo-data", "--demo")
+        banner = "#demo-banner"
+    else:
+        env = {"AIMLAPI_BASE_URL": sim.url, "KLING_UI_REQUIRE_USER_KEY": "1"}
+        demo = App(tmp_path / "key-data", env=env)
+        banner = "#key-banner"
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     try:
         open_page(page, demo.url)
-        expect(page.locator("#demo-banner")).to_be_visible()
+        expect(page.locator(banner)).to_be_visible()
         fill_job(page, photo, "The meadow sways in the wind.")
         expect(page.locator("#image-note")).to_contain_text("Image OK")
         for part in ("#image", "#examples", "#prompt", "#price", "#generate"):
             box = page.locator(part).bounding_box()
             assert box and box["y"] + box["height"] <= LAPTOP["height"], (part, box)
-        screenshot(page, "watch-laptop-demo-image.png")
+        screenshot(page, f"watch-laptop-{mode}-image.png")
     finally:
         context.close()
         demo.stop()
