@@ -24,6 +24,7 @@ parsed into our types in ``jobs.py``. Imports: ``config``, ``errors`` and ``rule
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
 import logging
 import os
@@ -31,6 +32,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -557,17 +559,16 @@ class _Deadline:
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self._done = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._seconds = seconds
 
     def __enter__(self) -> _Deadline:
-        self._timer.start()
+        _WATCHDOG.add(time.monotonic() + self._seconds, self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._done = True
-        self._timer.cancel()
+        _WATCHDOG.remove(self)
 
     def watch(self, connection: Any, sock: socket.socket) -> None:
         """A connection just made, with its socket (until the connection holds it, or its
@@ -592,6 +593,48 @@ class _Deadline:
             self.expired = True
             for connection, sock in self._connections:
                 self._cut(connection, sock)
+
+
+class _Watchdog:
+    """One thread for every download's deadline (a thread per download would add one per
+    job the runner fetches at once): a heap of (when, deadline), woken when one is added
+    or when the soonest is due. Started on first use."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, when: float, deadline: _Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (when, id(deadline), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="kling-download-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, deadline: _Deadline) -> None:
+        with self._cond:
+            self._heap = [item for item in self._heap if item[2] is not deadline]
+            heapq.heapify(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, _, deadline = self._heap[0]
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            deadline._expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 @dataclass

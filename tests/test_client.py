@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -401,3 +402,31 @@ def test_a_video_that_drips_is_stopped_at_the_total_time_limit(simulator, client
         slow.download_video(url, tmp_path / "out.mp4")
     assert time.monotonic() - started < 4
     assert list(tmp_path.iterdir()) == []
+
+
+def test_many_downloads_at_once_share_one_watchdog_thread():
+    # Each download's whole-time limit is kept by one shared thread, not a timer thread per
+    # download: the runner fetches up to its worker count at once, and its thread budget
+    # (benchmark 6) has no room for one more thread each.
+    from contextlib import ExitStack
+
+    from kling_ui.client import _Deadline
+
+    with _Deadline(60):  # the watchdog's own thread, started on first use
+        pass
+    before = threading.active_count()
+    with ExitStack() as stack:
+        deadlines = [stack.enter_context(_Deadline(60)) for _ in range(20)]
+        assert threading.active_count() == before
+    assert not any(d.expired for d in deadlines)
+
+
+def test_the_shared_watchdog_still_cuts_each_download_at_its_own_time():
+    from kling_ui.client import _Deadline
+
+    with _Deadline(60) as late, _Deadline(0.2) as soon:
+        for _ in range(100):
+            if soon.expired:
+                break
+            time.sleep(0.05)
+        assert soon.expired and not late.expired
