@@ -97,6 +97,11 @@ _ADDED = (
     ("lease_until", "REAL", None),
     ("address", "TEXT NOT NULL DEFAULT ''", None),
 )
+# PostgreSQL's own, for ``short_id_query``'s ranges in byte order (SQLite's is that already).
+_BYTE_ORDER_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS jobs_job_id_bytes ON jobs (job_id COLLATE "C")',
+    'CREATE INDEX IF NOT EXISTS jobs_generation_id_bytes ON jobs (generation_id COLLATE "C")',
+)
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
     "CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id)",
@@ -108,6 +113,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_id)",
     "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner)",
     "CREATE INDEX IF NOT EXISTS jobs_address_state ON jobs (address, state)",
+    "CREATE INDEX IF NOT EXISTS access_owner ON access (owner)",
 )
 
 # state -> the states it may be entered from.
@@ -275,7 +281,7 @@ class Ledger:
         db.execute(jobs)
         db.execute(_ACCESS)
         _add_columns(db)
-        for sql in _INDEXES:
+        for sql in _INDEXES + (_BYTE_ORDER_INDEXES if db.kind == "postgresql" else ()):
             db.execute(sql)
         if db.kind == "sqlite":
             _copy_legacy(db)
@@ -518,9 +524,23 @@ class Ledger:
         )
         return int(count or 0)
 
-    def waiting(self) -> int:
-        """How many jobs wait here to be sent, on every key."""
+    def waiting(self, address: str = "") -> int:
+        """How many jobs wait here to be sent, on every key (from ``address``, when given:
+        one indexed query)."""
+        if address:
+            sql = "SELECT COUNT(*) FROM jobs WHERE address = ? AND state = 'queued_here'"
+            return int(self._db.value(sql, (str(address),)) or 0)
         return int(self._db.value("SELECT COUNT(*) FROM jobs WHERE state = 'queued_here'") or 0)
+
+    def has_jobs(self, owner: str) -> bool:
+        """Whether ``owner`` made a job here or was let see one (two indexed lookups)."""
+        if not owner:
+            return False
+        made = self._db.value("SELECT 1 FROM jobs WHERE owner = ? LIMIT 1", (str(owner),))
+        return made is not None or (
+            self._db.value("SELECT 1 FROM access WHERE owner = ? LIMIT 1", (str(owner),))
+            is not None
+        )
 
     def waiting_turns(self, key_ref: str) -> list[tuple[str, int, float, int, float]]:
         """This key's jobs waiting to be sent, oldest first, each with facts about where it
@@ -608,16 +628,13 @@ class Ledger:
     def find_short(self, prefix: str) -> Job | None:
         """The one job whose id (ours, with or without its "kui-", or the vendor's) starts
         with ``prefix`` (``SHORT_ID`` characters or more); None when none does or several
-        do. (A full scan: the ledger is one app's jobs.)"""
+        do. Each id is looked up as a range of its index (``short_id_query``): a miss costs
+        what a hit does, whatever the ledger's size."""
         bare = prefix.removeprefix("kui-") if isinstance(prefix, str) else ""
         if not _SHORT.fullmatch(bare):
             return None
-        ours = "kui-" + bare
-        rows = self._rows(
-            "SELECT * FROM jobs WHERE substr(job_id, 1, ?) = ? OR substr(job_id, 1, ?) = ?"
-            " OR substr(generation_id, 1, ?) = ? LIMIT 2",
-            (len(ours), ours, len(prefix), prefix, len(prefix), prefix),
-        )
+        sql, params = short_id_query(prefix, self.kind)
+        rows = self._rows(sql, params)
         return rows[0] if len(rows) == 1 else None
 
     def find_many(self, ids: Iterable[str]) -> dict[str, Job]:
@@ -706,6 +723,21 @@ class Ledger:
             [*params, int(limit)],
         )
         return [float(r["took"]) for r in rows if r["took"] is not None and r["took"] >= 0]
+
+
+def short_id_query(prefix: str, kind: str = "sqlite") -> tuple[str, list[Any]]:
+    """``find_short``'s query: the jobs (at most 2) whose id ("kui-" + the prefix without
+    its "kui-", or the prefix as typed) or vendor's id starts with ``prefix``, each as a
+    range ``id >= prefix AND id < prefix's successor`` that the column's index answers.
+    Ranges compare bytes (PostgreSQL: ``COLLATE "C"``, with indexes of its own, since a
+    locale's order need not keep a prefix's strings together); ``substr`` keeps it exact."""
+    c = ' COLLATE "C"' if kind == "postgresql" else ""
+    ours = "kui-" + prefix.removeprefix("kui-")
+    terms, params = [], []
+    for column, start in (("job_id", ours), ("job_id", prefix), ("generation_id", prefix)):
+        terms.append(f"({column}{c} >= ? AND {column}{c} < ? AND substr({column}, 1, ?) = ?)")
+        params += [start, start[:-1] + chr(ord(start[-1]) + 1), len(start), start]
+    return f"SELECT * FROM jobs WHERE {' OR '.join(terms)} LIMIT 2", params
 
 
 def _who(column: str) -> str:
