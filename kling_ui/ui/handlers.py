@@ -257,9 +257,9 @@ class Handlers:
             yield from updates
             return
         updates.close()  # from here on, read at the tick
+        yield first  # even when stopped already: the id shows, and so is kept in the history
         if stop.is_set():
             return
-        yield first
         job_id, last = first.job_id, first
         deadline = time.monotonic() + self.service.settings.watch_deadline
         while True:
