@@ -118,12 +118,24 @@ class Settings:
         default=100, metadata={"env": "KLING_UI_ADDRESS_NEW_BROWSERS_PER_HOUR"}
     )
     max_waiting: int = field(default=500, metadata={"env": "KLING_UI_MAX_WAITING"})
+    # Of those, the most one address may have waiting (unset: a tenth of max_waiting; 0 =
+    # none); that much of the room is kept for addresses with nothing waiting (the service's
+    # ``waiting_room``), so a few busy addresses can't shut everyone else out.
+    address_max_waiting: int | None = field(
+        default=None, metadata={"env": "KLING_UI_ADDRESS_MAX_WAITING", "like": 0}
+    )
+    # Browser tokens remembered (per address, in memory) for the new-browsers limit: past
+    # this many, the least recently seen is forgotten (a memory bound for any flood).
+    browsers_kept: int = field(default=100_000, metadata={"env": "KLING_UI_BROWSERS_KEPT"})
     session_capacity: int = field(default=1000, metadata={"env": "KLING_UI_SESSION_CAPACITY"})
     # Behind a proxy (a Space), the client's address is the X-Forwarded-For entry our
     # nearest proxy wrote: with ``trusted_hops`` proxies of ours in a row, the one that many
     # entries from the end (every header line joined; what a client wrote comes first).
     trust_proxy: bool = field(default=False, metadata={"env": "KLING_UI_TRUST_PROXY"})
     trusted_hops: int = field(default=1, metadata={"env": "KLING_UI_TRUSTED_HOPS"})
+    # An IPv6 client holds a whole network (a /64 is 2^64 addresses): limits count an IPv6
+    # address by its first ipv6_prefix bits (``addresses.address_key``; 128: each address).
+    ipv6_prefix: int = field(default=64, metadata={"env": "KLING_UI_IPV6_PREFIX"})
     # Host names the app answers to when bound to loopback, besides localhost (comma list).
     allowed_hosts: str = field(default="", metadata={"env": "KLING_UI_ALLOWED_HOSTS"})
     server_name: str = field(default="", metadata={"env": "GRADIO_SERVER_NAME"})
@@ -177,6 +189,14 @@ class Settings:
         return (
             own if own is not None else round(ADDRESS_SHARE * getattr(self, "visitor_" + name), 6)
         )
+
+    @property
+    def address_waiting(self) -> int:
+        """The most jobs one address may have waiting here to be sent (0: no share of its
+        own): ``address_max_waiting``, else a tenth of ``max_waiting``."""
+        if self.address_max_waiting is not None:
+            return max(self.address_max_waiting, 0)
+        return max(self.max_waiting, 0) // 10
 
     @property
     def retention_days(self) -> float:

@@ -10,8 +10,9 @@ It also keeps what the gallery and Remix show of a past job: each job's prepared
 ``inputs/`` beside the ledger, until retention removes the job), its video's poster frame
 (``media``), and how long such videos typically take.
 
-Imports: ``client``, ``config``, ``errors``, ``history``, ``images``, ``jobs``, ``media``,
-``rules``; the simulator's ``DemoSimulator`` is handed in by app.py. Never gradio.
+Imports: ``addresses``, ``client``, ``config``, ``errors``, ``history``, ``images``,
+``jobs``, ``media``, ``rules``; the simulator's ``DemoSimulator`` is handed in by app.py.
+Never gradio.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .addresses import address_key
 from .chains import Chains, Continuation, chain_path
 from .client import AIMLClient
 from .config import Settings
@@ -160,8 +163,7 @@ class GenerationService:
         self._typical: dict[tuple[str, int], tuple[float, float | None]] = {}  # -> (when, s)
         self._poster_lock = threading.Lock()
         self._posters_tried: set[str] = set()  # videos whose missing poster was made (or not)
-        self._browsers: dict[str, dict[str, float]] = {}  # place -> token digest -> seen
-        self._browsers_lock = threading.Lock()
+        self._browsers = BrowserTable(settings.browsers_kept)
         self._closed = threading.Event()
         if start:
             self.runner.start(pick_up=pick_up)
@@ -253,38 +255,37 @@ class GenerationService:
         return Visitor(place, place)
 
     def user_token(self, user: str) -> str:
-        """The owner token of a Hugging Face user signed in on a Space: the same in every
+        """The owner token of a Hugging Face user signed in on a Space (``user``: the account's
+        OIDC ``sub``, never its name, which can change hands): the same in every
         browser they sign in on (so the same visitor, with the same history), and known to
         no one else (a digest under this app's secret)."""
         return self.runner.digest("hf-user:" + user)
 
     def admit_browser(self, token: str, address: str | None) -> bool:
         """Whether this browser's owner token may stand for a visitor from this address:
-        yes for one seen from it within the hour; a new one only while the address has had
-        fewer than ``address_new_browsers_per_hour`` (a script makes browsers for free;
-        past the limit, a new one is known by its address, as a program is). Kept in this
-        process's memory; no address (in-process callers), no limit."""
+        yes for one admitted before (``BrowserTable``) or one that owns jobs in the ledger
+        (a browser returning after a day keeps its history); a never-seen one only while
+        the address has brought fewer than ``address_new_browsers_per_hour`` in the last
+        hour (a script makes browsers for free; past the limit, a new one is known by its
+        address, as a program is). No address (in-process callers), no limit."""
         most = self.settings.address_new_browsers_per_hour
         place = self.place(address)
         if most <= 0 or not place:
             return True
-        digest, now = self.runner.digest("browser:" + token), time.monotonic()
-        with self._browsers_lock:
-            seen = self._browsers.setdefault(place, {})
-            for old in [d for d, when in seen.items() if now - when > 3600]:
-                del seen[old]
-            if digest not in seen and len(seen) >= most:
-                return False
-            seen[digest] = now
-            if len(self._browsers) > 100_000:  # a flood of addresses: forget the quietest
-                for quiet in [p for p, s in self._browsers.items() if not s][:50_000]:
-                    del self._browsers[quiet]
+        owner = "browser:" + self.runner.digest(token)
+        if self._browsers.admit(place, owner, most):
             return True
+        if OWNER_TOKEN.fullmatch(token) and self.ledger.has_jobs(owner):
+            self._browsers.remember(place, owner)
+            return True
+        return False
 
     def place(self, address: str | None) -> str:
-        """Where a request comes from: "address:<digest>" of the client's address (behind
-        our proxies), "" when not known (in-process callers)."""
-        return ADDRESS + self.runner.digest(address) if address else ""
+        """Where a request comes from: "address:<digest>" of the client's address behind our
+        proxies, as limits count it (``addresses.address_key``: no port, an IPv6 client by
+        its network), "" when not known (in-process callers)."""
+        key = address_key(address, self.settings.ipv6_prefix) if address else ""
+        return ADDRESS + self.runner.digest(key) if key else ""
 
     def visible(self, job: Job, owner: str) -> bool:
         """Whether a browser's history may show this job: made there, or opened there."""
@@ -897,8 +898,16 @@ class GenerationService:
                     f"for some to end, then try again."
                 )
         if s.max_waiting > 0:
+            share = s.address_waiting if place else 0
+            mine = self.ledger.waiting(place) if share else 0
+            if share and mine + more > share:
+                raise errors.LimitReached(
+                    f"{mine} videos from your address are waiting to be sent here, and one "
+                    f"address may have {share} waiting at once. Nothing was sent: try again "
+                    "when some have been sent."
+                )
             waiting = self.ledger.waiting()
-            if waiting + more > s.max_waiting:
+            if waiting + more > waiting_room(s.max_waiting, share, mine):
                 raise errors.LimitReached(
                     f"This app has {waiting} videos waiting to be sent, the most it keeps "
                     "waiting at once. Nothing was sent: try again in a few minutes."
@@ -957,6 +966,69 @@ class Visitor(str):
         self = super().__new__(cls, who)
         self.place = place
         return self
+
+
+def waiting_room(most: int, share: int, mine: int) -> int:
+    """How many jobs may wait in all when one more address's come: ``most``, but one
+    address's ``share`` of it is kept for addresses with nothing waiting (``mine`` == 0),
+    so a few busy addresses can't fill the room and shut everyone else out."""
+    return most if mine == 0 or not 0 < share < most else most - share
+
+
+class BrowserTable:
+    """The browsers (owner tokens) each address has brought, in memory, for
+    ``admit_browser``: one table ordered by when each was last seen, at most ``kept`` long
+    (the least recently seen forgotten first, whatever its address), and each address's
+    new browsers of the last hour (as many places as browsers, at most). Every step is
+    O(1) besides the hour's expired entries, under one lock."""
+
+    def __init__(self, kept: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.kept = max(int(kept), 1)
+        self._clock = clock
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._new: OrderedDict[str, deque[float]] = OrderedDict()  # place -> times, oldest first
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Browsers remembered."""
+        return len(self._seen)
+
+    @property
+    def places(self) -> int:
+        """Addresses whose new browsers of the hour are counted."""
+        return len(self._new)
+
+    def admit(self, place: str, browser: str, most: int) -> bool:
+        """True for a browser seen from this place before, or a new one while the place
+        has brought fewer than ``most`` in the last hour (then remembered); else False."""
+        now = self._clock()
+        with self._lock:
+            if (place, browser) in self._seen:
+                self._seen.move_to_end((place, browser))
+                return True
+            times = self._new.pop(place, None) or deque()
+            while times and now - times[0] >= 3600:
+                times.popleft()
+            if len(times) >= most:
+                self._new[place] = times
+                return False
+            times.append(now)
+            self._new[place] = times
+            while len(self._new) > self.kept:
+                self._new.popitem(last=False)
+            self._remember(place, browser)
+            return True
+
+    def remember(self, place: str, browser: str) -> None:
+        """Note a browser admitted for another reason (it owns jobs): not a new one."""
+        with self._lock:
+            self._remember(place, browser)
+
+    def _remember(self, place: str, browser: str) -> None:
+        self._seen[(place, browser)] = None
+        self._seen.move_to_end((place, browser))
+        while len(self._seen) > self.kept:
+            self._seen.popitem(last=False)
 
 
 def _place_of(owner: str) -> str:

@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .addresses import address_key, forwarded_address
 from .config import Settings
 
 Scope = dict[str, Any]
@@ -208,6 +209,7 @@ class BodyRules:
     upload_bytes_per_hour: int = 600 * 1024 * 1024
     behind_proxy: bool = False
     trusted_hops: int = 1
+    ipv6_prefix: int = 64
     body_bytes: int = MAX_BODY_BYTES
     mcp_bytes: int = MAX_MCP_BODY_BYTES
 
@@ -222,6 +224,7 @@ def body_rules(settings: Settings, upload_bytes: int) -> BodyRules:
         upload_bytes_per_hour=settings.upload_mb_per_hour * 1024 * 1024,
         behind_proxy=settings.behind_proxy,
         trusted_hops=settings.trusted_hops,
+        ipv6_prefix=settings.ipv6_prefix,
     )
 
 
@@ -318,7 +321,9 @@ class BodyLimit:
             return
         address, entry = "", None
         if upload:
-            address = client_address(scope, rules.behind_proxy, rules.trusted_hops)
+            address = client_address(
+                scope, rules.behind_proxy, rules.trusted_hops, rules.ipv6_prefix
+            )
             began = self.uploads.begin(address, declared)
             if isinstance(began, str):
                 await _refuse(scope, receive, send, 429, began)
@@ -394,22 +399,16 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def client_address(scope: Scope, behind_proxy: bool, hops: int = 1) -> str:
+def client_address(scope: Scope, behind_proxy: bool, hops: int = 1, ipv6_prefix: int = 64) -> str:
     """The caller's address, by the rule the page's handlers use (``handlers._address``):
     behind ``hops`` proxies of ours, the X-Forwarded-For entry the farthest of them wrote,
-    every header line joined; else the connection's peer."""
-    if behind_proxy:
-        entries = [
-            e.strip()
-            for key, value in scope.get("headers", [])
-            if key == b"x-forwarded-for"
-            for e in value.decode("latin-1").split(",")
-            if e.strip()
-        ]
-        if entries:
-            return entries[-min(max(hops, 1), len(entries))]
+    every header line joined; else the connection's peer; as limits count it
+    (``addresses.address_key``: no port, an IPv6 client by its network)."""
     client = scope.get("client")
-    return str(client[0]) if client else ""
+    lines = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"]
+    host = str(client[0]) if client else ""
+    found = forwarded_address(lines, host, behind_proxy=behind_proxy, hops=hops)
+    return address_key(found, ipv6_prefix)
 
 
 # --- headers -------------------------------------------------------------------------------

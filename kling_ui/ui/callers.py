@@ -118,8 +118,10 @@ def oauth_installed() -> bool:
 
 
 def signed_in(request: Any) -> str:
-    """The Hugging Face user name signed in on this request's session (Gradio's OAuth keeps
-    it in a cookie it signs), "" when none or expired, or when sign-in isn't set up."""
+    """The Hugging Face user signed in on this request's session (Gradio's OAuth keeps it in
+    a cookie it signs), by the OIDC ``sub`` claim: the account's own id, which a rename
+    keeps and no one else is ever given (a user name is changed, then taken by another).
+    "" when none or expired, or when sign-in isn't set up."""
     raw = getattr(request, "request", None) if request is not None else None
     scope = getattr(raw, "scope", None)
     session = scope.get("session") if isinstance(scope, dict) else None
@@ -130,5 +132,5 @@ def signed_in(request: Any) -> str:
     if isinstance(expires, (int, float)) and expires < time.time():
         return ""
     user = info.get("userinfo")
-    name = user.get("preferred_username") if isinstance(user, dict) else None
-    return name if isinstance(name, str) else ""
+    sub = user.get("sub") if isinstance(user, dict) else None
+    return sub if isinstance(sub, str) else ""

@@ -29,6 +29,7 @@ from gradio import route_utils
 from gradio.utils import get_upload_folder
 
 from .. import errors, snippets
+from ..addresses import address_key
 from ..chains import complete
 from ..images import prepare_image
 from ..jobs import Progress
@@ -93,9 +94,12 @@ def _root(request: gr.Request | None) -> str:
     return route_utils.get_root_url(raw, raw.url.path, getattr(app, "root_path", None))
 
 
-def _address(request: gr.Request | None, behind_proxy: bool, hops: int = 1) -> str:
+def _address(
+    request: gr.Request | None, behind_proxy: bool, hops: int = 1, ipv6_prefix: int = 64
+) -> str:
     """The caller's address: behind ``hops`` proxies of ours, the entry of X-Forwarded-For
-    that the farthest of them wrote (``callers.client_address``: every header line)."""
+    that the farthest of them wrote (``callers.client_address``: every header line), as
+    limits count it (``addresses.address_key``: no port, an IPv6 client by its network)."""
     if request is None:
         return ""
     client = getattr(request, "client", None)
@@ -107,7 +111,8 @@ def _address(request: gr.Request | None, behind_proxy: bool, hops: int = 1) -> s
     else:  # a request kept as a plain mapping (one line, already joined)
         line = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
         lines = [line] if isinstance(line, str) else []
-    return client_address(lines, host, behind_proxy=behind_proxy, hops=hops)
+    return address_key(client_address(lines, host, behind_proxy=behind_proxy, hops=hops),
+                       ipv6_prefix)  # fmt: skip
 
 
 @dataclass
@@ -173,7 +178,8 @@ class Handlers:
         if agent is not None:
             return agent.address
         settings = self.service.settings
-        return _address(request, settings.behind_proxy, settings.trusted_hops)
+        return _address(request, settings.behind_proxy, settings.trusted_hops,
+                        settings.ipv6_prefix)  # fmt: skip
 
     @contextmanager
     def _stream(self, visitor: str) -> Iterator[None]:
