@@ -906,11 +906,16 @@ class GenerationService:
                     f"address may have {share} waiting at once. Nothing was sent: try again "
                     "when some have been sent."
                 )
-            waiting = self.ledger.waiting()
-            if waiting + more > waiting_room(s.max_waiting, share, mine):
+            waiting, room = self.ledger.waiting(), waiting_room(s.max_waiting, share, mine)
+            if waiting + more > room:
+                kept = (
+                    " (the rest is kept for those with nothing waiting)"
+                    if room < s.max_waiting
+                    else ""
+                )
                 raise errors.LimitReached(
                     f"This app has {waiting} videos waiting to be sent, the most it keeps "
-                    "waiting at once. Nothing was sent: try again in a few minutes."
+                    f"waiting at once{kept}. Nothing was sent: try again in a few minutes."
                 )
 
     # --- the ledger, for the page ------------------------------------------------------------
