@@ -420,7 +420,17 @@ def _looks_like_mp4(head: bytes) -> bool:
 _NOT_MP4 = "The video host sent something that is not an MP4 video. Resume the job to try again."
 
 
-def _check_video_response(response: urllib3.BaseHTTPResponse, cap: int) -> int | None:
+class TooLarge(errors.DownloadError):
+    """A download past its size limit (declared, or counted as it came): stopped there."""
+
+
+class TooSlow(errors.DownloadError):
+    """A download not whole within its time limit: cut there."""
+
+
+def _check_video_response(
+    response: urllib3.BaseHTTPResponse, cap: int, what: str = "video"
+) -> int | None:
     """Refuse a video host's error or an over-size declaration; return the declared size."""
     status = response.status
     if status in (401, 403):
@@ -440,26 +450,26 @@ def _check_video_response(response: urllib3.BaseHTTPResponse, cap: int) -> int |
     declared = response.headers.get("Content-Length")
     size = int(declared) if declared and declared.isdigit() else None
     if size is not None and size > cap:
-        raise errors.DownloadError(
-            f"The video is {size / 1e6:.0f} MB, over this app's {cap / 1e6:.0f} MB limit."
+        raise TooLarge(
+            f"The {what} is {size / 1e6:.0f} MB, over this app's {cap / 1e6:.0f} MB limit."
         )
     return size
 
 
-def _copy_video(response: urllib3.BaseHTTPResponse, out: BinaryIO, cap: int) -> tuple[int, bytes]:
-    """Stream the body to ``out``, checking the MP4 header early and the cap as it goes (the
-    whole download's time is the watchdog's, ``_Deadline``)."""
+def _copy_video(
+    response: urllib3.BaseHTTPResponse, out: BinaryIO, cap: int, what: str = "video"
+) -> tuple[int, bytes]:
+    """Stream the body to ``out``, checking the MP4 header early (a video's) and the cap as
+    it goes (the whole download's time is the watchdog's, ``_Deadline``)."""
     size, head = 0, b""
     for chunk in response.stream(256 * 1024, decode_content=True):
         if len(head) < 12:
             head += chunk[:12]
-            if len(head) >= 12 and not _looks_like_mp4(head):
+            if what == "video" and len(head) >= 12 and not _looks_like_mp4(head):
                 raise errors.DownloadError(_NOT_MP4)
         size += len(chunk)
         if size > cap:
-            raise errors.DownloadError(
-                f"The video is larger than this app's {cap / 1e6:.0f} MB limit."
-            )
+            raise TooLarge(f"The {what} is larger than this app's {cap / 1e6:.0f} MB limit.")
         out.write(chunk)
     return size, head
 
@@ -539,6 +549,11 @@ class _Pinned:
             self._deadline.watch(self, sock)
             return sock
         raise failure
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        if self.sock is not None:  # TLS's wrapping, which is read from now on: shown too
+            self._deadline.watch(self, self.sock)  # (a close-delimited body drops ``sock``)
 
 
 class _PinnedHTTP(_Pinned, HTTPConnection):
@@ -649,25 +664,9 @@ class VideoHost:
 
     def fetch(self, url: str, out: BinaryIO) -> None:
         settings = self.settings
-        local_ok = _local_api(settings, self.resolve)
-        total = settings.download_total_timeout
-        with _Deadline(total) as deadline:
-            try:
-                response = self._open(url, local_ok, deadline)
-                try:
-                    declared = _check_video_response(response, settings.max_video_bytes)
-                    size, head = _copy_video(response, out, settings.max_video_bytes)
-                finally:
-                    response.release_conn()
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if deadline.expired:
-                    raise errors.DownloadError(_TOO_LONG) from None
-                log.warning("download failed (%s)", type(exc).__name__)
-                raise errors.DownloadError(
-                    "The video download was interrupted. Resume the job to try again."
-                ) from None
-            if deadline.expired:
-                raise errors.DownloadError(_TOO_LONG)
+        declared, size, head = self._fetch(
+            url, out, settings.max_video_bytes, settings.download_total_timeout, "video"
+        )
         if declared is not None and size != declared:
             raise errors.DownloadError(
                 "The video download was cut off. Resume the job to try again."
@@ -675,9 +674,45 @@ class VideoHost:
         if not _looks_like_mp4(head):
             raise errors.DownloadError(_NOT_MP4)
 
-    def _open(self, url: str, local_ok: bool, deadline: _Deadline) -> urllib3.BaseHTTPResponse:
+    def fetch_file(self, url: str, out: BinaryIO, *, most: int, seconds: float) -> int:
+        """Any other public file (an agent's image link), as a video is fetched: the same
+        pinning and redirects, at most ``most`` bytes (``TooLarge`` past them, streamed, so
+        a huge file is never held) and ``seconds`` for the whole of it. Its size."""
+        declared, size, _ = self._fetch(url, out, most, seconds, "file")
+        if declared is not None and size != declared:
+            raise errors.DownloadError("The download was cut off.")
+        return size
+
+    def _fetch(
+        self, url: str, out: BinaryIO, most: int, seconds: float, what: str
+    ) -> tuple[int | None, int, bytes]:
+        """The body at ``url`` into ``out``: (its declared size, its size, its first bytes)."""
+        local_ok = _local_api(self.settings, self.resolve)
+        with _Deadline(seconds) as deadline:
+            try:
+                response = self._open(url, local_ok, deadline, seconds, what)
+                try:
+                    declared = _check_video_response(response, most, what)
+                    size, head = _copy_video(response, out, most, what)
+                finally:
+                    response.release_conn()
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if deadline.expired:
+                    raise TooSlow(_TOO_LONG) from None
+                log.warning("download failed (%s)", type(exc).__name__)
+                raise errors.DownloadError(
+                    f"The {what} download was interrupted. Resume the job to try again."
+                ) from None
+            if deadline.expired:
+                raise TooSlow(_TOO_LONG)
+        return declared, size, head
+
+    def _open(
+        self, url: str, local_ok: bool, deadline: _Deadline, seconds: float, what: str
+    ) -> urllib3.BaseHTTPResponse:
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._get(check_video_address(url, local_ok=local_ok), local_ok, deadline)
+            checked = check_video_address(url, local_ok=local_ok)
+            response = self._get(checked, local_ok, deadline, seconds, what)
             location = response.get_redirect_location()
             if not location:
                 return response
@@ -688,7 +723,9 @@ class VideoHost:
             "The video host sent too many redirects. Resume the job to try again."
         )
 
-    def _get(self, url: str, local_ok: bool, deadline: _Deadline) -> urllib3.BaseHTTPResponse:
+    def _get(
+        self, url: str, local_ok: bool, deadline: _Deadline, seconds: float, what: str
+    ) -> urllib3.BaseHTTPResponse:
         """One hop: resolve once, check, connect to what was checked."""
         parts = urlsplit(url)
         https = parts.scheme == "https"
@@ -698,7 +735,7 @@ class VideoHost:
         if not addresses or not (local_ok or all(a.is_global for a in addresses)):
             raise errors.DownloadError(_NOT_A_VIDEO_HOST)
         s = self.settings
-        read = min(s.download_timeout, s.download_total_timeout)
+        read = min(s.download_timeout, seconds)
         options: dict[str, Any] = {
             "port": port,
             "timeout": urllib3.Timeout(connect=s.connect_timeout, read=read),
@@ -708,7 +745,7 @@ class VideoHost:
         }
         if https:
             pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                host, cert_reqs="CERT_REQUIRED", ca_certs=requests.certs.where(), **options
+                host, cert_reqs="CERT_REQUIRED", ca_certs=_ca_certs(), **options
             )
             pool.ConnectionCls = _PinnedHTTPS
         else:
@@ -718,12 +755,21 @@ class VideoHost:
         return pool.urlopen(
             "GET",
             target,
-            headers={"Accept": "video/mp4,*/*", "User-Agent": USER_AGENT},
+            headers={"Accept": ACCEPT[what], "User-Agent": USER_AGENT},
             retries=poll_retry(s),
             redirect=False,
             preload_content=False,
             assert_same_host=False,
         )
+
+
+ACCEPT = {"video": "video/mp4,*/*", "file": "image/*,*/*"}
+
+
+def _ca_certs() -> str:
+    """The certificates a download trusts: ``REQUESTS_CA_BUNDLE`` where set, as ``requests``
+    itself reads it (a company's own authority), else certifi's."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or requests.certs.where()
 
 
 def download_video(

@@ -18,7 +18,11 @@ Plain ASGI and Starlette (Gradio's own server stack), handed to Gradio's FastAPI
   can't reach the app by pointing its own name at 127.0.0.1).
 - Bodies (``BodyLimit``): capped before they are read, by their ``Content-Length`` and by
   the bytes counted as they stream (413), and read within a deadline (408, the connection
-  closed); uploads are limited per client address an hour, in number and bytes (429). A
+  closed); an upload request may carry a batch's images, each up to Gradio's
+  ``max_file_size``; an MCP call may carry its image inline, and so may the copy of it
+  Gradio's loopback client posts to the queue (an inner middleware ``vouches`` for it:
+  ``callers.AgentCaller``); uploads are limited per client address an hour, in number and
+  bytes (429). A
   refused or abandoned upload leaves no file behind (Gradio's parser removes its files on a
   ``MultiPartException``, which is what a refusal or a hang-up raises inside it).
 - Headers (``HeaderDeadlineH11``): uvicorn's h11 protocol with a deadline for a request's
@@ -47,6 +51,7 @@ from starlette.routing import Route
 
 from .addresses import address_key, forwarded_address
 from .config import Settings
+from .service import MAX_BATCH
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -189,7 +194,8 @@ def _host(scope: Scope) -> str:
 # bodies took the process to 1.5 GB).
 MAX_BODY_BYTES = 1024 * 1024
 # An MCP tool call may carry its image inline, as a data URI (Base64: 4/3 of the file): up
-# to a 12 MB photo. A bigger one is uploaded, or given as an https link.
+# to a 12 MB photo. A bigger one is uploaded, or given as an https link. Gradio runs the
+# call through its loopback client, whose post to the queue carries the same image.
 MAX_MCP_BODY_BYTES = 16 * 1024 * 1024
 MCP_PREFIX = "/gradio_api/mcp"
 # The multipart wrapping around the files of one upload request, besides the files.
@@ -203,6 +209,7 @@ class BodyRules:
     ``max_file_size``, one file)."""
 
     upload_bytes: int
+    upload_files: int = MAX_BATCH  # the most files one upload request carries: a batch's
     body_seconds: float = 30.0
     upload_seconds: float = 300.0
     uploads_per_hour: int = 120
@@ -301,6 +308,12 @@ class BodyLimit:
         self.app = app
         self.rules = rules
         self.uploads = _Uploads(rules, clock)
+        self._vouches = _voucher(app)
+
+    def _vouched(self, scope: Scope) -> bool:
+        """An inner middleware says this request is an agent's MCP call as Gradio's
+        loopback client makes it (``callers.AgentCaller.vouches``)."""
+        return self._vouches is not None and bool(self._vouches(scope))
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -308,10 +321,10 @@ class BodyLimit:
             return
         rules, path = self.rules, scope.get("path", "")
         upload = path.endswith("/upload") and scope.get("method") == "POST"
-        if upload:
-            limit, seconds = rules.upload_bytes_per_hour or rules.upload_bytes, rules.upload_seconds
-            limit = max(limit, rules.upload_bytes) + UPLOAD_OVERHEAD
-        elif path.startswith(MCP_PREFIX):
+        if upload:  # the hour's budget is the uploads' own check (``_Uploads``)
+            seconds = rules.upload_seconds
+            limit = rules.upload_bytes * max(rules.upload_files, 1) + UPLOAD_OVERHEAD
+        elif path.startswith(MCP_PREFIX) or self._vouched(scope):
             limit, seconds = rules.mcp_bytes, rules.body_seconds
         else:
             limit, seconds = rules.body_bytes, rules.body_seconds
@@ -376,6 +389,19 @@ class BodyLimit:
         refused = state["refused"]
         if refused is not None and refused.status != 499 and not state["started"]:
             await _refuse(scope, receive, send, refused.status, refused.words)
+
+
+def _voucher(app: Any) -> Callable[[Scope], bool] | None:
+    """The ``vouches`` of the nearest middleware inside ``app`` that has one (the middleware
+    are each other's ``app``, in the order the launch lists them), else None."""
+    for _ in range(20):
+        found = getattr(app, "vouches", None)
+        if callable(found):
+            return found
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
 
 
 def _too_large(limit: int, upload: bool) -> str:

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
+import os
+import secrets
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import httpx
 import pytest
-from apprunner import AppProcess
+from apprunner import AppProcess, app_in_process
 
 from kling_ui.simulator import Schedule, Simulator
 
@@ -36,18 +40,22 @@ def sim():
 def app(sim, tmp_path_factory):
     """A public app where visitors bring their own keys, as on a Space, with --mcp."""
     data = tmp_path_factory.mktemp("mcp") / "data"
-    env = {"AIMLAPI_BASE_URL": sim.url, "KLING_UI_POLL_INTERVAL": "0.2"}
+    env = {"AIMLAPI_BASE_URL": sim.url, "KLING_UI_POLL_INTERVAL": "0.2",
+           "GRADIO_TEMP_DIR": str(data.parent / "uploads")}  # fmt: skip
     with AppProcess(data, "--mcp", "--require-user-key", env=env) as server:
         yield server
 
 
-def call(app, tool: str, arguments: dict, *, key: str | None = None, progress=None):
+def call(
+    app, tool: str, arguments: dict, *, key: str | None = None, progress=None,
+    headers: dict | None = None, query: str = "",
+):  # fmt: skip
     """Call one tool over streamable HTTP; the JSON it answers, and whether it was an error."""
 
     async def go():
-        headers = {"X-AIMLAPI-Key": key} if key else {}
-        http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30, read=120))
-        url = app.url.rstrip("/") + "/gradio_api/mcp/"
+        sent = {**(headers or {}), **({"X-AIMLAPI-Key": key} if key else {})}
+        http = httpx.AsyncClient(headers=sent, timeout=httpx.Timeout(30, read=120))
+        url = app.url.rstrip("/") + "/gradio_api/mcp/" + query
         async with (
             http,
             streamable_http_client(url, http_client=http) as (read, write, _),
@@ -87,7 +95,7 @@ def data_uri(path: str) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def in_one_session(app, calls: list[tuple[str, dict]]) -> list:
+def in_one_session(app, calls: list[tuple[str, dict]], headers: dict | None = None) -> list:
     """Several tool calls in one MCP session (SSE: Gradio's streamable HTTP transport is
     stateless, with no session), without a key: each one's JSON answer."""
 
@@ -95,7 +103,7 @@ def in_one_session(app, calls: list[tuple[str, dict]]) -> list:
         url = app.url.rstrip("/") + "/gradio_api/mcp/sse"
         answers = []
         async with (
-            sse_client(url, timeout=30, sse_read_timeout=120) as (read, write),
+            sse_client(url, headers=headers, timeout=30, sse_read_timeout=120) as (read, write),
             ClientSession(read, write) as session,
         ):
             await session.initialize()
@@ -295,3 +303,234 @@ def test_a_panorama_is_refused_or_cropped_as_the_agent_chooses(app, sim, tmp_pat
     made, _ = call(app, "submit", {"image": data_uri(wide), "prompt": "Pan.", "fit": "crop"},
                    key=KEY)  # fmt: skip
     assert len(made["items"]) == 1 and sim.creates >= before, made
+
+
+# --- review 1: images, identities and the signed header ----------------------------------
+
+
+def left_in(folder: Path) -> list[Path]:
+    """The agents' image files still kept under an upload folder."""
+    return list(folder.rglob("image-from-*")) if folder.is_dir() else []
+
+
+def test_a_2_mb_image_inline_makes_a_video_and_leaves_no_file(app, sim, tmp_path):
+    """Review 1, item 1: Gradio's loopback client posts the tool's arguments to the queue,
+    whose 1 MB cap refused any image over about 1 MB with a generic 413; the advertised
+    limit is 12 MB. Review item 2: the decoded file is removed once the job is made."""
+    from PIL import Image
+
+    big = tmp_path / "noise.jpg"
+    Image.frombytes("RGB", (1200, 1200), os.urandom(1200 * 1200 * 3)).save(big, quality=95)
+    assert 1.5e6 < big.stat().st_size < 3e6
+    before = sim.creates
+    answer, failed = call(app, "generate", {"image": data_uri(big), "prompt": "Snow."}, key=KEY)
+    assert not failed and answer["status"] == "completed", answer
+    assert sim.creates == before + 1
+    answer, _ = call(app, "submit", {"image": data_uri(big), "prompt": "Snow."}, key=KEY)
+    assert len(answer["items"]) == 1, answer
+    assert left_in(app.data_dir.parent / "uploads") == []
+
+
+def test_a_header_no_one_signed_is_no_agent_and_no_error(app):
+    """Review 1, item 3: a header with a non-ASCII signature made the check raise (any
+    caller could send one, on any path but the MCP server's): the call failed."""
+    api = app.url.rstrip("/") + "/gradio_api/call/status"
+    for forged in (b"a|b|\xe9", b"a|b|1|\xe9", b"1.2.3.4|s|99999999999|00"):
+        posted = httpx.post(api, json={"data": ["kui-nope"]}, timeout=30,
+                            headers={"x-kling-agent": forged})  # fmt: skip
+        assert posted.status_code == 200, posted.text
+        events = httpx.get(f"{api}/{posted.json()['event_id']}", timeout=60).text
+        assert "event: complete" in events and "error" in events, (forged, events)
+        assert "event: error" not in events
+
+
+def test_the_agent_header_is_signed_with_a_key_of_its_own_and_dated():
+    """Review 1, item 12: the header was the app's general digest of its text (the one
+    every other name is made with), valid for ever."""
+    from types import SimpleNamespace
+
+    from kling_ui.ui import callers
+
+    def digest(text: str) -> str:  # as the runner's: HMAC of the app's secret
+        import hashlib
+        import hmac
+
+        return hmac.new(b"secret", text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    now = time.time()
+    signed = callers._signed(digest, "9.9.9.9", "s1", int(now))
+    request = SimpleNamespace(headers={callers.AGENT_HEADER: signed})
+    assert callers.agent_of(request, digest) == callers.Agent("9.9.9.9", "s1")
+    assert digest("agent|9.9.9.9|s1") not in signed  # not a digest the app makes elsewhere
+    old = SimpleNamespace(
+        headers={callers.AGENT_HEADER: f"9.9.9.9|s1|{digest('agent|9.9.9.9|s1')}"}
+    )
+    assert callers.agent_of(old, digest) is None
+    later = now + callers.AGENT_HEADER_SECONDS + 1
+    assert callers.agent_of(request, digest, clock=lambda: later) is None
+
+
+@pytest.fixture(scope="module")
+def counted_app(sim, tmp_path_factory):
+    """On the server's key, 1 video an hour a visitor, one new visitor an hour an address,
+    behind a proxy (each test's agents come from an address of their own)."""
+    data = tmp_path_factory.mktemp("mcp-counted") / "data"
+    env = {"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": KEY, "KLING_UI_POLL_INTERVAL": "0.2",
+           "KLING_UI_VISITOR_JOBS_PER_HOUR": "1", "KLING_UI_ADDRESS_JOBS_PER_HOUR": "50",
+           "KLING_UI_ADDRESS_NEW_BROWSERS_PER_HOUR": "1", "KLING_UI_TRUST_PROXY": "1"}  # fmt: skip
+    with AppProcess(data, "--mcp", env=env) as server:
+        yield server
+
+
+def test_a_session_id_in_the_query_is_no_new_agent(counted_app, photo):
+    """Review 1, item 4: streamable HTTP has no sessions, yet any session_id in its query
+    was signed as the agent's: a new visitor for each request."""
+    where = {"X-Forwarded-For": "10.4.0.1"}
+    answers = [
+        call(counted_app, "generate", {"image": data_uri(photo), "prompt": f"Take {n}."},
+             headers=where, query=f"?session_id={secrets.token_hex(16)}")[0]
+        for n in range(2)
+    ]  # fmt: skip
+    assert answers[0]["status"] == "completed", answers[0]
+    assert answers[1]["final"] and "1 videos an hour" in answers[1]["message"], answers[1]
+
+
+def test_new_agent_sessions_count_as_an_addresses_new_visitors(counted_app, photo):
+    """Review 1, item 4: every SSE session was a new visitor, however many an address
+    opened; past its new visitors for the hour, a session is known by its address."""
+    where = {"X-Forwarded-For": "10.4.0.2"}
+    answers = [
+        in_one_session(counted_app, [("generate", {"image": data_uri(photo),
+                                                   "prompt": f"Agent {n}."})], where)[0]
+        for n in range(2)
+    ]  # fmt: skip
+    assert answers[0]["status"] == "completed", answers[0]  # a session of its own
+    assert answers[1]["final"] and "1 videos an hour" in answers[1]["message"], answers[1]
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own authority, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
+
+
+class ImageHost(http.server.BaseHTTPRequestHandler):
+    """An https image host: /photo.jpg, /endless (bytes without end, no length), /drip
+    (a byte every 0.05 s for 20 s)."""
+
+    photo = b""
+    gone = threading.Event()  # a client hung up mid-body
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        try:
+            if self.path == "/photo.jpg":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(self.photo)))
+                self.end_headers()
+                self.wfile.write(self.photo)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.end_headers()
+            if self.path == "/endless":
+                chunk = b"\xff" * (1024 * 1024)
+                while True:
+                    self.wfile.write(chunk)
+            for _ in range(400):
+                self.wfile.write(b"\xff")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            type(self).gone.set()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def image_host(tmp_path_factory, photo):
+    import ssl
+
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
+    handler = type("Host", (ImageHost,), {"photo": Path(photo).read_bytes(),
+                                          "gone": threading.Event()})  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert, handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def linking_app(tmp_path_factory):
+    """An app in this process, --mcp, with a 2 s limit on a whole download."""
+    data = tmp_path_factory.mktemp("mcp-links") / "data"
+    schedule = Schedule(queued_s=0.2, generating_s=0.3)
+    with app_in_process(data, schedule, mcp=True, api_key=KEY, download_total_timeout=2.0,
+                        poll_interval=0.1) as live:  # fmt: skip
+        yield live
+
+
+def test_an_image_link_is_fetched_whole_within_its_limits(linking_app, image_host,
+                                                          monkeypatch, tmp_path):  # fmt: skip
+    """Review 1, item 2: an agent's link was fetched whole into memory with no limit on its
+    size or its time (a multi-GB link, a host that drips), and its file was never removed."""
+    base, cert, host = image_host
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # this test's own authority
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    sim = linking_app.sim
+    before = sim.creates
+    answer, _ = call(linking_app, "generate", {"image": f"{base}/endless", "prompt": "Big."})
+    assert answer["final"] and "over 50 MB" in answer["message"], answer
+    assert host.gone.wait(15)  # the host was cut off, not read to its end
+    host.gone.clear()
+    answer, _ = call(linking_app, "submit", {"image": f"{base}/drip", "prompt": "Slow."})
+    assert "within 2 seconds" in answer["error"] and answer["items"] == [], answer
+    assert host.gone.wait(15)  # cut mid-drip: the host's 20 s were not waited out
+    assert sim.creates == before  # nothing was sent
+    made, _ = call(linking_app, "generate", {"image": f"{base}/photo.jpg", "prompt": "Fine."})
+    assert made["status"] == "completed", made
+    assert sim.creates == before + 1
+    assert left_in(tmp_path / "uploads") == []
+
+
+def test_only_a_signed_agent_call_from_this_machine_gets_the_bigger_body(app):
+    """Review 1, item 1: the queue takes an agent's inline image only in the copy of its
+    call that Gradio's loopback client makes (a header this app signed, just now); any other
+    body there keeps the 1 MB limit."""
+    join = app.url.rstrip("/") + "/gradio_api/queue/join"
+    body = b'{"data": ["' + b"A" * (2 * 1024 * 1024) + b'"], "fn_index": 0}'
+    stamp = str(int(time.time()))
+    for forged in (None, f"127.0.0.1||{stamp}|{'0' * 64}"):
+        headers = {"content-type": "application/json"}
+        if forged:
+            headers["x-kling-agent"] = forged
+        assert httpx.post(join, content=body, headers=headers, timeout=60).status_code == 413

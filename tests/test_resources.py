@@ -408,3 +408,16 @@ def test_headers_that_do_not_arrive_in_time_have_their_connection_closed(tmp_pat
         assert closed
         # A request whose headers come whole is served as before.
         assert requests.get(app.url, timeout=30).status_code == 200
+
+
+def test_an_upload_request_may_carry_a_batch_whatever_the_hours_budget(tmp_path):
+    """Review 1, item 11: one upload request was capped at the hour's budget (or, with no
+    budget, at one file's 51 MB), so a batch of big images sent at once was refused."""
+    with app_in_process(tmp_path / "data", Schedule(), upload_mb_per_hour=0) as app:
+        files = [
+            ("files", (f"big{n}.jpg", b"\xff\xd8" + os.urandom(30 * 1024 * 1024), "image/jpeg"))
+            for n in range(2)
+        ]
+        answer = requests.post(app.url + "gradio_api/upload", files=files, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()) == 2

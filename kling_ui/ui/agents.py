@@ -26,16 +26,18 @@ import json
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio import processing_utils
 from gradio.utils import get_upload_folder
 
 from .. import errors
+from ..client import TooLarge, TooSlow, VideoHost
+from ..config import Settings
 from ..images import MAX_INPUT_BYTES
 from .callers import agent_of
 from .handlers import PRESS_AGAIN, Handlers, _root
@@ -56,6 +58,7 @@ BAD_DATA_URI = (
     f"{MAX_INPUT_BYTES // 1024**2} MB. Nothing was sent."
 )
 DATA_URI_MOST = MAX_INPUT_BYTES * 4 // 3 + 4  # base64 characters of the largest image
+LINK_SECONDS = 30.0  # an image link's whole fetch
 # The low balance's second press, as an agent makes it.
 AGAIN = "Nothing was sent. Call the same tool again within 2 minutes to send it anyway."
 # The first word of a status line that ends a job, as the status text says it.
@@ -88,7 +91,7 @@ class AgentTools:
         status, final, message, and video (an MP4 URL on this server) once completed.
 
         Args:
-            image: The still image to animate: an https URL of a public image, or a data URI (data:image/jpeg;base64,...). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
+            image: The still image to animate: an https URL of a public image (at most 50 MB), or a data URI (data:image/jpeg;base64,..., at most 12 MB). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
             prompt: What should move and how the camera moves, in plain words (at most 2500 characters).
             negative_prompt: What to avoid in the video (optional).
             duration: Length of the video in seconds: 5 or 10 (10 costs twice as much).
@@ -96,17 +99,22 @@ class AgentTools:
             fit: An image whose shape is outside 1:2.5 to 2.5:1: reject (refuse it; nothing is sent), crop (cut it to the nearest allowed shape around its centre) or pad (add white bars).
         """
         try:
-            image = _image_file(image)
+            path = _image_file(image, self.handlers.service.settings)
         except errors.KlingUIError as exc:
             yield _json({"generation_id": None, "status": "not sent", "final": True,
                          "message": exc.user_message})  # fmt: skip
             return
-        steps = self.handlers.generate(
-            image, prompt, negative_prompt, duration, generate_audio, _key(x_aimlapi_key),
-            fit or "reject", self._owner(owner_token, x_aimlapi_key, request), request,
-        )  # fmt: skip
-        for gid, text, _video in steps:
-            yield self._answer(gid, text, x_aimlapi_key, request)
+        try:
+            steps = self.handlers.generate(
+                path, prompt, negative_prompt, duration, generate_audio, _key(x_aimlapi_key),
+                fit or "reject", self._owner(owner_token, x_aimlapi_key, request), request,
+            )  # fmt: skip
+            for gid, text, _video in steps:
+                if gid:  # the job is made: its image is in the request, the file not needed
+                    _remove(path)
+                yield self._answer(gid, text, x_aimlapi_key, request)
+        finally:
+            _remove(path)
 
     def submit(
         self,
@@ -128,7 +136,7 @@ class AgentTools:
         with nothing sent.
 
         Args:
-            image: The still image to animate: an https URL of a public image, or a data URI (data:image/jpeg;base64,...). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
+            image: The still image to animate: an https URL of a public image (at most 50 MB), or a data URI (data:image/jpeg;base64,..., at most 12 MB). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
             prompt: What should move and how the camera moves, in plain words (at most 2500 characters).
             negative_prompt: What to avoid in the video (optional).
             duration: Length of each video in seconds: 5 or 10.
@@ -144,16 +152,19 @@ class AgentTools:
         )
         if low:
             return _json({"error": f"{low} {AGAIN}", "items": []})
+        path = ""
         try:
-            image = _image_file(image)
+            path = _image_file(image, service.settings)
             answer = service.submit(
-                image, prompt, negative_prompt, duration, generate_audio, int(takes or 1),
+                path, prompt, negative_prompt, duration, generate_audio, int(takes or 1),
                 _key(x_aimlapi_key), fit=fit or "reject", owner=visitor,
             )  # fmt: skip
         except errors.KlingUIError as exc:
             return _json(_refusal(exc.user_message))
         except (TypeError, ValueError):
             return _json({"error": "takes must be a whole number from 1 to 4; nothing was sent."})
+        finally:
+            _remove(path)
         return _json(answer)
 
     def extend(
@@ -239,14 +250,20 @@ class AgentTools:
         sends one (the key itself is never kept, only a digest of it); else its MCP
         session's (``callers.AgentCaller``), so one agent's flood is not every agent's;
         else (no session to tell) its address's. Sessions are free to open: the address's
-        share (the service's limits count per address too) bounds them all."""
-        runner = self.handlers.service.runner
+        share (the service's limits count per address too) bounds them all, and an address
+        brings in new sessions as it does new browsers (``admit_browser``: past its hour's
+        number, a session is its address's)."""
+        service = self.handlers.service
+        runner = service.runner
         typed = _key(key)
         if typed:
             return runner.digest("agent-key:" + typed)
         agent = agent_of(request, runner.digest)
         if agent is not None and agent.session:
-            return runner.digest(f"agent-session:{agent.address}|{agent.session}")
+            token = runner.digest(f"agent-session:{agent.address}|{agent.session}")
+            # A new session is a new visitor, as a new browser is: counted the same way.
+            if service.admit_browser(token, agent.address):
+                return token
         return owner_token
 
     def _answer(self, gid: str, text: str, key: str | None, request: Any) -> str:
@@ -284,12 +301,15 @@ def _count(takes: Any) -> int:
         return 1
 
 
-def _image_file(value: Any) -> str:
+def _image_file(value: Any, settings: Settings) -> str:
     """The image an agent sent (an https link or a data URI), as a file here to check and
-    send: fetched or decoded by us, so a link that can't be fetched, or a data URI that
-    isn't one, is answered in words with nothing sent (Gradio's own fetch of a file input
-    answered an agent with a generic error). The fetch is Gradio's, which refuses private
-    and local addresses."""
+    send, in a folder of its own that ``_remove`` deletes once the job is made: fetched or
+    decoded by us, so a link that can't be fetched, or a data URI that isn't one, is
+    answered in words with nothing sent (Gradio's own fetch of a file input answered an
+    agent with a generic error). The fetch is the videos' (``client.VideoHost``): public
+    addresses only, connected to the address checked, streamed to at most
+    ``MAX_INPUT_BYTES``, and whole within ``LINK_SECONDS`` (the downloads' own limit if
+    shorter), so a huge file or a host that drips holds nothing for long."""
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise errors.InputError(NO_IMAGE_GIVEN)
@@ -310,16 +330,39 @@ def _image_file(value: Any) -> str:
     if not text.lower().startswith("https://") or any(c.isspace() for c in text):
         raise errors.InputError(NOT_A_LINK)
     folder.mkdir(mode=0o700, parents=True)
+    path = folder / "image-from-link"
+    host = text[len("https://") :].split("/", 1)[0][:100]
+    seconds = min(LINK_SECONDS, settings.download_total_timeout)
     try:
-        return processing_utils.ssrf_protected_download(text, str(folder))
-    except Exception as exc:  # DNS, refused, private address, HTTP error, timeout
-        log.info("an agent's image link could not be fetched: %s", type(exc).__name__)
-        host = text[len("https://") :].split("/", 1)[0][:100]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            VideoHost(settings).fetch_file(text, out, most=MAX_INPUT_BYTES, seconds=seconds)
+        return str(path)
+    except TooLarge:
+        _remove(str(path))
         raise errors.InputError(
-            f"The image link could not be fetched from {host}: it must be a public https "
-            "address of an image that answers now. Check the link, or send the image as a "
-            "data URI (data:image/jpeg;base64,...). Nothing was sent."
+            f"The image at {host} is over {MAX_INPUT_BYTES // 1024**2} MB, the most this app "
+            "takes: link to a smaller copy. Nothing was sent."
         ) from None
+    except Exception as exc:  # DNS, refused, private address, HTTP error, too slow
+        _remove(str(path))
+        log.info("an agent's image link could not be fetched: %s", type(exc).__name__)
+        slow = isinstance(exc, TooSlow)
+        why = (
+            f"it did not arrive whole within {seconds:g} seconds"
+            if slow
+            else ("it must be a public https address of an image that answers now")
+        )
+        raise errors.InputError(
+            f"The image link could not be fetched from {host}: {why}. Check the link, or "
+            "send the image as a data URI (data:image/jpeg;base64,...). Nothing was sent."
+        ) from None
+
+
+def _remove(path: str) -> None:
+    """Delete an agent's image and the folder ``_image_file`` made for it (nothing else)."""
+    if path:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 def _key(header: str | None) -> str:
