@@ -18,7 +18,7 @@ On a Space with Hugging Face sign-in set up (``hf_sign_in_ready``), ``signed_in`
 the user signed in on a request's session, so the handlers make that user the visitor, the
 same in every browser.
 
-Imports nothing of the app's (the signer is handed in).
+Imports only ``addresses`` of the app's (the signer is handed in).
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ import hmac
 import importlib.util
 import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+
+from ..addresses import forwarded_address as client_address
 
 AGENT_HEADER = "x-kling-agent"
 MCP_PATH = "/gradio_api/mcp"
@@ -41,20 +43,6 @@ SSE_MESSAGES = MCP_PATH + "/messages"  # where an SSE session's calls come, by i
 # ``FRESH_SECONDS`` of the call (``vouches``).
 AGENT_HEADER_SECONDS = 4 * 3600
 FRESH_SECONDS = 120
-
-
-def forwarded(lines: Iterable[str]) -> list[str]:
-    """Every X-Forwarded-For entry, in order, from every line of the header (RFC 9110 lets
-    a proxy add a line of its own)."""
-    return [e.strip() for line in lines for e in str(line).split(",") if e.strip()]
-
-
-def client_address(lines: Iterable[str], host: str, *, behind_proxy: bool, hops: int) -> str:
-    """The caller's address: behind ``hops`` proxies of ours, the X-Forwarded-For entry the
-    farthest of them wrote (``hops`` from the end; what a client wrote comes first), else
-    the connection's ``host``."""
-    entries = forwarded(lines) if behind_proxy else []
-    return entries[-min(max(hops, 1), len(entries))] if entries else host
 
 
 @dataclass(frozen=True)
