@@ -1159,5 +1159,7 @@ def _line_fields(
 def _prepared_item(n: int, path: str, fit: str, owner: str = "") -> str:
     try:
         return prepare_image(path, fit=fit, owner=owner).data_uri  # type: ignore[arg-type]
+    except errors.RatioOutOfRange as exc:  # the remedy is the caller's to word
+        raise errors.RatioOutOfRange(f"Image {n}: {exc.facts}") from None
     except errors.InputError as exc:
         raise errors.InputError(f"Image {n}: {exc.base_message}") from None

@@ -402,3 +402,17 @@ def test_a_tile_click_while_watching_is_refused_in_words(page):
     assert page.pick(["a", "b"], False, Click()) == "a"
     with pytest.raises(gr.Error, match="Stop watching first"):
         page.pick(["a", "b"], True, Click())
+
+
+def test_a_batch_panorama_follows_the_forms_image_fit(page, photo, simulator, tmp_path):
+    """Issue 23, item 16: a batch image too wide is fitted by the form's Image fit; without
+    one, the refusal names where to choose it, and nothing is sent."""
+    wide = tmp_path / "panorama.jpg"
+    Image.new("RGB", (1500, 500), (200, 60, 40)).save(wide, quality=90)
+    refused = page.batch([photo, str(wide)], "One.", "", 5, False, 1, "")
+    assert refused["items"] == [] and "Image 2:" in refused["error"], refused
+    assert "Image fit in More settings" in refused["error"], refused
+    assert simulator.creates == 0
+    images = [photo, str(wide)]
+    queued = page.handlers.batch(images, "One.", "", 5, False, 1, "", page.token, "crop")
+    assert len(queued["items"]) == 2 and "error" not in queued, queued

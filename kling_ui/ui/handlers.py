@@ -61,6 +61,10 @@ BUSY_PICK = (
     "This tab is watching a job. Press Stop watching first (the job carries on at the "
     "server), then click the video to open."
 )
+BATCH_FIT = (
+    "Choose Crop or Pad under Image fit in More settings (it applies to the whole batch), "
+    "or use another image."
+)
 # One update of a job on the page: (shown id, status text, video, card).
 Step = tuple[str, str, Any, str]
 # Seconds: a watched job is read again at least this often (the card's phase times follow
@@ -539,12 +543,16 @@ class Handlers:
         takes: int,
         api_key: str,
         owner_token: str = "",
+        fit: str = "reject",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> dict:
         """Queue images x prompts (one a line) x takes; returns at once with every job's id.
 
-        Every item is checked first: one bad item refuses the whole batch, named."""
+        Every item is checked first: one bad item refuses the whole batch, named. ``fit``
+        is the form's Image fit (More settings): a batch image too wide or too tall is
+        cropped or padded by it, else refused with words that name that setting."""
         visitor = self._visitor(owner_token, request)
+        fit = fit if fit in ("crop", "pad") else "reject"
         try:
             count = _batch_count(images, prompts, takes)
             low = count and self._unconfirmed_low_balance(
@@ -555,8 +563,10 @@ class Handlers:
                 return {"error": f"{low} {again}", "items": []}
             return self.service.batch(
                 images, prompts, negative_prompt, duration, generate_audio, takes, api_key,
-                owner=visitor,
+                fit=fit, owner=visitor,
             )  # fmt: skip
+        except errors.RatioOutOfRange as exc:
+            return {"error": f"{exc.facts} {BATCH_FIT}", "items": []}
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "items": []}
         except Exception:

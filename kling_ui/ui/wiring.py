@@ -392,10 +392,13 @@ def _wire_batch(handlers: Handlers, page: Page, restored: Any) -> None:
     # With --mcp, /batch stays the page's own: a list of files can't be an MCP tool in
     # Gradio 6.31 (its schema is broken); agents have ``submit``.
     api = _PRIVATE if handlers.service.settings.mcp else {"api_name": "batch"}
+    # The form's Image fit, as a State: it reaches the batch without being an API parameter.
+    fit = gr.State("reject")
+    form.fit.change(lambda f: f, form.fit, fit, **_QUIET)
     batch.queue.click(
         handlers.batch,
         inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
-                batch.takes, form.api_key, owner.session],
+                batch.takes, form.api_key, owner.session, fit],
         outputs=[batch.result],
         **api,
     ).then(handlers.keep_batch, batch.result, batch.kept, **_QUIET).then(
