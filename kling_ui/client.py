@@ -678,16 +678,27 @@ class VideoHost:
         """Any other public file (an agent's image link), as a video is fetched: the same
         pinning and redirects, at most ``most`` bytes (``TooLarge`` past them, streamed, so
         a huge file is never held) and ``seconds`` for the whole of it. Its size."""
-        declared, size, _ = self._fetch(url, out, most, seconds, "file")
+        # Never this machine or a private network, even where the API is local (the
+        # simulator): a link is the caller's, and the server would fetch it for them.
+        local_ok = self.settings.allow_local_links
+        declared, size, _ = self._fetch(url, out, most, seconds, "file", local_ok=local_ok)
         if declared is not None and size != declared:
             raise errors.DownloadError("The download was cut off.")
         return size
 
     def _fetch(
-        self, url: str, out: BinaryIO, most: int, seconds: float, what: str
+        self,
+        url: str,
+        out: BinaryIO,
+        most: int,
+        seconds: float,
+        what: str,
+        local_ok: bool | None = None,
     ) -> tuple[int | None, int, bytes]:
-        """The body at ``url`` into ``out``: (its declared size, its size, its first bytes)."""
-        local_ok = _local_api(self.settings, self.resolve)
+        """The body at ``url`` into ``out``: (its declared size, its size, its first bytes).
+        Local addresses only where ``local_ok`` says (default: where the API itself is)."""
+        if local_ok is None:
+            local_ok = _local_api(self.settings, self.resolve)
         with _Deadline(seconds) as deadline:
             try:
                 response = self._open(url, local_ok, deadline, seconds, what)

@@ -142,6 +142,9 @@ class Settings:
     # Retention: remove ended jobs, their videos and old uploads after this many days.
     # Unset: off on a laptop, 7 days on a Space; 0 turns it off.
     keep_days: float = field(default=-1.0, metadata={"env": "KLING_UI_KEEP_DAYS"})
+    # An agent's image link may point at this machine or a private network (an offline rig,
+    # the tests): off, since the server would fetch such a link on a stranger's behalf.
+    allow_local_links: bool = field(default=False, metadata={"env": "KLING_UI_ALLOW_LOCAL_LINKS"})
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     create_read_timeout: float = 120.0

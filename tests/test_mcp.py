@@ -495,7 +495,7 @@ def linking_app(tmp_path_factory):
     data = tmp_path_factory.mktemp("mcp-links") / "data"
     schedule = Schedule(queued_s=0.2, generating_s=0.3)
     with app_in_process(data, schedule, mcp=True, api_key=KEY, download_total_timeout=2.0,
-                        poll_interval=0.1) as live:  # fmt: skip
+                        poll_interval=0.1, allow_local_links=True) as live:  # fmt: skip
         yield live
 
 
@@ -520,6 +520,23 @@ def test_an_image_link_is_fetched_whole_within_its_limits(linking_app, image_hos
     assert made["status"] == "completed", made
     assert sim.creates == before + 1
     assert left_in(tmp_path / "uploads") == []
+
+
+def test_an_image_link_to_this_machine_is_refused_though_the_api_is_local(
+    tmp_path_factory, image_host, monkeypatch
+):
+    """Review 2, B1: where the API is on this machine (a gateway, the simulator), the videos
+    may come from there, but an agent's link may not: the server would fetch this machine's
+    or a private network's files on a stranger's behalf and send them to the vendor."""
+    base, cert, _ = image_host
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    data = tmp_path_factory.mktemp("mcp-strict") / "data"
+    schedule = Schedule(queued_s=0.2, generating_s=0.3)
+    with app_in_process(data, schedule, mcp=True, api_key=KEY) as strict:
+        answer, _ = call(strict, "generate", {"image": f"{base}/photo.jpg", "prompt": "Hi."})
+        assert answer.get("status") != "completed" and strict.sim.creates == 0, answer
+        words = json.dumps(answer)
+        assert "Traceback" not in words and ("private" in words or "public" in words), answer
 
 
 def test_only_a_signed_agent_call_from_this_machine_gets_the_bigger_body(app):
