@@ -551,3 +551,100 @@ def test_only_a_signed_agent_call_from_this_machine_gets_the_bigger_body(app):
         if forged:
             headers["x-kling-agent"] = forged
         assert httpx.post(join, content=body, headers=headers, timeout=60).status_code == 413
+
+
+def digest(text: str) -> str:  # as the runner's: HMAC of a secret
+    import hashlib
+    import hmac
+
+    return hmac.new(b"secret", text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def echo_app(scope, receive, send):
+    """An ASGI app that reads the body and answers the agent header it was given."""
+    if scope["type"] != "http":
+        return
+    while True:
+        message = await receive()
+        if not message.get("more_body"):
+            break
+    seen = [v for k, v in scope["headers"] if k == b"x-kling-agent"]
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"".join(seen)})
+
+
+def agent_stack():
+    """``BodyLimit`` around ``AgentCaller`` around ``echo_app``, as the launch nests them."""
+    from kling_ui import web
+    from kling_ui.ui.callers import AgentCaller
+
+    caller = AgentCaller(echo_app, sign=digest, behind_proxy=False, hops=1)
+    return web.BodyLimit(caller, rules=web.BodyRules(upload_bytes=1 << 20)), caller
+
+
+def asgi_post(app, path: str, body: bytes, headers: list, client: str, server: str):
+    """One POST through ``app`` with the given peer and local address: status, answer."""
+    scope = {"type": "http", "method": "POST", "path": path, "query_string": b"",
+             "headers": [(b"content-length", str(len(body)).encode()), *headers],
+             "client": (client, 40000), "server": (server, 7860)}  # fmt: skip
+    sent, got = [], []
+
+    async def receive():
+        if sent:
+            return {"type": "http.disconnect"}
+        sent.append(1)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        got.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in got if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in got if m["type"] == "http.response.body")
+
+
+BIG = b'{"data": ["' + b"A" * (2 * 1024 * 1024) + b'"]}'
+
+
+def test_a_server_bound_to_a_lan_address_still_knows_its_own_loopback_client():
+    """Review 2, B2: bound to a LAN address, Gradio's loopback client posts from that address
+    to it; judged by "is it 127.x" its copy of an agent's call lost its header (every agent
+    one visitor) and its inline image got a 413. Another machine's request still gets
+    neither."""
+    app, _ = agent_stack()
+    lan = "192.168.1.5"
+    status, issued = asgi_post(app, "/gradio_api/mcp/", b"{}", [], "203.0.113.9", lan)
+    assert status == 200 and issued.startswith(b"203.0.113.9|"), issued
+    header = [(b"x-kling-agent", issued)]
+    status, seen = asgi_post(app, "/gradio_api/queue/join", BIG, header, lan, lan)
+    assert (status, seen) == (200, issued)
+    status, issued = asgi_post(app, "/gradio_api/mcp/", b"{}", [], "203.0.113.9", lan)
+    header = [(b"x-kling-agent", issued)]
+    status, _ = asgi_post(app, "/gradio_api/queue/join", BIG, header, "192.168.1.9", lan)
+    assert status == 413  # a neighbour with the header is no loopback client
+    status, seen = asgi_post(app, "/gradio_api/queue/join", b"{}", header, "192.168.1.9", lan)
+    assert (status, seen) == (200, b"")
+    status, seen = asgi_post(app, "/gradio_api/queue/join", b"{}", header, "::ffff:" + lan, lan)
+    assert (status, seen) == (200, issued)  # IPv4 in IPv6 is the same address
+
+
+def test_an_agent_header_is_good_for_one_call_from_this_machine():
+    """Review 2, B3: behind a reverse proxy on this host every request comes from 127.0.0.1,
+    so a header seen once (a log, a shared trace) got the 16 MB body for 2 minutes and named
+    that agent for 4 hours. Now each value is issued here and used once."""
+    app, _ = agent_stack()
+    status, issued = asgi_post(app, "/gradio_api/mcp/", b"{}", [], "127.0.0.1", "127.0.0.1")
+    header = [(b"x-kling-agent", issued)]
+    status, seen = asgi_post(app, "/gradio_api/queue/join", BIG, header, "127.0.0.1", "127.0.0.1")
+    assert (status, seen) == (200, issued)  # the loopback client's one use
+    status, _ = asgi_post(app, "/gradio_api/queue/join", BIG, header, "127.0.0.1", "127.0.0.1")
+    assert status == 413
+    status, seen = asgi_post(app, "/gradio_api/queue/join", b"{}", header, "127.0.0.1", "127.0.0.1")
+    assert (status, seen) == (200, b"")  # and it names no agent any more
+    # Signed by this app, fresh, but never issued by this process: no use either.
+    from kling_ui.ui.callers import _signed
+
+    made = _signed(digest, "127.0.0.1", "", int(time.time())).encode()
+    header = [(b"x-kling-agent", made)]
+    status, seen = asgi_post(app, "/gradio_api/queue/join", b"{}", header, "127.0.0.1", "127.0.0.1")
+    assert (status, seen) == (200, b"")

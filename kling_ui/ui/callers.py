@@ -14,6 +14,15 @@ one seen somewhere is soon worthless; any header of that name from another machi
 dropped. The tools read it back with ``agent_of``; ``BodyLimit`` (``vouches``) lets the
 loopback client's copy of an agent's call carry the MCP request's larger body.
 
+"From this machine" is a loopback peer, or a peer at the very address the connection came
+in on: Gradio's loopback client posts to its ``local_url``, the bound address itself when
+the server binds to a LAN address or name (only 0.0.0.0 becomes localhost), and the kernel
+sends from that address. A reverse proxy on this host makes every outside request look
+local too, so the header is also single-use: each value carries a nonce, ``AgentCaller``
+keeps the values it issued (at most ``ISSUED_MOST``, each ``FRESH_SECONDS``), and a request
+not to the MCP server keeps its header (and ``vouches`` says yes) only for a value issued
+here and not yet used: a header seen somewhere is worthless once the call it came with ran.
+
 On a Space with Hugging Face sign-in set up (``hf_sign_in_ready``), ``signed_in`` names
 the user signed in on a request's session, so the handlers make that user the visitor, the
 same in every browser.
@@ -27,7 +36,9 @@ import hashlib
 import hmac
 import importlib.util
 import ipaddress
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +54,8 @@ SSE_MESSAGES = MCP_PATH + "/messages"  # where an SSE session's calls come, by i
 # ``FRESH_SECONDS`` of the call (``vouches``).
 AGENT_HEADER_SECONDS = 4 * 3600
 FRESH_SECONDS = 120
+ISSUED_MOST = 10_000  # header values kept for their one use; a flood drops the oldest
+_TAKEN = "kling_ui.agent_header"  # scope key: the value ``vouches`` took for this request
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,25 @@ class Agent:
     session: str  # SSE's session id; "" for streamable HTTP (stateless: no session)
 
 
-def _loopback(scope: dict) -> bool:
-    host = str((scope.get("client") or ("",))[0] or "")
+def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        found = ipaddress.ip_address(str(value or "").strip("[]"))
     except ValueError:
+        return None
+    mapped = getattr(found, "ipv4_mapped", None)
+    return mapped or found
+
+
+def from_this_machine(scope: dict) -> bool:
+    """Whether a request's peer is this machine: a loopback address, or the very address
+    the connection came in on (Gradio's loopback client on a server bound to a LAN
+    address or name posts from that address to it)."""
+    client = _address((scope.get("client") or ("",))[0])
+    if client is None:
         return False
+    if client.is_loopback:
+        return True
+    return client == _address((scope.get("server") or ("",))[0])
 
 
 class AgentCaller:
@@ -76,12 +102,37 @@ class AgentCaller:
     ) -> None:
         self.app, self._sign, self._clock = app, sign, clock
         self._behind_proxy, self._hops = behind_proxy, hops
+        self._issued: OrderedDict[str, float] = OrderedDict()  # value: when it expires
+
+    def _issue(self, value: str) -> None:
+        self._issued[value] = self._clock() + FRESH_SECONDS
+        while len(self._issued) > ISSUED_MOST:
+            self._issued.popitem(last=False)
+
+    def _take(self, value: str) -> bool:
+        """Whether ``value`` is a header issued here, unused and fresh (it is used now)."""
+        now = self._clock()
+        while self._issued and next(iter(self._issued.values())) < now:
+            self._issued.popitem(last=False)
+        expires = self._issued.pop(value, None)
+        return expires is not None and now <= expires
+
+    def _kept(self, scope: dict) -> bool:
+        """Whether a request not to the MCP server keeps its header: from this machine,
+        with one value issued here and not used before (``vouches`` may have taken it)."""
+        if not from_this_machine(scope):
+            return False
+        values = [v for k, v in scope.get("headers", []) if k == AGENT_HEADER.encode()]
+        if len(values) != 1:
+            return not values
+        value = values[0].decode("latin-1")
+        return scope.get(_TAKEN) == value or self._take(value)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") in ("http", "websocket"):
             path = str(scope.get("path", ""))
             mcp = scope["type"] == "http" and path.startswith(MCP_PATH)
-            if mcp or not _loopback(scope):
+            if mcp or not self._kept(scope):
                 raw = [(k, v) for k, v in scope.get("headers", []) if k != AGENT_HEADER.encode()]
                 scope = {**scope, "headers": raw}
             if mcp:
@@ -96,20 +147,26 @@ class AgentCaller:
                     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
                     session = (query.get("session_id") or [""])[0][:100]
                 value = _signed(self._sign, address, session, int(self._clock()))
+                self._issue(value)
                 scope = {**scope, "headers": [*raw, (AGENT_HEADER.encode(), value.encode())]}
         await self.app(scope, receive, send)
 
     def vouches(self, scope: dict) -> bool:
         """Whether a request is Gradio's loopback client running an agent's tool call, just
-        made: from this machine, with a header this app signed within ``FRESH_SECONDS``
-        (``web.BodyLimit`` gives it the MCP call's body limit: its image may be inline)."""
-        if scope.get("type") != "http" or not _loopback(scope):
+        made: from this machine, with a header this app issued within ``FRESH_SECONDS`` and
+        never used before (this is its use), so ``web.BodyLimit`` gives it the MCP call's
+        body limit: its image may be inline."""
+        if scope.get("type") != "http" or not from_this_machine(scope):
             return False
         values = [v for k, v in scope.get("headers", []) if k == AGENT_HEADER.encode()]
         if len(values) != 1:
             return False
-        found = _verified(values[0].decode("latin-1"), self._sign, FRESH_SECONDS, self._clock())
-        return found is not None
+        value = values[0].decode("latin-1")
+        now = self._clock()
+        if _verified(value, self._sign, FRESH_SECONDS, now) is None or not self._take(value):
+            return False
+        scope[_TAKEN] = value  # the same request keeps its header inside (``_kept``)
+        return True
 
 
 def agent_of(
@@ -128,12 +185,12 @@ def agent_of(
 
 def _verified(value: Any, sign: Callable[[str], str], most_age: float, now: float) -> Agent | None:
     """The agent a header value names, if this app signed it at most ``most_age`` ago."""
-    if not isinstance(value, str) or not value.isascii() or value.count("|") != 3:
+    if not isinstance(value, str) or not value.isascii() or value.count("|") != 4:
         return None
-    address, session, stamp, mac = value.split("|")
+    address, session, stamp, nonce, mac = value.split("|")
     if not stamp.isdigit() or not -5 <= now - int(stamp) <= most_age:
         return None
-    expected = _mac(sign, address, session, stamp)
+    expected = _mac(sign, address, session, f"{stamp}|{nonce}")
     if not hmac.compare_digest(mac.encode("ascii"), expected.encode("ascii")):
         return None
     return Agent(address, session)
@@ -149,7 +206,8 @@ def _mac(sign: Callable[[str], str], address: str, session: str, stamp: str) -> 
 def _signed(sign: Callable[[str], str], address: str, session: str, stamp: int) -> str:
     address = "".join(c for c in address if c.isascii() and c.isprintable() and c != "|")
     session = "".join(c for c in session if c.isascii() and c.isprintable() and c != "|")
-    return f"{address}|{session}|{stamp}|{_mac(sign, address, session, str(stamp))}"
+    dated = f"{stamp}|{secrets.token_hex(8)}"  # the nonce: each value is used once
+    return f"{address}|{session}|{dated}|{_mac(sign, address, session, dated)}"
 
 
 def hf_sign_in_ready(on_space: bool) -> bool:
