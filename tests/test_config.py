@@ -104,3 +104,14 @@ def test_every_knob_is_read_from_its_variable():
     assert (settings.queue_size, settings.max_threads, settings.log_level) == (64, 50, "debug")
     assert settings.browser_secret == "s3cret-browser-key"
     assert "s3cret-browser-key" not in repr(settings)
+
+
+def test_every_setting_is_in_the_readmes_configuration():
+    """A setting a person can't find is a setting they can't use: each environment variable
+    of ``Settings`` is named in the README."""
+    import dataclasses
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    names = [f.metadata["env"] for f in dataclasses.fields(Settings) if "env" in f.metadata]
+    assert len(names) > 30
+    assert [name for name in names if f"`{name}`" not in readme] == []
