@@ -193,9 +193,10 @@ def _host(scope: Scope) -> str:
 # about 250 KB; 1 MB leaves room and keeps a flood of bodies to a few MB (four 100 MB
 # bodies took the process to 1.5 GB).
 MAX_BODY_BYTES = 1024 * 1024
-# An MCP tool call may carry its image inline, as a data URI (Base64: 4/3 of the file): up
-# to a 12 MB photo. A bigger one is uploaded, or given as an https link. Gradio runs the
-# call through its loopback client, whose post to the queue carries the same image.
+# An MCP tool call may carry its image inline, as a data URI (Base64: 4/3 of the file);
+# a bigger one is given as an https link. Gradio runs the call through its loopback client,
+# whose post to the queue carries the same image. The ``mcp`` library caps the call's own
+# body lower (4 MiB in mcp 1.30): ``agents.DATA_URI_IMAGE_BYTES`` fits the smaller cap.
 MAX_MCP_BODY_BYTES = 16 * 1024 * 1024
 MCP_PREFIX = "/gradio_api/mcp"
 # The multipart wrapping around the files of one upload request, besides the files.

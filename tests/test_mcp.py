@@ -648,3 +648,72 @@ def test_an_agent_header_is_good_for_one_call_from_this_machine():
     header = [(b"x-kling-agent", made)]
     status, seen = asgi_post(app, "/gradio_api/queue/join", b"{}", header, "127.0.0.1", "127.0.0.1")
     assert (status, seen) == (200, b"")
+
+
+def png_of_size(path: Path, size: int) -> str:
+    """A real PNG photo of exactly ``size`` bytes (noise, then an ancillary chunk of
+    padding, which any reader skips), as a data URI."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.frombytes("RGB", (600, 600), os.urandom(600 * 600 * 3)).save(path)
+    raw = path.read_bytes()
+    end = raw.rindex(b"IEND") - 4
+    fill = size - len(raw) - 12
+    chunk = b"pdNg" + b"\0" * fill
+    raw = raw[:end] + struct.pack(">I", fill) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    raw += path.read_bytes()[end:]
+    assert len(raw) == size
+    return "data:image/png;base64," + base64.b64encode(raw).decode()
+
+
+def test_an_inline_image_fits_the_body_at_its_limit_and_one_over_it_is_refused_in_words(
+    app, sim, tmp_path
+):
+    """Review 2, B9: the tool's own data-URI limit was 50 MB, never reached: the body caps
+    (ours 16 MiB, the mcp library's own 4 MiB) answered a plain 413 first, or an image was
+    sent past the 12 MB the tools stated. Now the limit is what fits the smaller cap with
+    room for the rest of the call, the tools state it, and one byte more is refused in the
+    tool's words."""
+    from kling_ui.ui import agents
+
+    assert agents._body_cap() > agents.DATA_URI_MOST + 128 * 1024
+    tools = {tool.name: tool for tool in list_tools(app.url)}
+    for name in ("generate", "submit"):
+        assert agents.DATA_URI_WORDS in json.dumps(tools[name].inputSchema), name
+    at_limit = png_of_size(tmp_path / "a.png", agents.DATA_URI_IMAGE_BYTES)
+    answer, failed = call(app, "submit", {"image": at_limit, "prompt": "Snow."}, key=KEY)
+    assert not failed and len(answer["items"]) == 1, answer
+    over = png_of_size(tmp_path / "b.png", agents.DATA_URI_IMAGE_BYTES + 1)
+    time.sleep(1)
+    before = sim.creates
+    answer, failed = call(app, "submit", {"image": over, "prompt": "Snow."}, key=KEY)
+    words = f"over {agents.DATA_URI_WORDS[8:]} ({agents.DATA_URI_IMAGE_BYTES:,} bytes)"
+    assert words in answer["error"] and not answer["items"], answer
+    time.sleep(1)
+    assert sim.creates == before
+
+
+def test_an_image_this_server_cannot_store_is_answered_in_words(app, sim, photo):
+    """Review 2, B7: a full disk's OSError (the image's folder or file not made) escaped
+    the tools as a generic error, and a failed write left the folder behind."""
+    uploads = app.data_dir.parent / "uploads"
+    aside = uploads.with_name("uploads-aside")
+    if uploads.exists():
+        uploads.rename(aside)
+    uploads.write_text("a file where the folder should be: nothing can be made in it")
+    before = sim.creates
+    try:
+        image = data_uri(photo)
+        answer, failed = call(app, "submit", {"image": image, "prompt": "Snow."}, key=KEY)
+        assert not failed and "could not store the image" in answer["error"], answer
+        answer, failed = call(app, "generate", {"image": image, "prompt": "Snow."}, key=KEY)
+        assert not failed and "could not store the image" in answer["message"], answer
+        assert answer["status"] == "not sent"
+    finally:
+        uploads.unlink()
+        if aside.exists():
+            aside.rename(uploads)
+    assert sim.creates == before

@@ -30,7 +30,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -53,11 +53,39 @@ NOT_A_LINK = (
     "The image must be an https link to a public image (https://...) or a data URI "
     "(data:image/jpeg;base64,...). Nothing was sent."
 )
-BAD_DATA_URI = (
-    "That data URI is not a base64 image (data:image/jpeg;base64,...), or it is over "
-    f"{MAX_INPUT_BYTES // 1024**2} MB. Nothing was sent."
+# A data URI's image travels in the MCP call's body, and again in Gradio's loopback copy
+# of it (``web.MAX_MCP_BODY_BYTES``, 16 MiB); the ``mcp`` library's transports refuse a
+# body over their own cap first (4 MiB in mcp 1.30; Gradio sets none of its own) with a
+# plain 413. Base64 is 4/3 of the image, and the rest of the call needs room (two prompts
+# of 2,500 characters are at most 60 KB even escaped): ``ENVELOPE`` is kept for it.
+ENVELOPE = 256 * 1024
+
+
+def _body_cap() -> int:
+    """The most an MCP call's body may be here: ours, or the ``mcp`` library's if less."""
+    from ..web import MAX_MCP_BODY_BYTES
+
+    try:
+        from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE as library
+    except ImportError:  # an mcp with no cap of its own (or none: no MCP server at all)
+        return MAX_MCP_BODY_BYTES
+    return min(MAX_MCP_BODY_BYTES, int(library))
+
+
+# The largest inline image, in whole 100 KB: 2,900,000 bytes under a 4 MiB cap.
+DATA_URI_IMAGE_BYTES = (_body_cap() - ENVELOPE) * 3 // 4 // 100_000 * 100_000
+DATA_URI_MOST = -(-DATA_URI_IMAGE_BYTES // 3) * 4  # its Base64 characters, padding included
+DATA_URI_WORDS = f"at most {DATA_URI_IMAGE_BYTES / 1000**2:g} MB"
+BAD_DATA_URI = "That data URI is not a base64 image (data:image/jpeg;base64,...). Nothing was sent."
+BIG_DATA_URI = (
+    f"That data URI's image is over {DATA_URI_IMAGE_BYTES / 1000**2:g} MB "
+    f"({DATA_URI_IMAGE_BYTES:,} bytes), the most an MCP call carries: send a bigger image "
+    "as an https link to it. Nothing was sent."
 )
-DATA_URI_MOST = MAX_INPUT_BYTES * 4 // 3 + 4  # base64 characters of the largest image
+NOT_STORED = (
+    "This server could not store the image (its disk may be full). Try again later. "
+    "Nothing was sent."
+)
 LINK_SECONDS = 30.0  # an image link's whole fetch
 # The low balance's second press, as an agent makes it.
 AGAIN = "Nothing was sent. Call the same tool again within 2 minutes to send it anyway."
@@ -91,7 +119,7 @@ class AgentTools:
         status, final, message, and video (an MP4 URL on this server) once completed.
 
         Args:
-            image: The still image to animate: an https URL of a public image (at most 50 MB), or a data URI (data:image/jpeg;base64,..., at most 12 MB). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
+            image: The still image to animate: an https URL of a public image (at most 50 MB), or a data URI (data:image/jpeg;base64,..., at most 2.9 MB). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
             prompt: What should move and how the camera moves, in plain words (at most 2500 characters).
             negative_prompt: What to avoid in the video (optional).
             duration: Length of the video in seconds: 5 or 10 (10 costs twice as much).
@@ -136,7 +164,7 @@ class AgentTools:
         with nothing sent.
 
         Args:
-            image: The still image to animate: an https URL of a public image (at most 50 MB), or a data URI (data:image/jpeg;base64,..., at most 12 MB). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
+            image: The still image to animate: an https URL of a public image (at most 50 MB), or a data URI (data:image/jpeg;base64,..., at most 2.9 MB). JPEG, PNG, WebP, GIF or BMP; sides 300 px or more, shape between 1:2.5 and 2.5:1.
             prompt: What should move and how the camera moves, in plain words (at most 2500 characters).
             negative_prompt: What to avoid in the video (optional).
             duration: Length of each video in seconds: 5 or 10.
@@ -316,26 +344,30 @@ def _image_file(value: Any, settings: Settings) -> str:
     folder = Path(get_upload_folder()) / secrets.token_hex(16)
     if text.lower().startswith("data:"):
         head, comma, body = text.partition(",")
-        if not comma or not head.lower().endswith(";base64") or len(body) > DATA_URI_MOST:
+        if not comma or not head.lower().endswith(";base64"):
             raise errors.InputError(BAD_DATA_URI)
+        if len(body) > DATA_URI_MOST:
+            raise errors.InputError(BIG_DATA_URI)
         try:
             data = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise errors.InputError(BAD_DATA_URI) from None
-        folder.mkdir(mode=0o700, parents=True)
-        path = folder / "image-from-data-uri"
-        path.write_bytes(data)
-        os.chmod(path, 0o600)
+        if len(data) > DATA_URI_IMAGE_BYTES:
+            raise errors.InputError(BIG_DATA_URI)
+        path = _new_file(folder, "image-from-data-uri")
+        try:
+            with open(path, "wb") as out:
+                out.write(data)
+        except OSError:
+            _stored_nothing(path)
         return str(path)
     if not text.lower().startswith("https://") or any(c.isspace() for c in text):
         raise errors.InputError(NOT_A_LINK)
-    folder.mkdir(mode=0o700, parents=True)
-    path = folder / "image-from-link"
+    path = _new_file(folder, "image-from-link")
     host = text[len("https://") :].split("/", 1)[0][:100]
     seconds = min(LINK_SECONDS, settings.download_total_timeout)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        with open(path, "wb") as out:
             VideoHost(settings).fetch_file(text, out, most=MAX_INPUT_BYTES, seconds=seconds)
         return str(path)
     except TooLarge:
@@ -357,6 +389,24 @@ def _image_file(value: Any, settings: Settings) -> str:
             f"The image link could not be fetched from {host}: {why}. Check the link, or "
             "send the image as a data URI (data:image/jpeg;base64,...). Nothing was sent."
         ) from None
+
+
+def _new_file(folder: Path, name: str) -> Path:
+    """A new, empty file (owner only) in a new folder of its own; an error in words, and
+    nothing left behind, when this machine can't make them (a full disk, say)."""
+    path = folder / name
+    try:
+        folder.mkdir(mode=0o700, parents=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        _stored_nothing(path)
+    return path
+
+
+def _stored_nothing(path: Path) -> NoReturn:
+    log.warning("an agent's image could not be stored in %s", path.parent.parent)
+    _remove(str(path))
+    raise errors.KlingUIError(NOT_STORED) from None
 
 
 def _remove(path: str) -> None:
