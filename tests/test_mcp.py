@@ -717,3 +717,48 @@ def test_an_image_this_server_cannot_store_is_answered_in_words(app, sim, photo)
         if aside.exists():
             aside.rename(uploads)
     assert sim.creates == before
+
+
+def test_over_real_sockets_a_connection_to_the_bound_address_comes_from_it():
+    """Review 2, B2, the fact the rule stands on: a client on this machine that connects to
+    the address a server is bound to (Gradio's loopback client posts to ``local_url``) comes
+    from that same address, which the server's scope names as its own. Only loopback
+    addresses may be used here, so the server binds 127.0.0.3 and the rule is read by its
+    comparison alone (a LAN address is the same case: tested at ASGI level above)."""
+    import socket
+
+    import uvicorn
+
+    from kling_ui.ui import callers
+
+    scopes: list[dict] = []
+
+    async def record(scope, receive, send):
+        if scope["type"] == "http":
+            scopes.append(scope)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.3", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(record, host="127.0.0.3", port=port, log_level="warning",
+                            lifespan="off")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        transport = httpx.HTTPTransport(local_address="127.0.0.3")
+        with httpx.Client(transport=transport, timeout=30) as client:
+            assert client.get(f"http://127.0.0.3:{port}/").status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    scope = scopes[-1]
+    assert scope["client"][0] == scope["server"][0] == "127.0.0.3"
+    lan_like = {**scope, "client": ("192.168.1.5", scope["client"][1]),
+                "server": ("192.168.1.5", scope["server"][1])}  # fmt: skip
+    assert callers.from_this_machine(scope) and callers.from_this_machine(lan_like)
