@@ -124,6 +124,7 @@ NOT_KNOWN = (
     "to the same API key."
 )
 MAX_TAKES = 4
+STOPPED_BEFORE_SENT = "Stopped before it was sent: no job was made and nothing is charged."
 MAX_BATCH = 48
 JPEG_DATA_URI = "data:image/jpeg;base64,"  # what prepare_image makes of every upload
 TYPICAL_FRESH = 30.0  # seconds a typical duration is reused (a page asks every second)
@@ -424,12 +425,15 @@ class GenerationService:
         fit: str = "reject",
         owner: str = "",
         parent_id: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Progress]:
         """Check everything, hand the job to the runner, then watch it to its end.
 
         ``owner`` names who asks ("browser:..." or "address:..."; see ``visitor``): the job is
         theirs, and counts against their share. ``parent_id``: the finished job it continues
         (its last frame is ``image``); its last update carries the whole chain's video.
+        ``should_stop``: asked just before the job is handed over (the page's Stop watching,
+        pressed while the checks ran); true, and nothing is made or sent.
 
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
@@ -452,6 +456,8 @@ class GenerationService:
         with self._budget_lock, self.ledger.mutex("budget"):
             self._check_room(owner, 1)  # again: others may have added jobs meanwhile
             self._check_budget(backend, owner, price, 1)
+            if should_stop is not None and should_stop():
+                raise errors.InputError(STOPPED_BEFORE_SENT)
             job = self.runner.add(
                 GenerationRequest(prepared.data_uri, *fields), backend, owner=owner,
                 estimate_usd=price, parent_id=parent.job_id if parent else None,

@@ -67,6 +67,7 @@ BATCH_FIT = (
 )
 # One update of a job on the page: (shown id, status text, video, card).
 Step = tuple[str, str, Any, str]
+EARLY_STOP_KEPT = 600.0  # seconds a Stop waits for its watch to begin (then forgotten)
 # Seconds: a watched job is read again at least this often (the card's phase times follow
 # the ledger's, every second), and Stop watching is seen within it.
 TICK = 1.0
@@ -133,7 +134,8 @@ class Handlers:
     _streams: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _warned: dict = field(default_factory=dict)  # question -> when told the balance is low
-    _stops: dict = field(default_factory=dict)  # a tab (its session) -> its watch's stop flag
+    _stops: dict = field(default_factory=dict)  # a tab (its session) -> (press, stop flag)
+    _early: dict = field(default_factory=dict)  # (tab, press) -> when Stop came before its watch
 
     def _second_press(self, question: tuple) -> bool:
         """True when this very question (``_low_balance_question``) was put within
@@ -225,28 +227,42 @@ class Handlers:
     # --- watching a job on the page: ends by itself when Stop watching is pressed ---------
 
     @contextmanager
-    def _tab_watch(self, request: gr.Request | None) -> Iterator[threading.Event | None]:
+    def _tab_watch(
+        self, request: gr.Request | None, press: Any = 0
+    ) -> Iterator[threading.Event | None]:
         """This tab's watch: a stop flag that Stop watching sets (``stop_page``), so the
         watch ends by itself, as any event does. (Gradio's ``cancels=`` left the page's own
         state of the cancelled event behind: the next Generate press was dropped, and a job
         watched again froze with red "Error" badges: issue 23, items 12 and 13.) One watch
-        a tab: a new one ends the one before. None where there is no tab (programs)."""
+        a tab: a new one ends the one before. None where there is no tab (programs).
+
+        ``press``: the tab's number for the press that started this watch (the page counts
+        them); a Stop for it that came before the watch began leaves the flag set at once."""
         tab = getattr(request, "session_hash", None) if request is not None else None
         if not tab:
             yield None
             return
-        stop = threading.Event()
+        stop, press = threading.Event(), _press(press)
         with self._lock:
+            self._prune_early()
+            if self._early.pop((tab, press), None) is not None:
+                stop.set()
             before = self._stops.get(tab)
-            self._stops[tab] = stop
+            entry = self._stops[tab] = (press, stop)
         if before is not None:
-            before.set()
+            before[1].set()
         try:
             yield stop
         finally:
             with self._lock:
-                if self._stops.get(tab) is stop:
+                if self._stops.get(tab) is entry:
                     del self._stops[tab]
+
+    def _prune_early(self) -> None:
+        """Forget Stops whose watch never began (under ``_lock``)."""
+        old = time.monotonic() - EARLY_STOP_KEPT
+        for key in [key for key, when in self._early.items() if when < old]:
+            del self._early[key]
 
     def _follow(
         self, updates: Iterator[Progress], stop: threading.Event | None
@@ -307,7 +323,7 @@ class Handlers:
                 step = (gr.skip(), gr.skip(), gr.skip(), step[3])
             before, last = now, (update, gid)
             yield step
-        if stop is not None and stop.is_set() and before is not None:
+        if stop is not None and stop.is_set() and before is not None and not last[0].final:
             update, gid = last
             text = _stop_words(self.service.entry(update.job_id))
             yield gid, text, gr.skip(), card_from_status(text, gid if "stopped" in text else "")
@@ -323,27 +339,30 @@ class Handlers:
         fit: str = "reject",
         owner_token: str = "",
         parent_id: str = "",
+        press: int = 0,
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[Step]:
         """Turn an image into a video. Streams (generation id, status text, video, card).
-        ``parent_id``: the job this one continues (Continue), whose chain it ends."""
+        ``parent_id``: the job this one continues (Continue), whose chain it ends.
+        ``press``: the tab's number for this watch (``_tab_watch``)."""
         yield from self._generate(
             image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
-            owner_token, parent_id, request, page=True,
+            owner_token, parent_id, request, page=True, press=press,
         )  # fmt: skip
 
     def _generate(
         self, image: str | None, prompt: str, negative_prompt: str, duration: int,
         generate_audio: bool, api_key: str, fit: str, owner_token: str, parent_id: str,
-        request: gr.Request | None, *, page: bool,
+        request: gr.Request | None, *, page: bool, press: Any = 0,
     ) -> Iterator[Step]:  # fmt: skip
         visitor = self._visitor(owner_token, request)
         yield from self._run(
-            lambda: self.service.generate(
+            lambda stop: self.service.generate(
                 image, prompt, negative_prompt, duration, generate_audio, api_key,
                 fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
+                should_stop=stop.is_set if stop is not None else None,
             ),
-            visitor, api_key, duration, generate_audio, request, page=page,
+            visitor, api_key, duration, generate_audio, request, page=page, press=press,
         )  # fmt: skip
 
     def _run(
@@ -356,19 +375,21 @@ class Handlers:
         request: gr.Request | None,
         *,
         page: bool = False,
+        press: Any = 0,
     ) -> Iterator[Step]:
         """A new job watched to its end, for one visitor: its share of streams, the
         low-balance question first, our words for any refusal, never a traceback. On the
-        page (``page``), watched at the tick until Stop watching (``_tab_watch``)."""
+        page (``page``), watched at the tick until Stop watching (``_tab_watch``).
+        ``start(stop)`` makes the job; ``stop`` (or None) is asked before it is sent."""
         gid, root = "", _root(request)
-        with self._tab_watch(request if page else None) as stop:
+        with self._tab_watch(request if page else None, press) as stop:
             try:
                 with self._stream(visitor):
                     low = self._unconfirmed_low_balance(visitor, api_key, duration, generate_audio)
                     if low:
                         yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
                         return
-                    for step in self._steps(start(), stop, root):
+                    for step in self._steps(start(stop), stop, root):
                         gid = step[0] if isinstance(step[0], str) else gid
                         yield step
             except errors.KlingUIError as exc:
@@ -392,7 +413,7 @@ class Handlers:
         watched like ``/generate``; its last update's video is the whole chain, stitched."""
         visitor = self._visitor(owner_token, request)
         steps = self._run(
-            lambda: self.service.extend(
+            lambda _stop: self.service.extend(
                 generation_id, prompt, negative_prompt, duration, generate_audio, api_key,
                 owner=visitor,
             ),
@@ -426,18 +447,21 @@ class Handlers:
         generation_id: str,
         api_key: str,
         owner_token: str = "",
+        press: int = 0,
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[Step]:
         """Pick up a generation by its id and stream it to the end, with the card.
 
         The id is shown (and so kept in the history) only once the ledger holds it: an id
-        the vendor doesn't know leaves no trace.
+        the vendor doesn't know leaves no trace. ``press``: as for ``generate_page``.
         """
-        yield from self._resume(generation_id, api_key, owner_token, request, page=True)
+        yield from self._resume(
+            generation_id, api_key, owner_token, request, page=True, press=press
+        )
 
     def _resume(
         self, generation_id: str, api_key: str, owner_token: str, request: gr.Request | None,
-        *, page: bool,
+        *, page: bool, press: Any = 0,
     ) -> Iterator[Step]:  # fmt: skip
         visitor, root = self._visitor(owner_token, request), _root(request)
 
@@ -445,7 +469,7 @@ class Handlers:
             gid = update.generation_id
             return gid if self.service.knows(gid) else ""
 
-        with self._tab_watch(request if page else None) as stop:
+        with self._tab_watch(request if page else None, press) as stop:
             try:
                 with self._stream(visitor):
                     updates = self.service.resume(generation_id, api_key, owner=visitor)
@@ -472,13 +496,14 @@ class Handlers:
         gid: str | None,
         api_key: str,
         owner_token: str = "",
+        press: int = 0,
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[Step]:
         """A video picked in the gallery: play it, or watch it to its end if it hasn't one."""
         if not gid:
             yield _text_step("", "Status: nothing selected\nPick a video in the gallery first.")
             return
-        yield from self.resume_page(gid, api_key, owner_token, request)
+        yield from self.resume_page(gid, api_key, owner_token, press, request)
 
     def expand_id(self, typed: str, history: Any) -> str:
         """A short id (as the history shows it) becomes the whole id, when only one matches."""
@@ -502,16 +527,27 @@ class Handlers:
         self,
         gid: str,
         owner_token: str = "",
+        press: int = 0,
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> tuple[Any, Any]:
         """Stop watching, on the page: this tab's watch is told to end, and ends by itself
-        with the words (its last step); with no watch running, the words at once."""
+        with the words (its last step); with no watch running, the words at once.
+
+        ``press``: the tab's number for the watch Stop was pressed for. Stop is on from the
+        press, before that watch begins (it waits for a queue, an id to be expanded): such a
+        Stop is kept, and the watch, once begun, ends at once (``_tab_watch``). A Stop for a
+        watch that has already ended changes nothing (its last words stay)."""
         tab = getattr(request, "session_hash", None) if request is not None else None
+        press = _press(press)
         with self._lock:
-            stop = self._stops.get(tab) if tab else None
-        if stop is not None:
-            stop.set()
-            return gr.skip(), gr.skip()
+            current = self._stops.get(tab) if tab else None
+            if current is not None and (not press or current[0] == press):
+                current[1].set()
+                return gr.skip(), gr.skip()
+            if tab and press:
+                self._prune_early()
+                self._early[(tab, press)] = time.monotonic()
+                return gr.skip(), gr.skip()
         text = self.stop(gid, owner_token)
         return text, card_from_status(text, gid if text.startswith("Status: stopped") else "")
 
@@ -1092,6 +1128,14 @@ class Handlers:
         n = len(prompt or "")
         over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
         return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _press(value: Any) -> int:
+    """A tab's press number, as the page sent it (a State's number; 0: none)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _stop_words(entry: Any) -> str:

@@ -78,6 +78,16 @@ def watching() -> tuple[Any, ...]:
     return _controls(True)
 
 
+def watching_press(press: Any) -> tuple[Any, ...]:
+    """``watching``, and the tab's next press number (the watch it starts, and the one its
+    Stop watching names: a Stop pressed before that watch begins is not lost)."""
+    try:
+        number = int(press or 0) + 1
+    except (TypeError, ValueError):
+        number = 1
+    return (*_controls(True), number)
+
+
 def idle() -> tuple[Any, ...]:
     return _controls(False)
 
@@ -146,26 +156,38 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     the same handlers on hidden triggers, with the three outputs programs know."""
     form, job, videos, owner = page.form, page.job, page.videos, page.owner.session
     busy = gr.State(False)  # this tab is watching a job
+    press = gr.State(0)  # this tab's count of watches started (Stop names the one it stops)
     controls = [form.generate, videos.resume, form.stop, form.busy, busy]
     fit_state = gr.State("reject")
     form.fit.change(lambda f: f, form.fit, fit_state, **_QUIET)
     inputs = [form.image, form.prompt, form.negative, form.duration, form.audio, form.api_key,
-              fit_state, owner, form.parent]  # fmt: skip
+              fit_state, owner, form.parent, press]  # fmt: skip
     _wire_api(handlers, page, fit_state)
 
     # Starting a job: the start buttons go off until it ends, so a second click can't be
-    # dropped unseen (Gradio ignores clicks on an event that is still running).
-    for button in (form.generate, videos.resume):
-        button.click(watching, None, controls, queue=False, **_QUIET)
+    # dropped unseen (Gradio ignores clicks on an event that is still running). The watch
+    # follows, with the press's number (Stop is on from here, before the watch begins).
+    start = (watching_press, press, [*controls, press])
     form.generate.click(None, None, None, js=FOCUS_CARD_JS, **_QUIET)
-    gen_event = form.generate.click(handlers.generate_page, inputs, job.outputs, **_JOB)
-    resume_event = videos.resume.click(
-        handlers.expand_id,
-        [videos.resume_id, page.history],
-        [videos.resume_id],
-        queue=False,
-        **_QUIET,
-    ).then(handlers.resume_page, [videos.resume_id, form.api_key, owner], job.outputs, **_JOB)
+    gen_event = form.generate.click(*start, queue=False, **_QUIET).then(
+        handlers.generate_page, inputs, job.outputs, **_JOB
+    )
+    resume_event = (
+        videos.resume.click(*start, queue=False, **_QUIET)
+        .then(
+            handlers.expand_id,
+            [videos.resume_id, page.history],
+            [videos.resume_id],
+            queue=False,
+            **_QUIET,
+        )
+        .then(
+            handlers.resume_page,
+            [videos.resume_id, form.api_key, owner, press],
+            job.outputs,
+            **_JOB,
+        )  # fmt: skip
+    )
     running = [gen_event, resume_event]
     # A continuation made: the form continues nothing more (Continue goes on from it).
     gen_event.then(
@@ -176,9 +198,10 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     # (one at a time, as for Generate), the click is refused in words: Stop watching first.
     picked = videos.gallery.select(handlers.pick, [videos.ids, busy], videos.picked, **_QUIET)
     _follow_pick(picked, videos)
-    open_event = picked.success(watching, None, controls, queue=False, **_QUIET).then(
-        handlers.open_selected, [videos.picked, form.api_key, owner], job.outputs, **_JOB
-    )
+    open_event = picked.success(*start, queue=False, **_QUIET).then(
+        handlers.open_selected, [videos.picked, form.api_key, owner, press], job.outputs,
+        **_JOB,
+    )  # fmt: skip
     # The chain a video is the end of: the job shown's after each change, a tile's on a click.
     picked.success(handlers.chain_view, [videos.picked, owner], videos.chain, **_QUIET)
     running.append(open_event)
@@ -190,8 +213,8 @@ def _wire_jobs(handlers: Handlers, page: Page) -> None:
     # back as after any job (above). Stop itself goes off at once: pressed once is enough.
     form.stop.click(lambda: _stop_button(False), None, form.stop, queue=False, **_QUIET)
     form.stop.click(
-        handlers.stop_page, [job.gen_id, owner], [job.status, job.card], concurrency_limit=None,
-        **_PRIVATE,
+        handlers.stop_page, [job.gen_id, owner, press], [job.status, job.card],
+        concurrency_limit=None, **_PRIVATE,
     )  # fmt: skip
 
 
