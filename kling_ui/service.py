@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import statistics
 import threading
 import time
@@ -166,6 +167,9 @@ class GenerationService:
         self._posters_tried: set[str] = set()  # videos whose missing poster was made (or not)
         self._browsers = BrowserTable(settings.browsers_kept)
         self._closed = threading.Event()
+        # Folders (and the names in them) of copies made for a page: the UI adds its own
+        # (``Handlers``); the retention sweep removes those older than its days.
+        self.scratch: list[tuple[Path, tuple[str, ...]]] = []
         if start:
             self.runner.start(pick_up=pick_up)
             if pick_up and settings.retention_days > 0:
@@ -180,8 +184,8 @@ class GenerationService:
 
     def sweep(self, now: float | None = None) -> int:
         """Remove jobs that ended more than ``retention_days`` before ``now``, with their
-        videos, posters and kept images. Returns how many went. Unfinished jobs are never
-        removed."""
+        videos, posters and kept images, and the demo's and the page's copies (``scratch``)
+        older than that. Returns how many jobs went. Unfinished jobs are never removed."""
         days = self.settings.retention_days
         if days <= 0:
             return 0
@@ -201,6 +205,12 @@ class GenerationService:
             with contextlib.suppress(OSError):
                 if old.stat().st_mtime < now - days * 86400:
                     old.unlink()
+        for folder, names in list(self.scratch):
+            for name in names:
+                for old in folder.glob(name) if folder.is_dir() else ():
+                    with contextlib.suppress(OSError):
+                        if old.stat().st_mtime < now - days * 86400:
+                            shutil.rmtree(old) if old.is_dir() else old.unlink()
         if gone:
             log.info("retention: removed %d jobs ended over %g days ago", gone, days)
         return gone

@@ -7,6 +7,7 @@ import re
 import secrets
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -504,3 +505,40 @@ def test_a_stop_as_the_job_ends_leaves_the_finished_card(page, photo, simulator)
     page.handlers.stop_page(step[0], page.token, 1, request)  # the watch is still open
     after = list(steps)
     assert not [s for s in after if isinstance(s[1], str) and "already ended" in s[1]], after
+
+
+def test_the_image_fields_copies_go_with_the_retention_sweep(
+    simulator, photo, tmp_path, monkeypatch
+):
+    """Review 2, finding 4: a fitted picture (Crop, Pad) and Remix's and Continue's copies,
+    written to Gradio's upload folder, were never deleted (Gradio's cache sweep removes only
+    the files it made). The retention sweep removes them once older than its days; a
+    visitor's own upload (Gradio's) is left to Gradio."""
+    uploads = tmp_path / "uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    settings = Settings(
+        base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "data", poll_interval=0.05,
+        keep_days=2,
+    )  # fmt: skip
+    tab = Tab(Handlers(GenerationService(settings, start=True, pick_up=False)))
+    try:
+        wide = tmp_path / "wide.png"
+        Image.new("RGB", (1500, 500), (90, 90, 200)).save(wide)
+        *_, fitting = tab.check_image(str(wide), "reject")
+        fitted = tab.refit("crop", fitting, str(wide))[0]
+        gid = list(tab.generate(photo, "Remixed later.", "", 5, True, ""))[-1][0]
+        remixed = tab.remix(gid, tab.token)[0]
+        continued = tab.continue_video(gid, 5, tab.token)[0]
+        made = [Path(p) for p in (fitted, remixed, continued)]
+        assert all(p.is_file() and uploads in p.parents for p in made), made
+        theirs = uploads / ("a" * 64)
+        theirs.mkdir()
+        (theirs / "upload.jpg").write_bytes(b"a visitor's upload")
+
+        tab.service.sweep(now=time.time() + 86400)  # a day on: all kept
+        assert all(p.is_file() for p in made)
+        tab.service.sweep(now=time.time() + 3 * 86400)  # past the two days
+        assert [p for p in made if p.exists() or p.parent.exists()] == []
+        assert (theirs / "upload.jpg").is_file()
+    finally:
+        tab.service.close()

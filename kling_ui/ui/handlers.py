@@ -67,6 +67,8 @@ BATCH_FIT = (
 )
 # One update of a job on the page: (shown id, status text, video, card).
 Step = tuple[str, str, Any, str]
+# The image field's copies in Gradio's upload folder, by their folders' names (swept).
+FITTED, KEPT = "fitted-", "kept-"
 EARLY_STOP_KEPT = 600.0  # seconds a Stop waits for its watch to begin (then forgotten)
 # Seconds: a watched job is read again at least this often (the card's phase times follow
 # the ledger's, every second), and Stop watching is seen within it.
@@ -136,6 +138,12 @@ class Handlers:
     _warned: dict = field(default_factory=dict)  # question -> when told the balance is low
     _stops: dict = field(default_factory=dict)  # a tab (its session) -> (press, stop flag)
     _early: dict = field(default_factory=dict)  # (tab, press) -> when Stop came before its watch
+
+    def __post_init__(self) -> None:
+        # The image field's copies (a fitted picture, Remix's and Continue's images) are
+        # written to Gradio's upload folder, whose sweep (``delete_cache``) removes only the
+        # files Gradio made: the retention sweep removes ours (review 2 of issue 23, 4).
+        self.service.scratch.append((Path(get_upload_folder()), (FITTED + "*", KEPT + "*")))
 
     def _second_press(self, question: tuple) -> bool:
         """True when this very question (``_low_balance_question``) was put within
@@ -1172,8 +1180,9 @@ def _fitted_copy(prepared: Any, original: str, fit: str) -> str:
     Gradio's upload folder: the image field shows it, and Generate sends it. Its folder is
     named by its bytes, so pressing Crop or Pad again makes no second copy."""
     data = base64.b64decode(prepared.data_uri.split(",", 1)[1])
-    folder = Path(get_upload_folder()) / ("fitted-" + hashlib.sha256(data).hexdigest()[:32])
+    folder = Path(get_upload_folder()) / (FITTED + hashlib.sha256(data).hexdigest()[:32])
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.utime(folder)  # made or used now: the retention sweep counts from here
     done = {"crop": "cropped", "pad": "padded"}[fit]
     path = folder / f"{Path(original).stem[:60] or 'image'}-{done}.jpg"
     if not path.is_file():
@@ -1201,7 +1210,7 @@ def _digest(path: str) -> str:
 def _upload_copy(source: Path, name: str) -> str:
     """A private copy of a kept file in Gradio's upload folder: the image field takes it
     like an upload (Remix, Continue)."""
-    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    folder = Path(get_upload_folder()) / (KEPT + secrets.token_hex(16))
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     copy = shutil.copyfile(source, folder / name)
     os.chmod(copy, 0o600)
