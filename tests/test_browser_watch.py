@@ -363,3 +363,23 @@ def test_stop_pressed_before_the_watch_begins_still_ends_it(live, sim, page, pho
     expect(page.locator("#stop")).to_be_disabled()
     expect(page.locator("#busy-note")).to_be_hidden()
     no_error_badges(page)
+
+
+def test_a_tile_refused_while_busy_leaves_generates_sound(live, sim, page, photo):
+    """Review 2, finding 5: a tile clicked while this tab's Generate was watched (refused
+    in words) still turned the sound off: the person's own video then played muted."""
+    open_page(page, live.url)
+    fill_job(page, photo, "A tile to click while busy.")
+    page.locator("#generate").click()
+    status_lines(page, is_final)
+    sim.script_outcome("never")
+    page.locator("#prompt textarea").fill("Generated, with its sound.")
+    page.locator("#generate").click()
+    status_lines(page, lambda line: phase(line) in RUNNING)
+    gid = page.locator(GEN_ID).input_value()
+    expect(page.locator("#stop")).to_be_enabled()
+    tile(page, "A tile to click while busy.").click()
+    expect(page.get_by_text("Stop watching first", exact=False).first).to_be_visible()
+    sim.complete_now(gid)
+    assert phase(status_lines(page, is_final)[-1]) == "completed"
+    assert played(page)["muted"] is False

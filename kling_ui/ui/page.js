@@ -51,13 +51,18 @@
   // A result comes into view, and no sound starts that nobody asked for (issue 23 item 15).
   // A gallery tile or Resume brings the card and its video into view (they sit above, out
   // of sight); the video then plays muted (the player unmutes it). Sound plays only for a
-  // job this tab's Generate started: that press asked for a video with its sound.
+  // job this tab's Generate started: that press asked for a video with its sound. While
+  // this tab watches a job (Stop watching is on), a tile click is refused: the watched
+  // job keeps its sound, and nothing moves.
   let sound = false;
   document.addEventListener("click", (e) => {
     const target = e.target instanceof Element ? e.target : null;
     if (!target) return;
+    const stop = document.getElementById("stop");
     if (target.closest("#generate")) {
       sound = true;
+    } else if (stop && !stop.disabled) {
+      return;
     } else if (target.closest("#gallery .thumbnail-item, #resume")) {
       sound = false;
       const card = document.getElementById("progress-card");
