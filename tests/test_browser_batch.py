@@ -33,6 +33,8 @@ from browsing import (  # noqa: F401  (fixtures)
 )
 from PIL import Image
 
+from kling_ui.ui.batch import BATCH_KEY
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 LAPTOP = {"width": 1366, "height": 768}
 PROMPT = "Batch: the tide rolls over the rocks."
@@ -142,6 +144,50 @@ def test_a_batchs_videos_are_tiles_and_its_table_survives_a_reload(live, sim, la
     assert sim.creates == 2
 
 
+TRIGGER_OUTPUTS = """(names) => {
+    const ids = names.map(n => window.gradio_config.components.find(
+        c => c.props.elem_id === n).id);
+    return window.gradio_config.dependencies.filter(
+        d => ids.every(i => d.outputs.includes(i))).map(d => d.id);
+}"""
+
+
+def restore_done(page) -> dict:
+    """Notes when the load's batch restore (the one event that redraws both the gallery and
+    the batch table) has completed: the queue's stream is read whole (it closes once no
+    event is left) and its completion for that event is looked for."""
+    seen: dict = {"events": set(), "done": False, "restore": None}
+
+    def join(r) -> None:
+        if seen["restore"] is None:
+            seen["restore"] = set(page.evaluate(TRIGGER_OUTPUTS, ["gallery", "batch-table"]))
+        body = r.request.post_data_json or {}
+        response = r.fetch()
+        if body.get("fn_index") in seen["restore"]:
+            seen["events"].add(response.json().get("event_id"))
+        r.fulfill(response=response)
+
+    def data(r) -> None:
+        response = r.fetch()
+        text = response.text()
+        for line in text.splitlines():
+            if '"process_completed"' in line and any(e and e in line for e in seen["events"]):
+                seen["done"] = True
+        r.fulfill(response=response)
+
+    page.route("**/queue/join*", join)
+    page.route("**/queue/data*", data)
+    return seen
+
+
+def pump(page, check, timeout: float = 60.0, what: str = "") -> None:
+    """Waits for what Playwright delivers (routes run only while it is called)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        page.wait_for_timeout(100)
+
+
 def test_a_batch_table_is_this_browsers_own(live, sim, browser, tmp_path):
     """Another browser (its own owner token) sees neither the table nor the tiles."""
     path = tmp_path / "mine.jpg"
@@ -158,12 +204,25 @@ def test_a_batch_table_is_this_browsers_own(live, sim, browser, tmp_path):
         page.locator("#batch-queue").click()
         expect(page.locator("#batch-table")).to_contain_text("Only mine", timeout=30_000)
         expect(tile(page, "Only mine")).to_have_count(1)
+        kept = page.evaluate(f"() => localStorage.getItem({BATCH_KEY!r})")
+        assert kept, "the first browser keeps its batch"
         other = theirs.new_page()
         open_page(other, live.url)
+        # The second browser is handed the first one's kept batch (its own owner token
+        # stays): once its load's events have run, the batch shows nothing of it.
+        other.evaluate(f"(v) => localStorage.setItem({BATCH_KEY!r}, v)", kept)
+        done = restore_done(other)
+        other.reload()
         open_batch(other)
-        other.wait_for_timeout(1500)  # the load's events have run
+        pump(other, lambda: done["done"], what="the batch restored on load")
         expect(other.locator("#batch-table")).not_to_contain_text("Only mine")
+        expect(other.locator("#batch-table tbody tr td", has_text="leaves fall")).to_have_count(0)
         expect(tile(other, "Only mine")).to_have_count(0)
+        # The same kept batch, in the first browser again, shows its row: what was handed
+        # over is a batch a browser's load does restore.
+        page.reload()
+        open_batch(page)
+        expect(page.locator("#batch-table")).to_contain_text("Only mine", timeout=30_000)
     finally:
         mine.close()
         theirs.close()
@@ -275,6 +334,8 @@ def test_an_image_too_small_to_fit_any_way_is_still_taken_off(live, sim, laptop,
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (200, 200), (200, 40, 40)).save(tiny)
     page.locator("#image input[type=file]").set_input_files(tiny)
-    expect(page.locator("#image-note")).to_contain_text("300")
+    expect(page.locator("#image-note")).to_contain_text(
+        "The image is 200×200 pixels; each side must be at least 300 pixels."
+    )
     expect(page.locator("#image img")).to_have_count(0)
     expect(page.locator("#fit-pad")).to_be_hidden()
