@@ -341,7 +341,9 @@ def _image_file(value: Any, settings: Settings) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise errors.InputError(NO_IMAGE_GIVEN)
-    folder = Path(get_upload_folder()) / secrets.token_hex(16)
+    # "kept-": the retention sweep's name for the page's copies, so a folder that a process
+    # stopped mid-call left behind goes with them (``Handlers``).
+    folder = Path(get_upload_folder()) / ("kept-" + secrets.token_hex(16))
     if text.lower().startswith("data:"):
         head, comma, body = text.partition(",")
         if not comma or not head.lower().endswith(";base64"):

@@ -74,13 +74,10 @@ def _stop_button(on: bool) -> Any:
     )
 
 
-def watching() -> tuple[Any, ...]:
-    return _controls(True)
-
-
 def watching_press(press: Any) -> tuple[Any, ...]:
-    """``watching``, and the tab's next press number (the watch it starts, and the one its
-    Stop watching names: a Stop pressed before that watch begins is not lost)."""
+    """The controls while a watch runs, and the tab's next press number (the watch it
+    starts, and the one its Stop watching names: a Stop pressed before that watch begins is
+    not lost)."""
     try:
         number = int(press or 0) + 1
     except (TypeError, ValueError):
