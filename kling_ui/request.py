@@ -1,0 +1,199 @@
+"""The request value: one job's settings, whole, from where input enters to the vendor's body.
+
+A ``Request`` is made once where input enters (the page, the API, the CLI, MCP, a batch
+line, an extend) by ``Request.make``, which checks every field against the model's spec
+(``ModelSpec``) and raises ``InputError`` in words for a person. It then travels whole: the
+service checks limits and prices it (``PriceBook``), the runner sends it (``body()``), and
+the ledger stores it as JSON (``to_json``; images are kept as files, never in the row).
+
+Its parts: the model id, the prompt, the images by role ("image" is the start frame; a
+model with an end frame adds "last_frame"), and the model's other fields as a mapping. A
+field the model's spec doesn't know is refused, so a request for one model can't carry
+another's settings by mistake.
+
+Imports ``config``, ``errors`` and ``rules`` (the rules of each field); never HTTP or Pillow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from . import errors, rules
+from .config import MODEL
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One of a model's fields: its default and the rule that checks (and normalises) it."""
+
+    name: str
+    default: Any
+    check: Callable[[object], Any]
+    send_when_empty: bool = True  # False: a falsy value is left out of the vendor's body
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model takes: its image roles (the first is required) and its other fields."""
+
+    model: str
+    roles: tuple[str, ...]
+    fields: tuple[FieldSpec, ...]
+
+    def field(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+KLING = ModelSpec(
+    model=MODEL,
+    roles=("image",),
+    fields=(
+        FieldSpec("negative_prompt", "", rules.check_negative_prompt, send_when_empty=False),
+        FieldSpec("duration", 5, rules.parse_duration),
+        FieldSpec("generate_audio", True, rules.check_generate_audio),
+    ),
+)
+SPECS: dict[str, ModelSpec] = {KLING.model: KLING}
+# An image in a request must be one of these before it is sent (images.py makes the data URI).
+SENDABLE = ("https://", "data:image/")
+
+
+def spec_of(model: str) -> ModelSpec:
+    spec = SPECS.get(model)
+    if spec is None:
+        raise errors.InputError(f"This app doesn't know the model {model!r}.")
+    return spec
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation as the person asked for it; built only by ``make`` (checked)."""
+
+    model: str
+    prompt: str
+    images: Mapping[str, str] = field(default_factory=lambda: _frozen({}), repr=False)
+    options: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+
+    @classmethod
+    def make(
+        cls,
+        prompt: object,
+        *,
+        model: str = MODEL,
+        images: Mapping[str, str] | None = None,
+        **options: object,
+    ) -> Request:
+        """Check every field against the model's spec; raise ``InputError`` for anything
+        the API would reject. Fields left out take the spec's defaults; images may be left
+        out here and added (prepared) later with ``with_image``."""
+        spec = spec_of(model)
+        unknown = sorted(set(options) - {f.name for f in spec.fields})
+        if unknown:
+            raise errors.InputError(f"{spec.model} has no setting named {unknown[0]!r}.")
+        checked = {f.name: f.check(options.get(f.name, f.default)) for f in spec.fields}
+        for role in images or {}:
+            if role not in spec.roles:
+                raise errors.InputError(f"{spec.model} takes no image as {role!r}.")
+        return cls(
+            model=spec.model,
+            prompt=rules.check_prompt(prompt),
+            images=_frozen(images or {}),
+            options=_frozen(checked),
+        )
+
+    # --- the fields every caller of today's one model reads -------------------------------
+
+    @property
+    def negative_prompt(self) -> str:
+        return str(self.options.get("negative_prompt") or "")
+
+    @property
+    def duration(self) -> int:
+        return int(self.options.get("duration", 5))
+
+    @property
+    def generate_audio(self) -> bool:
+        return bool(self.options.get("generate_audio", True))
+
+    @property
+    def image_url(self) -> str:
+        """The start frame (an https URL or a data URI once prepared; "" when not yet)."""
+        return self.images.get("image", "")
+
+    def with_image(self, url: str, role: str = "image") -> Request:
+        """The same request with ``role``'s image set (a prepared data URI or a link)."""
+        if role not in spec_of(self.model).roles:
+            raise errors.InputError(f"{self.model} takes no image as {role!r}.")
+        return Request(self.model, self.prompt, _frozen({**self.images, role: url}), self.options)
+
+    def replace(self, **options: object) -> Request:
+        """The same request with some fields changed, checked again."""
+        return Request.make(
+            self.prompt, model=self.model, images=self.images, **{**self.options, **options}
+        )
+
+    # --- out: the vendor's body, the ledger's JSON ------------------------------------------
+
+    def body(self) -> dict[str, Any]:
+        """The create's JSON body. Every rule again, so a request built by hand can't send
+        what ``make`` would refuse."""
+        spec = spec_of(self.model)
+        first = spec.roles[0]
+        if not self.images.get(first, "").startswith(SENDABLE):
+            raise errors.InputError("Add an image first (an upload or an https:// link).")
+        checked = Request.make(self.prompt, model=self.model, images=self.images, **self.options)
+        for name, value in self.options.items():
+            if type(value) is not type(checked.options[name]):  # "5" for 5: not from make
+                raise errors.InputError(f"{name} has the wrong type: {value!r}.")
+        body: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
+        for role in spec.roles:
+            if role in self.images:
+                if not self.images[role].startswith(SENDABLE):
+                    raise errors.InputError(f"The {role.replace('_', ' ')} is not ready to send.")
+                body[f"{role}_url"] = self.images[role]
+        for f in spec.fields:
+            value = checked.options[f.name]
+            if f.send_when_empty or (value.strip() if isinstance(value, str) else value):
+                body[f.name] = value
+        return body
+
+    def to_json(self) -> str:
+        """What the ledger keeps: model, prompt and fields, and the images that are links.
+        A data URI is not kept here (the service keeps the prepared image as a file)."""
+        links = {r: u for r, u in self.images.items() if u.startswith("https://")}
+        return json.dumps(
+            {"model": self.model, "prompt": self.prompt, "options": dict(self.options),
+             "images": links},
+            ensure_ascii=False, sort_keys=True,
+        )  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> Request:
+        """A stored request, read back as it was kept (not checked again: the rules may
+        have changed since, and a kept job must still be shown)."""
+        data = json.loads(text)
+        return cls(
+            model=str(data["model"]),
+            prompt=str(data["prompt"]),
+            images=_frozen(data.get("images") or {}),
+            options=_frozen(data.get("options") or {}),
+        )
+
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any]) -> Request:
+        """A row kept before requests were stored whole (ledger schema 3 and older): its
+        prompt, negative_prompt, duration and generate_audio columns."""
+        options = {
+            "negative_prompt": row.get("negative_prompt") or "",
+            "duration": int(row.get("duration") or 5),
+            "generate_audio": bool(row.get("generate_audio", True)),
+        }
+        return cls(model=MODEL, prompt=str(row.get("prompt") or ""), options=_frozen(options))
