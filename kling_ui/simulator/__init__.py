@@ -68,13 +68,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import media
+from .. import media
 
 log = logging.getLogger(__name__)
 
 MODEL = "klingai/video-v2-6-pro-image-to-video"
 CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
-DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "sample.mp4"
+DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "assets" / "sample.mp4"
 MAX_TEXT = 2500
 USD_PER_CREDIT = 0.0000005  # the vendor's own examples: 500000 credits are $0.25
 # Kling v2.6 Pro's price per second of video, by generate_audio. The vendor prints no Kling
@@ -1619,6 +1619,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sim.stop()
 
-
-if __name__ == "__main__":
-    main()
