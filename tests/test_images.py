@@ -529,7 +529,7 @@ def test_strips_meet_without_seams(monkeypatch, mode, size, box, out):
         picture = picture.convert("RGBA")
         picture.putalpha(alpha)
         picture = picture.convert(mode)
-    monkeypatch.setattr(images, "_STRIP_PIXELS", 200_000)  # dozens of strips
+    monkeypatch.setattr(images.render, "_STRIP_PIXELS", 200_000)  # dozens of strips
 
     strips = images._resample_in_strips(picture, box, out)
 
