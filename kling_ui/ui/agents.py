@@ -39,6 +39,7 @@ from .. import errors
 from ..client import TooLarge, TooSlow, VideoHost
 from ..config import Settings
 from ..images import MAX_INPUT_BYTES
+from ..request import Request
 from .callers import agent_of
 from .handlers import PRESS_AGAIN, Handlers, _root
 
@@ -184,8 +185,10 @@ class AgentTools:
         try:
             path = _image_file(image, service.settings)
             answer = service.submit(
-                path, prompt, negative_prompt, duration, generate_audio, int(takes or 1),
-                _key(x_aimlapi_key), fit=fit or "reject", owner=visitor,
+                path, Request.make(prompt, negative_prompt=negative_prompt, duration=duration,
+                                   generate_audio=generate_audio),
+                takes=int(takes or 1), api_key=_key(x_aimlapi_key), fit=fit or "reject",
+                owner=visitor,
             )  # fmt: skip
         except errors.KlingUIError as exc:
             return _json(_refusal(exc.user_message))
@@ -282,11 +285,10 @@ class AgentTools:
         brings in new sessions as it does new browsers (``admit_browser``: past its hour's
         number, a session is its address's)."""
         service = self.handlers.service
-        runner = service.runner
         typed = _key(key)
         if typed:
-            return runner.digest("agent-key:" + typed)
-        agent = agent_of(request, runner.digest)
+            return service.digest("agent-key:" + typed)
+        agent = agent_of(request, service.digest)
         if agent is not None and agent.session:
             token = runner.digest(f"agent-session:{agent.address}|{agent.session}")
             # A new session is a new visitor, as a new browser is: counted the same way.
@@ -345,26 +347,38 @@ def _image_file(value: Any, settings: Settings) -> str:
     # stopped mid-call left behind goes with them (``Handlers``).
     folder = Path(get_upload_folder()) / ("kept-" + secrets.token_hex(16))
     if text.lower().startswith("data:"):
-        head, comma, body = text.partition(",")
-        if not comma or not head.lower().endswith(";base64"):
-            raise errors.InputError(BAD_DATA_URI)
-        if len(body) > DATA_URI_MOST:
-            raise errors.InputError(BIG_DATA_URI)
-        try:
-            data = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise errors.InputError(BAD_DATA_URI) from None
-        if len(data) > DATA_URI_IMAGE_BYTES:
-            raise errors.InputError(BIG_DATA_URI)
-        path = _new_file(folder, "image-from-data-uri")
-        try:
-            with open(path, "wb") as out:
-                out.write(data)
-        except OSError:
-            _stored_nothing(path)
-        return str(path)
+        return _decoded(text, folder)
     if not text.lower().startswith("https://") or any(c.isspace() for c in text):
         raise errors.InputError(NOT_A_LINK)
+    return _fetched(text, folder, settings)
+
+
+def _decoded(text: str, folder: Path) -> str:
+    """A data URI's image, decoded into a new file in ``folder``; refused in words when it
+    is not a base64 image or is over ``DATA_URI_IMAGE_BYTES``."""
+    head, comma, body = text.partition(",")
+    if not comma or not head.lower().endswith(";base64"):
+        raise errors.InputError(BAD_DATA_URI)
+    if len(body) > DATA_URI_MOST:
+        raise errors.InputError(BIG_DATA_URI)
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.InputError(BAD_DATA_URI) from None
+    if len(data) > DATA_URI_IMAGE_BYTES:
+        raise errors.InputError(BIG_DATA_URI)
+    path = _new_file(folder, "image-from-data-uri")
+    try:
+        with open(path, "wb") as out:
+            out.write(data)
+    except OSError:
+        _stored_nothing(path)
+    return str(path)
+
+
+def _fetched(text: str, folder: Path, settings: Settings) -> str:
+    """An https link's image, fetched into a new file in ``folder`` (``_image_file`` says
+    how); refused in words when it can't be fetched whole in time."""
     path = _new_file(folder, "image-from-link")
     host = text[len("https://") :].split("/", 1)[0][:100]
     seconds = min(LINK_SECONDS, settings.download_total_timeout)

@@ -12,6 +12,9 @@ words) goes through ``html.escape``; the rest is ours. The card carries:
 - ``data-announce``: one short sentence the page's live region reads out when it changes
   (``page.js``), and ``data-tick`` / ``data-countdown`` clocks the page keeps moving
   between updates.
+
+The phases are ``states``' words (``RUNNING_PHASES``); this module adds only how each looks.
+Imports ``jobs`` (``Progress``), ``states`` and ``words``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from html import escape
 
 from ..jobs import Progress
+from ..states import RUNNING_PHASES
 from .words import RECOVERED, clock, cost_words
 
 STEPS = (
@@ -54,10 +58,6 @@ PHASES: dict[str, tuple[str, str]] = {
     "stopped": ("generating", "Stopped watching"),
     "paused": ("sent", "Paused"),
 }
-RUNNING = frozenset(
-    {"waiting", "submitting", "checking", "submitted", "queued", "generating", "unknown",
-     "downloading"}
-)  # fmt: skip
 GOOD = frozenset({"completed"})
 # Ended without a video, or not watched any more: said as a problem or a notice.
 NOTICE = frozenset({"stopped", "paused", "cancelled"})
@@ -74,7 +74,7 @@ EMPTY = (
 def _steps(phase: str, update: Progress | None) -> str:
     at, _ = PHASES.get(phase, ("checked", ""))
     current = _STEP_INDEX[at]
-    failed = phase not in RUNNING and phase not in GOOD
+    failed = phase not in RUNNING_PHASES and phase not in GOOD
     times = {}
     if update is not None and update.elapsed:
         times = {"queued": update.queued_for, "generating": update.generating_for}
@@ -89,7 +89,7 @@ def _steps(phase: str, update: Progress | None) -> str:
         attrs = ' aria-current="step"' if n == current and phase not in GOOD else ""
         spent = ""
         if name in times and (state in ("done", "stuck") or state == "current"):
-            ticking = state == "current" and phase in RUNNING
+            ticking = state == "current" and phase in RUNNING_PHASES
             tick = f' data-tick="{times[name]:.1f}"' if ticking else ""
             spent = f' <span class="kui-time"{tick}>{clock(times[name])}</span>'
         items.append(
@@ -100,7 +100,7 @@ def _steps(phase: str, update: Progress | None) -> str:
 
 
 def _eta(phase: str, update: Progress, typical: float | None) -> str:
-    if typical is None or phase not in RUNNING or phase in ("waiting", "checking"):
+    if typical is None or phase not in RUNNING_PHASES or phase in ("waiting", "checking"):
         return ""
     left = typical - update.elapsed
     usual = f"jobs here usually take about {clock(typical)}"
@@ -137,7 +137,7 @@ def _id_line(gid: str) -> str:
 def _announce(phase: str, title: str, message: str) -> str:
     if phase in GOOD:
         return "Done: the video is ready and playing."
-    if phase in RUNNING:
+    if phase in RUNNING_PHASES:
         return f"{title}."
     return f"{title}: {(message or '').partition(VENDOR_SAID)[0].strip()}"
 
@@ -146,12 +146,12 @@ def render_card(update: Progress, shown_id: str = "", typical: float | None = No
     """The card for one update about a job."""
     phase = update.phase
     _, title = PHASES.get(phase, ("checked", phase.capitalize()))
-    kind = "good" if phase in GOOD else "busy" if phase in RUNNING else (
+    kind = "good" if phase in GOOD else "busy" if phase in RUNNING_PHASES else (
         "notice" if phase in NOTICE else "bad"
     )  # fmt: skip
     total = ""
     if update.elapsed and phase not in ("waiting", "submitting", "checking"):
-        tick = f' data-tick="{update.elapsed:.1f}"' if phase in RUNNING else ""
+        tick = f' data-tick="{update.elapsed:.1f}"' if phase in RUNNING_PHASES else ""
         total = f' <span class="kui-elapsed">· <span{tick}>{clock(update.elapsed)}</span></span>'
     parts = [
         f'<p class="kui-title">{escape(title)}{total}</p>',

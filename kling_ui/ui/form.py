@@ -134,8 +134,20 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         )
         audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
     api_key = _key_field() if key_first else None
-    # The price, Generate and Stop on one line: Generate stays in view at 1366x768 with an
-    # image, its note and a banner above it (a phone wraps them, in this order).
+    price, generate, stop = send_row()
+    busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
+    negative, fit, later_key, copy, code_note, code = more_settings(key_first)
+    api_key = api_key or later_key
+    return Form(
+        image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
+        generate, stop, busy, price, copy, code, code_note, gr.State(""), continuing, uncontinue,
+        examples_slot, fit_row=fit_row, fit_crop=fit_crop, fit_pad=fit_pad, fitting=gr.State({}),
+    )  # fmt: skip
+
+
+def send_row() -> tuple[Any, Any, Any]:
+    """The price, Generate and Stop on one line: Generate stays in view at 1366x768 with an
+    image, its note and a banner above it (a phone wraps them, in this order)."""
     with gr.Row(equal_height=True, elem_id="send-row"):
         price = gr.Markdown(elem_id="price", min_height=0)
         generate = gr.Button("Generate", variant="primary", elem_id="generate", min_width=160)
@@ -144,7 +156,13 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
             "Stop watching", variant="secondary", size="sm", interactive=False, scale=0,
             min_width=150, elem_id="stop",
         )  # fmt: skip
-    busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
+    return price, generate, stop
+
+
+def more_settings(key_first: bool) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """The settings rarely changed, in a closed group that says what it holds: the negative
+    prompt, the image fit, the key (unless it came first), copy as code. Returns (negative,
+    fit, the key's field or None, the copy buttons, the code's note, the code box)."""
     label = "More settings: negative prompt, image fit" + ("" if key_first else ", API key")
     label += ", copy as code"
     with gr.Accordion(label, open=False, elem_id="more-settings"):
@@ -161,17 +179,12 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
             label="If the image's shape is outside 1:2.5 to 2.5:1",
             elem_id="fit",
         )
-        if api_key is None:
-            api_key = _key_field()
+        api_key = None if key_first else _key_field()
         with gr.Row():
             copy = copy_buttons("form", size="sm")
         code_note = gr.Markdown(elem_id="form-code-note")
         code = code_box("form")
-    return Form(
-        image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
-        generate, stop, busy, price, copy, code, code_note, gr.State(""), continuing, uncontinue,
-        examples_slot, fit_row=fit_row, fit_crop=fit_crop, fit_pad=fit_pad, fitting=gr.State({}),
-    )  # fmt: skip
+    return negative, fit, api_key, copy, code_note, code
 
 
 def fit_choice() -> tuple[Any, Any, Any]:

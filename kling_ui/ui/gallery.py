@@ -15,7 +15,8 @@ from typing import Any
 
 import gradio as gr
 
-from ..service import DEMO, STATE_PHASE, GenerationService
+from ..service import DEMO, GenerationService
+from ..states import PHASE_OF_STATE
 from .form import code_box, copy_buttons
 from .words import history_cost, local_time
 
@@ -39,7 +40,7 @@ def tile(service: GenerationService, item: dict, job: Any, tz: str | None, root:
         prompt = str(item.get("prompt") or "")
         return Tile(gid, NO_VIDEO, f"{_short(prompt)} · unknown (open to check) · {when}")
     when = local_time(job.created_at, tz)
-    state = STATE_PHASE.get(job.state, job.state)
+    state = PHASE_OF_STATE.get(job.state, job.state)
     demo = " (demo)" if job.backend == DEMO else ""
     cost = history_cost(job)
     # The prompt first: a narrow tile shows only the caption's start.

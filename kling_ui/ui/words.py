@@ -1,5 +1,8 @@
 """A job in words: the status text programs read (``/generate``'s second output), costs,
-and times in the browser's own zone. Plain text only; the page's card is ``card.py``."""
+and times in the browser's own zone. Plain text only; the page's card is ``card.py``.
+
+The words for states, phases and failure reasons are ``states``' (one vocabulary); imports
+``errors``, ``jobs`` (``Progress``), ``pricing`` (``dollars``) and ``states``."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from zoneinfo import ZoneInfo
 from .. import errors
 from ..jobs import Progress
 from ..pricing import dollars
+from ..states import UNPAID, Reason
 
 
 def clock(seconds: float) -> str:
@@ -19,9 +23,9 @@ def clock(seconds: float) -> str:
 
 # Phases before the vendor has a job, or when it never had one: no times to show.
 NO_TIMES = frozenset(
-    {"waiting", "submitting", "checking", "refused", "not sent", "not created", "not found",
-     "cancelled"}
-)  # fmt: skip
+    {"waiting", "submitting", "checking", "not found"}
+    | {r.phase for r in (Reason.REFUSED, Reason.NOT_SENT, Reason.NOT_CREATED, Reason.CANCELLED)}
+)
 
 
 def render_status(update: Progress) -> str:
@@ -73,8 +77,8 @@ def error_state(exc: errors.KlingUIError) -> str:
     if isinstance(exc, errors.OutcomeUnknown):
         return "outcome unknown"
     if isinstance(exc, (errors.InputError, errors.APIConnectionError)):
-        return "not sent"  # bad input, or a connection that was never made
-    return "refused"
+        return Reason.NOT_SENT.phase  # bad input, or a connection that was never made
+    return Reason.REFUSED.phase
 
 
 def render_error(exc: errors.KlingUIError) -> str:
@@ -107,6 +111,6 @@ def history_cost(job: Any) -> str:
         return ""
     if job.charged_usd is not None:
         return dollars(job.charged_usd)
-    if job.state in ("failed", "not_created", "cancelled"):
+    if job.state in UNPAID:
         return dollars(0)
     return f"{dollars(job.estimate_usd)} est." if job.estimate_usd is not None else ""
