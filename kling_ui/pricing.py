@@ -39,9 +39,10 @@ from typing import Any, Literal
 import requests
 from urllib3.util.retry import Retry
 
-from . import errors, rules
+from . import errors
 from .client import make_session
 from .config import MODEL, Settings
+from .request import KLING, SPECS, Request
 
 log = logging.getLogger(__name__)
 
@@ -126,26 +127,34 @@ class PriceSheet:
         duration = int(fields.get("duration", "0"))
         return (max(matching, key=lambda r: (len(r.when), r.usd(duration))),)
 
-    def covers(self, duration: int, generate_audio: bool) -> bool:
+    def covers(self, fields: Fields) -> bool:
         """Whether the sheet answers for this request (a ``variable`` sheet does: "not known").
         A price of $0 is no answer: a video is never free, and a budget that took it at its
         word would let everything through (the table answers instead)."""
         if self.kind == "variable":
             return True
-        each = self.usd_each(duration, generate_audio)
+        each = self.usd_each(fields)
         return each is not None and each > 0
 
-    def usd_each(self, duration: int, generate_audio: bool) -> float | None:
+    def usd_each(self, fields: Fields) -> float | None:
         """What one such video costs; None when the price is not known in advance."""
-        rates = self._rates_for(_fields(duration, generate_audio))
+        named = _named(fields)
+        rates = self._rates_for(named)
         if self.kind == "variable" or not rates:
             return None
+        duration = int(named.get("duration", "0"))
         return sum(r.usd(duration) for r in rates)
 
 
-def _fields(duration: int, generate_audio: bool) -> dict[str, str]:
+# A request's fields: the request itself, or a mapping of the model's fields (its ``options``,
+# or a price view's own {"duration": 5, "generate_audio": True}).
+Fields = Request | Mapping[str, Any]
+
+
+def _named(fields: Fields) -> dict[str, str]:
     """The request's own fields, as variants name them."""
-    return {"duration": _field_value(duration), "generate_audio": _field_value(generate_audio)}
+    options = fields.options if isinstance(fields, Request) else fields
+    return {str(name): _field_value(value) for name, value in options.items()}
 
 
 def _rate(raw: Any, when: Mapping[str, Any]) -> Rate | None:
@@ -354,23 +363,32 @@ class PriceBook:
 
     # --- the price ---------------------------------------------------------------------
 
-    def estimate(self, duration: object, generate_audio: object, count: object = 1) -> Estimate:
-        """The price of ``count`` videos like this one: from the catalogue when it quotes
-        them, else from the shipped table. InputError for a duration, audio switch or count
-        the page could not send."""
-        duration = rules.parse_duration(duration)
-        generate_audio = rules.check_generate_audio(generate_audio)
+    def estimate(self, fields: Fields, count: object = 1) -> Estimate:
+        """The price of ``count`` videos like this request (or like these fields of the
+        model: a price view has no prompt): from the catalogue when it quotes them, else from
+        the shipped table. InputError for a field or count the page could not send."""
+        options = self._checked(fields)
         count = _check_count(count)
         answer = self._current()
-        if answer is not None and answer.sheet.covers(duration, generate_audio):
+        if answer is not None and answer.sheet.covers(options):
             stale = self._clock() - answer.checked_at > 2 * self._refresh_every
             return _estimate(
-                answer.sheet, duration, generate_audio, count, "catalogue",
-                _date(answer.checked_at), stale,
-            )  # fmt: skip
-        return _estimate(
-            self.table.sheet, duration, generate_audio, count, "table", self.table.as_of
-        )
+                answer.sheet, options, count, "catalogue", _date(answer.checked_at), stale
+            )
+        return _estimate(self.table.sheet, options, count, "table", self.table.as_of)
+
+    def _checked(self, fields: Fields) -> Mapping[str, Any]:
+        """A request's fields as made (``Request.make`` checked them), or a mapping's, each
+        checked by the model's own rule and the rest its defaults."""
+        if isinstance(fields, Request):
+            return fields.options
+        if not isinstance(fields, Mapping):
+            raise errors.InputError(f"Not a request's fields: {fields!r}.")
+        spec = SPECS.get(self._model, KLING)
+        unknown = sorted(set(fields) - {f.name for f in spec.fields})
+        if unknown:
+            raise errors.InputError(f"{spec.model} has no setting named {unknown[0]!r}.")
+        return {f.name: f.check(fields.get(f.name, f.default)) for f in spec.fields}
 
     def _current(self) -> _Answer | None:
         """The catalogue's last good answer, asking again first when a day has passed."""
@@ -509,21 +527,21 @@ class PriceBook:
 
 def _estimate(
     sheet: PriceSheet,
-    duration: int,
-    generate_audio: bool,
+    options: Mapping[str, Any],
     count: int,
     source: Source,
     as_of: str,
     stale: bool = False,
 ) -> Estimate:
-    each = sheet.usd_each(duration, generate_audio)
+    each = sheet.usd_each(options)
+    duration = int(options.get("duration", 0))
     return Estimate(
         duration=duration,
-        generate_audio=generate_audio,
+        generate_audio=bool(options.get("generate_audio", False)),
         count=count,
         usd=None if each is None else round(each * count, 6),
         usd_each=None if each is None else round(each, 6),
-        usd_per_second=None if each is None else round(each / duration, 6),
+        usd_per_second=None if each is None or not duration else round(each / duration, 6),
         source=source,
         as_of=as_of,
         kind=sheet.kind,

@@ -27,6 +27,7 @@ from kling_ui.pricing import (
     parse_pricing,
     reported_charge,
 )
+from kling_ui.request import Request
 from kling_ui.simulator import USD_PER_SECOND, Fault, Schedule, Simulator
 
 DAY = REFRESH_EVERY
@@ -70,7 +71,7 @@ def test_price_of_each_duration_audio_and_count_from_the_catalogue(
     book, clock, duration, generate_audio, count
 ):
     each = USD_PER_SECOND[generate_audio] * duration
-    estimate = book.estimate(duration, generate_audio, count)
+    estimate = book.estimate({"duration": duration, "generate_audio": generate_audio}, count)
     assert estimate.usd == pytest.approx(each * count)
     assert estimate.usd_each == pytest.approx(each)
     assert estimate.usd_per_second == pytest.approx(USD_PER_SECOND[generate_audio])
@@ -95,11 +96,14 @@ def test_price_of_each_duration_audio_and_count_from_the_catalogue(
     ],
 )
 def test_the_words_beside_generate(book, duration, generate_audio, count, words):
-    assert book.estimate(duration, generate_audio, count).words() == words
+    assert (
+        book.estimate({"duration": duration, "generate_audio": generate_audio}, count).words()
+        == words
+    )
 
 
 def test_the_estimate_api_answer_has_the_documented_fields(book, clock):
-    answer = book.estimate("10", True, 12).as_dict()
+    answer = book.estimate({"duration": "10", "generate_audio": True}, 12).as_dict()
     assert answer["usd"] == pytest.approx(16.8) and answer["usd_per_second"] == 0.14
     assert (answer["source"], answer["as_of"]) == ("catalogue", date_of(clock))
     assert json.loads(json.dumps(answer)) == answer
@@ -113,7 +117,19 @@ def test_a_request_the_page_could_not_send_is_refused_in_words(
     book, duration, generate_audio, count
 ):
     with pytest.raises(errors.InputError):
-        book.estimate(duration, generate_audio, count)
+        book.estimate({"duration": duration, "generate_audio": generate_audio}, count)
+
+
+def test_a_request_is_quoted_as_its_fields_are(book):
+    request = Request.make("a cat", duration=10, generate_audio=False)
+    assert book.estimate(request, 3) == book.estimate({"duration": 10, "generate_audio": False}, 3)
+    assert book.estimate(request).words() == "10 s without audio: $0.70"
+
+
+def test_fields_left_out_take_the_models_defaults_and_unknown_ones_are_refused(book):
+    assert book.estimate({}) == book.estimate({"duration": 5, "generate_audio": True})
+    with pytest.raises(errors.InputError, match="no setting named 'seed'"):
+        book.estimate({"duration": 5, "seed": 1})
 
 
 # --- when the catalogue can't help: the shipped table ---------------------------------
@@ -124,8 +140,8 @@ def test_the_shipped_table_names_its_date_and_source():
     assert TABLE["model"] == MODEL
     assert table.as_of == TABLE["as_of"] and datetime.fromisoformat(table.as_of)
     assert "issue 12" in table.source and "catalogue" in table.source
-    assert table.sheet.usd_each(10, True) == pytest.approx(1.4)
-    assert table.sheet.usd_each(5, False) == pytest.approx(0.35)
+    assert table.sheet.usd_each({"duration": 10, "generate_audio": True}) == pytest.approx(1.4)
+    assert table.sheet.usd_each({"duration": 5, "generate_audio": False}) == pytest.approx(0.35)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +164,7 @@ def test_an_unreachable_catalogue_gives_the_table_with_its_date(tmp_path, clock)
     with Simulator() as sim:
         url = sim.url
     book = PriceBook(Settings(base_url=url, data_dir=tmp_path), clock=clock)
-    estimate = book.estimate(10, True)
+    estimate = book.estimate({"duration": 10, "generate_audio": True})
     assert (estimate.source, estimate.as_of) == ("table", TABLE["as_of"])
     assert estimate.usd == pytest.approx(1.4)
     assert (
@@ -165,7 +181,7 @@ def test_a_failing_catalogue_gives_the_table(simulator, tmp_path, clock, fault):
     simulator.script_outage("catalogue", fault)
     book = price_book(simulator, tmp_path, clock, catalogue_timeout=(1.0, 0.5))
     started = time.monotonic()
-    estimate = book.estimate(5, True, 3)
+    estimate = book.estimate({"duration": 5, "generate_audio": True}, 3)
     assert time.monotonic() - started < 2.5
     assert estimate.source == "table" and "estimate, from the table of" in estimate.words()
     assert not (tmp_path / CACHE_NAME).exists()
@@ -192,7 +208,7 @@ def test_a_failing_catalogue_gives_the_table(simulator, tmp_path, clock, fault):
 )  # fmt: skip
 def test_a_catalogue_with_no_usable_price_gives_the_table(simulator, book, pricing):
     simulator.script_pricing(pricing)
-    assert book.estimate(10, True).source == "table"
+    assert book.estimate({"duration": 10, "generate_audio": True}).source == "table"
     assert len(asks(simulator)) == 1
 
 
@@ -214,7 +230,7 @@ def test_a_zero_or_missing_catalogue_price_is_not_known_and_the_table_answers(
     """A $0 quote is no quote: budgets would take the video as free."""
     simulator.script_pricing(pricing)
     for audio in (True, False):
-        estimate = book.estimate(5, audio)
+        estimate = book.estimate({"duration": 5, "generate_audio": audio})
         assert estimate.source == "table"
         assert estimate.usd == pytest.approx(TABLE_USD[audio] * 5) and estimate.usd > 0
 
@@ -223,9 +239,9 @@ def test_variants_that_miss_this_request_give_the_table_for_it_alone(simulator, 
     simulator.script_pricing({"kind": "variants", "currency": "USD", "variants": [
         {"when": {"generate_audio": True}, "price": 0.2, "unit": "second", "per": 1},
     ]})  # fmt: skip
-    assert book.estimate(5, True).source == "catalogue"
-    assert book.estimate(5, True).usd == pytest.approx(1.0)
-    assert book.estimate(5, False).source == "table"
+    assert book.estimate({"duration": 5, "generate_audio": True}).source == "catalogue"
+    assert book.estimate({"duration": 5, "generate_audio": True}).usd == pytest.approx(1.0)
+    assert book.estimate({"duration": 5, "generate_audio": False}).source == "table"
 
 
 # --- the kinds of price ------------------------------------------------------------------
@@ -233,7 +249,7 @@ def test_variants_that_miss_this_request_give_the_table_for_it_alone(simulator, 
 
 def test_a_variable_price_is_not_known_in_advance(simulator, book, clock):
     simulator.script_pricing("variable")
-    estimate = book.estimate(10, True, 12)
+    estimate = book.estimate({"duration": 10, "generate_audio": True}, 12)
     assert (estimate.usd, estimate.usd_each, estimate.usd_per_second) == (None, None, None)
     assert (estimate.source, estimate.kind, estimate.as_of) == (
         "catalogue",
@@ -246,8 +262,12 @@ def test_a_variable_price_is_not_known_in_advance(simulator, book, clock):
 
 def test_a_fixed_price_is_the_same_with_or_without_audio(simulator, book):
     simulator.script_pricing("fixed")
-    assert book.estimate(10, True).usd == book.estimate(10, False).usd == pytest.approx(1.4)
-    assert book.estimate(10, False).kind == "fixed"
+    assert (
+        book.estimate({"duration": 10, "generate_audio": True}).usd
+        == book.estimate({"duration": 10, "generate_audio": False}).usd
+        == pytest.approx(1.4)
+    )
+    assert book.estimate({"duration": 10, "generate_audio": False}).kind == "fixed"
 
 
 def test_variants_are_matched_on_the_requests_own_fields(simulator, book):
@@ -259,11 +279,15 @@ def test_variants_are_matched_on_the_requests_own_fields(simulator, book):
          "per": 1000},
         {"when": {"generate_audio": False}, "price": 0.05, "unit": "second", "per": 1},
     ]})  # fmt: skip
-    assert book.estimate(5, True).usd == pytest.approx(0.8)
-    assert book.estimate(10, True, 2).usd == pytest.approx(3.0)
-    assert book.estimate(10, True).usd_per_second == pytest.approx(0.15)
-    assert book.estimate(10, False).usd == pytest.approx(0.7)  # the more specific variant
-    assert book.estimate(5, False).usd == pytest.approx(0.25)
+    assert book.estimate({"duration": 5, "generate_audio": True}).usd == pytest.approx(0.8)
+    assert book.estimate({"duration": 10, "generate_audio": True}, 2).usd == pytest.approx(3.0)
+    assert book.estimate({"duration": 10, "generate_audio": True}).usd_per_second == pytest.approx(
+        0.15
+    )
+    assert book.estimate({"duration": 10, "generate_audio": False}).usd == pytest.approx(
+        0.7
+    )  # the more specific variant
+    assert book.estimate({"duration": 5, "generate_audio": False}).usd == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize(
@@ -280,7 +304,9 @@ def test_variants_are_matched_on_the_requests_own_fields(simulator, book):
 )  # fmt: skip
 def test_price_is_always_read_with_per(block, duration, audio, usd):
     sheet = parse_pricing(block)
-    assert sheet is not None and sheet.usd_each(duration, audio) == pytest.approx(usd)
+    assert sheet is not None and sheet.usd_each(
+        {"duration": duration, "generate_audio": audio}
+    ) == pytest.approx(usd)
 
 
 # --- the catalogue is asked at most daily, conditionally, and kept -----------------------
@@ -288,18 +314,18 @@ def test_price_is_always_read_with_per(block, duration, audio, usd):
 
 def test_the_catalogue_is_asked_at_most_once_a_day(simulator, book, clock):
     for _ in range(5):
-        book.estimate(5, True)
+        book.estimate({"duration": 5, "generate_audio": True})
     assert len(asks(simulator)) == 1
     clock.now += DAY - 1
-    book.estimate(10, False, 4)
+    book.estimate({"duration": 10, "generate_audio": False}, 4)
     assert len(asks(simulator)) == 1
     clock.now += 1
-    book.estimate(5, True)
+    book.estimate({"duration": 5, "generate_audio": True})
     assert len(asks(simulator)) == 2
 
 
 def test_the_first_ask_is_by_id_with_pricing_and_unconditional(simulator, book):
-    book.estimate(5, True)
+    book.estimate({"duration": 5, "generate_audio": True})
     (ask,) = asks(simulator)
     assert ask.query == {"id": MODEL, "include": "pricing"}
     assert "if-none-match" not in ask.headers and "authorization" not in ask.headers
@@ -310,10 +336,10 @@ def test_an_unchanged_catalogue_answers_304_and_the_cache_is_reused(simulator, t
     session = requests.Session()
     session.hooks["response"].append(lambda r, *a, **k: statuses.append(r.status_code))
     book = price_book(simulator, tmp_path, clock, session=session)
-    book.estimate(5, True)
+    book.estimate({"duration": 5, "generate_audio": True})
     etag = json.loads((tmp_path / CACHE_NAME).read_text())["etag"]
     clock.now += DAY
-    estimate = book.estimate(10, True)
+    estimate = book.estimate({"duration": 10, "generate_audio": True})
     assert statuses == [200, 304]
     assert asks(simulator)[-1].headers["if-none-match"] == etag
     assert (estimate.source, estimate.usd, estimate.as_of) == ("catalogue", 1.4, date_of(clock))
@@ -322,55 +348,59 @@ def test_an_unchanged_catalogue_answers_304_and_the_cache_is_reused(simulator, t
 
 
 def test_a_new_price_is_seen_at_the_next_daily_ask(simulator, book, clock):
-    assert book.estimate(10, True).usd == pytest.approx(1.4)
+    assert book.estimate({"duration": 10, "generate_audio": True}).usd == pytest.approx(1.4)
     simulator.script_pricing({"kind": "fixed", "currency": "USD", "units": [
         {"name": "second", "price": 0.2, "per": 1}]})  # fmt: skip
-    assert book.estimate(10, True).usd == pytest.approx(1.4)  # not asked again today
+    assert book.estimate({"duration": 10, "generate_audio": True}).usd == pytest.approx(
+        1.4
+    )  # not asked again today
     clock.now += DAY
-    assert book.estimate(10, True).usd == pytest.approx(2.0)
+    assert book.estimate({"duration": 10, "generate_audio": True}).usd == pytest.approx(2.0)
 
 
 def test_the_last_good_answer_outlives_a_restart(simulator, tmp_path, clock):
-    price_book(simulator, tmp_path, clock).estimate(5, True)
+    price_book(simulator, tmp_path, clock).estimate({"duration": 5, "generate_audio": True})
     clock.now += DAY / 2
-    again = price_book(simulator, tmp_path, clock).estimate(10, False)
+    again = price_book(simulator, tmp_path, clock).estimate(
+        {"duration": 10, "generate_audio": False}
+    )
     assert (again.source, again.usd) == ("catalogue", pytest.approx(0.7))
     assert len(asks(simulator)) == 1
 
 
 def test_the_last_good_answer_is_kept_when_the_catalogue_goes_down(simulator, book, clock):
     when = date_of(clock)
-    book.estimate(5, True)
+    book.estimate({"duration": 5, "generate_audio": True})
     simulator.script_outage("catalogue", Fault.status(503))
     clock.now += DAY
-    estimate = book.estimate(10, True)
+    estimate = book.estimate({"duration": 10, "generate_audio": True})
     assert len(asks(simulator)) == 2
     assert (estimate.source, estimate.as_of, estimate.stale) == ("catalogue", when, False)
     clock.now += 2 * DAY
-    stale = book.estimate(10, True)
+    stale = book.estimate({"duration": 10, "generate_audio": True})
     assert (
         stale.stale and stale.words() == f"10 s with audio: $1.40 (the catalogue's price of {when})"
     )
 
 
 def test_a_later_answer_without_a_price_keeps_the_earlier_one(simulator, book, clock):
-    book.estimate(5, True)
+    book.estimate({"duration": 5, "generate_audio": True})
     simulator.script_pricing(None)
     clock.now += DAY
-    assert book.estimate(5, True).source == "catalogue"
+    assert book.estimate({"duration": 5, "generate_audio": True}).source == "catalogue"
     assert len(asks(simulator)) == 2
-    book.estimate(5, True)
+    book.estimate({"duration": 5, "generate_audio": True})
     assert len(asks(simulator)) == 2  # answered: asked again tomorrow, not sooner
 
 
 def test_a_failed_ask_waits_before_the_next(simulator, book, clock):
     simulator.script_outage("catalogue", Fault.status(500))
     for _ in range(3):
-        assert book.estimate(5, True).source == "table"
+        assert book.estimate({"duration": 5, "generate_audio": True}).source == "table"
     assert len(asks(simulator)) == 1
     clock.now += RETRY_EVERY
     simulator.script_outage("catalogue", None)
-    assert book.estimate(5, True).source == "catalogue"
+    assert book.estimate({"duration": 5, "generate_audio": True}).source == "catalogue"
     assert len(asks(simulator)) == 2
 
 
@@ -378,7 +408,10 @@ def test_many_pages_at_once_ask_the_catalogue_once(simulator, book):
     simulator.script_catalogue(Fault.slow(0.3))
     results = []
     threads = [
-        threading.Thread(target=lambda: results.append(book.estimate(5, True))) for _ in range(12)
+        threading.Thread(
+            target=lambda: results.append(book.estimate({"duration": 5, "generate_audio": True}))
+        )
+        for _ in range(12)
     ]
     for thread in threads:
         thread.start()
@@ -400,7 +433,9 @@ def test_many_pages_at_once_ask_the_catalogue_once(simulator, book):
 )  # fmt: skip
 def test_a_cache_that_is_not_ours_is_ignored(simulator, tmp_path, clock, cache):
     (tmp_path / CACHE_NAME).write_text(cache)
-    estimate = price_book(simulator, tmp_path, clock).estimate(5, True)
+    estimate = price_book(simulator, tmp_path, clock).estimate(
+        {"duration": 5, "generate_audio": True}
+    )
     assert (estimate.source, estimate.kind) == ("catalogue", "variants")
     assert len(asks(simulator)) == 1
 
@@ -409,7 +444,7 @@ def test_a_cache_that_cannot_be_written_still_prices(simulator, tmp_path, clock)
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
     book = price_book(simulator, tmp_path, clock, cache_path=blocked / CACHE_NAME)
-    assert book.estimate(5, True).source == "catalogue"
+    assert book.estimate({"duration": 5, "generate_audio": True}).source == "catalogue"
 
 
 # --- the balance ---------------------------------------------------------------------------
