@@ -364,9 +364,12 @@ def _many(cfg: dict[str, float]) -> dict[str, Any]:
 
 def _seed_shortest_run(ledger: Any, seconds: float, runs: int) -> None:
     """``runs`` finished jobs in the ledger whose submit-to-finish time was ``seconds``."""
+    from kling_ui.request import Request
+
     for n in range(runs):
         t0 = time.time() - seconds - 600 - n
-        job = ledger.add(backend="live", prompt="An earlier job.", key_ref="server", created_at=t0)
+        asked = Request.make("An earlier job.")
+        job = ledger.add(asked, backend="live", key_ref="server", created_at=t0)
         ledger.transition(job.job_id, "submitting", at=t0)
         ledger.transition(job.job_id, "submitted", at=t0 + 1, generation_id=f"{SEEDED_ID}-{n}")
         ledger.transition(job.job_id, "generating", at=t0 + 10)

@@ -3,11 +3,13 @@ up), or PostgreSQL (``KLING_UI_DATABASE_URL=postgresql://...``) when several app
 on one machine or many, share one ledger.
 
 The ledger writes each query once, with ``?`` marks; here they become what the driver wants
-(psycopg 3's ``%s``). What differs between the two is kept here and named: the column type
-of times (PostgreSQL's ``REAL`` is 4 bytes), the insertion order (``rowid``, or a ``seq``
-column), and ``mutex``: a lock that holds across processes (a lock file beside the SQLite
-ledger; a PostgreSQL advisory lock), for the checks that must see every process's rows (a
-key's free slots, a budget).
+(psycopg 3's ``%s``). The ledger's schema (``ledger/schema.py``) and its queries run on
+``execute``, ``execute_many`` (one transaction: a migration's many rows), ``rows`` and
+``value``; this module knows no table of the ledger's. What differs between the two is kept
+here and named: the column type of times (PostgreSQL's ``REAL`` is 4 bytes), the insertion
+order (``rowid``, or a ``seq`` column), and ``mutex``: a lock that holds across processes
+(a lock file beside the SQLite ledger; a PostgreSQL advisory lock), for the checks that must
+see every process's rows (a key's free slots, a budget).
 
 Imports only the standard library and, for PostgreSQL, psycopg and psycopg_pool.
 """
@@ -39,6 +41,10 @@ class Database:
     time_type = "REAL"
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        raise NotImplementedError
+
+    def execute_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """``sql`` once per row of parameters, all in one transaction."""
         raise NotImplementedError
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
@@ -87,6 +93,16 @@ class SQLite(Database):
                 return db.execute(sql, tuple(params)).rowcount
             finally:
                 db.close()
+
+    def execute_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with self._lock:
+            db = self._connect()
+            try:
+                db.execute("BEGIN")
+                db.executemany(sql, [tuple(r) for r in rows])
+                db.execute("COMMIT")
+            finally:
+                db.close()  # without its COMMIT, the transaction is rolled back
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         db = self._connect()
@@ -147,6 +163,10 @@ class Postgres(Database):
     def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         with self._pool.connection() as db:
             return db.execute(self._sql(sql), _plain(params)).rowcount
+
+    def execute_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with self._pool.connection() as db, db.transaction():
+            db.cursor().executemany(self._sql(sql), [_plain(r) for r in rows])
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._pool.connection() as db:

@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from kling_ui.history import ALLOWED, FINAL, IllegalTransition, Ledger
+from kling_ui.history import ALLOWED, FINAL, SCHEMA_VERSION, IllegalTransition, Ledger
+from kling_ui.request import Request
+from kling_ui.states import Reason
 
 # The tests of the ledger's behaviour run on both its databases; those of SQLite's own past
 # (ledgers from older versions, the file's rights) on SQLite only.
@@ -23,10 +25,11 @@ def where(request, tmp_path):
 
 
 def add(ledger: Ledger, **changes):
-    fields = dict(backend="live", prompt="Waves.", negative_prompt="", duration=5,
-                  generate_audio=True, key_ref="server")  # fmt: skip
+    fields = ("prompt", "negative_prompt", "duration", "generate_audio")
+    asked = {name: changes.pop(name) for name in fields if name in changes}
+    fields = dict(backend="live", key_ref="server")
     fields.update(changes)
-    return ledger.add(**fields)
+    return ledger.add(Request.make(asked.pop("prompt", "Waves."), **asked), **fields)
 
 
 def test_a_job_is_kept_with_its_settings_and_survives_a_restart(where):
@@ -168,7 +171,7 @@ def test_a_ledger_from_before_owners_is_brought_up_to_date(tmp_path):
     assert job.owner == "legacy" and job.video_token is None
     assert job.parent_id is None and ledger.chain("kui-old") == [job]
     # And the columns since: a continuation of the old job can be written and followed.
-    child = ledger.add(backend="live", prompt="Next.", parent_id="kui-old")
+    child = add(ledger, prompt="Next.", parent_id="kui-old")
     assert [j.job_id for j in ledger.chain(child.job_id)] == ["kui-old", child.job_id]
     assert not ledger.may_see(job, "browser:b")
     assert ledger.claim("kui-old", "browser:a") and not ledger.claim("kui-old", "browser:b")
@@ -202,8 +205,6 @@ def test_leases_give_each_job_to_one_runner_at_a_time(where):
 def test_the_schema_has_a_version_and_todays_sqlite_ledger_is_upgraded(tmp_path):
     """A ledger as the app left it before versions (parent_id and the leases not yet there),
     with a row: opened, it is brought to the current version with its row intact."""
-    from kling_ui.history import SCHEMA_VERSION
-
     path = tmp_path / "l.sqlite3"
     db = sqlite3.connect(path)
     db.execute(
@@ -224,14 +225,14 @@ def test_the_schema_has_a_version_and_todays_sqlite_ledger_is_upgraded(tmp_path)
     db.commit()
     db.close()
     ledger = Ledger(path)
-    assert ledger.version == SCHEMA_VERSION == 3
+    assert ledger.version == SCHEMA_VERSION == 4
     job = ledger.get("kui-v1")
     assert (job.prompt, job.duration, job.generate_audio, job.charged_usd) == (
         "Before.", 10, False, 1.4
     )  # fmt: skip
     assert job.parent_id is None and job.lease_owner is None
     assert job.address == ""  # not known for a job from before addresses were kept
-    assert Ledger(path).version == 3  # opening again changes nothing
+    assert Ledger(path).version == 4  # opening again changes nothing
 
 
 def test_a_ledger_from_a_newer_version_is_refused(where):
@@ -260,7 +261,7 @@ def test_a_version_2_ledger_gains_the_address_column_in_both_databases(where):
     ledger._db.execute("UPDATE ledger_meta SET value = '2' WHERE name = 'schema_version'")
     ledger.close()
     again = Ledger(where)
-    assert again.version == 3 and again.get(old.job_id).address == ""
+    assert again.version == SCHEMA_VERSION and again.get(old.job_id).address == ""
 
     class Asker(str):  # the service's Visitor: an owner with where it asks from
         place = "address:p1"
@@ -272,3 +273,105 @@ def test_a_version_2_ledger_gains_the_address_column_in_both_databases(where):
     assert again.unfinished_of("browser:b") == 1
     assert again.jobs_since(0, key_ref="server", owner="address:p1", column="address") == 2
     assert again.waiting() == 3
+
+
+# A jobs table as schema 3 left it (before the request was stored whole).
+SCHEMA_3_JOBS = (
+    "CREATE TABLE jobs (job_id TEXT PRIMARY KEY, generation_id TEXT UNIQUE, batch_id TEXT,"
+    " created_at REAL NOT NULL, updated_at REAL NOT NULL, backend TEXT NOT NULL,"
+    " key_ref TEXT NOT NULL DEFAULT '', prompt TEXT NOT NULL,"
+    " negative_prompt TEXT NOT NULL DEFAULT '', duration INTEGER NOT NULL,"
+    " generate_audio INTEGER NOT NULL, state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',"
+    " reason TEXT, credits REAL, video_path TEXT, recovered INTEGER NOT NULL DEFAULT 0,"
+    " sent_at REAL, submitted_at REAL, queued_at REAL, generating_at REAL, finished_at REAL,"
+    " owner TEXT NOT NULL DEFAULT '', video_token TEXT, estimate_usd REAL, charged_usd REAL,"
+    " parent_id TEXT, lease_owner TEXT, lease_until REAL, address TEXT NOT NULL DEFAULT '')"
+)
+
+
+def test_a_request_is_stored_whole_and_read_back(where):
+    """Issue 24 item 1: the ledger keeps the request as JSON (an image link with it; a data
+    URI is kept as a file elsewhere), and the old columns beside it."""
+    ledger = Ledger(where)
+    asked = Request.make(
+        "A kite rises.", negative_prompt="fog", duration="10", generate_audio=False,
+        images={"image": "https://example.com/kite.png"},
+    )  # fmt: skip
+    job = ledger.add(asked, backend="live", key_ref="server")
+    again = Ledger(where).get(job.job_id)
+    assert again.request == asked and again.request.image_url == "https://example.com/kite.png"
+    assert (again.prompt, again.negative_prompt, again.duration, again.generate_audio) == (
+        "A kite rises.", "fog", 10, False
+    )  # fmt: skip
+    sent = ledger.add(asked.with_image("data:image/png;base64,AAAA"), backend="live")
+    assert sent.request.images == {}  # the bytes are never in the row
+
+
+def test_an_adopted_id_has_no_stored_request_and_reads_as_before(where):
+    ledger = Ledger(where)
+    job = ledger.add(None, backend="live", state="submitted", generation_id="g-9")
+    assert job.request_json is None and (job.prompt, job.duration) == ("", 5)
+    assert (job.request.prompt, job.request.duration, job.request.generate_audio) == (
+        "", 5, True
+    )  # fmt: skip
+
+
+def test_a_schema_3_sqlite_ledger_gets_its_requests_from_the_old_columns(tmp_path):
+    """A ledger file as schema 3 left it, with two rows: opened, each row's request is
+    filled in from its prompt, negative prompt, duration and audio switch, and reads so."""
+    path = tmp_path / "l.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(SCHEMA_3_JOBS)
+    db.execute("CREATE TABLE ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO ledger_meta VALUES ('schema_version', '3')")
+    db.execute(
+        "INSERT INTO jobs (job_id, created_at, updated_at, backend, prompt, negative_prompt,"
+        " duration, generate_audio, state, reason) VALUES"
+        " ('kui-a', 1, 1, 'live', 'Rain on glass.', 'blur', 10, 0, 'done', NULL),"
+        " ('kui-b', 2, 2, 'live', 'Snow.', '', 5, 1, 'not_created', 'refused')"
+    )
+    db.commit()
+    db.close()
+    ledger = Ledger(path)
+    assert ledger.version == SCHEMA_VERSION == 4
+    a, b = ledger.get("kui-a"), ledger.get("kui-b")
+    assert a.request_json is not None  # migrated, not only read from the columns
+    assert (a.request.prompt, a.request.negative_prompt, a.request.duration) == (
+        "Rain on glass.", "blur", 10
+    )  # fmt: skip
+    assert a.request.generate_audio is False and b.request.generate_audio is True
+    assert b.reason is Reason.REFUSED and a.reason is None
+    assert Ledger(path).get("kui-a") == a  # opening again changes nothing
+
+
+def test_a_version_3_ledger_is_migrated_and_rows_without_a_request_still_read(where):
+    """The same upgrade on both databases, from a live ledger set back to schema 3; a row an
+    older replica writes afterwards (no request) reads from its old columns."""
+    ledger = Ledger(where)
+    old = add(ledger, prompt="Tide.", duration=10, generate_audio=False)
+    ledger._db.execute("ALTER TABLE jobs DROP COLUMN request")
+    ledger._db.execute("UPDATE ledger_meta SET value = '3' WHERE name = 'schema_version'")
+    ledger.close()
+    again = Ledger(where)
+    assert again.version == SCHEMA_VERSION
+    job = again.get(old.job_id)
+    assert job.request_json is not None and job.request == old.request
+    again._db.execute(
+        "INSERT INTO jobs (job_id, created_at, updated_at, backend, prompt, duration,"
+        " generate_audio, state) VALUES ('kui-older', 1, 1, 'live', 'Dunes.', 10, 1, 'done')"
+    )
+    older = again.get("kui-older")
+    assert older.request_json is None
+    assert (older.request.prompt, older.request.duration) == ("Dunes.", 10)
+
+
+def test_a_failure_reason_is_typed_and_an_unknown_one_is_refused(where):
+    """Issue 24 item 2: the reason column holds ``Reason`` values, read back typed."""
+    ledger = Ledger(where)
+    job = add(ledger)
+    with pytest.raises(ValueError):
+        ledger.transition(job.job_id, "not_created", reason="went wrong")
+    assert ledger.get(job.job_id).state == "queued_here"
+    ended = ledger.transition(job.job_id, "not_created", reason="not sent")
+    assert ended.reason is Reason.NOT_SENT and ended.reason == "not sent"
+    assert Ledger(where).get(job.job_id).reason is Reason.NOT_SENT

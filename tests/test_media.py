@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageStat
 from kling_ui.config import Settings
 from kling_ui.images import prepare_image
 from kling_ui.media import POSTER_LONG_SIDE, make_poster, poster_path
+from kling_ui.request import Request
 from kling_ui.service import DEMO, LIVE, GenerationService
 from kling_ui.simulator import DemoSimulator, Schedule, Simulator
 
@@ -89,7 +90,7 @@ def other_photo(tmp_path_factory) -> str:
 
 
 def test_a_finished_video_has_a_poster_of_its_first_frame_at_most_480_px(service, photo):
-    final = run(service.generate(photo, "Red, then blue."))[-1]
+    final = run(service.generate(photo, Request.make("Red, then blue.")))[-1]
     assert final.phase == "completed"
     poster = poster_path(final.video_path)
     assert poster == final.video_path.with_suffix(".jpg")
@@ -109,7 +110,7 @@ def test_a_demo_jobs_poster_matches_its_clips_first_frame(tmp_path, photo):
     demo = DemoSimulator(settings.data_dir, (0.05, 0.1))
     service = GenerationService(settings, demo=demo)
     try:
-        final = run(service.generate(photo, "Clouds."))[-1]
+        final = run(service.generate(photo, Request.make("Clouds.")))[-1]
         job = service.entry(final.job_id)
         assert job.backend == DEMO and final.phase == "completed"
         frame = first_frame(final.video_path)
@@ -128,7 +129,7 @@ def test_a_demo_jobs_poster_matches_its_clips_first_frame(tmp_path, photo):
 
 def test_the_poster_is_served_beside_the_video_as_a_jpeg(tmp_path, photo):
     with app_in_process(tmp_path, FAST, api_key=KEY, poll_interval=0.05) as app:
-        final = run(app.service.generate(photo, "Served."))[-1]
+        final = run(app.service.generate(photo, Request.make("Served.")))[-1]
         job = app.service.entry(final.job_id)
         poster_url, video_url = app.service.poster_url(job), app.service.video_url(job)
         base = app.url.rstrip("/")
@@ -149,7 +150,7 @@ def test_the_poster_is_served_beside_the_video_as_a_jpeg(tmp_path, photo):
 
 
 def test_a_video_from_before_posters_gets_one_when_first_asked_for(service, photo):
-    final = run(service.generate(photo, "Old video."))[-1]
+    final = run(service.generate(photo, Request.make("Old video.")))[-1]
     poster = poster_path(final.video_path)
     poster.unlink()
     job = service.entry(final.job_id)
@@ -186,7 +187,7 @@ def test_a_missing_video_gives_no_poster(tmp_path):
 
 
 def test_a_done_job_whose_video_is_broken_has_no_poster_and_is_tried_once(service, photo, caplog):
-    final = run(service.generate(photo, "Broken later."))[-1]
+    final = run(service.generate(photo, Request.make("Broken later.")))[-1]
     poster_path(final.video_path).unlink()
     final.video_path.write_bytes(b"not an mp4 at all")
     job = service.entry(final.job_id)
@@ -209,7 +210,7 @@ def prepared_bytes(path: str) -> bytes:
 
 
 def test_a_jobs_input_image_is_kept_as_it_was_prepared_and_private(clip_sim, service, photo):
-    final = run(service.generate(photo, "Kept."))[-1]
+    final = run(service.generate(photo, Request.make("Kept.")))[-1]
     kept = service.input_image(service.entry(final.job_id))
     assert kept == service.settings.data_dir / "inputs" / f"{final.job_id}.jpg"
     assert kept.read_bytes() == prepared_bytes(photo)
@@ -233,7 +234,7 @@ def test_each_batch_job_keeps_its_own_image(clip_sim, service, photo, other_phot
 
 def test_an_image_given_by_https_link_is_not_kept(service):
     """The vendor fetches a link itself; the app never had the picture."""
-    final = run(service.generate("https://example.com/cat.jpg", "From a link."))[-1]
+    final = run(service.generate("https://example.com/cat.jpg", Request.make("From a link.")))[-1]
     assert final.phase == "completed"
     assert service.input_image(service.entry(final.job_id)) is None
     assert not (service.settings.data_dir / "inputs").exists()
@@ -243,7 +244,9 @@ def test_an_image_given_by_https_link_is_not_kept(service):
 
 
 def test_remix_gives_the_owner_the_jobs_image_and_settings(service, photo):
-    final = run(service.generate(photo, "Again, please.", "blur", 10, False, owner="browser:a"))
+    asked = Request.make("Again, please.", negative_prompt="blur", duration=10,
+                         generate_audio=False)
+    final = run(service.generate(photo, asked, owner="browser:a"))
     job = service.entry(final[-1].job_id)
     want = {
         "image": service.input_image(job),
@@ -259,7 +262,7 @@ def test_remix_gives_the_owner_the_jobs_image_and_settings(service, photo):
 
 @pytest.mark.parametrize("owner", ["browser:b", "address:a", ""])
 def test_remix_shows_nothing_of_someone_elses_job(service, photo, owner):
-    final = run(service.generate(photo, "Mine.", owner="browser:a"))[-1]
+    final = run(service.generate(photo, Request.make("Mine."), owner="browser:a"))[-1]
     assert service.remix(final.job_id, owner) is None
     assert service.remix(final.generation_id, owner) is None
 
@@ -270,7 +273,7 @@ def test_remix_of_an_unknown_id_is_none(service):
 
 
 def test_remix_of_a_job_whose_image_is_gone_has_no_image(service, photo):
-    final = run(service.generate(photo, "Image swept.", owner="browser:a"))[-1]
+    final = run(service.generate(photo, Request.make("Image swept."), owner="browser:a"))[-1]
     service.input_image(service.entry(final.job_id)).unlink()
     remix = service.remix(final.job_id, "browser:a")
     assert remix["image"] is None and remix["prompt"] == "Image swept."
@@ -282,7 +285,7 @@ def test_remix_of_a_job_whose_image_is_gone_has_no_image(service, photo):
 def test_retention_removes_the_poster_and_the_kept_image_with_the_video(clip_sim, tmp_path, photo):
     service = make_service(clip_sim, tmp_path / "data", keep_days=2)
     try:
-        final = run(service.generate(photo, "Old.", owner="browser:x"))[-1]
+        final = run(service.generate(photo, Request.make("Old."), owner="browser:x"))[-1]
         job = service.entry(final.job_id)
         files = [final.video_path, poster_path(final.video_path), service.input_image(job)]
         assert all(f is not None and f.is_file() for f in files)
@@ -300,7 +303,8 @@ def finished(ledger, backend: str, duration: int, took: float, *, state: str = "
              sent: bool = True) -> None:  # fmt: skip
     """A job in the ledger that took ``took`` seconds from its create to the vendor's end."""
     t0 = 1_000_000.0
-    job = ledger.add(backend=backend, prompt="p", duration=duration, created_at=t0 - 7)
+    asked = Request.make("p", duration=duration)
+    job = ledger.add(asked, backend=backend, created_at=t0 - 7)
     if sent:
         ledger.transition(job.job_id, "submitting", at=t0, sent_at=t0)
     else:  # from before sent_at: counted from the row
@@ -365,14 +369,14 @@ def test_the_ledger_keeps_the_50_most_recent_durations(idle):
 
 
 def test_a_real_jobs_time_counts_from_its_create_to_the_vendors_end(service, photo):
-    final = run(service.generate(photo, "Timed."))[-1]
+    final = run(service.generate(photo, Request.make("Timed.")))[-1]
     job = service.entry(final.job_id)
     assert service.typical_seconds(LIVE, 5) == pytest.approx(job.finished_at - job.sent_at)
     assert 0.1 < service.typical_seconds(LIVE, 5) < 10
 
 
 def test_a_job_leaves_its_video_poster_and_image_and_no_temporary_file(service, photo):
-    final = run(service.generate(photo, "Tidy."))[-1]
+    final = run(service.generate(photo, Request.make("Tidy.")))[-1]
     videos = sorted(p.name for p in service.settings.videos_dir.iterdir())
     assert videos == sorted([final.video_path.name, final.video_path.stem + ".jpg"])
     assert os.listdir(service.settings.data_dir / "inputs") == [f"{final.job_id}.jpg"]

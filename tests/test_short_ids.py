@@ -53,7 +53,7 @@ def where(request, tmp_path):
 
 
 def adopted(ledger: Ledger, generation_id: str, job_id: str | None = None) -> Job:
-    return ledger.add(backend="live", prompt="Waves.", state="submitted", job_id=job_id,
+    return ledger.add(None, backend="live", state="submitted", job_id=job_id,
                       generation_id=generation_id)  # fmt: skip
 
 
