@@ -316,10 +316,8 @@ class BodyLimit:
         loopback client makes it (``callers.AgentCaller.vouches``)."""
         return self._vouches is not None and bool(self._vouches(scope))
 
-    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def _limit(self, scope: Scope) -> tuple[bool, int, float]:
+        """Whether the request is an upload, the most its body may be, and its deadline."""
         rules, path = self.rules, scope.get("path", "")
         upload = path.endswith("/upload") and scope.get("method") == "POST"
         if upload:  # the hour's budget is the uploads' own check (``_Uploads``)
@@ -329,12 +327,20 @@ class BodyLimit:
             limit, seconds = rules.mcp_bytes, rules.body_seconds
         else:
             limit, seconds = rules.body_bytes, rules.body_seconds
+        return upload, limit, seconds
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload, limit, seconds = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(scope, receive, send, 413, _too_large(limit, upload))
             return
-        address, entry = "", None
+        hour = None
         if upload:
+            rules = self.rules
             address = client_address(
                 scope, rules.behind_proxy, rules.trusted_hops, rules.ipv6_prefix
             )
@@ -342,54 +348,83 @@ class BodyLimit:
             if isinstance(began, str):
                 await _refuse(scope, receive, send, 429, began)
                 return
-            entry = began
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        state = {"read": 0, "whole": declared == 0, "refused": None, "started": False}
-
-        async def guarded_receive() -> dict:
-            if state["whole"] or state["refused"]:
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                state["refused"] = _Refused(
-                    408, f"The request's body did not arrive within {seconds:g} seconds."
-                )
-                raise state["refused"] from None
-            if message["type"] == "http.disconnect":  # the client hung up mid-body
-                state["refused"] = _Refused(499, "The client closed the connection.")
-                raise state["refused"]
-            if message["type"] == "http.request":
-                state["read"] += len(message.get("body", b""))
-                if state["read"] > limit:
-                    state["refused"] = _Refused(413, _too_large(limit, upload))
-                    raise state["refused"]
-                if entry is not None:
-                    try:
-                        self.uploads.add(entry, address, state["read"], declared)
-                    except _Refused as refused:
-                        state["refused"] = refused
-                        raise
-                if not message.get("more_body", False):
-                    state["whole"] = True
-            return message
-
-        async def guarded_send(message: dict) -> None:
-            if state["refused"] is not None:
-                return  # the app's own answer to a refused body: ours goes instead
-            if message["type"] == "http.response.start":
-                state["started"] = True
-            await send(message)
-
+            hour = (self.uploads, address, began)
+        body = _GuardedBody(receive, send, limit, seconds, upload, declared)
+        body.hour = hour
         try:
-            await self.app(scope, guarded_receive, guarded_send)
+            await self.app(scope, body.receive, body.send)
         except Exception:
-            if state["refused"] is None:
+            if body.refused is None:
                 raise
-        refused = state["refused"]
-        if refused is not None and refused.status != 499 and not state["started"]:
+        refused = body.refused
+        if refused is not None and refused.status != 499 and not body.started:
             await _refuse(scope, receive, send, refused.status, refused.words)
+
+
+class _GuardedBody:
+    """One request's body as the app reads it: counted against its limit, read within its
+    deadline, an upload's bytes added to its address's hour (``hour``). The first refusal
+    is kept: the app's own answer is then dropped, and ``BodyLimit`` answers instead."""
+
+    def __init__(
+        self,
+        receive: Callable,
+        send: Callable,
+        limit: int,
+        seconds: float,
+        upload: bool,
+        declared: int | None,
+    ) -> None:
+        self._receive, self._send = receive, send
+        self.limit, self.seconds, self.upload, self.declared = limit, seconds, upload, declared
+        self.hour: tuple[_Uploads, str, list[float]] | None = None
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + seconds
+        self.read = 0
+        self.whole = declared == 0
+        self.refused: _Refused | None = None
+        self.started = False
+
+    async def receive(self) -> dict:
+        if self.whole or self.refused:
+            return await self._receive()
+        try:
+            message = await asyncio.wait_for(
+                self._receive(), max(0.0, self.deadline - self.loop.time())
+            )
+        except asyncio.TimeoutError:
+            self.refused = _Refused(
+                408, f"The request's body did not arrive within {self.seconds:g} seconds."
+            )
+            raise self.refused from None
+        if message["type"] == "http.disconnect":  # the client hung up mid-body
+            self.refused = _Refused(499, "The client closed the connection.")
+            raise self.refused
+        if message["type"] == "http.request":
+            self._count(message)
+        return message
+
+    def _count(self, message: dict) -> None:
+        self.read += len(message.get("body", b""))
+        if self.read > self.limit:
+            self.refused = _Refused(413, _too_large(self.limit, self.upload))
+            raise self.refused
+        if self.hour is not None:
+            uploads, address, entry = self.hour
+            try:
+                uploads.add(entry, address, self.read, self.declared)
+            except _Refused as refused:
+                self.refused = refused
+                raise
+        if not message.get("more_body", False):
+            self.whole = True
+
+    async def send(self, message: dict) -> None:
+        if self.refused is not None:
+            return  # the app's own answer to a refused body: ours goes instead
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 def _voucher(app: Any) -> Callable[[Scope], bool] | None:
