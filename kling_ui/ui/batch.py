@@ -9,9 +9,14 @@ Your videos too, like any other."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+
+from .base import PRIVATE, QUIET
+
+if TYPE_CHECKING:
+    from .wiring import Handlers, Page
 
 
 @dataclass
@@ -73,4 +78,38 @@ def batch_section(secret: str) -> BatchPanel:
     kept = gr.BrowserState({}, storage_key=BATCH_KEY, secret=secret)
     return BatchPanel(
         images, prompts, takes, queue, result, table, cancel, timer, progress, note, price, kept
+    )
+
+
+def listen(handlers: Handlers, page: Page, restored: Any) -> None:
+    """The batch: queued at once (the ``/batch`` API), then a table that follows it. The
+    browser keeps the batch (``batch.kept``): after a reload (once ``restored`` has run) the
+    table is rebuilt from the ledger. Its jobs are in the history, and the gallery is redrawn
+    as its items end, so each tile gets its poster."""
+    form, batch, owner, videos = page.form, page.batch, page.owner, page.videos
+    views = [batch.table, batch.timer, batch.progress, batch.note]
+    mine = [batch.kept, owner.session]
+    gallery = [page.history, videos.gallery, videos.ids, videos.picked]
+    into_history = [batch.kept, page.history, page.tz, videos.picked, videos.filter,
+                    owner.session]  # fmt: skip
+    # With --mcp, /batch stays the page's own: a list of files can't be an MCP tool in
+    # Gradio 6.31 (its schema is broken); agents have ``submit``.
+    api = PRIVATE if handlers.service.settings.mcp else {"api_name": "batch"}
+    batch.queue.click(
+        handlers.batch,
+        inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
+                batch.takes, form.api_key, owner.session, page.fit],
+        outputs=[batch.result],
+        **api,
+    ).then(handlers.keep_batch, batch.result, batch.kept, **QUIET).then(
+        handlers.batch_view, [batch.result, owner.session], views, **QUIET
+    ).then(handlers.batch_history, into_history, gallery, **QUIET)  # fmt: skip
+    batch.timer.tick(handlers.batch_view, mine, views, **QUIET)
+    batch.cancel.click(handlers.cancel_waiting, mine, views, **QUIET)
+    batch.progress.change(handlers.batch_history, into_history, gallery, **QUIET)
+    restored.then(
+        handlers.batch_restore,
+        [batch.kept, page.history, page.tz, videos.filter, owner.session],
+        [*gallery, *views],
+        **QUIET,
     )

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import gradio as gr
 
 from ..service import GenerationService
+from .base import PRIVATE, QUIET
 from .parts import ChoiceOfNumbers, UploadedImage
+
+if TYPE_CHECKING:
+    from .handlers import Handlers
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 FIT_CHOICES = [
@@ -247,3 +251,17 @@ def examples(form: Form) -> None:
             cache_examples=False,
             run_on_click=False,
         )
+
+
+def listen(handlers: Handlers, form: Form) -> None:
+    """The image check (a refused image leaves the page; one too wide or too tall stays,
+    with Crop and Pad under its note), the fit applied again when it changes (those buttons
+    set it, as does its choice in More settings), and the prompt's counter."""
+    fitted = [form.image, form.image_note, form.fit_row, form.fit_crop, form.fit_pad,
+              form.fitting]  # fmt: skip
+    form.image.change(handlers.check_image, [form.image, form.fit, form.fitting], fitted, **PRIVATE)
+    form.fit.change(handlers.refit, [form.fit, form.fitting, form.image], fitted, **PRIVATE)
+    form.fit_crop.click(lambda: "crop", None, form.fit, queue=False, **QUIET)
+    form.fit_pad.click(lambda: "pad", None, form.fit, queue=False, **QUIET)
+    form.image.clear(lambda: "", None, form.image_note, **QUIET)
+    form.prompt.change(handlers.count, form.prompt, form.prompt_count, **QUIET)

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from ..service import DEMO, GenerationService
 from ..states import PHASE_OF_STATE
+from .base import FOCUS_PROMPT_JS, HISTORY_LIMIT, PRIVATE, QUIET
 from .form import code_box, copy_buttons
 from .words import history_cost, local_time
+
+if TYPE_CHECKING:
+    from .wiring import Handlers, Page
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 WAITING = str(ASSETS / "tile-running.svg")
@@ -133,3 +137,94 @@ def gallery_section() -> GalleryPanel:
 def picked_actions(picked: str | None) -> list[Any]:
     """The picked video's buttons: on once a tile is picked, off while none is."""
     return [gr.update(interactive=bool(picked))] * 5
+
+
+PENDING_KEY = "kling-ui-generation-ids"
+# Runs in the browser the instant a generation id is shown: note it before anything else.
+NOTE_ID_JS = f"""(gid) => {{
+  if (gid) {{
+    try {{
+      const ids = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]");
+      if (!ids.includes(gid)) {{
+        ids.unshift(gid);
+        localStorage.setItem("{PENDING_KEY}", JSON.stringify(ids.slice(0, {HISTORY_LIMIT})));
+      }}
+    }} catch (e) {{}}
+  }}
+  return [gid];
+}}"""
+# The browser's time zone, as "Area/City|minutes west of UTC" (the second is the fallback).
+_TZ_JS = (
+    "(Intl.DateTimeFormat().resolvedOptions().timeZone || '') + '|' + "
+    "new Date().getTimezoneOffset()"
+)
+READ_IDS_JS = f"""(pending, tz, history, owner) => [
+  localStorage.getItem("{PENDING_KEY}") || "[]", {_TZ_JS}, history, owner]"""
+# After "Remove from history": drop every id of that job (ours and the vendor's) from the
+# ids noted in this browser, so a reload doesn't bring it back.
+FORGET_IDS_JS = f"""(ids) => {{
+  try {{
+    const gone = JSON.parse(ids || "[]");
+    const kept = JSON.parse(localStorage.getItem("{PENDING_KEY}") || "[]")
+      .filter((i) => !gone.includes(i));
+    localStorage.setItem("{PENDING_KEY}", JSON.stringify(kept));
+  }} catch (e) {{}}
+}}"""
+
+
+def listen(handlers: Handlers, page: Page) -> Any:
+    """Every status change folds the shown id in and redraws the gallery, so it follows the
+    job and no two writers disagree. JavaScript notes the id the instant it shows (fn=None:
+    nothing goes to the server). Returns the page load's event (the batch's follows it)."""
+    job, videos, owner = page.job, page.videos, page.owner
+    views = [page.history, videos.gallery, videos.ids, videos.picked]
+    job.gen_id.change(None, [job.gen_id], None, js=NOTE_ID_JS, **QUIET)
+    synced = job.status.change(
+        handlers.sync,
+        [job.gen_id, page.history, page.tz, videos.picked, videos.filter, owner.session],
+        views,
+        trigger_mode="always_last",
+        **QUIET,
+    )
+    synced.then(handlers.chain_view, [job.gen_id, owner.session], videos.chain, **QUIET)
+    filtered = videos.filter.change(
+        handlers.filter,
+        [videos.filter, page.history, page.tz, videos.picked, owner.session],
+        views[1:],
+        trigger_mode="always_last",
+        **QUIET,
+    )
+    forgotten = gr.Textbox(visible=False)
+    forgot = videos.forget.click(
+        handlers.forget,
+        [videos.picked, page.tz, page.history, videos.filter, owner.session],
+        [*views, forgotten, videos.note],
+        **QUIET,
+    )
+    forgot.then(None, [forgotten], None, js=FORGET_IDS_JS, **QUIET)
+    form = page.form
+    videos.remix.click(
+        handlers.remix,
+        [videos.picked, owner.session],
+        [form.image, form.prompt, form.negative, form.duration, form.audio, videos.note],
+        **QUIET,
+    ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **QUIET).then(
+        handlers.stop_continuing, None, [form.parent, form.continuing, form.uncontinue], **QUIET
+    )  # a remix starts a new video: it continues nothing
+    pending_ids = gr.Textbox(visible=False)
+    loaded = page.blocks.load(
+        handlers.restore,
+        [pending_ids, page.tz, page.history, owner.stored],
+        [*views, page.tz, owner.stored, owner.session],
+        js=READ_IDS_JS,
+        **PRIVATE,
+    )
+    # The picked video's buttons follow each writer of the pick (a tile's click is
+    # ``progress.listen``'s): off until a tile is picked, or a job shown picks its own.
+    for event in (synced, filtered, forgot, loaded):
+        follow_pick(event, videos)
+    return loaded
+
+
+def follow_pick(event: Any, videos: GalleryPanel) -> None:
+    event.then(picked_actions, videos.picked, videos.actions, queue=False, **QUIET)
