@@ -36,6 +36,21 @@ def atomic_file(path: Path | str, *, mode: int = PRIVATE) -> Iterator[BinaryIO]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path | str, *, mode: int = PRIVATE) -> Iterator[Path]:
+    """Yield the part file's name, for a writer that needs one (an MP4 muxer that goes back
+    over its own output); on a clean exit it replaces ``path`` whole, else it is removed."""
+    path = Path(path)
+    part = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    try:
+        yield part
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(path: Path | str, data: bytes | str, *, mode: int = PRIVATE) -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` whole or not at all."""
     with atomic_file(path, mode=mode) as out:

@@ -17,23 +17,22 @@ The only module that imports PyAV. The frame PyAV decodes is a Pillow image
 A video that can't be decoded gives no poster (``None``) and a warning in the log; nothing
 raises to the caller.
 
-Imports: PyAV only; nothing of ours.
+Imports PyAV and ``files`` (every file here is written whole or not at all).
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import math
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+
+from .files import atomic_path, write_with
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +74,12 @@ def _first_frame(video: Path):  # -> PIL.Image.Image | None (no Pillow import he
 
 
 def _save_jpeg(image, poster: Path, *, quality: int = POSTER_QUALITY) -> None:
-    """Write the JPEG under a temporary name, then move it into place: a reader never sees
-    half a poster, and two makers at once both leave a whole one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{poster.stem}.", suffix=".tmp", dir=poster.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            image.convert("RGB").save(out, "JPEG", quality=quality, optimize=True)
-        os.replace(tmp, poster)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Written whole or not at all (``files.write_with``): a reader never sees half a
+    poster, and two makers at once both leave a whole one."""
+    write_with(
+        poster,
+        lambda out: image.convert("RGB").save(out, "JPEG", quality=quality, optimize=True),
+    )
 
 
 # --- last frames ------------------------------------------------------------------------
@@ -147,25 +141,20 @@ def stitch(parts: list[Path], dest: Path) -> Stitched:
     each later part dropped. Raises ``ValueError`` when a part can't be read."""
     if not parts:
         raise ValueError("nothing to stitch")
-    fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".mp4", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
     try:
-        method = "encode"
-        try:
-            if _copyable(parts):
-                _copy_join(parts, tmp)
-                method = "copy"
-        except (_NotCopyable, av.error.FFmpegError) as exc:
-            log.info("stitching %s by encoding: %s", dest.name, exc)
-        if method == "encode":
-            _encode_join(parts, tmp)
-        seconds = video_seconds(tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            method = "encode"
+            try:
+                if _copyable(parts):
+                    _copy_join(parts, tmp)
+                    method = "copy"
+            except (_NotCopyable, av.error.FFmpegError) as exc:
+                log.info("stitching %s by encoding: %s", dest.name, exc)
+            if method == "encode":
+                _encode_join(parts, tmp)
+            seconds = video_seconds(tmp)
     except av.error.FFmpegError as exc:
         raise ValueError(f"a part could not be read ({type(exc).__name__})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return Stitched(dest, method, seconds)
 
 
@@ -445,25 +434,21 @@ def zoom_clip(
     # Once, to the most any frame needs (the first shows it all at the clip's size).
     picture = picture.resize((round(width * ZOOM_TO), round(height * ZOOM_TO)), resample=2)
     frames = seconds * CLIP_FPS
-    fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".mp4", dir=dest.parent)
-    os.close(fd)
-    try:
-        with av.open(name, "w", format="mp4", options={"movflags": "faststart"}) as out:
-            video = out.add_stream("libx264", rate=CLIP_FPS, options={"preset": "veryfast"})
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            sound = out.add_stream("aac", rate=44100, layout="mono") if audio else None
-            for n in range(frames):
-                scale = 1 + (ZOOM_TO - 1) * n / max(frames - 1, 1)
-                frame = av.VideoFrame.from_image(_zoomed(picture, scale, (width, height)))
-                frame.pts = n
-                out.mux(video.encode(frame))
-            out.mux(video.encode())
-            if sound is not None:
-                _tone(out, sound, seconds, tone_hz)
-        os.replace(name, dest)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+    with (
+        atomic_path(dest) as name,
+        av.open(str(name), "w", format="mp4", options={"movflags": "faststart"}) as out,
+    ):
+        video = out.add_stream("libx264", rate=CLIP_FPS, options={"preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = out.add_stream("aac", rate=44100, layout="mono") if audio else None
+        for n in range(frames):
+            scale = 1 + (ZOOM_TO - 1) * n / max(frames - 1, 1)
+            frame = av.VideoFrame.from_image(_zoomed(picture, scale, (width, height)))
+            frame.pts = n
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            _tone(out, sound, seconds, tone_hz)
     return dest
 
 
