@@ -1,11 +1,16 @@
 """Jobs belong to the server: ``python app.py`` finishes them with no page attached, after a
 SIGKILL too, and runs batches within a per-key limit. The app runs as a user runs it, in a
 subprocess; the simulator, in this process, is its API (so the test can count creates and
-watch the vendor's side); the ledger is read from its file, as a person would look."""
+watch the vendor's side); the ledger is read from its file, as a person would look.
+
+The runner's own clock is tested in this process: a ``Runner`` on a clock the test moves on
+by hand (``ManualClock``), so a lookup window of minutes or a lease's heartbeat takes no
+real waiting."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +18,12 @@ import pytest
 from apprunner import AppProcess, submit
 from gradio_client import Client, handle_file
 
-from kling_ui.simulator import DownloadFault, Schedule, Simulator
+from kling_ui.config import Settings
+from kling_ui.history import Ledger
+from kling_ui.images import prepare_image
+from kling_ui.request import Request
+from kling_ui.runner import Backend, Runner
+from kling_ui.simulator import DownloadFault, Fault, Schedule, Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -224,3 +234,125 @@ def test_a_bad_item_refuses_the_whole_batch_by_name(sim, photo, tmp_path):
         assert sim.creates == 0 and ledger(data) == {}
     finally:
         server.stop()
+
+
+# --- the runner's clock, moved on by hand ---------------------------------------------------
+
+
+class ManualClock:
+    """Wall and monotonic time that move only when the test says (``advance``), and the
+    runner's waits on it: each returns after a real moment, and the runner, which loops on
+    its clock, goes on waiting until the test has moved time past the wait's end."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, cond: threading.Condition, timeout: float | None) -> None:
+        cond.wait(0.005)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def run_on(clock: ManualClock, until, *, step: float, most: int = 2000):
+    """Move the clock on by ``step`` until ``until()`` is true (a real moment between steps,
+    for the runner's threads to take their turn)."""
+    for _ in range(most):
+        value = until()
+        if value:
+            return value
+        clock.advance(step)
+        time.sleep(0.01)
+    raise AssertionError(f"never happened: {until.__doc__ or until}")
+
+
+@pytest.fixture
+def on_a_clock(tmp_path, photo):
+    """A runner (and its ledger) on a ``ManualClock``, against a simulator; yields a maker
+    of (runner, ledger, clock, sim, request) for the settings a test asks for."""
+    made = []
+    sim = Simulator(schedule=Schedule(queued_s=0.05, generating_s=0.1)).start()
+
+    def make(**options):
+        clock = ManualClock()
+        settings = Settings(base_url=sim.url, api_key=KEY, data_dir=tmp_path / "data", **options)
+        ledger = Ledger(DATABASE or tmp_path / "ledger.sqlite3")
+        runner = Runner(settings, ledger, clock=clock, monotonic=clock, wait=clock.wait)
+        made.append(runner.start())
+        request = Request.make("The river bends.", images={"image": prepare_image(photo).data_uri})
+        return runner, ledger, clock, sim, request, Backend("live", settings, KEY, "server")
+
+    yield make
+    for runner in made:
+        runner.stop()
+    sim.stop()
+
+
+def test_a_lost_create_is_looked_up_for_the_window_on_the_runners_clock(on_a_clock):
+    """A create whose answer never came is looked for in the usage log, backing off, for
+    five minutes of the runner's clock: then not created, and never sent a second time."""
+    runner, ledger, clock, sim, request, backend = on_a_clock(
+        lookup_window=300.0, poll_interval=1.0, retry_backoff=0.0
+    )
+    sim.script_create(Fault.drop())  # the connection closes: what became of it is unknown
+    job = runner.add(request, backend)
+    sent = run_on(clock, lambda: ledger.get(job.job_id).sent_at, step=0.1)
+    ended = run_on(clock, lambda: (j := ledger.get(job.job_id)).final and j, step=5.0)
+    assert (ended.state, ended.reason) == ("not_created", "not created")
+    assert clock.now - sent > 300.0  # the whole window, on the runner's clock
+    looks = len(sim.requests_to("/v2/logs"))
+    assert 5 <= looks <= 40, looks  # backing off: 2, 4, 8, 16, 30, 30... seconds apart
+    assert sim.creates == 1
+
+
+def test_leases_are_renewed_every_third_of_a_lease_on_the_runners_clock(on_a_clock):
+    """The heartbeat renews this runner's leases when a third of a lease has passed on its
+    clock, not before (a poll would renew it too: polls here are 1000 s apart)."""
+    runner, ledger, clock, sim, request, backend = on_a_clock(
+        lease_seconds=30.0, poll_interval=1000.0
+    )
+    started = clock.now
+    sim.script_outcome("never")  # the job stays at the vendor, held by this runner
+    job = runner.add(request, backend)
+    wait_for(lambda: ledger.get(job.job_id).generation_id, timeout=30)
+    first = ledger.get(job.job_id).lease_until
+    assert first == started + 30.0  # ours from its first moment, on the runner's clock
+    clock.advance(9.0)
+    time.sleep(0.3)  # under a third of a lease on its clock: no beat, whatever the real time
+    assert ledger.get(job.job_id).lease_until == first
+    run_on(clock, lambda: ledger.get(job.job_id).lease_until > first, step=0.5)
+    renewed = ledger.get(job.job_id)
+    assert renewed.lease_owner == runner.holder and clock.now - started >= 10.0
+    assert renewed.lease_until >= started + 40.0
+
+
+def test_runners_started_at_once_on_one_folder_name_a_key_alike(tmp_path):
+    """The secret that names typed keys is made once: runners (replicas) starting together
+    on one data folder all read the one that was written first, so a key typed on any of
+    them is known as the same key on all."""
+
+    def start_together(settings: Settings, ledger: Ledger, count: int) -> list[str]:
+        start = threading.Barrier(count)
+        names: list[str] = []
+
+        def one_runner() -> None:
+            start.wait()
+            names.append(Runner(settings, ledger).key_ref("live", "sk-typed", typed=True))
+
+        threads = [threading.Thread(target=one_runner) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return names
+
+    for attempt in range(5):
+        data = tmp_path / f"data-{attempt}"
+        ledger = Ledger(tmp_path / f"ledger-{attempt}.sqlite3")
+        names = start_together(Settings(api_key=KEY, data_dir=data), ledger, 8)
+        assert len(names) == 8 and len(set(names)) == 1, names
+        assert (data / "key-ref-secret").read_text().strip()
+        assert [p.name for p in data.iterdir()] == ["key-ref-secret"]  # no part file left
