@@ -1,10 +1,11 @@
-"""The vendor's job, in our terms: the one parser of its shape, and what the page shows.
+"""The vendor's job, in our terms: the one parser of its poll answer, and what the page shows.
 
 Owns ``parse_generation`` (any JSON the API sends about a job, as a ``JobStatus``; never
-raises) and the typed ``Progress`` values the page renders. The runner (``runner.py``) does
-the polling; a job is never called failed by us: only the vendor's ``error`` status (or its
-504) fails it.
-Imports: ``client``, ``errors``, ``rules``; never gradio or Pillow.
+raises) and the typed ``Progress`` values the page renders. The vendor's status words are
+mapped to our phases once, in ``states.vendor_phase``; a job is never called failed by us:
+only the vendor's own failure words (or its 504) fail it. The runner does the polling; the
+client's other answers are read in ``client.parsers``.
+Imports ``states``; never gradio or Pillow.
 """
 
 from __future__ import annotations
@@ -12,28 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from . import states
+from .states import VendorPhase, vendor_phase
 
 log = logging.getLogger(__name__)
 
-# The contract's statuses, plus the two the vendor's own sample treats as pending.
-PENDING_QUEUED = frozenset({"queued", "waiting"})
-PENDING_GENERATING = frozenset({"generating", "active", "processing", "in_progress"})
-
-# Where the vendor says a job is.
-Phase = Literal[
-    "queued",
-    "generating",
-    "completed",  # with a video address
-    "failed",
-    "unknown",  # a status the contract does not list (or "completed" without a video)
-]
-# The page's words for a job that has ended, or that no one is watching any more (the rest
-# come from the ledger's states, in service.STATE_PHASE).
-FINAL_PHASES = frozenset(
-    {"completed", "failed", "stopped", "refused", "not sent", "not created", "not found",
-     "expired", "cancelled", "paused"}
-)  # fmt: skip
+# Where the vendor says a job is (the vendor's words are mapped in ``states.vendor_phase``).
+Phase = VendorPhase
+# The page's words for a job that has ended, or that no one is watching any more.
+FINAL_PHASES = states.FINAL_PHASES
 
 
 @dataclass(frozen=True)
@@ -83,17 +73,7 @@ def parse_generation(payload: Any, generation_id: str | None = None) -> JobStatu
         if credits is None:
             credits = _number(usage.get("tokens_used"))
 
-    phase: Phase
-    if status in PENDING_QUEUED:
-        phase = "queued"
-    elif status in PENDING_GENERATING:
-        phase = "generating"
-    elif status in ("completed", "complete", "succeeded", "success") and url:
-        phase = "completed"
-    elif status in ("error", "failed", "failure"):
-        phase = "failed"
-    else:
-        phase = "unknown"  # includes "completed" without a video URL
+    phase = vendor_phase(status, url is not None)
     return JobStatus(gid, status, phase, url, error_name, error_message, credits)
 
 

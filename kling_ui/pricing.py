@@ -1,32 +1,34 @@
 """What a generation costs: the price before it is sent, the balance, the charge after.
 
-Owns the one parser of the vendor's pricing block (``parse_pricing``), the ``PriceBook`` that
-quotes a request (``estimate``) and reads the account's balance (``balance``), and the parser
-of what the vendor reports a response cost (``reported_charge``).
+Owns the money only: the reading of a pricing block into rates (``parse_pricing``, also the
+shipped table's), the ``PriceBook`` that quotes a request (``estimate``, given the
+``Request`` or a mapping of the model's fields, as a price view has no prompt) and keeps the
+catalogue's answer, and the words of an amount (``dollars``, ``Estimate.words``).
 
 Where a price comes from:
 
-1. the vendor's catalogue, ``GET /v1/models?id=<model>&include=pricing`` (no key). It is asked
-   at most once a day (``refresh_every``), and then with the last answer's ``ETag`` as
-   ``If-None-Match``, so an unchanged catalogue answers ``304`` with no body. The last good
-   answer is kept in ``data_dir/price-catalogue.json`` and outlives a restart; after a failed
-   ask the next waits ``retry_every``, so a page never hangs on a catalogue that is down;
+1. the vendor's catalogue (``client.read_catalogue``: ``GET /v1/models?id=<model>&include=
+   pricing``, no key). It is asked at most once a day (``refresh_every``), and then with the
+   last answer's ``ETag``, so an unchanged catalogue answers ``304`` with no body. The last
+   good answer is kept in ``data_dir/price-catalogue.json`` and outlives a restart; after a
+   failed ask the next waits ``retry_every``, so a page never hangs on a catalogue that is
+   down;
 2. when the catalogue can't be reached, or quotes no usable price for the request, the table
    shipped beside this module (``price_table.json``), whose date every estimate from it names.
 
 A ``variable`` price is an answer too: the price is not known in advance.
 
-Beside ``client``, this module speaks HTTP, for money only: two GETs with short timeouts and
-no retries (a price or a balance not known now is known later). The key goes only to the API
-host, in a header set per request. Imports ``config``, ``errors``, ``rules`` and ``client``'s
-session maker; never gradio.
+Speaks no HTTP: the catalogue and the balance (``client.read_balance``) are asked through
+the client, on a session with short timeouts and no retries (``client.quiet_session``: a
+price or a balance not known now is known later); what a response cost is read by
+``client.parsers.reported_charge``, re-exported here. Imports ``client``, ``config``,
+``errors``, ``files`` and ``request``; never gradio.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -36,25 +38,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import requests
-from urllib3.util.retry import Retry
-
 from . import errors
-from .client import make_session
+from .client import HTTPSession, quiet_session, read_balance, read_catalogue
+from .client.parsers import USD_PER_CREDIT as USD_PER_CREDIT  # the charge after: re-exported
+from .client.parsers import Charge as Charge
+from .client.parsers import number
+from .client.parsers import reported_charge as reported_charge
 from .config import MODEL, Settings
+from .files import write_atomic
 from .request import KLING, SPECS, Request
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_PATH = "/v1/models"
-BILLING_PATH = "/v2/billing"
 TABLE_PATH = Path(__file__).with_name("price_table.json")
 CACHE_NAME = "price-catalogue.json"
 REFRESH_EVERY = 86400.0  # seconds: the catalogue is asked at most once a day
 RETRY_EVERY = 900.0  # seconds after a failed ask before the next (the table or cache meanwhile)
 CATALOGUE_TIMEOUT = (3.0, 5.0)  # connect, read: a price shown late is worth little
 BALANCE_TIMEOUT = (2.0, 3.0)  # the balance is a hint beside the price, never a wait
-USD_PER_CREDIT = 0.0000005  # the vendor's own examples: 500000 credits are $0.25
 # Units a rate may be quoted in: per second of video, or per video whatever its length.
 SECOND_UNITS = frozenset({"second", "seconds", "sec", "s"})
 VIDEO_UNITS = frozenset({"video", "videos", "generation", "generations", "request", "requests"})
@@ -63,20 +64,6 @@ Source = Literal["catalogue", "table"]
 
 
 # --- the vendor's pricing block ------------------------------------------------------------
-
-
-def _number(value: Any) -> float | None:
-    """A finite number, or a string that is one; None otherwise (``True`` is not 1)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def _field_value(value: Any) -> str:
@@ -160,7 +147,7 @@ def _named(fields: Fields) -> dict[str, str]:
 def _rate(raw: Any, when: Mapping[str, Any]) -> Rate | None:
     if not isinstance(raw, dict):
         return None
-    price, per = _number(raw.get("price")), _number(raw.get("per"))
+    price, per = number(raw.get("price")), number(raw.get("per"))
     unit_name = raw.get("unit", raw.get("name"))
     unit_name = unit_name.strip().lower() if isinstance(unit_name, str) else ""
     unit: Literal["second", "video"] | None = (
@@ -201,20 +188,6 @@ def parse_pricing(block: Any) -> PriceSheet | None:
             if rate is not None:
                 rates.append(rate)
         return PriceSheet("variants", tuple(rates)) if rates else None
-    return None
-
-
-def _model_pricing(payload: Any, model: str) -> Any:
-    """The pricing block of ``model`` in a catalogue answer, matched on its id or an alias
-    (any case); None when the model or its block is missing."""
-    data = payload.get("data") if isinstance(payload, dict) else None
-    for item in data if isinstance(data, list) else []:
-        if not isinstance(item, dict):
-            continue
-        aliases = item.get("aliases") if isinstance(item.get("aliases"), list) else []
-        names = {str(n).lower() for n in [item.get("id"), *aliases] if isinstance(n, str)}
-        if model.lower() in names:
-            return item.get("pricing")
     return None
 
 
@@ -332,7 +305,7 @@ class PriceBook:
         self,
         settings: Settings,
         *,
-        session: requests.Session | None = None,
+        session: HTTPSession | None = None,
         clock: Callable[[], float] = time.time,
         cache_path: Path | None = None,
         table: PriceTable | None = None,
@@ -346,7 +319,7 @@ class PriceBook:
         self._base = settings.base_url.rstrip("/")
         self._offline = offline  # quote from the cache or the table; never ask (a dry run)
         self._model = model
-        self._session = session or make_session(Retry(0, read=False, redirect=0), pool_size=8)
+        self._session = session or quiet_session()
         self._clock = clock
         self._cache_path = cache_path or Path(settings.data_dir) / CACHE_NAME
         self.table = table or PriceTable.load()
@@ -413,41 +386,33 @@ class PriceBook:
         return self._answer
 
     def _ask(self) -> None:
-        """One GET of the catalogue (conditional when there is an answer to keep)."""
+        """One ask of the catalogue (conditional when there is an answer to keep)."""
         answer = self._answer
-        headers = {"Accept": "application/json"}
-        if answer is not None and answer.etag:
-            headers["If-None-Match"] = answer.etag
         try:
-            response = self._session.get(
-                self._base + CATALOGUE_PATH,
-                params={"id": self._model, "include": "pricing"},
-                headers=headers,
+            got = read_catalogue(
+                self._session,
+                self._base,
+                self._model,
+                etag=answer.etag if answer is not None else None,
                 timeout=self._catalogue_timeout,
-                allow_redirects=False,
             )
-        except requests.RequestException as exc:
-            return self._failed(f"not reached ({type(exc).__name__})")
+        except errors.KlingUIError as exc:
+            return self._failed(exc.base_message)
         now = self._clock()
-        if response.status_code == 304 and answer is not None:
+        if got.unchanged:
+            if answer is None:  # a 304 to an unconditional ask: no answer at all
+                return self._failed("HTTP 304")
             self._keep(_Answer(answer.pricing, answer.sheet, answer.etag, now), now)
             return None
-        if response.status_code != 200:
-            return self._failed(f"HTTP {response.status_code}")
-        try:
-            payload = response.json()
-        except ValueError:
-            return self._failed("an answer that is not JSON")
-        pricing = _model_pricing(payload, self._model)
-        sheet = parse_pricing(pricing)
-        if sheet is None or not isinstance(pricing, dict):
+        sheet = parse_pricing(got.pricing)
+        if sheet is None or not isinstance(got.pricing, dict):
             # It answered, with no price we can use: keep any earlier good answer, ask again
             # tomorrow, and quote from the table meanwhile if there is none.
             log.warning("price catalogue: no usable price for %s; keeping the last", self._model)
             with self._lock:
                 self._next_ask = now + self._refresh_every
             return None
-        self._keep(_Answer(pricing, sheet, response.headers.get("ETag"), now), now)
+        self._keep(_Answer(got.pricing, sheet, got.etag, now), now)
         return None
 
     def _failed(self, why: str) -> None:
@@ -470,7 +435,7 @@ class PriceBook:
         if not isinstance(data, dict) or data.get("base_url") != self._base:
             return None
         sheet = parse_pricing(data.get("pricing"))
-        checked_at = _number(data.get("checked_at"))
+        checked_at = number(data.get("checked_at"))
         etag = data.get("etag")
         if data.get("model") != self._model or sheet is None or checked_at is None:
             return None
@@ -485,11 +450,9 @@ class PriceBook:
             "checked": _date(answer.checked_at),
             "pricing": answer.pricing,
         }
-        tmp = self._cache_path.with_name(self._cache_path.name + ".tmp")
         try:
             self._cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            tmp.replace(self._cache_path)
+            write_atomic(self._cache_path, json.dumps(data, indent=1))
         except OSError as exc:  # the price is known all the same, for this process
             log.warning("price catalogue: could not keep the answer (%s)", exc)
 
@@ -501,28 +464,10 @@ class PriceBook:
         if not api_key:
             return None
         try:
-            response = self._session.get(
-                self._base + BILLING_PATH,
-                headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-                timeout=self._balance_timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            log.info("balance: not read (%s)", type(exc).__name__)
+            return read_balance(self._session, self._base, api_key, timeout=self._balance_timeout)
+        except errors.KlingUIError as exc:
+            log.info("balance: %s", exc.base_message)
             return None
-        if response.status_code != 200:
-            log.info("balance: not read (HTTP %s)", response.status_code)
-            return None
-        try:
-            payload = response.json()
-        except ValueError:
-            return None
-        if not isinstance(payload, dict):
-            return None
-        currency = payload.get("currency", "USD")
-        if not isinstance(currency, str) or currency.strip().upper() != "USD":
-            return None
-        return _number(payload.get("current_balance"))
 
 
 def _estimate(
@@ -547,41 +492,3 @@ def _estimate(
         kind=sheet.kind,
         stale=stale,
     )
-
-
-# --- the charge after ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Charge:
-    """What the vendor reported a response cost: USD, and credits when it said them."""
-
-    usd: float
-    credits: float | None = None
-
-
-def reported_charge(payload: Any = None, headers: Mapping[str, str] | None = None) -> Charge | None:
-    """What the vendor says an answer cost (request-tracing-and-cost.md): ``meta.usage``
-    (``usd_spent``, else ``credits_used`` or the poll schema's ``tokens_used``) before the
-    ``x-aimlapi-usd-spent`` / ``x-aimlapi-credits-used`` headers; credits are turned into USD
-    at the vendor's rate. None when it says nothing.
-
-    A create's figure is the job's price, held; the charge is the figure on the poll that says
-    ``completed``. A job that ends in error is charged nothing, whatever its create said."""
-    meta = payload.get("meta") if isinstance(payload, dict) else None
-    usage = meta.get("usage") if isinstance(meta, dict) else None
-    usage = usage if isinstance(usage, dict) else {}
-    lower = {k.lower(): v for k, v in (headers or {}).items()}
-    credits = _number(usage.get("credits_used"))
-    if credits is None:
-        credits = _number(usage.get("tokens_used"))
-    usd = _number(usage.get("usd_spent"))
-    if usd is None and credits is None:
-        usd = _number(lower.get("x-aimlapi-usd-spent"))
-        credits = _number(lower.get("x-aimlapi-credits-used"))
-    if usd is None and credits is None:
-        return None
-    if usd is None and credits is not None:
-        usd = credits * USD_PER_CREDIT
-    assert usd is not None
-    return Charge(round(usd, 9), credits)

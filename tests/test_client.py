@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,13 +14,13 @@ import pytest
 from kling_ui import errors
 from kling_ui.client import (
     AIMLClient,
-    GenerationRequest,
     Sessions,
     create_retry,
     download_video,
     poll_retry,
 )
 from kling_ui.config import MODEL, Settings
+from kling_ui.request import Request
 from kling_ui.simulator import DownloadFault, Fault, Simulator
 
 KEY = "sk-test-4f9a1c2b7e"
@@ -44,10 +45,14 @@ def client(simulator: Simulator) -> AIMLClient:
     return AIMLClient(KEY, fast_settings(simulator.url))
 
 
-def request(**changes) -> GenerationRequest:
-    fields = {"image_url": IMAGE, "prompt": "A cat turns its head and blinks."}
+def request(**changes) -> Request:
+    """A request built by hand, unchecked (``Request.make`` would refuse a bad one), so what
+    is tested is the client's own check before anything is sent."""
+    fields = {"image_url": IMAGE, "prompt": "A cat turns its head and blinks.", "duration": 5}
     fields.update(changes)
-    return GenerationRequest(**fields)
+    image, prompt = fields.pop("image_url"), fields.pop("prompt")
+    options = {"negative_prompt": "", "generate_audio": True, **fields}
+    return Request(MODEL, prompt, MappingProxyType({"image": image}), MappingProxyType(options))
 
 
 def create_bodies(sim: Simulator) -> list[dict]:
@@ -67,9 +72,9 @@ def create_bodies(sim: Simulator) -> list[dict]:
         ({"negative_prompt": "n" * 2501}, "negative prompt is 2501"),
         ({"negative_prompt": "bad\x07"}, "control characters"),
         ({"duration": 7}, "5 or 10"),
-        ({"duration": "5"}, "5 or 10"),
+        ({"duration": "5"}, "wrong type"),  # as the page sends it: Request.make reads it
         ({"duration": True}, "5 or 10"),
-        ({"duration": 5.0}, "5 or 10"),
+        ({"duration": 5.0}, "wrong type"),
         ({"generate_audio": "yes"}, "on or off"),
         ({"image_url": ""}, "Add an image"),
         ({"image_url": "http://example.com/a.jpg"}, "Add an image"),

@@ -1,0 +1,188 @@
+"""The vendor's answers, read into our types: one parser per answer, and nowhere else.
+
+Each function takes what the API sent (its JSON, or the response for what only headers or a
+non-JSON body say) and returns our value; none raises on a strange answer (it returns None,
+or the field's "not said"). Which answer each reads:
+
+    any error answer         -> ``vendor_message``, ``request_id``
+    the create's answer      -> ``parse_created`` (the generation id)
+    the usage log's page     -> ``parse_logs_page`` (``LogsPage``)
+    the catalogue's answer   -> ``parse_catalogue`` (the model's pricing block, as it came)
+    the billing answer       -> ``parse_balance`` (USD)
+    any answer's cost        -> ``reported_charge`` (``Charge``), ``credits_header``
+
+A poll's answer about a job is read by ``jobs.parse_generation``; the pricing block's
+rates by ``pricing.parse_pricing`` (money, kept with the money). Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+USD_PER_CREDIT = 0.0000005  # the vendor's own examples: 500000 credits are $0.25
+
+
+def number(value: Any) -> float | None:
+    """A finite number, or a string that is one; None otherwise (``True`` is not 1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+# --- any answer ------------------------------------------------------------------------------
+
+
+def json_object(response: requests.Response) -> dict[str, Any] | None:
+    """The answer's JSON object; None when it is not JSON or not an object."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def vendor_message(response: requests.Response) -> str | None:
+    """What an error answer says in words (its ``message`` or ``error``, or a short plain
+    text body; never an HTML page)."""
+    try:
+        data = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:300] if text and "<" not in text[:1] else None
+    if isinstance(data, dict):
+        message = data.get("message") or data.get("error")
+        if isinstance(message, list):
+            message = "; ".join(str(m) for m in message)
+        if isinstance(message, dict):
+            message = message.get("message")
+        return str(message)[:1000] if message else None
+    return None
+
+
+def request_id(response: requests.Response) -> str | None:
+    """The vendor's id for this request: its ``x-request-id`` header, else ``requestId``."""
+    rid = response.headers.get("x-request-id")
+    if rid:
+        return rid
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return str(data.get("requestId")) if isinstance(data, dict) and data.get("requestId") else None
+
+
+def credits_header(response: requests.Response) -> float | None:
+    """The credits the answer's ``x-aimlapi-credits-used`` header says it used."""
+    try:
+        return float(response.headers["x-aimlapi-credits-used"])
+    except (KeyError, ValueError):
+        return None
+
+
+# --- the create, the usage log ---------------------------------------------------------------
+
+
+def parse_created(payload: dict[str, Any] | None) -> str | None:
+    """The generation id a create's answer carries; None when it carries none."""
+    gid = payload.get("id") if isinstance(payload, dict) else None
+    return gid if isinstance(gid, str) and gid else None
+
+
+@dataclass(frozen=True)
+class LogsPage:
+    """One page of the usage log (``GET /v2/logs``): each client request id's generation id
+    (its first row's ``inference_id``, None when that row has none), and whether more pages
+    follow."""
+
+    found: Mapping[str, str | None] = field(default_factory=dict)
+    has_more: bool = False
+
+
+def parse_logs_page(payload: dict[str, Any] | None) -> LogsPage:
+    payload = payload if isinstance(payload, dict) else {}
+    rows = payload.get("data") if isinstance(payload.get("data"), list) else []
+    found: dict[str, str | None] = {}
+    for row in rows:
+        if isinstance(row, dict) and isinstance(row.get("client_request_id"), str):
+            inference = row.get("inference_id")
+            found.setdefault(
+                row["client_request_id"],
+                inference if isinstance(inference, str) and inference else None,
+            )
+    more = payload.get("pagination")
+    return LogsPage(found, isinstance(more, dict) and bool(more.get("has_more")))
+
+
+# --- money: the catalogue, the balance, the charge -------------------------------------------
+
+
+def parse_catalogue(payload: Any, model: str) -> Any:
+    """The pricing block of ``model`` in a catalogue answer, matched on its id or an alias
+    (any case); None when the model or its block is missing."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        aliases = item.get("aliases") if isinstance(item.get("aliases"), list) else []
+        names = {str(n).lower() for n in [item.get("id"), *aliases] if isinstance(n, str)}
+        if model.lower() in names:
+            return item.get("pricing")
+    return None
+
+
+def parse_balance(payload: Any) -> float | None:
+    """The account's balance in USD from ``GET /v2/billing``; None when the answer gives none
+    in dollars."""
+    if not isinstance(payload, dict):
+        return None
+    currency = payload.get("currency", "USD")
+    if not isinstance(currency, str) or currency.strip().upper() != "USD":
+        return None
+    return number(payload.get("current_balance"))
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What the vendor reported a response cost: USD, and credits when it said them."""
+
+    usd: float
+    credits: float | None = None
+
+
+def reported_charge(payload: Any = None, headers: Mapping[str, str] | None = None) -> Charge | None:
+    """What the vendor says an answer cost (request-tracing-and-cost.md): ``meta.usage``
+    (``usd_spent``, else ``credits_used`` or the poll schema's ``tokens_used``) before the
+    ``x-aimlapi-usd-spent`` / ``x-aimlapi-credits-used`` headers; credits are turned into USD
+    at the vendor's rate. None when it says nothing.
+
+    A create's figure is the job's price, held; the charge is the figure on the poll that says
+    ``completed``. A job that ends in error is charged nothing, whatever its create said."""
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    usage = meta.get("usage") if isinstance(meta, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    lower = {k.lower(): v for k, v in (headers or {}).items()}
+    credits = number(usage.get("credits_used"))
+    if credits is None:
+        credits = number(usage.get("tokens_used"))
+    usd = number(usage.get("usd_spent"))
+    if usd is None and credits is None:
+        usd = number(lower.get("x-aimlapi-usd-spent"))
+        credits = number(lower.get("x-aimlapi-credits-used"))
+    if usd is None and credits is None:
+        return None
+    if usd is None and credits is not None:
+        usd = credits * USD_PER_CREDIT
+    assert usd is not None
+    return Charge(round(usd, 9), credits)
