@@ -26,11 +26,12 @@ THROUGHPUT_TARGET = 0.7
 
 
 def _video_url(sim: Any) -> str:
-    from kling_ui.client import AIMLClient, GenerationRequest
+    from kling_ui.client import AIMLClient
     from kling_ui.config import Settings
+    from kling_ui.request import Request
 
     client = AIMLClient("bench-key", Settings(base_url=sim.url))
-    request = GenerationRequest(image_url="https://example.com/cat.jpg", prompt="Blinks.")
+    request = Request.make("Blinks.", images={"image": "https://example.com/cat.jpg"})
     gid = client.create_generation(request).payload["id"]
     sim.complete_now(gid)
     return client.get_generation(gid).payload["video"]["url"]

@@ -3,7 +3,7 @@
 Ours is what happens to an upload in our page once Gradio has stored it: Gradio's own
 preprocessing of the event's input (``async_move_files_to_cache`` with the upload-folder
 check, ``ImageData.model_validate``, then ``UploadedImage.preprocess``, which hands on the
-path), ``images.prepare_image(path)`` and ``GenerationRequest(...).body()``.
+path), ``images.prepare_image(path)`` and ``Request.make(...).body()``.
 
 The baseline is the straightforward Pillow path: open, ``convert("RGB")``, resize to a long
 side of 2048 with LANCZOS, save as JPEG quality 90 into a BytesIO, base64, and the same
@@ -75,7 +75,7 @@ QUICK_MEMORY_CASES = [
 def baseline_body(path: Path) -> dict[str, Any]:
     from PIL import Image
 
-    from kling_ui.client import GenerationRequest
+    from kling_ui.request import Request
 
     with Image.open(path) as opened:
         im = opened.convert("RGB")
@@ -85,7 +85,7 @@ def baseline_body(path: Path) -> dict[str, Any]:
     buffer = io.BytesIO()
     im.save(buffer, "JPEG", quality=90)
     uri = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    return GenerationRequest(image_url=uri, prompt=PROMPT).body()
+    return Request.make(PROMPT, images={"image": uri}).body()
 
 
 class OursPath:
@@ -121,12 +121,12 @@ class OursPath:
         return self.block.preprocess(model)
 
     def body(self) -> dict[str, Any]:
-        from kling_ui.client import GenerationRequest
         from kling_ui.images import prepare_image
+        from kling_ui.request import Request
 
         path = self.gradio_side()
         prepared = prepare_image(path)
-        return GenerationRequest(image_url=prepared.data_uri, prompt=PROMPT).body()
+        return Request.make(PROMPT, images={"image": prepared.data_uri}).body()
 
     def close(self) -> None:
         self.loop.close()
@@ -214,7 +214,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "notes": [
             "Image to request: ours = Gradio's preprocessing of the uploaded file "
             "(async_move_files_to_cache with the upload-folder check, ImageData validation, "
-            "UploadedImage.preprocess) + images.prepare_image + GenerationRequest.body(); "
+            "UploadedImage.preprocess) + images.prepare_image + Request.body(); "
             "baseline = Image.open, convert('RGB'), resize to 2048 long side with LANCZOS, "
             "JPEG q90 to BytesIO, base64, same body(). Same file, same process, interleaved "
             f"(alternating order), one warm-up each, median of {sizes[0][3]} "
