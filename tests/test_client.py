@@ -19,6 +19,7 @@ from kling_ui.client import (
     download_video,
     poll_retry,
 )
+from kling_ui.client.parsers import parse_balance, parse_catalogue, parse_created, parse_logs_page
 from kling_ui.config import MODEL, Settings
 from kling_ui.request import Request
 from kling_ui.simulator import DownloadFault, Fault, Simulator
@@ -435,3 +436,72 @@ def test_the_shared_watchdog_still_cuts_each_download_at_its_own_time():
                 break
             time.sleep(0.05)
         assert soon.expired and not late.expired
+
+
+# --- the parsers: one per vendor answer, never raising -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload, found, has_more",
+    [
+        ({"data": [{"client_request_id": "a", "inference_id": "g1"}]}, {"a": "g1"}, False),
+        (  # the first row of an id decides (newest first), even without an inference id
+            {"data": [{"client_request_id": "a"}, {"client_request_id": "a", "inference_id": "g"}]},
+            {"a": None},
+            False,
+        ),
+        ({"data": [{"inference_id": "g"}, "row"], "pagination": {"has_more": True}}, {}, True),
+        ({"data": "rows", "pagination": {"has_more": "yes"}}, {}, True),
+        ({"pagination": []}, {}, False),
+        (None, {}, False),
+    ],
+)
+def test_a_usage_log_page_is_read_into_ids_and_more(payload, found, has_more):
+    page = parse_logs_page(payload)
+    assert (dict(page.found), page.has_more) == (found, has_more)
+
+
+@pytest.mark.parametrize(
+    "payload, usd",
+    [
+        ({"current_balance": 25.5, "currency": "USD"}, 25.5),
+        ({"current_balance": "7.25"}, 7.25),
+        ({"current_balance": 3, "currency": " usd "}, 3.0),
+        ({"current_balance": 3, "currency": "EUR"}, None),
+        ({"current_balance": True}, None),
+        ({"current_balance": "NaN"}, None),
+        ([], None),
+        (None, None),
+    ],
+)
+def test_a_billing_answer_is_read_as_dollars_or_nothing(payload, usd):
+    assert parse_balance(payload) == usd
+
+
+@pytest.mark.parametrize(
+    "payload, block",
+    [
+        ({"data": [{"id": MODEL, "pricing": {"kind": "variable"}}]}, {"kind": "variable"}),
+        ({"data": [{"id": MODEL.upper(), "pricing": 1}]}, 1),
+        ({"data": [{"id": "other", "aliases": [MODEL], "pricing": 2}]}, 2),
+        ({"data": [{"id": "other", "pricing": 3}, "item"]}, None),
+        ({"data": {"id": MODEL}}, None),
+        ("catalogue", None),
+    ],
+)
+def test_a_catalogue_answer_gives_the_models_own_pricing_block(payload, block):
+    assert parse_catalogue(payload, MODEL) == block
+
+
+@pytest.mark.parametrize(
+    "payload, gid",
+    [({"id": "g:1"}, "g:1"), ({"id": ""}, None), ({"id": 5}, None), ({}, None), (None, None)],
+)
+def test_a_create_answer_gives_its_generation_id_or_none(payload, gid):
+    assert parse_created(payload) == gid
+
+
+def test_a_generation_lost_with_its_answer_is_found_in_the_usage_log(simulator, client):
+    gid = client.create_generation(request(), client_request_id="ours-1").payload["id"]
+    assert client.find_in_logs("ours-1") == gid
+    assert client.find_in_logs("never-sent") is None

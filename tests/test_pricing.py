@@ -542,3 +542,22 @@ def test_the_charge_is_read_from_the_completed_poll(tmp_path):
 )  # fmt: skip
 def test_reported_charge_reads_meta_then_headers(payload, headers, charge):
     assert reported_charge(payload, headers) == charge
+
+
+def test_pricing_speaks_no_http_of_its_own():
+    """The catalogue and the balance are the client's calls; pricing keeps the money."""
+    import ast
+
+    import kling_ui.pricing
+
+    tree = ast.parse(Path(kling_ui.pricing.__file__).read_text(encoding="utf-8"))
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import)
+            else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+    }  # fmt: skip
+    assert imported and not imported & {"requests", "urllib3", "httpx", "http", "socket"}
