@@ -249,15 +249,15 @@ def generate(client: Any, image: str | Path | None, **changes: Any) -> list[tupl
 def spy_on_creates(monkeypatch: Any) -> list[dict]:
     """Every create body a simulator in this process receives from now on, image included
     (its own record cuts the image short): its body check, wrapped."""
-    from kling_ui import simulator as simulator_module
+    from kling_ui.simulator import vendor as simulator_module
 
     bodies: list[dict] = []
-    check = simulator_module._validation_error
+    check = simulator_module.validation_error
 
     def spy(body: Any) -> Any:
         if isinstance(body, dict):
             bodies.append(body)
         return check(body)
 
-    monkeypatch.setattr(simulator_module, "_validation_error", spy)
+    monkeypatch.setattr(simulator_module, "validation_error", spy)
     return bodies

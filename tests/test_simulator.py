@@ -19,9 +19,9 @@ from kling_ui.simulator import (
     MODEL,
     DownloadFault,
     Fault,
+    Job,
     Schedule,
     Simulator,
-    _Job,
 )
 from kling_ui.simulator import main as simulator_main
 
@@ -452,7 +452,7 @@ def test_unreadable_state_file_is_ignored(tmp_path):
 
 
 def test_job_status_follows_its_schedule():
-    job = _Job("id", "t", created=100.0, duration=5, outcome="complete", schedule=Schedule(1, 2))
+    job = Job("id", "t", created=100.0, duration=5, outcome="complete", schedule=Schedule(1, 2))
     assert [job.status(t) for t in (100.5, 101.5, 103.5)] == ["queued", "generating", "completed"]
 
 
@@ -485,7 +485,7 @@ def test_command_line_serves_until_interrupted(monkeypatch):
         calls.append(seconds)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("kling_ui.simulator.time.sleep", fake_sleep)
+    monkeypatch.setattr("kling_ui.simulator.launch.time.sleep", fake_sleep)
     simulator_main(["--port", "0", "--queued", "0.1", "--generating", "0.1"])
     assert calls == [3600]
 

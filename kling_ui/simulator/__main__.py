@@ -1,5 +1,5 @@
-"""``python -m kling_ui.simulator``: serve the simulator until Ctrl-C (see ``serve.main``)."""
+"""``python -m kling_ui.simulator``: serve the simulator until Ctrl-C (``launch.main``)."""
 
-from . import main
+from .launch import main
 
 main()

@@ -1,0 +1,87 @@
+"""The vendor's contract as the simulator keeps it: the model's id, the paths it serves, the
+text limit, the moderation error, and the checks a create's body must pass.
+
+The checks are written for the simulator alone, independently of the client's (STYLE.md): a
+mistake the two shared would pass every test. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+MODEL = "klingai/video-v2-6-pro-image-to-video"
+CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
+DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "assets" / "sample.mp4"
+MAX_TEXT = 2500
+LOGS_PATH = "/v2/logs"
+BILLING_PATH = "/v2/billing"
+# The catalogue's canonical path and the two the vendor says serve exactly the same data.
+CATALOGUE_PATHS = ("/v1/models", "/models", "/api/v1/models")
+CATALOGUE_SECTIONS = ("pricing", "modalities", "capabilities")
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MODERATION = ("ContentModeration", "The image or prompt was flagged by content moderation.")
+
+
+def valid_client_request_id(value: str | None) -> str | None:
+    """``value`` if the vendor would keep it as a client request id, else None (ignored)."""
+    return value if value and _CLIENT_REQUEST_ID.fullmatch(value) else None
+
+
+def data_uri_bytes(value: object) -> bytes | None:
+    """The bytes of a ``data:...;base64,`` image; None for a link or anything else."""
+    if not isinstance(value, str) or not value.startswith("data:") or "," not in value:
+        return None
+    try:
+        return base64.b64decode(value.split(",", 1)[1], validate=True)
+    except ValueError:
+        return None
+
+
+def validation_error(body: Any) -> str | None:
+    """The vendor's body checks, written independently of the client's."""
+    if not isinstance(body, dict):
+        return "Body validation error! body: expected object"
+    if body.get("model") != MODEL:
+        return f"Body validation error! model: expected '{MODEL}', received {body.get('model')!r}"
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return (
+            "Body validation error! prompt: expected non-empty string, received "
+            + repr(prompt)[:40]
+        )
+    if len(prompt) > MAX_TEXT:
+        return (
+            f"Body validation error! prompt: expected string of at most {MAX_TEXT} characters,"
+            f" received {len(prompt)}"
+        )
+    image = body.get("image_url")
+    if not isinstance(image, str) or not image:
+        return "Body validation error! image_url: expected string, received " + repr(image)[:40]
+    if not re.match(r"^https?://", image):
+        b64 = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
+        if image.startswith("data:") and not re.match(r"^data:image/[a-z+.-]+;base64,", image):
+            return "Body validation error! image_url: expected a base64 image data URI"
+        try:
+            if not base64.b64decode(b64, validate=True):
+                raise ValueError("empty")
+        except ValueError:
+            return "Body validation error! image_url: expected a URL or a Base64-encoded image"
+    duration = body.get("duration", 5)
+    # bool is an int in Python; JSON 5.0 is 5 to a JavaScript server, so it passes.
+    if type(duration) not in (int, float, str) or duration not in (5, 10, "5", "10"):
+        return f"Body validation error! duration: expected 5 or 10, received {duration!r}"
+    negative = body.get("negative_prompt")
+    if negative is not None and not isinstance(negative, str):
+        return f"Body validation error! negative_prompt: expected string, received {negative!r}"
+    if negative is not None and len(negative) > MAX_TEXT:
+        return (
+            "Body validation error! negative_prompt: expected string of at most "
+            f"{MAX_TEXT} characters, received {len(negative)}"
+        )
+    if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
+        received = body["generate_audio"]
+        return f"Body validation error! generate_audio: expected boolean, received {received!r}"
+    return None
