@@ -159,7 +159,9 @@ class Request:
                 if not self.images[role].startswith(SENDABLE):
                     raise errors.InputError(f"The {role.replace('_', ' ')} is not ready to send.")
                 body[f"{role}_url"] = self.images[role]
-        for f in spec.fields:
+        # The fields always sent first, then those left out when empty (the body's order as
+        # the app has always sent it: a snippet shows it).
+        for f in sorted(spec.fields, key=lambda f: not f.send_when_empty):
             value = checked.options[f.name]
             if f.send_when_empty or (value.strip() if isinstance(value, str) else value):
                 body[f.name] = value

@@ -1,21 +1,18 @@
-"""What a request must be before anything is sent: one parser per input.
+"""What each field of a request must be before anything is sent: one parser per input.
 
-Owns the request (``GenerationRequest``) and the rules of each field: the prompt and its
-limit, the negative prompt, the duration (the page sends "5", programs 5), the audio switch,
-and the shape of a generation id. Each rule raises ``InputError`` with words for a person,
-so nothing the vendor would reject ever leaves us. Imports ``config`` and ``errors`` only:
-the page, the service and the HTTP client all read the rules here.
+Owns the rules of each field: the prompt and its limit, the negative prompt, the duration
+(the page sends "5", programs 5), the audio switch, and the shape of a generation id. Each
+rule raises ``InputError`` with words for a person, so nothing the vendor would reject ever
+leaves us. The request itself (``request.Request``) is checked by these rules, field by
+field, through its model's spec. Imports ``errors`` only.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import errors
-from .config import MODEL
 
 MAX_PROMPT_CHARS = 2500
 DURATIONS = (5, 10)
@@ -107,62 +104,3 @@ def check_new_generation_id(value: object) -> str:
             "Copy it again, whole."
         )
     return gid
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One image-to-video request, as the user asked for it; built only from checked fields."""
-
-    image_url: str = field(repr=False)  # an https URL or a data URI (see images.py)
-    prompt: str
-    negative_prompt: str = ""
-    duration: int = 5
-    generate_audio: bool = True
-
-    @classmethod
-    def checked(
-        cls,
-        image_url: str,
-        prompt: object,
-        negative_prompt: object = "",
-        duration: object = 5,
-        generate_audio: object = True,
-    ) -> GenerationRequest:
-        """Apply every rule; raise ``InputError`` for anything the API would reject."""
-        if not isinstance(image_url, str) or not image_url.startswith(("https://", "data:image/")):
-            raise errors.InputError("Add an image first (an upload or an https:// link).")
-        return cls(image_url, *check_text_fields(prompt, negative_prompt, duration, generate_audio))
-
-    def validate(self) -> None:
-        """The same rules again, for a request built by hand: its duration must already be
-        a number of seconds (the lenient parsing is ``checked``'s, for people's input)."""
-        if type(self.duration) is not int:
-            raise errors.InputError(f"Duration must be 5 or 10 seconds, not {self.duration!r}.")
-        GenerationRequest.checked(
-            self.image_url, self.prompt, self.negative_prompt, self.duration, self.generate_audio
-        )
-
-    def body(self) -> dict[str, Any]:
-        self.validate()
-        body: dict[str, Any] = {
-            "model": MODEL,
-            "prompt": self.prompt,
-            "image_url": self.image_url,
-            "duration": int(self.duration),
-            "generate_audio": self.generate_audio,
-        }
-        if self.negative_prompt.strip():
-            body["negative_prompt"] = self.negative_prompt
-        return body
-
-
-def check_text_fields(
-    prompt: object, negative_prompt: object, duration: object, generate_audio: object
-) -> tuple[str, str, int, bool]:
-    """The fields other than the image, checked before the image work starts."""
-    return (
-        check_prompt(prompt),
-        check_negative_prompt(negative_prompt),
-        parse_duration(duration),
-        check_generate_audio(generate_audio),
-    )

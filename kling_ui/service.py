@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,14 +46,10 @@ from .images import PreparedImage, prepare_image
 from .jobs import Progress
 from .media import make_poster, poster_path
 from .pricing import Estimate, PriceBook, dollars
-from .rules import (
-    NO_IMAGE,
-    GenerationRequest,
-    check_generation_id,
-    check_new_generation_id,
-    check_text_fields,
-)
+from .request import Request
+from .rules import NO_IMAGE, check_generation_id, check_new_generation_id
 from .runner import Backend, Runner
+from .states import PHASE_OF_STATE, UNPAID, Reason, phase_of
 
 if TYPE_CHECKING:
     from .simulator import DemoSimulator
@@ -101,20 +97,7 @@ def choose_backend(
     )
 
 
-STATE_PHASE = {
-    "queued_here": "waiting",
-    "submitting": "submitting",
-    "unknown": "checking",
-    "submitted": "submitted",
-    "queued": "queued",
-    "generating": "generating",
-    "downloading": "downloading",
-    "done": "completed",
-    "failed": "failed",
-    "not_created": "not created",
-    "expired": "expired",
-    "cancelled": "cancelled",
-}
+STATE_PHASE = PHASE_OF_STATE  # the page's word for each state (``states``), for importers
 OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 ADDRESS = "address:"  # a visitor or place known by the client's address (its digest)
 MEDIA_PREFIX = "/media/"
@@ -130,6 +113,10 @@ MAX_BATCH = 48
 JPEG_DATA_URI = "data:image/jpeg;base64,"  # what prepare_image makes of every upload
 TYPICAL_FRESH = 30.0  # seconds a typical duration is reused (a page asks every second)
 TYPICAL_OF = 50  # the most recent finished jobs a typical duration is the median of
+
+
+# What a price is asked of: a request, or a mapping of the model's fields (a price view's).
+Fields = Request | Mapping[str, Any]
 
 
 class GenerationService:
@@ -318,9 +305,10 @@ class GenerationService:
             self._books[base] = PriceBook(self.settings.with_(base_url=base), clock=self._clock)
         return self._books[base]
 
-    def estimate(self, duration: object, generate_audio: object, count: object = 1) -> Estimate:
-        """What ``count`` videos like this will cost, before anything is sent."""
-        return self._book().estimate(duration, generate_audio, count)
+    def estimate(self, request_or_fields: Fields, count: object = 1) -> Estimate:
+        """What ``count`` videos like this request (or like these fields of the model) will
+        cost, before anything is sent."""
+        return self._book().estimate(request_or_fields, count)
 
     def balance(self, api_key: str | None) -> float | None:
         """The balance of the account a request would go to, in USD; None when not known.
@@ -338,14 +326,14 @@ class GenerationService:
         return value
 
     def low_balance(
-        self, api_key: str | None, duration: object, generate_audio: object, count: object = 1
+        self, api_key: str | None, request_or_fields: Fields, count: object = 1
     ) -> str | None:
         """Words when the account's balance is below the price of what is about to be sent;
         None when it isn't, when either is not known (the balance endpoint never blocks), or
         in the demo (nothing is charged)."""
         try:
             backend = self.backend_for(api_key)
-            price = self._book(backend).estimate(duration, generate_audio, count).usd
+            price = self._book(backend).estimate(request_or_fields, count).usd
         except errors.KlingUIError:
             return None
         if backend.name == DEMO or not price:
@@ -426,12 +414,9 @@ class GenerationService:
     def generate(
         self,
         image: str | None,
-        prompt: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
-        api_key: str | None = None,
+        request: Request,
         *,
+        api_key: str | None = None,
         fit: str = "reject",
         owner: str = "",
         parent_id: str | None = None,
@@ -439,8 +424,10 @@ class GenerationService:
     ) -> Iterator[Progress]:
         """Check everything, hand the job to the runner, then watch it to its end.
 
-        ``owner`` names who asks ("browser:..." or "address:..."; see ``visitor``): the job is
-        theirs, and counts against their share. ``parent_id``: the finished job it continues
+        ``request``: what to make, checked where it entered (``Request.make``); ``image``
+        (a path, or an https link) is prepared here and set as its start frame. ``owner``
+        names who asks ("browser:..." or "address:..."; see ``visitor``): the job is theirs,
+        and counts against their share. ``parent_id``: the finished job it continues
         (its last frame is ``image``); its last update carries the whole chain's video.
         ``should_stop``: asked just before the job is handed over (the page's Stop watching,
         pressed while the checks ran); true, and nothing is made or sent.
@@ -448,10 +435,8 @@ class GenerationService:
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
         """
-        if image is None or (isinstance(image, str) and not image.strip()):
-            raise errors.InputError(NO_IMAGE)
-        # The text fields are checked before the image work starts.
-        fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
+        _check_image_given(image)
+        _check_request(request)
         parent = self._parent(parent_id, owner, api_key)
         backend = self.backend_for(api_key)
         if parent is not None and (parent.backend == DEMO) != (backend.name == DEMO):
@@ -461,7 +446,7 @@ class GenerationService:
                 "from an image instead."
             )
         self._check_room(owner, 1)
-        price = self._book(backend).estimate(fields[2], fields[3]).usd
+        price = self._book(backend).estimate(request).usd
         prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
         with self._budget_lock, self.ledger.mutex("budget"):
             self._check_room(owner, 1)  # again: others may have added jobs meanwhile
@@ -469,7 +454,7 @@ class GenerationService:
             if should_stop is not None and should_stop():
                 raise errors.InputError(STOPPED_BEFORE_SENT)
             job = self.runner.add(
-                GenerationRequest(prepared.data_uri, *fields), backend, owner=owner,
+                request.with_image(prepared.data_uri), backend, owner=owner,
                 estimate_usd=price, parent_id=parent.job_id if parent else None,
             )  # fmt: skip
         self._keep_input(prepared.data_uri, [job.job_id])
@@ -479,26 +464,22 @@ class GenerationService:
     def submit(
         self,
         image: str | None,
-        prompt: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
-        takes: int = 1,
-        api_key: str | None = None,
+        request: Request,
         *,
+        takes: object = 1,
+        api_key: str | None = None,
         fit: str = "reject",
         owner: str = "",
     ) -> dict[str, Any]:
         """``generate``'s checks, then ``takes`` videos of one image and prompt queued at once,
         without watching them (for programs that look in later): the batch's answer, each
         job's id in it. Raises ``KlingUIError`` with nothing written or sent."""
-        if image is None or (isinstance(image, str) and not image.strip()):
-            raise errors.InputError(NO_IMAGE)
-        fields = check_text_fields(prompt, negative_prompt, duration, generate_audio)
+        _check_image_given(image)
+        _check_request(request)
         count = _check_takes(takes)
         backend = self.backend_for(api_key)
         self._check_room(owner, count)
-        planned, _ = plan_takes(image, fields, count, fit=fit, owner=owner)
+        planned, _ = plan_takes(image, request, count, fit=fit, owner=owner)
         return self.queue_many(planned, backend, owner=owner)
 
     # --- chains: continuing a video from its last frame ------------------------------------
@@ -516,21 +497,19 @@ class GenerationService:
     def extend(
         self,
         any_id: str,
-        prompt: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
-        api_key: str | None = None,
+        request: Request,
         *,
+        api_key: str | None = None,
         owner: str = "",
     ) -> Iterator[Progress]:
-        """A new part for the chain ending at ``any_id``, from its last frame; watched like
-        ``generate``, its last update carrying the whole chain's video."""
-        check_text_fields(prompt, negative_prompt, duration, generate_audio)
+        """A new part for the chain ending at ``any_id``, from its last frame (``request``
+        comes without an image: the frame is added); watched like ``generate``, its last
+        update carrying the whole chain's video."""
+        _check_request(request)
         start = self.continue_from(any_id, owner, api_key)
         yield from self.generate(
-            str(start.frame), prompt, negative_prompt, duration, generate_audio, api_key,
-            owner=owner, parent_id=start.parent.job_id,
+            str(start.frame), request, api_key=api_key, owner=owner,
+            parent_id=start.parent.job_id,
         )  # fmt: skip
 
     def _parent(self, parent_id: str | None, owner: str, api_key: str | None) -> Job | None:
@@ -559,8 +538,9 @@ class GenerationService:
     def progress(self, job: Job) -> Progress:
         """One snapshot of a job, as the page shows it."""
         elapsed, queued, generating = job.timings(self._clock())
-        phase = job.reason if job.state == "not_created" and job.reason else None
-        phase = phase or ("paused" if self.runner.paused(job.job_id) else STATE_PHASE[job.state])
+        why = Reason.read(job.reason) if job.state == "not_created" else None
+        paused = why is None and self.runner.paused(job.job_id)
+        phase = "paused" if paused else phase_of(job.state, job.reason)
         video = Path(job.video_path) if job.video_path else None
         url = self.video_url(job) if video and video.exists() else None
         message = job.message
@@ -818,17 +798,16 @@ class GenerationService:
         self,
         images: list[str] | None,
         prompts: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
-        takes: int = 1,
-        api_key: str | None = None,
         *,
+        fields: Mapping[str, object] | None = None,
+        takes: object = 1,
+        api_key: str | None = None,
         fit: str = "reject",
         owner: str = "",
     ) -> dict[str, Any]:
-        """Check every item (each image, each prompt line), then queue images x prompts x
-        takes with the runner. One bad item refuses the whole batch, named; nothing is sent."""
+        """Check every item (each image, each prompt line with the ``fields`` the lines
+        share: negative prompt, duration, audio), then queue images x prompts x takes with
+        the runner. One bad item refuses the whole batch, named; nothing is sent."""
         paths = [str(p) for p in (images or []) if p]
         if not paths:
             raise errors.InputError("Add at least one image to the batch.")
@@ -837,15 +816,14 @@ class GenerationService:
             raise errors.InputError("Write at least one prompt: one prompt per line.")
         count = _check_takes(takes)
         _check_size(len(paths) * len(lines) * count)
-        fields = [_line_fields(i, line, negative_prompt, duration, generate_audio)
-                  for i, line in enumerate(lines, 1)]  # fmt: skip
+        requests = [_line_request(i, line, fields or {}) for i, line in enumerate(lines, 1)]
         backend = self.backend_for(api_key)
         self._check_room(owner, len(paths) * len(lines) * count)
         uris = [_prepared_item(i, path, fit, owner) for i, path in enumerate(paths, 1)]
         planned = [
-            Planned(uri, line, {"image": n, "prompt": line[0], "take": take})
+            Planned(line.with_image(uri), {"image": n, "prompt": line.prompt, "take": take})
             for n, uri in enumerate(uris, 1)
-            for line in fields
+            for line in requests
             for take in range(1, count + 1)
         ]
         return self.queue_many(planned, backend, owner=owner)
@@ -871,7 +849,7 @@ class GenerationService:
             self._check_budget(backend, owner, usd, total)
             for plan, quote in zip(planned, quotes, strict=True):
                 job = self.runner.add(
-                    GenerationRequest(plan.data_uri, *plan.fields), backend, batch_id=batch_id,
+                    plan.request, backend, batch_id=batch_id,
                     owner=owner, estimate_usd=quote.usd, parent_id=plan.parent_id,
                 )  # fmt: skip
                 items.append({"job_id": job.job_id, **plan.about, "state": job.state})
@@ -935,6 +913,41 @@ class GenerationService:
                 )
 
     # --- the ledger, for the page ------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job | None:
+        """The ledger's row for this job id (ours, whole), or None: no rights are checked
+        (the caller holds the id, as the page's and the CLI's own jobs)."""
+        return self.ledger.get(job_id)
+
+    def recent(self, limit: int = 50) -> list[Job]:
+        """The ``limit`` most recent jobs of this app, newest first."""
+        return self.ledger.recent(limit)
+
+    def paused(self, job_id: str) -> bool:
+        """True when the job waits for its owner: a key refused, or not known after a restart."""
+        return self.runner.paused(job_id)
+
+    def watch(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
+        """The job's row each time it changes, until it ends (or ``timeout`` seconds pass)."""
+        return self.runner.watch(job_id, timeout=timeout)
+
+    def digest(self, text: str) -> str:
+        """A name for a secret (an owner token, an agent's value) that says nothing about it,
+        under this app's secret."""
+        return self.runner.digest(text)
+
+    def continuation(self, job: Job) -> Continuation:
+        """What continuing this job starts from (its last frame, its chain); ``InputError``
+        in words for a job that isn't finished or whose file is gone."""
+        return self.chains.continuation(job)
+
+    def chain_parts(self, job: Job) -> list[Job]:
+        """The parts of the chain ending at this job, first to last."""
+        return self.chains.parts(job)
+
+    def chain_video(self, job: Job) -> Path | None:
+        """The whole chain's video ending at this job (stitched), or None."""
+        return self.chains.video(job)
 
     def entry(self, any_id: str, owner: str = "", api_key: str | None = None) -> Job | None:
         """The ledger's row for this id (ours or the vendor's, whole), or None.
@@ -1075,7 +1088,7 @@ def _utc_day_start(moment: float) -> float:
 
 def _unpaid(job: Job) -> float | None:
     """$0 for a job that made nothing at the vendor; None (not known yet) otherwise."""
-    return 0.0 if job.state in ("failed", "not_created", "cancelled") else None
+    return 0.0 if job.state in UNPAID else None
 
 
 def _private_folder(path: Path) -> None:
@@ -1102,28 +1115,31 @@ def _write_private(path: Path, data: bytes) -> None:
 
 @dataclass(frozen=True)
 class Planned:
-    """One video of a batch, checked and ready: its prepared image (a data URI), its fields
-    (prompt, negative prompt, duration, audio), and what the caller says of it (which image,
-    line or take) in the batch's answer."""
+    """One video of a batch, checked and ready: its request with its prepared image (a data
+    URI), and what the caller says of it (which image, line or take) in the batch's answer."""
 
-    data_uri: str
-    fields: tuple[str, str, int, bool]
+    request: Request
     about: dict[str, Any]
     parent_id: str | None = None  # the finished job this one continues (its last frame)
+
+    @property
+    def data_uri(self) -> str:
+        return self.request.image_url
 
 
 def plan_takes(
     image: str,
-    fields: tuple[str, str, int, bool],
+    request: Request,
     takes: int,
     *,
     fit: str = "reject",
     owner: str = "",
 ) -> tuple[list[Planned], PreparedImage]:
-    """``takes`` videos of one image (prepared once, in ``owner``'s turn) and checked fields,
+    """``takes`` videos of one image (prepared once, in ``owner``'s turn) and a request,
     ready for ``queue_many``; and the prepared image (what was done to it is worth saying)."""
     prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
-    planned = [Planned(prepared.data_uri, fields, {"take": n}) for n in range(1, takes + 1)]
+    sent = request.with_image(prepared.data_uri)
+    planned = [Planned(sent, {"take": n}) for n in range(1, takes + 1)]
     return planned, prepared
 
 
@@ -1138,7 +1154,7 @@ def _check_size(total: int) -> None:
 def quote_many(book: PriceBook, planned: list[Planned]) -> tuple[list[Estimate], float | None, str]:
     """Each video's quote, the total (None when any price is not known in advance), and the
     words: one quote's for a batch of like videos, the total for a mixed one."""
-    quotes = [book.estimate(p.fields[2], p.fields[3]) for p in planned]
+    quotes = [book.estimate(p.request) for p in planned]
     known = [q.usd for q in quotes if q.usd is not None]
     usd = round(sum(known), 6) if len(known) == len(quotes) else None
     return quotes, usd, _batch_words(quotes, usd)
@@ -1153,6 +1169,17 @@ def _batch_words(quotes: list[Estimate], usd: float | None) -> str:
     return f"{len(quotes)} videos of mixed lengths: {dollars(usd)}"
 
 
+def _check_image_given(image: object) -> None:
+    """An image must be given (before the request's own fields are looked at)."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise errors.InputError(NO_IMAGE)
+
+
+def _check_request(request: object) -> None:
+    if not isinstance(request, Request):  # a program's mistake, not a person's
+        raise TypeError(f"expected a Request (Request.make), got {type(request).__name__}")
+
+
 def _check_takes(takes: object) -> int:
     try:
         count = int(takes)  # type: ignore[arg-type]
@@ -1163,11 +1190,9 @@ def _check_takes(takes: object) -> int:
     return count
 
 
-def _line_fields(
-    n: int, line: str, negative_prompt: str, duration: object, audio: object
-) -> tuple[str, str, int, bool]:
+def _line_request(n: int, line: str, fields: Mapping[str, object]) -> Request:
     try:
-        return check_text_fields(line, negative_prompt, duration, audio)
+        return Request.make(line, **fields)  # type: ignore[arg-type]
     except errors.InputError as exc:
         raise errors.InputError(f"Prompt line {n}: {exc.base_message}") from None
 

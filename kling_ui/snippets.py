@@ -1,8 +1,9 @@
 """The create request as code a person can run outside the app: cURL and Python (requests).
 
-Owns the two snippets ("copy as code"). Each is built from checked fields only (``rules``),
-so a snippet never holds what the page would refuse, and its body is ``GenerationRequest``'s
-own, so the two can't drift apart. What a snippet must never hold, and why:
+Owns the two snippets ("copy as code"). Each is built from a request (``Request``, checked
+where it was made), so a snippet never holds what the page would refuse, and its body is
+the request's own (``Request.body``), so the two can't drift apart. What a snippet must
+never hold, and why:
 
 - the API key: it is read from ``$AIMLAPI_KEY`` when the code runs, like the base URL from
   ``$AIMLAPI_BASE_URL`` (the app's own variables), so a pasted snippet leaks nothing;
@@ -13,7 +14,7 @@ own, so the two can't drift apart. What a snippet must never hold, and why:
   Characters that don't print (bidi marks, zero-width joiners) are written as escapes, so
   what the code does is what it shows.
 
-Imports ``config``, ``rules`` and ``errors`` only: no gradio, no Pillow, no HTTP.
+Imports ``config``, ``request``, ``rules`` and ``errors`` only: no gradio, no Pillow, no HTTP.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 
 from . import errors
 from .config import CREATE_PATH, DEFAULT_BASE_URL
-from .rules import NO_IMAGE, GenerationRequest, check_text_fields
+from .request import Request
+from .rules import NO_IMAGE
 
 # The types the page takes, by the name's ending: the data URI must say which it is.
 MIME_TYPES = {
@@ -67,14 +69,11 @@ def mime_type(image_name: str) -> str:
     return kind
 
 
-def request_body(
-    image_name: str, prompt: object, negative_prompt: object, duration: object, audio: object
-) -> dict[str, Any]:
+def request_body(image_name: str, request: Request) -> dict[str, Any]:
     """The create's body with every field checked; its ``image_url`` is the data URI's
     start only (``data:image/png;base64,``), the rest is the file's when the code runs."""
     mime = mime_type(image_name)
-    fields = check_text_fields(prompt, negative_prompt, duration, audio)
-    return GenerationRequest(f"data:{mime};base64,", *fields).body()
+    return request.with_image(f"data:{mime};base64,").body()
 
 
 # --- cURL -------------------------------------------------------------------------------
@@ -106,16 +105,13 @@ def _json_around_image(body: dict[str, Any]) -> tuple[str, str]:
     return head, tail
 
 
-def curl_snippet(
-    image_name: str, prompt: object, negative_prompt: object = "", duration: object = 5,
-    generate_audio: object = True, *, sent_by: str = "",
-) -> str:  # fmt: skip
+def curl_snippet(image_name: str, request: Request, *, sent_by: str = "") -> str:
     """The create as a shell command (bash, zsh, sh): the body is written by ``printf``
     around the image's Base64 (portable ``base64 | tr -d '\\n'``, not GNU's ``-w0``) and
     piped to curl, so the image never passes through a command line. ``--fail-with-body``
     (curl 7.76 or later): an HTTP error prints the API's answer and exits non-zero, so a
     script that runs it can tell a refused request from a created job."""
-    body = request_body(image_name, prompt, negative_prompt, duration, generate_audio)
+    body = request_body(image_name, request)
     head, tail = _json_around_image(body)
     return "\n".join(
         [
@@ -138,13 +134,10 @@ def curl_snippet(
 # --- Python -----------------------------------------------------------------------------
 
 
-def python_snippet(
-    image_name: str, prompt: object, negative_prompt: object = "", duration: object = 5,
-    generate_audio: object = True, *, sent_by: str = "",
-) -> str:  # fmt: skip
+def python_snippet(image_name: str, request: Request, *, sent_by: str = "") -> str:
     """The create as a Python script with requests. Strings are Python literals (``repr``:
     exact, and what doesn't print is escaped); the image is encoded when it runs."""
-    body = request_body(image_name, prompt, negative_prompt, duration, generate_audio)
+    body = request_body(image_name, request)
     mime = mime_type(image_name)
     # The image's value is the variable above; every other is a literal.
     pairs = [

@@ -15,6 +15,7 @@ from kling_ui import errors, media
 from kling_ui.chains import LONG_CHAIN_S, Continuation
 from kling_ui.config import Settings
 from kling_ui.history import Job
+from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Schedule, Simulator
 
@@ -81,24 +82,26 @@ def frames_in(path: Path) -> int:
 
 
 def test_a_continuation_is_sent_the_last_frame(service, sim, picture):
-    first = finish(service.generate(picture, "Zoom in.", duration=5))
+    first = finish(service.generate(picture, Request.make("Zoom in.", duration=5)))
     start = service.continue_from(first.generation_id)
     clip_end = media.last_frame(first.video_path)
     clip_start = media._first_frame(first.video_path)
     assert difference(clip_end, clip_start) > 12  # the last frame is not the first
     assert difference(clip_end, Image.open(start.frame)) < 4
-    second = finish(service.generate(
-        str(start.frame), "Zoom further.", parent_id=start.parent.job_id
-    ))  # fmt: skip
+    second = finish(
+        service.generate(
+            str(start.frame), Request.make("Zoom further."), parent_id=start.parent.job_id
+        )
+    )
     sent = Image.open(__import__("io").BytesIO(sim.image_of(second.generation_id)))
     assert difference(clip_end, sent) < 6  # the create carried the last frame (JPEG twice)
     assert difference(clip_start, sent) > 12
 
 
 def test_the_chain_is_one_video_the_length_of_its_parts(service, picture):
-    a = finish(service.generate(picture, "Part one.", duration=5))
-    b = finish(service.extend(a.generation_id, "Part two.", duration=10))
-    c = finish(service.extend(b.generation_id, "Part three.", duration=5))
+    a = finish(service.generate(picture, Request.make("Part one.", duration=5)))
+    b = finish(service.extend(a.generation_id, Request.make("Part two.", duration=10)))
+    c = finish(service.extend(b.generation_id, Request.make("Part three.", duration=5)))
     assert c.video_path.name.endswith("-chain.mp4") and c.video_url.endswith(".chain.mp4")
     assert "3 parts" in c.message
     seconds = media.video_seconds(c.video_path)
@@ -116,9 +119,9 @@ def test_a_chain_survives_a_restart_and_is_stitched_again(sim, tmp_path, picture
     data = tmp_path / "data"
     service = make_service(sim, data)
     try:
-        a = finish(service.generate(picture, "One.", duration=5))
-        b = finish(service.extend(a.generation_id, "Two.", duration=5))
-        c = finish(service.extend(b.generation_id, "Three.", duration=5))
+        a = finish(service.generate(picture, Request.make("One.", duration=5)))
+        b = finish(service.extend(a.generation_id, Request.make("Two.", duration=5)))
+        c = finish(service.extend(b.generation_id, Request.make("Three.", duration=5)))
     finally:
         service.close()
     c.video_path.unlink()  # the stitched file is gone: the ledger knows the chain
@@ -134,15 +137,15 @@ def test_a_chain_survives_a_restart_and_is_stitched_again(sim, tmp_path, picture
 
 def test_what_cannot_be_continued_is_said_in_words(service, sim, picture):
     sim.script_outcome("error")
-    failed = list(service.generate(picture, "Fails.", duration=5))[-1]
+    failed = list(service.generate(picture, Request.make("Fails.", duration=5)))[-1]
     with pytest.raises(errors.InputError, match="failed"):
         service.continue_from(failed.generation_id)
     sim.script_outcome("never")
-    running = service.generate(picture, "Never ends.", duration=5)
+    running = service.generate(picture, Request.make("Never ends.", duration=5))
     gid = next(u.generation_id for u in running if u.generation_id.count("-") >= 4)
     with pytest.raises(errors.InputError, match="hasn't finished"):
         service.continue_from(gid)
-    done = finish(service.generate(picture, "Gone.", duration=5))
+    done = finish(service.generate(picture, Request.make("Gone.", duration=5)))
     Path(service.entry(done.generation_id).video_path).unlink()
     with pytest.raises(errors.InputError, match="no longer kept"):
         service.continue_from(done.generation_id)
@@ -150,7 +153,7 @@ def test_what_cannot_be_continued_is_said_in_words(service, sim, picture):
         service.continue_from("27f25c85-e9db-44e9-909a-0c3ceb35cdd9")
     before = sim.creates
     with pytest.raises(errors.InputError):  # a parent that can't be continued: nothing sent
-        list(service.generate(picture, "No.", parent_id=service.entry(gid).job_id))
+        list(service.generate(picture, Request.make("No."), parent_id=service.entry(gid).job_id))
     assert sim.creates == before
 
 
@@ -278,7 +281,9 @@ def test_the_page_continues_only_its_own_finished_videos(service, picture):
     handlers = Handlers(service)
     mine, theirs = "a" * 32, "b" * 32
     owner = service.visitor(mine, None)
-    done = finish(service.generate(picture, "Mine [a](javascript:x) *bold*", owner=owner))
+    done = finish(
+        service.generate(picture, Request.make("Mine [a](javascript:x) *bold*"), owner=owner)
+    )
     image, parent, note, again = handlers.continue_video(done.generation_id, 5, mine)
     assert Path(image).is_file() and parent == service.entry(done.generation_id).job_id
     assert note["value"].startswith("Continuing") and again["visible"] is True
@@ -288,7 +293,11 @@ def test_the_page_continues_only_its_own_finished_videos(service, picture):
     assert "Pick a finished video first" in other[2]["value"]
     assert not isinstance(other[0], str) and not isinstance(other[1], str)  # skipped
 
-    more = finish(service.generate(image, "Next [x](http://evil)", owner=owner, parent_id=parent))
+    more = finish(
+        service.generate(
+            image, Request.make("Next [x](http://evil)"), owner=owner, parent_id=parent
+        )
+    )
     view = handlers.chain_view(more.generation_id, mine)
     assert "Chain of 2 parts: 10 s, $1.40" in view
     assert "](javascript" not in view and "](http://evil" not in view  # words, never links
@@ -352,11 +361,17 @@ def test_a_simulated_video_is_not_continued_for_real(tmp_path, picture):
     demo = DemoSimulator(settings.data_dir, (0.05, 0.1))
     service = GenerationService(settings, demo=demo)
     try:
-        made = finish(service.generate(picture, "Simulated."))
+        made = finish(service.generate(picture, Request.make("Simulated.")))
         start = service.continue_from(made.generation_id)
         with pytest.raises(errors.InputError, match="simulated in demo mode"):
-            list(service.generate(str(start.frame), "For real.", api_key="sk-real-key-77",
-                                  parent_id=start.parent.job_id))  # fmt: skip
+            list(
+                service.generate(
+                    str(start.frame),
+                    Request.make("For real."),
+                    api_key="sk-real-key-77",
+                    parent_id=start.parent.job_id,
+                )
+            )
         assert len(service.ledger.recent()) == 1
     finally:
         service.close()
@@ -366,9 +381,11 @@ def test_a_simulated_video_is_not_continued_for_real(tmp_path, picture):
 def test_a_chain_keeps_its_parts_and_one_stitched_copy(service, picture):
     """Each continuation used to keep a stitched file of the whole chain so far: disk grew
     with the square of the chain's length. Now: the parts, and the latest chain's copy."""
-    parts = [finish(service.generate(picture, "Part one.", duration=5))]
+    parts = [finish(service.generate(picture, Request.make("Part one.", duration=5)))]
     for n in range(2, 5):
-        parts.append(finish(service.extend(parts[-1].generation_id, f"Part {n}.", duration=5)))
+        parts.append(
+            finish(service.extend(parts[-1].generation_id, Request.make(f"Part {n}.", duration=5)))
+        )
     videos = service.settings.videos_dir
 
     def stitched() -> list[Path]:

@@ -20,6 +20,7 @@ import pytest
 
 from kling_ui import media
 from kling_ui.config import settings_from_env
+from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Schedule, Simulator
 
@@ -362,7 +363,7 @@ def test_status_and_history_read_the_apps_ledger(env, sim, photo):
     settings = settings_from_env(env)
     service = GenerationService(settings)
     try:
-        updates = list(service.generate(photo, "Made in the page.", api_key=None))
+        updates = list(service.generate(photo, Request.make("Made in the page."), api_key=None))
     finally:
         service.close()
     gid = updates[-1].generation_id

@@ -12,6 +12,7 @@ from apprunner import app_in_process, user_client
 from test_ui import Tab
 
 from kling_ui.config import BadSetting, Settings, settings_from_env
+from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule
 from kling_ui.ui import Handlers
@@ -45,7 +46,8 @@ def service_for(simulator, tmp_path, clock, **settings) -> GenerationService:
 
 
 def run(service, photo, *, owner="browser:a", key=None, seconds=5, audio=True):
-    return list(service.generate(photo, "Waves.", "", seconds, audio, key, owner=owner))[-1]
+    asked = Request.make("Waves.", duration=seconds, generate_audio=audio)
+    return list(service.generate(photo, asked, api_key=key, owner=owner))[-1]
 
 
 def test_the_price_of_every_request_through_the_api(tmp_path):
@@ -97,7 +99,7 @@ def test_the_daily_budget_refuses_with_nothing_sent_and_renews_the_next_day(
         assert "midnight UTC" in str(refused.value) and simulator.creates == 2
         # A batch that would pass it is refused whole.
         with pytest.raises(Exception, match="daily budget"):
-            service.batch([photo], "One.", "", 5, True, 1, owner="browser:c")
+            service.batch([photo], "One.", takes=1, owner="browser:c")
         # A typed key is its owner's money: not counted, not refused.
         assert run(service, photo, owner="browser:c", key=TYPED).phase == "completed"
         assert simulator.creates == 3
@@ -187,7 +189,7 @@ def test_a_space_shares_its_key_within_a_daily_budget(simulator, tmp_path):
     # Its visitors are never told the owner's balance.
     simulator.set_balance(0.10, key=SERVER_KEY)
     service = GenerationService(budget, start=False)
-    assert service.low_balance("", 5, True) is None
+    assert service.low_balance("", {"duration": 5, "generate_audio": True}) is None
     assert "balance" not in Handlers(service).price_view(5, True, "")
 
 
@@ -210,7 +212,8 @@ def test_a_zero_catalogue_price_counts_as_the_tables_against_a_budget(
         {"when": {"generate_audio": True}, "price": 0, "unit": "second", "per": 1}]})  # fmt: skip
     service = service_for(simulator, tmp_path, clock, daily_budget_usd=1.50)
     try:
-        assert service.estimate(5, True).usd == pytest.approx(0.70)  # the table's
+        the_tables = pytest.approx(0.70)
+        assert service.estimate({"duration": 5, "generate_audio": True}).usd == the_tables
         assert run(service, photo).phase == "completed"
         assert run(service, photo, owner="browser:b").phase == "completed"
         with pytest.raises(Exception, match="daily budget"):

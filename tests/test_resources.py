@@ -27,6 +27,7 @@ from kling_ui import errors, images
 from kling_ui.client import AIMLClient, Sessions, download_video
 from kling_ui.config import Settings
 from kling_ui.images import prepare_image
+from kling_ui.request import Request
 from kling_ui.rules import GenerationRequest
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule, Simulator
@@ -69,7 +70,7 @@ def service(simulator, tmp_path):
 
 def test_a_status_word_echoing_the_key_in_another_case_is_redacted(simulator, service, photo):
     simulator.script_poll(*[Fault.weird_status(MIXED_KEY.upper())] * 400)
-    answer = service.submit(photo, "The sea ripples.")
+    answer = service.submit(photo, Request.make("The sea ripples."))
     (item,) = answer["items"]
     job_id = item.get("job_id") or item.get("id")
 

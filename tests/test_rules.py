@@ -6,9 +6,9 @@ import pytest
 
 from kling_ui import errors
 from kling_ui.config import Settings
+from kling_ui.request import Request
 from kling_ui.rules import (
     EXAMPLE_ID,
-    GenerationRequest,
     check_generation_id,
     check_new_generation_id,
     parse_duration,
@@ -28,10 +28,10 @@ def test_any_other_duration_is_refused(value):
 
 
 def test_a_request_is_built_only_from_checked_fields():
-    request = GenerationRequest.checked("data:image/jpeg;base64,AA", "Waves.", None, "10", False)
+    request = Request.make("Waves.", negative_prompt=None, duration="10", generate_audio=False)
     assert (request.negative_prompt, request.duration, request.generate_audio) == ("", 10, False)
     with pytest.raises(errors.InputError, match="Write a prompt"):
-        GenerationRequest.checked("data:image/jpeg;base64,AA", "  ")
+        Request.make("  ")
 
 
 def test_ids_are_checked_once_for_shape_and_once_more_when_new():

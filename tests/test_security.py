@@ -16,6 +16,7 @@ from apprunner import app_in_process, generate, submit, user_client
 from gradio_client import Client
 
 from kling_ui.config import Settings
+from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Schedule
 from kling_ui.ui import launch_options
@@ -87,9 +88,9 @@ def test_a_free_slot_goes_to_the_owner_with_fewest_jobs_at_the_vendor(simulator,
     service = GenerationService(settings)
     try:
         simulator.script_outcome(*["never"] * 6)
-        a = service.batch([photo], "A.", "", 5, True, 4, owner="browser:a")
+        a = service.batch([photo], "A.", takes=4, owner="browser:a")
         wait_until(lambda: simulator.creates == 1, what="A's first create")
-        b = service.batch([photo], "B.", "", 5, True, 1, owner="browser:b")
+        b = service.batch([photo], "B.", takes=1, owner="browser:b")
         for made in (2, 3):
             gid = next(j for j in simulator.jobs.values() if j.ended_at is None).id
             simulator.complete_now(gid)
@@ -204,9 +205,10 @@ def test_retention_removes_old_ended_jobs_and_their_videos(simulator, tmp_path, 
                         poll_interval=0.05, keep_days=2)  # fmt: skip
     service = GenerationService(settings)
     try:
-        done = list(service.generate(photo, "Old.", owner="browser:x"))[-1]
+        done = list(service.generate(photo, Request.make("Old."), owner="browser:x"))[-1]
         simulator.script_outcome("never")
-        waiting = next(iter(service.generate(photo, "Still going.", owner="browser:x")))
+        still = Request.make("Still going.")
+        waiting = next(iter(service.generate(photo, still, owner="browser:x")))
         video = Path(service.entry(done.generation_id).video_path)
         assert video.exists() and service.sweep() == 0
         assert service.sweep(now=time.time() + 3 * 86400) == 1

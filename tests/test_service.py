@@ -10,6 +10,7 @@ from PIL import Image
 
 from kling_ui import errors
 from kling_ui.config import Settings
+from kling_ui.request import Request
 from kling_ui.runner import video_filename
 from kling_ui.service import DEMO, LIVE, GenerationService
 from kling_ui.simulator import DemoSimulator, Fault, Schedule
@@ -42,7 +43,7 @@ def run(iterator):
 def test_the_job_is_written_before_its_create_and_shown_by_our_id_until_the_vendors(
     simulator, service, photo
 ):
-    updates = run(service.generate(photo, "The sea ripples.", api_key=None))
+    updates = run(service.generate(photo, Request.make("The sea ripples."), api_key=None))
     (job,) = service.ledger.recent()
     assert job.prompt == "The sea ripples." and job.backend == LIVE and job.state == "done"
     shown = [u.generation_id for u in updates]
@@ -54,7 +55,7 @@ def test_the_job_is_written_before_its_create_and_shown_by_our_id_until_the_vend
 
 
 def test_video_file_is_named_from_prompt_and_id(simulator, service, photo):
-    final = run(service.generate(photo, "A Red Kite, rising!", api_key=None))[-1]
+    final = run(service.generate(photo, Request.make("A Red Kite, rising!"), api_key=None))[-1]
     assert final.video_path.name.startswith("kling-a-red-kite-rising-")
     assert final.video_path.parent == service.settings.videos_dir
 
@@ -84,8 +85,9 @@ def test_video_filename(prompt, gid, name):
 )
 def test_bad_input_sends_nothing(simulator, service, photo, kwargs, words):
     args = {"image": photo, "prompt": "Waves.", **kwargs}
+    image, prompt = args.pop("image"), args.pop("prompt")
     with pytest.raises(errors.InputError, match=words):
-        run(service.generate(**args))
+        run(service.generate(image, Request.make(prompt, **args)))
     assert simulator.creates == 0
     assert service.ledger.recent() == []
 
@@ -94,7 +96,7 @@ def test_too_small_image_sends_nothing(simulator, service, tmp_path):
     small = tmp_path / "small.png"
     Image.new("RGB", (299, 400)).save(small)
     with pytest.raises(errors.InputError, match="299"):
-        run(service.generate(str(small), "Waves."))
+        run(service.generate(str(small), Request.make("Waves.")))
     assert simulator.creates == 0
 
 
@@ -102,21 +104,21 @@ def test_wide_image_can_be_cropped_on_request(simulator, service, tmp_path):
     wide = tmp_path / "wide.png"
     Image.new("RGB", (1500, 400), (200, 10, 10)).save(wide)
     with pytest.raises(errors.InputError):
-        run(service.generate(str(wide), "Pan."))
-    updates = run(service.generate(str(wide), "Pan.", fit="crop"))
+        run(service.generate(str(wide), Request.make("Pan.")))
+    updates = run(service.generate(str(wide), Request.make("Pan."), fit="crop"))
     assert updates[-1].phase == "completed"
     assert simulator.creates == 1
 
 
 def test_duration_from_the_page_may_be_a_string(simulator, service, photo):
-    run(service.generate(photo, "Waves.", duration="10"))
+    run(service.generate(photo, Request.make("Waves.", duration="10")))
     post = [r for r in simulator.requests if r.method == "POST"][0]
     assert post.body["duration"] == 10
 
 
 def test_a_refused_create_ends_the_job_as_not_created(simulator, service, photo):
     simulator.script_create(Fault.status(403))
-    last = run(service.generate(photo, "Waves."))[-1]
+    last = run(service.generate(photo, Request.make("Waves.")))[-1]
     assert last.phase == "refused" and "Top up" in last.message
     (job,) = service.ledger.recent()
     assert job.state == "not_created" and job.generation_id is None
@@ -124,7 +126,7 @@ def test_a_refused_create_ends_the_job_as_not_created(simulator, service, photo)
 
 
 def test_typed_key_is_used_over_the_servers(simulator, service, photo):
-    run(service.generate(photo, "Waves.", api_key="  sk-typed-by-user  "))
+    run(service.generate(photo, Request.make("Waves."), api_key="  sk-typed-by-user  "))
     post = [r for r in simulator.requests if r.method == "POST"][0]
     assert post.headers["authorization"] == "Bearer sk-typed-by-user"
 
@@ -132,12 +134,12 @@ def test_typed_key_is_used_over_the_servers(simulator, service, photo):
 def test_public_space_refuses_without_a_typed_key(simulator, service, photo):
     service.settings = service.settings.with_(require_user_key=True)
     with pytest.raises(errors.AuthenticationError, match="your own"):
-        run(service.generate(photo, "Waves."))
+        run(service.generate(photo, Request.make("Waves.")))
     assert simulator.creates == 0
 
 
 def test_a_job_finishes_with_no_one_watching_and_resume_shows_it(simulator, service, photo):
-    updates = service.generate(photo, "Waves.")
+    updates = service.generate(photo, Request.make("Waves."))
     gid = next(updates).generation_id
     updates.close()  # the tab closed: stop watching
     deadline = time.monotonic() + 15
@@ -150,7 +152,7 @@ def test_a_job_finishes_with_no_one_watching_and_resume_shows_it(simulator, serv
 
 
 def test_resume_of_a_finished_job_plays_the_local_copy_without_polling(simulator, service, photo):
-    gid = run(service.generate(photo, "Waves."))[-1].generation_id
+    gid = run(service.generate(photo, Request.make("Waves.")))[-1].generation_id
     polls = simulator.polls
     (update,) = run(service.resume(gid))
     assert update.phase == "completed" and update.video_path.exists()
@@ -158,12 +160,11 @@ def test_resume_of_a_finished_job_plays_the_local_copy_without_polling(simulator
 
 
 def test_resume_by_pasted_id_records_it(simulator, service):
-    from kling_ui.client import AIMLClient, GenerationRequest
+    from kling_ui.client import AIMLClient
 
     client = AIMLClient(KEY, service.settings)
-    gid = client.create_generation(
-        GenerationRequest(image_url="https://example.com/a.jpg", prompt="x")
-    ).payload["id"]
+    asked = Request.make("x", images={"image": "https://example.com/a.jpg"})
+    gid = client.create_generation(asked).payload["id"]
     final = run(service.resume(f"  {gid}\n"))[-1]
     assert final.phase == "completed" and final.generation_id == gid
     assert service.entry(gid).state == "done"
@@ -180,7 +181,7 @@ def test_resume_refuses_a_malformed_id(simulator, service, gid, words):
 
 def test_a_status_snapshot_never_waits(simulator, service, photo):
     simulator.script_outcome("never")
-    updates = service.generate(photo, "Waves.")
+    updates = service.generate(photo, Request.make("Waves."))
     gid = next(u for u in updates if u.phase == "submitted").generation_id
     updates.close()
     snapshot = service.status(gid)
@@ -196,7 +197,7 @@ def test_demo_mode_runs_against_its_own_simulator(tmp_path, photo):
     try:
         service = GenerationService(settings, demo=demo)
         assert service.demo_mode
-        updates = run(service.generate(photo, "Waves."))
+        updates = run(service.generate(photo, Request.make("Waves.")))
         assert updates[-1].phase == "completed"
         assert service.entry(updates[-1].generation_id).backend == DEMO
         service.close()
@@ -207,19 +208,19 @@ def test_demo_mode_runs_against_its_own_simulator(tmp_path, photo):
 def test_without_key_or_demo_asks_for_a_key(tmp_path, photo):
     service = GenerationService(Settings(data_dir=tmp_path / "data"))
     with pytest.raises(errors.AuthenticationError, match="API key"):
-        run(service.generate(photo, "Waves."))
+        run(service.generate(photo, Request.make("Waves.")))
 
 
 def test_entries_are_newest_first(simulator, service, photo):
-    a = run(service.generate(photo, "first"))[-1].generation_id
-    b = run(service.generate(photo, "second"))[-1].generation_id
+    a = run(service.generate(photo, Request.make("first")))[-1].generation_id
+    b = run(service.generate(photo, Request.make("second")))[-1].generation_id
     found = service.entries([a, b, "unknown"])
     assert set(found) == {a, b} and found[a].prompt == "first" and found[b].prompt == "second"
 
 
 def test_phase_times_survive_a_stop_and_a_resume(simulator, service, photo):
     """Item 9: each phase's first sighting is kept in the ledger, so times stay true."""
-    updates = service.generate(photo, "The sea ripples.")
+    updates = service.generate(photo, Request.make("The sea ripples."))
     gid = ""
     for update in updates:
         gid = update.generation_id
@@ -244,7 +245,9 @@ def test_demo_progress_is_marked_simulated(tmp_path, photo):
     settings = Settings(data_dir=tmp_path / "demo", poll_interval=0.05)
     demo = DemoSimulator(settings.data_dir, (0.05, 0.1))
     try:
-        updates = run(GenerationService(settings, demo=demo).generate(photo, "Clouds."))
+        updates = run(
+            GenerationService(settings, demo=demo).generate(photo, Request.make("Clouds."))
+        )
     finally:
         demo.stop()
     assert updates[-1].phase == "completed" and all(u.simulated for u in updates)
@@ -260,9 +263,10 @@ def test_a_young_job_is_polled_sparsely_then_every_interval(simulator, tmp_path,
     )  # fmt: skip
     service = GenerationService(settings)
     try:
-        first = run(service.generate(photo, "One."))[-1].generation_id  # learns ~2 s runs
+        # The first one teaches the ledger ~2 s runs.
+        first = run(service.generate(photo, Request.make("One.")))[-1].generation_id
         polls_first = _polls_for(simulator, first)
-        second = run(service.generate(photo, "Two."))[-1].generation_id
+        second = run(service.generate(photo, Request.make("Two.")))[-1].generation_id
         polls_second = _polls_for(simulator, second)
     finally:
         service.close()
@@ -283,9 +287,10 @@ def test_one_run_seen_is_not_enough_to_poll_a_young_job_sparsely(simulator, tmp_
     )  # fmt: skip
     service = GenerationService(settings)
     try:
-        run(service.generate(photo, "A long one."))  # the ledger's only run: about 3.5 s
+        # The ledger's only run: about 3.5 s.
+        run(service.generate(photo, Request.make("A long one.")))
         simulator.set_schedule(Schedule(queued_s=0.1, generating_s=0.4))
-        short = run(service.generate(photo, "A short one."))[-1].generation_id
+        short = run(service.generate(photo, Request.make("A short one.")))[-1].generation_id
     finally:
         service.close()
     creates = simulator.requests_to("/v2/video/generations")
@@ -305,7 +310,7 @@ def test_a_typed_key_job_resumes_only_with_its_own_key_after_a_restart(simulator
     settings = Settings(base_url=simulator.url, data_dir=tmp_path / "d", poll_interval=0.05)
     simulator.script_outcome("never")
     first = GenerationService(settings)
-    updates = first.generate(photo, "Mine.", api_key="sk-typed-owner-key-1")
+    updates = first.generate(photo, Request.make("Mine."), api_key="sk-typed-owner-key-1")
     gid = next(u for u in updates if ":" in u.generation_id).generation_id
     updates.close()
     first.close()  # a restart: the typed key is gone with the process
@@ -332,9 +337,9 @@ def test_jobs_paused_for_their_owner_hold_no_slot(simulator, tmp_path, photo):
     simulator.script_outcome("never", "never")
     service = GenerationService(settings)
     try:
-        paused = [run(service.generate(photo, f"P{n}."))[-1] for n in range(2)]
+        paused = [run(service.generate(photo, Request.make(f"P{n}.")))[-1] for n in range(2)]
         assert [p.phase for p in paused] == ["paused", "paused"]
-        last = run(service.generate(photo, "Goes through."))[-1]
+        last = run(service.generate(photo, Request.make("Goes through.")))[-1]
         assert last.phase == "completed"
     finally:
         service.close()
@@ -344,7 +349,7 @@ def test_one_short_id_per_job_found_by_its_maker_and_no_one_else(simulator, serv
     """Issue 23 item 17: 8 characters of either id work wherever an id does, for whoever may
     see the job; for anyone else a short id is not a key to it (8 characters are guessable)."""
     me, stranger = "browser:" + "a" * 32, "browser:" + "b" * 32
-    *_, done = run(service.generate(photo, "The sea ripples.", owner=me))
+    *_, done = run(service.generate(photo, Request.make("The sea ripples."), owner=me))
     job = service.entry(done.generation_id)
     assert job.short_id == job.job_id.removeprefix("kui-")[:8]
     for short in (job.short_id, "kui-" + job.short_id, job.generation_id[:8]):

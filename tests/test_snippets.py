@@ -23,6 +23,7 @@ from PIL import Image
 from kling_ui import snippets
 from kling_ui.config import Settings
 from kling_ui.errors import InputError
+from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Simulator
 from kling_ui.ui import Handlers, build_ui
@@ -93,7 +94,10 @@ def sent_image(body: dict) -> tuple[str, bytes]:
 @pytest.mark.parametrize("kind", ["curl", "python"])
 def test_a_snippet_creates_the_job_with_the_prompts_byte_for_byte(kind, simulator, sent, tmp_path):
     image = picture(tmp_path, "photo.jpg")
-    code = snippets.SNIPPETS[kind]("photo.jpg", NASTY, NASTY_NEGATIVE, 10, False)
+    code = snippets.SNIPPETS[kind](
+        "photo.jpg",
+        Request.make(NASTY, negative_prompt=NASTY_NEGATIVE, duration=10, generate_audio=False),
+    )
     body = the_one_job(sent, simulator, run(kind, code, tmp_path, simulator))
     assert body["prompt"] == NASTY and body["negative_prompt"] == NASTY_NEGATIVE
     assert (body["duration"], body["generate_audio"]) == (10, False)
@@ -116,7 +120,7 @@ def test_a_snippet_sends_the_file_as_it_is_typed_by_its_name(
     kind, name, fmt, mime, simulator, sent, tmp_path
 ):
     image = picture(tmp_path, name, fmt)
-    code = snippets.SNIPPETS[kind](name, "A boat drifts.")
+    code = snippets.SNIPPETS[kind](name, Request.make("A boat drifts."))
     body = the_one_job(sent, simulator, run(kind, code, tmp_path, simulator))
     assert sent_image(body) == (f"data:{mime};base64", image.read_bytes())
     assert "negative_prompt" not in body  # only when there is one, as the app sends it
@@ -126,7 +130,7 @@ def test_a_snippet_sends_the_file_as_it_is_typed_by_its_name(
 def test_a_snippet_run_with_a_key_the_api_refuses_exits_non_zero_with_its_answer(kind, tmp_path):
     """A script that runs the code can tell a refused request from a created job."""
     picture(tmp_path, "photo.jpg")
-    code = snippets.SNIPPETS[kind]("photo.jpg", "A boat drifts.")
+    code = snippets.SNIPPETS[kind]("photo.jpg", Request.make("A boat drifts."))
     with Simulator(api_key="sk-the-only-key-it-takes-5") as simulator:
         answer = run(kind, code, tmp_path, simulator)
         assert simulator.jobs == {}
@@ -137,7 +141,9 @@ def test_a_snippet_run_with_a_key_the_api_refuses_exits_non_zero_with_its_answer
 @pytest.mark.parametrize("kind", ["curl", "python"])
 def test_a_snippet_holds_no_key_and_no_base64_of_the_image(kind, tmp_path):
     image = picture(tmp_path, "photo.jpg")
-    code = snippets.SNIPPETS[kind]("photo.jpg", "A boat drifts.", "blur")
+    code = snippets.SNIPPETS[kind](
+        "photo.jpg", Request.make("A boat drifts.", negative_prompt="blur")
+    )
     assert APP_KEY not in code and RUN_KEY not in code and "sk-" not in code
     assert ("$AIMLAPI_KEY" if kind == "curl" else 'os.environ["AIMLAPI_KEY"]') in code
     assert "AIMLAPI_BASE_URL" in code and "https://api.aimlapi.com" in code
@@ -148,20 +154,22 @@ def test_a_snippet_holds_no_key_and_no_base64_of_the_image(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", ["curl", "python"])
 def test_a_snippet_says_it_sends_the_file_not_the_pages_prepared_copy(kind):
-    code = snippets.SNIPPETS[kind]("photo.jpg", "A boat drifts.")
+    code = snippets.SNIPPETS[kind]("photo.jpg", Request.make("A boat drifts."))
     assert "prepared copy" in code and "sends the file as it is" in code
 
 
 @pytest.mark.parametrize("kind", ["curl", "python"])
 def test_what_does_not_print_is_written_as_an_escape(kind):
     """A bidi mark or a zero-width joiner can't make the code look other than it is."""
-    code = snippets.SNIPPETS[kind]("photo.jpg", "left \u202e right\u200d, line\u2028two")
+    code = snippets.SNIPPETS[kind](
+        "photo.jpg", Request.make("left \u202e right\u200d, line\u2028two")
+    )
     assert "\\u202e" in code and "\\u200d" in code and "\\u2028" in code
     assert all(ch.isprintable() or ch == "\n" for ch in code)
 
 
 def test_the_curl_snippet_needs_no_gnu_only_options():
-    code = snippets.curl_snippet("photo.jpg", "A boat drifts.")
+    code = snippets.curl_snippet("photo.jpg", Request.make("A boat drifts."))
     assert "base64 < \"$IMAGE\" | tr -d '\\n'" in code and "-w0" not in code
     assert "--data-binary @-" in code
 

@@ -16,6 +16,7 @@ import pytest
 from kling_ui import errors
 from kling_ui.addresses import address_key
 from kling_ui.config import Settings
+from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.ui import Handlers
 from kling_ui.web import client_address
@@ -131,9 +132,9 @@ def test_jobs_waiting_here_are_capped_in_all(make, simulator, photo):
     handlers = make(max_active_per_key=1, max_waiting=2)
     simulator.script_outcome(*["never"] * 5)
     service = handlers.service
-    service.submit(photo, "One.", takes=1, owner=service.visitor(None, "192.0.2.1"))
+    service.submit(photo, Request.make("One."), takes=1, owner=service.visitor(None, "192.0.2.1"))
     wait_until(lambda: simulator.creates == 1)
-    service.submit(photo, "Two.", takes=2, owner=service.visitor(None, "192.0.2.2"))
+    service.submit(photo, Request.make("Two."), takes=2, owner=service.visitor(None, "192.0.2.2"))
     refused = list(Browser(handlers, "192.0.2.3").generate(photo))[-1][1]
     assert "2 videos waiting to be sent" in refused and simulator.creates == 1
 
@@ -143,12 +144,12 @@ def test_a_newcomer_is_not_ranked_behind_many_fresh_identities(make, simulator, 
     served), then a newcomer from another address: the newcomer goes second, not seventh."""
     service = make(max_active_per_key=1).service
     simulator.script_outcome(*["never"] * 8)
-    first = service.submit(photo, "First.", owner=service.visitor(None, "192.0.2.50"))
+    first = service.submit(photo, Request.make("First."), owner=service.visitor(None, "192.0.2.50"))
     wait_until(lambda: simulator.creates == 1)
     for n in range(6):
         token = secrets.token_urlsafe(24)
-        service.submit(photo, f"Minted {n}.", owner=service.visitor(token, HOME))
-    service.submit(photo, "Newcomer.", owner=service.visitor(None, ELSEWHERE))
+        service.submit(photo, Request.make(f"Minted {n}."), owner=service.visitor(token, HOME))
+    service.submit(photo, Request.make("Newcomer."), owner=service.visitor(None, ELSEWHERE))
     for made in (2, 3):
         gid = next(j for j in simulator.jobs.values() if j.ended_at is None).id
         simulator.complete_now(gid)
@@ -286,16 +287,17 @@ def test_one_address_keeps_only_its_share_waiting_and_room_for_others(make, simu
     handlers = make(max_active_per_key=1, max_waiting=4, address_max_waiting=2)
     simulator.script_outcome(*["never"] * 8)
     service = handlers.service
-    service.submit(photo, "Sent.", owner=service.visitor(None, "192.0.2.9"))
+    service.submit(photo, Request.make("Sent."), owner=service.visitor(None, "192.0.2.9"))
     wait_until(lambda: simulator.creates == 1)
-    service.submit(photo, "Busy.", takes=2, owner=service.visitor(None, "192.0.2.1"))
+    service.submit(photo, Request.make("Busy."), takes=2, owner=service.visitor(None, "192.0.2.1"))
     again = Browser(handlers, "192.0.2.1").generate(photo)
     refused = next(again)[1]
     again.close()
     assert "one address may have 2 waiting at once" in refused
-    service.submit(photo, "Other.", owner=service.visitor(None, "192.0.2.2"))  # 3 waiting
+    other = service.visitor(None, "192.0.2.2")
+    service.submit(photo, Request.make("Other."), owner=other)  # 3 waiting
     with pytest.raises(errors.LimitReached, match="3 videos waiting to be sent"):
-        service.submit(photo, "Again.", owner=service.visitor(None, "192.0.2.2"))
+        service.submit(photo, Request.make("Again."), owner=service.visitor(None, "192.0.2.2"))
     newcomer = Browser(handlers, ELSEWHERE).generate(photo)
     assert not next(newcomer)[1].startswith("Status: refused")
     newcomer.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import errors
 from ..images import prepare_image
-from ..rules import check_text_fields
+from ..request import Request
 from ..service import MAX_BATCH, MAX_TAKES, Planned
 
 COLUMNS = ("image", "prompt", "negative_prompt", "duration", "generate_audio", "takes")
@@ -27,7 +27,7 @@ NO = frozenset({"0", "false", "no", "n", "off"})
 class Row:
     line: int
     image: str
-    fields: tuple[str, str, int, bool]
+    fields: Request
     takes: int
 
 
@@ -90,7 +90,10 @@ def _row(line: int, cells: list[str], folder: Path, default_duration: int) -> Ro
         image, prompt, negative, duration, audio, takes = cells
         if not image:
             raise errors.InputError("the image is missing.")
-        fields = check_text_fields(prompt, negative, duration or default_duration, _yes(audio))
+        fields = Request.make(
+            prompt, negative_prompt=negative, duration=duration or default_duration,
+            generate_audio=_yes(audio),
+        )  # fmt: skip
         return Row(line, _where(image, folder), fields, _takes(takes))
     except errors.InputError as exc:
         raise errors.InputError(f"Line {line}: {_lower_first(exc.base_message)}") from None
@@ -109,8 +112,9 @@ def plan(rows: list[Row], *, fit: str = "reject") -> list[Planned]:
             except errors.InputError as exc:
                 raise errors.InputError(f"Line {row.line}: {exc.base_message}") from None
         for take in range(1, row.takes + 1):
-            about = {"line": row.line, "image": row.image, "prompt": row.fields[0], "take": take}
-            planned.append(Planned(prepared[row.image], row.fields, about))
+            prompt = row.fields.prompt
+            about = {"line": row.line, "image": row.image, "prompt": prompt, "take": take}
+            planned.append(Planned(row.fields.with_image(prepared[row.image]), about))
     return planned
 
 
@@ -127,7 +131,7 @@ def _yes(word: str) -> bool | str:
         return True
     if low in NO:
         return False
-    return word  # check_text_fields says what is wrong with it
+    return word  # Request.make says what is wrong with it
 
 
 def _takes(word: str) -> int:

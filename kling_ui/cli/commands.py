@@ -28,7 +28,7 @@ from ..history import Job
 from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import PriceBook, dollars
-from ..rules import check_text_fields
+from ..request import Request
 from ..service import (
     DEMO,
     MAX_TAKES,
@@ -132,9 +132,10 @@ class Cli:
     # --- generate, batch -------------------------------------------------------------------
 
     def generate(self, args: Any) -> int:
-        fields = check_text_fields(
-            args.prompt, args.negative_prompt, args.duration, not args.no_audio
-        )
+        fields = Request.make(
+            args.prompt, negative_prompt=args.negative_prompt, duration=args.duration,
+            generate_audio=not args.no_audio,
+        )  # fmt: skip
         if not 1 <= args.takes <= MAX_TAKES:
             raise errors.InputError(f"--takes must be 1 to {MAX_TAKES}, not {args.takes}.")
         planned, prepared = plan_takes(args.image, fields, args.takes, fit=args.fit)
@@ -145,13 +146,16 @@ class Cli:
     def extend(self, args: Any) -> int:
         """The next part of a finished video from its last frame; what is saved is the whole
         chain, stitched."""
-        fields = check_text_fields(
-            args.prompt, args.negative_prompt, args.duration, not args.no_audio
-        )
+        fields = Request.make(
+            args.prompt, negative_prompt=args.negative_prompt, duration=args.duration,
+            generate_audio=not args.no_audio,
+        )  # fmt: skip
         start = self.service().continue_from(self._full_id(args.id))
-        self.say(start.words(fields[2], page=False))
+        self.say(start.words(fields.duration, page=False))
         prepared = prepare_image(start.frame, fit=args.fit)
-        plan = Planned(prepared.data_uri, fields, {"take": 1}, parent_id=start.parent.job_id)
+        plan = Planned(
+            fields.with_image(prepared.data_uri), {"take": 1}, parent_id=start.parent.job_id
+        )
         return self._send([plan], args)
 
     def batch(self, args: Any) -> int:
@@ -172,9 +176,7 @@ class Cli:
         _, usd, words = quote_many(service.price_book(backend), planned)
         self.say(f"Price: {words}{_free(backend.name == DEMO)}")
         if backend.name != DEMO and not args.yes and self.interactive:
-            low = service.low_balance(
-                None, planned[0].fields[2], planned[0].fields[3], len(planned)
-            )
+            low = service.low_balance(None, planned[0].request, len(planned))
             if not self._confirm(len(planned), usd, low):
                 self.say("Nothing was sent.")
                 return BAD_INPUT
@@ -233,7 +235,7 @@ class Cli:
         service = self.service()
         running = False
         for job_id in job_ids:
-            job = service.ledger.get(job_id)
+            job = service.job(job_id)
             if job is None:
                 continue  # an adopted id the vendor did not know
             update = service.progress(job)
@@ -271,7 +273,7 @@ class Cli:
         service = self.service()
 
         def sending() -> bool:
-            jobs = (service.ledger.get(j) for j in job_ids)
+            jobs = (service.job(j) for j in job_ids)
             return any(j is not None and j.state == "submitting" for j in jobs)
 
         if not sending():
@@ -290,7 +292,7 @@ class Cli:
         service = self.service()
         codes = []
         for job_id in job_ids:
-            job = service.ledger.get(job_id)
+            job = service.job(job_id)
             if job is None:
                 self.say("The API does not know this generation id; nothing was kept.")
                 codes.append(BAD_INPUT)
@@ -298,7 +300,7 @@ class Cli:
             update = service.progress(job)
             if job.state == "done" and job_id not in saved and update.video_path:
                 self._keep(job, update.video_path, getattr(self, "_out", Path(".")), saved)
-            paused = service.runner.paused(job_id)
+            paused = service.paused(job_id)
             code = job_code(job, paused)
             if job.state == "done" and job_id not in saved:
                 self.say(
@@ -336,12 +338,12 @@ class Cli:
             for name, value in answer.items():
                 if value not in (None, ""):
                     print(f"{name + ':':<16} {printable(value)}", file=self.out)
-        code = job_code(job, service.runner.paused(job.job_id))
+        code = job_code(job, service.paused(job.job_id))
         return UNKNOWN if job.state == "done" and not update.video_path else code
 
     def history(self, args: Any) -> int:
         service = self.service(run=False)
-        jobs = service.ledger.recent(args.limit)
+        jobs = service.recent(args.limit)
         if args.json:
             answer = [_job_dict(j, service.progress(j)) for j in jobs]
             print(json.dumps(answer, indent=2), file=self.out)
@@ -400,7 +402,7 @@ def _not_ended(job: Job, interrupted: bool, paused: bool) -> str:
 def _labels(service: GenerationService, job_ids: list[str]) -> dict[str, str]:
     labels = {}
     for n, job_id in enumerate(job_ids, 1):
-        job = service.ledger.get(job_id)
+        job = service.job(job_id)
         words = (job.prompt if job else "")[:28]
         prefix = f"{n}/{len(job_ids)} " if len(job_ids) > 1 else ""
         short = job.short_id if job else job_id.removeprefix("kui-")[:8]

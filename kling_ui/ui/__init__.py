@@ -146,7 +146,7 @@ def launch_options(
     }
     if settings.mcp:  # who is behind each MCP call, for the tools (``callers``)
         options["app_kwargs"]["middleware"].append(
-            Middleware(AgentCaller, sign=service.runner.digest,
+            Middleware(AgentCaller, sign=service.digest,
                        behind_proxy=settings.behind_proxy, hops=settings.trusted_hops)
         )  # fmt: skip
     return options

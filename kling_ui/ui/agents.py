@@ -290,7 +290,7 @@ class AgentTools:
             return service.digest("agent-key:" + typed)
         agent = agent_of(request, service.digest)
         if agent is not None and agent.session:
-            token = runner.digest(f"agent-session:{agent.address}|{agent.session}")
+            token = service.digest(f"agent-session:{agent.address}|{agent.session}")
             # A new session is a new visitor, as a new browser is: counted the same way.
             if service.admit_browser(token, agent.address):
                 return token

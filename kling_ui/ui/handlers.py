@@ -34,7 +34,8 @@ from ..chains import complete
 from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import dollars
-from ..rules import MAX_PROMPT_CHARS
+from ..request import Request
+from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import DEMO, MAX_BATCH, NOT_KNOWN, STATE_PHASE, GenerationService
 from . import gallery
 from .callers import agent_of, client_address, signed_in
@@ -163,7 +164,7 @@ class Handlers:
         """The low-balance words when this request must wait for a second press; None to
         send it. A press confirms only the request it was warned of: the same visitor,
         key, price and number of videos (a video's warning never lets a batch through)."""
-        low = self.service.low_balance(api_key, duration, audio, count)
+        low = self.service.low_balance(api_key, _fields(duration, audio), count)
         if not low:
             return None
         return None if self._second_press(self._question(visitor, api_key, duration, audio,
@@ -176,7 +177,7 @@ class Handlers:
         price and the number of videos."""
         try:
             key_ref = self.service.backend_for(api_key).key_ref
-            usd = self.service.estimate(duration, audio, count).usd
+            usd = self.service.estimate(_fields(duration, audio), count).usd
         except errors.KlingUIError:
             key_ref, usd = "", None
         return (visitor or "local", key_ref, usd, int(count))
@@ -188,7 +189,7 @@ class Handlers:
     def _address_of(self, request: gr.Request | None) -> str:
         """The caller's address; an agent's, for a tool Gradio's MCP server calls from this
         machine (``callers.agent_of``)."""
-        agent = agent_of(request, self.service.runner.digest)
+        agent = agent_of(request, self.service.digest)
         if agent is not None:
             return agent.address
         settings = self.service.settings
@@ -297,7 +298,7 @@ class Handlers:
         job_id, last = first.job_id, first
         deadline = time.monotonic() + self.service.settings.watch_deadline
         while True:
-            for job in self.service.runner.watch(job_id, timeout=TICK):
+            for job in self.service.watch(job_id, timeout=TICK):
                 if stop.is_set():
                     return
                 last = self.service.progress(job)
@@ -366,8 +367,8 @@ class Handlers:
         visitor = self._visitor(owner_token, request)
         yield from self._run(
             lambda stop: self.service.generate(
-                image, prompt, negative_prompt, duration, generate_audio, api_key,
-                fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
+                image, _asked(image, prompt, negative_prompt, duration, generate_audio),
+                api_key=api_key, fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
                 should_stop=stop.is_set if stop is not None else None,
             ),
             visitor, api_key, duration, generate_audio, request, page=page, press=press,
@@ -422,8 +423,9 @@ class Handlers:
         visitor = self._visitor(owner_token, request)
         steps = self._run(
             lambda _stop: self.service.extend(
-                generation_id, prompt, negative_prompt, duration, generate_audio, api_key,
-                owner=visitor,
+                generation_id, Request.make(prompt, negative_prompt=negative_prompt,
+                                            duration=duration, generate_audio=generate_audio),
+                api_key=api_key, owner=visitor,
             ),
             visitor, api_key, duration, generate_audio, request,
         )  # fmt: skip
@@ -606,8 +608,9 @@ class Handlers:
                 again = PRESS_AGAIN.replace("Generate", "Queue the batch")
                 return {"error": f"{low} {again}", "items": []}
             return self.service.batch(
-                images, prompts, negative_prompt, duration, generate_audio, takes, api_key,
-                fit=fit, owner=visitor,
+                images, prompts, takes=takes, api_key=api_key, fit=fit, owner=visitor,
+                fields={"negative_prompt": negative_prompt, "duration": duration,
+                        "generate_audio": generate_audio},
             )  # fmt: skip
         except errors.RatioOutOfRange as exc:
             return {"error": f"{exc.facts} {BATCH_FIT}", "items": []}
@@ -727,7 +730,7 @@ class Handlers:
         before anything is sent: usd (total; null when not known in advance), usd_each,
         usd_per_second, source ("catalogue" or "table"), as_of (the price's date), words."""
         try:
-            return self.service.estimate(duration, generate_audio, count).as_dict()
+            return self.service.estimate(_fields(duration, generate_audio), count).as_dict()
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "usd": None}
 
@@ -747,7 +750,7 @@ class Handlers:
 
     def _price_words(self, duration: Any, audio: Any, count: int, api_key: str) -> str:
         try:
-            quote = self.service.estimate(duration, audio, count)
+            quote = self.service.estimate(_fields(duration, audio), count)
         except errors.KlingUIError as exc:
             return f"Price: {exc.user_message}"
         text = f"**Price:** {quote.words()}"
@@ -952,7 +955,7 @@ class Handlers:
         button). What can't be continued is said, and the form is left as it was."""
         job = self._own(gid, owner_token)  # this browser's own videos only
         try:
-            start = self.service.chains.continuation(job) if job else None
+            start = self.service.continuation(job) if job else None
         except errors.KlingUIError as exc:
             said = gr.update(value=f"⚠ {exc.user_message}", visible=True)
             return gr.skip(), gr.skip(), said, gr.skip()
@@ -987,7 +990,7 @@ class Handlers:
         job = self._own(gid, owner_token)
         if job is None:
             return ""
-        parts = self.service.chains.parts(job)
+        parts = self.service.chain_parts(job)
         if len(parts) < 2:
             return ""
         root = _root(request)
@@ -1002,7 +1005,7 @@ class Handlers:
         known = None not in costs
         total = dollars(sum(c for c in costs if c is not None)) if known else "price not known yet"
         whole = ""
-        if self.service.chains.video(job) is not None:
+        if self.service.chain_video(job) is not None:
             whole = f" · [download the whole video]({root}{self.service.chain_url(job)})"
         seconds = sum(p.duration for p in parts)
         head = f"**Chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
@@ -1022,7 +1025,12 @@ class Handlers:
         path); the key is not an input here, so it can't end up in the code."""
         name = Path(image).name if image else ""
         try:
-            code = snippets.SNIPPETS[kind](name, prompt, negative_prompt, duration, generate_audio)
+            snippets.mime_type(name)  # the image is named before the other fields, as ever
+            code = snippets.SNIPPETS[kind](
+                name,
+                Request.make(prompt, negative_prompt=negative_prompt, duration=duration,
+                             generate_audio=generate_audio),
+            )  # fmt: skip
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
         note = (
@@ -1042,8 +1050,10 @@ class Handlers:
             return _no_code(), ADOPTED
         try:
             code = snippets.SNIPPETS[kind](
-                snippets.JOB_IMAGE, job.prompt, job.negative_prompt, job.duration,
-                job.generate_audio, sent_by=job.shown_id,
+                snippets.JOB_IMAGE, Request.make(job.prompt, negative_prompt=job.negative_prompt,
+                                                 duration=job.duration,
+                                                 generate_audio=job.generate_audio),
+                sent_by=job.shown_id,
             )  # fmt: skip
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
@@ -1259,3 +1269,15 @@ def _batch_count(images: Any, prompts: Any, takes: Any) -> int:
         return len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
     except (TypeError, ValueError):
         return 0
+
+
+def _fields(duration: Any, audio: Any) -> dict[str, Any]:
+    """A price's fields of the model, as the form holds them (checked by the price book)."""
+    return {"duration": duration, "generate_audio": audio}
+
+
+def _asked(image: Any, prompt: Any, negative: Any, duration: Any, audio: Any) -> Request:
+    """The form's request; a missing image is named before its other fields, as ever."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise errors.InputError(NO_IMAGE)
+    return Request.make(prompt, negative_prompt=negative, duration=duration, generate_audio=audio)
