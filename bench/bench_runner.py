@@ -145,7 +145,7 @@ def _measured(
 
 def _watch_with_runner(url: str, n: int, poll: float, folder: Path, deadline: float) -> dict:
     from kling_ui.config import Settings
-    from kling_ui.rules import GenerationRequest
+    from kling_ui.request import Request
     from kling_ui.service import GenerationService
 
     settings = Settings(
@@ -156,7 +156,7 @@ def _watch_with_runner(url: str, n: int, poll: float, folder: Path, deadline: fl
     try:
         backend = service.backend_for(None)
         for i in range(n):
-            request = GenerationRequest(IMAGE_URL, f"Job {i}: the leaves fall slowly.")
+            request = Request.make(f"Job {i}: the leaves fall slowly.", images={"image": IMAGE_URL})
             service.runner.add(request, backend)
         added = time.time()
         while service.ledger.unfinished() and time.time() < deadline:
@@ -183,7 +183,7 @@ def _watch_thread_per_job(url: str, n: int, poll: float, folder: Path, deadline:
     from kling_ui.client import AIMLClient, Sessions
     from kling_ui.config import Settings
     from kling_ui.jobs import parse_generation
-    from kling_ui.rules import GenerationRequest
+    from kling_ui.request import Request
 
     settings = Settings(api_key=KEY, base_url=url, data_dir=folder, poll_interval=poll)
     sampler, base = _start_measuring()
@@ -195,7 +195,7 @@ def _watch_thread_per_job(url: str, n: int, poll: float, folder: Path, deadline:
         record: dict[str, Any] = {"request_id": f"base-{i}", "state": "failed", "on_disk": False}
         try:
             client = AIMLClient(KEY, settings, sessions)
-            request = GenerationRequest(IMAGE_URL, f"Job {i}: the leaves fall slowly.")
+            request = Request.make(f"Job {i}: the leaves fall slowly.", images={"image": IMAGE_URL})
             created = client.create_generation(request, client_request_id=record["request_id"])
             gid = record["generation_id"] = created.payload["id"]
             while time.time() < deadline:
@@ -395,7 +395,7 @@ def _ledger_jobs(ledger: Any) -> list[dict[str, Any]]:
 def _long(cfg: dict[str, float], tmp: Path) -> dict[str, Any]:
     from kling_ui.config import Settings
     from kling_ui.history import Ledger
-    from kling_ui.rules import GenerationRequest
+    from kling_ui.request import Request
     from kling_ui.service import GenerationService
     from kling_ui.simulator import Schedule, Simulator
 
@@ -424,7 +424,8 @@ def _long(cfg: dict[str, float], tmp: Path) -> dict[str, Any]:
             stack.callback(services[mode].close)
         for i in range(n):
             for mode, service in services.items():
-                request = GenerationRequest(IMAGE_URL, f"Job {i} ({mode}): a long one.")
+                prompt = f"Job {i} ({mode}): a long one."
+                request = Request.make(prompt, images={"image": IMAGE_URL})
                 service.runner.add(request, service.backend_for(None))
         deadline = time.time() + length * 2 + 60
         while time.time() < deadline and any(s.ledger.unfinished() for s in services.values()):

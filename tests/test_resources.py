@@ -28,7 +28,6 @@ from kling_ui.client import AIMLClient, Sessions, download_video
 from kling_ui.config import Settings
 from kling_ui.images import prepare_image
 from kling_ui.request import Request
-from kling_ui.rules import GenerationRequest
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule, Simulator
 
@@ -174,9 +173,8 @@ def test_a_visitors_pile_of_big_images_does_not_hold_up_anothers_check(big_pictu
 
 def video_url_of(sim: Simulator, settings: Settings) -> str:
     client = AIMLClient(MIXED_KEY, settings)
-    gid = client.create_generation(
-        GenerationRequest(image_url=TINY_IMAGE, prompt="A cat blinks.")
-    ).payload["id"]
+    asked = Request.make("A cat blinks.", images={"image": TINY_IMAGE})
+    gid = client.create_generation(asked).payload["id"]
     sim.complete_now(gid)
     return client.get_generation(gid).payload["video"]["url"]
 
