@@ -1,6 +1,14 @@
 """The app under test, for the tests and the benchmarks: started as a person starts it
-(``python app.py`` in a subprocess on a free port) or in this process, and called through
-its API with gradio_client.
+(``python app.py`` in a subprocess) or in this process, and called through its API with
+gradio_client.
+
+Ports: nothing here picks a port by binding and closing a socket (another process may take
+it in between, which parallel runs do). The app listens on port 0, the system's choice, and
+says which it got: in this process Gradio's ``start_server`` is taught to read the port back
+(``any_port``); a subprocess app runs as ``python tests/apprunner.py app.py --port 0 ...``,
+which does the same and writes the port to ``KLING_UI_TEST_PORT_FILE``. Only ``Server`` with
+``{port}`` in its argv (the benchmarks' other programs) still takes a number from
+``free_port``.
 
 The tests import it as ``apprunner`` (pytest's ``pythonpath`` has ``tests``), the
 benchmarks as ``tests.apprunner`` (the repository root on ``sys.path``). It imports
@@ -11,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -18,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +38,22 @@ PROMPT = "The meadow sways in the wind."
 
 
 def free_port() -> int:
+    """A port free now, by binding and closing: racy (for programs that can only take a
+    number, as ``Server``'s ``{port}``); the tests' servers listen on port 0 instead."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refusing_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port that refuses connections while held: bound but not listening, so no one else
+    gets it, and with ``SO_REUSEADDR`` so that a server told to use it later (``http.server``
+    and uvicorn set the same option) can still bind it and listen."""
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind((host, 0))
+        yield held.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -56,10 +79,12 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 class Server:
-    """A Python web server in a subprocess on a free port, ready when ``url + ready_path``
-    answers 200 (polled every 20 ms); ``started_s`` is the time from ``Popen`` to then.
+    """A Python web server in a subprocess, ready when ``url + ready_path`` answers 200
+    (polled every 20 ms); ``started_s`` is the time from ``Popen`` to then.
 
-    ``{port}`` in ``argv`` becomes the port. Output goes to ``log_dir/<name>-<port>.log``.
+    ``{port}`` in ``argv`` becomes a port from ``free_port``. Without it the program picks its
+    own port and writes it to the file named by ``KLING_UI_TEST_PORT_FILE`` (as
+    ``any_port_argv`` does). Output goes to ``log_dir/<name>-<random>.log``.
     """
 
     def __init__(
@@ -73,13 +98,18 @@ class Server:
         ready_path: str = "",
         timeout: float = 120.0,
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{name}-{self.port}.log"
+        stem = f"{name}-{uuid.uuid4().hex[:8]}"
+        self.log_path = log_dir / f"{stem}.log"
         self._log = self.log_path.open("w")
-        argv = [a.replace("{port}", str(self.port)) for a in argv]
+        port_file = None
+        if any("{port}" in a for a in argv):
+            self.port = free_port()
+            argv = [a.replace("{port}", str(self.port)) for a in argv]
+        else:
+            port_file = log_dir / f"{stem}.port"
+            env = {**(os.environ if env is None else env), PORT_FILE_ENV: str(port_file)}
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
@@ -89,7 +119,10 @@ class Server:
             while True:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{argv} exited early:\n{self.log()}")
-                if http_ok(self.url + ready_path):
+                if port_file is not None and port_file.exists():
+                    self.port = int(port_file.read_text())
+                    port_file = None
+                if port_file is None and http_ok(self.url + ready_path):
                     break
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"{argv} did not answer in {timeout:g} s:\n{self.log()}")
@@ -98,6 +131,10 @@ class Server:
         except BaseException:
             self.stop()
             raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def pid(self) -> int:
@@ -130,12 +167,19 @@ class Server:
 
 
 def app_argv(*flags: str) -> list[str]:
-    """``python app.py --port {port} [flags]``, for ``Server``."""
+    """``python app.py --port {port} [flags]``, for ``Server`` (the benchmarks)."""
     return [sys.executable, str(ROOT / "app.py"), "--port", "{port}", *flags]
 
 
+def any_port_argv(*flags: str) -> list[str]:
+    """``python app.py --port 0 [flags]`` run through this file, which teaches Gradio port 0
+    and writes the port it got to ``KLING_UI_TEST_PORT_FILE``: for ``Server``."""
+    return [sys.executable, __file__, str(ROOT / "app.py"), "--port", "0", *flags]
+
+
 class AppProcess(Server):
-    """``python app.py --port P [flags]`` in a subprocess, ready when ``/`` answers 200.
+    """``python app.py --port 0 [flags]`` in a subprocess (``any_port_argv``), ready when
+    ``/`` answers 200.
 
     The environment is ``clean_env`` plus ``KLING_UI_DATA_DIR`` and ``env``; output goes to
     a log beside the data directory.
@@ -151,7 +195,7 @@ class AppProcess(Server):
     ) -> None:
         self.data_dir = Path(data_dir)
         super().__init__(
-            app_argv(*flags),
+            any_port_argv(*flags),
             clean_env(KLING_UI_DATA_DIR=str(data_dir), **(env or {})),
             log_dir=self.data_dir.parent,
             name="app",
@@ -160,18 +204,53 @@ class AppProcess(Server):
         )
 
 
+PORT_FILE_ENV = "KLING_UI_TEST_PORT_FILE"
+
+
+def any_port() -> None:
+    """Teach Gradio's ``launch(server_port=0)`` to report the port the system gave.
+
+    Gradio hands port 0 to uvicorn, which binds a free port, but Gradio then reports port 0
+    and checks ``http://host:0/``. Wrapped, ``start_server`` reads the bound port back from
+    uvicorn's socket, and writes it to ``$KLING_UI_TEST_PORT_FILE`` when that is set. Once
+    per process; other ports pass through unchanged.
+    """
+    from gradio import http_server
+
+    start = http_server.start_server
+    if getattr(start, "any_port", False):
+        return
+
+    def start_server(*args: Any, **kwargs: Any) -> tuple[str, int, str, Any]:
+        name, port, url, server = start(*args, **kwargs)
+        if port == 0:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            url = url.replace(":0/", f":{port}/")
+            target = os.environ.get(PORT_FILE_ENV)
+            if target:
+                part = f"{target}.{os.getpid()}.part"
+                Path(part).write_text(str(port))
+                os.replace(part, target)
+        return name, port, url, server
+
+    start_server.any_port = True  # type: ignore[attr-defined]
+    http_server.start_server = start_server
+
+
 def launch_in_process(settings: Any) -> tuple[Any, Any]:
-    """The page as ``app.py`` launches it, in this process on a free port, for ``settings``
-    (a ``kling_ui.config.Settings``); returns ``(page, service)``. ``page.close()`` stops it."""
+    """The page as ``app.py`` launches it, in this process on port 0 (``any_port``), for
+    ``settings`` (a ``kling_ui.config.Settings``); returns ``(page, service)``.
+    ``page.close()`` stops it."""
     from kling_ui.service import GenerationService
     from kling_ui.ui import build_ui, launch_options
 
+    any_port()
     service = GenerationService(settings)
     page = build_ui(service, browser_secret="test-secret")
     page.queue(default_concurrency_limit=None)
     page.launch(
         server_name="127.0.0.1",
-        server_port=free_port(),
+        server_port=0,
         prevent_thread_lock=True,
         quiet=True,
         **launch_options(service, host="127.0.0.1"),
@@ -209,6 +288,38 @@ def app_in_process(data_dir: Path, schedule: Any, **settings: Any) -> Iterator[L
 
 
 # --- through the API ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def shared_ssl_contexts() -> Iterator[None]:
+    """One SSL context per setting, shared, instead of one per HTTP client: gradio_client
+    opens a new httpx client for nearly every request (upload, join, each download), and
+    each builds an SSL context, parsing the CA bundle again (about 30 ms of CPU), even for
+    plain http on loopback. Nothing a request does changes; only the CPU it costs."""
+    import threading
+
+    import httpx._transports.default as transport
+
+    original = transport.create_ssl_context
+    made: dict[tuple, Any] = {}
+    lock = threading.Lock()
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        key = (
+            verify if isinstance(verify, (bool, str)) else id(verify),
+            cert if cert is None or isinstance(cert, str) else id(cert),
+            trust_env,
+        )
+        with lock:
+            if key not in made:
+                made[key] = original(verify=verify, cert=cert, trust_env=trust_env)
+            return made[key]
+
+    transport.create_ssl_context = shared
+    try:
+        yield
+    finally:
+        transport.create_ssl_context = original
 
 
 def user_client(url: str, n: int, **options: Any) -> Any:
@@ -261,3 +372,13 @@ def spy_on_creates(monkeypatch: Any) -> list[dict]:
 
     monkeypatch.setattr(simulator_module, "validation_error", spy)
     return bodies
+
+
+if __name__ == "__main__":
+    # ``python tests/apprunner.py app.py --port 0 ...``: app.py as ``python app.py`` runs it
+    # (its folder first on sys.path, its own argv), Gradio taught port 0 first.
+    script = sys.argv[1]
+    sys.argv = sys.argv[1:]
+    sys.path[0] = str(Path(script).resolve().parent)
+    any_port()
+    runpy.run_path(script, run_name="__main__")

@@ -1,10 +1,15 @@
 """Shared fixtures: the simulator on a free loopback port, fast enough for tests; the app
-launched in this process; a photo to upload; a fake clock."""
+launched in this process; a photo to upload; a fake clock; a port that refuses connections.
+
+And how the suite runs in parallel (pytest-xdist, ``--dist loadgroup`` in pyproject.toml):
+``pytest_collection_modifyitems`` keeps a file's tests on one worker when they share a
+fixture wider than a test, and puts the slow files first."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import apprunner
 import pytest
 from apprunner import LiveApp, app_in_process
 from browsing import browser, chromium, page  # noqa: F401  (fixtures for every suite)
@@ -15,6 +20,36 @@ from PIL import Image
 from kling_ui.simulator import Schedule, Simulator
 
 APP_KEY = "sk-app-server-key-5d1e"
+SHARED_SCOPES = ("module", "class", "package")
+
+
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture made once for several tests of its file."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info else ()
+    return any(d and d[-1].scope in SHARED_SCOPES for d in defs)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For pytest-xdist: a file whose tests share an app, a simulator or a browser (module
+    fixtures) is one group, run on one worker, so it starts them once; other tests spread
+    one by one. Files with slow or browser tests come first, so that the last minutes are
+    not one long file on one worker while the other idles (``--no-loadscope-reorder``
+    keeps this order). A file's tests keep their order."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    for name, tests in files.items():
+        if any(_shares_a_fixture(t) for t in tests):
+            for test in tests:
+                test.add_marker(pytest.mark.xdist_group(name))
+
+    def slow_first(name: str) -> bool:
+        return not any(t.get_closest_marker("browser") or t.get_closest_marker("slow")
+                       for t in files[name])  # fmt: skip
+
+    items[:] = [t for name in sorted(files, key=slow_first) for t in files[name]]
 
 
 class FakeClock:
@@ -32,9 +67,24 @@ class FakeClock:
         self.now += seconds
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_http_clients() -> Iterator[None]:
+    """gradio_client's many short-lived httpx clients share SSL contexts (CPU only)."""
+    with apprunner.shared_ssl_contexts():
+        yield
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections, held for the test: a server asked to use it
+    later can still take it (``apprunner.refusing_port``)."""
+    with apprunner.refusing_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL cluster for the tests: Debian's server programs (``apt-get install
 postgresql``; ``.ci/run`` installs them), ``initdb`` run as an unprivileged user into a
-temporary folder, the server on a free loopback port with trust authentication, one fresh
-database per test, everything removed after.
+temporary folder, the server on a Unix socket in that folder only (no TCP port to pick, so
+no race between parallel runs) with trust authentication, one fresh database per test,
+everything removed after.
 
 Without the programs (or psycopg) the PostgreSQL tests skip with that reason, except under
 ``CI=true``, where they fail: there they must run.
@@ -21,11 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-try:
-    from apprunner import free_port
-except ImportError:  # imported as tests.pg (the benchmarks)
-    from tests.apprunner import free_port
 
 UNPRIVILEGED = "postgres"  # Debian's package makes this user
 
@@ -67,12 +63,16 @@ def _as_user(argv: list[str]) -> list[str]:
 
 
 class Cluster:
-    """One server for the test session; ``database()`` makes a fresh database's URL."""
+    """One server for the test session; ``database()`` makes a fresh database's URL.
+
+    It listens on no TCP address, only on its socket in ``folder`` (the socket's name says
+    ``port``, which no other server shares)."""
+
+    port = 5432
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="kling-pg-"))
         self.data = self.folder / "data"
-        self.port = free_port()
         if os.geteuid() == 0:
             entry = pwd.getpwnam(UNPRIVILEGED)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
@@ -80,21 +80,24 @@ class Cluster:
                   "--no-sync", "-E", "UTF8"]  # fmt: skip
         subprocess.run(_as_user(initdb), check=True, capture_output=True, timeout=120)
         options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.folder} -c listen_addresses='' -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         start = [_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
                  str(self.folder / "log"), "-w", "-t", "60", "start"]  # fmt: skip
         subprocess.run(_as_user(start), check=True, capture_output=True, timeout=90)
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def url(self, name: str) -> str:
+        """Database ``name``'s URL: libpq takes a socket folder as ``host``."""
+        return f"postgresql://postgres@/{name}?host={self.folder}&port={self.port}"
 
     def database(self) -> str:
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(self.url + "/postgres", autocommit=True) as db:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as db:
             db.execute(f"CREATE DATABASE {name}")
-        return f"{self.url}/{name}"
+        return self.url(name)
 
     def stop(self) -> None:
         stop = [_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]

@@ -141,7 +141,8 @@ def test_quick_run_from_the_repo_root_returns_positive_numbers(module_name: str,
     done = subprocess.run(
         [sys.executable, "bench/run.py", "--quick", "--only", key, "--json", str(numbers)],
         cwd=ROOT,
-        env=clean_env(),
+        # Its own temporary folder: the benchmarks cache inputs under fixed names there.
+        env={**clean_env(), "TMPDIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=TIMEOUT - 10,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from apprunner import app_in_process, free_port, generate, launch_in_process
+from apprunner import app_in_process, generate, launch_in_process
 from gradio_client import Client
 
 from kling_ui.config import Settings
@@ -82,9 +82,9 @@ def tight(_tight):
 
 
 @pytest.fixture
-def down(tmp_path):
+def down(tmp_path, refusing_port):
     """An app whose API address has nothing listening; ``down.sim`` starts it there later."""
-    port = free_port()
+    port = refusing_port
     settings = Settings(
         base_url=f"http://127.0.0.1:{port}",
         api_key=SERVER_KEY,

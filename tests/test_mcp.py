@@ -739,13 +739,13 @@ def test_over_real_sockets_a_connection_to_the_bound_address_comes_from_it():
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"ok"})
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.3", 0))
-        port = probe.getsockname()[1]
+    listening = socket.socket()  # handed to uvicorn: the port is its own from the start
+    listening.bind(("127.0.0.3", 0))
+    port = listening.getsockname()[1]
     config = uvicorn.Config(record, host="127.0.0.3", port=port, log_level="warning",
                             lifespan="off")  # fmt: skip
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, args=([listening],), daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 30
@@ -757,6 +757,7 @@ def test_over_real_sockets_a_connection_to_the_bound_address_comes_from_it():
     finally:
         server.should_exit = True
         thread.join(30)
+        listening.close()
     scope = scopes[-1]
     assert scope["client"][0] == scope["server"][0] == "127.0.0.3"
     lan_like = {**scope, "client": ("192.168.1.5", scope["client"][1]),
