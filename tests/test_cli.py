@@ -5,12 +5,14 @@ a dry run that sends nothing, and no escape codes in a pipe (bars in a terminal)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
 import re
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ from kling_ui import media
 from kling_ui.config import settings_from_env
 from kling_ui.request import Request
 from kling_ui.service import GenerationService
-from kling_ui.simulator import Schedule, Simulator
+from kling_ui.simulator import Fault, Schedule, Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-cli-test-key-7f3a"
@@ -510,3 +512,41 @@ def test_the_shipped_batch_example_is_a_good_file(env, sim, tmp_path):
     result = run(env, "batch", str(ROOT / "assets" / "batch-example.csv"), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "3 rows, 3 videos" in result.stderr and sim.requests == []
+
+
+def _set_row(env: dict[str, str], job_id: str, **columns: str) -> None:
+    """A ledger row changed in place, as an older app (or another outcome) left it."""
+    ledger = settings_from_env(env).ledger_path
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    with contextlib.closing(sqlite3.connect(ledger)) as db, db:
+        db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*columns.values(), job_id))
+
+
+def test_a_create_refused_for_the_key_exits_3_by_its_typed_reason(env, sim, photo):
+    """The exit code is read from the job's reason, not its words: a row typed "key or
+    money" exits 3 whatever its message, one typed "refused" (the request) exits 1."""
+    wrong = {**env, "AIMLAPI_KEY": "sk-not-this-one-1234"}
+    assert run(wrong, "generate", photo, "-p", "Typed.").returncode == 3
+    [job] = json.loads(run(wrong, "history", "--json").stdout)
+    _set_row(env, job["job_id"], message="Refused.")
+    assert run(wrong, "status", job["job_id"]).returncode == 3
+    _set_row(env, job["job_id"], reason="refused", message="The API rejected the request.")
+    assert run(wrong, "status", job["job_id"]).returncode == 1
+
+
+def test_an_old_rows_create_refused_for_the_key_still_exits_3(env, sim, photo):
+    """A row from before reasons were typed for the key ("refused", the key's words in its
+    message) exits as it did: 3."""
+    wrong = {**env, "AIMLAPI_KEY": "sk-not-this-one-1234"}
+    assert run(wrong, "generate", photo, "-p", "Old.").returncode == 3
+    [job] = json.loads(run(wrong, "history", "--json").stdout)
+    _set_row(env, job["job_id"], reason="refused")
+    assert run(wrong, "status", job["job_id"]).returncode == 3
+
+
+def test_a_poll_refused_for_the_key_pauses_the_job_and_exits_3(env, sim, photo):
+    sim.script_poll(Fault.status(401, "Invalid key"))
+    result = run(env, "generate", photo, "-p", "Paused.")
+    gid = next(iter(sim.jobs))
+    assert result.returncode == 3, result.stderr
+    assert f"{gid}: paused" in result.stderr and f"resume {gid}" in result.stderr

@@ -3,7 +3,8 @@
 Every row is checked with the page's own rules before anything is sent, and the first bad
 row refuses the whole file, named by its line number. An image is a path (relative to the
 file's folder) or an https link; a header row (starting ``image``), blank rows and rows
-starting with ``#`` are skipped. Imports ``errors``, ``images``, ``rules``, ``service``.
+starting with ``#`` are skipped. Each row becomes one ``Request`` (made here, where its
+input enters). Imports ``errors``, ``images``, ``request``, ``service``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ NO = frozenset({"0", "false", "no", "n", "off"})
 class Row:
     line: int
     image: str
-    fields: Request
+    request: Request  # checked; its image is added when prepared (``plan``)
     takes: int
 
 
@@ -90,11 +91,11 @@ def _row(line: int, cells: list[str], folder: Path, default_duration: int) -> Ro
         image, prompt, negative, duration, audio, takes = cells
         if not image:
             raise errors.InputError("the image is missing.")
-        fields = Request.make(
+        request = Request.make(
             prompt, negative_prompt=negative, duration=duration or default_duration,
             generate_audio=_yes(audio),
         )  # fmt: skip
-        return Row(line, _where(image, folder), fields, _takes(takes))
+        return Row(line, _where(image, folder), request, _takes(takes))
     except errors.InputError as exc:
         raise errors.InputError(f"Line {line}: {_lower_first(exc.base_message)}") from None
 
@@ -112,9 +113,13 @@ def plan(rows: list[Row], *, fit: str = "reject") -> list[Planned]:
             except errors.InputError as exc:
                 raise errors.InputError(f"Line {row.line}: {exc.base_message}") from None
         for take in range(1, row.takes + 1):
-            prompt = row.fields.prompt
-            about = {"line": row.line, "image": row.image, "prompt": prompt, "take": take}
-            planned.append(Planned(row.fields.with_image(prepared[row.image]), about))
+            about = {
+                "line": row.line,
+                "image": row.image,
+                "prompt": row.request.prompt,
+                "take": take,
+            }
+            planned.append(Planned(row.request.with_image(prepared[row.image]), about))
     return planned
 
 

@@ -3,8 +3,10 @@ same service, runner and ledger as the app, so a job started here shows in the a
 it by id) and a job from the app shows here.
 
 This process runs only the jobs it is given (``pick_up=False``): an app running on the same
-data folder keeps running its own. Imports the package's modules and ``display``; never
-gradio.
+data folder keeps running its own. The arguments become one ``Request`` (``request_from``),
+passed whole; jobs are read through the service's public methods (``job``, ``recent``,
+``paused``), never its ledger or runner; exit codes come from a job's typed reason
+(``states.Reason``). Imports the package's modules and ``display``; never gradio.
 """
 
 from __future__ import annotations
@@ -32,18 +34,19 @@ from ..request import Request
 from ..service import (
     DEMO,
     MAX_TAKES,
-    STATE_PHASE,
     GenerationService,
     Planned,
     plan_takes,
     quote_many,
 )
 from ..simulator import DemoSimulator
+from ..states import PHASE_OF_STATE, Reason
 from .batchfile import plan, read_rows
 from .display import Display, clock, printable
 
 DONE, FAILED, BAD_INPUT, REFUSED, UNKNOWN = 0, 1, 2, 3, 4
-# Refusals that are about the key or the money (exit 3); other refusals are the job's (1).
+# The words a refusal for the key or the money starts with: only for what keeps no typed
+# reason (a ledger row from before it was typed, a pause); exit 3, other refusals are 1.
 KEY_OR_MONEY = (
     errors.AuthenticationError.default_message,
     errors.OutOfCreditsError.default_message,
@@ -87,8 +90,8 @@ class Cli:
             self._service.demo.stop()
 
     def _jobs(self, job_ids: list[str]) -> list[Job]:
-        ledger = self.service(run=False).ledger
-        return [j for j in (ledger.get(i) for i in job_ids) if j is not None]
+        service = self.service(run=False)
+        return [j for j in (service.job(i) for i in job_ids) if j is not None]
 
     def stopped(self, saved: dict[str, Path] | None = None) -> int:
         """Ctrl-C once jobs were the runner's: those not sent yet are cancelled (nothing is
@@ -132,13 +135,10 @@ class Cli:
     # --- generate, batch -------------------------------------------------------------------
 
     def generate(self, args: Any) -> int:
-        fields = Request.make(
-            args.prompt, negative_prompt=args.negative_prompt, duration=args.duration,
-            generate_audio=not args.no_audio,
-        )  # fmt: skip
+        request = request_from(args)
         if not 1 <= args.takes <= MAX_TAKES:
             raise errors.InputError(f"--takes must be 1 to {MAX_TAKES}, not {args.takes}.")
-        planned, prepared = plan_takes(args.image, fields, args.takes, fit=args.fit)
+        planned, prepared = plan_takes(args.image, request, args.takes, fit=args.fit)
         if prepared.adjusted:
             self.say(f"The image was {prepared.adjusted}.")
         return self._send(planned, args)
@@ -146,15 +146,12 @@ class Cli:
     def extend(self, args: Any) -> int:
         """The next part of a finished video from its last frame; what is saved is the whole
         chain, stitched."""
-        fields = Request.make(
-            args.prompt, negative_prompt=args.negative_prompt, duration=args.duration,
-            generate_audio=not args.no_audio,
-        )  # fmt: skip
+        request = request_from(args)
         start = self.service().continue_from(self._full_id(args.id))
-        self.say(start.words(fields.duration, page=False))
+        self.say(start.words(request.duration, page=False))
         prepared = prepare_image(start.frame, fit=args.fit)
         plan = Planned(
-            fields.with_image(prepared.data_uri), {"take": 1}, parent_id=start.parent.job_id
+            request.with_image(prepared.data_uri), {"take": 1}, parent_id=start.parent.job_id
         )
         return self._send([plan], args)
 
@@ -359,9 +356,8 @@ class Cli:
         typed = (typed or "").strip()
         if len(typed) >= 36 or not typed:
             return typed
-        ledger = self.service(run=False).ledger
         found = {
-            j.job_id for j in ledger.recent(1000)
+            j.job_id for j in self.service(run=False).recent(1000)
             if j.job_id.removeprefix("kui-").startswith(typed.removeprefix("kui-"))
             or (j.generation_id or "").startswith(typed)
         }  # fmt: skip
@@ -375,17 +371,42 @@ class Cli:
         return found.pop()
 
 
+def request_from(args: Any) -> Request:
+    """The request a command's arguments ask for, checked once here (``InputError`` in
+    words) and passed whole from then on; its image is added when prepared."""
+    return Request.make(
+        args.prompt,
+        negative_prompt=args.negative_prompt,
+        duration=args.duration,
+        generate_audio=not args.no_audio,
+    )
+
+
 def job_code(job: Job, paused: bool = False) -> int:
     """A job's exit code: done, failed (at the vendor, or refused as a request), refused for
     its key or money (at create, or paused by a poll the key was refused for), or not ended
-    (yet, as far as this process knows)."""
+    (yet, as far as this process knows). Read from the job's typed reason."""
     if job.state == "done":
         return DONE
     if not job.final:
-        return REFUSED if paused and job.message.startswith(KEY_OR_MONEY) else UNKNOWN
-    if job.state == "not_created" and job.message.startswith(KEY_OR_MONEY):
+        return REFUSED if paused and _paused_for_key_or_money(job) else UNKNOWN
+    if job.state == "not_created" and _refused_for_key_or_money(job):
         return REFUSED
     return FAILED
+
+
+def _refused_for_key_or_money(job: Job) -> bool:
+    """A create refused for the key or the balance (``Reason.KEY_OR_MONEY``). A row from
+    before that reason was typed says "refused" and only its message tells: read as before."""
+    if job.reason is Reason.KEY_OR_MONEY:
+        return True
+    return job.reason in (None, Reason.REFUSED) and job.message.startswith(KEY_OR_MONEY)
+
+
+def _paused_for_key_or_money(job: Job) -> bool:
+    """A job the runner parked because a poll was refused for the key or the balance. The
+    runner keeps no typed reason for a pause yet: its note's first words tell."""
+    return job.message.startswith(KEY_OR_MONEY)
 
 
 def _not_ended(job: Job, interrupted: bool, paused: bool) -> str:
@@ -460,7 +481,7 @@ def _job_dict(job: Job, update: Progress) -> dict[str, Any]:
     return {
         "id": job.shown_id,
         "job_id": job.job_id,
-        "state": STATE_PHASE.get(job.state, job.state),
+        "state": PHASE_OF_STATE.get(job.state, job.state),
         "prompt": job.prompt,
         "negative_prompt": job.negative_prompt,
         "duration_s": job.duration,
@@ -479,7 +500,7 @@ def _job_dict(job: Job, update: Progress) -> dict[str, Any]:
 def _history_line(job: Job) -> str:
     cost = job.cost_usd
     money = "" if cost is None else dollars(cost)
-    phase = STATE_PHASE.get(job.state, job.state)
+    phase = PHASE_OF_STATE.get(job.state, job.state)
     prompt = " ".join(job.prompt.split())[:60] or "(resumed by id)"
     demo = " (demo)" if job.backend == DEMO else ""
     return (
