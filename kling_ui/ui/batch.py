@@ -1,19 +1,26 @@
 """The batch section: many images with many prompts, queued at once and followed in a
-table.
+table. Its layout (``batch_section``), its events (``BatchEvents``: the ``/batch`` API, the
+table, its price's count, cancel) and their wiring (``listen``).
 
 The browser keeps the batch it queued last (``kept``, a ``gr.BrowserState`` like the
 history): after a reload the table is rebuilt from the ledger, this browser's own jobs only,
 each row with its video's first frame and a link that plays it. The batch's videos are in
-Your videos too, like any other."""
+Your videos too, like any other (``BatchEvents`` is built on the gallery's events).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .base import PRIVATE, QUIET
+from .. import errors
+from ..service import MAX_BATCH
+from ..states import PHASE_OF_STATE
+from .base import OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history, log
+from .gallery import GalleryEvents
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -113,3 +120,176 @@ def listen(handlers: Handlers, page: Page, restored: Any) -> None:
         [*gallery, *views],
         **QUIET,
     )
+
+
+# --- events --------------------------------------------------------------------------------
+
+BATCH_FIT = (
+    "Choose Crop or Pad under Image fit in More settings (it applies to the whole batch), "
+    "or use another image."
+)
+
+
+class BatchEvents(GalleryEvents):
+    """The batch: queued at once, its table from the ledger, kept in the browser, its jobs
+    folded into the history (``GalleryEvents``), its waiting items cancelled."""
+
+    def batch(
+        self,
+        images: list[str] | None,
+        prompts: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        takes: int,
+        api_key: str,
+        owner_token: str = "",
+        fit: str = "reject",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> dict:
+        """Queue images x prompts (one a line) x takes; returns at once with every job's id.
+
+        Every item is checked first: one bad item refuses the whole batch, named. ``fit``
+        is the form's Image fit (More settings): a batch image too wide or too tall is
+        cropped or padded by it, else refused with words that name that setting."""
+        visitor = self._visitor(owner_token, request)
+        fit = fit if fit in ("crop", "pad") else "reject"
+        try:
+            count = _batch_count(images, prompts, takes)
+            low = count and self._unconfirmed_low_balance(
+                visitor, api_key, duration, generate_audio, count
+            )
+            if low:
+                again = PRESS_AGAIN.replace("Generate", "Queue the batch")
+                return {"error": f"{low} {again}", "items": []}
+            return self.service.batch(
+                images, prompts, takes=takes, api_key=api_key, fit=fit, owner=visitor,
+                fields={"negative_prompt": negative_prompt, "duration": duration,
+                        "generate_audio": generate_audio},
+            )  # fmt: skip
+        except errors.RatioOutOfRange as exc:
+            return {"error": f"{exc.facts} {BATCH_FIT}", "items": []}
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message, "items": []}
+        except Exception:
+            log.exception("batch failed unexpectedly")
+            return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
+
+    def batch_view(
+        self,
+        result: Any,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, str, str]:
+        """The batch as a table, whether to keep refreshing it, its progress ("2/5"), and a
+        line of words (what was queued, or why nothing was). ``result`` is the ``/batch``
+        answer, or what the browser kept of it (``keep_batch``); the rows are the ledger's,
+        this browser's own jobs only, each with its video's first frame and a play link."""
+        result = result if isinstance(result, dict) else {}
+        if result.get("error"):
+            return gr.update(value=[]), gr.Timer(active=False), "", f"⚠ {result['error']}"
+        visitor = self._visitor(owner_token, request)
+        batch_id = str(result.get("batch_id") or "")
+        jobs = {j.job_id: j for j in self.service.batch_jobs(batch_id, visitor)}
+        root = _root(request)
+        rows, done = [], 0
+        for item in _batch_items(result):
+            job = jobs.get(item.get("job_id"))
+            if job is None:
+                continue
+            done += job.final
+            phase = PHASE_OF_STATE.get(job.state, job.state)
+            video = self._batch_video(job, len(rows) + 1, root)
+            rows.append([video, item.get("image"), str(item.get("prompt"))[:60],
+                         item.get("take"), phase, job.shown_id, job.message[:120]])  # fmt: skip
+        running = bool(rows) and done < len(rows)
+        progress = f"{done}/{len(rows)}" if rows else ""
+        note = f"{len(rows)} videos queued; {done} ended." if rows else ""
+        return gr.update(value=rows), gr.Timer(active=running), progress, note
+
+    def _batch_video(self, job: Any, n: int, root: str) -> str:
+        """A batch row's first cell (Markdown: our own addresses and words only): the video's
+        first frame and a link that plays it, once it is done; empty before."""
+        if job.state != "done" or not job.video_path or not Path(job.video_path).is_file():
+            return ""
+        poster = self.service.poster_url(job)
+        frame = f"![Video {n}: its first frame]({root}{poster}) " if poster else ""
+        return f"{frame}[▶ Play video {n}]({root}{self.service.video_url(job)})"
+
+    def keep_batch(self, result: Any) -> Any:
+        """What the browser keeps of a batch just queued (its id, and each item's job, image,
+        prompt and take), to show it again after a reload; nothing when none was queued."""
+        if not isinstance(result, dict) or result.get("error") or not result.get("batch_id"):
+            return gr.skip()
+        items = [
+            {key: item.get(key) for key in ("job_id", "image", "prompt", "take")}
+            for item in _batch_items(result)
+        ]
+        return {"batch_id": str(result["batch_id"]), "items": items}
+
+    def batch_history(
+        self,
+        kept: Any,
+        history: Any,
+        tz: str,
+        picked: str | None = None,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """The batch's jobs folded into this browser's history (its own only), and the
+        gallery redrawn: a batch's videos are tiles like any other (after the queue, and as
+        its items end, so each tile gets its poster)."""
+        visitor = self.service.visitor(owner_token, None)
+        history = _valid_history(history)
+        batch_id = str(kept.get("batch_id") or "") if isinstance(kept, dict) else ""
+        for job in self.service.batch_jobs(batch_id, visitor):
+            self._add(history, job.job_id, visitor, known_only=True)
+        return history, *self._views(history, tz, visitor, needle, pick=picked, root=_root(request))
+
+    def batch_restore(
+        self,
+        kept: Any,
+        history: Any,
+        tz: str,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """On page load (after ``restore``): the batch this browser queued last, its table
+        rebuilt from the ledger and its jobs in the history. Its progress only while it runs
+        (a batch that ended before the reload is not announced as done again)."""
+        views = self.batch_history(kept, history, tz, None, needle, owner_token, request)
+        table, timer, progress, note = self.batch_view(kept, owner_token, request)
+        done, _, total = progress.partition("/")
+        return *views, table, timer, progress if done != total else "", note
+
+    def cancel_waiting(
+        self,
+        result: Any,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, str, str]:
+        """Cancel the batch's items not yet sent (this browser's own); the others go on."""
+        result = result if isinstance(result, dict) else {}
+        visitor = self._visitor(owner_token, request)
+        for job in self.service.batch_jobs(str(result.get("batch_id") or ""), visitor):
+            if job.state == "queued_here":
+                self.service.cancel(job.job_id, visitor)
+        return self.batch_view(result, owner_token, request)
+
+
+def _batch_items(result: dict) -> list[dict]:
+    """A batch answer's items (as many as a batch may hold), each a dict."""
+    items = result.get("items")
+    return [i for i in items[:MAX_BATCH] if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _batch_count(images: Any, prompts: Any, takes: Any) -> int:
+    """How many videos a batch as it stands makes: images x prompt lines x takes (0 if the
+    takes can't be read; the batch's own check says why)."""
+    lines = [line for line in str(prompts or "").splitlines() if line.strip()]
+    try:
+        return len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
+    except (TypeError, ValueError):
+        return 0

@@ -1,15 +1,23 @@
 """Longer videos: Continue (a finished video's last frame in the form's image, the next
 Generate continuing it) and the picked video's chain (its parts, length, price and
-downloads). The layout is the form's (``continuing``, "Start a new video instead"), the
-job's (Continue this video) and the gallery's (Continue, the chain's view); these are
-their events.
+downloads), read through the service's ``continuation``, ``chain_parts`` and
+``chain_video``. The layout is the form's (``continuing``, "Start a new video instead"),
+the job's (Continue this video) and the gallery's (Continue, the chain's view); these are
+their events (``ChainEvents``) and their wiring (``listen``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .base import FOCUS_PROMPT_JS, QUIET
+import gradio as gr
+
+from .. import errors
+from ..chains import complete
+from ..pricing import dollars
+from .base import FOCUS_PROMPT_JS, QUIET, PageBase, _md, _root, _upload_copy
+from .words import history_cost
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -28,3 +36,83 @@ def listen(handlers: Handlers, page: Page) -> None:
     ended = [form.parent, form.continuing, form.uncontinue]
     for event in (form.uncontinue.click, form.image.upload, form.image.clear):
         event(handlers.stop_continuing, None, ended, **QUIET)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class ChainEvents(PageBase):
+    """Continue a finished video from its last frame, and the picked video's chain."""
+
+    def continue_video(
+        self, gid: str | None, duration: int = 5, owner_token: str = ""
+    ) -> tuple[Any, str, Any, Any]:
+        """A finished video's last frame into the form's image, to be continued by the next
+        Generate: (the image, the job it continues, the words shown, the "start a new video"
+        button). What can't be continued is said, and the form is left as it was."""
+        job = self._own(gid, owner_token)  # this browser's own videos only
+        try:
+            start = self.service.continuation(job) if job else None
+        except errors.KlingUIError as exc:
+            said = gr.update(value=f"⚠ {exc.user_message}", visible=True)
+            return gr.skip(), gr.skip(), said, gr.skip()
+        if start is None:
+            words = "Pick a finished video first (in the gallery, or the one just made)."
+            return gr.skip(), gr.skip(), gr.update(value=words, visible=True), gr.skip()
+        image = _upload_copy(start.frame, "last-frame.jpg")
+        note = gr.update(value=_md(start.words(_seconds(duration)), most=None), visible=True)
+        return image, start.parent.job_id, note, gr.update(visible=True)
+
+    def continued(self, gid: str | None, parent_id: str) -> tuple[Any, Any, Any]:
+        """After a Generate: once the new part is made (it continues ``parent_id``), the
+        form continues nothing more (its Continue goes on from the new part); a part that
+        was never sent leaves the form as it was, to try again."""
+        job = self.service.entry(gid or "") if gid and parent_id else None
+        if job is None or job.parent_id != parent_id or job.state != "done":
+            return gr.skip(), gr.skip(), gr.skip()  # not made: the person may try again
+        return self.stop_continuing()
+
+    def stop_continuing(self) -> tuple[str, Any, Any]:
+        """A new image, or "Start a new video instead": the next Generate continues nothing."""
+        return "", gr.update(value="", visible=False), gr.update(visible=False)
+
+    def chain_view(
+        self,
+        gid: str | None,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
+        """The picked video's chain, when it is one: its parts in order (each its length,
+        price and own download), the whole length and price, and the whole video's download."""
+        job = self._own(gid, owner_token)
+        if job is None:
+            return ""
+        parts = self.service.chain_parts(job)
+        if len(parts) < 2:
+            return ""
+        root = _root(request)
+        lines = []
+        for n, part in enumerate(parts, 1):
+            link = ""
+            if part.state == "done" and part.video_path and Path(part.video_path).is_file():
+                link = f" · [download part]({root}{self.service.video_url(part)})"
+            cost = history_cost(part)
+            lines.append(f"{n}. {_md(part.prompt)} · {part.duration} s · {cost}{link}")
+        costs = [p.cost_usd for p in parts]
+        known = None not in costs
+        total = dollars(sum(c for c in costs if c is not None)) if known else "price not known yet"
+        whole = ""
+        if self.service.chain_video(job) is not None:
+            whole = f" · [download the whole video]({root}{self.service.chain_url(job)})"
+        seconds = sum(p.duration for p in parts)
+        head = f"**Chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
+        if not complete(parts):
+            head += " (its earlier parts were removed after their days here)"
+        return "\n".join([head, "", *lines])
+
+
+def _seconds(duration: Any) -> int:
+    try:
+        return int(duration)
+    except (TypeError, ValueError):
+        return 5

@@ -1,16 +1,21 @@
 """Copy as code: the form as it stands, or the picked video's request, as cURL or Python
-(``snippets``) in its place's box, then to the clipboard. The buttons and boxes are laid out
-by the form and the gallery (``copy_buttons``, ``code_box``); these are their events.
+(``snippets``, from the request value) in its place's box, then to the clipboard. The
+buttons and boxes are laid out by the form and the gallery (``copy_buttons``,
+``code_box``); these are their events (``CodeEvents``) and their wiring (``listen``).
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .base import QUIET
+from .. import errors, snippets
+from ..request import Request
+from .base import QUIET, PageBase
+from .form import COPY_BUTTONS
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -48,3 +53,79 @@ def listen(handlers: Handlers, page: Page) -> None:
     videos.gallery.select(
         lambda: gr.update(value="", visible=False), None, videos.code, queue=False, **QUIET
     )
+
+
+# --- events --------------------------------------------------------------------------------
+
+# Copy as code: what each kind is called on the page.
+CODE_NAMES = {"curl": "cURL", "python": "Python (requests)"}
+
+NOTHING_PICKED = "Pick one of your videos in the gallery first, then press {button}."
+
+ADOPTED = (
+    "That video was opened by its id, not made here, so its prompt and settings aren't "
+    "known: there is nothing to copy."
+)
+
+
+class CodeEvents(PageBase):
+    """Copy as cURL or Python: the form as it stands, or a picked video's request."""
+
+    def code_for_form(
+        self, kind: str, image: str | None, prompt: str, negative_prompt: str, duration: int,
+        generate_audio: bool,
+    ) -> tuple[Any, str]:  # fmt: skip
+        """The form as it stands as code (``kind``: "curl" or "python") to run outside the
+        app, and a line of words. What Generate would refuse gives the page's own words and
+        no code. The image is named by its file's name (Gradio keeps it in the upload's
+        path); the key is not an input here, so it can't end up in the code."""
+        name = Path(image).name if image else ""
+        try:
+            snippets.mime_type(name)  # the image is named before the other fields, as ever
+            code = snippets.SNIPPETS[kind](
+                name,
+                Request.make(prompt, negative_prompt=negative_prompt, duration=duration,
+                             generate_audio=generate_audio),
+            )  # fmt: skip
+        except errors.InputError as exc:
+            return _no_code(), f"⚠ {exc.user_message}"
+        note = (
+            f"{CODE_NAMES[kind]} of the form as it stands. It reads your key from the "
+            "`AIMLAPI_KEY` variable (it is never written in) and the image from its file."
+        )
+        return _code(kind, code), note
+
+    def code_for_job(self, kind: str, gid: str | None, owner_token: str = "") -> tuple[Any, str]:
+        """The picked video's request as code, and a line of words. Only this browser's jobs
+        (another's gives the words for nothing picked); its image is a placeholder file name,
+        since the image it sent is here, not on the person's disk (Remix puts it back)."""
+        job = self._own(gid, owner_token)
+        if job is None:
+            return _no_code(), NOTHING_PICKED.format(button=COPY_BUTTONS[kind])
+        if not job.prompt:  # adopted by its id: the request was never ours to know
+            return _no_code(), ADOPTED
+        try:
+            code = snippets.SNIPPETS[kind](
+                snippets.JOB_IMAGE, Request.make(job.prompt, negative_prompt=job.negative_prompt,
+                                                 duration=job.duration,
+                                                 generate_audio=job.generate_audio),
+                sent_by=job.shown_id,
+            )  # fmt: skip
+        except errors.InputError as exc:
+            return _no_code(), f"⚠ {exc.user_message}"
+        note = (
+            f"{CODE_NAMES[kind]} of that video's request. Its image is `{snippets.JOB_IMAGE}` "
+            "in the code: Remix puts the image it sent back in the form."
+        )
+        return _code(kind, code), note
+
+
+def _code(kind: str, code: str) -> Any:
+    """The code box, shown, in the kind's language."""
+    label = f"The create request as {CODE_NAMES[kind]}"
+    return gr.update(value=code, language=snippets.LANGUAGES[kind], label=label, visible=True)
+
+
+def _no_code() -> Any:
+    """The code box emptied and hidden: no code is better than stale code."""
+    return gr.update(value="", visible=False)

@@ -1,17 +1,31 @@
 """The form, in the order a person uses it: the image, the prompt, the length, the price and
 Generate (all visible at 1366x768), then the settings rarely changed in a closed group that
-says what it holds. With the banners above it and the examples below."""
+says what it holds. With the banners above it and the examples below.
+
+Also the form's own events (``FormEvents``: the image checked and fitted as it arrives, the
+prompt's counter) and their wiring (``listen``), and ``form_request``: the one place the
+page turns the form's fields into the request value (``Request``) that is then passed whole.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from .. import errors
+from ..images import prepare_image
+from ..request import Request
+from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import GenerationService
-from .base import PRIVATE, QUIET
+from .base import FITTED, PRIVATE, QUIET, PageBase
 from .parts import ChoiceOfNumbers, UploadedImage
 
 if TYPE_CHECKING:
@@ -265,3 +279,140 @@ def listen(handlers: Handlers, form: Form) -> None:
     form.fit_pad.click(lambda: "pad", None, form.fit, queue=False, **QUIET)
     form.image.clear(lambda: "", None, form.image_note, **QUIET)
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **QUIET)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class FormEvents(PageBase):
+    """The form's own events: the image checked (and fitted) as it arrives, the counter."""
+
+    def check_image(
+        self,
+        image: str | None,
+        fit: str,
+        fitting: Any = None,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
+        """A new picture in the form's image (an upload, Remix, Continue, an example),
+        checked at once: (image, note, Crop and Pad's row, Crop, Pad, ``fitting``).
+
+        One too wide or too tall stays, with Crop and Pad under its note (``_fit``); any
+        other refused image is taken off the page, its reason left in its place. The fitted
+        copy we show in its place comes back here too: it is known by its bytes (``fitting``
+        holds their digest) and left as it is."""
+        if not image:  # cleared, by the person or by us: keep the note
+            return gr.skip(), gr.skip(), *_fit_offer(()), {}
+        kept = fitting if isinstance(fitting, dict) else {}
+        if kept.get("shown") and kept["shown"] == _digest(image):
+            return (gr.skip(),) * 6
+        return self._fit(image, fit, image, self._visitor("", request))
+
+    def refit(
+        self,
+        fit: str,
+        fitting: Any,
+        image: str | None,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
+        """The fit changed (Crop or Pad under the note, or the choice in More settings): the
+        picture given is fitted again, at once, and the image shows the result."""
+        kept = fitting if isinstance(fitting, dict) else {}
+        original = kept.get("original")
+        if not image or not isinstance(original, str) or not Path(original).is_file():
+            return (gr.skip(),) * 6
+        return self._fit(original, fit, image, self._visitor("", request))
+
+    def _fit(self, original: str, fit: str, shown: str, visitor: str) -> tuple:
+        """``original`` checked with ``fit``. Within the allowed shapes: the note says how it
+        will be sent. Outside them: with "Tell me" (or a fit that can't save it), the note
+        says why, with the fits that would (Crop, Pad) under it; with one that can, the
+        image shows the fitted picture, as it will be sent. ``shown``: what the image shows
+        now (the original, or a fitted copy), so the original comes back when it should."""
+        again = shown != original  # a fitted copy is shown: the original comes back
+        back = original if again else gr.skip()
+        kept = {"original": original, "shown": _digest(original) if again else ""}
+        fit = fit if fit in ("reject", "crop", "pad") else "reject"
+        try:
+            prepared = prepare_image(original, owner=visitor)
+        except errors.RatioOutOfRange as exc:
+            facts = exc.facts
+        except errors.InputError as exc:
+            return None, f"⚠ {exc.user_message} Choose another image.", *_fit_offer(()), {}
+        else:
+            note = f" ({prepared.adjusted})" if prepared.adjusted else ""
+            ok = f"✓ Image OK: will be sent as {prepared.width}×{prepared.height}{note}."
+            return back, ok, *_fit_offer(()), kept
+        fitted, refusal = {}, None
+        for way in ("crop", "pad"):  # which of them can save it (each a decode)
+            try:
+                fitted[way] = prepare_image(original, fit=way, owner=visitor)
+            except errors.InputError as exc:
+                refusal = exc
+        if not fitted:  # too small either way: refused like any other image
+            return None, f"⚠ {refusal.user_message} Choose another image.", *_fit_offer(()), {}
+        chosen = fitted.get(fit)
+        if chosen is None:
+            ways = " or ".join(fitted).capitalize()  # "Crop or pad", or just one of them
+            note = f"⚠ {facts} {ways} it to fit (below), or choose another image."
+            return back, note, *_fit_offer(tuple(fitted)), kept
+        copy = _fitted_copy(chosen, original, fit)
+        note = (
+            f"✓ Image OK: {chosen.adjusted}; will be sent as {chosen.width}×{chosen.height}, "
+            "as shown."
+        )
+        kept["shown"] = _digest(copy)
+        return copy, note, *_fit_offer(tuple(fitted)), kept
+
+    def count(self, prompt: str) -> str:
+        n = len(prompt or "")
+        over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
+        return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+
+
+def _fit_offer(ways: tuple[str, ...]) -> tuple[Any, Any, Any]:
+    """Crop and Pad's row, Crop and Pad: shown for the fits that would save the image."""
+    return (
+        gr.update(visible=bool(ways)),
+        gr.update(visible="crop" in ways),
+        gr.update(visible="pad" in ways),
+    )
+
+
+def _fitted_copy(prepared: Any, original: str, fit: str) -> str:
+    """The fitted picture, exactly as it will be sent (the prepared JPEG), as a file in
+    Gradio's upload folder: the image field shows it, and Generate sends it. Its folder is
+    named by its bytes, so pressing Crop or Pad again makes no second copy."""
+    data = base64.b64decode(prepared.data_uri.split(",", 1)[1])
+    folder = Path(get_upload_folder()) / (FITTED + hashlib.sha256(data).hexdigest()[:32])
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.utime(folder)  # made or used now: the retention sweep counts from here
+    done = {"crop": "cropped", "pad": "padded"}[fit]
+    path = folder / f"{Path(original).stem[:60] or 'image'}-{done}.jpg"
+    if not path.is_file():
+        part = folder / f".{secrets.token_hex(8)}.part"
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(part, path)  # whole or not at all, for a second press at the same time
+    return str(path)
+
+
+def _digest(path: str) -> str:
+    """A file's bytes as a digest ("" when it can't be read): how a fitted copy is known
+    when the image field hands it back (by then under another path, Gradio's copy)."""
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                sha.update(block)
+    except OSError:
+        return ""
+    return sha.hexdigest()
+
+
+def _asked(image: Any, prompt: Any, negative: Any, duration: Any, audio: Any) -> Request:
+    """The form's request; a missing image is named before its other fields, as ever."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise errors.InputError(NO_IMAGE)
+    return Request.make(prompt, negative_prompt=negative, duration=duration, generate_audio=audio)

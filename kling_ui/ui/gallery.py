@@ -1,14 +1,19 @@
-"""The gallery of this browser's past videos: its layout, and one tile per job.
+"""The gallery of this browser's past videos: its layout, one tile per job, and its events
+(``GalleryEvents``: the history kept in the browser, folded in and redrawn; the page load's
+restore; the filter; a tile's pick; Remove; Remix) with their wiring (``listen``).
 
 A tile is the video's poster frame (made once when the MP4 lands, served at
 ``/media/<token>.jpg``) or, for a job without a video yet, a picture of its state; its
-caption is the prompt's start, the state, the length, the cost and the date. Clicking a tile
-plays the video, or watches the job from where it is. The filter narrows the tiles to those
-whose words contain what is typed.
+caption is the prompt's start, the state (``states``' words), the length, the cost and the
+date. Clicking a tile plays the video, or watches the job from where it is. The filter
+narrows the tiles to those whose words contain what is typed.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +22,18 @@ import gradio as gr
 
 from ..service import DEMO, GenerationService
 from ..states import PHASE_OF_STATE
-from .base import FOCUS_PROMPT_JS, HISTORY_LIMIT, PRIVATE, QUIET
+from . import gallery
+from .base import (
+    FOCUS_PROMPT_JS,
+    HISTORY_LIMIT,
+    PRIVATE,
+    QUIET,
+    PageBase,
+    _root,
+    _upload_copy,
+    _valid_history,
+)
+from .callers import signed_in
 from .form import code_box, copy_buttons
 from .words import history_cost, local_time
 
@@ -228,3 +244,193 @@ def listen(handlers: Handlers, page: Page) -> Any:
 
 def follow_pick(event: Any, videos: GalleryPanel) -> None:
     event.then(picked_actions, videos.picked, videos.actions, queue=False, **QUIET)
+
+
+# --- events --------------------------------------------------------------------------------
+
+BUSY_PICK = (
+    "This tab is watching a job. Press Stop watching first (the job carries on at the "
+    "server), then click the video to open."
+)
+
+
+class GalleryEvents(PageBase):
+    """This browser's history and the gallery drawn from it: the shown job folded in, the
+    page load's restore, the filter, a tile's pick, Remove and Remix."""
+
+    def _views(
+        self, history: list[dict], tz: str | None, visitor: str, needle: str = "",
+        pick: str | None = None, root: str = "",
+    ) -> tuple[Any, list[str], str]:  # fmt: skip
+        """The gallery (this browser's jobs only, those matching ``needle``), the ids in its
+        order, and the picked id: the tile clicked or the job shown, if it is in view."""
+        jobs = self.service.entries([h["id"] for h in history])
+        items, ids = [], []
+        for item in history:
+            job = jobs.get(item["id"])
+            if job is not None and not self.service.visible(job, visitor):
+                continue  # an id made elsewhere (put into this browser's storage by hand)
+            tile = gallery.tile(self.service, item, job, tz, root)
+            if gallery.matches(needle, tile):
+                items.append((tile.image, tile.caption))
+                ids.append(tile.gid)
+        value = pick if pick in ids else ""  # only what was clicked, or the job shown
+        index = ids.index(value) if value else None
+        return gr.update(value=items, selected_index=index), ids, value
+
+    def _add(self, history: list[dict], shown: str, visitor: str, *, known_only: bool) -> None:
+        """Fold an id into the history: one entry a job, under the id a person knows it by
+        (ours until the create returns, then the vendor's). Only this browser's jobs."""
+        if not shown:
+            return
+        job = self.service.entry(shown)
+        if job is None and known_only:
+            return
+        if job is not None and not self.service.visible(job, visitor):
+            return
+        key = job.job_id if job else None
+        for item in history:
+            if item["id"] == shown or (key and item.get("job") == key):
+                item["id"] = job.shown_id if job else item["id"]
+                item["job"] = key or item.get("job")
+                return
+        history.insert(
+            0,
+            {
+                "id": job.shown_id if job else shown,
+                "job": key,
+                "created_at": job.created_at if job else time.time(),
+                "prompt": (job.prompt if job else "")[:300],
+                "backend": job.backend if job else None,
+            },
+        )
+        history.sort(key=lambda h: h.get("created_at") or 0, reverse=True)
+        del history[HISTORY_LIMIT:]
+
+    def sync(
+        self,
+        gid: str,
+        history: Any,
+        tz: str,
+        picked: str | None = None,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """Fold the shown id into the history and redraw the gallery (after every status
+        change). The gallery keeps what the person picked; else it picks the job shown."""
+        visitor = self.service.visitor(owner_token, None)
+        history = _valid_history(history)
+        self._add(history, gid, visitor, known_only=True)
+        return history, *self._views(
+            history, tz, visitor, needle, pick=picked or gid, root=_root(request)
+        )
+
+    def restore(
+        self,
+        pending: str,
+        tz: str,
+        history: Any,
+        owner_token: Any = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """On page load: this browser's owner token (made on its first visit), and the ids it
+        noted before their history write landed, folded in."""
+        token = owner_token if isinstance(owner_token, str) else ""
+        if not self.service.visitor(token, None):
+            token = secrets.token_urlsafe(24)
+        # Past its address's new browsers an hour, this session is known by its address
+        # (as a program is); a browser's own token is kept for when it is admitted again.
+        session = token if self.service.admit_browser(token, self._address_of(request)) else ""
+        stored = token if session or token == owner_token else ""
+        user = signed_in(request)  # signed in with Hugging Face: the user, in any browser
+        if user:
+            session, stored = self.service.user_token(user), token
+        visitor = self.service.visitor(session, None)
+        history = _valid_history(history)
+        try:
+            ids = json.loads(pending or "[]")
+        except ValueError:
+            ids = []
+        # At most as many as the history keeps: a huge list is not worth the server's time.
+        for gid in ids[:HISTORY_LIMIT] if isinstance(ids, list) else []:
+            if isinstance(gid, str) and len(gid) <= 200:
+                self._add(history, gid, visitor, known_only=False)
+        views = self._views(history, tz, visitor, root=_root(request))
+        return history, *views, tz, stored, session
+
+    def filter(
+        self,
+        needle: str,
+        history: Any,
+        tz: str,
+        picked: str | None = None,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """The gallery narrowed to the videos whose words contain ``needle``."""
+        visitor = self.service.visitor(owner_token, None)
+        return self._views(
+            _valid_history(history), tz, visitor, needle, pick=picked, root=_root(request)
+        )
+
+    def pick(self, ids: Any, busy: bool, evt: gr.SelectData) -> str:
+        """The id of the gallery tile just clicked; refused in words while this tab watches
+        a job (one at a time, as for Generate)."""
+        if busy:
+            raise gr.Error(BUSY_PICK, title="One job at a time in this tab")
+        index = evt.index if isinstance(evt.index, int) else -1
+        return ids[index] if isinstance(ids, list) and 0 <= index < len(ids) else ""
+
+    def forget(
+        self,
+        gid: str | None,
+        tz: str,
+        history: Any,
+        needle: str = "",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple:
+        """Remove one entry from this browser's history (the server's ledger keeps it).
+
+        Also returns every id the job is known by, for the browser to forget too, and a line
+        that says what happened."""
+        visitor = self.service.visitor(owner_token, None)
+        job = self._own(gid, owner_token)
+        ids = {gid} | ({job.job_id, job.generation_id} if job else set())
+        history = [
+            h for h in _valid_history(history)
+            if h["id"] not in ids and not (job and h.get("job") == job.job_id)
+        ]  # fmt: skip
+        views = self._views(history, tz, visitor, needle, root=_root(request))
+        note = (
+            "Removed from this browser's history (the job itself is not deleted)."
+            if gid else "Pick one of your videos in the gallery first, then press Remove."
+        )  # fmt: skip
+        return history, *views, json.dumps(sorted(i for i in ids if i)), note
+
+    def remix(self, gid: str | None, owner_token: str = "") -> tuple:
+        """A past job's image, prompt, negative prompt, duration and audio, back in the form
+        (and a line that says what happened). The image is the one that was sent."""
+        visitor = self.service.visitor(owner_token, None)
+        kept = self.service.remix(gid or "", visitor) if gid else None
+        if kept is None:
+            note = "Pick one of your videos in the gallery first, then press Remix."
+            return (gr.skip(),) * 5 + (note,)
+        image = kept.get("image")
+        if image is not None:
+            image = _upload_copy(image, "remix.jpg")
+            note = (
+                "Remixed: that job's image, prompt, length, audio and negative prompt (under "
+                "More settings) are in the form. Change what you like, then Generate."
+            )
+        else:
+            note = (
+                "Remixed the prompt and settings (the negative prompt is under More settings); "
+                "that job's image was not kept (made before images were kept, or cleared), so "
+                "add an image."
+            )
+        return (
+            image, kept["prompt"], kept["negative_prompt"], kept["duration"],
+            kept["generate_audio"], note,
+        )  # fmt: skip

@@ -1,15 +1,18 @@
-"""The price beside Generate and the batch's: their events (the Markdown they write to is
-laid out by the form and the batch).
+"""The price beside Generate and the batch's, and ``/estimate``: their events
+(``PriceEvents``) and wiring (``listen``). The Markdown they write to is laid out by the
+form and the batch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .base import QUIET
-from .batch import BatchPanel
+from .. import errors
+from ..pricing import dollars
+from .base import QUIET, PageBase, _fields
+from .batch import BatchPanel, _batch_count
 from .form import Form
 
 if TYPE_CHECKING:
@@ -28,3 +31,51 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
     for event in (batch.images.change, batch.prompts.change, batch.takes.change,
                   form.duration.change, form.audio.change):  # fmt: skip
         event(handlers.batch_price, many, batch.price, trigger_mode="always_last", **QUIET)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class PriceEvents(PageBase):
+    """What a video or a batch will cost, before anything is sent (and the balance)."""
+
+    def estimate(self, duration: int = 5, generate_audio: bool = True, count: int = 1) -> dict:
+        """What ``count`` videos of ``duration`` seconds, with or without audio, will cost,
+        before anything is sent: usd (total; null when not known in advance), usd_each,
+        usd_per_second, source ("catalogue" or "table"), as_of (the price's date), words."""
+        try:
+            return self.service.estimate(_fields(duration, generate_audio), count).as_dict()
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message, "usd": None}
+
+    def price_view(self, duration: int, generate_audio: bool, api_key: str = "") -> str:
+        """The line beside Generate: the price of what is about to be sent, and the balance."""
+        return self._price_words(duration, generate_audio, 1, api_key)
+
+    def batch_price(
+        self, images: Any, prompts: str, takes: int, duration: int, generate_audio: bool,
+        api_key: str = "",
+    ) -> str:  # fmt: skip
+        """The batch's price as it stands: images x prompt lines x takes."""
+        count = _batch_count(images, prompts, takes)
+        if not count:
+            return "Add images and prompts to see the batch's price."
+        return self._price_words(duration, generate_audio, count, api_key)
+
+    def _price_words(self, duration: Any, audio: Any, count: int, api_key: str) -> str:
+        try:
+            quote = self.service.estimate(_fields(duration, audio), count)
+        except errors.KlingUIError as exc:
+            return f"Price: {exc.user_message}"
+        text = f"**Price:** {quote.words()}"
+        typed = bool((api_key or "").strip())
+        if self.service.demo_mode and not typed:
+            return text + " — what it would cost; demo videos are free."
+        if self.service.settings.on_space and not typed:
+            return text  # a Space's own account balance is the owner's business
+        balance = self.service.balance(api_key)
+        if balance is not None:
+            text += f" · balance {dollars(balance)}"
+            if quote.usd is not None and balance < quote.usd:
+                text += " (below the price)"
+        return text

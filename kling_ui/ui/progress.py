@@ -1,17 +1,30 @@
 """The job's section: the progress card, the video, and (hidden from view, there for
-programs, scripts and the page's own script) the generation id and the status text."""
+programs, scripts and the page's own script) the generation id and the status text.
+
+Its events (``JobEvents``, on ``watching``'s ``Watching``): Generate, Resume, a picked
+tile's job and ``/extend``, each watched to its end, and ``/status``; the API's
+``/generate`` and ``/resume`` are the same code without the card. ``listen`` wires the
+page's (the API's are ``wiring``'s).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .base import JOB, PRIVATE, QUIET
+from .. import errors
+from ..jobs import Progress
+from ..request import Request
+from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history, log
 from .card import EMPTY
+from .form import _asked
 from .gallery import follow_pick
 from .parts import LocalMP4Video
+from .watching import Step, Watching, _text_step
+from .words import render_error
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -157,3 +170,214 @@ def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any)
     # The chain a video is the end of: the job shown's after each change, a tile's on a click.
     picked.success(handlers.chain_view, [videos.picked, owner], videos.chain, **QUIET)
     return [gen_event, resume_event, open_event]
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class JobEvents(Watching):
+    """Generate, Resume, Extend and a picked tile's job, watched to their end; ``/status``."""
+
+    def generate_page(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        fit: str = "reject",
+        owner_token: str = "",
+        parent_id: str = "",
+        press: int = 0,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """Turn an image into a video. Streams (generation id, status text, video, card).
+        ``parent_id``: the job this one continues (Continue), whose chain it ends.
+        ``press``: the tab's number for this watch (``_tab_watch``)."""
+        yield from self._generate(
+            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
+            owner_token, parent_id, request, page=True, press=press,
+        )  # fmt: skip
+
+    def _generate(
+        self, image: str | None, prompt: str, negative_prompt: str, duration: int,
+        generate_audio: bool, api_key: str, fit: str, owner_token: str, parent_id: str,
+        request: gr.Request | None, *, page: bool, press: Any = 0,
+    ) -> Iterator[Step]:  # fmt: skip
+        visitor = self._visitor(owner_token, request)
+        yield from self._run(
+            lambda stop: self.service.generate(
+                image, _asked(image, prompt, negative_prompt, duration, generate_audio),
+                api_key=api_key, fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
+                should_stop=stop.is_set if stop is not None else None,
+            ),
+            visitor, api_key, duration, generate_audio, request, page=page, press=press,
+        )  # fmt: skip
+
+    def _run(
+        self,
+        start: Any,
+        visitor: str,
+        api_key: str,
+        duration: Any,
+        generate_audio: Any,
+        request: gr.Request | None,
+        *,
+        page: bool = False,
+        press: Any = 0,
+    ) -> Iterator[Step]:
+        """A new job watched to its end, for one visitor: its share of streams, the
+        low-balance question first, our words for any refusal, never a traceback. On the
+        page (``page``), watched at the tick until Stop watching (``_tab_watch``).
+        ``start(stop)`` makes the job; ``stop`` (or None) is asked before it is sent."""
+        gid, root = "", _root(request)
+        with self._tab_watch(request if page else None, press) as stop:
+            try:
+                with self._stream(visitor):
+                    low = self._unconfirmed_low_balance(visitor, api_key, duration, generate_audio)
+                    if low:
+                        yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
+                        return
+                    for step in self._steps(start(stop), stop, root):
+                        gid = step[0] if isinstance(step[0], str) else gid
+                        yield step
+            except errors.KlingUIError as exc:
+                yield _text_step(gid, render_error(exc))
+            except Exception:  # a bug of ours: the person still gets words, not a traceback
+                log.exception("generate failed unexpectedly")
+                yield _text_step(gid, OUR_FAULT)
+
+    def extend(
+        self,
+        generation_id: str,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``/extend``: the next part of a finished video (by its id), from its last frame,
+        watched like ``/generate``; its last update's video is the whole chain, stitched."""
+        visitor = self._visitor(owner_token, request)
+        steps = self._run(
+            lambda _stop: self.service.extend(
+                generation_id, Request.make(prompt, negative_prompt=negative_prompt,
+                                            duration=duration, generate_audio=generate_audio),
+                api_key=api_key, owner=visitor,
+            ),
+            visitor, api_key, duration, generate_audio, request,
+        )  # fmt: skip
+        for step in steps:
+            yield step[:3]
+
+    def generate(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        fit: str = "reject",
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``/generate`` for programs: ``generate_page`` without the card, so (generation
+        id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
+        for step in self._generate(
+            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
+            owner_token, "", request, page=False,
+        ):  # fmt: skip
+            yield step[:3]
+
+    def resume_page(
+        self,
+        generation_id: str,
+        api_key: str,
+        owner_token: str = "",
+        press: int = 0,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """Pick up a generation by its id and stream it to the end, with the card.
+
+        The id is shown (and so kept in the history) only once the ledger holds it: an id
+        the vendor doesn't know leaves no trace. ``press``: as for ``generate_page``.
+        """
+        yield from self._resume(
+            generation_id, api_key, owner_token, request, page=True, press=press
+        )
+
+    def _resume(
+        self, generation_id: str, api_key: str, owner_token: str, request: gr.Request | None,
+        *, page: bool, press: Any = 0,
+    ) -> Iterator[Step]:  # fmt: skip
+        visitor, root = self._visitor(owner_token, request), _root(request)
+
+        def shown(update: Progress) -> str:
+            gid = update.generation_id
+            return gid if self.service.knows(gid) else ""
+
+        with self._tab_watch(request if page else None, press) as stop:
+            try:
+                with self._stream(visitor):
+                    updates = self.service.resume(generation_id, api_key, owner=visitor)
+                    yield from self._steps(updates, stop, root, shown)
+            except errors.KlingUIError as exc:
+                yield _text_step("", f"Status: not resumed\n{exc.user_message}")
+            except Exception:
+                log.exception("resume failed unexpectedly")
+                yield _text_step("", OUR_FAULT)
+
+    def resume(
+        self,
+        generation_id: str,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``/resume`` for programs: ``resume_page`` without the card."""
+        for step in self._resume(generation_id, api_key, owner_token, request, page=False):
+            yield step[:3]
+
+    def open_selected(
+        self,
+        gid: str | None,
+        api_key: str,
+        owner_token: str = "",
+        press: int = 0,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[Step]:
+        """A video picked in the gallery: play it, or watch it to its end if it hasn't one."""
+        if not gid:
+            yield _text_step("", "Status: nothing selected\nPick a video in the gallery first.")
+            return
+        yield from self.resume_page(gid, api_key, owner_token, press, request)
+
+    def expand_id(self, typed: str, history: Any) -> str:
+        """A short id (as the history shows it) becomes the whole id, when only one matches."""
+        typed = (typed or "").strip()
+        if not typed or len(typed) >= 36:
+            return typed
+        matches = {h["id"] for h in _valid_history(history) if h["id"].startswith(typed)}
+        return matches.pop() if len(matches) == 1 else typed
+
+    def status(
+        self,
+        generation_id: str,
+        api_key: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> dict:
+        """One snapshot of a job (by our id or the vendor's), for programs; never waits.
+
+        Where visitors bring their own keys, pass the key the job was made with."""
+        visitor = self._visitor(None, request)
+        try:
+            answer = self.service.status(generation_id, owner=visitor, api_key=api_key)
+        except errors.KlingUIError as exc:
+            return {"error": exc.user_message}
+        if answer.get("video"):
+            answer["video"] = _root(request) + answer["video"]
+        return answer
