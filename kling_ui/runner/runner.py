@@ -20,8 +20,8 @@ Time is injected: ``clock`` (wall time: the ledger's times, the leases), ``monot
 schedule, deadlines) and ``wait`` (a wait on the runner's condition with a timeout on that
 monotonic clock), the real ones by default; a test moves them on by hand.
 
-Imports ``config``, ``errors``, ``files``, ``history``, ``states`` and its own ``leases`` and
-``steps``; never gradio.
+Imports ``client`` (its sessions), ``config``, ``errors``, ``files``, ``history``, ``request``,
+``states`` and its own ``leases`` and ``steps``; never gradio.
 """
 
 from __future__ import annotations
