@@ -34,22 +34,25 @@ def _shares_a_fixture(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """For pytest-xdist: a file whose tests share an app, a simulator or a browser (module
     fixtures) is one group, run on one worker, so it starts them once; other tests spread
-    one by one. Files with slow or browser tests come first, so that the last minutes are
-    not one long file on one worker while the other idles (``--no-loadscope-reorder``
-    keeps this order). A file's tests keep their order."""
+    one by one. Longest work first, so that the last minutes are not one long file on one
+    worker while the other idles: files with slow or browser tests, then the other groups,
+    then the tests that spread (``--no-loadscope-reorder`` keeps this order). A file's
+    tests keep their order."""
     files: dict[str, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(item.nodeid.split("::")[0], []).append(item)
-    for name, tests in files.items():
-        if any(_shares_a_fixture(t) for t in tests):
-            for test in tests:
-                test.add_marker(pytest.mark.xdist_group(name))
+    grouped = {name for name, tests in files.items() if any(map(_shares_a_fixture, tests))}
+    for name in grouped:
+        for test in files[name]:
+            test.add_marker(pytest.mark.xdist_group(name))
 
-    def slow_first(name: str) -> bool:
-        return not any(t.get_closest_marker("browser") or t.get_closest_marker("slow")
-                       for t in files[name])  # fmt: skip
+    def longest_first(name: str) -> int:
+        if any(t.get_closest_marker("browser") or t.get_closest_marker("slow")
+               for t in files[name]):  # fmt: skip
+            return 0
+        return 1 if name in grouped else 2
 
-    items[:] = [t for name in sorted(files, key=slow_first) for t in files[name]]
+    items[:] = [t for name in sorted(files, key=longest_first) for t in files[name]]
 
 
 class FakeClock:
