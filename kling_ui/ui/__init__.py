@@ -1,10 +1,13 @@
 """The page: Gradio Blocks. The only package that imports gradio.
 
-Its modules, one a part of the page: ``form`` (the image, prompt and settings),
-``progress`` (the job's card and video; the card's template is ``card``), ``gallery`` (your
-past videos), ``batch``; ``handlers`` says what each event does, as plain methods over
-``GenerationService`` (tests call them directly), and ``wiring`` connects them, every event
-in one place. ``build_ui`` below lays the sections out.
+The page is the list of its sections, each one module with its layout, its events (a class
+of plain methods over ``GenerationService``'s public methods) and its ``listen`` (their
+wiring): ``form`` (the image, prompt and settings), ``progress`` (the job's card and video,
+watched by ``watching``; the card's template is ``card``), ``gallery`` (your past videos),
+``batch``, ``chain`` (Continue, the chain's view), ``copy_code``, ``prices``; ``agents``
+for the MCP tools. ``base`` holds what they share; ``handlers.Handlers`` gathers the events
+(tests call them directly, as Gradio does); ``wiring.wire`` calls each section's
+``listen`` and wires the API. ``build_ui`` below lays the sections out.
 
 Two events form the API for programs, with exactly these parameters:
 
@@ -27,7 +30,6 @@ browser) is off.
 
 from __future__ import annotations
 
-import os
 import secrets
 import warnings
 from pathlib import Path
@@ -37,6 +39,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from ..config import Settings
+from ..files import create_once
 from ..images import MAX_INPUT_BYTES
 from ..service import GenerationService
 from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
@@ -159,12 +162,7 @@ def browser_secret(settings: Settings) -> str:
     if settings.browser_secret:
         return settings.browser_secret
     path = settings.data_dir / "browser-secret"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
+    if not path.is_file():  # made once; two processes starting at once read the same one
         path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_hex(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(value)
-        return value
+        create_once(path, secrets.token_hex(24))
+    return path.read_text().strip()

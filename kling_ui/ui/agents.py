@@ -15,7 +15,13 @@ What differs from the API for programs (``handlers``), and why:
 - ``/batch``'s list of files can't be a tool (Gradio 6.31's MCP schema for file lists is
   broken): agents call ``submit`` once per image.
 
-Imports the handlers and the service; the events are wired in ``wiring``.
+Each tool is a thin wrapper of the page's own events (``handlers.Handlers``): the request
+is made by the form's ``form_request``, the job followed by the job events' steps, and each
+answer's status is the step's typed phase (``watching.Step``; ``ENDED`` from ``states``), not
+words read back from the status text. ``listen`` wires the tools in the API's place.
+
+Imports ``base``, ``form``, ``watching``, ``callers``, ``states``, and the client's
+``VideoHost`` for an image link (the handlers only as a type).
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -39,9 +46,15 @@ from .. import errors
 from ..client import TooLarge, TooSlow, VideoHost
 from ..config import Settings
 from ..images import MAX_INPUT_BYTES
-from ..request import Request
+from ..states import FINAL_PHASES
+from .base import KEPT, PRESS_AGAIN, _root
 from .callers import agent_of
-from .handlers import PRESS_AGAIN, Handlers, _root
+from .form import form_request
+from .watching import Step
+
+if TYPE_CHECKING:
+    from .handlers import Handlers
+    from .wiring import Page
 
 KEY_HEADER = "X-AIMLAPI-Key"
 KEY_HINT = (
@@ -90,9 +103,10 @@ NOT_STORED = (
 LINK_SECONDS = 30.0  # an image link's whole fetch
 # The low balance's second press, as an agent makes it.
 AGAIN = "Nothing was sent. Call the same tool again within 2 minutes to send it anyway."
-# The first word of a status line that ends a job, as the status text says it.
-ENDED = frozenset({"completed", "failed", "refused", "not sent", "not created", "expired",
-                   "cancelled", "not found", "not resumed", "error"})  # fmt: skip
+# The phases after which an agent need not call again: a job that ended (``states``' final
+# phases, but not a watch that stopped or a paused job: those carry on), and a call that
+# found nothing to follow or failed on our side.
+ENDED = (FINAL_PHASES - {"stopped", "paused"}) | {"not resumed", "error"}
 
 
 @dataclass
@@ -134,14 +148,15 @@ class AgentTools:
                          "message": exc.user_message})  # fmt: skip
             return
         try:
-            steps = self.handlers.generate(
-                path, prompt, negative_prompt, duration, generate_audio, _key(x_aimlapi_key),
-                fit or "reject", self._owner(owner_token, x_aimlapi_key, request), request,
+            asked = partial(form_request, path, prompt, negative_prompt, duration, generate_audio)
+            steps = self.handlers.generate_steps(
+                path, asked, _key(x_aimlapi_key), fit or "reject",
+                self._owner(owner_token, x_aimlapi_key, request), "", request,
             )  # fmt: skip
-            for gid, text, _video in steps:
-                if gid:  # the job is made: its image is in the request, the file not needed
+            for step in steps:
+                if step.gid:  # the job is made: its image is in the request, the file not needed
                     _remove(path)
-                yield self._answer(gid, text, x_aimlapi_key, request)
+                yield self._answer(step, x_aimlapi_key, request)
         finally:
             _remove(path)
 
@@ -176,8 +191,9 @@ class AgentTools:
         service = self.handlers.service
         owner = self._owner(owner_token, x_aimlapi_key, request)
         visitor = self.handlers._visitor(owner, request)
+        priced = {"duration": duration, "generate_audio": generate_audio}
         low = self.handlers._unconfirmed_low_balance(
-            visitor, _key(x_aimlapi_key), duration, generate_audio, _count(takes)
+            visitor, _key(x_aimlapi_key), priced, _count(takes)
         )
         if low:
             return _json({"error": f"{low} {AGAIN}", "items": []})
@@ -185,8 +201,7 @@ class AgentTools:
         try:
             path = _image_file(image, service.settings)
             answer = service.submit(
-                path, Request.make(prompt, negative_prompt=negative_prompt, duration=duration,
-                                   generate_audio=generate_audio),
+                path, form_request(path, prompt, negative_prompt, duration, generate_audio),
                 takes=int(takes or 1), api_key=_key(x_aimlapi_key), fit=fit or "reject",
                 owner=visitor,
             )  # fmt: skip
@@ -223,12 +238,15 @@ class AgentTools:
             generate_audio: Whether the new part gets generated sound.
         """
         owner = self._owner(owner_token, x_aimlapi_key, request)
-        steps = self.handlers.extend(
-            generation_id, prompt, negative_prompt, duration, generate_audio,
-            _key(x_aimlapi_key), owner, request,
+        asked = partial(
+            form_request, None, prompt, negative_prompt, duration, generate_audio,
+            needs_image=False,
         )  # fmt: skip
-        for gid, text, _video in steps:
-            yield self._answer(gid, text, x_aimlapi_key, request)
+        steps = self.handlers.extend_steps(
+            generation_id, asked, _key(x_aimlapi_key), owner, request
+        )
+        for step in steps:
+            yield self._answer(step, x_aimlapi_key, request)
 
     def resume(
         self,
@@ -245,9 +263,9 @@ class AgentTools:
             generation_id: The job's id: the generation_id or job_id an earlier answer gave.
         """
         owner = self._owner(owner_token, x_aimlapi_key, request)
-        steps = self.handlers.resume(generation_id, _key(x_aimlapi_key), owner, request)
-        for gid, text, _video in steps:
-            yield self._answer(gid, text, x_aimlapi_key, request)
+        steps = self.handlers.resume_steps(generation_id, _key(x_aimlapi_key), owner, request)
+        for step in steps:
+            yield self._answer(step, x_aimlapi_key, request)
 
     def status(
         self,
@@ -296,16 +314,17 @@ class AgentTools:
                 return token
         return owner_token
 
-    def _answer(self, gid: str, text: str, key: str | None, request: Any) -> str:
-        """One update as JSON: the job's full status once it has an id, the status line's
-        words before (or when it never got one)."""
-        first, _, rest = text.partition("\n")
-        word = first.removeprefix("Status: ").strip()
-        answer: dict[str, Any] = {"generation_id": gid or None, "status": word}
+    def _answer(self, step: Step, key: str | None, request: Any) -> str:
+        """One update as JSON: the job's full status once it has an id, its phase and words
+        before (or when it never got one). The status is the step's typed phase (never read
+        back from its text); the message is the status text's lines after the first."""
+        gid = step.gid if isinstance(step.gid, str) else ""
+        rest = str(step.text).partition("\n")[2]
+        answer: dict[str, Any] = {"generation_id": gid or None, "status": step.phase}
         if gid and self.handlers.service.knows(gid):
             answer.update(self._status(gid, key, request))
-            answer["status"] = word
-        answer.setdefault("final", word in ENDED)
+            answer["status"] = step.phase
+        answer.setdefault("final", step.phase in ENDED)
         answer["message"] = rest.strip().replace(PRESS_AGAIN, AGAIN)
         if "API key" in rest:
             answer["hint"] = KEY_HINT
@@ -321,6 +340,32 @@ class AgentTools:
         if answer.get("video"):
             answer["video"] = _root(request) + answer["video"]
         return answer
+
+
+def listen(handlers: Handlers, page: Page) -> None:
+    """The tools, as the API's events (``--mcp``): the key from the X-AIMLAPI-Key header
+    only, one JSON answer each, ``submit`` in place of ``/batch``. Their inputs are hidden
+    components of their own, or the page's (the text fields, the id, the owner)."""
+    form, videos, owner = page.form, page.videos, page.owner.session
+    api: dict[str, Any] = {"concurrency_limit": None}
+    tools = AgentTools(handlers)
+    answer = gr.Textbox(visible=False)
+    takes = gr.Number(value=1, precision=0, minimum=1, maximum=4, visible=False)
+    text_in = [form.prompt, form.negative, form.duration, form.audio]
+    # An agent's image is text (a link or a data URI) that the tool fetches or decodes
+    # itself, so a bad link is answered in words; its fit is a choice of its own.
+    link = gr.Textbox(visible=False)
+    fit = gr.Radio(["reject", "crop", "pad"], value="reject", visible=False)
+    for name, fn, inputs in (
+        ("generate", tools.generate, [link, *text_in, fit, owner]),
+        ("submit", tools.submit, [link, *text_in, takes, fit, owner]),
+        ("extend", tools.extend, [videos.resume_id, *text_in, owner]),
+        ("resume", tools.resume, [videos.resume_id, owner]),
+    ):
+        trigger = gr.Button(visible=False, elem_id=f"api-{name}")
+        trigger.click(fn, inputs, answer, api_name=name, **api)
+    gr.api(tools.status, api_name="status")
+    gr.api(tools.estimate, api_name="estimate")
 
 
 def _count(takes: Any) -> int:
@@ -344,8 +389,8 @@ def _image_file(value: Any, settings: Settings) -> str:
     if not text:
         raise errors.InputError(NO_IMAGE_GIVEN)
     # "kept-": the retention sweep's name for the page's copies, so a folder that a process
-    # stopped mid-call left behind goes with them (``Handlers``).
-    folder = Path(get_upload_folder()) / ("kept-" + secrets.token_hex(16))
+    # stopped mid-call left behind goes with them (``base.KEPT``).
+    folder = Path(get_upload_folder()) / (KEPT + secrets.token_hex(16))
     if text.lower().startswith("data:"):
         return _decoded(text, folder)
     if not text.lower().startswith("https://") or any(c.isspace() for c in text):

@@ -27,6 +27,7 @@ from gradio.utils import get_upload_folder
 
 from .. import errors
 from ..addresses import address_key
+from ..pricing import Fields
 from ..service import GenerationService
 from .callers import agent_of, client_address
 
@@ -45,16 +46,12 @@ FOCUS_PROMPT_JS = """(note) => {
   if (box) { box.scrollIntoView({block: "center"}); box.focus(); }
 }"""
 
-
-# --- events --------------------------------------------------------------------------------
-
 log = logging.getLogger(__name__)
 
 CONFIRM_WITHIN = 120.0  # seconds in which a second Generate sends despite a low balance
-
 PRESS_AGAIN = "Nothing was sent. Press Generate again to send it anyway."
 
-OUR_FAULT = "Status: error\nSomething went wrong on our side. Please try again."
+OUR_FAULT = "Something went wrong on our side. Please try again."  # a bug of ours
 
 # The image field's copies in Gradio's upload folder, by their folders' names (swept).
 FITTED, KEPT = "fitted-", "kept-"
@@ -62,7 +59,8 @@ FITTED, KEPT = "fitted-", "kept-"
 
 @dataclass
 class PageBase:
-    """The page's event handlers, as Gradio calls them: plain values in, plain values out.
+    """What every section's events share: the service, who asks, and the low-balance
+    question. Events are plain values in, plain values out, as Gradio calls them.
 
     ``owner_token`` is the browser's own random token (kept in its BrowserState, handed to
     each event from the session, never from the request): jobs are recorded as made by it,
@@ -96,25 +94,24 @@ class PageBase:
             return False
 
     def _unconfirmed_low_balance(
-        self, visitor: str, api_key: str | None, duration: Any, audio: Any, count: int = 1
+        self, visitor: str, api_key: str | None, fields: Fields, count: int = 1
     ) -> str | None:
-        """The low-balance words when this request must wait for a second press; None to
-        send it. A press confirms only the request it was warned of: the same visitor,
-        key, price and number of videos (a video's warning never lets a batch through)."""
-        low = self.service.low_balance(api_key, _fields(duration, audio), count)
+        """The low-balance words when this request (``fields``: the request, or the fields
+        a price reads) must wait for a second press; None to send it. A press confirms only
+        the request it was warned of: the same visitor, key, price and number of videos (a
+        video's warning never lets a batch through)."""
+        low = self.service.low_balance(api_key, fields, count)
         if not low:
             return None
-        return None if self._second_press(self._question(visitor, api_key, duration, audio,
-                                                         count)) else low  # fmt: skip
+        question = self._question(visitor, api_key, fields, count)
+        return None if self._second_press(question) else low
 
-    def _question(
-        self, visitor: str, api_key: str | None, duration: Any, audio: Any, count: int
-    ) -> tuple:
+    def _question(self, visitor: str, api_key: str | None, fields: Fields, count: int) -> tuple:
         """What a low-balance warning asked: who, which key (its name, never the key), the
         price and the number of videos."""
         try:
             key_ref = self.service.backend_for(api_key).key_ref
-            usd = self.service.estimate(_fields(duration, audio), count).usd
+            usd = self.service.estimate(fields, count).usd
         except errors.KlingUIError:
             key_ref, usd = "", None
         return (visitor or "local", key_ref, usd, int(count))
@@ -194,8 +191,3 @@ def _md(text: str, most: int | None = 80) -> str:
 
 
 _MD_ESCAPES = {ord(c): "\\" + c for c in "\\`*_{}[]()#+-.!|<>&~"}
-
-
-def _fields(duration: Any, audio: Any) -> dict[str, Any]:
-    """A price's fields of the model, as the form holds them (checked by the price book)."""
-    return {"duration": duration, "generate_audio": audio}

@@ -122,8 +122,6 @@ def listen(handlers: Handlers, page: Page, restored: Any) -> None:
     )
 
 
-# --- events --------------------------------------------------------------------------------
-
 BATCH_FIT = (
     "Choose Crop or Pad under Image fit in More settings (it applies to the whole batch), "
     "or use another image."
@@ -156,9 +154,8 @@ class BatchEvents(GalleryEvents):
         fit = fit if fit in ("crop", "pad") else "reject"
         try:
             count = _batch_count(images, prompts, takes)
-            low = count and self._unconfirmed_low_balance(
-                visitor, api_key, duration, generate_audio, count
-            )
+            priced = {"duration": duration, "generate_audio": generate_audio}
+            low = count and self._unconfirmed_low_balance(visitor, api_key, priced, count)
             if low:
                 again = PRESS_AGAIN.replace("Generate", "Queue the batch")
                 return {"error": f"{low} {again}", "items": []}
@@ -173,7 +170,7 @@ class BatchEvents(GalleryEvents):
             return {"error": exc.user_message, "items": []}
         except Exception:
             log.exception("batch failed unexpectedly")
-            return {"error": OUR_FAULT.split("\n", 1)[1], "items": []}
+            return {"error": OUR_FAULT, "items": []}
 
     def batch_view(
         self,

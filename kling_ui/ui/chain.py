@@ -38,9 +38,6 @@ def listen(handlers: Handlers, page: Page) -> None:
         event(handlers.stop_continuing, None, ended, **QUIET)
 
 
-# --- events --------------------------------------------------------------------------------
-
-
 class ChainEvents(PageBase):
     """Continue a finished video from its last frame, and the picked video's chain."""
 

@@ -55,8 +55,6 @@ def listen(handlers: Handlers, page: Page) -> None:
     )
 
 
-# --- events --------------------------------------------------------------------------------
-
 # Copy as code: what each kind is called on the page.
 CODE_NAMES = {"curl": "cURL", "python": "Python (requests)"}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +20,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from .. import errors
+from ..files import write_atomic
 from ..images import prepare_image
 from ..request import Request
 from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
@@ -281,9 +281,6 @@ def listen(handlers: Handlers, form: Form) -> None:
     form.prompt.change(handlers.count, form.prompt, form.prompt_count, **QUIET)
 
 
-# --- events --------------------------------------------------------------------------------
-
-
 class FormEvents(PageBase):
     """The form's own events: the image checked (and fitted) as it arrives, the counter."""
 
@@ -389,12 +386,8 @@ def _fitted_copy(prepared: Any, original: str, fit: str) -> str:
     os.utime(folder)  # made or used now: the retention sweep counts from here
     done = {"crop": "cropped", "pad": "padded"}[fit]
     path = folder / f"{Path(original).stem[:60] or 'image'}-{done}.jpg"
-    if not path.is_file():
-        part = folder / f".{secrets.token_hex(8)}.part"
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(part, path)  # whole or not at all, for a second press at the same time
+    if not path.is_file():  # whole or not at all, for a second press at the same time
+        write_atomic(path, data)
     return str(path)
 
 
@@ -411,8 +404,17 @@ def _digest(path: str) -> str:
     return sha.hexdigest()
 
 
-def _asked(image: Any, prompt: Any, negative: Any, duration: Any, audio: Any) -> Request:
-    """The form's request; a missing image is named before its other fields, as ever."""
-    if image is None or (isinstance(image, str) and not image.strip()):
+def form_request(
+    image: Any, prompt: Any, negative_prompt: Any, duration: Any, generate_audio: Any,
+    *, needs_image: bool = True,
+) -> Request:  # fmt: skip
+    """The form's fields as the request value, checked (``InputError`` in words): the one
+    place the page, the API's job events and the agents' tools make a request, which then
+    travels whole. A missing image is named before the other fields (``needs_image``: not
+    for an extend, whose image is its video's last frame). The image itself is prepared
+    by the service and set on the request there."""
+    if needs_image and (image is None or (isinstance(image, str) and not image.strip())):
         raise errors.InputError(NO_IMAGE)
-    return Request.make(prompt, negative_prompt=negative, duration=duration, generate_audio=audio)
+    return Request.make(
+        prompt, negative_prompt=negative_prompt, duration=duration, generate_audio=generate_audio
+    )

@@ -246,8 +246,6 @@ def follow_pick(event: Any, videos: GalleryPanel) -> None:
     event.then(picked_actions, videos.picked, videos.actions, queue=False, **QUIET)
 
 
-# --- events --------------------------------------------------------------------------------
-
 BUSY_PICK = (
     "This tab is watching a job. Press Stop watching first (the job carries on at the "
     "server), then click the video to open."

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import errors
-from ..pricing import dollars
-from .base import QUIET, PageBase, _fields
+from ..pricing import Fields, dollars
+from .base import QUIET, PageBase
 from .batch import BatchPanel, _batch_count
 from .form import Form
 
@@ -33,9 +33,6 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
         event(handlers.batch_price, many, batch.price, trigger_mode="always_last", **QUIET)
 
 
-# --- events --------------------------------------------------------------------------------
-
-
 class PriceEvents(PageBase):
     """What a video or a batch will cost, before anything is sent (and the balance)."""
 
@@ -44,13 +41,17 @@ class PriceEvents(PageBase):
         before anything is sent: usd (total; null when not known in advance), usd_each,
         usd_per_second, source ("catalogue" or "table"), as_of (the price's date), words."""
         try:
-            return self.service.estimate(_fields(duration, generate_audio), count).as_dict()
+            return self.service.estimate(
+                {"duration": duration, "generate_audio": generate_audio}, count
+            ).as_dict()
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "usd": None}
 
     def price_view(self, duration: int, generate_audio: bool, api_key: str = "") -> str:
         """The line beside Generate: the price of what is about to be sent, and the balance."""
-        return self._price_words(duration, generate_audio, 1, api_key)
+        return self._price_words(
+            {"duration": duration, "generate_audio": generate_audio}, 1, api_key
+        )
 
     def batch_price(
         self, images: Any, prompts: str, takes: int, duration: int, generate_audio: bool,
@@ -60,11 +61,13 @@ class PriceEvents(PageBase):
         count = _batch_count(images, prompts, takes)
         if not count:
             return "Add images and prompts to see the batch's price."
-        return self._price_words(duration, generate_audio, count, api_key)
+        return self._price_words(
+            {"duration": duration, "generate_audio": generate_audio}, count, api_key
+        )
 
-    def _price_words(self, duration: Any, audio: Any, count: int, api_key: str) -> str:
+    def _price_words(self, fields: Fields, count: int, api_key: str) -> str:
         try:
-            quote = self.service.estimate(_fields(duration, audio), count)
+            quote = self.service.estimate(fields, count)
         except errors.KlingUIError as exc:
             return f"Price: {exc.user_message}"
         text = f"**Price:** {quote.words()}"

@@ -9,8 +9,10 @@ page's (the API's are ``wiring``'s).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -18,13 +20,13 @@ import gradio as gr
 from .. import errors
 from ..jobs import Progress
 from ..request import Request
+from ..states import Reason
 from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history, log
 from .card import EMPTY
-from .form import _asked
+from .form import form_request
 from .gallery import follow_pick
 from .parts import LocalMP4Video
-from .watching import Step, Watching, _text_step
-from .words import render_error
+from .watching import Step, Watching, _error_step, _text_step
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -172,11 +174,12 @@ def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any)
     return [gen_event, resume_event, open_event]
 
 
-# --- events --------------------------------------------------------------------------------
-
-
 class JobEvents(Watching):
-    """Generate, Resume, Extend and a picked tile's job, watched to their end; ``/status``."""
+    """Generate, Resume, Extend and a picked tile's job, watched to their end; ``/status``.
+
+    Each kind has its steps (``generate_steps``, ``extend_steps``, ``resume_steps``: the
+    page's card and the typed phase too, which agents read) and its events: the page's
+    (``*_page``: id, status text, video, card) and the API's (id, status text, video)."""
 
     def generate_page(
         self,
@@ -191,87 +194,16 @@ class JobEvents(Watching):
         parent_id: str = "",
         press: int = 0,
         request: gr.Request = None,  # type: ignore[assignment]
-    ) -> Iterator[Step]:
+    ) -> Iterator[tuple]:
         """Turn an image into a video. Streams (generation id, status text, video, card).
         ``parent_id``: the job this one continues (Continue), whose chain it ends.
         ``press``: the tab's number for this watch (``_tab_watch``)."""
-        yield from self._generate(
-            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
-            owner_token, parent_id, request, page=True, press=press,
-        )  # fmt: skip
-
-    def _generate(
-        self, image: str | None, prompt: str, negative_prompt: str, duration: int,
-        generate_audio: bool, api_key: str, fit: str, owner_token: str, parent_id: str,
-        request: gr.Request | None, *, page: bool, press: Any = 0,
-    ) -> Iterator[Step]:  # fmt: skip
-        visitor = self._visitor(owner_token, request)
-        yield from self._run(
-            lambda stop: self.service.generate(
-                image, _asked(image, prompt, negative_prompt, duration, generate_audio),
-                api_key=api_key, fit=fit or "reject", owner=visitor, parent_id=parent_id or None,
-                should_stop=stop.is_set if stop is not None else None,
-            ),
-            visitor, api_key, duration, generate_audio, request, page=page, press=press,
-        )  # fmt: skip
-
-    def _run(
-        self,
-        start: Any,
-        visitor: str,
-        api_key: str,
-        duration: Any,
-        generate_audio: Any,
-        request: gr.Request | None,
-        *,
-        page: bool = False,
-        press: Any = 0,
-    ) -> Iterator[Step]:
-        """A new job watched to its end, for one visitor: its share of streams, the
-        low-balance question first, our words for any refusal, never a traceback. On the
-        page (``page``), watched at the tick until Stop watching (``_tab_watch``).
-        ``start(stop)`` makes the job; ``stop`` (or None) is asked before it is sent."""
-        gid, root = "", _root(request)
-        with self._tab_watch(request if page else None, press) as stop:
-            try:
-                with self._stream(visitor):
-                    low = self._unconfirmed_low_balance(visitor, api_key, duration, generate_audio)
-                    if low:
-                        yield _text_step("", f"Status: not sent\n{low} {PRESS_AGAIN}")
-                        return
-                    for step in self._steps(start(stop), stop, root):
-                        gid = step[0] if isinstance(step[0], str) else gid
-                        yield step
-            except errors.KlingUIError as exc:
-                yield _text_step(gid, render_error(exc))
-            except Exception:  # a bug of ours: the person still gets words, not a traceback
-                log.exception("generate failed unexpectedly")
-                yield _text_step(gid, OUR_FAULT)
-
-    def extend(
-        self,
-        generation_id: str,
-        prompt: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
-        api_key: str,
-        owner_token: str = "",
-        request: gr.Request = None,  # type: ignore[assignment]
-    ) -> Iterator[tuple[str, str, Any]]:
-        """``/extend``: the next part of a finished video (by its id), from its last frame,
-        watched like ``/generate``; its last update's video is the whole chain, stitched."""
-        visitor = self._visitor(owner_token, request)
-        steps = self._run(
-            lambda _stop: self.service.extend(
-                generation_id, Request.make(prompt, negative_prompt=negative_prompt,
-                                            duration=duration, generate_audio=generate_audio),
-                api_key=api_key, owner=visitor,
-            ),
-            visitor, api_key, duration, generate_audio, request,
-        )  # fmt: skip
+        asked = partial(form_request, image, prompt, negative_prompt, duration, generate_audio)
+        steps = self.generate_steps(
+            image, asked, api_key, fit, owner_token, parent_id, request, page=True, press=press
+        )
         for step in steps:
-            yield step[:3]
+            yield step[:4]
 
     def generate(
         self,
@@ -287,11 +219,92 @@ class JobEvents(Watching):
     ) -> Iterator[tuple[str, str, Any]]:
         """``/generate`` for programs: ``generate_page`` without the card, so (generation
         id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
-        for step in self._generate(
-            image, prompt, negative_prompt, duration, generate_audio, api_key, fit,
-            owner_token, "", request, page=False,
-        ):  # fmt: skip
+        asked = partial(form_request, image, prompt, negative_prompt, duration, generate_audio)
+        for step in self.generate_steps(image, asked, api_key, fit, owner_token, "", request):
             yield step[:3]
+
+    def generate_steps(
+        self, image: str | None, asked: Callable[[], Request], api_key: str, fit: str,
+        owner_token: str, parent_id: str, request: gr.Request | None, *, page: bool = False,
+        press: Any = 0,
+    ) -> Iterator[Step]:  # fmt: skip
+        """A new job from an image, watched to its end (``_run``). ``asked`` makes the
+        request from what came in (``form.form_request``), once, within the job's checks."""
+        visitor = self._visitor(owner_token, request)
+
+        def start(made: Request, stop: threading.Event | None) -> Iterator[Progress]:
+            return self.service.generate(
+                image, made, api_key=api_key, fit=fit or "reject", owner=visitor,
+                parent_id=parent_id or None, should_stop=stop.is_set if stop else None,
+            )  # fmt: skip
+
+        yield from self._run(asked, start, visitor, api_key, request, page=page, press=press)
+
+    def extend(
+        self,
+        generation_id: str,
+        prompt: str,
+        negative_prompt: str,
+        duration: int,
+        generate_audio: bool,
+        api_key: str,
+        owner_token: str = "",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``/extend``: the next part of a finished video (by its id), from its last frame,
+        watched like ``/generate``; its last update's video is the whole chain, stitched."""
+        asked = partial(
+            form_request, None, prompt, negative_prompt, duration, generate_audio,
+            needs_image=False,
+        )  # fmt: skip
+        for step in self.extend_steps(generation_id, asked, api_key, owner_token, request):
+            yield step[:3]
+
+    def extend_steps(
+        self, generation_id: str, asked: Callable[[], Request], api_key: str, owner_token: str,
+        request: gr.Request | None,
+    ) -> Iterator[Step]:  # fmt: skip
+        """The next part of a finished video, watched to its end (``_run``)."""
+        visitor = self._visitor(owner_token, request)
+
+        def start(made: Request, _stop: threading.Event | None) -> Iterator[Progress]:
+            return self.service.extend(generation_id, made, api_key=api_key, owner=visitor)
+
+        yield from self._run(asked, start, visitor, api_key, request)
+
+    def _run(
+        self,
+        asked: Callable[[], Request],
+        start: Callable[[Request, threading.Event | None], Iterator[Progress]],
+        visitor: str,
+        api_key: str,
+        request: gr.Request | None,
+        *,
+        page: bool = False,
+        press: Any = 0,
+    ) -> Iterator[Step]:
+        """A new job watched to its end, for one visitor: its share of streams, its request
+        made (``asked``: bad input refused in words), the low-balance question, our words for
+        any refusal, never a traceback. On the page (``page``), watched at the tick until
+        Stop watching (``_tab_watch``). ``start(request, stop)`` makes the job; ``stop`` (or
+        None) is asked before it is sent."""
+        gid, root = "", _root(request)
+        with self._tab_watch(request if page else None, press) as stop:
+            try:
+                with self._stream(visitor):
+                    made = asked()
+                    low = self._unconfirmed_low_balance(visitor, api_key, made)
+                    if low:
+                        yield _text_step("", Reason.NOT_SENT.phase, f"{low} {PRESS_AGAIN}")
+                        return
+                    for step in self._steps(start(made, stop), stop, root):
+                        gid = step.gid if isinstance(step.gid, str) else gid
+                        yield step
+            except errors.KlingUIError as exc:
+                yield _error_step(gid, exc)
+            except Exception:  # a bug of ours: the person still gets words, not a traceback
+                log.exception("generate failed unexpectedly")
+                yield _text_step(gid, "error", OUR_FAULT)
 
     def resume_page(
         self,
@@ -306,14 +319,16 @@ class JobEvents(Watching):
         The id is shown (and so kept in the history) only once the ledger holds it: an id
         the vendor doesn't know leaves no trace. ``press``: as for ``generate_page``.
         """
-        yield from self._resume(
-            generation_id, api_key, owner_token, request, page=True, press=press
-        )
+        steps = self.resume_steps(generation_id, api_key, owner_token, request, True, press)
+        for step in steps:
+            yield step[:4]
 
-    def _resume(
+    def resume_steps(
         self, generation_id: str, api_key: str, owner_token: str, request: gr.Request | None,
-        *, page: bool, press: Any = 0,
+        page: bool = False, press: Any = 0,
     ) -> Iterator[Step]:  # fmt: skip
+        """A job picked up by its id, watched to its end: for the page (``page``: to Stop
+        watching), programs and agents."""
         visitor, root = self._visitor(owner_token, request), _root(request)
 
         def shown(update: Progress) -> str:
@@ -326,10 +341,10 @@ class JobEvents(Watching):
                     updates = self.service.resume(generation_id, api_key, owner=visitor)
                     yield from self._steps(updates, stop, root, shown)
             except errors.KlingUIError as exc:
-                yield _text_step("", f"Status: not resumed\n{exc.user_message}")
+                yield _text_step("", "not resumed", exc.user_message)
             except Exception:
                 log.exception("resume failed unexpectedly")
-                yield _text_step("", OUR_FAULT)
+                yield _text_step("", "error", OUR_FAULT)
 
     def resume(
         self,
@@ -339,7 +354,7 @@ class JobEvents(Watching):
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
         """``/resume`` for programs: ``resume_page`` without the card."""
-        for step in self._resume(generation_id, api_key, owner_token, request, page=False):
+        for step in self.resume_steps(generation_id, api_key, owner_token, request):
             yield step[:3]
 
     def open_selected(
@@ -352,7 +367,7 @@ class JobEvents(Watching):
     ) -> Iterator[Step]:
         """A video picked in the gallery: play it, or watch it to its end if it hasn't one."""
         if not gid:
-            yield _text_step("", "Status: nothing selected\nPick a video in the gallery first.")
+            yield _text_step("", "nothing selected", "Pick a video in the gallery first.")[:4]
             return
         yield from self.resume_page(gid, api_key, owner_token, press, request)
 

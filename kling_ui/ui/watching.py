@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -22,22 +22,30 @@ from ..jobs import Progress
 from ..service import DEMO, NOT_KNOWN
 from ..states import PHASE_OF_STATE
 from .base import PageBase
-from .card import card_from_status, render_card
+from .card import render_card, render_card_text
 from .parts import MediaLink
-from .words import render_status
-
-# --- events --------------------------------------------------------------------------------
+from .words import error_state, render_status
 
 log = logging.getLogger(__name__)
 
-# One update of a job on the page: (shown id, status text, video, card).
-Step = tuple[str, str, Any, str]
+
+class Step(NamedTuple):
+    """One update of a job: what the page shows (the first four, as Gradio's outputs), and
+    the phase it is at, typed (for agents: never read back from the text)."""
+
+    gid: Any  # the shown id (or gr.skip())
+    text: Any  # the status text (or gr.skip())
+    video: Any
+    card: Any
+    phase: str = ""
+
 
 EARLY_STOP_KEPT = 600.0  # seconds a Stop waits for its watch to begin (then forgotten)
 
 # Seconds: a watched job is read again at least this often (the card's phase times follow
 # the ledger's, every second), and Stop watching is seen within it.
 TICK = 1.0
+STOPPED = "stopped watching"  # the phase Stop watching leaves a job the tab watched in
 
 
 class Watching(PageBase):
@@ -175,17 +183,18 @@ class Watching(PageBase):
             now = (update.phase, update.message, gid, update.video_url, update.credits,
                    update.charged_usd, update.recovered)  # fmt: skip
             if now == before and stop is not None:  # programs get each update whole
-                step = (gr.skip(), gr.skip(), gr.skip(), step[3])
+                step = Step(gr.skip(), gr.skip(), gr.skip(), step.card, step.phase)
             before, last = now, (update, gid)
             yield step
         if stop is not None and stop.is_set() and before is not None and not last[0].final:
             update, gid = last
-            text = _stop_words(self.service.entry(update.job_id))
-            yield gid, text, gr.skip(), card_from_status(text, gid if "stopped" in text else "")
+            phase, words = _stop_said(self.service.entry(update.job_id))
+            step = _text_step(gid if phase == STOPPED else "", phase, words)
+            yield step._replace(gid=gid, video=gr.skip())
 
     def stop(self, gid: str, owner_token: str = "") -> str:
         """Stop watching: only the watching ends; the server finishes the job."""
-        return _stop_words(self._own(gid, owner_token))
+        return _text_step("", *_stop_said(self._own(gid, owner_token))).text
 
     def stop_page(
         self,
@@ -212,19 +221,29 @@ class Watching(PageBase):
                 self._prune_early()
                 self._early[(tab, press)] = time.monotonic()
                 return gr.skip(), gr.skip()
-        text = self.stop(gid, owner_token)
-        return text, card_from_status(text, gid if text.startswith("Status: stopped") else "")
+        phase, words = _stop_said(self._own(gid, owner_token))
+        step = _text_step(gid if phase == STOPPED else "", phase, words)
+        return step.text, step.card
 
 
 def _job_step(update: Progress, shown_id: str, root: str, typical: float | None) -> Step:
     video = None
     if update.video_url and update.video_path:
         video = MediaLink(root + update.video_url, update.video_path.name)
-    return shown_id, render_status(update), video, render_card(update, shown_id, typical)
+    card = render_card(update, shown_id, typical)
+    return Step(shown_id, render_status(update), video, card, update.phase)
 
 
-def _text_step(shown_id: str, text: str) -> Step:
-    return shown_id, text, None, card_from_status(text, shown_id)
+def _text_step(shown_id: str, phase: str, words: str) -> Step:
+    """An update that is only words: refused before sending, not resumed, nothing to stop.
+    Its status text is "Status: <phase>" then the words, as programs read it."""
+    card = render_card_text(phase, words, shown_id)
+    return Step(shown_id, f"Status: {phase}\n{words}", None, card, phase)
+
+
+def _error_step(shown_id: str, exc: errors.KlingUIError) -> Step:
+    """A failure before there was a job: nothing sent, refused, or an unknown outcome."""
+    return _text_step(shown_id, error_state(exc), exc.user_message)
 
 
 def _press(value: Any) -> int:
@@ -235,13 +254,14 @@ def _press(value: Any) -> int:
         return 0
 
 
-def _stop_words(entry: Any) -> str:
-    """What Stop watching says of a job (its ledger row; None: nothing to stop)."""
+def _stop_said(entry: Any) -> tuple[str, str]:
+    """What Stop watching says of a job (its ledger row; None: nothing to stop): its phase
+    and words."""
     if entry is None:
-        return "Status: nothing to stop\nNo job is being watched in this tab."
+        return "nothing to stop", "No job is being watched in this tab."
     if entry.final:
         phase = PHASE_OF_STATE.get(entry.state, entry.state)
-        return f"Status: {phase}\nThis job had already ended; nothing is running."
+        return phase, "This job had already ended; nothing is running."
     if entry.backend == DEMO:
         cost = "The simulated job carries on here; nothing is charged."
     else:
@@ -249,7 +269,4 @@ def _stop_words(entry: Any) -> str:
             "The job carries on: this server keeps checking it and saves its video when it "
             "is done, whether or not a page is open."
         )
-    return (
-        f"Status: stopped watching\n{cost} It is in your history: open it from your videos "
-        "to watch it again."
-    )
+    return STOPPED, f"{cost} It is in your history: open it from your videos to watch it again."

@@ -17,8 +17,7 @@ from typing import Any
 import gradio as gr
 
 from ..states import RUNNING_PHASES
-from . import batch, chain, copy_code, form, gallery, prices, progress
-from .agents import AgentTools
+from . import agents, batch, chain, copy_code, form, gallery, prices, progress
 from .base import QUIET
 from .batch import BatchPanel
 from .form import Form
@@ -73,24 +72,7 @@ def _wire_api(handlers: Handlers, page: Page) -> None:
     api: dict[str, Any] = {"concurrency_limit": None}
     image_in = [form.image, form.prompt, form.negative, form.duration, form.audio]
     if handlers.service.settings.mcp:
-        tools = AgentTools(handlers)
-        answer = gr.Textbox(visible=False)
-        takes = gr.Number(value=1, precision=0, minimum=1, maximum=4, visible=False)
-        text_in = [form.prompt, form.negative, form.duration, form.audio]
-        # An agent's image is text (a link or a data URI) that the tool fetches or decodes
-        # itself, so a bad link is answered in words; its fit is a choice of its own.
-        link = gr.Textbox(visible=False)
-        fit = gr.Radio(["reject", "crop", "pad"], value="reject", visible=False)
-        for name, fn, inputs in (
-            ("generate", tools.generate, [link, *text_in, fit, owner]),
-            ("submit", tools.submit, [link, *text_in, takes, fit, owner]),
-            ("extend", tools.extend, [videos.resume_id, *text_in, owner]),
-            ("resume", tools.resume, [videos.resume_id, owner]),
-        ):
-            trigger = gr.Button(visible=False, elem_id=f"api-{name}")
-            trigger.click(fn, inputs, answer, api_name=name, **api)
-        gr.api(tools.status, api_name="status")
-        gr.api(tools.estimate, api_name="estimate")
+        agents.listen(handlers, page)
         return
     gr.Button(visible=False, elem_id="api-generate").click(
         handlers.generate, [*image_in, form.api_key, page.fit, owner], job.api_outputs,
