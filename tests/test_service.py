@@ -365,3 +365,61 @@ def test_one_short_id_per_job_found_by_its_maker_and_no_one_else(simulator, serv
             service.take_up(short, owner=stranger)
     assert service.entry(job.short_id) is None  # nobody named: whole ids only
     assert service.entry(job.short_id[:7], me) is None  # too short to be one
+
+
+# --- the service's rooms take their clocks: time is moved, not waited for -------------------
+
+
+class Ticks:
+    """A clock a test moves by hand (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def quiet_service(simulator, tmp_path, ticks: Ticks, **settings) -> GenerationService:
+    options = {"base_url": simulator.url, "api_key": KEY, "data_dir": tmp_path / "d", **settings}
+    return GenerationService(Settings(**options), monotonic=ticks, start=False)
+
+
+def test_a_balance_is_read_again_only_once_it_is_stale(simulator, tmp_path):
+    ticks = Ticks()
+    service = quiet_service(simulator, tmp_path, ticks)
+    try:
+        simulator.set_balance(5.0, key=KEY)
+        assert service.balance(None) == 5.0
+        simulator.set_balance(1.0, key=KEY)
+        ticks.now += service.balance_fresh - 0.5
+        assert service.balance(None) == 5.0  # still fresh: not asked again
+        ticks.now += 0.5
+        assert service.balance(None) == 1.0
+    finally:
+        service.close()
+
+
+def test_an_address_brings_new_browsers_again_an_hour_later(simulator, tmp_path):
+    ticks = Ticks()
+    service = quiet_service(simulator, tmp_path, ticks, address_new_browsers_per_hour=1)
+    first, second, address = "a" * 32, "b" * 32, "192.0.2.7"
+    try:
+        assert service.admit_browser(first, address)
+        assert not service.admit_browser(second, address)  # the hour's one is taken
+        assert service.admit_browser(first, address)  # one seen before comes back
+        ticks.now += 3599
+        assert not service.admit_browser(second, address)
+        ticks.now += 1
+        assert service.admit_browser(second, address)
+        assert service.admit_browser(second, "192.0.2.8")  # another address: its own hour
+    finally:
+        service.close()
+
+
+def test_a_request_not_made_by_request_make_is_a_programs_mistake(service, photo):
+    with pytest.raises(TypeError, match="Request"):
+        next(iter(service.generate(photo, "Waves.")))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Request"):
+        service.submit(photo, {"prompt": "Waves."})  # type: ignore[arg-type]
+    assert service.recent() == []

@@ -334,7 +334,7 @@ def test_the_browsers_remembered_are_bounded_across_all_addresses(make):
         request = gr.Request(client={"host": f"198.18.{n // 250}.{n % 250}", "port": 1})
         tokens.append(handlers.restore("[]", "UTC|0", [], "", request)[-1])
     assert all(tokens)
-    table = handlers.service._browsers
+    table = handlers.service.access.browsers
     assert len(table) <= 40 and table.places <= 40
     last = gr.Request(client={"host": "198.18.0.119", "port": 1})
     assert handlers.restore("[]", "UTC|0", [], tokens[-1], last)[-1] == tokens[-1]

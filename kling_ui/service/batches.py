@@ -1,0 +1,240 @@
+"""Batches: many videos checked whole, then queued as one step.
+
+Owns the plan of a batch (``Planned``: each video's request with its prepared image, and
+what the caller says of it: which image, line or take), its checks (at most ``MAX_BATCH``
+videos, ``MAX_TAKES`` takes of one image; one bad item refuses the whole batch, named), its
+price (``quote_many``: one quote's words for like videos, the total for mixed ones), and
+its queueing (``Batches.queue_many``: the room and the budget checked for every video at
+once, in the same step as their rows are written, then each image kept once for Remix).
+A batch's jobs are then the runner's, as one video's are.
+
+Imports ``errors``, ``history``, ``images``, ``pricing``, ``request``, ``rules``, ``runner``
+and the service's rooms it uses (``access``, ``limits``, ``library``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import errors
+from ..history import Job, Ledger
+from ..images import PreparedImage, prepare_image
+from ..pricing import Estimate, PriceBook, dollars
+from ..request import Request
+from ..rules import NO_IMAGE
+from ..runner import Backend, Runner
+from .access import Access
+from .library import Library
+from .limits import Limits, Prices
+
+MAX_TAKES = 4
+MAX_BATCH = 48
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One video of a batch, checked and ready: its request with its prepared image (a data
+    URI), and what the caller says of it (which image, line or take) in the batch's answer."""
+
+    request: Request
+    about: dict[str, Any]
+    parent_id: str | None = None  # the finished job this one continues (its last frame)
+
+    @property
+    def data_uri(self) -> str:
+        return self.request.image_url
+
+
+class Batches:
+    """Many videos at once: ``submit`` (takes of one image), ``batch`` (images x prompt
+    lines x takes), ``queue_many`` (what either planned), and a batch's jobs afterwards."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        runner: Runner,
+        access: Access,
+        limits: Limits,
+        prices: Prices,
+        library: Library,
+    ) -> None:
+        self.ledger = ledger
+        self.runner = runner
+        self.access = access
+        self.limits = limits
+        self.prices = prices
+        self.library = library
+
+    def submit(
+        self,
+        image: str | None,
+        request: Request,
+        *,
+        takes: object = 1,
+        api_key: str | None = None,
+        fit: str = "reject",
+        owner: str = "",
+    ) -> dict[str, Any]:
+        """``generate``'s checks, then ``takes`` videos of one image and request queued at
+        once, without watching them (for programs that look in later): the batch's answer,
+        each job's id in it. Raises ``KlingUIError`` with nothing written or sent."""
+        check_image_given(image)
+        check_request(request)
+        count = _check_takes(takes)
+        backend = self.access.backend_for(api_key)
+        self.limits.check_room(owner, count)
+        planned, _ = plan_takes(image, request, count, fit=fit, owner=owner)  # type: ignore[arg-type]
+        return self.queue_many(planned, backend, owner=owner)
+
+    def batch(
+        self,
+        images: list[str] | None,
+        prompts: str,
+        *,
+        fields: Mapping[str, object] | None = None,
+        takes: object = 1,
+        api_key: str | None = None,
+        fit: str = "reject",
+        owner: str = "",
+    ) -> dict[str, Any]:
+        """Check every item (each image, each prompt line with the ``fields`` the lines
+        share: negative prompt, duration, audio), then queue images x prompts x takes with
+        the runner. One bad item refuses the whole batch, named; nothing is sent."""
+        paths = [str(p) for p in (images or []) if p]
+        if not paths:
+            raise errors.InputError("Add at least one image to the batch.")
+        lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
+        if not lines:
+            raise errors.InputError("Write at least one prompt: one prompt per line.")
+        count = _check_takes(takes)
+        _check_size(len(paths) * len(lines) * count)
+        requests = [_line_request(i, line, fields or {}) for i, line in enumerate(lines, 1)]
+        backend = self.access.backend_for(api_key)
+        self.limits.check_room(owner, len(paths) * len(lines) * count)
+        uris = [_prepared_item(i, path, fit, owner) for i, path in enumerate(paths, 1)]
+        planned = [
+            Planned(line.with_image(uri), {"image": n, "prompt": line.prompt, "take": take})
+            for n, uri in enumerate(uris, 1)
+            for line in requests
+            for take in range(1, count + 1)
+        ]
+        return self.queue_many(planned, backend, owner=owner)
+
+    def queue_many(
+        self, planned: list[Planned], backend: Backend, *, owner: str = ""
+    ) -> dict[str, Any]:
+        """Queue checked videos as one batch: each its prepared image and checked fields,
+        each may differ in length and audio. The visitor's share and the server's budget are
+        checked for all of them at once, in the same step as their rows are written."""
+        total = len(planned)
+        _check_size(total)
+        self.limits.check_room(owner, total)
+        quotes, usd, words = quote_many(self.prices.book(backend), planned)
+        batch_id = "batch-" + uuid.uuid4().hex[:12]
+        items = []
+        with self.limits.admitting(backend, owner, usd, total):
+            for plan, quote in zip(planned, quotes, strict=True):
+                job = self.runner.add(
+                    plan.request, backend, batch_id=batch_id,
+                    owner=owner, estimate_usd=quote.usd, parent_id=plan.parent_id,
+                )  # fmt: skip
+                items.append({"job_id": job.job_id, **plan.about, "state": job.state})
+        by_image: dict[str, list[str]] = {}
+        for item, plan in zip(items, planned, strict=True):
+            by_image.setdefault(plan.data_uri, []).append(item["job_id"])
+        for uri, job_ids in by_image.items():
+            self.library.keep_input(uri, job_ids)
+        return {"batch_id": batch_id, "items": items, "usd": usd, "price": words}
+
+    def batch_jobs(self, batch_id: str, owner: str = "") -> list[Job]:
+        """The jobs of a batch made by ``owner`` (someone else's batch id shows nothing)."""
+        jobs = self.ledger.batch(batch_id) if batch_id else []
+        return [j for j in jobs if j.owner == owner]
+
+    def cancel(self, job_id: str, owner: str = "") -> bool:
+        """Cancel one of ``owner``'s jobs not yet sent."""
+        job = self.ledger.get(job_id)
+        return job is not None and job.owner == owner and self.runner.cancel(job_id)
+
+
+def plan_takes(
+    image: str,
+    request: Request,
+    takes: int,
+    *,
+    fit: str = "reject",
+    owner: str = "",
+) -> tuple[list[Planned], PreparedImage]:
+    """``takes`` videos of one image (prepared once, in ``owner``'s turn) and a request,
+    ready for ``queue_many``; and the prepared image (what was done to it is worth saying)."""
+    prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
+    sent = request.with_image(prepared.data_uri)
+    planned = [Planned(sent, {"take": n}) for n in range(1, takes + 1)]
+    return planned, prepared
+
+
+def quote_many(book: PriceBook, planned: list[Planned]) -> tuple[list[Estimate], float | None, str]:
+    """Each video's quote, the total (None when any price is not known in advance), and the
+    words: one quote's for a batch of like videos, the total for a mixed one."""
+    quotes = [book.estimate(p.request) for p in planned]
+    known = [q.usd for q in quotes if q.usd is not None]
+    usd = round(sum(known), 6) if len(known) == len(quotes) else None
+    return quotes, usd, _batch_words(quotes, usd)
+
+
+def _batch_words(quotes: list[Estimate], usd: float | None) -> str:
+    if len({(q.duration, q.generate_audio) for q in quotes}) == 1:
+        first = quotes[0]
+        return replace(first, count=len(quotes), usd=usd).words()
+    if usd is None:
+        return f"{len(quotes)} videos: price not known in advance"
+    return f"{len(quotes)} videos of mixed lengths: {dollars(usd)}"
+
+
+def check_image_given(image: object) -> None:
+    """An image must be given (before the request's own fields are looked at)."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise errors.InputError(NO_IMAGE)
+
+
+def check_request(request: object) -> None:
+    """The service takes a ``Request`` made where the input entered, nothing looser."""
+    if not isinstance(request, Request):  # a program's mistake, not a person's
+        raise TypeError(f"expected a Request (Request.make), got {type(request).__name__}")
+
+
+def _check_size(total: int) -> None:
+    if total > MAX_BATCH:
+        raise errors.InputError(
+            f"That batch is {total} videos; the most at once is {MAX_BATCH}. Split it into "
+            "smaller batches."
+        )
+
+
+def _check_takes(takes: object) -> int:
+    try:
+        count = int(takes)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(takes, bool) or not 1 <= count <= MAX_TAKES:
+        raise errors.InputError(f"Takes must be 1 to {MAX_TAKES}, not {takes!r}.")
+    return count
+
+
+def _line_request(n: int, line: str, fields: Mapping[str, object]) -> Request:
+    try:
+        return Request.make(line, **fields)  # type: ignore[arg-type]
+    except errors.InputError as exc:
+        raise errors.InputError(f"Prompt line {n}: {exc.base_message}") from None
+
+
+def _prepared_item(n: int, path: str, fit: str, owner: str = "") -> str:
+    try:
+        return prepare_image(path, fit=fit, owner=owner).data_uri  # type: ignore[arg-type]
+    except errors.RatioOutOfRange as exc:  # the remedy is the caller's to word
+        raise errors.RatioOutOfRange(f"Image {n}: {exc.facts}") from None
+    except errors.InputError as exc:
+        raise errors.InputError(f"Image {n}: {exc.base_message}") from None
