@@ -33,14 +33,14 @@ from ..config import Settings
 from ..history import Job, Ledger
 from ..images import prepare_image
 from ..jobs import Progress
-from ..pricing import Estimate, PriceBook
+from ..pricing import Estimate, Fields, PriceBook
 from ..request import Request
 from ..rules import check_generation_id, check_new_generation_id
 from ..runner import Backend, Runner
 from .access import DEMO, Access, Visitor, no_key_here
 from .batches import Batches, Planned, check_image_given, check_request
 from .library import Library, private_folder
-from .limits import Fields, Limits, Prices
+from .limits import Limits, Prices
 from .views import NOT_KNOWN, JobViews
 
 if TYPE_CHECKING:

@@ -13,8 +13,9 @@ account balances (read at most every ``balance_fresh`` seconds).
 Both take their clocks (``clock``: the wall clock budgets count days and hours on;
 ``monotonic``: how fresh a balance is), so tests move time instead of waiting.
 
-Imports ``config``, ``errors``, ``history``, ``pricing``, ``request``, ``runner`` (a backend)
-and ``service.access`` (who asks, which backend).
+Imports ``config``, ``errors``, ``history``, ``pricing`` (its ``Fields``: a request, or a
+mapping of the model's fields), ``runner`` (a backend) and ``service.access`` (who asks,
+which backend).
 """
 
 from __future__ import annotations
@@ -22,20 +23,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any
 
 from .. import errors
 from ..config import Settings
 from ..history import Ledger
-from ..pricing import Estimate, PriceBook
-from ..request import Request
+from ..pricing import Estimate, Fields, PriceBook
 from ..runner import Backend
 from .access import DEMO, Access, place_of
 
-# What a price is asked of: a request, or a mapping of the model's fields (a price view's).
-Fields = Request | Mapping[str, Any]
 OWN_KEY = " Enter your own AIML API key to generate now."
 
 

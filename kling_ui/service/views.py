@@ -7,7 +7,7 @@ ends or ``watch_deadline`` passes. The runner owns the job itself: watching ends
 watcher goes, never the job.
 
 Imports ``config``, ``errors``, ``history``, ``jobs``, ``runner``, ``states`` and the
-service's ``library`` (addresses, chains).
+service's ``access`` (the demo's name) and ``library`` (addresses, chains).
 """
 
 from __future__ import annotations
