@@ -295,14 +295,8 @@ class GenerationService:
     def admit_browser(self, token: str, address: str | None) -> bool:
         return self.access.admit_browser(token, address)
 
-    def place(self, address: str | None) -> str:
-        return self.access.place(address)
-
     def visible(self, job: Job, owner: str) -> bool:
         return self.access.visible(job, owner)
-
-    def may_open(self, job: Job, owner: str, api_key: str | None) -> bool:
-        return self.access.may_open(job, owner, api_key)
 
     def entry(self, any_id: str, owner: str = "", api_key: str | None = None) -> Job | None:
         return self.access.entry(any_id, owner, api_key)
@@ -359,9 +353,6 @@ class GenerationService:
 
     def cancel(self, job_id: str, owner: str = "") -> bool:
         return self.batches.cancel(job_id, owner)
-
-    def follow(self, job_id: str, *, submitted_note: str = "") -> Iterator[Progress]:
-        return self.views.follow(job_id, submitted_note=submitted_note)
 
     def progress(self, job: Job) -> Progress:
         return self.views.progress(job)
