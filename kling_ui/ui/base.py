@@ -10,7 +10,6 @@ Imports the service (``GenerationService``: its public methods only), ``errors``
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import shutil
@@ -45,8 +44,6 @@ FOCUS_PROMPT_JS = """(note) => {
   const box = document.querySelector("#prompt textarea");
   if (box) { box.scrollIntoView({block: "center"}); box.focus(); }
 }"""
-
-log = logging.getLogger(__name__)
 
 CONFIRM_WITHIN = 120.0  # seconds in which a second Generate sends despite a low balance
 PRESS_AGAIN = "Nothing was sent. Press Generate again to send it anyway."

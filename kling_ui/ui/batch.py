@@ -6,10 +6,14 @@ The browser keeps the batch it queued last (``kept``, a ``gr.BrowserState`` like
 history): after a reload the table is rebuilt from the ledger, this browser's own jobs only,
 each row with its video's first frame and a link that plays it. The batch's videos are in
 Your videos too, like any other (``BatchEvents`` is built on the gallery's events).
+
+Imports ``base``, ``gallery`` (its events, for the history), ``states`` and the service's
+``MAX_BATCH``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +23,13 @@ import gradio as gr
 from .. import errors
 from ..service import MAX_BATCH
 from ..states import PHASE_OF_STATE
-from .base import OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history, log
+from .base import OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .gallery import GalleryEvents
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
+
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -4,6 +4,8 @@ downloads), read through the service's ``continuation``, ``chain_parts`` and
 ``chain_video``. The layout is the form's (``continuing``, "Start a new video instead"),
 the job's (Continue this video) and the gallery's (Continue, the chain's view); these are
 their events (``ChainEvents``) and their wiring (``listen``).
+
+Imports ``base``, ``words``, ``chains`` (``complete``) and ``pricing`` (``dollars``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 (``snippets``, from the request value) in its place's box, then to the clipboard. The
 buttons and boxes are laid out by the form and the gallery (``copy_buttons``,
 ``code_box``); these are their events (``CodeEvents``) and their wiring (``listen``).
+
+Imports ``base``, ``form`` (the buttons' names, ``form_request``) and ``snippets``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import errors, snippets
-from ..request import Request
 from .base import QUIET, PageBase
-from .form import COPY_BUTTONS
+from .form import COPY_BUTTONS, form_request
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -80,11 +81,10 @@ class CodeEvents(PageBase):
         name = Path(image).name if image else ""
         try:
             snippets.mime_type(name)  # the image is named before the other fields, as ever
-            code = snippets.SNIPPETS[kind](
-                name,
-                Request.make(prompt, negative_prompt=negative_prompt, duration=duration,
-                             generate_audio=generate_audio),
-            )  # fmt: skip
+            asked = form_request(
+                name, prompt, negative_prompt, duration, generate_audio, needs_image=False
+            )
+            code = snippets.SNIPPETS[kind](name, asked)
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
         note = (
@@ -103,12 +103,7 @@ class CodeEvents(PageBase):
         if not job.prompt:  # adopted by its id: the request was never ours to know
             return _no_code(), ADOPTED
         try:
-            code = snippets.SNIPPETS[kind](
-                snippets.JOB_IMAGE, Request.make(job.prompt, negative_prompt=job.negative_prompt,
-                                                 duration=job.duration,
-                                                 generate_audio=job.generate_audio),
-                sent_by=job.shown_id,
-            )  # fmt: skip
+            code = snippets.SNIPPETS[kind](snippets.JOB_IMAGE, job.request, sent_by=job.shown_id)
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
         note = (

@@ -5,6 +5,9 @@ says what it holds. With the banners above it and the examples below.
 Also the form's own events (``FormEvents``: the image checked and fitted as it arrives, the
 prompt's counter) and their wiring (``listen``), and ``form_request``: the one place the
 page turns the form's fields into the request value (``Request``) that is then passed whole.
+
+Imports ``base``, ``parts``, ``images`` (``prepare_image``), ``request``, ``rules`` and
+``files``.
 """
 
 from __future__ import annotations

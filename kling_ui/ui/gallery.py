@@ -7,6 +7,9 @@ A tile is the video's poster frame (made once when the MP4 lands, served at
 caption is the prompt's start, the state (``states``' words), the length, the cost and the
 date. Clicking a tile plays the video, or watches the job from where it is. The filter
 narrows the tiles to those whose words contain what is typed.
+
+Imports ``base``, ``form`` (the copy buttons and code box), ``words``, ``callers`` and
+``states``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import gradio as gr
 
 from ..service import DEMO, GenerationService
 from ..states import PHASE_OF_STATE
-from . import gallery
 from .base import (
     FOCUS_PROMPT_JS,
     HISTORY_LIMIT,
@@ -268,10 +270,10 @@ class GalleryEvents(PageBase):
             job = jobs.get(item["id"])
             if job is not None and not self.service.visible(job, visitor):
                 continue  # an id made elsewhere (put into this browser's storage by hand)
-            tile = gallery.tile(self.service, item, job, tz, root)
-            if gallery.matches(needle, tile):
-                items.append((tile.image, tile.caption))
-                ids.append(tile.gid)
+            shown = tile(self.service, item, job, tz, root)
+            if matches(needle, shown):
+                items.append((shown.image, shown.caption))
+                ids.append(shown.gid)
         value = pick if pick in ids else ""  # only what was clicked, or the job shown
         index = ids.index(value) if value else None
         return gr.update(value=items, selected_index=index), ids, value

@@ -11,6 +11,9 @@ all need (the visitor, the service, the low-balance question, the app's address)
 Two kinds of job events: the API's (``generate``, ``resume``: exactly the outputs programs
 know, the generation id, the status text and the video) and the page's (``*_page``: the same
 stream with the progress card as a fourth output). Both run the same code.
+
+Imports the sections' events classes; re-exports the names older importers use
+(``HISTORY_LIMIT``, ``PRESS_AGAIN``, ``ADOPTED``, ``_root``).
 """
 
 from __future__ import annotations

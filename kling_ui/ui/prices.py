@@ -1,6 +1,8 @@
 """The price beside Generate and the batch's, and ``/estimate``: their events
 (``PriceEvents``) and wiring (``listen``). The Markdown they write to is laid out by the
 form and the batch.
+
+Imports ``base``, ``batch`` (its count), ``form`` and ``pricing``.
 """
 
 from __future__ import annotations

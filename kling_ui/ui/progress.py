@@ -5,10 +5,14 @@ Its events (``JobEvents``, on ``watching``'s ``Watching``): Generate, Resume, a 
 tile's job and ``/extend``, each watched to its end, and ``/status``; the API's
 ``/generate`` and ``/resume`` are the same code without the card. ``listen`` wires the
 page's (the API's are ``wiring``'s).
+
+Imports ``base``, ``watching``, ``card``, ``form`` (``form_request``), ``gallery`` (the
+pick's buttons), ``parts`` and ``states``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from .. import errors
 from ..jobs import Progress
 from ..request import Request
 from ..states import Reason
-from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history, log
+from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .card import EMPTY
 from .form import form_request
 from .gallery import follow_pick
@@ -30,6 +34,8 @@ from .watching import Step, Watching, _error_step, _text_step
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
+
+log = logging.getLogger(__name__)
 
 # The card's copy button (a click anywhere in the card that lands on [data-copy]).
 COPY_JS = """

@@ -3,11 +3,12 @@ watch a tab, ended by its Stop watching (even one pressed before the watch began
 read at each change and at least every ``TICK`` seconds through the service's ``watch``;
 each visitor's and each address's share of watches; each update as a step for the page
 (id, status text, video, card) or for an agent (with its typed phase).
+
+Imports ``base``, ``card``, ``words``, ``parts``, ``jobs`` (``Progress``) and ``states``.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +26,6 @@ from .base import PageBase
 from .card import render_card, render_card_text
 from .parts import MediaLink
 from .words import error_state, render_status
-
-log = logging.getLogger(__name__)
 
 
 class Step(NamedTuple):

@@ -6,6 +6,8 @@ The API: ``/generate``, ``/resume`` and ``/extend`` (hidden triggers that run th
 handlers as the page's buttons, with only the outputs programs know), ``/status``,
 ``/estimate``, ``/batch`` (the batch section's); with ``--mcp``, the agents' tools
 (``agents``) in their place. Every other event is private.
+
+Imports every section; the sections import it only as a type.
 """
 
 from __future__ import annotations

@@ -81,11 +81,6 @@ def error_state(exc: errors.KlingUIError) -> str:
     return Reason.REFUSED.phase
 
 
-def render_error(exc: errors.KlingUIError) -> str:
-    """A failure before there was a job: nothing sent, refused, or an unknown outcome."""
-    return f"Status: {error_state(exc)}\n{exc.user_message}"
-
-
 def browser_zone(tz: str | None) -> tuple[timezone | ZoneInfo, str]:
     """The zone the browser reported ("Area/City|offset"), and a label when it is a guess."""
     name, _, offset = (tz or "").partition("|")
