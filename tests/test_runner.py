@@ -24,6 +24,7 @@ from kling_ui.images import prepare_image
 from kling_ui.request import Request
 from kling_ui.runner import Backend, Runner
 from kling_ui.simulator import DownloadFault, Fault, Schedule, Simulator
+from kling_ui.states import Reason
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -327,6 +328,21 @@ def test_leases_are_renewed_every_third_of_a_lease_on_the_runners_clock(on_a_clo
     renewed = ledger.get(job.job_id)
     assert renewed.lease_owner == runner.holder and clock.now - started >= 10.0
     assert renewed.lease_until >= started + 40.0
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [(Fault.status(401, "Invalid key"), Reason.KEY_OR_MONEY), (Fault.status(404, "Gone"), None)],
+)
+def test_a_paused_job_says_why_typed(on_a_clock, fault, why):
+    """A poll refused for the key pauses the job with ``Reason.KEY_OR_MONEY`` (the CLI's exit
+    code reads it, not the note's words); a pause for another cause has no such reason."""
+    runner, ledger, clock, sim, request, backend = on_a_clock(poll_interval=1.0)
+    sim.script_poll(fault)
+    job = runner.add(request, backend)
+    run_on(clock, lambda: runner.paused(job.job_id), step=0.5)
+    assert runner.paused_for(job.job_id) is why
+    assert not ledger.get(job.job_id).final  # kept for its owner
 
 
 def test_runners_started_at_once_on_one_folder_name_a_key_alike(tmp_path):

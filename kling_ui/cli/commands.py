@@ -298,7 +298,7 @@ class Cli:
             if job.state == "done" and job_id not in saved and update.video_path:
                 self._keep(job, update.video_path, getattr(self, "_out", Path(".")), saved)
             paused = service.paused(job_id)
-            code = job_code(job, paused)
+            code = job_code(job, paused, service.paused_for(job_id))
             if job.state == "done" and job_id not in saved:
                 self.say(
                     f"{job.shown_id}: made, but its video file is no longer kept here (ended "
@@ -335,7 +335,7 @@ class Cli:
             for name, value in answer.items():
                 if value not in (None, ""):
                     print(f"{name + ':':<16} {printable(value)}", file=self.out)
-        code = job_code(job, service.paused(job.job_id))
+        code = job_code(job, service.paused(job.job_id), service.paused_for(job.job_id))
         return UNKNOWN if job.state == "done" and not update.video_path else code
 
     def history(self, args: Any) -> int:
@@ -382,14 +382,14 @@ def request_from(args: Any) -> Request:
     )
 
 
-def job_code(job: Job, paused: bool = False) -> int:
+def job_code(job: Job, paused: bool = False, why: Reason | None = None) -> int:
     """A job's exit code: done, failed (at the vendor, or refused as a request), refused for
     its key or money (at create, or paused by a poll the key was refused for), or not ended
     (yet, as far as this process knows). Read from the job's typed reason."""
     if job.state == "done":
         return DONE
     if not job.final:
-        return REFUSED if paused and _paused_for_key_or_money(job) else UNKNOWN
+        return REFUSED if paused and why is Reason.KEY_OR_MONEY else UNKNOWN
     if job.state == "not_created" and _refused_for_key_or_money(job):
         return REFUSED
     return FAILED
@@ -401,12 +401,6 @@ def _refused_for_key_or_money(job: Job) -> bool:
     if job.reason is Reason.KEY_OR_MONEY:
         return True
     return job.reason in (None, Reason.REFUSED) and job.message.startswith(KEY_OR_MONEY)
-
-
-def _paused_for_key_or_money(job: Job) -> bool:
-    """A job the runner parked because a poll was refused for the key or the balance. The
-    runner keeps no typed reason for a pause yet: its note's first words tell."""
-    return job.message.startswith(KEY_OR_MONEY)
 
 
 def _not_ended(job: Job, interrupted: bool, paused: bool) -> str:

@@ -44,7 +44,7 @@ from ..config import Settings
 from ..files import create_once
 from ..history import IllegalTransition, Job, Ledger
 from ..request import Request
-from ..states import State
+from ..states import Reason, State
 from .leases import Leases, Wait
 from .steps import Backend, JobSteps, pending_file, save_request
 
@@ -95,7 +95,7 @@ class Runner(JobSteps):
         self._versions: dict[str, int] = {}  # job_id -> changes so far (watchers wake on it)
         self._stopping = False
         self._shortest = {}
-        self._parked = set()
+        self._parked: dict[str, Reason | None] = {}  # job -> why it waits (typed, or not known)
         self._faults: dict[str, int] = {}  # job_id -> steps in a row that failed (a bug)
         self._looked = {}
         self._ref_secret = _ref_secret(settings.data_dir)
@@ -139,7 +139,7 @@ class Runner(JobSteps):
         backend = self._backend_for_ref(job.backend, job.key_ref)
         if backend is None:
             self.ledger.note(job.job_id, "Waiting for its API key: resume it with your key.")
-            self._parked.add(job.job_id)
+            self._parked[job.job_id] = None  # its key isn't known here: not the key's fault
             return
         self._backends[job.key_ref] = backend
         if job.state == State.QUEUED_HERE and not self._load_request(job):
@@ -230,7 +230,7 @@ class Runner(JobSteps):
             return
         if job.key_ref in self._backends and not busy:
             if job.job_id in self._parked:  # a resume: fresh tries
-                self._parked.discard(job.job_id)
+                self._parked.pop(job.job_id, None)
                 self._tries.pop(job.job_id, None)
             self._schedule(job.job_id, 0.0)
 
@@ -355,14 +355,19 @@ class Runner(JobSteps):
                 self._running.discard(job_id)
             self._changed(job_id)
 
-    def _park(self, job_id: str) -> None:
+    def _park(self, job_id: str, reason: Reason | None = None) -> None:
         """Stop running a job that can't go on without its owner (a refused key)."""
         self._forget(job_id)
-        self._parked.add(job_id)
+        self._parked[job_id] = reason
 
     def paused(self, job_id: str) -> bool:
         """True when the job waits for its owner: a key refused, or not known after a restart."""
         return job_id in self._parked
+
+    def paused_for(self, job_id: str) -> Reason | None:
+        """Why a paused job waits, when typed: ``Reason.KEY_OR_MONEY`` for a poll refused for
+        its key or the balance; ``None`` for any other pause (or a job not paused)."""
+        return self._parked.get(job_id)
 
     def _let_go(self, job_id: str) -> None:
         """Stop running a job another runner holds (its waiting request file stays: the

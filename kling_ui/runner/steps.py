@@ -92,11 +92,11 @@ class JobSteps:
     _tries: dict[str, int]  # job_id -> lookups or downloads tried (-1: adopted, unconfirmed)
     _looked: dict[str, float]  # job_id -> when its usage-log look last worked
     _shortest: dict[str, float | None]  # backend -> its shortest run, once trusted
-    _parked: set[str]  # jobs waiting for their owner
+    _parked: dict[str, Reason | None]  # jobs waiting for their owner, and why (typed)
     _slots: threading.Lock
     _schedule: Callable[[str, float], None]
     _changed: Callable[[str], None]
-    _park: Callable[[str], None]
+    _park: Callable[..., None]
     _forget: Callable[[str], None]
     _backend_for_ref: Callable[[str, str], Backend | None]
 
@@ -181,7 +181,7 @@ class JobSteps:
 
     def _active(self, key_ref: str) -> int:
         """Jobs of this key at the vendor, not counting those paused for their owner."""
-        return len(self.ledger.ids_in(AT_VENDOR, key_ref=key_ref) - self._parked)
+        return len(self.ledger.ids_in(AT_VENDOR, key_ref=key_ref) - self._parked.keys())
 
     # --- a lost create --------------------------------------------------------------------
 
@@ -221,7 +221,7 @@ class JobSteps:
         if other is not None and other.job_id != job.job_id:
             self.ledger.forget(other.job_id)
             self._forget(other.job_id)
-            self._parked.discard(other.job_id)
+            self._parked.pop(other.job_id, None)
         self.ledger.transition(
             job.job_id,
             State.SUBMITTED,
@@ -283,7 +283,8 @@ class JobSteps:
             return
         except errors.KlingUIError as exc:  # a bad key: keep the job, wait for its owner
             self.ledger.note(job.job_id, f"{exc.user_message} Resume it to try again.")
-            self._park(job.job_id)
+            key_or_money = _reason(exc) is Reason.KEY_OR_MONEY
+            self._park(job.job_id, Reason.KEY_OR_MONEY if key_or_money else None)
             return
         self._tries.pop(job.job_id, None)
         self._saw(job, parse_generation(response.payload, job.generation_id), response)

@@ -37,6 +37,7 @@ from ..pricing import Estimate, Fields, PriceBook
 from ..request import Request
 from ..rules import check_generation_id, check_new_generation_id
 from ..runner import Backend, Runner
+from ..states import Reason
 from .access import DEMO, Access, Visitor, no_key_here
 from .batches import Batches, Planned, check_image_given, check_request
 from .library import Library, private_folder
@@ -267,6 +268,11 @@ class GenerationService:
     def paused(self, job_id: str) -> bool:
         """True when the job waits for its owner: a key refused, or not known after a restart."""
         return self.runner.paused(job_id)
+
+    def paused_for(self, job_id: str) -> Reason | None:
+        """Why a paused job waits, when typed (``Reason.KEY_OR_MONEY``: its key or balance
+        was refused); ``None`` otherwise."""
+        return self.runner.paused_for(job_id)
 
     def watch(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
         """The job's row each time it changes, until it ends (or ``timeout`` seconds pass)."""
