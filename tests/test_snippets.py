@@ -316,7 +316,7 @@ def test_nothing_picked_gives_no_code(tab):
 
 
 def test_a_video_adopted_by_its_id_has_nothing_to_copy(tab, simulator):
-    made_elsewhere = simulator.create_job(5, key=APP_KEY)["id"]
+    made_elsewhere = simulator.create_job({"duration": 5}, key=APP_KEY)["id"]
     *_, (gid, status, _) = tab.handlers.resume(made_elsewhere, "", tab.token)
     assert gid and not status.startswith("Status: not")
     box, note = tab.code_for_job("python", gid)

@@ -53,15 +53,13 @@ class Handler(CdnRoutes):
         self._create(body, key, fault.kind if fault else "")
 
     def _create(self, body: dict, key: str, fault_kind: str) -> None:
-        duration = int(body.get("duration", 5))
         request_id = uuid.uuid4().hex
         client_id = self.headers.get("X-Client-Request-Id")
         view = self.sim.create_job(
-            duration,
+            body,
             key=key,
             client_request_id=client_id,
             request_id=request_id,
-            generate_audio=body.get("generate_audio", True),  # the vendor's default
             image=vendor.data_uri_bytes(body.get("image_url")),
         )
         if view is None:

@@ -55,10 +55,11 @@ def pricing_document(kind: str) -> dict[str, Any]:
     raise ValueError(f"unknown pricing kind {kind!r}: one of {PRICING_KINDS}")
 
 
-def price_credits(pricing: dict[str, Any] | None, duration: int, audio: bool) -> int:
-    """What a job costs in credits by this pricing block where it quotes one, else by the
-    default rates. Written for the simulator alone (the client reads prices its own way)."""
-    asked = {"generate_audio": audio, "duration": duration}
+def price_credits(pricing: dict[str, Any] | None, asked: dict[str, Any]) -> int:
+    """What a job with the fields ``asked`` (the create's ``duration`` and ``generate_audio``)
+    costs in credits by this pricing block where it quotes one, else by the default rates.
+    Written for the simulator alone (the client reads prices its own way)."""
+    duration, audio = int(asked["duration"]), bool(asked["generate_audio"])
     rates: list[dict[str, Any]] = []
     if isinstance(pricing, dict) and pricing.get("kind") == "variants":
         rates = [

@@ -192,18 +192,24 @@ class JobStore:
 
     def create_job(
         self,
-        duration: int,
+        body: dict[str, Any] | None = None,
         *,
         key: str = "",
         client_request_id: str | None = None,
         request_id: str | None = None,
-        generate_audio: bool = True,
         image: bytes | None = None,
     ) -> dict[str, Any] | None:
-        """Start a job with the next scripted outcome and the current schedule, priced by the
-        catalogue in force, log it under ``key`` (with ``client_request_id`` if valid, else
-        none) and return its view; None, creating nothing, when ``key`` already has
-        ``max_active_per_key`` jobs running."""
+        """Start a job for a create's (checked) ``body`` with the next scripted outcome and the
+        current schedule, priced by the catalogue in force, log it under ``key`` (with
+        ``client_request_id`` if valid, else none) and return its view; None, creating
+        nothing, when ``key`` already has ``max_active_per_key`` jobs running. The vendor's
+        defaults stand for fields the body leaves out (5 seconds, with audio)."""
+        body = body or {}
+        asked = {
+            "duration": int(body.get("duration", 5)),
+            "generate_audio": body.get("generate_audio", True),
+        }
+        duration, generate_audio = asked["duration"], asked["generate_audio"]
         key_digest = key_id(key)
         with self._lock:
             now = self.clock()
@@ -219,7 +225,7 @@ class JobStore:
                 schedule=Schedule(self.schedule.queued_s, self.schedule.generating_s),
                 key_id=key_digest,
                 generate_audio=generate_audio,
-                credits=price_credits(self._pricing, duration, generate_audio),
+                credits=price_credits(self._pricing, asked),
             )
             self._clips.keep_image(job.token, image)
             self.jobs[job.id] = job
