@@ -1,13 +1,17 @@
 """Shared fixtures: the simulator on a free loopback port, fast enough for tests; the app
-launched in this process; a photo to upload; a fake clock; a port that refuses connections.
+launched in this process; a photo to upload; a fake clock; a port that refuses connections;
+a short temporary folder for programs that put sockets in theirs.
 
 And how the suite runs in parallel (pytest-xdist, ``--dist loadgroup`` in pyproject.toml):
 ``pytest_collection_modifyitems`` keeps a file's tests on one worker when they share a
-fixture wider than a test, and puts the slow files first."""
+fixture wider than a test, and puts the longest work first."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import apprunner
 import pytest
@@ -88,6 +92,20 @@ def refusing_port() -> Iterator[int]:
     later can still take it (``apprunner.refusing_port``)."""
     with apprunner.refusing_port() as port:
         yield port
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A folder of the test's own with a short path, in the system's temporary folder, that
+    other users may pass through (mode 711), removed after: a ``TMPDIR`` for programs that
+    put sockets there (a socket's path has at most 107 bytes; Chromium's and PostgreSQL's
+    go under ``TMPDIR``) or run PostgreSQL as its own user (``pg.Cluster``)."""
+    folder = Path(tempfile.mkdtemp(prefix="kling-"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

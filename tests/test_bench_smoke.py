@@ -124,7 +124,9 @@ def clean_env() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("module_name", list(EXPECTED))
-def test_quick_run_from_the_repo_root_returns_positive_numbers(module_name: str, tmp_path) -> None:
+def test_quick_run_from_the_repo_root_returns_positive_numbers(
+    module_name: str, tmp_path, short_tmp
+) -> None:
     """Each benchmark as the README gives the command, ``python bench/run.py --quick``, in a
     child process from the repository's root: not imported into pytest, whose path setting
     hides an import that only works here."""
@@ -142,7 +144,7 @@ def test_quick_run_from_the_repo_root_returns_positive_numbers(module_name: str,
         [sys.executable, "bench/run.py", "--quick", "--only", key, "--json", str(numbers)],
         cwd=ROOT,
         # Its own temporary folder: the benchmarks cache inputs under fixed names there.
-        env={**clean_env(), "TMPDIR": str(tmp_path)},
+        env={**clean_env(), "TMPDIR": str(short_tmp)},
         capture_output=True,
         text=True,
         timeout=TIMEOUT - 10,
