@@ -144,7 +144,8 @@ def test_a_balance_below_the_price_asks_for_a_second_press(simulator, tmp_path, 
     service.balance_fresh = 0.0  # every click reads the balance anew
     tab = Tab(Handlers(service))
     simulator.set_balance(0.50, key=SERVER_KEY)
-    assert "balance $0.50 (below the price)" in tab.price_view(5, True, "")
+    five = {"duration": 5, "generate_audio": True}  # the form's fields a price reads
+    assert "balance $0.50 (below the price)" in tab.price_view(five, "")
     (only,) = list(tab.generate(photo, "Waves.", "", 5, True, ""))
     assert only[1].startswith("Status: not sent") and "balance is $0.50" in only[1]
     assert "Press Generate again" in only[1] and simulator.creates == 0
@@ -189,8 +190,9 @@ def test_a_space_shares_its_key_within_a_daily_budget(simulator, tmp_path):
     # Its visitors are never told the owner's balance.
     simulator.set_balance(0.10, key=SERVER_KEY)
     service = GenerationService(budget, start=False)
-    assert service.low_balance("", {"duration": 5, "generate_audio": True}) is None
-    assert "balance" not in Handlers(service).price_view(5, True, "")
+    five = {"duration": 5, "generate_audio": True}
+    assert service.low_balance("", five) is None
+    assert "balance" not in Handlers(service).price_view(five, "")
 
 
 @pytest.mark.parametrize("name", ["KLING_UI_DAILY_BUDGET_USD", "KLING_UI_VISITOR_DAILY_BUDGET_USD",

@@ -14,6 +14,7 @@ import re
 import secrets
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Simulator
 from kling_ui.ui import Handlers, build_ui
+from kling_ui.ui.form import with_request
 from kling_ui.ui.handlers import ADOPTED
 
 pytestmark = pytest.mark.timeout(120)
@@ -207,6 +209,11 @@ class Tab:
     def code_for_job(self, kind, gid):
         return self.handlers.code_for_job(kind, gid, self.token)
 
+    def code_for_form(self, kind, *fields):
+        """Copy as code pressed with the form's fields, as the page's event calls it."""
+        event = with_request(partial(self.handlers.code_for_form, kind), needs_image=False)
+        return event(None, *fields)
+
 
 @pytest.fixture
 def tab(simulator, tmp_path) -> Tab:
@@ -219,9 +226,11 @@ def tab(simulator, tmp_path) -> Tab:
 def test_the_copy_events_are_private(simulator, tmp_path):
     settings = Settings(base_url=simulator.url, api_key=APP_KEY, data_dir=tmp_path / "data")
     blocks = build_ui(GenerationService(settings), browser_secret="s")
-    # Each is the handler with its kind bound (functools.partial).
+    # Each is the handler with its kind bound (functools.partial); the form's, through the
+    # event that makes the form's request (``form.with_request``: its ``handler``).
     names = {"code_for_form", "code_for_job"}
-    handler = {f: getattr(getattr(f.fn, "func", f.fn), "__name__", "") for f in blocks.fns.values()}
+    bound = {f: getattr(f.fn, "handler", f.fn) for f in blocks.fns.values()}
+    handler = {f: getattr(getattr(fn, "func", fn), "__name__", "") for f, fn in bound.items()}
     copying = [f for f, name in handler.items() if name in names]
     assert len(copying) == 4 and all(f.api_visibility == "private" for f in copying)
 
@@ -232,8 +241,8 @@ def shown(update) -> bool:
 
 def page_words(tab: Tab, image, prompt, negative="", duration=5, audio=True) -> str:
     """What the page says when Generate is pressed with these fields (nothing is sent)."""
-    ((_, status, _, _),) = tab.handlers.generate_page(
-        image, prompt, negative, duration, audio, "", "reject", tab.token
+    ((_, status, _, _),) = with_request(tab.handlers.generate_page)(
+        None, image, prompt, negative, duration, audio, "", "reject", tab.token
     )
     assert status.startswith("Status: not sent"), status
     return status.split("\n", 1)[1]
@@ -244,7 +253,7 @@ def test_the_forms_code_names_the_uploaded_file_and_reads_the_key_from_the_envir
     kind, tab, tmp_path
 ):
     upload = picture(tmp_path, "sunset at sea.png", "PNG")  # Gradio keeps the upload's name
-    box, note = tab.handlers.code_for_form(kind, str(upload), "Waves roll in.", "", "5", True)
+    box, note = tab.code_for_form(kind, str(upload), "Waves roll in.", "", "5", True)
     assert shown(box) and box["language"] == snippets.LANGUAGES[kind]
     assert "sunset at sea.png" in box["value"] and str(tmp_path) not in box["value"]
     assert "AIMLAPI_KEY" in box["value"] and APP_KEY not in box["value"]
@@ -267,14 +276,14 @@ def test_what_generate_would_refuse_gives_the_pages_words_and_no_code(
 ):
     image = photo if image == "photo" else image
     for kind in ("curl", "python"):
-        box, note = tab.handlers.code_for_form(kind, image, prompt, negative, duration, True)
+        box, note = tab.code_for_form(kind, image, prompt, negative, duration, True)
         assert box == {"__type__": "update", "value": "", "visible": False}
         assert note == "⚠ " + page_words(tab, image, prompt, negative, duration)
     assert simulator.creates == 0
 
 
 def test_the_forms_code_refuses_a_duration_the_page_would(tab, photo):
-    box, note = tab.handlers.code_for_form("curl", photo, "Waves.", "", 7, True)
+    box, note = tab.code_for_form("curl", photo, "Waves.", "", 7, True)
     assert not shown(box) and note == "⚠ Duration must be 5 or 10 seconds, not 7."
 
 

@@ -19,6 +19,7 @@ from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault
 from kling_ui.ui import Handlers, browser_secret, build_ui, render_status
 from kling_ui.ui.batch import COLUMNS
+from kling_ui.ui.form import form_request
 
 KEY = "sk-ui-handler-key-77"
 
@@ -444,10 +445,8 @@ def test_stop_during_the_checks_before_sending_sends_nothing(page, photo, simula
     simulator.script_outcome("never")
     simulator.script_billing(Fault.slow(3))
     request = _tab_request("tab-checks")
-    steps = page.handlers.generate_page(
-        photo, "Stopped while the balance is read.", "", 5, True, "", "reject", page.token,
-        "", 1, request,
-    )  # fmt: skip
+    asked = form_request(photo, "Stopped while the balance is read.", "", 5, True)
+    steps = page.handlers.generate_page(photo, asked, "", "reject", page.token, "", 1, request)
     seen, thread = _watch_in_thread(steps)
     _until(lambda: simulator.requests_to("/v2/billing"), what="the balance read")
     assert page.handlers.stop_page("", page.token, 1, request) == (gr.skip(), gr.skip())
@@ -471,8 +470,9 @@ def test_a_stop_before_its_watch_begins_ends_that_watch_only(page, photo, simula
 
     def watch(press: int):
         if how == "generate":
+            asked = form_request(photo, "Watched.", "", 5, True)
             return page.handlers.generate_page(
-                photo, "Watched.", "", 5, True, "", "reject", page.token, "", press, request
+                photo, asked, "", "reject", page.token, "", press, request
             )
         return page.handlers.resume_page(gid, "", page.token, press, request)
 
@@ -494,9 +494,8 @@ def test_a_stop_as_the_job_ends_leaves_the_finished_card(page, photo, simulator)
     """Review 2, finding 7: Stop pressed as the job finished replaced the finished card
     (its video) with "This job had already ended"."""
     request = _tab_request("tab-ends")
-    steps = page.handlers.generate_page(
-        photo, "Ends as Stop is pressed.", "", 5, True, "", "reject", page.token, "", 1, request
-    )
+    asked = form_request(photo, "Ends as Stop is pressed.", "", 5, True)
+    steps = page.handlers.generate_page(photo, asked, "", "reject", page.token, "", 1, request)
     for step in steps:
         if isinstance(step[1], str) and step[1].startswith("Status: completed"):
             break

@@ -3,7 +3,10 @@
 buttons and boxes are laid out by the form and the gallery (``copy_buttons``,
 ``code_box``); these are their events (``CodeEvents``) and their wiring (``listen``).
 
-Imports ``base``, ``form`` (the buttons' names, ``form_request``) and ``snippets``.
+The form's code takes what the form asked for whole (``form.with_request`` makes it, once).
+
+Imports ``base``, ``form`` (the buttons' names, ``with_request``, ``made``) and
+``snippets``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gradio as gr
 
 from .. import errors, snippets
 from .base import QUIET, PageBase
-from .form import COPY_BUTTONS, form_request
+from .form import COPY_BUTTONS, Asked, made, with_request
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -42,7 +45,10 @@ def listen(handlers: Handlers, page: Page) -> None:
     fields = [form.image, form.prompt, form.negative, form.duration, form.audio]
     for kind, button in form.copy.items():
         button.click(
-            partial(handlers.code_for_form, kind), fields, [form.code, form.code_note], **QUIET
+            with_request(partial(handlers.code_for_form, kind), needs_image=False),
+            fields,
+            [form.code, form.code_note],
+            **QUIET,
         ).then(None, [form.code, form.code_note], [form.code_note], js=COPY_CODE_JS, **QUIET)
     for kind, button in videos.copy.items():
         button.click(
@@ -70,21 +76,16 @@ ADOPTED = (
 class CodeEvents(PageBase):
     """Copy as cURL or Python: the form as it stands, or a picked video's request."""
 
-    def code_for_form(
-        self, kind: str, image: str | None, prompt: str, negative_prompt: str, duration: int,
-        generate_audio: bool,
-    ) -> tuple[Any, str]:  # fmt: skip
+    def code_for_form(self, kind: str, image: str | None, asked: Asked) -> tuple[Any, str]:
         """The form as it stands as code (``kind``: "curl" or "python") to run outside the
-        app, and a line of words. What Generate would refuse gives the page's own words and
+        app, and a line of words. ``asked``: the form's request (``form.with_request``), or
+        why its fields make none. What Generate would refuse gives the page's own words and
         no code. The image is named by its file's name (Gradio keeps it in the upload's
         path); the key is not an input here, so it can't end up in the code."""
         name = Path(image).name if image else ""
         try:
             snippets.mime_type(name)  # the image is named before the other fields, as ever
-            asked = form_request(
-                name, prompt, negative_prompt, duration, generate_audio, needs_image=False
-            )
-            code = snippets.SNIPPETS[kind](name, asked)
+            code = snippets.SNIPPETS[kind](name, made(asked))
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
         note = (

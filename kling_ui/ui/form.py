@@ -5,16 +5,22 @@ says what it holds. With the banners above it and the examples below.
 Also the form's own events (``FormEvents``: the image checked and fitted as it arrives, the
 prompt's counter) and their wiring (``listen``), and ``form_request``: the one place the
 page turns the form's fields into the request value (``Request``) that is then passed whole.
+The page's other events on the form's fields (Generate, copy as code, the prices) are
+wired through ``with_request`` and ``with_price``, which make those fields one value, once,
+so their handlers take the request (or a price's fields) whole; the documented API
+endpoints and the agents' tools keep their own parameters and call ``form_request``.
 
-Imports ``base``, ``parts``, ``images`` (``prepare_image``), ``request``, ``rules`` and
-``files``.
+Imports ``base``, ``parts``, ``images`` (``prepare_image``), ``request``, ``rules``,
+``files`` and the service (its type).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -421,3 +427,74 @@ def form_request(
     return Request.make(
         prompt, negative_prompt=negative_prompt, duration=duration, generate_audio=generate_audio
     )
+
+
+# What the form's fields asked for: the request, or the InputError that says why they make
+# none (said by the handler, where its other refusals are, in their order).
+Asked = Request | errors.InputError
+# The form's fields a price reads, in the order the page's events list them.
+PRICE_FIELDS = ("duration", "generate_audio")
+REQUEST_FIELDS = 5  # image, prompt, negative prompt, duration, audio: ``form_request``'s
+
+
+def made(asked: Asked) -> Request:
+    """The request the form's fields made; their InputError raised, where it is said."""
+    if isinstance(asked, errors.InputError):
+        raise asked
+    return asked
+
+
+def with_request(handler: Callable[..., Any], *, needs_image: bool = True) -> Callable[..., Any]:
+    """``handler`` as a page event whose inputs begin with the form's five fields, in
+    ``form_request``'s order: they reach it as (image, what they asked for: ``Asked``, made
+    here once by ``form_request``), then the event's other inputs. The image stays apart:
+    the service prepares it and sets it on the request (``needs_image``: as for
+    ``form_request``)."""
+
+    def values(inputs: tuple) -> tuple:
+        fields, rest = inputs[:REQUEST_FIELDS], inputs[REQUEST_FIELDS:]
+        try:
+            asked: Asked = form_request(*fields, needs_image=needs_image)
+        except errors.InputError as exc:
+            asked = exc
+        return (fields[0], asked, *rest)
+
+    return _event(handler, values)
+
+
+def with_price(handler: Callable[..., Any], *, at: int = 0) -> Callable[..., Any]:
+    """``handler`` as a page event whose inputs hold the form's duration and audio from
+    ``at`` on: they reach it as one mapping, the fields a price reads (``PRICE_FIELDS``:
+    checked by the price book, which words a wrong one), between the event's others."""
+
+    def values(inputs: tuple) -> tuple:
+        fields = dict(zip(PRICE_FIELDS, inputs[at : at + len(PRICE_FIELDS)], strict=True))
+        return (*inputs[:at], fields, *inputs[at + len(PRICE_FIELDS) :])
+
+    return _event(handler, values)
+
+
+def _event(handler: Callable[..., Any], values: Callable[[tuple], tuple]) -> Callable[..., Any]:
+    """The event Gradio calls: the page's inputs, in their order, as ``values`` makes them
+    for ``handler`` (and Gradio's request, for a handler that takes one). Gradio passes its
+    request only to a leading parameter, hence first; a handler that streams stays a
+    generator; the event keeps the name Gradio gave the handler's (``partial`` for one)."""
+    wants_request = "request" in inspect.signature(handler).parameters
+
+    def call(inputs: tuple, request: gr.Request) -> Any:
+        extra = {"request": request} if wants_request else {}
+        return handler(*values(inputs), **extra)
+
+    if inspect.isgeneratorfunction(handler):
+
+        def event(request: gr.Request, *inputs: Any) -> Any:
+            yield from call(inputs, request)
+
+    else:
+
+        def event(request: gr.Request, *inputs: Any) -> Any:
+            return call(inputs, request)
+
+    event.__name__ = event.__qualname__ = getattr(handler, "__name__", type(handler).__name__)
+    event.handler = handler  # type: ignore[attr-defined]  # what it calls, for a reader
+    return event

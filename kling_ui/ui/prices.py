@@ -1,8 +1,10 @@
 """The price beside Generate and the batch's, and ``/estimate``: their events
 (``PriceEvents``) and wiring (``listen``). The Markdown they write to is laid out by the
-form and the batch.
+form and the batch. The page's prices take the form's fields a price reads as one mapping
+(``form.with_price`` makes it); ``/estimate`` keeps its parameters (the API's schema).
 
-Imports ``base``, ``batch`` (its count), ``form`` and ``pricing``.
+Imports ``base``, ``batch`` (its count), ``form`` (``Form``, ``with_price``) and
+``pricing``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .. import errors
 from ..pricing import Fields, dollars
 from .base import QUIET, PageBase
 from .batch import BatchPanel, _batch_count
-from .form import Form
+from .form import Form, with_price
 
 if TYPE_CHECKING:
     from .handlers import Handlers
@@ -27,12 +29,14 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
     the prompts and the takes as they are typed, not when the box is left; the last
     keystroke's price wins (``always_last``)."""
     single = [form.duration, form.audio, form.api_key]
+    price_view = with_price(handlers.price_view)
     for source in (form.duration.change, form.audio.change, form.api_key.blur, page.load):
-        source(handlers.price_view, single, form.price, **QUIET)
+        source(price_view, single, form.price, **QUIET)
     many = [batch.images, batch.prompts, batch.takes, form.duration, form.audio, form.api_key]
+    batch_price = with_price(handlers.batch_price, at=3)
     for event in (batch.images.change, batch.prompts.change, batch.takes.change,
                   form.duration.change, form.audio.change):  # fmt: skip
-        event(handlers.batch_price, many, batch.price, trigger_mode="always_last", **QUIET)
+        event(batch_price, many, batch.price, trigger_mode="always_last", **QUIET)
 
 
 class PriceEvents(PageBase):
@@ -49,23 +53,20 @@ class PriceEvents(PageBase):
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "usd": None}
 
-    def price_view(self, duration: int, generate_audio: bool, api_key: str = "") -> str:
-        """The line beside Generate: the price of what is about to be sent, and the balance."""
-        return self._price_words(
-            {"duration": duration, "generate_audio": generate_audio}, 1, api_key
-        )
+    def price_view(self, fields: Fields, api_key: str = "") -> str:
+        """The line beside Generate: the price of what is about to be sent (``fields``: the
+        form's, ``form.with_price``), and the balance."""
+        return self._price_words(fields, 1, api_key)
 
     def batch_price(
-        self, images: Any, prompts: str, takes: int, duration: int, generate_audio: bool,
-        api_key: str = "",
-    ) -> str:  # fmt: skip
-        """The batch's price as it stands: images x prompt lines x takes."""
+        self, images: Any, prompts: str, takes: int, fields: Fields, api_key: str = ""
+    ) -> str:
+        """The batch's price as it stands: images x prompt lines x takes, each of the form's
+        ``fields``."""
         count = _batch_count(images, prompts, takes)
         if not count:
             return "Add images and prompts to see the batch's price."
-        return self._price_words(
-            {"duration": duration, "generate_audio": generate_audio}, count, api_key
-        )
+        return self._price_words(fields, count, api_key)
 
     def _price_words(self, fields: Fields, count: int, api_key: str) -> str:
         try:

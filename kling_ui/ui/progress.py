@@ -6,8 +6,12 @@ tile's job and ``/extend``, each watched to its end, and ``/status``; the API's
 ``/generate`` and ``/resume`` are the same code without the card. ``listen`` wires the
 page's (the API's are ``wiring``'s).
 
-Imports ``base``, ``watching``, ``card``, ``form`` (``form_request``), ``gallery`` (the
-pick's buttons), ``parts`` and ``states``.
+Generate on the page takes what the form asked for whole (``form.with_request`` makes it,
+once); ``/generate`` and ``/extend`` keep their parameters (Gradio reads the API's schema
+from them) and make the request with ``form.form_request``.
+
+Imports ``base``, ``watching``, ``card``, ``form`` (``form_request``, ``with_request``,
+``made``), ``gallery`` (the pick's buttons), ``parts`` and ``states``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ..request import Request
 from ..states import Reason
 from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .card import EMPTY
-from .form import form_request
+from .form import Asked, form_request, made, with_request
 from .gallery import follow_pick
 from .parts import LocalMP4Video
 from .watching import Step, Watching, _error_step, _text_step
@@ -153,7 +157,7 @@ def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any)
               page.fit, owner, form.parent, press]  # fmt: skip
     form.generate.click(None, None, None, js=FOCUS_CARD_JS, **QUIET)
     gen_event = form.generate.click(*start, queue=False, **QUIET).then(
-        handlers.generate_page, inputs, job.outputs, **JOB
+        with_request(handlers.generate_page), inputs, job.outputs, **JOB
     )
     resume_event = (
         videos.resume.click(*start, queue=False, **QUIET)
@@ -190,10 +194,7 @@ class JobEvents(Watching):
     def generate_page(
         self,
         image: str | None,
-        prompt: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
+        asked: Asked,
         api_key: str,
         fit: str = "reject",
         owner_token: str = "",
@@ -202,12 +203,13 @@ class JobEvents(Watching):
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple]:
         """Turn an image into a video. Streams (generation id, status text, video, card).
-        ``parent_id``: the job this one continues (Continue), whose chain it ends.
-        ``press``: the tab's number for this watch (``_tab_watch``)."""
-        asked = partial(form_request, image, prompt, negative_prompt, duration, generate_audio)
+        ``asked``: the form's request (``form.with_request``), or why its fields make none,
+        said in its turn (``_run``). ``parent_id``: the job this one continues (Continue),
+        whose chain it ends. ``press``: the tab's number for this watch (``_tab_watch``)."""
         steps = self.generate_steps(
-            image, asked, api_key, fit, owner_token, parent_id, request, page=True, press=press
-        )
+            image, partial(made, asked), api_key, fit, owner_token, parent_id, request,
+            page=True, press=press,
+        )  # fmt: skip
         for step in steps:
             yield step[:4]
 
