@@ -351,10 +351,10 @@ class PriceBook:
         return _estimate(self.table.sheet, options, count, "table", self.table.as_of)
 
     def _checked(self, fields: Fields) -> Mapping[str, Any]:
-        """A request's fields as made (``Request.make`` checked them), or a mapping's, each
+        """A request's fields (checked again: one may be built by hand), or a mapping's, each
         checked by the model's own rule and the rest its defaults."""
         if isinstance(fields, Request):
-            return fields.options
+            return fields.check().options
         if not isinstance(fields, Mapping):
             raise errors.InputError(f"Not a request's fields: {fields!r}.")
         spec = SPECS.get(self._model, KLING)

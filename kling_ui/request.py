@@ -140,6 +140,19 @@ class Request:
             self.prompt, model=self.model, images=self.images, **{**self.options, **options}
         )
 
+    def check(self) -> Request:
+        """This request as ``make`` would have made it, or ``InputError``: for one built by
+        hand (``Request(...)``), checked before anything is priced, written or sent. Every
+        field must already be of its rule's type ("5" for 5 is the page's leniency, not a
+        made request's). Returns the checked copy (the spec's defaults filled in)."""
+        checked = Request.make(self.prompt, model=self.model, images=self.images, **self.options)
+        if checked.prompt != self.prompt:
+            raise errors.InputError("The prompt was not checked.")
+        for name, value in self.options.items():
+            if type(value) is not type(checked.options[name]) or value != checked.options[name]:
+                raise errors.InputError(f"{name} has the wrong type or value: {value!r}.")
+        return checked
+
     # --- out: the vendor's body, the ledger's JSON ------------------------------------------
 
     def body(self) -> dict[str, Any]:
@@ -149,10 +162,7 @@ class Request:
         first = spec.roles[0]
         if not self.images.get(first, "").startswith(SENDABLE):
             raise errors.InputError("Add an image first (an upload or an https:// link).")
-        checked = Request.make(self.prompt, model=self.model, images=self.images, **self.options)
-        for name, value in self.options.items():
-            if type(value) is not type(checked.options[name]):  # "5" for 5: not from make
-                raise errors.InputError(f"{name} has the wrong type: {value!r}.")
+        checked = self.check()
         body: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
         for role in spec.roles:
             if role in self.images:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from kling_ui import errors
-from kling_ui.config import Settings
+from kling_ui.config import MODEL, Settings
 from kling_ui.request import Request
 from kling_ui.runner import video_filename
 from kling_ui.service import DEMO, LIVE, GenerationService
@@ -88,6 +88,33 @@ def test_bad_input_sends_nothing(simulator, service, photo, kwargs, words):
     image, prompt = args.pop("image"), args.pop("prompt")
     with pytest.raises(errors.InputError, match=words):
         run(service.generate(image, Request.make(prompt, **args)))
+    assert simulator.creates == 0
+    assert service.ledger.recent() == []
+
+
+@pytest.mark.parametrize(
+    ("options", "prompt"),
+    [
+        ({"duration": 7, "generate_audio": True, "negative_prompt": ""}, "Waves."),
+        ({"duration": 5, "generate_audio": "yes", "negative_prompt": ""}, "Waves."),
+        ({"duration": "5", "generate_audio": True, "negative_prompt": ""}, "Waves."),
+        ({"duration": 5, "generate_audio": True, "negative_prompt": ""}, "Wav\x00es."),
+    ],
+)
+@pytest.mark.parametrize("call", ["generate", "submit", "estimate"])
+def test_a_request_built_by_hand_is_checked_before_anything_is_written(
+    simulator, service, photo, options, prompt, call
+):
+    """A ``Request(...)`` that ``Request.make`` would refuse is refused the same way before
+    it is priced, written or sent: no row, no create."""
+    bad = Request(MODEL, prompt, options=options)
+    with pytest.raises(errors.InputError):
+        if call == "generate":
+            run(service.generate(photo, bad))
+        elif call == "submit":
+            service.submit(photo, bad, takes=1)
+        else:
+            service.estimate(bad)
     assert simulator.creates == 0
     assert service.ledger.recent() == []
 

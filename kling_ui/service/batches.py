@@ -201,9 +201,11 @@ def check_image_given(image: object) -> None:
 
 
 def check_request(request: object) -> None:
-    """The service takes a ``Request`` made where the input entered, nothing looser."""
+    """The service takes a ``Request`` made where the input entered, nothing looser; one
+    built by hand is checked by the same rules before anything is priced or written."""
     if not isinstance(request, Request):  # a program's mistake, not a person's
         raise TypeError(f"expected a Request (Request.make), got {type(request).__name__}")
+    request.check()
 
 
 def _check_size(total: int) -> None:
