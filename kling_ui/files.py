@@ -72,18 +72,61 @@ def create_once(path: Path | str, data: bytes | str, *, mode: int = PRIVATE) -> 
 
     For a value that must be the same for every process (a secret two replicas start with
     at once): the loser of the race reads the winner's file instead of replacing it. The
-    part file is linked into place (``os.link`` fails when the name exists), so a reader
-    never sees an empty or half-written file."""
+    part file is written and synced, then linked into place (``os.link`` fails when the
+    name exists), so a reader never sees an empty or half-written file, even after a power
+    cut. On a volume without hard links the name itself is created exclusively instead."""
     path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
     part = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data.encode() if isinstance(data, str) else data)
+            out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
         try:
             os.link(part, path)
         except FileExistsError:
             return False
+        except OSError:  # no hard links here (some network volumes): O_EXCL on the name
+            return _create_exclusive(path, raw, mode)
         return True
     finally:
         part.unlink(missing_ok=True)
+
+
+def _create_exclusive(path: Path, raw: bytes, mode: int) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(raw)
+        out.flush()
+        os.fsync(out.fileno())
+    return True
+
+
+def shared_secret(path: Path | str, size: int) -> bytes:
+    """A secret of ``size`` random bytes kept (as hex) at ``path`` for every process on this
+    data folder: read when it is there and whole; made once (``create_once``) when missing;
+    made again when the file holds no secret of that size (damaged: a new name for keys and
+    browsers is better than an empty HMAC key)."""
+    path = Path(path)
+    for _ in range(3):
+        try:
+            value = bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = secrets.token_bytes(size)
+            if create_once(path, fresh.hex()):
+                return fresh
+            continue  # another process made it first: read theirs
+        except (ValueError, UnicodeDecodeError):
+            value = b""
+        if len(value) == size:
+            return value
+        fresh = secrets.token_bytes(size)
+        write_atomic(path, fresh.hex())
+        return fresh
+    raise OSError(f"could not read or make {path.name}")

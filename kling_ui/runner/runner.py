@@ -31,7 +31,6 @@ import heapq
 import hmac
 import itertools
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from pathlib import Path
 from .. import errors
 from ..client import Sessions
 from ..config import Settings
-from ..files import create_once
+from ..files import shared_secret
 from ..history import IllegalTransition, Job, Ledger
 from ..request import Request
 from ..states import Reason, State
@@ -138,12 +137,15 @@ class Runner(JobSteps):
         """After a restart: go on with a job, if its key is known here."""
         backend = self._backend_for_ref(job.backend, job.key_ref)
         if backend is None:
-            self.ledger.note(job.job_id, "Waiting for its API key: resume it with your key.")
+            self._note(job.job_id, "Waiting for its API key: resume it with your key.")
             self._parked[job.job_id] = None  # its key isn't known here: not the key's fault
             return
         self._backends[job.key_ref] = backend
         if job.state == State.QUEUED_HERE and not self._load_request(job):
-            self._end(job, State.NOT_CREATED, "The server restarted before this item was sent.")
+            self._end(
+                job, State.NOT_CREATED, "The server restarted before this item was sent.",
+                reason=str(Reason.NOT_SENT),  # never sent: nothing was made, nothing is owed
+            )  # fmt: skip
             return
         self._schedule(job.job_id, 0.0)
 
@@ -245,7 +247,10 @@ class Runner(JobSteps):
     def cancel(self, job_id: str) -> bool:
         """Cancel a job not yet sent; False when it was already on its way."""
         try:
-            self.ledger.transition(job_id, State.CANCELLED, message="Cancelled before it was sent.")
+            self.ledger.transition(
+                job_id, State.CANCELLED, at=self._clock(), reason=str(Reason.CANCELLED),
+                message="Cancelled before it was sent.",
+            )  # fmt: skip
         except IllegalTransition:
             return False
         self._forget(job_id)
@@ -348,7 +353,7 @@ class Runner(JobSteps):
             self._faults[job_id] = faults
             if faults == 3:
                 with contextlib.suppress(Exception):
-                    self.ledger.note(job_id, STUCK)
+                    self._note(job_id, STUCK)
             self._schedule(job_id, 10 * self.settings.poll_interval)
         finally:
             with self._cond:
@@ -389,13 +394,4 @@ def _ref_secret(data_dir: Path) -> bytes:
 
     Made once, exclusively: two processes starting on one data folder at once both end up
     with the one that was written first (the loser reads the winner's)."""
-    path = Path(data_dir) / "key-ref-secret"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_bytes(16)
-    if create_once(path, value.hex()):
-        return value
-    return bytes.fromhex(path.read_text().strip())
+    return shared_secret(Path(data_dir) / "key-ref-secret", 16)

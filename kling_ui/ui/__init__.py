@@ -39,7 +39,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from ..config import Settings
-from ..files import create_once
+from ..files import shared_secret
 from ..images import MAX_INPUT_BYTES
 from ..service import GenerationService
 from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
@@ -161,8 +161,5 @@ def browser_secret(settings: Settings) -> str:
     ``KLING_UI_BROWSER_SECRET`` if set; else one made once and kept in the data directory."""
     if settings.browser_secret:
         return settings.browser_secret
-    path = settings.data_dir / "browser-secret"
-    if not path.is_file():  # made once; two processes starting at once read the same one
-        path.parent.mkdir(parents=True, exist_ok=True)
-        create_once(path, secrets.token_hex(24))
-    return path.read_text().strip()
+    # Made once; two processes starting at once read the same one.
+    return shared_secret(settings.data_dir / "browser-secret", 24).hex()
