@@ -48,7 +48,7 @@ QUICK_SIZES = [("4 MP (quick)", 2400, 1600, 2)]
 MB = 1024 * 1024
 MEMORY_TARGET = 400 * MB
 # (label, kind, width, height, copies at once, accepted?): the largest accepted image of each
-# format and costly mode (see DECODE_BUDGET in kling_ui/images.py), then what is refused.
+# format and costly mode (see DECODE_BUDGET in kling_ui/images/limits.py), then what is refused.
 MEMORY_CASES = [
     ("JPEG, baseline 4:2:0", "jpeg", 8944, 8944, 1, True),
     ("JPEG, progressive 4:4:4", "jpeg-progressive-444", 5040, 5040, 1, True),
@@ -452,7 +452,7 @@ def run_memory(cases: list[tuple[str, str, int, int, int, bool]]) -> dict[str, A
         "after the work, reset through /proc/self/clear_refs just before it. Plain Pillow = "
         "Image.open, convert('RGB'), resize to 2048 long side (LANCZOS), JPEG q90, in the same "
         "kind of process. The files are the largest of each kind that prepare_image accepts "
-        "(DECODE_BUDGET in kling_ui/images.py), square, of gradients and ellipses; 16-bit "
+        "(DECODE_BUDGET in kling_ui/images/limits.py), square, of gradients and ellipses; 16-bit "
         "colour PNGs and RLE8 BMPs are written by hand (Pillow writes neither)."
     )
     return {"rows": rows, "cases": results, "worst_peak": worst, "idle": idle, "note": note}

@@ -58,7 +58,7 @@ KLING = ModelSpec(
     ),
 )
 SPECS: dict[str, ModelSpec] = {KLING.model: KLING}
-# An image in a request must be one of these before it is sent (images.py makes the data URI).
+# An image in a request must be one of these before it is sent (images/ makes the data URI).
 SENDABLE = ("https://", "data:image/")
 
 

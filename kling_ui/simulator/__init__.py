@@ -40,9 +40,10 @@ The package, one job a module, in the order they build on each other:
   server.py     ``Simulator``: the store, the fault script and the request log, served
   launch.py     demo mode's ``DemoSimulator`` and the command line
 
-It shares no parsing or validation code with ``client.py`` on purpose: a mistake the
-two shared would pass every test. Standard library only, with ``media`` (the zoom clips)
-and ``files`` (files written whole). This module re-exports the names its users import.
+It shares no parsing or validation code with the client (``kling_ui/client/``) on
+purpose: a mistake the two shared would pass every test. Standard library only, with
+``media`` (the zoom clips) and ``files`` (files written whole). This module re-exports
+the names its users import.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class PageBase:
         self.service.scratch.append((Path(get_upload_folder()), (FITTED + "*", KEPT + "*")))
 
     def _second_press(self, question: tuple) -> bool:
-        """True when this very question (``_low_balance_question``) was put within
+        """True when this very question (``_question``) was put within
         ``CONFIRM_WITHIN`` seconds (this press confirms it); else notes it, False."""
         now = time.monotonic()
         with self._lock:
