@@ -123,11 +123,12 @@ class Ledger(Leases, Counts):
         assert job is not None
         return job
 
-    def note(self, job_id: str, message: str) -> None:
-        """Change only the message (what a person reads about the job now)."""
+    def note(self, job_id: str, message: str, *, at: float | None = None) -> None:
+        """Change only the message (what a person reads about the job now), at ``at`` (the
+        runner's clock; the real one by default)."""
         self._write(
             "UPDATE jobs SET message = ?, updated_at = ? WHERE job_id = ?",
-            (message, time.time(), job_id),
+            (message, time.time() if at is None else at, job_id),
         )
 
     def forget(self, job_id: str) -> None:

@@ -5,7 +5,8 @@ runner a job across processes, ``steps`` a job's steps at the vendor (create, lo
 polling, download, ending it). Imports its own modules only.
 """
 
+from .leases import Wait
 from .runner import Runner, wait_on
 from .steps import Backend, video_filename, video_path_for
 
-__all__ = ["Backend", "Runner", "video_filename", "video_path_for", "wait_on"]
+__all__ = ["Backend", "Runner", "Wait", "video_filename", "video_path_for", "wait_on"]

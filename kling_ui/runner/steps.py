@@ -105,6 +105,11 @@ class JobSteps:
         sessions = self._sessions if backend.name == "live" else None
         return AIMLClient(backend.api_key, backend.settings, sessions)
 
+    def _note(self, job_id: str, message: str) -> None:
+        """A new message for the job, at the runner's clock (so ``updated_at`` is on the same
+        clock as ``created_at`` and ``finished_at``)."""
+        self.ledger.note(job_id, message, at=self._clock())
+
     def _end(self, job: Job, state: str, message: str, **changes: object) -> None:
         self.ledger.transition(job.job_id, state, at=self._clock(), message=message, **changes)
         self._forget(job.job_id)
@@ -116,7 +121,10 @@ class JobSteps:
     def _submit(self, job: Job) -> None:
         request = self._requests.get(job.job_id) or self._load_request(job)
         if request is None:
-            self._end(job, State.NOT_CREATED, "The image of this item was lost before it was sent.")
+            self._end(
+                job, State.NOT_CREATED, "The image of this item was lost before it was sent.",
+                reason=str(Reason.NOT_SENT),  # never sent: nothing was made, nothing is owed
+            )  # fmt: skip
             return
         with self._slots, self.ledger.mutex(f"slots:{job.key_ref}"):
             active = self._active(job.key_ref)
@@ -125,7 +133,7 @@ class JobSteps:
                     f"Waiting for a free slot: {active} jobs of this API key are at the vendor."
                 )
                 if job.message != waiting:
-                    self.ledger.note(job.job_id, waiting)
+                    self._note(job.job_id, waiting)
                 self._schedule(job.job_id, self.settings.poll_interval)
                 return
             turn = self._next_turn(job.key_ref)
@@ -140,14 +148,17 @@ class JobSteps:
             response = self._client(job).create_generation(request, client_request_id=job.job_id)
         except (errors.RateLimitError, errors.ServerError) as exc:  # turned away: not created
             self.ledger.transition(
-                job.job_id, State.QUEUED_HERE, message=f"{exc.base_message} {TURNED_AWAY}"
-            )
+                job.job_id, State.QUEUED_HERE, at=self._clock(),
+                message=f"{exc.base_message} {TURNED_AWAY}",
+            )  # fmt: skip
             self._schedule(
                 job.job_id, min(self.settings.retry_after_cap, 5 * self.settings.poll_interval)
             )
             return
         except errors.OutcomeUnknown as exc:
-            self.ledger.transition(job.job_id, State.UNKNOWN, message=exc.user_message)
+            self.ledger.transition(
+                job.job_id, State.UNKNOWN, at=self._clock(), message=exc.user_message
+            )
             self._schedule(job.job_id, LOOKUP_FIRST_WAIT)
             return
         except errors.KlingUIError as exc:
@@ -194,13 +205,14 @@ class JobSteps:
         self._tries[job.job_id] = tries
         if job.state == State.SUBMITTING:  # a crash between writing the row and the answer
             job = self.ledger.transition(
-                job.job_id, State.UNKNOWN, message=errors.OutcomeUnknown().user_message
-            )
+                job.job_id, State.UNKNOWN, at=self._clock(),
+                message=errors.OutcomeUnknown().user_message,
+            )  # fmt: skip
         try:
             found = self._client(job).find_in_logs(job.job_id)
         except errors.KlingUIError as exc:
             log.info("usage log lookup for %s failed: %s", job.job_id, type(exc).__name__)
-            self.ledger.note(job.job_id, f"{LOOKING} (The usage log could not be read just now.)")
+            self._note(job.job_id, f"{LOOKING} (The usage log could not be read just now.)")
             self._schedule(job.job_id, min(LOOKUP_FIRST_WAIT * 2 ** (tries - 1), 30.0))
             return
         if found:
@@ -211,7 +223,7 @@ class JobSteps:
         if self._looked[job.job_id] - sent > self.settings.lookup_window:
             self._end(job, State.NOT_CREATED, NOT_FOUND_IN_LOG, reason=str(Reason.NOT_CREATED))
             return
-        self.ledger.note(job.job_id, f"{LOOKING} (look {tries})")
+        self._note(job.job_id, f"{LOOKING} (look {tries})")
         self._schedule(job.job_id, min(LOOKUP_FIRST_WAIT * 2 ** (tries - 1), 30.0))
 
     def _recovered(self, job: Job, generation_id: str) -> None:
@@ -264,7 +276,7 @@ class JobSteps:
         try:
             response = self._client(job).get_generation(job.generation_id)
         except (errors.RateLimitError, errors.ServerError, errors.APIConnectionError) as exc:
-            self.ledger.note(job.job_id, f"{exc.user_message} Still watching.")
+            self._note(job.job_id, f"{exc.user_message} Still watching.")
             self._schedule(job.job_id, self.settings.poll_interval * 2)
             return
         except errors.NotFoundError as exc:
@@ -273,7 +285,7 @@ class JobSteps:
                 self._forget(job.job_id)
                 return
             # Our own job, that the API made: a 404 is the API's mistake, kept for a resume.
-            self.ledger.note(job.job_id, f"{exc.user_message} Resume it to check again.")
+            self._note(job.job_id, f"{exc.user_message} Resume it to check again.")
             self._park(job.job_id)
             return
         except errors.GenerationFailed as exc:
@@ -282,7 +294,7 @@ class JobSteps:
             )
             return
         except errors.KlingUIError as exc:  # a bad key: keep the job, wait for its owner
-            self.ledger.note(job.job_id, f"{exc.user_message} Resume it to try again.")
+            self._note(job.job_id, f"{exc.user_message} Resume it to try again.")
             key_or_money = _reason(exc) is Reason.KEY_OR_MONEY
             self._park(job.job_id, Reason.KEY_OR_MONEY if key_or_money else None)
             return
@@ -321,7 +333,7 @@ class JobSteps:
 
         else:
             shown = self._client(job).redact(status.status) if status.status else "(none)"
-            self.ledger.note(
+            self._note(
                 job.job_id, f"The API reported a status we don't know ({shown!r}); still watching."
             )
         self._schedule(job.job_id, self._poll_delay(job))
@@ -341,10 +353,10 @@ class JobSteps:
             self._tries[job.job_id] = tries
             self._urls.pop(job.job_id, None)
             if tries >= DOWNLOAD_TRIES:  # kept for its owner: a resume tries again
-                self.ledger.note(job.job_id, exc.user_message)
+                self._note(job.job_id, exc.user_message)
                 self._park(job.job_id)
                 return
-            self.ledger.note(job.job_id, f"{exc.user_message} Trying again with a fresh link.")
+            self._note(job.job_id, f"{exc.user_message} Trying again with a fresh link.")
             self._schedule(job.job_id, self.settings.poll_interval * tries)
             return
         try:  # before "done", so a page that shows the video can show its poster too
@@ -388,7 +400,7 @@ class JobSteps:
             self._end(job, State.EXPIRED, EXPIRED, reason=str(Reason.EXPIRED))
             return
         except errors.KlingUIError as exc:
-            self.ledger.note(job.job_id, f"{exc.user_message} Still trying to fetch the video.")
+            self._note(job.job_id, f"{exc.user_message} Still trying to fetch the video.")
             self._schedule(job.job_id, self.settings.poll_interval * 2)
             return
         status = parse_generation(response.payload, job.generation_id)
