@@ -8,6 +8,8 @@ square: the parts are kept, and one stitched copy of a line of parts, the one la
 longer chain's removes its shorter ones'; a shorter one asked for by its address is made
 again, and removes the longer one's until that is asked for). Kling makes 5 or 10 seconds at a time
 and the AIML API has no extend endpoint: image to video on the last frame is the way.
+A chain's view (``ChainView``: its parts and addresses) reads only; the stitch is made
+when the whole video is asked for (``video``), never while a page looks at the chain.
 
 Imports ``errors``, ``history``, ``media``; never gradio.
 """
@@ -106,19 +108,41 @@ class Chains:
         """True when no finished video continues ``job``: its chain is the longest made yet."""
         return not any(c.state == "done" for c in self.ledger.continuations(job.job_id))
 
+    def stitched(self, job: Job) -> Path | None:
+        """The chain ending at ``job`` as one MP4 if it is stitched already; never makes it."""
+        if not job.parent_id or job.state != "done" or not job.video_path:
+            return None
+        dest = chain_path(Path(job.video_path))
+        return dest if dest.is_file() else None
+
+    def can_stitch(self, job: Job) -> bool:
+        """True when the chain ending at ``job`` is stitched, or could be (``video``): every
+        part done, its file here. Reads only: a view asks this, a download stitches."""
+        return self.stitched(job) is not None or self._files(job) is not None
+
+    def _files(self, job: Job) -> tuple[list[Job], list[Path]] | None:
+        """The parts of the chain ending at ``job`` and their videos; None when ``job``
+        continues nothing or a part's video is gone (removed after its days)."""
+        if not job.parent_id or job.state != "done" or not job.video_path:
+            return None
+        parts = self.parts(job)
+        files = [Path(p.video_path) for p in parts if p.state == "done" and p.video_path]
+        if not complete(parts) or len(files) != len(parts) or not all(f.is_file() for f in files):
+            return None  # a part gone: no "whole" that is not
+        return parts, files
+
     def video(self, job: Job) -> Path | None:
         """The chain ending at ``job`` as one MP4, stitched now if not yet; None when ``job``
         continues nothing, or a part's video is missing or can't be read. Making it removes
         the stitched copies of the other chains of its line (see the module's docstring)."""
-        if not job.parent_id or job.state != "done" or not job.video_path:
-            return None
-        dest = chain_path(Path(job.video_path))
-        if dest.is_file():
+        dest = self.stitched(job)
+        if dest is not None:
             return dest
-        parts = self.parts(job)
-        files = [Path(p.video_path) for p in parts if p.state == "done" and p.video_path]
-        if not complete(parts) or len(files) != len(parts) or not all(f.is_file() for f in files):
-            return None  # a part gone (removed after its days): no "whole" that is not
+        found = self._files(job)
+        if found is None:
+            return None
+        parts, files = found
+        dest = chain_path(Path(str(job.video_path)))
         with self._lock:
             if not dest.is_file():
                 try:
@@ -142,6 +166,21 @@ class Chains:
         for other in others:
             if other.parent_id and other.video_path:
                 chain_path(Path(other.video_path)).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """A chain as a page shows it, read without writing or stitching anything: its parts
+    first to last, each part's video address (None when it has none to offer yet), and the
+    whole chain's (None when it can't be made: a part's video gone)."""
+
+    parts: list[Job]
+    part_urls: list[str | None]
+    whole_url: str | None
+
+    @property
+    def complete(self) -> bool:
+        return complete(self.parts)
 
 
 def complete(parts: list[Job]) -> bool:

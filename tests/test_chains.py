@@ -405,3 +405,42 @@ def test_a_chain_keeps_its_parts_and_one_stitched_copy(service, picture):
     assert stitched() == [found[0]]
     again = service.progress(service.entry(parts[-1].generation_id))
     assert stitched() == [again.video_path] == [parts[-1].video_path]
+
+
+def test_viewing_a_chain_never_writes_the_ledger_nor_stitches(service, picture):
+    """The picked video's chain is read, not made: the view of an earlier chain (whose
+    stitched copy a longer chain's removed) offers the whole video without stitching it, a
+    part from before video addresses gets none from being looked at, and the ledger's rows
+    are as they were. The whole video is stitched when its address is asked for."""
+    import re
+    from dataclasses import asdict
+
+    from kling_ui.ui.handlers import Handlers
+
+    handlers, token = Handlers(service), "c" * 32
+    owner = service.visitor(token, None)
+    parts = [finish(service.generate(picture, Request.make("Part one."), owner=owner))]
+    for n in (2, 3):
+        asked = Request.make(f"Part {n}.")
+        parts.append(finish(service.extend(parts[-1].generation_id, asked, owner=owner)))
+    first, second, last = (service.entry(p.generation_id) for p in parts)
+    service.ledger._write("UPDATE jobs SET video_token = NULL WHERE job_id = ?", (first.job_id,))
+
+    def stitched() -> list[Path]:
+        return sorted(service.settings.videos_dir.glob("*-chain.mp4"))
+
+    def rows() -> list[dict]:
+        return [asdict(job) for job in service.ledger.chain(last.job_id)]
+
+    files, before = stitched(), rows()
+    assert files == [parts[-1].video_path]  # the three-part chain's copy only
+    view = handlers.chain_view(second.generation_id, token)
+    assert "Chain of 2 parts: 10 s" in view and "download the whole video" in view
+    assert view.count("download part") == 1  # the part with no address yet offers none
+    assert "Chain of 3 parts: 15 s" in handlers.chain_view(last.generation_id, token)
+    assert stitched() == files and rows() == before  # nothing stitched, nothing written
+    whole = re.search(r"whole video\]\(/media/([^)]+)\)", view)
+    found = service.media_file(whole.group(1)) if whole else None
+    assert found is not None and media.video_seconds(found[0]) == pytest.approx(
+        10 - FRAME, abs=FRAME
+    )

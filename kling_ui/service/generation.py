@@ -11,6 +11,10 @@ rooms', reached through its public methods only, so callers never touch its part
 - ``library`` (``Library``): kept images, addresses, posters, chains, retention;
 - ``views`` (``JobViews``): a job as ``Progress`` and as a status.
 
+Time is injected: ``clock`` (wall time), ``monotonic`` and ``wait`` (the runner's waits on
+that monotonic clock), handed to the runner and to every room that reads time, so the
+ledger's times all come from one clock and a test moves it on by hand.
+
 The runner owns a job from the moment its row is written. ``ledger``, ``runner`` and
 ``chains`` stay attributes for tests and the benchmarks, not for the page or the CLI.
 
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..chains import Chains, Continuation
+from ..chains import Chains, ChainView, Continuation
 from ..config import Settings
 from ..history import Job, Ledger
 from ..images import prepare_image
@@ -36,7 +40,7 @@ from ..jobs import Progress
 from ..pricing import Estimate, Fields, PriceBook
 from ..request import Request
 from ..rules import check_generation_id, check_new_generation_id
-from ..runner import Backend, Runner
+from ..runner import Backend, Runner, Wait, wait_on
 from ..states import Reason
 from .access import DEMO, Access, Visitor, no_key_here
 from .batches import Batches, Planned, check_image_given, check_request
@@ -61,6 +65,7 @@ class GenerationService:
         demo: DemoSimulator | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        wait: Wait = wait_on,
         start: bool = True,
         pick_up: bool = True,
     ) -> None:
@@ -72,8 +77,9 @@ class GenerationService:
         self.demo = demo
         settings.videos_dir.mkdir(parents=True, exist_ok=True)
         self.runner = Runner(
-            settings, self.ledger, backend_for_ref=self._backend_for_ref, clock=clock
-        )
+            settings, self.ledger, backend_for_ref=self._backend_for_ref, clock=clock,
+            monotonic=monotonic, wait=wait,
+        )  # fmt: skip
         self.chains = Chains(self.ledger, settings.data_dir)
         self.access = Access(settings, self.ledger, self.runner, demo, monotonic=monotonic)
         self.limits = Limits(settings, self.ledger, clock=clock)
@@ -396,3 +402,6 @@ class GenerationService:
 
     def chain_video(self, job: Job) -> Path | None:
         return self.library.chain_video(job)
+
+    def chain_view(self, job: Job) -> ChainView:
+        return self.library.chain_view(job)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ..chains import Chains, Continuation, chain_path
+from ..chains import Chains, ChainView, Continuation, chain_path
 from ..config import Settings
 from ..files import write_atomic
 from ..history import Job, Ledger
@@ -190,6 +190,18 @@ class Library:
         """The whole chain's video ending at this job (stitched), or None."""
         return self.chains.video(job)
 
+    def chain_view(self, job: Job) -> ChainView:
+        """The chain ending at ``job`` as the page shows it, read only: nothing is written
+        (a part links to its video by the token it got when it was done) and nothing is
+        stitched (the whole video is, at its address, when someone asks for it:
+        ``media_file``)."""
+        parts = self.chains.parts(job) or [job]
+        last = parts[-1]
+        whole = None
+        if last.video_token and self.chains.can_stitch(last):
+            whole = f"{MEDIA_PREFIX}{last.video_token}.chain.mp4"
+        return ChainView(parts, [_kept_url(p) for p in parts], whole)
+
     # --- what a past job leaves: its image, its usual time ---------------------------------
 
     def _input_path(self, job_id: str) -> Path:
@@ -235,6 +247,13 @@ class Library:
         value = statistics.median(times) if times else None
         self._typical[key] = (now, value)
         return value
+
+
+def _kept_url(job: Job) -> str | None:
+    """A finished video's address, if it has one and its file is here (never made here)."""
+    if job.state != "done" or not job.video_path or not job.video_token:
+        return None
+    return f"{MEDIA_PREFIX}{job.video_token}.mp4" if Path(job.video_path).is_file() else None
 
 
 def private_folder(path: Path) -> None:

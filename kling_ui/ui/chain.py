@@ -1,22 +1,21 @@
 """Longer videos: Continue (a finished video's last frame in the form's image, the next
 Generate continuing it) and the picked video's chain (its parts, length, price and
-downloads), read through the service's ``continuation``, ``chain_parts`` and
-``chain_video``. The layout is the form's (``continuing``, "Start a new video instead"),
+downloads), read through the service's ``continuation`` and ``chain_view`` (which reads
+only: a view never writes the ledger nor stitches; the whole video is stitched when its
+address is asked for). The layout is the form's (``continuing``, "Start a new video instead"),
 the job's (Continue this video) and the gallery's (Continue, the chain's view); these are
 their events (``ChainEvents``) and their wiring (``listen``).
 
-Imports ``base``, ``words``, ``chains`` (``complete``) and ``pricing`` (``dollars``).
+Imports ``base``, ``words`` and ``pricing`` (``dollars``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from .. import errors
-from ..chains import complete
 from ..pricing import dollars
 from .base import FOCUS_PROMPT_JS, QUIET, PageBase, _md, _root, _upload_copy
 from .words import history_cost
@@ -86,26 +85,25 @@ class ChainEvents(PageBase):
         job = self._own(gid, owner_token)
         if job is None:
             return ""
-        parts = self.service.chain_parts(job)
+        view = self.service.chain_view(job)  # reads only: never writes nor stitches
+        parts = view.parts
         if len(parts) < 2:
             return ""
         root = _root(request)
         lines = []
-        for n, part in enumerate(parts, 1):
-            link = ""
-            if part.state == "done" and part.video_path and Path(part.video_path).is_file():
-                link = f" · [download part]({root}{self.service.video_url(part)})"
+        for n, (part, url) in enumerate(zip(parts, view.part_urls, strict=True), 1):
+            link = f" · [download part]({root}{url})" if url else ""
             cost = history_cost(part)
             lines.append(f"{n}. {_md(part.prompt)} · {part.duration} s · {cost}{link}")
         costs = [p.cost_usd for p in parts]
         known = None not in costs
         total = dollars(sum(c for c in costs if c is not None)) if known else "price not known yet"
         whole = ""
-        if self.service.chain_video(job) is not None:
-            whole = f" · [download the whole video]({root}{self.service.chain_url(job)})"
+        if view.whole_url is not None:
+            whole = f" · [download the whole video]({root}{view.whole_url})"
         seconds = sum(p.duration for p in parts)
         head = f"**Chain of {len(parts)} parts: {seconds} s, {total}**{whole}"
-        if not complete(parts):
+        if not view.complete:
             head += " (its earlier parts were removed after their days here)"
         return "\n".join([head, "", *lines])
 
