@@ -345,6 +345,55 @@ def test_a_paused_job_says_why_typed(on_a_clock, fault, why):
     assert not ledger.get(job.job_id).final  # kept for its owner
 
 
+def test_every_write_of_the_runner_is_on_its_clock(on_a_clock):
+    """A note (a poll refused: the job is kept for its owner) moves ``updated_at`` on the
+    runner's clock, as its transitions do: the retention sweep reads it against that clock."""
+    runner, ledger, clock, sim, request, backend = on_a_clock(poll_interval=1.0)
+    sim.script_poll(Fault.status(404, "Gone"))
+    job = runner.add(request, backend)
+    run_on(clock, lambda: runner.paused(job.job_id), step=0.5)
+    noted = ledger.get(job.job_id)
+    assert "Resume it to check again" in noted.message
+    assert noted.created_at <= noted.updated_at <= clock.now  # not the real time
+
+
+@pytest.mark.parametrize("how", ["after a restart", "handed over"])
+def test_an_item_whose_image_is_gone_ends_not_sent(tmp_path, how):
+    """A waiting item whose image file is gone was never sent: it ends ``not_created`` with
+    ``Reason.NOT_SENT`` (nothing made, nothing owed), picked up after a restart or handed to
+    a runner that does not pick jobs up; a cancel says ``Reason.CANCELLED``. On its clock."""
+    clock = ManualClock()
+    with Simulator() as sim:
+        settings = Settings(base_url=sim.url, api_key=KEY, data_dir=tmp_path / "data")
+        backend = Backend("live", settings, KEY, "server")
+        ledger = Ledger(DATABASE or tmp_path / "ledger.sqlite3")
+        asked = Request.make("Lost.", images={"image": "https://example.com/a.jpg"})
+        lost, kept = (
+            ledger.add(asked, backend="live", key_ref="server", created_at=clock.now)
+            for _ in range(2)
+        )  # rows without their waiting files, as after a crash
+        runner = Runner(
+            settings, ledger, backend_for_ref=lambda name, ref: backend,
+            clock=clock, monotonic=clock, wait=clock.wait,
+        )  # fmt: skip
+        if how == "handed over":
+            runner.start(pick_up=False)
+            assert runner.cancel(kept.job_id)
+            runner.attach(ledger.get(lost.job_id), backend)
+        else:
+            runner.start()
+        try:
+            ended = run_on(clock, lambda: (j := ledger.get(lost.job_id)).final and j, step=0.1)
+        finally:
+            runner.stop()
+        assert (ended.state, ended.reason) == ("not_created", Reason.NOT_SENT)
+        assert ended.created_at <= ended.updated_at <= clock.now and sim.creates == 0
+        if how == "handed over":
+            cancelled = ledger.get(kept.job_id)
+            assert (cancelled.state, cancelled.reason) == ("cancelled", Reason.CANCELLED)
+            assert cancelled.updated_at <= clock.now
+
+
 def test_runners_started_at_once_on_one_folder_name_a_key_alike(tmp_path):
     """The secret that names typed keys is made once: runners (replicas) starting together
     on one data folder all read the one that was written first, so a key typed on any of

@@ -397,6 +397,25 @@ def test_one_short_id_per_job_found_by_its_maker_and_no_one_else(simulator, serv
 # --- the service's rooms take their clocks: time is moved, not waited for -------------------
 
 
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (None, None),
+        (Fault.status(401, "Invalid key"), "key or money"),
+        (Fault.status(403), "key or money"),
+        (Fault.status(400, "The prompt was refused"), "refused"),
+    ],
+)
+def test_a_status_says_why_a_job_made_no_video_typed(simulator, service, photo, fault, reason):
+    """``status`` answers the typed reason (``states.Reason``'s value, or null), so a program
+    tells a key or a balance to fix from a request to change without reading the message."""
+    if fault is not None:
+        simulator.script_create(fault)
+    last = run(service.generate(photo, Request.make("Waves.")))[-1]
+    snapshot = service.status(last.generation_id)
+    assert snapshot["final"] and snapshot["reason"] == reason
+
+
 class Ticks:
     """A clock a test moves by hand (monotonic seconds)."""
 

@@ -101,13 +101,17 @@ class JobViews:
         )
 
     def status(self, job: Job) -> dict[str, Any]:
-        """One snapshot of a job, for programs: never waits."""
+        """One snapshot of a job, for programs: never waits. ``reason``: why it ended without
+        a video, typed (``states.Reason``), or None."""
         update = self.progress(job)
         return {
             "job_id": job.job_id,
             "generation_id": job.generation_id,
             "state": job.state,
             "phase": update.phase,
+            # Why it made no video, typed (``states.Reason``'s value; null while it may still
+            # make one): "key or money" and "refused" call for different next steps.
+            "reason": job.reason.value if job.reason is not None else None,
             "message": job.message,
             "final": job.final,
             "recovered": job.recovered,
