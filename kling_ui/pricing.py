@@ -40,8 +40,7 @@ from typing import Any, Literal
 
 from . import errors
 from .client import HTTPSession, quiet_session, read_balance, read_catalogue
-from .client.parsers import USD_PER_CREDIT as USD_PER_CREDIT  # the charge after: re-exported
-from .client.parsers import Charge as Charge
+from .client.parsers import Charge as Charge  # the charge after: re-exported
 from .client.parsers import number
 from .client.parsers import reported_charge as reported_charge
 from .config import MODEL, Settings

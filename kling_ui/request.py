@@ -44,9 +44,6 @@ class ModelSpec:
     roles: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
 
-    def field(self, name: str) -> FieldSpec | None:
-        return next((f for f in self.fields if f.name == name), None)
-
 
 KLING = ModelSpec(
     model=MODEL,
@@ -133,12 +130,6 @@ class Request:
         if role not in spec_of(self.model).roles:
             raise errors.InputError(f"{self.model} takes no image as {role!r}.")
         return Request(self.model, self.prompt, _frozen({**self.images, role: url}), self.options)
-
-    def replace(self, **options: object) -> Request:
-        """The same request with some fields changed, checked again."""
-        return Request.make(
-            self.prompt, model=self.model, images=self.images, **{**self.options, **options}
-        )
 
     def check(self) -> Request:
         """This request as ``make`` would have made it, or ``InputError``: for one built by

@@ -75,14 +75,6 @@ def test_a_request_is_frozen_and_with_image_makes_another():
     assert sent.options == request.options and sent.prompt == request.prompt
 
 
-def test_replace_checks_the_changed_fields_again():
-    request = Request.make("Waves.", duration=10).with_image(LINK)
-    shorter = request.replace(duration="5")
-    assert (shorter.duration, shorter.image_url) == (5, LINK)
-    with pytest.raises(errors.InputError, match="5 or 10"):
-        request.replace(duration=6)
-
-
 def test_the_image_is_kept_out_of_repr():
     assert IMAGE not in repr(Request.make("Waves.").with_image(IMAGE))
 

@@ -14,68 +14,24 @@ is the way in for everyone else. Imports ``config``, ``errors``, ``files``, ``re
 ``rules``; never gradio or Pillow.
 """
 
-from .api import (
-    BILLING_PATH,
-    CATALOGUE_PATH,
-    CLIENT_REQUEST_ID,
-    LOGS_PATH,
-    AIMLClient,
-    APIResponse,
-    CatalogueAnswer,
-    Sessions,
-    download_video,
-    read_balance,
-    read_catalogue,
-)
-from .parsers import Charge, LogsPage, reported_charge
-from .transport import (
-    USER_AGENT,
-    CappedRetry,
-    HTTPSession,
-    create_retry,
-    make_session,
-    poll_retry,
-    quiet_session,
-)
-from .video_host import (
-    MAX_REDIRECTS,
-    Resolve,
-    TooLarge,
-    TooSlow,
-    VideoHost,
-    _Deadline,
-    check_video_address,
-    system_resolve,
-)
+from .api import AIMLClient, Sessions, download_video, read_balance, read_catalogue
+from .parsers import reported_charge
+from .transport import HTTPSession, create_retry, poll_retry, quiet_session
+from .video_host import TooLarge, TooSlow, VideoHost, _Deadline
 
 __all__ = [
-    "BILLING_PATH",
-    "CATALOGUE_PATH",
-    "CLIENT_REQUEST_ID",
-    "LOGS_PATH",
-    "MAX_REDIRECTS",
-    "USER_AGENT",
     "AIMLClient",
-    "APIResponse",
-    "CappedRetry",
-    "CatalogueAnswer",
     "HTTPSession",
-    "Charge",
-    "LogsPage",
-    "Resolve",
     "Sessions",
     "TooLarge",
     "TooSlow",
     "VideoHost",
     "_Deadline",
-    "check_video_address",
     "create_retry",
     "download_video",
-    "make_session",
     "poll_retry",
     "quiet_session",
     "read_balance",
     "read_catalogue",
     "reported_charge",
-    "system_resolve",
 ]

@@ -32,41 +32,15 @@ Imports ``errors`` and Pillow; nothing else of ours imports Pillow.
 
 from __future__ import annotations
 
-from .limits import (
-    DECODE_BUDGET,
-    DECODE_SLOTS,
-    DENSITY_CHECK_FROM,
-    JPEG_QUALITY,
-    MAX_BYTES_PER_BYTE,
-    MAX_GIF_PIXELS_PER_BYTE,
-    MAX_INPUT_BYTES,
-    MAX_JPEG_BYTES,
-    MAX_LONG_SIDE,
-    MAX_PIXELS,
-    MAX_RATIO,
-    MIN_JPEG_QUALITY,
-    MIN_SIDE,
-    FitMode,
-)
+from .limits import MAX_INPUT_BYTES, MAX_JPEG_BYTES, MAX_LONG_SIDE
 from .prepare import PreparedImage, prepare_image
 from .render import _flatten, _resample_in_strips, _to_working_mode
 from .turns import _DECODE_TURNS, _MemoryBudget
 
 __all__ = [
-    "DECODE_BUDGET",
-    "DECODE_SLOTS",
-    "DENSITY_CHECK_FROM",
-    "JPEG_QUALITY",
-    "MAX_BYTES_PER_BYTE",
-    "MAX_GIF_PIXELS_PER_BYTE",
     "MAX_INPUT_BYTES",
     "MAX_JPEG_BYTES",
     "MAX_LONG_SIDE",
-    "MAX_PIXELS",
-    "MAX_RATIO",
-    "MIN_JPEG_QUALITY",
-    "MIN_SIDE",
-    "FitMode",
     "PreparedImage",
     "prepare_image",
     "_DECODE_TURNS",

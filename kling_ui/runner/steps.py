@@ -41,13 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import errors
-from ..client import AIMLClient, Sessions
+from ..client import AIMLClient, Sessions, reported_charge
 from ..config import Settings
 from ..files import write_atomic
 from ..history import Job, Ledger
 from ..jobs import parse_generation
 from ..media import make_poster
-from ..pricing import reported_charge
 from ..request import Request
 from ..states import AT_VENDOR, Reason, State
 

@@ -48,55 +48,23 @@ the names its users import.
 
 from __future__ import annotations
 
-from .faults import OUTAGE_ENDPOINTS, DownloadFault, Fault
-from .jobs import Job, RecordedRequest, Schedule
+from .faults import DownloadFault, Fault
+from .jobs import Job, Schedule
 from .launch import DemoSimulator, main
-from .money import (
-    CREDITS_PER_SECOND,
-    DEFAULT_BALANCE,
-    PRICING_KINDS,
-    USD_PER_CREDIT,
-    USD_PER_SECOND,
-    pricing_document,
-)
+from .money import USD_PER_SECOND
 from .server import Simulator
-from .usage_log import MAX_LOG_WINDOW
-from .vendor import (
-    BILLING_PATH,
-    CATALOGUE_PATHS,
-    CATALOGUE_SECTIONS,
-    CREATE_PATHS,
-    DEFAULT_VIDEO,
-    LOGS_PATH,
-    MAX_TEXT,
-    MODEL,
-    MODERATION,
-)
+from .vendor import CREATE_PATHS, DEFAULT_VIDEO, MODEL
 
 __all__ = [
-    "BILLING_PATH",
-    "CATALOGUE_PATHS",
-    "CATALOGUE_SECTIONS",
     "CREATE_PATHS",
-    "CREDITS_PER_SECOND",
-    "DEFAULT_BALANCE",
     "DEFAULT_VIDEO",
-    "LOGS_PATH",
-    "MAX_LOG_WINDOW",
-    "MAX_TEXT",
     "MODEL",
-    "MODERATION",
-    "OUTAGE_ENDPOINTS",
-    "PRICING_KINDS",
-    "USD_PER_CREDIT",
     "USD_PER_SECOND",
     "DemoSimulator",
     "DownloadFault",
     "Fault",
     "Job",
-    "RecordedRequest",
     "Schedule",
     "Simulator",
     "main",
-    "pricing_document",
 ]

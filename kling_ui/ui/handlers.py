@@ -12,13 +12,11 @@ Two kinds of job events: the API's (``generate``, ``resume``: exactly the output
 know, the generation id, the status text and the video) and the page's (``*_page``: the same
 stream with the progress card as a fourth output). Both run the same code.
 
-Imports the sections' events classes; re-exports the names older importers use
-(``HISTORY_LIMIT``, ``PRESS_AGAIN``, ``ADOPTED``, ``_root``).
+Imports the sections' events classes; re-exports ``copy_code.ADOPTED`` (the tests').
 """
 
 from __future__ import annotations
 
-from .base import HISTORY_LIMIT, PRESS_AGAIN, _root
 from .batch import BatchEvents
 from .chain import ChainEvents
 from .copy_code import ADOPTED, CodeEvents
@@ -26,7 +24,7 @@ from .form import FormEvents
 from .prices import PriceEvents
 from .progress import JobEvents
 
-__all__ = ["ADOPTED", "HISTORY_LIMIT", "PRESS_AGAIN", "Handlers", "_root"]
+__all__ = ["ADOPTED", "Handlers"]
 
 
 class Handlers(FormEvents, JobEvents, BatchEvents, ChainEvents, CodeEvents, PriceEvents):
