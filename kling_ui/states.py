@@ -9,7 +9,13 @@ Three layers of words, each mapped to the next once, here:
 
 A job that ended without a video carries a ``Reason`` (stored in the ledger's ``reason``
 column); the page shows its phase word, the command line picks its exit code from it and
-MCP answers it as a field, so no one parses a message's text. Imports nothing of ours.
+MCP answers it as a field, so no one parses a message's text.
+
+And how each phase is shown, as data: its title and step on the page's card (``SHOWN``,
+``CARD_STEPS``), which phases are good news, notices or still running, which have no times
+to show, and the command line's progress bar (``BAR_STEPS``). The page (``ui.card``,
+``ui.words``, ``ui.wiring``), the command line (``cli.display``) and the ledger's counts read
+them here. Imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -57,8 +63,12 @@ STATES = frozenset(s.value for s in State)
 FINAL = frozenset({"done", "failed", "not_created", "expired", "cancelled"})
 # States in which the vendor may be working (or about to) on the job.
 AT_VENDOR = frozenset({"submitting", "unknown", "submitted", "queued", "generating"})
+# Ended states in which no job was made at the vendor (never sent, refused, cancelled).
+NOT_MADE = frozenset({"not_created", "cancelled"})
 # Ended states that made no video at the vendor: nothing is owed for them.
-UNPAID = frozenset({"failed", "not_created", "cancelled"})
+UNPAID = NOT_MADE | {"failed"}
+# States in which the vendor has finished the video (being fetched, or fetched).
+VIDEO_MADE = frozenset({"downloading", "done"})
 
 
 class Reason(str, Enum):
@@ -158,3 +168,80 @@ def phase_of(state: str, reason: object = None) -> str:
     if state == "not_created" and typed is not None:
         return typed.phase
     return PHASE_OF_STATE.get(state, "unknown")
+
+
+# --- how each phase is shown ----------------------------------------------------------------
+
+# Phases the page says about a watch, not about a job: no ledger state maps to them.
+STOPPED = "stopped"  # this page stopped watching; the job carries on
+PAUSED = "paused"  # the runner holds the job for its owner
+NOT_FOUND = "not found"  # an id the vendor did not know
+NOT_RESUMED = "not resumed"  # a resume that failed (its message says why)
+OUTCOME_UNKNOWN = "outcome unknown"  # the create's answer was lost before there was a job
+WATCH_PHASES = frozenset({STOPPED, PAUSED, NOT_FOUND, NOT_RESUMED, OUTCOME_UNKNOWN})
+
+# The card's steps, in order: (name, label).
+CARD_STEPS: tuple[tuple[str, str], ...] = (
+    ("checked", "Checked"),
+    ("sent", "Sent"),
+    ("queued", "Queued"),
+    ("generating", "Generating"),
+    ("downloading", "Downloading"),
+    ("done", "Done"),
+)
+# Every phase the page can show -> (the card's step it is at, its title on the card).
+SHOWN: dict[str, tuple[str, str]] = {
+    "waiting": ("sent", "Waiting for a free slot here"),
+    "submitting": ("sent", "Sending to the API"),
+    "checking": ("sent", "Checking whether the job was made"),
+    "submitted": ("queued", "Sent; waiting for the API"),
+    "queued": ("queued", "Queued at the API"),
+    "generating": ("generating", "Generating"),
+    "unknown": ("generating", "Still running"),
+    "downloading": ("downloading", "Downloading the video"),
+    "completed": ("done", "Done"),
+    "failed": ("generating", "Failed"),
+    "expired": ("downloading", "Expired"),
+    "refused": ("sent", "Refused"),
+    "not sent": ("sent", "Not sent"),
+    "not created": ("sent", "Not created"),
+    NOT_FOUND: ("checked", "Not found"),
+    NOT_RESUMED: ("checked", "Not resumed"),
+    OUTCOME_UNKNOWN: ("sent", "Outcome unknown"),
+    "cancelled": ("sent", "Cancelled"),
+    STOPPED: ("generating", "Stopped watching"),
+    PAUSED: ("sent", "Paused"),
+}
+# The one phase that is good news: the video is there.
+GOOD_PHASES = frozenset({"completed"})
+# Ended without a video, or not watched any more, but no one's fault: said as a notice.
+NOTICE_PHASES = frozenset({STOPPED, PAUSED, "cancelled"})
+# Phases before the vendor has a job: the card shows no total time for them ...
+BEFORE_VENDOR = frozenset({"waiting", "submitting", "checking"})
+# ... and no time left for those with no create on its way.
+NO_ETA = frozenset({"waiting", "checking"})
+# Phases before the vendor has a job, or when it never had one: no times to show.
+NO_TIMES = (
+    BEFORE_VENDOR
+    | {NOT_FOUND}
+    | {r.phase for r in (Reason.REFUSED, Reason.NOT_SENT, Reason.NOT_CREATED, Reason.CANCELLED)}
+)
+# Phases in which the vendor has made the video (it may still be on its way here).
+VIDEO_PHASES = frozenset(PHASE_OF_STATE[s] for s in VIDEO_MADE)
+
+# The command line's progress bar: its steps, in order (a phase that ends a job without a
+# video fills it too); "checking" stands with "submitting", "paused" with "queued".
+BAR_STEPS = (
+    "waiting",
+    "submitting",
+    "submitted",
+    "queued",
+    "generating",
+    "downloading",
+    "completed",
+)
+BAR_STEP_OF: dict[str, int] = {
+    "checking": 1,
+    PAUSED: 3,
+    **{phase: n for n, phase in enumerate(BAR_STEPS)},
+}

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from kling_ui.jobs import Progress
-from kling_ui.ui.card import EMPTY, STEPS, card_from_status, render_card
+from kling_ui.states import CARD_STEPS
+from kling_ui.ui.card import EMPTY, card_from_status, render_card
 
 OURS = {"section", "p", "ol", "li", "span", "code", "button", "strong"}
 NASTY = '<img src=x onerror="alert(1)"><script>alert(2)</script>"\'&'
@@ -86,7 +87,7 @@ def test_the_steps_follow_the_phase(phase, expected):
     assert _steps(html) == expected
     marked = [a for t, a in Parsed(html).tags if a.get("aria-current") == "step"]
     assert len(marked) == (0 if phase == "completed" else 1)
-    assert len(STEPS) == 6
+    assert len(CARD_STEPS) == 6
 
 
 def test_an_eta_is_given_only_with_a_typical_time_and_says_about():

@@ -2,7 +2,8 @@
 bar's steps, the time it has taken), drawn by rich; in a pipe or a log, one plain line per
 change and no escape codes. Either way on stderr, so stdout carries only the videos' paths.
 
-Imports ``jobs`` (``Progress``) and rich; never gradio.
+The phases and the bar's steps are ``states``' (one vocabulary). Imports ``jobs``
+(``Progress``), ``states`` and rich; never gradio.
 """
 
 from __future__ import annotations
@@ -15,15 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from ..jobs import Progress as JobProgress
-
-# The bar's steps, in order; phases that end a job without a video fill it too.
-STEPS = ("waiting", "submitting", "submitted", "queued", "generating", "downloading", "completed")
-STEP_OF = {
-    "checking": 1,
-    "paused": 3,
-    **{phase: n for n, phase in enumerate(STEPS)},
-}
-
+from ..states import BAR_STEP_OF, BAR_STEPS, GOOD_PHASES
 
 # Text from outside (the vendor's words, a job's message) may carry a terminal's escape
 # sequences: moving the cursor, clearing the screen, retitling the window, hiding a line
@@ -47,8 +40,8 @@ def clock(seconds: float) -> str:
 
 def _phase_words(update: JobProgress) -> str:
     return (
-        "completed (simulated)"
-        if update.phase == "completed" and update.simulated
+        f"{update.phase} (simulated)"
+        if update.phase in GOOD_PHASES and update.simulated
         else (update.phase)
     )
 
@@ -113,15 +106,15 @@ class Display:
                 if update.message and update.final:
                     words += f"  {printable(update.message)}"
                 print(words, file=self._stream, flush=True)
-            elif update.final and update.phase != "completed" and update.message:
+            elif update.final and update.phase not in GOOD_PHASES and update.message:
                 self.say(f"{label}: {update.message}")
 
     def _bar(self, key: str, label: str, update: JobProgress, phase: str) -> None:
         assert self._bars is not None
-        step = len(STEPS) - 1 if update.final else STEP_OF.get(update.phase, 0)
+        step = len(BAR_STEPS) - 1 if update.final else BAR_STEP_OF.get(update.phase, 0)
         if key not in self._tasks:
             self._tasks[key] = self._bars.add_task(
-                label, total=len(STEPS) - 1, phase=phase, clock=clock(update.elapsed)
+                label, total=len(BAR_STEPS) - 1, phase=phase, clock=clock(update.elapsed)
             )
         self._bars.update(
             self._tasks[key], completed=step, phase=phase, clock=clock(update.elapsed)

@@ -2,14 +2,16 @@
 or an address's unfinished jobs, the jobs waiting to be sent and whose turn it is, what a
 key spent, what ended long ago, how long videos took.
 
-Each is one or a few indexed queries. Imports ``states`` and the ledger's ``table`` and ``job``.
+Each is one or a few indexed queries; the states each counts are ``states``' sets (``FINAL``,
+``AT_VENDOR``, ``NOT_MADE``, ``VIDEO_MADE``). Imports ``states`` and the ledger's ``table``
+and ``job``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..states import AT_VENDOR, FINAL
+from ..states import AT_VENDOR, FINAL, NOT_MADE, VIDEO_MADE, State
 from .job import Job
 from .table import Table
 
@@ -94,7 +96,7 @@ class Counts(Table):
         may make) a video: refused and cancelled ones don't count."""
         return sum(
             1 for j in self._since(since, key_ref, owner, column)
-            if j.state not in ("not_created", "cancelled")
+            if j.state not in NOT_MADE
         )  # fmt: skip
 
     def _since(self, since: float, key_ref: str, owner: str | None, column: str) -> list[Job]:
@@ -117,11 +119,12 @@ class Counts(Table):
 
     def shortest_run(self, backend: str) -> float | None:
         """The shortest submit-to-finish time of this backend's finished jobs, in seconds."""
+        marks = ",".join("?" * len(VIDEO_MADE))
         least = self._db.value(
             "SELECT MIN(finished_at - submitted_at) FROM jobs WHERE backend = ?"
             " AND finished_at IS NOT NULL AND submitted_at IS NOT NULL"
-            " AND state IN ('downloading', 'done')",
-            (backend,),
+            f" AND state IN ({marks})",
+            [backend, *sorted(VIDEO_MADE)],
         )
         return float(least) if least is not None and least > 0 else None
 
@@ -130,8 +133,8 @@ class Counts(Table):
         from the create's sending (or the row, for jobs from before ``sent_at``) to the
         vendor's finish, of jobs that ended ``done``; of one video ``duration`` (seconds of
         video), or of any when it is None."""
-        where = "backend = ? AND state = 'done' AND finished_at IS NOT NULL"
-        params: list[Any] = [backend]
+        where = "backend = ? AND state = ? AND finished_at IS NOT NULL"
+        params: list[Any] = [backend, State.DONE.value]
         if duration is not None:
             where += " AND duration = ?"
             params.append(int(duration))

@@ -13,8 +13,9 @@ words) goes through ``html.escape``; the rest is ours. The card carries:
   (``page.js``), and ``data-tick`` / ``data-countdown`` clocks the page keeps moving
   between updates.
 
-The phases are ``states``' words (``RUNNING_PHASES``); this module adds only how each looks.
-Imports ``jobs`` (``Progress``), ``states`` and ``words``.
+The phases and the words shown for each (title, step, good, notice, running, no time yet)
+are ``states``' (``SHOWN``, ``CARD_STEPS``); this module adds only the markup. Imports
+``jobs`` (``Progress``), ``states`` and ``words``.
 """
 
 from __future__ import annotations
@@ -22,45 +23,19 @@ from __future__ import annotations
 from html import escape
 
 from ..jobs import Progress
-from ..states import RUNNING_PHASES
+from ..states import (
+    BEFORE_VENDOR,
+    CARD_STEPS,
+    GOOD_PHASES,
+    NO_ETA,
+    NOTICE_PHASES,
+    RUNNING_PHASES,
+    SHOWN,
+    STOPPED,
+)
 from .words import RECOVERED, clock, cost_words
 
-STEPS = (
-    ("checked", "Checked"),
-    ("sent", "Sent"),
-    ("queued", "Queued"),
-    ("generating", "Generating"),
-    ("downloading", "Downloading"),
-    ("done", "Done"),
-)
-_STEP_INDEX = {name: n for n, (name, _) in enumerate(STEPS)}
-
-# The page's phase -> (the step it is at, its title on the card).
-PHASES: dict[str, tuple[str, str]] = {
-    "waiting": ("sent", "Waiting for a free slot here"),
-    "submitting": ("sent", "Sending to the API"),
-    "checking": ("sent", "Checking whether the job was made"),
-    "submitted": ("queued", "Sent; waiting for the API"),
-    "queued": ("queued", "Queued at the API"),
-    "generating": ("generating", "Generating"),
-    "unknown": ("generating", "Still running"),
-    "downloading": ("downloading", "Downloading the video"),
-    "completed": ("done", "Done"),
-    "failed": ("generating", "Failed"),
-    "expired": ("downloading", "Expired"),
-    "refused": ("sent", "Refused"),
-    "not sent": ("sent", "Not sent"),
-    "not created": ("sent", "Not created"),
-    "not found": ("checked", "Not found"),
-    "not resumed": ("checked", "Not resumed"),
-    "outcome unknown": ("sent", "Outcome unknown"),
-    "cancelled": ("sent", "Cancelled"),
-    "stopped": ("generating", "Stopped watching"),
-    "paused": ("sent", "Paused"),
-}
-GOOD = frozenset({"completed"})
-# Ended without a video, or not watched any more: said as a problem or a notice.
-NOTICE = frozenset({"stopped", "paused", "cancelled"})
+_STEP_INDEX = {name: n for n, (name, _) in enumerate(CARD_STEPS)}
 VENDOR_SAID = " The API said: "
 
 EMPTY = (
@@ -72,21 +47,21 @@ EMPTY = (
 
 
 def _steps(phase: str, update: Progress | None) -> str:
-    at, _ = PHASES.get(phase, ("checked", ""))
+    at, _ = SHOWN.get(phase, ("checked", ""))
     current = _STEP_INDEX[at]
-    failed = phase not in RUNNING_PHASES and phase not in GOOD
+    failed = phase not in RUNNING_PHASES and phase not in GOOD_PHASES
     times = {}
     if update is not None and update.elapsed:
         times = {"queued": update.queued_for, "generating": update.generating_for}
     items = []
-    for n, (name, label) in enumerate(STEPS):
-        if phase in GOOD or n < current:
+    for n, (name, label) in enumerate(CARD_STEPS):
+        if phase in GOOD_PHASES or n < current:
             state, mark = "done", "✓"
         elif n == current:
             state, mark = ("stuck" if failed else "current"), ("✕" if failed else "●")
         else:
             state, mark = "todo", "○"
-        attrs = ' aria-current="step"' if n == current and phase not in GOOD else ""
+        attrs = ' aria-current="step"' if n == current and phase not in GOOD_PHASES else ""
         spent = ""
         if name in times and (state in ("done", "stuck") or state == "current"):
             ticking = state == "current" and phase in RUNNING_PHASES
@@ -100,7 +75,7 @@ def _steps(phase: str, update: Progress | None) -> str:
 
 
 def _eta(phase: str, update: Progress, typical: float | None) -> str:
-    if typical is None or phase not in RUNNING_PHASES or phase in ("waiting", "checking"):
+    if typical is None or phase not in RUNNING_PHASES or phase in NO_ETA:
         return ""
     left = typical - update.elapsed
     usual = f"jobs here usually take about {clock(typical)}"
@@ -135,7 +110,7 @@ def _id_line(gid: str) -> str:
 
 
 def _announce(phase: str, title: str, message: str) -> str:
-    if phase in GOOD:
+    if phase in GOOD_PHASES:
         return "Done: the video is ready and playing."
     if phase in RUNNING_PHASES:
         return f"{title}."
@@ -145,12 +120,12 @@ def _announce(phase: str, title: str, message: str) -> str:
 def render_card(update: Progress, shown_id: str = "", typical: float | None = None) -> str:
     """The card for one update about a job."""
     phase = update.phase
-    _, title = PHASES.get(phase, ("checked", phase.capitalize()))
-    kind = "good" if phase in GOOD else "busy" if phase in RUNNING_PHASES else (
-        "notice" if phase in NOTICE else "bad"
+    _, title = SHOWN.get(phase, ("checked", phase.capitalize()))
+    kind = "good" if phase in GOOD_PHASES else "busy" if phase in RUNNING_PHASES else (
+        "notice" if phase in NOTICE_PHASES else "bad"
     )  # fmt: skip
     total = ""
-    if update.elapsed and phase not in ("waiting", "submitting", "checking"):
+    if update.elapsed and phase not in BEFORE_VENDOR:
         tick = f' data-tick="{update.elapsed:.1f}"' if phase in RUNNING_PHASES else ""
         total = f' <span class="kui-elapsed">· <span{tick}>{clock(update.elapsed)}</span></span>'
     parts = [
@@ -161,7 +136,7 @@ def render_card(update: Progress, shown_id: str = "", typical: float | None = No
     ]
     if update.recovered:
         parts.append(f'<p class="kui-note">{escape(RECOVERED)}</p>')
-    if phase == "stopped":
+    if phase == STOPPED:
         parts.append(
             '<p class="kui-note">This job carries on here; open it from your videos or '
             "Resume by id to watch it again.</p>"
@@ -182,11 +157,11 @@ def render_card(update: Progress, shown_id: str = "", typical: float | None = No
 def render_card_text(phase: str, message: str, shown_id: str = "") -> str:
     """The card for an answer that is only words: refused before sending, nothing to stop,
     stopped watching (``phase`` is the status's first word)."""
-    _, title = PHASES.get(phase, ("checked", phase.capitalize()))
-    kind = "notice" if phase in NOTICE or phase.startswith("nothing") else "bad"
+    _, title = SHOWN.get(phase, ("checked", phase.capitalize()))
+    kind = "notice" if phase in NOTICE_PHASES or phase.startswith("nothing") else "bad"
     body = (
         f'<p class="kui-title">{escape(title)}</p>'
-        + (_steps(phase, None) if phase in PHASES else "")
+        + (_steps(phase, None) if phase in SHOWN else "")
         + _message(message)
         + _id_line(shown_id)
     )

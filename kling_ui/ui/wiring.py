@@ -7,7 +7,8 @@ handlers as the page's buttons, with only the outputs programs know), ``/status`
 ``/estimate``, ``/batch`` (the batch section's); with ``--mcp``, the agents' tools
 (``agents``) in their place. Every other event is private.
 
-Imports every section; the sections import it only as a type.
+The tab title's script reads ``states``' running and good phases, rendered into it.
+Imports every section and ``states``; the sections import it only as a type.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..states import RUNNING_PHASES
+from ..states import GOOD_PHASES, RUNNING_PHASES
 from . import agents, batch, chain, copy_code, form, gallery, prices, progress
 from .base import QUIET
 from .batch import BatchPanel
@@ -128,11 +129,13 @@ TITLE_JS = """(progress) => {
     }
   }
 }"""
-_RUNNING = json.dumps(sorted(RUNNING_PHASES | {"retrying"}))
+# The status's first word read against ``states``' phases, rendered into the script: still
+# running (0 of 1 done) or the one good phase (1 of 1).
 JOB_PROGRESS_JS = f"""(status) => {{
   const phase = (status || "").split("\\n")[0].replace("Status: ", "").split(" ")[0];
-  const running = {_RUNNING};
-  return [running.includes(phase) ? "0/1" : (phase === "completed" ? "1/1" : "")];
+  const running = {json.dumps(sorted(RUNNING_PHASES))};
+  const good = {json.dumps(sorted(GOOD_PHASES))};
+  return [running.includes(phase) ? "0/1" : (good.includes(phase) ? "1/1" : "")];
 }}"""
 
 

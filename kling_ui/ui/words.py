@@ -1,8 +1,9 @@
 """A job in words: the status text programs read (``/generate``'s second output), costs,
 and times in the browser's own zone. Plain text only; the page's card is ``card.py``.
 
-The words for states, phases and failure reasons are ``states``' (one vocabulary); imports
-``errors``, ``jobs`` (``Progress``), ``pricing`` (``dollars``) and ``states``."""
+The words for states, phases and failure reasons, and which phases have no times to show,
+are ``states``' (one vocabulary); imports ``errors``, ``jobs`` (``Progress``), ``pricing``
+(``dollars``) and ``states``."""
 
 from __future__ import annotations
 
@@ -13,19 +14,12 @@ from zoneinfo import ZoneInfo
 from .. import errors
 from ..jobs import Progress
 from ..pricing import dollars
-from ..states import UNPAID, Reason
+from ..states import NO_TIMES, OUTCOME_UNKNOWN, STOPPED, UNPAID, VIDEO_PHASES, Reason
 
 
 def clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-# Phases before the vendor has a job, or when it never had one: no times to show.
-NO_TIMES = frozenset(
-    {"waiting", "submitting", "checking", "not found"}
-    | {r.phase for r in (Reason.REFUSED, Reason.NOT_SENT, Reason.NOT_CREATED, Reason.CANCELLED)}
-)
 
 
 def render_status(update: Progress) -> str:
@@ -49,7 +43,7 @@ def render_status(update: Progress) -> str:
     lines.append(update.message)
     if update.recovered:
         lines.append(RECOVERED)
-    if update.phase == "stopped":
+    if update.phase == STOPPED:
         lines.append(STOPPED_TAIL)
     return "\n".join(lines)
 
@@ -62,7 +56,7 @@ def cost_words(update: Progress) -> str:
     """The job's money in words: its price when sent, then what the vendor charged."""
     simulated = " (simulated: what a real job would cost; nothing is charged)"
     if update.charged_usd is not None:
-        if update.charged_usd == 0 and update.phase not in ("completed", "downloading"):
+        if update.charged_usd == 0 and update.phase not in VIDEO_PHASES:
             return "Cost: $0.00 (no video was made, so nothing is charged)"
         return f"Cost: {dollars(update.charged_usd)}" + (simulated if update.simulated else "")
     if update.estimate_usd is not None:
@@ -75,7 +69,7 @@ def cost_words(update: Progress) -> str:
 def error_state(exc: errors.KlingUIError) -> str:
     """The first word of the status for a failure before there was a job."""
     if isinstance(exc, errors.OutcomeUnknown):
-        return "outcome unknown"
+        return OUTCOME_UNKNOWN
     if isinstance(exc, (errors.InputError, errors.APIConnectionError)):
         return Reason.NOT_SENT.phase  # bad input, or a connection that was never made
     return Reason.REFUSED.phase
