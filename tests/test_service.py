@@ -416,6 +416,27 @@ def test_a_status_says_why_a_job_made_no_video_typed(simulator, service, photo, 
     assert snapshot["final"] and snapshot["reason"] == reason
 
 
+@pytest.mark.parametrize("balance", [100.0, 0.01])
+def test_a_generate_click_resolves_its_key_once(simulator, service, photo, balance):
+    """A click asks which backend its key goes to once: its low-balance question (the
+    balance, and the words when it is low) and its job share the answer. It was asked three
+    times a click (the balance, the question, the job)."""
+    from kling_ui.ui.handlers import Handlers
+
+    asked, resolve = [], service.access.backend_for
+
+    def counted(*args, **kwargs):  # a spy: it answers as before, and counts
+        asked.append(args)
+        return resolve(*args, **kwargs)
+
+    service.access.backend_for = counted  # type: ignore[method-assign]
+    simulator.set_balance(balance, key=KEY)
+    steps = list(Handlers(service).generate(photo, "Waves.", "", 5, False, ""))
+    made = steps[-1][1].split("\n")[0]
+    assert ("completed" if balance > 1 else "not sent") in made, steps[-1]
+    assert len(asked) == 1, asked
+
+
 class Ticks:
     """A clock a test moves by hand (monotonic seconds)."""
 

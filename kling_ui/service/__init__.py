@@ -12,11 +12,14 @@ call its methods and never reach into its parts. Behind it, each room holds one 
 - ``views``: a job as ``Progress`` (watched) and as a status.
 
 The runner owns a job from the moment its row is written; the service's generators only
-watch it, so a closed tab or Stop watching ends the watching, never the job.
+watch it, so a closed tab or Stop watching ends the watching, never the job. ``Backend``
+(the runner's: where a request goes, with which key) is re-exported for the page, which
+resolves a click's key once and hands it down.
 """
 
 from __future__ import annotations
 
+from ..runner import Backend
 from .access import DEMO, LIVE, SERVER, TYPED, BrowserTable, Visitor, choose_backend
 from .batches import MAX_BATCH, MAX_TAKES, Planned, plan_takes, quote_many
 from .generation import STOPPED_BEFORE_SENT, GenerationService
@@ -32,6 +35,7 @@ __all__ = [
     "SERVER",
     "STOPPED_BEFORE_SENT",
     "TYPED",
+    "Backend",
     "BrowserTable",
     "GenerationService",
     "Planned",

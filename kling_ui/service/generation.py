@@ -134,6 +134,7 @@ class GenerationService:
         owner: str = "",
         parent_id: str | None = None,
         should_stop: Callable[[], bool] | None = None,
+        backend: Backend | None = None,
     ) -> Iterator[Progress]:
         """Check everything, hand the job to the runner, then watch it to its end.
 
@@ -143,7 +144,9 @@ class GenerationService:
         and counts against their share. ``parent_id``: the finished job it continues
         (its last frame is ``image``); its last update carries the whole chain's video.
         ``should_stop``: asked just before the job is handed over (the page's Stop watching,
-        pressed while the checks ran); true, and nothing is made or sent.
+        pressed while the checks ran); true, and nothing is made or sent. ``backend``: the
+        key's, when the click resolved it already (``backend_for(api_key)``, once a click);
+        resolved here otherwise.
 
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
@@ -151,7 +154,7 @@ class GenerationService:
         check_image_given(image)
         check_request(request)
         parent = self._parent(parent_id, owner, api_key)
-        backend = self.access.backend_for(api_key)
+        backend = backend or self.access.backend_for(api_key)
         if parent is not None and (parent.backend == DEMO) != (backend.name == DEMO):
             raise errors.InputError(  # a chain is simulated, or real, throughout
                 "That video was simulated in demo mode, and this part would be made for real "
@@ -173,7 +176,13 @@ class GenerationService:
         yield from self.views.follow(job.job_id, submitted_note=note)
 
     def extend(
-        self, any_id: str, request: Request, *, api_key: str | None = None, owner: str = ""
+        self,
+        any_id: str,
+        request: Request,
+        *,
+        api_key: str | None = None,
+        owner: str = "",
+        backend: Backend | None = None,
     ) -> Iterator[Progress]:
         """A new part for the chain ending at ``any_id``, from its last frame (``request``
         comes without an image: the frame is added); watched like ``generate``, its last
@@ -182,7 +191,7 @@ class GenerationService:
         start = self.continue_from(any_id, owner, api_key)
         yield from self.generate(
             str(start.frame), request, api_key=api_key, owner=owner,
-            parent_id=start.parent.job_id,
+            parent_id=start.parent.job_id, backend=backend,
         )  # fmt: skip
 
     def continue_from(
@@ -330,13 +339,18 @@ class GenerationService:
     def estimate(self, request_or_fields: Fields, count: object = 1) -> Estimate:
         return self.prices.estimate(request_or_fields, count)
 
-    def balance(self, api_key: str | None) -> float | None:
-        return self.prices.balance(api_key)
+    def balance(self, api_key: str | None, *, backend: Backend | None = None) -> float | None:
+        return self.prices.balance(api_key, backend=backend)
 
     def low_balance(
-        self, api_key: str | None, request_or_fields: Fields, count: object = 1
+        self,
+        api_key: str | None,
+        request_or_fields: Fields,
+        count: object = 1,
+        *,
+        backend: Backend | None = None,
     ) -> str | None:
-        return self.prices.low_balance(api_key, request_or_fields, count)
+        return self.prices.low_balance(api_key, request_or_fields, count, backend=backend)
 
     def submit(
         self, image: str | None, request: Request, *, takes: object = 1,

@@ -204,11 +204,12 @@ class Prices:
         cost, before anything is sent."""
         return self.book().estimate(request_or_fields, count)
 
-    def balance(self, api_key: str | None) -> float | None:
-        """The balance of the account a request would go to, in USD; None when not known.
-        Read at most once per ``balance_fresh`` seconds per account."""
+    def balance(self, api_key: str | None, *, backend: Backend | None = None) -> float | None:
+        """The balance of the account a request would go to (``backend``, when the caller
+        has it already: else the key's), in USD; None when not known. Read at most once per
+        ``balance_fresh`` seconds per account."""
         try:
-            backend = self.access.backend_for(api_key)
+            backend = backend or self.access.backend_for(api_key)
         except errors.KlingUIError:
             return None
         now = self._monotonic()
@@ -220,13 +221,19 @@ class Prices:
         return value
 
     def low_balance(
-        self, api_key: str | None, request_or_fields: Fields, count: object = 1
+        self,
+        api_key: str | None,
+        request_or_fields: Fields,
+        count: object = 1,
+        *,
+        backend: Backend | None = None,
     ) -> str | None:
         """Words when the account's balance is below the price of what is about to be sent;
         None when it isn't, when either is not known (the balance endpoint never blocks), or
-        in the demo (nothing is charged)."""
+        in the demo (nothing is charged). ``backend``: the key's, when the caller (a click)
+        has resolved it already; it is resolved once here otherwise."""
         try:
-            backend = self.access.backend_for(api_key)
+            backend = backend or self.access.backend_for(api_key)
             price = self.book(backend).estimate(request_or_fields, count).usd
         except errors.KlingUIError:
             return None
@@ -234,7 +241,7 @@ class Prices:
             return None
         if backend.key_ref == "server" and self.settings.on_space:
             return None  # a Space's own account is the owner's business, not its visitors'
-        balance = self.balance(api_key)
+        balance = self.balance(api_key, backend=backend)
         if balance is None or balance >= price:
             return None
         return (

@@ -27,7 +27,7 @@ from gradio.utils import get_upload_folder
 from .. import errors
 from ..addresses import address_key
 from ..pricing import Fields
-from ..service import GenerationService
+from ..service import Backend, GenerationService
 from .callers import agent_of, client_address
 
 # Events no program may call (the API's are named in ``wiring``).
@@ -90,24 +90,37 @@ class PageBase:
             self._warned[question] = now
             return False
 
+    def _backend(self, api_key: str | None) -> Backend | None:
+        """The backend a click's key goes to, resolved once for the whole click (its
+        low-balance question and its job); None when the key can't be used (the service
+        says why, in its turn)."""
+        try:
+            return self.service.backend_for(api_key)
+        except errors.KlingUIError:
+            return None
+
     def _unconfirmed_low_balance(
-        self, visitor: str, api_key: str | None, fields: Fields, count: int = 1
-    ) -> str | None:
+        self, visitor: str, api_key: str | None, fields: Fields, count: int = 1,
+        *, backend: Backend | None = None,
+    ) -> str | None:  # fmt: skip
         """The low-balance words when this request (``fields``: the request, or the fields
         a price reads) must wait for a second press; None to send it. A press confirms only
         the request it was warned of: the same visitor, key, price and number of videos (a
-        video's warning never lets a batch through)."""
-        low = self.service.low_balance(api_key, fields, count)
+        video's warning never lets a batch through). ``backend``: the click's (``_backend``)."""
+        low = self.service.low_balance(api_key, fields, count, backend=backend)
         if not low:
             return None
-        question = self._question(visitor, api_key, fields, count)
+        question = self._question(visitor, api_key, fields, count, backend)
         return None if self._second_press(question) else low
 
-    def _question(self, visitor: str, api_key: str | None, fields: Fields, count: int) -> tuple:
+    def _question(
+        self, visitor: str, api_key: str | None, fields: Fields, count: int,
+        backend: Backend | None = None,
+    ) -> tuple:  # fmt: skip
         """What a low-balance warning asked: who, which key (its name, never the key), the
         price and the number of videos."""
         try:
-            key_ref = self.service.backend_for(api_key).key_ref
+            key_ref = (backend or self.service.backend_for(api_key)).key_ref
             usd = self.service.estimate(fields, count).usd
         except errors.KlingUIError:
             key_ref, usd = "", None

@@ -28,6 +28,7 @@ import gradio as gr
 from .. import errors
 from ..jobs import Progress
 from ..request import Request
+from ..service import Backend
 from ..states import Reason
 from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .card import EMPTY
@@ -240,10 +241,13 @@ class JobEvents(Watching):
         request from what came in (``form.form_request``), once, within the job's checks."""
         visitor = self._visitor(owner_token, request)
 
-        def start(made: Request, stop: threading.Event | None) -> Iterator[Progress]:
+        def start(
+            made: Request, stop: threading.Event | None, backend: Backend | None
+        ) -> Iterator[Progress]:
             return self.service.generate(
                 image, made, api_key=api_key, fit=fit or "reject", owner=visitor,
                 parent_id=parent_id or None, should_stop=stop.is_set if stop else None,
+                backend=backend,
             )  # fmt: skip
 
         yield from self._run(asked, start, visitor, api_key, request, page=page, press=press)
@@ -275,15 +279,19 @@ class JobEvents(Watching):
         """The next part of a finished video, watched to its end (``_run``)."""
         visitor = self._visitor(owner_token, request)
 
-        def start(made: Request, _stop: threading.Event | None) -> Iterator[Progress]:
-            return self.service.extend(generation_id, made, api_key=api_key, owner=visitor)
+        def start(
+            made: Request, _stop: threading.Event | None, backend: Backend | None
+        ) -> Iterator[Progress]:
+            return self.service.extend(
+                generation_id, made, api_key=api_key, owner=visitor, backend=backend
+            )
 
         yield from self._run(asked, start, visitor, api_key, request)
 
     def _run(
         self,
         asked: Callable[[], Request],
-        start: Callable[[Request, threading.Event | None], Iterator[Progress]],
+        start: Callable[[Request, threading.Event | None, Backend | None], Iterator[Progress]],
         visitor: str,
         api_key: str,
         request: gr.Request | None,
@@ -294,18 +302,20 @@ class JobEvents(Watching):
         """A new job watched to its end, for one visitor: its share of streams, its request
         made (``asked``: bad input refused in words), the low-balance question, our words for
         any refusal, never a traceback. On the page (``page``), watched at the tick until
-        Stop watching (``_tab_watch``). ``start(request, stop)`` makes the job; ``stop`` (or
-        None) is asked before it is sent."""
+        Stop watching (``_tab_watch``). ``start(request, stop, backend)`` makes the job;
+        ``stop`` (or None) is asked before it is sent; ``backend`` is the click's key's,
+        resolved once (``_backend``) for its low-balance question and its job."""
         gid, root = "", _root(request)
         with self._tab_watch(request if page else None, press) as stop:
             try:
                 with self._stream(visitor):
                     made = asked()
-                    low = self._unconfirmed_low_balance(visitor, api_key, made)
+                    backend = self._backend(api_key)  # once a click: its question and its job
+                    low = self._unconfirmed_low_balance(visitor, api_key, made, backend=backend)
                     if low:
                         yield _text_step("", Reason.NOT_SENT.phase, f"{low} {PRESS_AGAIN}")
                         return
-                    for step in self._steps(start(made, stop), stop, root):
+                    for step in self._steps(start(made, stop, backend), stop, root):
                         gid = step.gid if isinstance(step.gid, str) else gid
                         yield step
             except errors.KlingUIError as exc:
