@@ -176,14 +176,9 @@ class GenerationService:
         yield from self.views.follow(job.job_id, submitted_note=note)
 
     def extend(
-        self,
-        any_id: str,
-        request: Request,
-        *,
-        api_key: str | None = None,
-        owner: str = "",
+        self, any_id: str, request: Request, *, api_key: str | None = None, owner: str = "",
         backend: Backend | None = None,
-    ) -> Iterator[Progress]:
+    ) -> Iterator[Progress]:  # fmt: skip
         """A new part for the chain ending at ``any_id``, from its last frame (``request``
         comes without an image: the frame is added); watched like ``generate``, its last
         update carrying the whole chain's video."""
@@ -343,13 +338,9 @@ class GenerationService:
         return self.prices.balance(api_key, backend=backend)
 
     def low_balance(
-        self,
-        api_key: str | None,
-        request_or_fields: Fields,
-        count: object = 1,
-        *,
+        self, api_key: str | None, request_or_fields: Fields, count: object = 1, *,
         backend: Backend | None = None,
-    ) -> str | None:
+    ) -> str | None:  # fmt: skip
         return self.prices.low_balance(api_key, request_or_fields, count, backend=backend)
 
     def submit(
@@ -410,12 +401,6 @@ class GenerationService:
 
     def continuation(self, job: Job) -> Continuation:
         return self.library.continuation(job)
-
-    def chain_parts(self, job: Job) -> list[Job]:
-        return self.library.chain_parts(job)
-
-    def chain_video(self, job: Job) -> Path | None:
-        return self.library.chain_video(job)
 
     def chain_view(self, job: Job) -> ChainView:
         return self.library.chain_view(job)

@@ -182,10 +182,6 @@ class Library:
         in words for a job that isn't finished or whose file is gone."""
         return self.chains.continuation(job)
 
-    def chain_parts(self, job: Job) -> list[Job]:
-        """The parts of the chain ending at this job, first to last."""
-        return self.chains.parts(job)
-
     def chain_video(self, job: Job) -> Path | None:
         """The whole chain's video ending at this job (stitched), or None."""
         return self.chains.video(job)
