@@ -1,5 +1,6 @@
 """What the benchmarks share: memory from /proc, statistics, the machine's description and
-the test media (a photo-like JPEG, an MP4 clip).
+the test media (a photo-like JPEG, an MP4 clip), cached in the temp folder's ``kling-ui-bench``
+and written whole under a unique part name by ``kling_ui.files``.
 
 Starting the app (``Server``, ``app_argv``, ``clean_env``, ``free_port``) is the tests'
 harness, ``tests/apprunner.py``, imported as ``apprunner`` (``bench/__init__`` says why);
@@ -19,9 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kling_ui.files import atomic_path, write_with
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 CACHE = Path(tempfile.gettempdir()) / "kling-ui-bench"
+# The cache's files are written whole under a unique part name (kling_ui.files), readable as
+# a plain write would leave them: two benchmarks making the same file never share a part.
+SHARED = 0o644
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -195,9 +201,9 @@ def make_photo(width: int, height: int, *, quality: int = 92) -> Path:
     exif[0x010F] = "BenchCam"  # make
     exif[0x0110] = "Photo-like 1"  # model
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    im.save(tmp, "JPEG", quality=quality, exif=exif.tobytes())
-    tmp.replace(path)
+    write_with(
+        path, lambda out: im.save(out, "JPEG", quality=quality, exif=exif.tobytes()), mode=SHARED
+    )
     return path
 
 
@@ -219,44 +225,43 @@ def make_clip(target_mb: float = 5.0, seconds: int = 10) -> Path:
     width, height, fps, rate, audio_bps = 1280, 720, 30, 48000, 128_000
     # The MP4's own boxes and the AAC's framing cost about 2 %; leave them room.
     video_bps = max(int(target_mb * 8 * 1024**2 * 0.98 / seconds) - audio_bps, 50_000)
-    tmp = path.with_name("tmp-" + path.name)
     rng = np.random.default_rng(int(target_mb * 1000) * 7919 + seconds)
     ys, xs = np.mgrid[0:height, 0:width]
     base = ((xs // 80 + ys // 80) % 2 * 120 + 60).astype(np.uint8)  # a checkerboard
     chroma = np.full((height // 2, width), 128, np.uint8)  # U and V planes: grey
     samples = np.arange(rate * seconds)
     tone = (0.3 * np.sin(2 * np.pi * 440 * samples / rate)).astype(np.float32)
-    try:
-        with av.open(str(tmp), "w", format="mp4", options={"movflags": "faststart"}) as out:
-            video = out.add_stream(
-                "libx264",
-                rate=fps,
-                options={
-                    "preset": "ultrafast",
-                    "maxrate": str(video_bps),
-                    "bufsize": str(video_bps // 2),
-                },
-            )
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.bit_rate = video_bps
-            audio = out.add_stream("aac", rate=rate, layout="mono")
-            audio.bit_rate = audio_bps
-            sent = 0  # audio samples encoded so far, kept level with the video
-            for i in range(fps * seconds):
-                luma = np.roll(base, (i * 4, i * 8), axis=(0, 1))
-                luma = luma + rng.integers(0, 48, (height, width), dtype=np.uint8)
-                frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
-                frame.pts = i
-                out.mux(video.encode(frame))
-                while sent < min((i + 1) * rate // fps, len(tone)):
-                    chunk = tone[sent : sent + 1024]
-                    sound = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-                    sound.sample_rate, sound.pts = rate, sent
-                    out.mux(audio.encode(sound))
-                    sent += len(chunk)
-            out.mux(video.encode())
-            out.mux(audio.encode())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # The muxer goes back over its own output (faststart), so it is given a part file's name.
+    with (
+        atomic_path(path, mode=SHARED) as part,
+        av.open(str(part), "w", format="mp4", options={"movflags": "faststart"}) as out,
+    ):
+        video = out.add_stream(
+            "libx264",
+            rate=fps,
+            options={
+                "preset": "ultrafast",
+                "maxrate": str(video_bps),
+                "bufsize": str(video_bps // 2),
+            },
+        )
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.bit_rate = video_bps
+        audio = out.add_stream("aac", rate=rate, layout="mono")
+        audio.bit_rate = audio_bps
+        sent = 0  # audio samples encoded so far, kept level with the video
+        for i in range(fps * seconds):
+            luma = np.roll(base, (i * 4, i * 8), axis=(0, 1))
+            luma = luma + rng.integers(0, 48, (height, width), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            while sent < min((i + 1) * rate // fps, len(tone)):
+                chunk = tone[sent : sent + 1024]
+                sound = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                sound.sample_rate, sound.pts = rate, sent
+                out.mux(audio.encode(sound))
+                sent += len(chunk)
+        out.mux(video.encode())
+        out.mux(audio.encode())
     return path

@@ -32,12 +32,14 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-from bench._common import CACHE, ROOT, fmt_mb, fmt_s, make_photo, median, row
+from bench._common import CACHE, ROOT, SHARED, fmt_mb, fmt_s, make_photo, median, row
+from kling_ui.files import atomic_path
 
 PROMPT = "The cat slowly turns its head toward the camera and blinks."
 BODY_LIMIT = 2_000_000  # bytes of JSON; "under 2 MB" read strictly (decimal)
@@ -98,9 +100,11 @@ class OursPath:
 
         self._move = async_move_files_to_cache
         self.block = UploadedImage(type="filepath", image_mode=None, sources=["upload"])
-        # Where Gradio's upload route would have written the file: its cache folder.
-        self.upload_dir = Path(self.block.GRADIO_CACHE) / f"kling-ui-bench-{photo.stem}"
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        # Where Gradio's upload route would have written the file: its cache folder, in a
+        # folder of this run's own (two runs at once never share, nor remove, each other's).
+        cache = Path(self.block.GRADIO_CACHE)
+        cache.mkdir(parents=True, exist_ok=True)
+        self.upload_dir = Path(tempfile.mkdtemp(prefix=f"kling-ui-bench-{photo.stem}-", dir=cache))
         self.uploaded = self.upload_dir / "IMG_0001.jpg"
         shutil.copyfile(photo, self.uploaded)
         self.payload = {
@@ -302,8 +306,8 @@ def make_memory_image(kind: str, width: int, height: int) -> Path:
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("tmp-" + path.name)
-    try:
+    # Pillow and the hand-made writers take a name: a unique part file's (kling_ui.files).
+    with atomic_path(path, mode=SHARED) as tmp:
         if kind == "png-rgba16":
             _write_png16(tmp, width, height, 6, 4)
         elif kind == "bmp-rle8":
@@ -333,9 +337,6 @@ def make_memory_image(kind: str, width: int, height: int) -> Path:
             if kind == "jpeg-progressive-cmyk":
                 im = im.convert("CMYK")
             im.save(tmp, fmt, **params)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
