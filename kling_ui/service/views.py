@@ -2,9 +2,9 @@
 
 Owns the view of a ledger row: its page phase (``states.phase_of``; "paused" while the
 runner holds it for its owner), its video's address or, for a continuation, its whole
-chain's, what it cost, and the watch that yields a snapshot at each change until the job
-ends or ``watch_deadline`` passes. The runner owns the job itself: watching ends when the
-watcher goes, never the job.
+chain's, what it cost, why it made no video (the typed ``Reason``, in ``status``), and the
+watch that yields a snapshot at each change until the job ends or ``watch_deadline``
+passes. The runner owns the job itself: watching ends when the watcher goes, never the job.
 
 Imports ``config``, ``errors``, ``history``, ``jobs``, ``runner``, ``states`` and the
 service's ``access`` (the demo's name) and ``library`` (addresses, chains).
