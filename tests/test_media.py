@@ -244,8 +244,9 @@ def test_an_image_given_by_https_link_is_not_kept(service):
 
 
 def test_remix_gives_the_owner_the_jobs_image_and_settings(service, photo):
-    asked = Request.make("Again, please.", negative_prompt="blur", duration=10,
-                         generate_audio=False)
+    asked = Request.make(
+        "Again, please.", negative_prompt="blur", duration=10, generate_audio=False
+    )
     final = run(service.generate(photo, asked, owner="browser:a"))
     job = service.entry(final[-1].job_id)
     want = {
