@@ -20,6 +20,11 @@ from kling_ui.simulator import Schedule, Simulator
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+    # What a page is expected to show may wait on a job's next step, and the suite runs in
+    # parallel on a busy machine: an assertion waits as long as an action does (15 s), not
+    # Playwright's 5 s. A wait, not a speed claim: speed is measured in bench/.
+    expect.set_options(timeout=15_000)
 except ImportError:  # reported by the `chromium` fixture, like a missing browser
     sync_playwright = None
 

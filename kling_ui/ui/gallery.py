@@ -382,6 +382,11 @@ class GalleryEvents(PageBase):
         index = evt.index if isinstance(evt.index, int) else -1
         return ids[index] if isinstance(ids, list) and 0 <= index < len(ids) else ""
 
+    def pick_to_open(self, ids: Any, busy: bool, evt: gr.SelectData) -> tuple[str, str]:
+        """``pick``'s id twice: the gallery's pick, and the one the click opens."""
+        gid = self.pick(ids, busy, evt)
+        return gid, gid
+
     def forget(
         self,
         gid: str | None,

@@ -174,11 +174,16 @@ def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any)
     )  # fmt: skip
     # A tile clicked: its video plays, or its job is watched. While this tab watches a job
     # (one at a time, as for Generate), the click is refused in words: Stop watching first.
-    picked = videos.gallery.select(handlers.pick, [videos.ids, busy], videos.picked, **QUIET)
+    # The id to open is the click's own (``opening``, written by the pick alone): the gallery's
+    # ``picked`` has other writers (a status change's redraw), and one landing between the
+    # pick and the open would open what it wrote ("nothing selected", seen under load).
+    opening = gr.State("")
+    picked = videos.gallery.select(
+        handlers.pick_to_open, [videos.ids, busy], [videos.picked, opening], **QUIET
+    )
     follow_pick(picked, videos)
     open_event = picked.success(*start, queue=False, **QUIET).then(
-        handlers.open_selected, [videos.picked, form.api_key, owner, press], job.outputs,
-        **JOB,
+        handlers.open_selected, [opening, form.api_key, owner, press], job.outputs, **JOB,
     )  # fmt: skip
     # The chain a video is the end of: the job shown's after each change, a tile's on a click.
     picked.success(handlers.chain_view, [videos.picked, owner], videos.chain, **QUIET)
