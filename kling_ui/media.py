@@ -212,14 +212,17 @@ def _copy_join(parts: list[Path], out_path: Path) -> None:
     """Packets copied, timestamps moved: each later part starts where the one before ends,
     its first frame kept for decoding (the frames after it refer to it) but shown for one
     tick; its audio packets chosen so the sound's length follows the picture's."""
-    with (
-        av.open(str(parts[0])) as first,
-        av.open(str(out_path), "w", format="mp4", options={"movflags": "faststart"}) as out,
-    ):
-        v_out = out.add_stream_from_template(first.streams.video[0])
-        a_out = (
-            out.add_stream_from_template(first.streams.audio[0]) if first.streams.audio else None
-        )
+    with av.open(str(out_path), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        # The first part only lends its streams' settings: closed before the copying starts,
+        # so its probe's buffers aren't held beside each part's (0.7 MB of a 10-part chain's
+        # peak, bench 8).
+        with av.open(str(parts[0])) as first:
+            v_out = out.add_stream_from_template(first.streams.video[0])
+            a_out = (
+                out.add_stream_from_template(first.streams.audio[0])
+                if first.streams.audio
+                else None
+            )
         clock = _Joins()
         for index, part in enumerate(parts):
             with av.open(str(part)) as container:
