@@ -181,7 +181,7 @@ def measure(width: int, height: int, iterations: int) -> dict[str, Any]:
 def run(quick: bool = False) -> dict[str, Any]:
     sizes = QUICK_SIZES if quick else FULL_SIZES
     results = {label: measure(w, h, n) for label, w, h, n in sizes}
-    memory = run_memory(QUICK_MEMORY_CASES if quick else MEMORY_CASES)
+    memory = run_memory(QUICK_MEMORY_CASES if quick else MEMORY_CASES, quick)
     main_label = sizes[0][0]
     main = results[main_label]
     rows = []
@@ -344,7 +344,8 @@ def make_memory_image(kind: str, width: int, height: int) -> Path:
 # (ours) or decode it plainly with Pillow (plain) in worker threads, report the peak.
 _MEMORY_CHILD = r"""
 import json, sys, threading, time
-import gradio  # noqa: F401  (the app's own imports, so the idle size is the app's)
+if sys.argv[4:] != ["quick"]:  # a quick run skips Gradio's ~5 CPU-s import: not the real idle
+    import gradio  # noqa: F401  (the app's own imports, so the idle size is the app's)
 import kling_ui.service  # noqa: F401
 from PIL import Image
 from kling_ui.errors import InputError
@@ -390,10 +391,13 @@ print(json.dumps({"idle_kb": idle, "peak_kb": status_kb("VmHWM"), "seconds": sec
 """
 
 
-def _peak_in_child(how: str, path: Path, copies: int) -> dict[str, Any]:
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "PYTHONPATH": str(ROOT)}
+def _peak_in_child(how: str, path: Path, copies: int, quick: bool = False) -> dict[str, Any]:
+    # glibc's settings as app.py makes them (its _limit_malloc_arenas).
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "4194304",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD, how, str(path), str(copies)],
+        [sys.executable, "-c", _MEMORY_CHILD, how, str(path), str(copies)]
+        + (["quick"] if quick else []),
         capture_output=True,
         text=True,
         timeout=600,
@@ -410,12 +414,14 @@ def _peak_in_child(how: str, path: Path, copies: int) -> dict[str, Any]:
     }
 
 
-def run_memory(cases: list[tuple[str, str, int, int, int, bool]]) -> dict[str, Any]:
+def run_memory(
+    cases: list[tuple[str, str, int, int, int, bool]], quick: bool = False
+) -> dict[str, Any]:
     rows, results = [], {}
     for label, kind, width, height, copies, accepted in cases:
         path = make_memory_image(kind, width, height)
-        ours = _peak_in_child("ours", path, copies)
-        plain = _peak_in_child("plain", path, copies)
+        ours = _peak_in_child("ours", path, copies, quick)
+        plain = _peak_in_child("plain", path, copies, quick)
         outcome = ours["outcomes"][0]
         ours_accepted = all(o.startswith("accepted") for o in ours["outcomes"])
         ours_refused = all(o.startswith("refused") for o in ours["outcomes"])
@@ -448,7 +454,9 @@ def run_memory(cases: list[tuple[str, str, int, int, int, bool]]) -> dict[str, A
     note = (
         "Image memory: each file prepared by images.prepare_image in a fresh subprocess "
         "(python -c) that has first imported Gradio and kling_ui.service, as the app has "
-        f"(idle {fmt_mb(idle)}), with MALLOC_ARENA_MAX=2 as app.py sets, the work in worker "
+        + ("(quick: kling_ui.service only) " if quick else "")
+        + f"(idle {fmt_mb(idle)}), with MALLOC_ARENA_MAX=2 and MALLOC_MMAP_THRESHOLD_=4194304 "
+        "as app.py sets, the work in worker "
         "threads (one per copy; several copies share the app's decode limits); peak = VmHWM "
         "after the work, reset through /proc/self/clear_refs just before it. Plain Pillow = "
         "Image.open, convert('RGB'), resize to 2048 long side (LANCZOS), JPEG q90, in the same "

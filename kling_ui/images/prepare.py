@@ -166,14 +166,21 @@ def _prepare(im: Image.Image, fit: FitMode, fd: int) -> PreparedImage:
         if orientation in _UPRIGHT:
             picture = picture.transpose(_UPRIGHT[orientation])
         picture, encoded = _encode_jpeg(picture)
+        # Let the pixels go before the memory is handed on: the decoded source (until the
+        # caller's ``with`` ends) and the resized picture would otherwise sit beside the next
+        # upload's decode (17 MB more with four 44.6 MP PNGs at once, bench 1).
+        out_w, out_h = picture.size
+        del picture
+        im.close()
+        data_uri = "data:image/jpeg;base64," + base64.b64encode(encoded).decode("ascii")
 
     notes = [plan.fit_note] if plan.fit_note else []
-    if plan.resized or picture.size != plan.canvas:
+    if plan.resized or (out_w, out_h) != plan.canvas:
         notes.append(f"resized from {width}×{height}")
     return PreparedImage(
-        data_uri="data:image/jpeg;base64," + base64.b64encode(encoded).decode("ascii"),
-        width=picture.width,
-        height=picture.height,
+        data_uri=data_uri,
+        width=out_w,
+        height=out_h,
         byte_size=len(encoded),
         source_width=width,
         source_height=height,
