@@ -8,6 +8,7 @@ fixture wider than a test, and puts the longest work first."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -57,6 +58,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return 1 if name in grouped else 2
 
     items[:] = [t for name in sorted(files, key=longest_first) for t in files[name]]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: two workers per core, not one. Many tests wait on a simulated job, a
+    browser or a child process more than they compute, so one per core leaves the cores
+    idle: on the 2-core CI machine the suite took 14 min with 2 workers, 10m45 with 4.
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return 2 * len(os.sched_getaffinity(0))
 
 
 class FakeClock:
