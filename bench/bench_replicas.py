@@ -61,7 +61,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     reason = missing()
     if reason:
         raise RuntimeError(f"PostgreSQL is needed: {reason}")
-    users = 6 if quick else 50
+    users = 3 if quick else 50  # quick: one user on each of the three processes
     queued, generating = (0.2, 0.6) if quick else (1.0, 9.0)
     poll = "0.3" if quick else None
     photo = make_photo(1600, 1200)
