@@ -80,6 +80,13 @@ class Leases:
         now, until = self.until()
         return self.ledger.hold(job_id, self.holder, now, until)
 
+    def fresh(self, job: Job) -> bool:
+        """True when the row just read shows this runner's lease with more than two thirds
+        of it left: no one else may take the job before then, so a step needs no write to
+        hold it (the heartbeat renews it each third of a lease)."""
+        left = (job.lease_until or 0.0) - self._clock()
+        return job.lease_owner == self.holder and left > self.lease_s * 2 / 3
+
     def claim_free(self) -> None:
         """Jobs no live runner holds (new, lapsed, or a dead process's here) become ours."""
         now, until = self.until()

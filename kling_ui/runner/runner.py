@@ -345,7 +345,8 @@ class Runner(JobSteps):
             if job is None or job.final:
                 self._forget(job_id)
                 return
-            if not self._leases.hold(job_id):  # another runner has it now: it goes on there
+            # Another runner has it now: it goes on there.
+            if not self._leases.fresh(job) and not self._leases.hold(job_id):
                 self._let_go(job_id)
                 return
             step = {

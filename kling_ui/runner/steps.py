@@ -328,7 +328,12 @@ class JobSteps:
                      "generating": "Generating the video."}  # fmt: skip
             # never back: a job seen generating stays so
             phase = State.GENERATING if job.state == State.GENERATING else State(status.phase)
-            job = self.ledger.transition(job.job_id, phase, at=now, message=words[phase], **changes)
+            same = job.state == phase and job.message == words[phase]
+            if not (same and changes.get("credits", job.credits) == job.credits):
+                # A poll that saw nothing new writes nothing (a commit is a disk sync).
+                job = self.ledger.transition(
+                    job.job_id, phase, at=now, message=words[phase], **changes
+                )
 
         else:
             shown = self._client(job).redact(status.status) if status.status else "(none)"
