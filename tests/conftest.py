@@ -62,13 +62,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: two workers per core, not one. Many tests wait on a simulated job, a
-    browser or a child process more than they compute, so one per core leaves the cores
-    idle: on the 2-core CI machine the suite took 14 min with 2 workers, 10m45 with 4.
-    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
+    """``-n auto``: one worker per core. Two per core were faster on the 2-core CI machine
+    (10 min against 14), but the browser tests, which wait on a page's next step, then
+    failed now and then for want of CPU (two of them in a fresh clone's run): a suite that
+    passes every time comes first. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` decides when set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
-    return 2 * len(os.sched_getaffinity(0))
+    return len(os.sched_getaffinity(0))
 
 
 class FakeClock:
