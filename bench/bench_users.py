@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from apprunner import Server, app_argv, clean_env, submit, user_client
+from apprunner import Server, app_argv, clean_env, shared_ssl_contexts, submit, user_client
 
 from bench._common import BENCH, PeakSampler, fmt_mb, fmt_s, make_photo, proc_status_kb, row
 from kling_ui.config import Settings
@@ -102,35 +102,9 @@ def start_simulator(queued: float, generating: float, log_dir: Path) -> Server:
     )
 
 
-@contextlib.contextmanager
-def cheap_http_clients() -> Any:
-    """Make the load generator lighter: gradio_client opens a new httpx client for nearly
-    every request (upload, join, each file download), and each one builds a new SSL context,
-    parsing the CA bundle again, even for plain http on loopback. With 50 users that cost
-    about 8 CPU-seconds in this process, on the same two cores as the app under test.
-    Here the context is made once per setting and shared; nothing the app does changes."""
-    import httpx._transports.default as transport
-
-    original = transport.create_ssl_context
-    made: dict[tuple, Any] = {}
-    lock = threading.Lock()
-
-    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
-        key = (
-            verify if isinstance(verify, (bool, str)) else id(verify),
-            cert if cert is None or isinstance(cert, str) else id(cert),
-            trust_env,
-        )
-        with lock:
-            if key not in made:
-                made[key] = original(verify=verify, cert=cert, trust_env=trust_env)
-            return made[key]
-
-    transport.create_ssl_context = shared
-    try:
-        yield
-    finally:
-        transport.create_ssl_context = original
+# gradio_client's many short-lived httpx clients each build an SSL context (about 8 CPU-s
+# for 50 users, on the cores the app under test uses): shared, as the suite shares them.
+cheap_http_clients = shared_ssl_contexts
 
 
 def _run_jobs(clients: list[Any], photo: Path) -> tuple[float, list[float]]:
