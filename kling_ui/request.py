@@ -28,12 +28,17 @@ from .config import MODEL
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One of a model's fields: its default and the rule that checks (and normalises) it."""
+    """One of a model's fields: its default and the rule that checks (and normalises) it;
+    and what an endpoint's signature shows of it (``ui.fields.takes_fields``): its type and
+    one line that describes it."""
 
     name: str
     default: Any
     check: Callable[[object], Any]
     send_when_empty: bool = True  # False: a falsy value is left out of the vendor's body
+    annotation: Any = Any  # the type an endpoint's parameter declares (Gradio reads it)
+    description: str = ""  # one line for an agent or a reader of the API's docs
+    priced: bool = False  # True: the price reads it (a price view and /estimate take it)
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,14 @@ KLING = ModelSpec(
     model=MODEL,
     roles=("image",),
     fields=(
-        FieldSpec("negative_prompt", "", rules.check_negative_prompt, send_when_empty=False),
-        FieldSpec("duration", 5, rules.parse_duration),
-        FieldSpec("generate_audio", True, rules.check_generate_audio),
+        FieldSpec("negative_prompt", "", rules.check_negative_prompt, send_when_empty=False,
+                  annotation=str, description="What to avoid in the video (optional)."),
+        FieldSpec("duration", 5, rules.parse_duration, annotation=int, priced=True,
+                  description="Length of the video in seconds: 5 or 10 (10 costs twice as much)."),
+        FieldSpec("generate_audio", True, rules.check_generate_audio, annotation=bool,
+                  priced=True, description="Whether the video gets generated sound."),
     ),
-)
+)  # fmt: skip
 SPECS: dict[str, ModelSpec] = {KLING.model: KLING}
 # An image in a request must be one of these before it is sent (images/ makes the data URI).
 SENDABLE = ("https://", "data:image/")

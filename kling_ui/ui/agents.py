@@ -15,13 +15,16 @@ What differs from the API for programs (``handlers``), and why:
 - ``/batch``'s list of files can't be a tool (Gradio 6.31's MCP schema for file lists is
   broken): agents call ``submit`` once per image.
 
-Each tool is a thin wrapper of the page's own events (``handlers.Handlers``): the request
-is made by the form's ``form_request``, the job followed by the job events' steps, and each
-answer's status is the step's typed phase (``watching.Step``; ``ENDED`` from ``states``), not
-words read back from the status text. ``listen`` wires the tools in the API's place.
+Each tool is a thin wrapper of the page's own events (``handlers.Handlers``): it takes the
+model's fields as one mapping, published as the spec's parameters (``fields.takes_fields``:
+the tool's schema is read from them, and its docstring's ``Args:`` describes them for an
+agent); the request is made by the form's ``form_request``, the job followed by the job
+events' steps, and each answer's status is the step's typed phase (``watching.Step``;
+``ENDED`` from ``states``), not words read back from the status text. ``listen`` wires the
+tools in the API's place.
 
-Imports ``base``, ``form``, ``watching``, ``callers``, ``states``, and the client's
-``VideoHost`` for an image link (the handlers only as a type).
+Imports ``base``, ``fields``, ``form``, ``watching``, ``callers``, ``request`` (the spec),
+``states``, and the client's ``VideoHost`` for an image link (the handlers only as a type).
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ from .. import errors
 from ..client import TooLarge, TooSlow, VideoHost
 from ..config import Settings
 from ..images import MAX_INPUT_BYTES
+from ..request import KLING
 from ..states import FINAL_PHASES
 from .base import KEPT, PRESS_AGAIN, _root
 from .callers import agent_of
+from .fields import Fields, priced_part, takes_fields
 from .form import form_request
 from .watching import Step
 
@@ -115,13 +120,12 @@ class AgentTools:
 
     handlers: Handlers
 
+    @takes_fields(KLING)
     def generate(
         self,
         image: str | None,
         prompt: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
+        fields: Fields,
         fit: str = "reject",
         owner_token: str = "",
         x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
@@ -148,7 +152,7 @@ class AgentTools:
                          "message": exc.user_message})  # fmt: skip
             return
         try:
-            asked = partial(form_request, path, prompt, negative_prompt, duration, generate_audio)
+            asked = partial(form_request, path, prompt, **fields)
             steps = self.handlers.generate_steps(
                 path, asked, _key(x_aimlapi_key), fit or "reject",
                 self._owner(owner_token, x_aimlapi_key, request), "", request,
@@ -160,13 +164,12 @@ class AgentTools:
         finally:
             _remove(path)
 
+    @takes_fields(KLING)
     def submit(
         self,
         image: str | None,
         prompt: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
+        fields: Fields,
         takes: int = 1,
         fit: str = "reject",
         owner_token: str = "",
@@ -191,9 +194,8 @@ class AgentTools:
         service = self.handlers.service
         owner = self._owner(owner_token, x_aimlapi_key, request)
         visitor = self.handlers._visitor(owner, request)
-        priced = {"duration": duration, "generate_audio": generate_audio}
         low = self.handlers._unconfirmed_low_balance(
-            visitor, _key(x_aimlapi_key), priced, _count(takes)
+            visitor, _key(x_aimlapi_key), priced_part(KLING, fields), _count(takes)
         )
         if low:
             return _json({"error": f"{low} {AGAIN}", "items": []})
@@ -201,7 +203,7 @@ class AgentTools:
         try:
             path = _image_file(image, service.settings)
             answer = service.submit(
-                path, form_request(path, prompt, negative_prompt, duration, generate_audio),
+                path, form_request(path, prompt, **fields),
                 takes=int(takes or 1), api_key=_key(x_aimlapi_key), fit=fit or "reject",
                 owner=visitor,
             )  # fmt: skip
@@ -213,13 +215,12 @@ class AgentTools:
             _remove(path)
         return _json(answer)
 
+    @takes_fields(KLING)
     def extend(
         self,
         generation_id: str,
         prompt: str,
-        negative_prompt: str = "",
-        duration: int = 5,
-        generate_audio: bool = True,
+        fields: Fields,
         owner_token: str = "",
         x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
         request: gr.Request = None,  # type: ignore[assignment]
@@ -238,10 +239,7 @@ class AgentTools:
             generate_audio: Whether the new part gets generated sound.
         """
         owner = self._owner(owner_token, x_aimlapi_key, request)
-        asked = partial(
-            form_request, None, prompt, negative_prompt, duration, generate_audio,
-            needs_image=False,
-        )  # fmt: skip
+        asked = partial(form_request, None, prompt, **fields, needs_image=False)
         steps = self.handlers.extend_steps(
             generation_id, asked, _key(x_aimlapi_key), owner, request
         )
@@ -282,7 +280,8 @@ class AgentTools:
         """
         return _json(self._status(generation_id, x_aimlapi_key, request))
 
-    def estimate(self, duration: int = 5, generate_audio: bool = True, count: int = 1) -> str:
+    @takes_fields(KLING, priced=True)
+    def estimate(self, fields: Fields, count: int = 1) -> str:
         """The price in US dollars of videos before anything is sent (free; sends nothing). Answers
         JSON: usd (the total, null when not known in advance), usd_each, source (the vendor's
         catalogue or the table shipped with the app), as_of, and words.
@@ -292,7 +291,7 @@ class AgentTools:
             generate_audio: Whether the videos get generated sound.
             count: How many videos.
         """
-        return _json(self.handlers.estimate(duration, generate_audio, count))
+        return _json(self.handlers.estimate(**fields, count=count))
 
     def _owner(self, owner_token: str, key: str | None, request: Any = None) -> str:
         """Whose jobs an agent's are, as a browser's are its token's: its key's, when it

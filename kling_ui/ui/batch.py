@@ -7,8 +7,9 @@ history): after a reload the table is rebuilt from the ledger, this browser's ow
 each row with its video's first frame and a link that plays it. The batch's videos are in
 Your videos too, like any other (``BatchEvents`` is built on the gallery's events).
 
-Imports ``base``, ``gallery`` (its events, for the history), ``states`` and the service's
-``MAX_BATCH``.
+Imports ``base``, ``fields`` (``/batch`` takes the model's fields as one mapping, published
+as the spec's parameters), ``gallery`` (its events, for the history), ``request`` (the spec),
+``states`` and the service's ``MAX_BATCH``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import errors
+from ..request import KLING
 from ..service import MAX_BATCH
 from ..states import PHASE_OF_STATE
 from .base import OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
+from .fields import Fields, priced_part, takes_fields
 from .gallery import GalleryEvents
 
 if TYPE_CHECKING:
@@ -138,13 +141,14 @@ class BatchEvents(GalleryEvents):
     """The batch: queued at once, its table from the ledger, kept in the browser, its jobs
     folded into the history (``GalleryEvents``), its waiting items cancelled."""
 
+    # ``fields``: the model's, published as its parameters (its docstring is the API's
+    # description, so it is said here).
+    @takes_fields(KLING, defaults=False)
     def batch(
         self,
         images: list[str] | None,
         prompts: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
+        fields: Fields,
         takes: int,
         api_key: str,
         owner_token: str = "",
@@ -160,15 +164,15 @@ class BatchEvents(GalleryEvents):
         fit = fit if fit in ("crop", "pad") else "reject"
         try:
             count = _batch_count(images, prompts, takes)
-            priced = {"duration": duration, "generate_audio": generate_audio}
-            low = count and self._unconfirmed_low_balance(visitor, api_key, priced, count)
+            low = count and self._unconfirmed_low_balance(
+                visitor, api_key, priced_part(KLING, fields), count
+            )
             if low:
                 again = PRESS_AGAIN.replace("Generate", "Queue the batch")
                 return {"error": f"{low} {again}", "items": []}
             return self.service.batch(
                 images, prompts, takes=takes, api_key=api_key, fit=fit, owner=visitor,
-                fields={"negative_prompt": negative_prompt, "duration": duration,
-                        "generate_audio": generate_audio},
+                fields=fields,
             )  # fmt: skip
         except errors.RatioOutOfRange as exc:
             return {"error": f"{exc.facts} {BATCH_FIT}", "items": []}

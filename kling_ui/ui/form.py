@@ -8,10 +8,12 @@ page turns the form's fields into the request value (``Request``) that is then p
 The page's other events on the form's fields (Generate, copy as code, the prices) are
 wired through ``with_request`` and ``with_price``, which make those fields one value, once,
 so their handlers take the request (or a price's fields) whole; the documented API
-endpoints and the agents' tools keep their own parameters and call ``form_request``.
+endpoints and the agents' tools take the model's fields as one mapping (``fields``'
+``takes_fields``) and call ``form_request`` with it. ``form_request`` is the one function
+that still names the model's fields one by one (the form's own inputs, in their order).
 
-Imports ``base``, ``parts``, ``images`` (``prepare_image``), ``request``, ``rules``,
-``files`` and the service (its type).
+Imports ``base``, ``fields`` (which fields a price reads), ``parts``, ``images``
+(``prepare_image``), ``request``, ``rules``, ``files`` and the service (its type).
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from gradio.utils import get_upload_folder
 from .. import errors
 from ..files import write_atomic
 from ..images import prepare_image
-from ..request import Request
+from ..request import KLING, Request
 from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import GenerationService
 from .base import FITTED, PRIVATE, QUIET, PageBase
+from .fields import fields_of
 from .parts import ChoiceOfNumbers, UploadedImage
 
 if TYPE_CHECKING:
@@ -432,8 +435,8 @@ def form_request(
 # What the form's fields asked for: the request, or the InputError that says why they make
 # none (said by the handler, where its other refusals are, in their order).
 Asked = Request | errors.InputError
-# The form's fields a price reads, in the order the page's events list them.
-PRICE_FIELDS = ("duration", "generate_audio")
+# The form's fields a price reads, in the order the page's events list them (the spec's).
+PRICE_FIELDS = tuple(f.name for f in fields_of(KLING, priced=True))
 REQUEST_FIELDS = 5  # image, prompt, negative prompt, duration, audio: ``form_request``'s
 
 

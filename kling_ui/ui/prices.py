@@ -1,10 +1,11 @@
 """The price beside Generate and the batch's, and ``/estimate``: their events
 (``PriceEvents``) and wiring (``listen``). The Markdown they write to is laid out by the
 form and the batch. The page's prices take the form's fields a price reads as one mapping
-(``form.with_price`` makes it); ``/estimate`` keeps its parameters (the API's schema).
+(``form.with_price`` makes it); so does ``/estimate``, published with them as its
+parameters (``fields.takes_fields``: the API's schema is read from them).
 
-Imports ``base``, ``batch`` (its count), ``form`` (``Form``, ``with_price``) and
-``pricing``.
+Imports ``base``, ``batch`` (its count), ``fields``, ``form`` (``Form``, ``with_price``),
+``pricing`` and ``request`` (the spec).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import gradio as gr
 
 from .. import errors
 from ..pricing import Fields, dollars
+from ..request import KLING
 from .base import QUIET, PageBase
 from .batch import BatchPanel, _batch_count
+from .fields import takes_fields
 from .form import Form, with_price
 
 if TYPE_CHECKING:
@@ -42,14 +45,15 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
 class PriceEvents(PageBase):
     """What a video or a batch will cost, before anything is sent (and the balance)."""
 
-    def estimate(self, duration: int = 5, generate_audio: bool = True, count: int = 1) -> dict:
+    # Published with the fields a price reads in the place of ``fields`` (its docstring is
+    # the API's description, so it is said here).
+    @takes_fields(KLING, priced=True)
+    def estimate(self, fields: Fields, count: int = 1) -> dict:
         """What ``count`` videos of ``duration`` seconds, with or without audio, will cost,
         before anything is sent: usd (total; null when not known in advance), usd_each,
         usd_per_second, source ("catalogue" or "table"), as_of (the price's date), words."""
         try:
-            return self.service.estimate(
-                {"duration": duration, "generate_audio": generate_audio}, count
-            ).as_dict()
+            return self.service.estimate(fields, count).as_dict()
         except errors.KlingUIError as exc:
             return {"error": exc.user_message, "usd": None}
 

@@ -7,11 +7,13 @@ tile's job and ``/extend``, each watched to its end, and ``/status``; the API's
 page's (the API's are ``wiring``'s).
 
 Generate on the page takes what the form asked for whole (``form.with_request`` makes it,
-once); ``/generate`` and ``/extend`` keep their parameters (Gradio reads the API's schema
-from them) and make the request with ``form.form_request``.
+once); ``/generate`` and ``/extend`` take the model's fields as one mapping, published as
+the spec's parameters (``fields.takes_fields``: Gradio reads the API's schema from them),
+and make the request with ``form.form_request``.
 
-Imports ``base``, ``watching``, ``card``, ``form`` (``form_request``, ``with_request``,
-``made``), ``gallery`` (the pick's buttons), ``parts`` and ``states``.
+Imports ``base``, ``watching``, ``card``, ``fields``, ``form`` (``form_request``,
+``with_request``, ``made``), ``gallery`` (the pick's buttons), ``parts``, ``request`` (the
+spec) and ``states``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import gradio as gr
 
 from .. import errors
 from ..jobs import Progress
-from ..request import Request
+from ..request import KLING, Request
 from ..service import Backend
 from ..states import Reason
 from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .card import EMPTY
+from .fields import Fields, takes_fields
 from .form import Asked, form_request, made, with_request
 from .gallery import follow_pick
 from .parts import LocalMP4Video
@@ -219,13 +222,14 @@ class JobEvents(Watching):
         for step in steps:
             yield step[:4]
 
+    # /generate and /extend: the model's fields published in the place of ``fields``
+    # (Gradio reads the parameters; a docstring is the API's description, so it is said here).
+    @takes_fields(KLING, defaults=False)
     def generate(
         self,
         image: str | None,
         prompt: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
+        fields: Fields,
         api_key: str,
         fit: str = "reject",
         owner_token: str = "",
@@ -233,7 +237,7 @@ class JobEvents(Watching):
     ) -> Iterator[tuple[str, str, Any]]:
         """``/generate`` for programs: ``generate_page`` without the card, so (generation
         id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
-        asked = partial(form_request, image, prompt, negative_prompt, duration, generate_audio)
+        asked = partial(form_request, image, prompt, **fields)
         for step in self.generate_steps(image, asked, api_key, fit, owner_token, "", request):
             yield step[:3]
 
@@ -257,23 +261,19 @@ class JobEvents(Watching):
 
         yield from self._run(asked, start, visitor, api_key, request, page=page, press=press)
 
+    @takes_fields(KLING, defaults=False)
     def extend(
         self,
         generation_id: str,
         prompt: str,
-        negative_prompt: str,
-        duration: int,
-        generate_audio: bool,
+        fields: Fields,
         api_key: str,
         owner_token: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
         """``/extend``: the next part of a finished video (by its id), from its last frame,
         watched like ``/generate``; its last update's video is the whole chain, stitched."""
-        asked = partial(
-            form_request, None, prompt, negative_prompt, duration, generate_audio,
-            needs_image=False,
-        )  # fmt: skip
+        asked = partial(form_request, None, prompt, **fields, needs_image=False)
         for step in self.extend_steps(generation_id, asked, api_key, owner_token, request):
             yield step[:3]
 
