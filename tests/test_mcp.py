@@ -19,6 +19,7 @@ import httpx
 import pytest
 from apprunner import AppProcess, app_in_process
 
+from kling_ui.request import KLING
 from kling_ui.simulator import Schedule, Simulator
 
 mcp = pytest.importorskip("mcp", reason="the mcp package (gradio[mcp]) is not installed")
@@ -147,6 +148,24 @@ def test_the_tools_are_the_apis_events_described_for_an_agent(app):
     assert set(tools["generate"].inputSchema["required"]) == {"image", "prompt"}
     assert "estimate" in tools["generate"].description  # money: the price first
     assert {t.name for t in list_tools(app.url, "sse")} == TOOLS
+
+
+def test_the_generate_tool_takes_the_models_fields_in_the_specs_order_with_its_defaults(app):
+    """The generate tool's arguments are the model's spec's fields (``ui.fields``) between
+    the prompt and the fit, each described for an agent; estimate's are the fields a price
+    reads. Gradio leaves a falsy default ("" for the negative prompt) out of the schema."""
+    tools = {t.name: t for t in list_tools(app.url)}
+    generate = tools["generate"].inputSchema["properties"]
+    fields = [f.name for f in KLING.fields]
+    assert list(generate) == ["image", "prompt", *fields, "fit"]
+    assert [(n, generate[n].get("default")) for n in fields] == [
+        (f.name, f.default or None) for f in KLING.fields
+    ]
+    assert all(generate[n]["description"] for n in fields)
+    estimate = tools["estimate"].inputSchema["properties"]
+    priced = [f for f in KLING.fields if f.priced]
+    assert list(estimate) == [*(f.name for f in priced), "count"]
+    assert [estimate[f.name].get("default") for f in priced] == [f.default or None for f in priced]
 
 
 def test_estimate_answers_json(app):

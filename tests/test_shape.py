@@ -47,3 +47,23 @@ def test_the_page_and_the_cli_never_reach_into_the_service(folder):
         if reach.search(line)
     ]
     assert found == []
+
+
+def _takes_a_duration_and_an_audio_switch(node: ast.AST) -> bool:
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    names = [a.arg for a in node.args.args + node.args.kwonlyargs]
+    return any("duration" in n for n in names) and any("audio" in n for n in names)
+
+
+def test_only_the_form_names_the_models_fields_one_by_one():
+    """A job's settings travel as one value: the API's endpoints and the agents' tools take
+    the model's fields from its spec (``ui.fields.takes_fields``), so the one signature
+    left with both a duration and an audio switch is the form's ``form_request``."""
+    found = {
+        f"{_name(path)}:{node.name}"
+        for path in MODULES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if _takes_a_duration_and_an_audio_switch(node)
+    }
+    assert found <= {"kling_ui/ui/form.py:form_request"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ from PIL import Image
 
 from kling_ui.config import Settings, settings_from_env
 from kling_ui.jobs import Progress
+from kling_ui.request import KLING
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault
 from kling_ui.ui import Handlers, browser_secret, build_ui, render_status
@@ -94,6 +96,27 @@ def test_the_page_builds_with_both_api_events(simulator, tmp_path):
     blocks = build_ui(GenerationService(settings), browser_secret="s")
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_visibility != "private"}
     assert {"generate", "resume"} <= names
+
+
+def test_generate_publishes_the_models_fields_in_the_specs_order_with_its_defaults(
+    simulator, tmp_path
+):
+    """``/generate``'s parameters are the model's spec's fields (``ui.fields``), between the
+    prompt and the key: a field the decorator dropped, or put out of order, fails here."""
+    settings = Settings(base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "data")
+    blocks = build_ui(GenerationService(settings), browser_secret="s")
+    params = blocks.get_api_info()["named_endpoints"]["/generate"]["parameters"]
+    names = [p["parameter_name"] for p in params]
+    fields = [f.name for f in KLING.fields]
+    assert names == ["image", "prompt", *fields, "api_key"]
+    published = {p["parameter_name"]: p for p in params}
+    assert [(n, published[n]["parameter_default"]) for n in fields] == [
+        (f.name, f.default) for f in KLING.fields
+    ]
+    python = inspect.signature(Handlers.generate).parameters
+    assert [(n, python[n].annotation) for n in fields] == [
+        (f.name, f.annotation) for f in KLING.fields
+    ]
 
 
 def test_generate_handler_streams_id_status_and_video(page, photo, simulator):
