@@ -14,10 +14,13 @@ one mapping ``fields`` (name to value, the defaults filled in), which it hands o
 Why: Gradio reads an endpoint's parameters (``inspect.signature``: names, order, defaults),
 their type hints (``typing.get_type_hints``: ``gr.Request`` and ``gr.Header`` are known by
 them; ``gr.api``'s types are read from them) and its docstring's ``Args:`` (the MCP tools'
-descriptions) for the API's info and the MCP schemas. So the published annotations are real
-objects (the modules use ``from __future__ import annotations``), a generator stays one
-(Gradio streams it), the name and the docstring are the function's, and a field the
-docstring's ``Args:`` leaves out is described there by its spec (``FieldSpec.description``).
+descriptions) for the API's info and the MCP schemas. So the parameters' published
+annotations are real objects (the modules use ``from __future__ import annotations``; the
+return's stays as written, see ``_published``), a generator stays one (Gradio streams it),
+the name and the docstring are the function's, and a field the docstring's ``Args:`` leaves
+out is described there by its spec (``FieldSpec.description``). ``priced=True`` publishes
+only the fields a price reads (``FieldSpec.priced``: ``/estimate``); ``priced_part`` picks
+them out of all the fields (a low-balance question asks only those).
 
 Imports ``request`` (the spec's types) only.
 """
