@@ -70,7 +70,13 @@ class Database:
 
 
 class SQLite(Database):
-    """A file; one short connection per call (WAL mode), so many threads write at once."""
+    """A file in WAL mode, so many threads read while one writes. Connections are kept and
+    reused (``IDLE`` at most wait between calls), each used by one thread at a time: opening
+    one per call cost more than the query (the schema is read again by each new
+    connection: 0.47 ms against 0.01 ms for a lookup by id; with 50 jobs at once, a
+    quarter of the app's time, bench 3)."""
+
+    IDLE = 8
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -79,36 +85,55 @@ class SQLite(Database):
         os.chmod(self.path, 0o600)  # prompts and ids: for the app's user only
         self._lock = threading.Lock()  # one writer at a time in this process
         self._mutexes: dict[str, threading.Lock] = {}
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._closed = False
         self.execute("PRAGMA journal_mode=WAL")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         return db
 
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        with self._lock:
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one call: an idle one, or a new one. It goes back to the idle
+        ones after, unless a transaction was left open (it is closed: rolled back), the
+        database was closed, or ``IDLE`` already wait."""
+        with self._idle_lock:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
             db = self._connect()
-            try:
-                return db.execute(sql, tuple(params)).rowcount
-            finally:
+        keep = False
+        try:
+            yield db
+            keep = not db.in_transaction
+        finally:
+            with self._idle_lock:
+                if keep and not self._closed and len(self._idle) < self.IDLE:
+                    self._idle.append(db)
+                    db = None
+            if db is not None:
                 db.close()
 
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with self._lock, self._connection() as db:
+            return db.execute(sql, tuple(params)).rowcount
+
     def execute_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        with self._lock:
-            db = self._connect()
-            try:
-                db.execute("BEGIN")
-                db.executemany(sql, [tuple(r) for r in rows])
-                db.execute("COMMIT")
-            finally:
-                db.close()  # without its COMMIT, the transaction is rolled back
+        with self._lock, self._connection() as db:
+            db.execute("BEGIN")
+            db.executemany(sql, [tuple(r) for r in rows])
+            db.execute("COMMIT")  # without it, the connection is closed: rolled back
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        db = self._connect()
-        try:
+        with self._connection() as db:
             return [dict(r) for r in db.execute(sql, tuple(params)).fetchall()]
-        finally:
+
+    def close(self) -> None:
+        with self._idle_lock:
+            self._closed, idle, self._idle = True, self._idle, []
+        for db in idle:
             db.close()
 
     def columns(self, table: str) -> set[str]:
