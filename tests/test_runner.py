@@ -421,3 +421,22 @@ def test_runners_started_at_once_on_one_folder_name_a_key_alike(tmp_path):
         assert len(names) == 8 and len(set(names)) == 1, names
         assert (data / "key-ref-secret").read_text().strip()
         assert [p.name for p in data.iterdir()] == ["key-ref-secret"]  # no part file left
+
+
+def test_with_slots_to_spare_a_job_goes_at_once_though_another_is_ahead_of_it(on_a_clock):
+    """Fair shares order the jobs for slots too few for all; with a slot for each, no job
+    waits for its turn. Another runner's waiting job (older, from a newcomer: ahead of A's
+    in the order) once kept each of A's jobs back a whole poll interval (here 1000 s of a
+    clock that never moves: they would never go)."""
+    runner, ledger, clock, sim, request, backend = on_a_clock(
+        poll_interval=1000.0, max_active_per_key=3
+    )
+    sim.script_outcome("never", "never")
+    elsewhere = ledger.add(
+        request, backend=backend.name, key_ref=backend.key_ref, owner="browser:b",
+        created_at=clock(), lease=("another-runner", clock() + 10_000),
+    )  # fmt: skip
+    mine = [runner.add(request, backend, owner="browser:a") for _ in range(2)]
+    wait_for(lambda: all(ledger.get(j.job_id).generation_id for j in mine), timeout=30)
+    assert sim.creates == 2
+    assert ledger.get(elsewhere.job_id).state == "queued_here"  # its own runner sends it
