@@ -47,6 +47,7 @@ class PreparedImage:
     source_width: int  # upright, before any crop, pad or resize; 0 for a URL
     source_height: int
     adjusted: str | None = None  # e.g. "cropped to 2.5:1, resized from 6000×2000"
+    jpeg: bytes = field(default=b"", repr=False)  # the data URI's bytes; b"" for a URL
 
 
 def prepare_image(
@@ -185,6 +186,7 @@ def _prepare(im: Image.Image, fit: FitMode, fd: int) -> PreparedImage:
         source_width=width,
         source_height=height,
         adjusted=", ".join(notes) or None,
+        jpeg=encoded,
     )
 
 

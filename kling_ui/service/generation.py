@@ -171,7 +171,7 @@ class GenerationService:
                 request.with_image(prepared.data_uri), backend, owner=owner,
                 estimate_usd=price, parent_id=parent.job_id if parent else None,
             )  # fmt: skip
-        self.library.keep_input(prepared.data_uri, [job.job_id])
+        self.library.keep_input(prepared.data_uri, [job.job_id], jpeg=prepared.jpeg)
         note = f" ({prepared.adjusted})" if prepared.adjusted else ""
         yield from self.views.follow(job.job_id, submitted_note=note)
 

@@ -203,14 +203,15 @@ class Library:
     def _input_path(self, job_id: str) -> Path:
         return self.settings.data_dir / "inputs" / f"{job_id}.jpg"
 
-    def keep_input(self, data_uri: str, job_ids: list[str]) -> None:
-        """Keep the image these jobs were sent with (for Remix): the prepared JPEG, as sent.
+    def keep_input(self, data_uri: str, job_ids: list[str], *, jpeg: bytes = b"") -> None:
+        """Keep the image these jobs were sent with (for Remix): the prepared JPEG, as sent
+        (``jpeg``: its bytes, when the caller has them; else read from the data URI).
         An https URL is the vendor's to fetch and isn't kept. The jobs of one batch image
         share one file's bytes (hard links) where the disk allows. Never fails the jobs."""
         if not job_ids or not data_uri.startswith(JPEG_DATA_URI):
             return
         try:
-            data = base64.b64decode(data_uri[len(JPEG_DATA_URI) :], validate=True)
+            data = jpeg or base64.b64decode(data_uri[len(JPEG_DATA_URI) :], validate=True)
             folder = self._input_path(job_ids[0]).parent
             private_folder(folder)
             first = self._input_path(job_ids[0])
