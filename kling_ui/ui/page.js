@@ -50,7 +50,7 @@
 
   // A result comes into view, and no sound starts that nobody asked for (issue 23 item 15).
   // A gallery tile or Resume brings the card and its video into view (they sit above, out
-  // of sight); the video then plays muted (the player unmutes it). Sound plays only for a
+  // of sight); the video then plays muted (the person unmutes it). Sound plays only for a
   // job this tab's Generate started: that press asked for a video with its sound. While
   // this tab watches a job (Stop watching is on), a tile click is refused: the watched
   // job keeps its sound, and nothing moves.
@@ -69,12 +69,40 @@
       if (card) card.scrollIntoView({behavior: "smooth", block: "start"});
     }
   }, true);
-  // Before the player's autoplay starts (loadstart comes first): muted unless asked for.
-  document.addEventListener("loadstart", (e) => {
-    const video = e.target;
-    if (video instanceof HTMLVideoElement && video.closest("#video")) {
-      video.muted = !sound;
+  // Decided before the player's autoplay starts (loadstart comes first), and kept: Gradio's
+  // player writes its own `muted` (never set: false) on the element at each update of its
+  // value, and a job's event sends its last video twice (its last step, then Gradio's
+  // "completed" message repeats it). A repeat that landed after loadstart (a busy machine)
+  // played a tile's video with sound. So a silent video ignores the player's writes; an
+  // unmute by no script (the native controls, in full screen) or by the player's volume
+  // slider is the person's, and stands.
+  const muted = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "muted");
+  const quiet = new WeakMap(); // #video's <video> -> whether it stays silent
+  const ours = (video) => video instanceof HTMLVideoElement && video.closest("#video");
+  const decide = (video, silent) => {
+    if (!quiet.has(video)) {
+      Object.defineProperty(video, "muted", {
+        configurable: true,
+        get() { return muted.get.call(this); },
+        set(value) { if (!quiet.get(this)) muted.set.call(this, value); },
+      });
     }
+    quiet.set(video, silent);
+    muted.set.call(video, silent);
+  };
+  document.addEventListener("loadstart", (e) => {
+    if (ours(e.target)) decide(e.target, !sound);
+  }, true);
+  document.addEventListener("play", (e) => { // one whose loadstart came unseen (detached)
+    if (ours(e.target) && !quiet.has(e.target)) decide(e.target, !sound);
+  }, true);
+  document.addEventListener("volumechange", (e) => {
+    if (ours(e.target) && quiet.get(e.target) && !e.target.muted) quiet.set(e.target, false);
+  }, true);
+  document.addEventListener("input", (e) => {
+    const video = e.target instanceof Element && e.target.matches("#video input.volume-slider")
+      ? document.querySelector("#video video") : null;
+    if (video && quiet.get(video) && Number(e.target.value) > 0) decide(video, false);
   }, true);
 
   // Gradio's own markup, mended for screen readers (axe-core): an empty video's box has an
