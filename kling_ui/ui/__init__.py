@@ -51,7 +51,7 @@ from .gallery import gallery_section
 from .handlers import Handlers
 from .parts import LocalMP4Video, MediaLink, UploadedImage
 from .progress import job_section
-from .wiring import Owner, Page, wire
+from .wiring import PAGE_TITLE, Owner, Page, wire
 from .words import render_status
 
 __all__ = [
@@ -80,7 +80,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
     # With retention on, Gradio's own uploads go after the same time (checked hourly).
     delete_cache = (3600, int(days * 86400)) if days > 0 else None
     with gr.Blocks(
-        title="kling-ui · image to video", analytics_enabled=False, delete_cache=delete_cache
+        title=PAGE_TITLE, analytics_enabled=False, delete_cache=delete_cache
     ) as blocks:
         gr.Markdown(INTRO)
         banners(service)

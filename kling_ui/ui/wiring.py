@@ -108,6 +108,8 @@ ANNOUNCE_JS = """(html) => {
     region.textContent = say;
   }
 }"""
+# The page's title while no job or batch is followed (Gradio's, and the tab's when idle).
+PAGE_TITLE = "kling-ui · image to video"
 # The first Generate asks to show a notice when a job is done (never on page load); the tab's
 # title follows the job or the batch: "(0/1) kling-ui", then "(1/1) kling-ui" and a notice.
 ASK_NOTICE_JS = """() => {
@@ -117,7 +119,7 @@ ASK_NOTICE_JS = """() => {
 }"""
 TITLE_JS = """(progress) => {
   const base = "kling-ui";
-  if (!progress) { document.title = base; return; }
+  if (!progress) { document.title = "PAGE_TITLE"; return; }  // idle: the page's own title
   document.title = `(${progress}) ${base}`;
   const [done, total] = progress.split("/").map(Number);
   window.__klingNotified = window.__klingNotified || {};
@@ -128,7 +130,7 @@ TITLE_JS = """(progress) => {
                                            "Your video is done."});
     }
   }
-}"""
+}""".replace("PAGE_TITLE", PAGE_TITLE)
 # The status's first word read against ``states``' phases, rendered into the script: still
 # running (0 of 1 done) or the one good phase (1 of 1).
 JOB_PROGRESS_JS = f"""(status) => {{
