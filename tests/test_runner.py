@@ -9,6 +9,7 @@ real waiting."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -440,3 +441,23 @@ def test_with_slots_to_spare_a_job_goes_at_once_though_another_is_ahead_of_it(on
     wait_for(lambda: all(ledger.get(j.job_id).generation_id for j in mine), timeout=30)
     assert sim.creates == 2
     assert ledger.get(elsewhere.job_id).state == "queued_here"  # its own runner sends it
+
+
+def test_a_waiting_jobs_image_is_kept_as_sent_and_read_back_in_either_form(tmp_path, photo):
+    """The image of a job not yet sent is kept beside the ledger until it is sent: read back
+    whole, whether kept as it is now (the data URI itself) or as an earlier version kept it
+    (JSON); anything else is no image (the job then ends unsent, in words)."""
+    from kling_ui.runner.steps import load_request, pending_file, save_request
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    request = Request.make("The river bends.", images={"image": prepare_image(photo).data_uri})
+    job = ledger.add(request, backend="live", key_ref="k")
+    save_request(tmp_path, job.job_id, request)
+    assert load_request(tmp_path, job).image_url == request.image_url
+    kept = pending_file(tmp_path, job.job_id)
+    kept.write_text(json.dumps({"image_url": request.image_url}))  # an earlier version's
+    assert load_request(tmp_path, job).image_url == request.image_url
+    for damaged in ('{"image_url": 5}', "{not json", "file:///etc/passwd", ""):
+        kept.write_text(damaged)
+        assert load_request(tmp_path, job) is None, damaged
+    ledger.close()
