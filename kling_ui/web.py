@@ -406,9 +406,12 @@ class _GuardedBody:
         except asyncio.CancelledError:
             if not self._expired:
                 raise
-            uncancel = getattr(self._waiter, "uncancel", None)  # Python 3.11 on
-            if uncancel is not None:
-                uncancel()  # the cancel was ours, and is answered as a 408 here
+            self._expired = False
+            waiter = self._waiter
+            if hasattr(waiter, "uncancel"):  # Python 3.11 on: ours is answered as a 408 here
+                waiter.uncancel()
+                if waiter.cancelling():  # someone else's came with it: theirs stands
+                    raise
             raise self._late() from None
         finally:
             self._waiter = None

@@ -375,3 +375,37 @@ def test_a_failure_reason_is_typed_and_an_unknown_one_is_refused(where):
     ended = ledger.transition(job.job_id, "not_created", reason="not sent")
     assert ended.reason is Reason.NOT_SENT and ended.reason == "not sent"
     assert Ledger(where).get(job.job_id).reason is Reason.NOT_SENT
+
+
+def test_sqlite_keeps_its_connections_but_never_one_left_in_a_transaction(tmp_path):
+    """The SQLite ledger reuses its connections (a new one read the schema again each call);
+    one given back mid-transaction is closed (rolled back), never handed to the next caller;
+    many threads at once each get one of their own; after close, calls still work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kling_ui.database import SQLite
+
+    db = SQLite(tmp_path / "pool.sqlite3")
+    db.execute("CREATE TABLE t (v INTEGER)")
+    with db._connection() as first:
+        pass
+    with db._connection() as again:
+        assert again is first  # kept, not opened anew
+    with db._connection() as left_open:
+        left_open.execute("BEGIN")
+        left_open.execute("INSERT INTO t VALUES (1)")
+    with db._connection() as after:
+        assert after is not left_open and not after.in_transaction
+    assert db.value("SELECT COUNT(*) FROM t") == 0  # rolled back
+
+    def write_and_read(n: int) -> int:
+        db.execute("INSERT INTO t VALUES (?)", (n,))
+        return len(db.rows("SELECT v FROM t"))
+
+    with ThreadPoolExecutor(16) as pool:
+        seen = list(pool.map(write_and_read, range(200)))
+    assert db.value("SELECT COUNT(*) FROM t") == 200 and max(seen) == 200
+    assert len(db._idle) <= SQLite.IDLE
+    db.close()
+    assert db._idle == [] and db.value("SELECT COUNT(*) FROM t") == 200
+    assert db._idle == []  # after close, none is kept

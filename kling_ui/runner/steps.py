@@ -126,20 +126,7 @@ class JobSteps:
             )  # fmt: skip
             return
         with self._slots, self.ledger.mutex(f"slots:{job.key_ref}"):
-            active = self._active(job.key_ref)
-            if active >= self.settings.max_active_per_key:
-                waiting = (
-                    f"Waiting for a free slot: {active} jobs of this API key are at the vendor."
-                )
-                if job.message != waiting:
-                    self._note(job.job_id, waiting)
-                self._schedule(job.job_id, self.settings.poll_interval)
-                return
-            free = self.settings.max_active_per_key - active
-            ahead = self._ahead(job.key_ref, job.job_id)
-            if len(ahead) >= free:  # free slots, but they are others' turns first
-                for other in ahead[:free]:
-                    self._schedule(other, 0.0)
+            if not self._turn_now(job):
                 self._schedule(job.job_id, self.settings.poll_interval)
                 return
             now = self._clock()
@@ -178,6 +165,22 @@ class JobSteps:
             message="Submitted. Keep this id: the job can be resumed with it.",
         )
         self._schedule(job.job_id, self._poll_delay(self.ledger.get(job.job_id) or job))
+
+    def _turn_now(self, job: Job) -> bool:
+        """Whether ``job`` may be sent now: a slot of its key is free at the vendor and its
+        turn has come (``_ahead``); if not, it says why (no slot) or hands the free slots to
+        the jobs whose turn it is. Under the key's slots mutex."""
+        active = self._active(job.key_ref)
+        if active >= self.settings.max_active_per_key:
+            waiting = f"Waiting for a free slot: {active} jobs of this API key are at the vendor."
+            if job.message != waiting:
+                self._note(job.job_id, waiting)
+            return False
+        free = self.settings.max_active_per_key - active
+        ahead = self._ahead(job.key_ref, job.job_id)
+        for other in ahead[:free] if len(ahead) >= free else []:
+            self._schedule(other, 0.0)  # free slots, but they are others' turns first
+        return len(ahead) < free
 
     def _ahead(self, key_ref: str, job_id: str) -> list[str]:
         """The waiting jobs of this key whose turn comes before ``job_id``'s, first first
