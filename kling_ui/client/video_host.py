@@ -103,7 +103,7 @@ def _copy_video(
     """Stream the body to ``out``, checking the MP4 header early (a video's) and the cap as
     it goes (the whole download's time is the watchdog's, ``_Deadline``)."""
     size, head = 0, b""
-    for chunk in response.stream(256 * 1024, decode_content=True):
+    for chunk in response.stream(1024 * 1024, decode_content=True):  # 1 MiB reads
         if len(head) < 12:
             head += chunk[:12]
             if what == "video" and len(head) >= 12 and not _looks_like_mp4(head):
