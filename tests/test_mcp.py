@@ -270,7 +270,7 @@ def test_each_mcp_session_is_a_visitor_of_its_own(shared_app, sim, photo):
         ("generate", {"image": data_uri(photo), "prompt": "Two."}),
     ])  # fmt: skip
     assert first["status"] == "completed", first
-    assert second["final"] and "1 videos an hour" in second["message"], second
+    assert second["final"] and "1 video an hour" in second["message"], second
     (other,) = in_one_session(shared_app, [("generate", {"image": data_uri(photo),
                                                          "prompt": "Another agent."})])  # fmt: skip
     assert other["status"] == "completed", other
@@ -418,7 +418,7 @@ def test_a_session_id_in_the_query_is_no_new_agent(counted_app, photo):
         for n in range(2)
     ]  # fmt: skip
     assert answers[0]["status"] == "completed", answers[0]
-    assert answers[1]["final"] and "1 videos an hour" in answers[1]["message"], answers[1]
+    assert answers[1]["final"] and "1 video an hour" in answers[1]["message"], answers[1]
 
 
 def test_new_agent_sessions_count_as_an_addresses_new_visitors(counted_app, photo):
@@ -431,7 +431,7 @@ def test_new_agent_sessions_count_as_an_addresses_new_visitors(counted_app, phot
         for n in range(2)
     ]  # fmt: skip
     assert answers[0]["status"] == "completed", answers[0]  # a session of its own
-    assert answers[1]["final"] and "1 videos an hour" in answers[1]["message"], answers[1]
+    assert answers[1]["final"] and "1 video an hour" in answers[1]["message"], answers[1]
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

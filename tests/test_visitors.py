@@ -125,7 +125,7 @@ def test_an_address_brings_in_only_so_many_new_browsers_an_hour(make, photo):
     first = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", home))
     assert first[-1][1].startswith("Status: completed")
     second = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", home))
-    assert "1 videos an hour" in second[-1][1]
+    assert "1 video an hour" in second[-1][1]
 
 
 def test_jobs_waiting_here_are_capped_in_all(make, simulator, photo):
@@ -272,10 +272,10 @@ def test_ports_ipv4_mapped_forms_and_an_ipv6_network_are_one_address(make, simul
     handlers = make(visitor_jobs_per_hour=1, address_jobs_per_hour=1, trust_proxy=True)
     assert forwarded(handlers, "203.0.113.9:41000").last(photo).startswith("Status: completed")
     for same in ("203.0.113.9:41001", "::ffff:203.0.113.9"):
-        assert "Each address may make 1 videos an hour" in forwarded(handlers, same).last(photo)
+        assert "Each address may make 1 video an hour" in forwarded(handlers, same).last(photo)
     assert forwarded(handlers, "2001:db8:1:2::5").last(photo).startswith("Status: completed")
     refused = forwarded(handlers, "[2001:db8:1:2:ffff::9]:443").last(photo)
-    assert "Each address may make 1 videos an hour" in refused
+    assert "Each address may make 1 video an hour" in refused
     assert forwarded(handlers, "2001:db8:1:3::5").last(photo).startswith("Status: completed")
     assert simulator.creates == 3
 

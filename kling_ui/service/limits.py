@@ -153,7 +153,7 @@ class Limits:
             made = self.ledger.jobs_since(since, key_ref="server", owner=owner)
             if made + count > s.visitor_jobs_per_hour:
                 raise errors.LimitReached(
-                    f"Each visitor may make {s.visitor_jobs_per_hour} videos an hour on this "
+                    f"Each visitor may make {_videos(s.visitor_jobs_per_hour)} an hour on this "
                     f"app's key; you have made {made} in the last hour.{OWN_KEY}"
                 )
         place, most = place_of(owner), int(s.address_limit("jobs_per_hour"))
@@ -161,10 +161,14 @@ class Limits:
             made = self.ledger.jobs_since(since, key_ref="server", owner=place, column="address")
             if made + count > most:
                 raise errors.LimitReached(
-                    f"Each address may make {most} videos an hour on this app's key, for "
+                    f"Each address may make {_videos(most)} an hour on this app's key, for "
                     f"everyone who reaches the app from it; {made} were made from your address "
                     f"in the last hour.{OWN_KEY}"
                 )
+
+
+def _videos(n: int) -> str:
+    return f"{n} video" if n == 1 else f"{n} videos"
 
 
 class Prices:
