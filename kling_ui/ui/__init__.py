@@ -79,9 +79,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
     days = service.settings.retention_days
     # With retention on, Gradio's own uploads go after the same time (checked hourly).
     delete_cache = (3600, int(days * 86400)) if days > 0 else None
-    with gr.Blocks(
-        title=PAGE_TITLE, analytics_enabled=False, delete_cache=delete_cache
-    ) as blocks:
+    with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False, delete_cache=delete_cache) as blocks:
         gr.Markdown(INTRO)
         banners(service)
         if hf_sign_in_ready(service.settings.on_space):  # your videos in any browser
