@@ -32,8 +32,15 @@ SERIOUS = ("serious", "critical")
 MAX_NODES = 5  # target selectors and HTML snippets kept per violation
 NPM_CI_TIMEOUT_S = 300
 
-# Runs axe on the whole document and hands back only what a failure message needs.
+# Runs axe on the whole document and hands back only what a failure message needs. First it
+# lets running CSS transitions end (at most 2 s): a button fading between its busy and idle
+# colours is read mid-way on a busy machine, and its contrast then is neither state's.
 _RUN_AXE = """async ([impacts, maxNodes]) => {
+  const moving = document.getAnimations().filter((a) => a instanceof CSSTransition);
+  await Promise.race([
+    Promise.all(moving.map((a) => a.finished.catch(() => null))),
+    new Promise((done) => setTimeout(done, 2000)),
+  ]);
   const results = await axe.run(document, {resultTypes: ["violations"]});
   return results.violations
     .filter((v) => impacts.includes(v.impact))

@@ -97,6 +97,7 @@ class Server:
         cwd: Path = ROOT,
         ready_path: str = "",
         timeout: float = 120.0,
+        zygote: Any = None,
     ) -> None:
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -111,9 +112,12 @@ class Server:
             port_file = log_dir / f"{stem}.port"
             env = {**(os.environ if env is None else env), PORT_FILE_ENV: str(port_file)}
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        if zygote is not None:  # forked, with argv as the interpreter would take it
+            self.proc = zygote.fork(argv[1:], env, cwd, self.log_path)
+        else:
+            self.proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            )
         try:
             deadline = t0 + timeout
             while True:
@@ -179,7 +183,8 @@ def any_port_argv(*flags: str) -> list[str]:
 
 class AppProcess(Server):
     """``python app.py --port 0 [flags]`` in a subprocess (``any_port_argv``), ready when
-    ``/`` answers 200.
+    ``/`` answers 200: forked from a zygote that has imported Gradio already, where the
+    environment allows (``tests/zygote.py``).
 
     The environment is ``clean_env`` plus ``KLING_UI_DATA_DIR`` and ``env``; output goes to
     a log beside the data directory.
@@ -193,14 +198,18 @@ class AppProcess(Server):
         cwd: Path = ROOT,
         timeout: float = 90,
     ) -> None:
+        from zygote import zygote_for  # beside this file: the tests, not the benchmarks
+
         self.data_dir = Path(data_dir)
+        env = clean_env(KLING_UI_DATA_DIR=str(data_dir), **(env or {}))
         super().__init__(
             any_port_argv(*flags),
-            clean_env(KLING_UI_DATA_DIR=str(data_dir), **(env or {})),
+            env,
             log_dir=self.data_dir.parent,
             name="app",
             cwd=cwd,
             timeout=timeout,
+            zygote=zygote_for(env),
         )
 
 
