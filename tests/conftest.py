@@ -62,13 +62,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: one worker per core. Two per core were faster on the 2-core CI machine
-    (10 min against 14), but the browser tests, which wait on a page's next step, then
-    failed now and then for want of CPU (two of them in a fresh clone's run): a suite that
-    passes every time comes first. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` decides when set."""
+    """``-n auto``: one worker more than the cores. The tests mostly wait (on a simulated
+    vendor, a page's next step, a process starting): one worker per core left the 2-core CI
+    machine's CPU half idle (10.9 min), one more used it (8.7 min); two per core starved the
+    browser tests of CPU, and they failed now and then. ``PYTEST_XDIST_AUTO_NUM_WORKERS``
+    decides when set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
-    return len(os.sched_getaffinity(0))
+    return len(os.sched_getaffinity(0)) + 1
 
 
 class FakeClock:

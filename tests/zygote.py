@@ -8,9 +8,9 @@ forks a child for each app asked of it. The child takes the asked environment, f
 arguments and log, and runs ``tests/apprunner.py app.py --port 0 ...`` as ``python`` would:
 a real process with its own pid, killed or stopped by signals as before.
 
-Only the app's own settings may differ from the zygote's environment (``AIMLAPI_``,
-``KLING_UI_``): Gradio reads ``GRADIO_*``, ``TMPDIR`` and the like when it is imported, so
-an app asked with other differences is started the cold way (``zygote_for`` says None).
+Only the app's own settings may differ between apps forked from one zygote (``AIMLAPI_``,
+``KLING_UI_``, ``SPACE_ID``): Gradio reads ``GRADIO_*``, ``TMPDIR`` and the like when it is
+imported, so an app asked with other differences gets a zygote of its own (``zygote_for``).
 ``KLING_UI_TEST_ZYGOTE=0`` turns the forking off. The benchmarks never use it: they measure
 ``python app.py`` as a person starts it.
 """
@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 OFF_ENV = "KLING_UI_TEST_ZYGOTE"
-READ_AT_START = ("AIMLAPI_", "KLING_UI_")  # what the app reads when it starts, not at import
+# What the app reads when it starts, not at import (Gradio reads SPACE_ID when asked).
+READ_AT_START = ("AIMLAPI_", "KLING_UI_", "SPACE_ID")
 PRELOAD = ("gradio", "gradio_client", "PIL.Image", "av", "requests", "psycopg", "psycopg_pool")
 
 
