@@ -29,8 +29,8 @@ polls every 10 s until 80% of that and every 2 s after; the baseline's ledger is
 it polls every 2 s throughout. Target: at most half the baseline's polls per job, with done
 to disk still within 1.5 s median, 3 s p95.
 
-``--quick`` scales time down (20 jobs of 2 s at 0.2 s polls; 12 s jobs at 0.2 s polls and
-1 s sparse polls after seeded 12 s runs): a smoke run, not the figures. The targets stay
+``--quick`` scales time down (20 jobs of 2 s at 0.2 s polls; 6 s jobs at 0.2 s polls and
+1 s sparse polls after seeded 6 s runs): a smoke run, not the figures. The targets stay
 those of 2 s polls, so quick runs meet them easily.
 """
 
@@ -69,7 +69,7 @@ FULL = {
 }
 QUICK = {
     "many": {"jobs": 20, "length": 2.0, "queued": 0.2, "poll": 0.2},
-    "long": {"jobs": 3, "length": 12.0, "queued": 1.0, "poll": 0.2, "sparse": 1.0},
+    "long": {"jobs": 3, "length": 6.0, "queued": 0.5, "poll": 0.2, "sparse": 1.0},
 }
 
 
