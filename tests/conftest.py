@@ -62,14 +62,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: one worker more than the cores. The tests mostly wait (on a simulated
-    vendor, a page's next step, a process starting): one worker per core left the 2-core CI
-    machine's CPU half idle (10.9 min), one more used it (8.7 min); two per core starved the
-    browser tests of CPU, and they failed now and then. ``PYTEST_XDIST_AUTO_NUM_WORKERS``
-    decides when set."""
+    """``-n auto``: one worker per core. The tests mostly wait, and one more worker than
+    the cores filled the 2-core CI machine's CPU (8.2-8.9 min against 10.9 before the zygote
+    and the leaner browser); but the browser tests, which wait on a page's next step, then
+    failed now and then for want of CPU (two in a fresh clone's run, one a race of the page
+    itself that one worker per core had never shown), and two per core failed more: a
+    suite that passes every time comes first. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` decides
+    when set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
-    return len(os.sched_getaffinity(0)) + 1
+    return len(os.sched_getaffinity(0))
 
 
 class FakeClock:
