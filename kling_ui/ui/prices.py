@@ -32,14 +32,17 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
     the prompts and the takes as they are typed, not when the box is left; the last
     keystroke's price wins (``always_last``)."""
     single = [form.duration, form.audio, form.api_key]
-    price_view = with_price(handlers.price_view)
-    for source in (form.duration.change, form.audio.change, form.api_key.blur, page.load):
-        source(price_view, single, form.price, **QUIET)
+    singles = [form.duration.change, form.audio.change, form.api_key.blur, page.load]
+    gr.on(singles, with_price(handlers.price_view), single, form.price,
+          trigger_mode="always_last", **QUIET)  # fmt: skip
+    # One event for every trigger, so that ``always_last`` holds across them: with one
+    # event per trigger, an upload's answer (read before the prompts were typed) could
+    # land after the prompts' and leave the batch unpriced.
     many = [batch.images, batch.prompts, batch.takes, form.duration, form.audio, form.api_key]
-    batch_price = with_price(handlers.batch_price, at=3)
-    for event in (batch.images.change, batch.prompts.change, batch.takes.change,
-                  form.duration.change, form.audio.change):  # fmt: skip
-        event(batch_price, many, batch.price, trigger_mode="always_last", **QUIET)
+    triggers = [batch.images.change, batch.prompts.change, batch.takes.change,
+                form.duration.change, form.audio.change]  # fmt: skip
+    gr.on(triggers, with_price(handlers.batch_price, at=3), many, batch.price,
+          trigger_mode="always_last", **QUIET)  # fmt: skip
 
 
 class PriceEvents(PageBase):
