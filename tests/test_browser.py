@@ -347,6 +347,43 @@ def test_resume_by_id_of_a_finished_job_is_in_the_history_at_once(live, sim, bro
         context.close()
 
 
+def test_the_start_buttons_wait_for_the_page_load(live, browser):
+    """Until the page load has told the session who this browser is, Generate and Resume
+    stay off: a job started before it was recorded for the browser's address, and its tile
+    was missing from the gallery (seen once: Resume by id pressed as the page came up)."""
+    context = browser.new_context()
+    tab = context.new_page()
+    held: list = []  # the page load's events, held at the queue's door until let in
+    let_in = False
+
+    def door(route) -> None:
+        if let_in:
+            route.continue_()
+        else:
+            held.append(route)
+
+    tab.route("**/queue/join*", door)
+    try:
+        tab.goto(live.url)
+        starts = [tab.locator("#generate"), tab.locator("#resume")]
+        expect(starts[0]).to_be_visible()
+        deadline = time.monotonic() + 15
+        while not held and time.monotonic() < deadline:
+            tab.wait_for_timeout(50)
+        assert held, "the page load sent nothing to the queue"
+        tab.wait_for_timeout(300)
+        for button in starts:
+            expect(button).to_be_disabled()
+        let_in = True
+        for route in held:
+            route.continue_()
+        for button in starts:
+            expect(button).to_be_enabled()
+        expect(tab.locator("#price")).to_contain_text("$")
+    finally:
+        context.close()
+
+
 def test_a_mistyped_id_is_not_kept_a_short_one_is_found_and_entries_can_go(live, sim, page, photo):
     """Item 6: shape checked before recording; the short id; Remove from history."""
     open_page(page, live.url)

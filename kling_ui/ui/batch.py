@@ -77,7 +77,9 @@ def batch_section(secret: str) -> BatchPanel:
                 takes = gr.Slider(1, 4, value=1, step=1, label="Takes", elem_id="batch-takes")
         price = gr.Markdown(elem_id="batch-price")
         with gr.Row():
-            queue = gr.Button("Queue the batch", variant="primary", elem_id="batch-queue")
+            queue = gr.Button(
+                "Queue the batch", variant="primary", elem_id="batch-queue", interactive=False
+            )  # on once the page load has run (``progress.ready``)
             cancel = gr.Button("Cancel items not yet sent", elem_id="batch-cancel")
         note = gr.Markdown(elem_id="batch-note")
         result = gr.JSON(visible=False, elem_id="batch-result")  # the /batch answer, kept

@@ -180,7 +180,10 @@ def send_row() -> tuple[Any, Any, Any]:
     image, its note and a banner above it (a phone wraps them, in this order)."""
     with gr.Row(equal_height=True, elem_id="send-row"):
         price = gr.Markdown(elem_id="price", min_height=0)
-        generate = gr.Button("Generate", variant="primary", elem_id="generate", min_width=160)
+        # Off until the page load has told the session who this browser is (``progress.ready``).
+        generate = gr.Button(
+            "Generate", variant="primary", elem_id="generate", min_width=160, interactive=False
+        )
         # Quiet and small while there is nothing to stop; red and full size while watching.
         stop = gr.Button(
             "Stop watching", variant="secondary", size="sm", interactive=False, scale=0,

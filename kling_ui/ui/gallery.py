@@ -145,7 +145,7 @@ def gallery_section() -> GalleryPanel:
                 elem_id="resume-id",
                 scale=3,
             )
-            resume = gr.Button("Resume", elem_id="resume", scale=1)
+            resume = gr.Button("Resume", elem_id="resume", scale=1, interactive=False)
     return GalleryPanel(
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
         code, cont, chain,

@@ -153,6 +153,16 @@ def listen(handlers: Handlers, page: Page) -> None:
     )  # fmt: skip
 
 
+def ready(restored: Any, page: Page) -> None:
+    """The buttons that start jobs come on once the page load has run (``restored``): until
+    then the session does not know this browser's owner token, and a job started would be
+    recorded for its address instead (its tile missing from this browser's gallery). They
+    come on whether or not the load went well."""
+    starts = [page.form.generate, page.videos.resume, page.batch.queue]
+    on = gr.update(interactive=True)
+    restored.then(lambda: (on, on, on), None, starts, queue=False, **QUIET)
+
+
 def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any) -> list[Any]:
     """The events that start watching a job (Generate, Resume, a tile's click), each
     after ``start`` (the controls off, the press counted)."""

@@ -59,6 +59,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     _wire_api(handlers, page)
     progress.listen(handlers, page)
     restored = gallery.listen(handlers, page)
+    progress.ready(restored, page)
     form.listen(handlers, page.form)
     chain.listen(handlers, page)
     copy_code.listen(handlers, page)
