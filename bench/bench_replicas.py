@@ -65,23 +65,32 @@ def run(quick: bool = False) -> dict[str, Any]:
     queued, generating = (0.2, 0.6) if quick else (1.0, 9.0)
     poll = "0.3" if quick else None
     photo = make_photo(1600, 1200)
-    results: dict[str, dict[str, Any]] = {}
     cluster = Cluster()
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
             (tmp / "logs").mkdir()
             sim = start_simulator(queued, generating, tmp / "logs")
+            ways = (("one", 1, None), ("three", 3, cluster.database()))
+
+            def measure(way: tuple[str, int, str | None]) -> dict[str, Any]:
+                name, n, database = way
+                place = tmp / name
+                (place / "logs").mkdir(parents=True)
+                apps = _apps(n, sim.url.rstrip("/"), place, database, poll)
+                try:
+                    return _load(apps, users, photo, place / "downloads")
+                finally:
+                    for app in apps:
+                        app.stop()
+
             try:
-                for name, n, database in (("one", 1, None), ("three", 3, cluster.database())):
-                    place = tmp / name
-                    (place / "logs").mkdir(parents=True)
-                    apps = _apps(n, sim.url.rstrip("/"), place, database, poll)
-                    try:
-                        results[name] = _load(apps, users, photo, place / "downloads")
-                    finally:
-                        for app in apps:
-                            app.stop()
+                if quick:  # both ways at once to save time; it is only a smoke run
+                    with ThreadPoolExecutor(len(ways)) as pool:
+                        runs = {way[0]: pool.submit(measure, way) for way in ways}
+                        results = {name: run.result() for name, run in runs.items()}
+                else:
+                    results = {way[0]: measure(way) for way in ways}
             finally:
                 sim.stop()
     finally:

@@ -119,9 +119,16 @@ def page(browser: Browser, request) -> Iterator[Page]:
 # one app process per module, the simulator's script and records reset for each test.
 
 
+# The browser suites' jobs: 1.5 s from create to done, polled every 0.5 s (each phase is
+# seen at least once). A test that needs a phase to last asks for ``PHASES`` (``live``
+# brings the short one back for the next test).
+JOBS = Schedule(queued_s=0.5, generating_s=1.0)
+PHASES = Schedule(queued_s=1.5, generating_s=3.0)
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
-    simulator = Simulator(schedule=Schedule(queued_s=1.5, generating_s=3)).start()
+    simulator = Simulator(schedule=JOBS).start()
     try:
         yield simulator
     finally:
@@ -149,6 +156,7 @@ def app(chromium: str, sim: Simulator, tmp_path_factory) -> Iterator[AppProcess]
 @pytest.fixture
 def live(app: AppProcess, sim: Simulator) -> AppProcess:
     sim.reset()
+    sim.set_schedule(JOBS)
     return app
 
 

@@ -19,6 +19,7 @@ from apprunner import AppProcess as App
 from browsing import (  # noqa: F401  (fixtures)
     CARD,
     GEN_ID,
+    PHASES,
     STATUS,
     app,
     expect,
@@ -44,6 +45,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 
 def test_generate_shows_queued_generating_completed_then_plays_the_video(live, sim, page, photo):
+    sim.set_schedule(PHASES)  # each phase long enough to be seen
     open_page(page, live.url)
     fill_job(page, photo, "The meadow sways in the wind.")
     expect(page.locator("#image-note")).to_contain_text("Image OK")
@@ -144,6 +146,7 @@ def test_a_heic_photo_is_named_with_the_way_out(live, sim, page, tmp_path):
 
 
 def test_reload_mid_job_then_play_or_resume_from_history_finishes_it(live, sim, page, photo):
+    sim.script_outcome("complete", "never")  # the newest job waits until we say so
     open_page(page, live.url)
     # An older, finished job first, so the history has two entries to choose from.
     fill_job(page, photo, "An older job.")
@@ -176,6 +179,7 @@ def test_reload_mid_job_then_play_or_resume_from_history_finishes_it(live, sim, 
     expect(page.locator("#gallery .thumbnail-item").first).to_contain_text("The newest job")
     screenshot(page, "reloaded-history.png")
 
+    sim.complete_now(gid)
     newest.click()
     lines = status_lines(page, is_final)
     assert phase(lines[-1]) == "completed", lines

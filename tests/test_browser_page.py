@@ -13,6 +13,7 @@ from a11y import describe, serious_violations
 from browsing import (  # noqa: F401  (fixtures)
     CARD,
     GEN_ID,
+    PHASES,
     app,
     expect,
     expect_video_playing,
@@ -53,6 +54,7 @@ def check_axe(page, name: str) -> None:
 
 
 def test_the_card_walks_through_the_phases_and_speaks_them(live, sim, page, photo):
+    sim.set_schedule(PHASES)  # each phase long enough to be seen
     open_page(page, live.url)
     expect(page.locator(CARD)).to_contain_text("No job yet")
     fill_job(page, photo, "The meadow sways.")
@@ -133,6 +135,9 @@ def test_remix_fills_the_form_with_the_jobs_image_and_settings(live, sim, page, 
     expect(page.locator("#generate")).to_be_visible()
     tile(page, "Remix me").click()
     status_lines(page, is_final)
+    # The video in place first: as it comes, the gallery and its buttons move down (a click
+    # on Remix as they moved once missed it, in a CPU-starved run).
+    page.wait_for_function("document.querySelector('#video video')?.readyState >= 1")
     page.locator("#remix").click()
     expect(page.locator("#prompt textarea")).to_have_value("Remix me: the red field ripples.")
     expect(page.locator("#gallery-note")).to_contain_text("Remixed")

@@ -66,6 +66,7 @@ def test_after_stop_watching_one_press_of_generate_starts_the_next_job(live, sim
     open_page(page, live.url)
     start_and_stop(page, sim, photo, "The first job, stopped.")
     creates = sim.creates
+    sim.script_outcome("never")  # watched until we say so
     page.locator("#prompt textarea").fill("The second job, one press.")
     page.locator("#generate").click()  # once
     until(lambda: sim.creates == creates + 1, what="a second create after one press")
@@ -372,7 +373,7 @@ def test_the_batch_price_follows_the_prompts_as_they_are_typed(live, sim, page, 
 def test_the_cards_clock_is_read_every_second_not_at_each_poll(sim, browser, photo, tmp_path):
     """Item 18: with polls 15 s apart, the card's times (``data-tick``, from the ledger's
     phase times) still come from the server every second: three distinct ones come long
-    before a second poll could."""
+    before the first poll could."""
     slow = App(
         tmp_path / "slow-data",
         env={"AIMLAPI_BASE_URL": sim.url, "AIMLAPI_KEY": "sk-slow-poll-key",
@@ -386,9 +387,10 @@ def test_the_cards_clock_is_read_every_second_not_at_each_poll(sim, browser, pho
         open_page(page, slow.url)
         fill_job(page, photo, "A clock read every second.")
         page.locator("#generate").click()
-        status_lines(page, lambda line: phase(line) in RUNNING, timeout=60)
+        # The vendor took it: its first poll is 15 s away, and the clock is read meanwhile.
+        status_lines(page, lambda line: phase(line) in ("submitted", *RUNNING), timeout=60)
         seen = set()
-        deadline = time.monotonic() + 15  # at 1 Hz, 3 distinct values need ~2 s
+        deadline = time.monotonic() + 12  # at 1 Hz, 3 distinct values need ~2 s
         while len(seen) < 3 and time.monotonic() < deadline:
             ticks = page.locator(f"{CARD} .kui-elapsed [data-tick]")
             if ticks.count():
