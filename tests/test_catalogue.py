@@ -1,0 +1,161 @@
+"""The bundled model catalogue (``kling_ui/catalogue``): every model in it can be offered,
+its defaults and a create body built from them pass the model's schema (checked with
+``jsonschema``), and the vendor's schema quirks are handled as the overlay says."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft7Validator
+
+from kling_ui import request, rules
+from kling_ui.catalogue import KINDS, SchemaError, normalize, snapshot
+from kling_ui.catalogue.build import build
+from kling_ui.config import MODEL
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = Path(
+    os.environ.get("KLING_UI_VIDEO_MODELS_DIR")
+    or ROOT.parent / "shared" / "spec" / "aimlapi" / "video-models"
+)
+PIXEL = (  # a 1x1 PNG, as the app sends images: a data URI
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8AAAwMBAgE"
+    "AAMgLJz4AAAAASUVORK5CYII="
+)
+ENTRIES = snapshot()
+
+
+def body(entry) -> dict:
+    """A create body as the form would send it untouched: the prompt, every frame slot
+    filled, each field's default (the model id is the schema's own and not in ``schema``)."""
+    out = {"prompt": "The camera pans slowly across the scene."}
+    for field in entry.frames.values():
+        out[field] = PIXEL
+    out.update(entry.defaults())
+    return out
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.id for e in ENTRIES])
+def test_every_bundled_model_can_be_offered_and_its_defaults_pass_its_schema(entry):
+    assert entry.kind in KINDS
+    assert entry.name
+    Draft7Validator.check_schema(entry.schema)
+    validator = Draft7Validator(entry.schema)
+    errors = [e.message for e in validator.iter_errors(body(entry))]
+    assert not errors, errors
+    # Every field's own default passes its field's schema (no "5" beside an integer enum).
+    for name, value in entry.defaults().items():
+        assert not list(Draft7Validator(entry.fields[name]).iter_errors(value)), (name, value)
+    # The app can fill everything the model requires: the prompt and image slots.
+    assert set(entry.required) <= {"prompt", *entry.frames.values()}
+    if entry.kind != "text-to-video":
+        assert "first" in entry.frames
+    assert not set(entry.hidden) & set(entry.defaults())
+
+
+def test_the_snapshot_covers_the_families_people_ask_for_with_kling_v26_pro_first():
+    ids = [e.id for e in ENTRIES]
+    assert ids[0] == MODEL
+    by_id = {e.id: e for e in ENTRIES}
+    assert by_id["klingai/video-v2-6-pro-text-to-video"].kind == "text-to-video"
+    assert by_id["klingai/video-o1-image-to-video"].frames["last"] == "last_image_url"
+    assert by_id["google/veo-3.1-i2v"].kind == "image-to-video"
+    assert by_id["google/veo-3.1-first-last-image-to-video"].kind == "start-end"
+    assert by_id["runway/gen4_turbo"].frames["last"] == "tail_image_url"
+    assert "seed" in by_id["bytedance/seedance-1-5-pro"].fields
+    assert {e.kind for e in ENTRIES} == set(KINDS)
+    assert len(ids) == len(set(ids)) >= 100
+
+
+def test_kling_v26_pro_agrees_with_the_request_the_app_sends_today():
+    """The bundled entry and the app's own spec (``request.KLING``) say the same."""
+    kling = ENTRIES[0]
+    assert kling.kind == "image-to-video" and kling.frames == {"first": "image_url"}
+    assert kling.fields["duration"]["enum"] == [5, 10]
+    own = {f.name: f.default for f in request.KLING.fields}
+    assert kling.defaults() == {k: v for k, v in own.items() if k != "negative_prompt"}
+    assert set(own) <= set(kling.fields)
+    assert kling.fields["prompt"]["maxLength"] == rules.MAX_PROMPT_CHARS
+    assert "duration" in kling.coerced  # the vendor's default is the string "5"
+    assert kling.hidden == ("provider",)
+
+
+def test_prompt_rewriting_on_the_vendors_side_is_sent_off_unless_asked():
+    rewriting = [e for e in ENTRIES if e.prompt_rewriting]
+    assert rewriting
+    for entry in rewriting:
+        for name in entry.prompt_rewriting:
+            assert entry.defaults()[name] is False, (entry.id, name)
+
+
+def _document(properties: dict, required: list, components: dict | None = None) -> dict:
+    schema = {"type": "object", "properties": {"model": {"type": "string", "enum": ["v/m"]},
+              **properties}, "required": ["model", *required]}  # fmt: skip
+    return {
+        "openapi": "3.0.0",
+        "paths": {"/v2/video/generations": {"post": {"requestBody": {"content": {
+            "application/json": {"schema": schema}}}}}},
+        "components": components or {},
+    }  # fmt: skip
+
+
+def test_a_schema_is_normalized_refs_resolved_defaults_coerced_frames_found():
+    doc = _document(
+        {
+            "prompt": {"type": "string"},
+            "image_url": {"type": "string", "format": "uri", "required": True},  # Swagger's way
+            "tail_image_url": {"$ref": "#/components/schemas/Frame"},
+            "duration": {"type": "integer", "enum": [4, 8], "default": "8"},
+            "fps": {"type": "integer", "enum": [24, 30], "default": "25"},  # not a choice
+            "loop": {"type": "boolean", "default": "false"},
+            "shots": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"duration": {"type": "integer", "default": "5"}},
+                },
+            },  # fmt: skip
+            "video_url": {"type": "string"},
+            "enhance_prompt": {"type": "boolean", "default": True},
+        },
+        ["prompt", "tail_image_url"],
+        {"schemas": {"Frame": {"type": "string", "description": "The last frame."}}},
+    )
+    entry = normalize(doc)
+    assert entry.id == "v/m" and entry.kind == "start-end"
+    assert entry.frames == {"first": "image_url", "last": "tail_image_url"}
+    assert entry.fields["tail_image_url"]["description"] == "The last frame."
+    assert entry.fields["duration"]["default"] == 8
+    assert "default" not in entry.fields["fps"]
+    assert entry.fields["loop"]["default"] is False
+    assert entry.fields["shots"]["items"]["properties"]["duration"]["default"] == 5
+    assert set(entry.coerced) == {"duration", "fps", "loop", "shots"}
+    assert entry.other_media == ("video_url",)
+    assert entry.defaults() == {"duration": 8, "loop": False, "enhance_prompt": False}
+    assert "model" not in entry.fields
+    assert set(entry.required) == {"prompt", "image_url", "tail_image_url"}
+    assert "required" not in entry.fields["image_url"]
+    assert json.loads(json.dumps(entry.to_json())) == entry.to_json()
+
+
+def test_documents_that_are_not_a_models_create_are_refused_in_words():
+    with pytest.raises(SchemaError, match="create operation"):
+        normalize({"paths": {"/v2/video/generations": {"get": {}}}})
+    no_id = _document({}, [])
+    no_id["paths"]["/v2/video/generations"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]["model"] = {"type": "string"}  # fmt: skip
+    with pytest.raises(SchemaError, match="model id"):
+        normalize(no_id)
+    with pytest.raises(SchemaError, match="reference"):
+        normalize(_document({"x": {"$ref": "https://elsewhere/schema.json"}}, []))
+
+
+@pytest.mark.skipif(not SPEC.is_dir(), reason=f"the vendor's documents are not here ({SPEC})")
+def test_the_bundled_snapshot_is_what_build_writes_from_the_vendors_documents():
+    """Edit overlay.json, then ``python -m kling_ui.catalogue.build`` (kling_ui/catalogue)."""
+    built = json.loads(json.dumps(build(SPEC)))
+    committed = json.loads((ROOT / "kling_ui" / "catalogue" / "snapshot.json").read_text())
+    assert built["models"] == committed["models"]
