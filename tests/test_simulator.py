@@ -911,21 +911,27 @@ def test_catalogue_prices_the_model_as_variants_on_generate_audio(simulator):
 
 
 TEXT_MODEL = MODEL.replace("image-to-video", "text-to-video")
+# The other video models the simulator serves, after ours (issue 25): with an image first.
+I2V = ["alibaba/wan-2-6-i2v", "google/veo-3.1-i2v", "klingai/video-o1-image-to-video",
+       "runway/gen4_turbo"]  # fmt: skip
+SEEDANCE = "bytedance/seedance-1-5-pro"  # text to video, frames optional
+OTHERS = [I2V[0], SEEDANCE, *I2V[1:]]
 
 
 @pytest.mark.parametrize(
     "params, ids",
     [
-        ({"id": ...}, [TEXT_MODEL, MODEL]),
+        ({"id": ...}, [TEXT_MODEL, MODEL, *OTHERS]),
         ({"id": MODEL.upper()}, [MODEL]),
         ({"id": "video-v2-6-pro-image-to-video"}, [MODEL]),  # an alias
         ({"id": f"{MODEL},openai/gpt-4o"}, [MODEL]),
         ({"id": [TEXT_MODEL, MODEL]}, [TEXT_MODEL, MODEL]),
         ({"id": "openai/gpt-4o"}, []),
-        ({"id": ..., "capabilities": "image_to_video"}, [MODEL]),
-        ({"id": ..., "capabilities": "image_to_video,text_to_video"}, [TEXT_MODEL, MODEL]),
-        ({"id": ..., "output_modalities": "video", "input_modalities": "image"}, [MODEL]),
-        ({"id": ..., "type": "internal/video-generations/submit"}, [TEXT_MODEL, MODEL]),
+        ({"id": ..., "capabilities": "image_to_video"}, [MODEL, *I2V]),
+        ({"id": ..., "capabilities": "image_to_video,text_to_video"}, [TEXT_MODEL, MODEL, *OTHERS]),
+        ({"id": ..., "output_modalities": "video", "input_modalities": "image"}, [MODEL, *I2V]),
+        ({"id": ..., "type": "internal/video-generations/submit"}, [TEXT_MODEL, MODEL, *OTHERS]),
+        ({"id": "gen4_turbo"}, ["runway/gen4_turbo"]),  # another model's alias
         ({"id": ..., "tags": "playground:chat"}, []),
     ],
 )
@@ -1198,3 +1204,83 @@ def test_jobs_of_a_state_file_without_billing_are_not_charged_again(tmp_path):
     with Simulator(state_path=state) as sim:
         assert sim.balance("any-key") == 100
         assert sim.job("g")["meta"]["usage"]["credits_used"] == 1_400_000  # its old price
+
+
+# --- issue 25: the other video models, their documents and their schemas -------------------
+
+PNG = (  # a 1x1 PNG as a data URI, as the app sends images
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8AAAwMBAgE"
+    "AAMgLJz4AAAAASUVORK5CYII="
+)
+
+
+def served_entries(sim):
+    """Each catalogue item's document, fetched from its ``info.docsJson`` and read as the
+    app reads a schema (``kling_ui.catalogue.normalize``)."""
+    from kling_ui.catalogue import normalize
+
+    items = catalogue(sim, id=...).json()["data"]
+    entries = []
+    for item in items:
+        document = requests.get(item["info"]["docsJson"], timeout=5)
+        assert document.status_code == 200, item["id"]
+        entry = normalize(document.json())
+        assert entry.id == item["id"]
+        entries.append(entry)
+    return entries
+
+
+def test_the_catalogue_links_each_models_schema_from_six_families(simulator):
+    entries = served_entries(simulator)
+    assert len(entries) >= 6
+    assert {e.id.split("/")[0] for e in entries} >= {"klingai", "google", "runway", "bytedance"}
+    by_id = {e.id: e for e in entries}
+    assert by_id["klingai/video-o1-image-to-video"].frames["last"] == "last_image_url"
+    assert by_id["runway/gen4_turbo"].frames["last"] == "tail_image_url"
+    assert "seed" in by_id[SEEDANCE].fields
+    assert by_id[TEXT_MODEL].kind == "text-to-video"
+    missing = requests.get(simulator.url + "/docs/video-models/nope.json", timeout=5)
+    assert missing.status_code == 404
+
+
+def test_every_served_model_makes_a_video_from_its_defaults(simulator):
+    simulator.set_schedule(Schedule(queued_s=0.02, generating_s=0.05))
+    for entry in served_entries(simulator):
+        sent = {"model": entry.id, "prompt": "Leaves drift past the window.", **entry.defaults()}
+        sent.update({field: PNG for field in entry.frames.values()})
+        created = requests.post(simulator.url + PATHS[0], json=sent, headers=AUTH, timeout=5)
+        assert created.status_code == 200, (entry.id, created.text)
+        gid = created.json()["id"]
+        assert gid.endswith(":" + entry.id)
+        for _ in range(200):
+            status = poll(simulator, gid).json()
+            if status["status"] == "completed":
+                break
+            time.sleep(0.01)
+        assert status["status"] == "completed" and status["video"]["url"], entry.id
+    models = [row["model"] for row in rows(simulator)]
+    assert SEEDANCE in models and MODEL in models
+    assert [r["model"] for r in rows(simulator, model=SEEDANCE)] == [SEEDANCE]
+
+
+@pytest.mark.parametrize(
+    "model, changes, words",
+    [
+        ("google/veo-3.1-i2v", {"duration": 7}, "duration"),  # not one of 4, 6, 8
+        ("google/veo-3.1-i2v", {"duration": "8"}, "duration"),  # a string, not an integer
+        ("google/veo-3.1-i2v", {"image_url": ...}, "'image_url' is a required property"),
+        ("google/veo-3.1-i2v", {"seed": 7}, "seed: unrecognized key"),
+        ("runway/gen4_turbo", {"tail_image_url": "data:image/png;base64,!!"}, "tail_image_url"),
+        (SEEDANCE, {"seed": "seven"}, "seed"),
+        (MODEL, {"tail_image_url": PNG}, "tail_image_url: unrecognized key"),  # gone from 2.6
+    ],
+)
+def test_a_body_outside_its_models_schema_is_refused_and_nothing_is_made(
+    simulator, model, changes, words
+):
+    sent = {"model": model, "prompt": "Waves roll in.", "image_url": PNG, **changes}
+    sent = {k: v for k, v in sent.items() if v is not ...}
+    response = requests.post(simulator.url + PATHS[0], json=sent, headers=AUTH, timeout=5)
+    assert response.status_code == 400, response.text
+    assert "Body validation error!" in response.text and words in response.text
+    assert not simulator.jobs  # the request is recorded; no job was made

@@ -24,7 +24,12 @@ It can be scripted to misbehave (``Fault``, ``DownloadFault``, ``script_outcome`
 ``set_balance``), from Python or, for an app in another process, through
 ``POST /__sim__/script``.
 
+Beside ours, it serves other video models (Kling O1, Veo 3.1, Seedance, Wan, Runway): each
+listed in the catalogue with its ``info.docsJson`` (the vendor's OpenAPI document, in
+``models/``), and each create checked against that model's schema, as the vendor refuses.
+
 The package, one job a module, in the order they build on each other:
+  schemas.py    the other models' documents (``models/``) and the schema check of a body
   vendor.py     the vendor's contract: the model id, paths, limits, and the body checks
   money.py      rates, credits and dollars, the pricing block, each key's account
   jobs.py       a job's schedule, status and price, how a poll shows it; a log entry
@@ -42,7 +47,8 @@ The package, one job a module, in the order they build on each other:
 
 It shares no parsing or validation code with the client (``kling_ui/client/``) on
 purpose: a mistake the two shared would pass every test. Standard library only, with
-``media`` (the zoom clips) and ``files`` (files written whole). This module re-exports
+``media`` (the zoom clips), ``files`` (files written whole) and ``jsonschema`` (the other
+models' bodies). This module re-exports
 the names its users import.
 """
 

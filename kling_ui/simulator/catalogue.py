@@ -1,9 +1,11 @@
-"""The model catalogue, ``GET /v1/models``, as the simulator serves it: its two models (ours,
-priced by the pricing block in force, and a text-to-video sibling listed first, so that a
-client must match the id), the filters (a parameter's values OR'd, comma-separated or
-repeated, any case; parameters AND'd), the ``include`` sections, and the ``ETag`` it carries.
+"""The model catalogue, ``GET /v1/models``, as the simulator serves it: ours (priced by the
+pricing block in force), a text-to-video sibling listed first (so that a client must match
+the id), then the other video models of ``schemas`` (Kling O1, Veo 3.1, Seedance, Wan,
+Runway), each with its ``info.docsJson`` link; the filters (a parameter's values OR'd,
+comma-separated or repeated, any case; parameters AND'd), the ``include`` sections, and the
+``ETag`` it carries.
 
-Imports the constants of ``vendor.py`` and the pricing block of ``money.py``.
+Imports the constants of ``vendor.py``, the pricing block of ``money.py`` and ``schemas``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ import hashlib
 import json
 from typing import Any
 
+from . import schemas
 from .money import pricing_document
 from .vendor import CATALOGUE_SECTIONS, MODEL
 
 
-def listing(pricing: dict[str, Any] | None, query: dict[str, list[str]]) -> dict[str, Any]:
+def listing(
+    pricing: dict[str, Any] | None, query: dict[str, list[str]], docs_base: str = ""
+) -> dict[str, Any]:
     """The catalogue for the parsed query string: the models its filters keep, with the
-    sections ``include`` asks for."""
+    sections ``include`` asks for. ``docs_base``: this simulator's address, for the models'
+    ``info.docsJson`` links."""
     wanted = _query_values(query, "include")
     if "all" in wanted or any(v in ("true", "1") for v in _query_values(query, "details")):
         wanted = set(CATALOGUE_SECTIONS)
     models = []
-    for model in _catalogue_models(pricing):
+    for model in _catalogue_models(pricing, docs_base):
         if not _catalogue_filters_keep(model, query):
             continue
         item = {k: v for k, v in model.items() if k not in CATALOGUE_SECTIONS}
@@ -33,9 +39,10 @@ def listing(pricing: dict[str, Any] | None, query: dict[str, list[str]]) -> dict
     return {"object": "list", "data": models}
 
 
-def _catalogue_models(pricing: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The catalogue: this simulator's model (priced by ``pricing``; no block when None) and
-    its text-to-video sibling, listed first, so that a client must match the id."""
+def _catalogue_models(pricing: dict[str, Any] | None, docs_base: str) -> list[dict[str, Any]]:
+    """The catalogue: this simulator's model (priced by ``pricing``; no block when None), its
+    text-to-video sibling, listed first, so that a client must match the id, then the other
+    models of ``schemas``."""
     alias = MODEL.split("/", 1)[1]
     ours: dict[str, Any] = {
         "id": MODEL,
@@ -63,7 +70,35 @@ def _catalogue_models(pricing: dict[str, Any] | None) -> list[dict[str, Any]]:
     sibling["modalities"]["input"] = ["text"]
     sibling["capabilities"] = ["text_to_video", "audio_generation"]
     sibling["pricing"] = pricing_document("variants")
-    return [sibling, ours]
+    served = schemas.documents()
+    for item in (sibling, ours):
+        item["info"]["docsJson"] = docs_base + schemas.DOCS_PATH + served[item["id"]][0]
+    others = [_other(ident, name, docs_base) for ident, (name, _) in served.items()]
+    return [sibling, ours, *(o for o in others if o["id"] not in (MODEL, sibling["id"]))]
+
+
+def _other(ident: str, file_name: str, docs_base: str) -> dict[str, Any]:
+    """One of the other served models, priced at this simulator's rates."""
+    schema = schemas.documents()[ident][1]
+    frame = "image_url" in schema.get("required", ())
+    vendor, _, name = ident.partition("/")
+    return {
+        "id": ident,
+        "info": {
+            "name": name.replace("-", " ").replace("_", " ").title(),
+            "developer": vendor.title(),
+            "description": schema.get("title", ident),
+            "url": "",
+            "docsUrl": "",
+            "docsJson": docs_base + schemas.DOCS_PATH + file_name,
+        },
+        "type": "internal/video-generations/submit",
+        "aliases": [name],
+        "tags": ["playground:video"],
+        "modalities": {"input": ["image", "text"] if frame else ["text"], "output": ["video"]},
+        "capabilities": ["image_to_video" if frame else "text_to_video"],
+        "pricing": pricing_document("fixed"),
+    }
 
 
 def _query_values(query: dict[str, list[str]], name: str) -> set[str]:

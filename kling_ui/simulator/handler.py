@@ -5,7 +5,7 @@ paths, the usage log, the catalogue, billing) and of the ``/__sim__/`` control e
 A route only turns the request into calls of the Simulator's public methods and writes the
 answer; the files are served by ``cdn.py``, the plumbing is ``wire.py``. The body checks are
 ``vendor.validation_error``, looked up on its module at each create so a test can wrap it.
-Imports ``cdn``, ``faults``, ``catalogue``, ``jobs``, ``money`` and ``vendor``.
+Imports ``cdn``, ``faults``, ``catalogue``, ``jobs``, ``money``, ``schemas`` and ``vendor``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import vendor
+from . import schemas, vendor
 from .catalogue import etag, etag_matches
 from .cdn import CdnRoutes
 from .faults import DownloadFault, Fault
@@ -97,6 +97,8 @@ class Handler(CdnRoutes):
             return self._logs(parts.query)
         if parts.path in CATALOGUE_PATHS:
             return self._catalogue(parts.query)
+        if parts.path.startswith(schemas.DOCS_PATH):
+            return self._docs(parts.path.removeprefix(schemas.DOCS_PATH))
         if parts.path == BILLING_PATH:
             return self._billing()
         if parts.path not in CREATE_PATHS:
@@ -138,6 +140,18 @@ class Handler(CdnRoutes):
             self.end_headers()
             return None
         return self._send_json(200, page, {"ETag": tag})
+
+    def _docs(self, name: str) -> None:
+        """A served model's OpenAPI document (its catalogue item's ``info.docsJson``)."""
+        data = schemas.document_bytes(name)
+        if data is None:
+            return self._send_error(404, f"Cannot GET {schemas.DOCS_PATH}{name}")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        return None
 
     def _billing(self) -> None:
         if self._apply_fault(self.sim.next_fault("billing")):

@@ -49,6 +49,11 @@ class Job:
     generate_audio: bool = True  # the vendor's default
     credits: int | None = None  # its price, fixed at create (None in older state files)
 
+    @property
+    def model(self) -> str:
+        """The model the job was made with: its id's suffix (``<uuid>:<model>``)."""
+        return self.id.split(":", 1)[1] if ":" in self.id else ""
+
     def charge_credits(self) -> int:
         """What the job costs once it completes (its price at create)."""
         if self.credits is not None:

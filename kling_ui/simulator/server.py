@@ -216,7 +216,7 @@ class Simulator(JobStore):
         """The model catalogue (``GET /v1/models``) for the parsed query string."""
         with self._lock:
             pricing = self._pricing
-        return catalogue.listing(pricing, query)
+        return catalogue.listing(pricing, query, docs_base=self.url)
 
     def billing(self, key: str) -> dict[str, Any]:
         """``GET /v2/billing`` for ``key``'s account."""

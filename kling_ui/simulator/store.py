@@ -217,7 +217,7 @@ class JobStore:
             if limit is not None and self._usage.active(key_digest, now, self.jobs) >= limit:
                 return None
             job = Job(
-                id=f"{uuid.uuid4()}:{MODEL}",
+                id=f"{uuid.uuid4()}:{body.get('model') or MODEL}",
                 token=uuid.uuid4().hex,
                 created=now,
                 duration=duration,

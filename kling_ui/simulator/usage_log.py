@@ -44,8 +44,7 @@ class UsageLog:
         ]
         entries.sort(key=lambda e: e.created, reverse=True)  # stable: later creates first
         rows = [self._row(e, jobs[e.job_id], now) for e in entries]
-        if not _model_matches(models):
-            rows = []
+        rows = [r for r in rows if _model_matches(models, r["model"])]
         rows = [r for r in rows if not statuses or r["status"] in statuses]
         page = rows[offset : offset + limit]
         return {
@@ -83,7 +82,7 @@ class UsageLog:
             "created": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "status": "failed" if failed else "succeeded",
             "origin": "api",
-            "model": MODEL,
+            "model": job.model or MODEL,
             "cost": {"usd": usd(credits), "credits": credits},
             "tokens": {"input": 0, "output": 0, "total": 0},
             "request_id": entry.request_id,
@@ -161,7 +160,7 @@ def _int_param(
     return n
 
 
-def _model_matches(models: list[str]) -> bool:
-    """Whether the ``model`` filter keeps this simulator's one model: ``source/alias`` or the
-    bare alias, matched exactly; no filter keeps it."""
-    return not models or MODEL in models or MODEL.split("/", 1)[1] in models
+def _model_matches(models: list[str], model: str) -> bool:
+    """Whether the ``model`` filter keeps a row of ``model``: ``source/alias`` or the bare
+    alias, matched exactly; no filter keeps it."""
+    return not models or model in models or model.split("/", 1)[-1] in models

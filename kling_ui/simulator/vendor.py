@@ -2,7 +2,9 @@
 text limit, the moderation error, and the checks a create's body must pass.
 
 The checks are written for the simulator alone, independently of the client's (STYLE.md): a
-mistake the two shared would pass every test. Imports nothing of ours.
+mistake the two shared would pass every test. The other models' bodies are checked against
+their own schemas (``schemas``); ours has hand-written checks, then its schema's field names.
+Imports ``schemas``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import base64
 import re
 from pathlib import Path
 from typing import Any
+
+from . import schemas
 
 MODEL = "klingai/video-v2-6-pro-image-to-video"
 CREATE_PATHS = ("/v2/video/generations", "/v2/generate/video/kling/generation")
@@ -45,6 +49,8 @@ def validation_error(body: Any) -> str | None:
     if not isinstance(body, dict):
         return "Body validation error! body: expected object"
     if body.get("model") != MODEL:
+        if body.get("model") in schemas.documents():
+            return _another_models_error(body)
         return f"Body validation error! model: expected '{MODEL}', received {body.get('model')!r}"
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
@@ -60,15 +66,9 @@ def validation_error(body: Any) -> str | None:
     image = body.get("image_url")
     if not isinstance(image, str) or not image:
         return "Body validation error! image_url: expected string, received " + repr(image)[:40]
-    if not re.match(r"^https?://", image):
-        b64 = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
-        if image.startswith("data:") and not re.match(r"^data:image/[a-z+.-]+;base64,", image):
-            return "Body validation error! image_url: expected a base64 image data URI"
-        try:
-            if not base64.b64decode(b64, validate=True):
-                raise ValueError("empty")
-        except ValueError:
-            return "Body validation error! image_url: expected a URL or a Base64-encoded image"
+    problem = _image_error("image_url", image)
+    if problem:
+        return problem
     duration = body.get("duration", 5)
     # bool is an int in Python; JSON 5.0 is 5 to a JavaScript server, so it passes.
     if type(duration) not in (int, float, str) or duration not in (5, 10, "5", "10"):
@@ -84,4 +84,32 @@ def validation_error(body: Any) -> str | None:
     if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
         received = body["generate_audio"]
         return f"Body validation error! generate_audio: expected boolean, received {received!r}"
+    return schemas.schema_error(body, keys_only=True)
+
+
+def _image_error(name: str, image: str) -> str | None:
+    """An image field's value: a link, or Base64 (in a data URI or bare) that decodes."""
+    if re.match(r"^https?://", image):
+        return None
+    b64 = image.split(",", 1)[1] if image.startswith("data:") and "," in image else image
+    if image.startswith("data:") and not re.match(r"^data:image/[a-z+.-]+;base64,", image):
+        return f"Body validation error! {name}: expected a base64 image data URI"
+    try:
+        if not base64.b64decode(b64, validate=True):
+            raise ValueError("empty")
+    except ValueError:
+        return f"Body validation error! {name}: expected a URL or a Base64-encoded image"
+    return None
+
+
+def _another_models_error(body: dict[str, Any]) -> str | None:
+    """One of the other models' bodies: its schema, then each image it carries."""
+    problem = schemas.schema_error(body)
+    if problem:
+        return problem
+    for name in ("image_url", "last_image_url", "tail_image_url"):
+        if isinstance(body.get(name), str):
+            problem = _image_error(name, body[name])
+            if problem:
+                return problem
     return None

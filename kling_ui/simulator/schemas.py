@@ -1,0 +1,70 @@
+"""The video models the simulator serves beside ours, and the body check of every create
+against the model's own schema, as the vendor refuses them: a field the schema doesn't
+name, or a value outside it, is a 400 "Body validation error!" that names the field.
+
+``models/`` holds the vendor's OpenAPI documents, copied unchanged from its documentation
+(aimlapi/api-docs at f14fa72): the catalogue links each as the model's ``info.docsJson``,
+served at ``DOCS_PATH``. The check reads these raw documents with ``jsonschema``, never
+the app's own reading of them (``kling_ui.catalogue``): a mistake the two shared would pass
+every test (STYLE.md). Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+FOLDER = Path(__file__).with_name("models")
+DOCS_PATH = "/docs/video-models/"  # + the document's file name
+CREATE = "/v2/video/generations"
+
+
+@lru_cache(maxsize=1)
+def documents() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each served model's id -> (its document's file name, its request body schema)."""
+    out = {}
+    for path in sorted(FOLDER.glob("*.json")):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        post = document["paths"][CREATE]["post"]
+        schema = post["requestBody"]["content"]["application/json"]["schema"]
+        out[schema["properties"]["model"]["enum"][0]] = (path.name, schema)
+    return out
+
+
+def document_bytes(name: str) -> bytes | None:
+    """A served document, by its file name; None for any other name."""
+    for file_name, _ in documents().values():
+        if name == file_name:
+            return (FOLDER / file_name).read_bytes()
+    return None
+
+
+def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None:
+    """The vendor's words for the first thing wrong with ``body`` against its model's
+    schema; None when it passes (or the model is not one of these). ``keys_only``: only
+    fields the schema doesn't name (ours has hand-written checks of the values too, which
+    take ``duration`` as "5" the way the vendor's server does)."""
+    from jsonschema import Draft7Validator
+
+    served = documents().get(body.get("model"))  # type: ignore[arg-type]
+    if served is None:
+        return None
+    schema = served[1]
+    unknown = sorted(set(body) - set(schema.get("properties", {})))
+    if unknown:
+        return f"Body validation error! {unknown[0]}: unrecognized key"
+    if keys_only:
+        return None
+    # Draft 7 reads OpenAPI 3.0's schema keywords the same; ``default`` and ``example`` are
+    # annotations, so the vendor's odd defaults (the string "5") change nothing here.
+    errors = sorted(Draft7Validator(schema).iter_errors(body), key=lambda e: list(e.path))
+    if not errors:
+        return None
+    error = errors[0]
+    if not error.path:  # a required field missing: the message names it
+        return f"Body validation error! {error.message}"
+    where = ".".join(str(p) for p in error.path)
+    received = json.dumps(error.instance)[:60]
+    return f"Body validation error! {where}: {error.message.split(' is ')[-1]}, received {received}"
