@@ -193,9 +193,9 @@ def normalize(document: dict[str, Any], overlay: Overlay | None = None) -> Model
     props = {k: v for k, v in (schema.get("properties") or {}).items() if k != "model"}
     required = [r for r in schema.get("required", ()) if r != "model"]
     for name, prop in props.items():  # a Swagger-style ``required: true`` on the field itself
-        if isinstance(prop, dict) and isinstance(prop.get("required"), bool):
-            if prop.pop("required") and name not in required:
-                required.append(name)
+        flag = isinstance(prop, dict) and isinstance(prop.get("required"), bool)
+        if flag and prop.pop("required") and name not in required:
+            required.append(name)
     coerced = tuple(
         name for name, prop in props.items() if isinstance(prop, dict) and _coerce(prop)
     )

@@ -75,12 +75,7 @@ class CdnRoutes(Wire):
             self.end_headers()
             return None
         if fault.kind == "not_mp4":
-            data = b"<html><body>Access denied</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._send_bytes(200, b"<html><body>Access denied</body></html>", "text/html")
             return None
         if fault.kind == "truncated":
             size = self.sim.video_size()

@@ -146,11 +146,7 @@ class Handler(CdnRoutes):
         data = schemas.document_bytes(name)
         if data is None:
             return self._send_error(404, f"Cannot GET {schemas.DOCS_PATH}{name}")
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._send_bytes(200, data, "application/json")
         return None
 
     def _billing(self) -> None:

@@ -71,6 +71,14 @@ class Wire(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
+        """A whole body that is not the API's JSON (a document, a page)."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _send_error(self, status: int, message: str, headers: dict | None = None) -> None:
         self._send_json(
             status,
