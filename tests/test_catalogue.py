@@ -67,7 +67,8 @@ def test_the_snapshot_covers_the_families_people_ask_for_with_kling_v26_pro_firs
     assert by_id["runway/gen4_turbo"].frames["last"] == "tail_image_url"
     assert "seed" in by_id["bytedance/seedance-1-5-pro"].fields
     assert {e.kind for e in ENTRIES} == set(KINDS)
-    assert len(ids) == len(set(ids)) >= 100
+    assert len(ids) == len(set(ids)) >= 90
+    assert "luma/ray-1-6" not in by_id  # retired (overlay.json): no page, not in the model list
 
 
 def test_kling_v26_pro_agrees_with_the_request_the_app_sends_today():
@@ -76,7 +77,9 @@ def test_kling_v26_pro_agrees_with_the_request_the_app_sends_today():
     assert kling.kind == "image-to-video" and kling.frames == {"first": "image_url"}
     assert kling.fields["duration"]["enum"] == [5, 10]
     own = {f.name: f.default for f in request.KLING.fields}
-    assert kling.defaults() == {k: v for k, v in own.items() if k != "negative_prompt"}
+    defaults = kling.defaults()
+    assert defaults == {k: v for k, v in own.items() if k != "negative_prompt"}
+    assert type(defaults["duration"]) is int and type(defaults["generate_audio"]) is bool
     assert set(own) <= set(kling.fields)
     assert kling.fields["prompt"]["maxLength"] == rules.MAX_PROMPT_CHARS
     assert "duration" in kling.coerced  # the vendor's default is the string "5"
@@ -110,6 +113,10 @@ def test_a_schema_is_normalized_refs_resolved_defaults_coerced_frames_found():
             "tail_image_url": {"$ref": "#/components/schemas/Frame"},
             "duration": {"type": "integer", "enum": [4, 8], "default": "8"},
             "fps": {"type": "integer", "enum": [24, 30], "default": "25"},  # not a choice
+            "steps": {"type": "integer", "default": "5.5"},  # not a whole number
+            "scale": {"type": "number", "default": "nan"},  # not a number JSON can write
+            "flag": {"type": "integer", "enum": [0, 1], "default": True},  # True is not 1
+            "label": {"type": "string", "enum": ["5"], "default": 5.0},
             "loop": {"type": "boolean", "default": "false"},
             "shots": {
                 "type": "array",
@@ -129,12 +136,16 @@ def test_a_schema_is_normalized_refs_resolved_defaults_coerced_frames_found():
     assert entry.frames == {"first": "image_url", "last": "tail_image_url"}
     assert entry.fields["tail_image_url"]["description"] == "The last frame."
     assert entry.fields["duration"]["default"] == 8
-    assert "default" not in entry.fields["fps"]
+    assert type(entry.fields["duration"]["default"]) is int
+    for name in ("fps", "steps", "scale", "flag"):
+        assert "default" not in entry.fields[name], name
+    assert entry.fields["label"]["default"] == "5"
     assert entry.fields["loop"]["default"] is False
     assert entry.fields["shots"]["items"]["properties"]["duration"]["default"] == 5
-    assert set(entry.coerced) == {"duration", "fps", "loop", "shots"}
+    coerced = {"duration", "fps", "steps", "scale", "flag", "label", "loop", "shots"}
+    assert set(entry.coerced) == coerced
     assert entry.other_media == ("video_url",)
-    assert entry.defaults() == {"duration": 8, "loop": False, "enhance_prompt": False}
+    assert entry.defaults() == {"duration": 8, "loop": False, "enhance_prompt": False, "label": "5"}
     assert "model" not in entry.fields
     assert set(entry.required) == {"prompt", "image_url", "tail_image_url"}
     assert "required" not in entry.fields["image_url"]
@@ -151,6 +162,8 @@ def test_documents_that_are_not_a_models_create_are_refused_in_words():
         normalize(no_id)
     with pytest.raises(SchemaError, match="reference"):
         normalize(_document({"x": {"$ref": "https://elsewhere/schema.json"}}, []))
+    with pytest.raises(SchemaError, match="reference to nothing"):
+        normalize(_document({"x": {"$ref": "#/components/schemas/Gone"}}, []))
 
 
 @pytest.mark.skipif(not SPEC.is_dir(), reason=f"the vendor's documents are not here ({SPEC})")

@@ -1263,6 +1263,20 @@ def test_every_served_model_makes_a_video_from_its_defaults(simulator):
     assert [r["model"] for r in rows(simulator, model=SEEDANCE)] == [SEEDANCE]
 
 
+def test_another_models_job_takes_its_own_default_length_and_price(simulator):
+    """Veo 3.1 left without a duration is 8 s (its schema's default), priced by the fixed
+    block the catalogue shows for it, whatever the pricing scripted for ours."""
+    simulator.script_pricing("variable")
+    sent = {"model": "google/veo-3.1-i2v", "prompt": "Fog lifts.", "image_url": PNG}
+    created = requests.post(simulator.url + PATHS[0], json=sent, headers=AUTH, timeout=5)
+    assert created.status_code == 200, created.text
+    (veo,) = [i for i in catalogue(simulator, id=...).json()["data"] if i["id"] == sent["model"]]
+    per_second = veo["pricing"]["units"][0]["price"]
+    usd = float(created.headers["x-aimlapi-usd-spent"])
+    assert usd == pytest.approx(8 * per_second)
+    assert simulator.jobs[created.json()["id"]].duration == 8
+
+
 @pytest.mark.parametrize(
     "model, changes, words",
     [

@@ -5,7 +5,8 @@
 ``PATH/TO/video-models`` is a folder of the vendor's OpenAPI files with their ``index.json``
 (the offline copy in the project's shared spec). Kept: every image-to-video, text-to-video
 and start+end frame model (text-to-video with optional frames included) the vendor has not
-marked deprecated; each normalized with ``overlay.json`` (``schema.normalize``).
+marked deprecated, nor the overlay's ``retired`` (no page and no place in the model list);
+each normalized with ``overlay.json`` (``schema.normalize``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def build(folder: Path, overlay: Overlay | None = None) -> dict:
     entries = []
     for item in index["models"]:
         if item.get("model_database") == "deprecated" or not item["kind"].startswith(KEPT_KINDS):
+            continue
+        if item["model"] in overlay.retired:
             continue
         document = json.loads((folder / item["file"]).read_text(encoding="utf-8"))
         entries.append(normalize(document, overlay))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,22 @@ class Overlay:
     hidden: tuple[str, ...]
     order: tuple[str, ...]
     labels: dict[str, str]
+    retired: tuple[str, ...] = ()  # ids no page or model list shows any more: not offered
 
     @classmethod
     def load(cls, path: Path = OVERLAY_PATH) -> Overlay:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        lists = ("first_frame", "last_frame", "references", "prompt_rewriting", "hidden", "order")
+        lists = ("first_frame", "last_frame", "references", "prompt_rewriting", "hidden", "order",
+                 "retired")  # fmt: skip
         return cls(**{k: tuple(raw.get(k, ())) for k in lists}, labels=dict(raw.get("labels", {})))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelEntry:
     """One video model in our form. ``schema`` is the request body's JSON schema (without
     ``model``), refs resolved and defaults coerced: the form is built from it and every
-    value is checked against it."""
+    value is checked against it. Shared (``snapshot()`` keeps one of each): never change
+    its ``schema`` in place."""
 
     id: str
     name: str
@@ -129,8 +133,12 @@ def _resolve(node: Any, document: dict[str, Any], seen: tuple[str, ...]) -> Any:
         if not ref.startswith("#/") or ref in seen:
             raise SchemaError(f"a reference this app can't follow: {ref}")
         target: Any = document
-        for part in ref[2:].split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
+        try:
+            for part in ref[2:].split("/"):
+                part = part.replace("~1", "/").replace("~0", "~")
+                target = target[int(part)] if isinstance(target, list) else target[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise SchemaError(f"a reference to nothing: {ref}") from None
         return _resolve(target, document, (*seen, ref))
     return {key: _resolve(value, document, seen) for key, value in node.items()}
 
@@ -162,17 +170,19 @@ def _coerce(prop: dict[str, Any]) -> bool:
     try:
         if kind in _CASTS and isinstance(default, str):
             number = float(default)
-            value = int(number) if kind == "integer" and number.is_integer() else number
+            if not math.isfinite(number) or (kind == "integer" and not number.is_integer()):
+                raise ValueError(default)
+            value = int(number) if kind == "integer" else number
         elif kind == "boolean" and isinstance(default, str):
             value = {"true": True, "false": False}[default.strip().lower()]
-        elif (
-            kind == "string" and isinstance(default, (int, float)) and not isinstance(default, bool)
-        ):
-            value = str(default)
+        elif kind == "string" and type(default) in (int, float):
+            value = str(int(default) if float(default).is_integer() else default)
     except (ValueError, KeyError):
         value = None
     enum = prop.get("enum")
-    if value is None or (enum is not None and value not in enum):
+    # An enum member by type as well as value: True is not the 1 of [0, 1].
+    choices = [(type(c), c) for c in enum] if isinstance(enum, list) else None
+    if value is None or (choices is not None and (type(value), value) not in choices):
         del prop["default"]
         return True
     if value is not default or type(value) is not type(default):

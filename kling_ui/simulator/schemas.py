@@ -46,8 +46,6 @@ def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None
     schema; None when it passes (or the model is not one of these). ``keys_only``: only
     fields the schema doesn't name (ours has hand-written checks of the values too, which
     take ``duration`` as "5" the way the vendor's server does)."""
-    from jsonschema import Draft7Validator
-
     served = documents().get(body.get("model"))  # type: ignore[arg-type]
     if served is None:
         return None
@@ -57,6 +55,8 @@ def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None
         return f"Body validation error! {unknown[0]}: unrecognized key"
     if keys_only:
         return None
+    from jsonschema import Draft7Validator
+
     # Draft 7 reads OpenAPI 3.0's schema keywords the same; ``default`` and ``example`` are
     # annotations, so the vendor's odd defaults (the string "5") change nothing here.
     errors = sorted(Draft7Validator(schema).iter_errors(body), key=lambda e: list(e.path))
@@ -66,5 +66,15 @@ def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None
     if not error.path:  # a required field missing: the message names it
         return f"Body validation error! {error.message}"
     where = ".".join(str(p) for p in error.path)
-    received = json.dumps(error.instance)[:60]
-    return f"Body validation error! {where}: {error.message.split(' is ')[-1]}, received {received}"
+    return f"Body validation error! {where}: {error.message[:200]}"
+
+
+def default_duration(model: str) -> int:
+    """The length a create for ``model`` gets when it names none: its schema's default (the
+    vendor writes some as strings), else 5."""
+    served = documents().get(model)
+    prop = (served[1].get("properties", {}) if served else {}).get("duration", {})
+    try:
+        return int(prop.get("default", 5))
+    except (TypeError, ValueError):
+        return 5

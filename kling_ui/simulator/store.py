@@ -9,7 +9,7 @@ state file every change is written whole (``files.write_atomic``), so demo mode'
 outlive the process; its times are then wall-clock times.
 
 ``server.Simulator`` is a JobStore that also serves it over HTTP. Imports ``files`` and the
-package's ``jobs``, ``money``, ``usage_log``, ``clips`` and ``vendor``.
+package's ``jobs``, ``money``, ``usage_log``, ``clips``, ``schemas`` and ``vendor``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_atomic
+from . import schemas
 from .clips import Clips
 from .jobs import Job, LogEntry, Schedule, job_view, key_id
 from .money import Accounts, price_credits, pricing_document, usd
 from .usage_log import UsageLog
 from .vendor import MODEL, MODERATION, valid_client_request_id
+
+SIBLINGS = ("klingai/video-v2-6-pro-",)  # ours and its text-to-video sibling
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +208,14 @@ class JobStore:
         nothing, when ``key`` already has ``max_active_per_key`` jobs running. The vendor's
         defaults stand for fields the body leaves out (5 seconds, with audio)."""
         body = body or {}
+        model = body.get("model") or MODEL
         asked = {
-            "duration": int(body.get("duration", 5)),
+            "duration": int(body.get("duration", schemas.default_duration(model))),
             "generate_audio": body.get("generate_audio", True),
         }
+        # Ours (and its text-to-video sibling) by the pricing in force; the other models by
+        # the fixed block the catalogue shows for them.
+        pricing = self._pricing if model.startswith(SIBLINGS) else pricing_document("fixed")
         duration, generate_audio = asked["duration"], asked["generate_audio"]
         key_digest = key_id(key)
         with self._lock:
@@ -217,7 +224,7 @@ class JobStore:
             if limit is not None and self._usage.active(key_digest, now, self.jobs) >= limit:
                 return None
             job = Job(
-                id=f"{uuid.uuid4()}:{body.get('model') or MODEL}",
+                id=f"{uuid.uuid4()}:{model}",
                 token=uuid.uuid4().hex,
                 created=now,
                 duration=duration,
@@ -225,7 +232,7 @@ class JobStore:
                 schedule=Schedule(self.schedule.queued_s, self.schedule.generating_s),
                 key_id=key_digest,
                 generate_audio=generate_audio,
-                credits=price_credits(self._pricing, asked),
+                credits=price_credits(pricing, asked),
             )
             self._clips.keep_image(job.token, image)
             self.jobs[job.id] = job

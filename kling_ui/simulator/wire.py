@@ -40,8 +40,10 @@ class Wire(BaseHTTPRequestHandler):
     def _record(self, body: dict | None) -> RecordedRequest:
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        if isinstance(body, dict) and isinstance(body.get("image_url"), str):
-            body = dict(body, image_url=f"<image {len(body['image_url'])} chars>")
+        if isinstance(body, dict):  # images are recorded by their length only
+            images = ("image_url", "last_image_url", "tail_image_url")
+            body = {k: f"<image {len(v)} chars>" if k in images and isinstance(v, str) else v
+                    for k, v in body.items()}  # fmt: skip
         record = RecordedRequest(
             method=self.command,
             path=parts.path,
