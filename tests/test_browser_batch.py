@@ -155,12 +155,13 @@ TRIGGER_OUTPUTS = """(names) => {
 def restore_done(page) -> dict:
     """Notes when the load's batch restore (the one event that redraws both the gallery and
     the batch table) has completed: the queue's stream is read whole (it closes once no
-    event is left) and its completion for that event is looked for."""
-    seen: dict = {"events": set(), "done": False, "restore": None}
+    event is left) and its completion for that event is looked for. The page must be
+    loaded: the event's number is read from it now (a join that arrives while the page
+    reloads can't read it: the page's context is gone then)."""
+    restore = set(page.evaluate(TRIGGER_OUTPUTS, ["gallery", "batch-table"]))
+    seen: dict = {"events": set(), "done": False, "restore": restore}
 
     def join(r) -> None:
-        if seen["restore"] is None:
-            seen["restore"] = set(page.evaluate(TRIGGER_OUTPUTS, ["gallery", "batch-table"]))
         body = r.request.post_data_json or {}
         response = r.fetch()
         if body.get("fn_index") in seen["restore"]:
