@@ -43,11 +43,21 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a model takes: its image roles (the first is required) and its other fields."""
+    """What a model takes: its image roles and its other fields. ``image_fields`` names the
+    body's field for each role, in order ("<role>_url" where left out: the end frame alone
+    has three names across models); ``image_required``: the first role must be filled (an
+    image-to-video model; a text-to-video model may take frames it doesn't need)."""
 
     model: str
     roles: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
+    image_fields: tuple[str, ...] = ()
+    image_required: bool = True
+
+    def field_for(self, role: str) -> str:
+        """The create body's field for an image ``role``."""
+        index = self.roles.index(role)
+        return self.image_fields[index] if index < len(self.image_fields) else f"{role}_url"
 
 
 KLING = ModelSpec(
@@ -65,6 +75,12 @@ KLING = ModelSpec(
 SPECS: dict[str, ModelSpec] = {KLING.model: KLING}
 # An image in a request must be one of these before it is sent (images/ makes the data URI).
 SENDABLE = ("https://", "data:image/")
+
+
+def register(spec: ModelSpec) -> None:
+    """Make ``model``'s requests possible (``catalogue.specs`` registers its models; ours is
+    always known and is not replaced)."""
+    SPECS.setdefault(spec.model, spec)
 
 
 def spec_of(model: str) -> ModelSpec:
@@ -158,8 +174,8 @@ class Request:
         """The create's JSON body. Every rule again, so a request built by hand can't send
         what ``make`` would refuse."""
         spec = spec_of(self.model)
-        first = spec.roles[0]
-        if not self.images.get(first, "").startswith(SENDABLE):
+        first = spec.roles[0] if spec.roles else ""
+        if spec.image_required and not self.images.get(first, "").startswith(SENDABLE):
             raise errors.InputError("Add an image first (an upload or an https:// link).")
         checked = self.check()
         body: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
@@ -167,11 +183,13 @@ class Request:
             if role in self.images:
                 if not self.images[role].startswith(SENDABLE):
                     raise errors.InputError(f"The {role.replace('_', ' ')} is not ready to send.")
-                body[f"{role}_url"] = self.images[role]
+                body[spec.field_for(role)] = self.images[role]
         # The fields always sent first, then those left out when empty (the body's order as
-        # the app has always sent it: a snippet shows it).
+        # the app has always sent it: a snippet shows it). None is a field left unset.
         for f in sorted(spec.fields, key=lambda f: not f.send_when_empty):
             value = checked.options[f.name]
+            if value is None:
+                continue
             if f.send_when_empty or (value.strip() if isinstance(value, str) else value):
                 body[f.name] = value
         return body

@@ -172,3 +172,96 @@ def test_the_bundled_snapshot_is_what_build_writes_from_the_vendors_documents():
     built = json.loads(json.dumps(build(SPEC)))
     committed = json.loads((ROOT / "kling_ui" / "catalogue" / "snapshot.json").read_text())
     assert built["models"] == committed["models"]
+
+
+# --- a catalogue model as a request -----------------------------------------------------
+
+LINK = "https://example.com/frame.jpg"
+
+
+@pytest.fixture(scope="module")
+def registered():
+    from kling_ui.catalogue.specs import register_snapshot
+
+    register_snapshot(ENTRIES)
+    return {e.id: e for e in ENTRIES}
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.id for e in ENTRIES])
+def test_every_bundled_model_makes_a_request_whose_body_passes_its_schema(registered, entry):
+    images = {role: PIXEL for role in request.spec_of(entry.id).roles}
+    made = request.Request.make("A kite rises over the dunes.", model=entry.id, images=images)
+    body = made.body()
+    assert body["model"] == entry.id
+    sent = {k: v for k, v in body.items() if k != "model"}
+    errors = [e.message for e in Draft7Validator(entry.schema).iter_errors(sent)]
+    assert not errors, errors
+    for name in entry.prompt_rewriting:  # off unless the person turns it on
+        if entry.fields[name].get("type") == "boolean":
+            assert body[name] is False
+    assert not set(body) & set(entry.hidden)
+    if entry.kind != "text-to-video":
+        with pytest.raises(request.errors.InputError, match="Add an image first"):
+            request.Request.make("A kite.", model=entry.id).body()
+
+
+def test_a_models_own_names_and_limits_reach_the_body(registered):
+    runway = request.Request.make(
+        "A door opens.", model="runway/gen4_turbo",
+        images={"image": LINK, "last_frame": LINK}, duration="10",
+    )  # fmt: skip
+    body = runway.body()
+    assert body["tail_image_url"] == LINK and body["duration"] == 10
+    o1 = request.Request.make(
+        "A door closes.", model="klingai/video-o1-image-to-video",
+        images={"image": LINK, "last_frame": LINK},
+    )  # fmt: skip
+    assert o1.body()["last_image_url"] == LINK
+    seeded = request.Request.make("Dunes.", model="bytedance/seedance-1-5-pro", seed=0)
+    assert seeded.body()["seed"] == 0  # 0 is a seed, not an empty field
+    text_only = request.Request.make("Dunes.", model="klingai/video-v2-6-pro-text-to-video")
+    assert "image_url" not in text_only.body()
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "words"),
+    [
+        ("google/veo-3.1-i2v", {"duration": 7}, "duration: 7 is not one of"),
+        ("google/veo-3.1-i2v", {"resolution": "4k"}, "resolution"),
+        ("bytedance/seedance-1-5-pro", {"seed": "seven"}, "seed"),
+        ("google/veo-3.1-i2v", {"seed": 3}, "no setting named 'seed'"),
+        ("klingai/video-v2-6-pro-text-to-video", {}, "takes no image"),
+    ],
+)
+def test_a_value_outside_a_models_schema_is_refused_in_words_naming_the_field(
+    registered, model, fields, words
+):
+    images = {"image": LINK} if "text-to-video" in model else None
+    with pytest.raises(request.errors.InputError, match=words):
+        request.Request.make("Dunes.", model=model, images=images, **fields)
+
+
+def test_ours_keeps_its_own_spec_when_the_snapshot_is_registered(registered):
+    assert request.spec_of(MODEL) is request.KLING
+
+
+def test_the_simulator_takes_each_of_its_models_bodies_as_the_request_writes_them(
+    registered, simulator
+):
+    """Two readings of the same schemas, written apart (ours, and the simulator's raw
+    ``jsonschema`` check): every body the request writes is one the simulator takes."""
+    import requests
+
+    served = requests.get(simulator.url + "/v1/models", timeout=5).json()["data"]
+    assert len(served) >= 6
+    for item in served:
+        roles = request.spec_of(item["id"]).roles
+        made = request.Request.make(
+            "Rain on a window.", model=item["id"], images={r: PIXEL for r in roles}
+        )
+        answer = requests.post(
+            simulator.url + "/v2/video/generations", json=made.body(),
+            headers={"Authorization": "Bearer sk-test"}, timeout=5,
+        )  # fmt: skip
+        assert answer.status_code == 200, (item["id"], answer.text)
+        assert answer.json()["id"].endswith(":" + item["id"])

@@ -4,9 +4,10 @@
 item's ``info.docsJson``) into an entry, with ``overlay.json``: the hand-kept part for what
 schemas can't say. ``snapshot.json`` is the bundled set of entries, written by ``build.py``
 from the vendor's documents; it will serve demo mode and the times the live catalogue
-can't be reached. ``snapshot()`` reads it once, in the overlay's order.
+can't be reached. ``snapshot()`` reads it once, in the overlay's order. ``specs.py`` makes
+each entry a ``request.ModelSpec``, so that ``Request.make`` takes any of these models.
 
-Imports only the standard library.
+Imports ``errors`` and ``request`` (in ``specs.py``); ``jsonschema`` checks a field's value.
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+"""A catalogue model as the request value knows a model: ``ModelEntry`` -> ``ModelSpec``.
+
+Its image roles are "image" (the first frame) and "last_frame", each with the body field
+the model names it by; its other fields are the schema's (not the prompt, the frames, the
+inputs the app can't send yet, or the hidden ones), each checked against its own schema
+(``jsonschema``) with words that name the field. A field with no default is unset (None)
+and left out of the create. ``register_snapshot`` makes every bundled model's requests
+possible (``request.register``); ours keeps its own spec (``request.KLING``).
+
+Imports ``errors``, ``request`` and this package's ``schema``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import errors
+from ..request import FieldSpec, ModelSpec, register
+from .schema import ModelEntry
+
+ROLES = (("first", "image"), ("last", "last_frame"))  # the entry's frame -> the request's role
+TYPES = {"integer": int, "number": float, "boolean": bool, "string": str}
+PRICED = ("duration", "generate_audio")  # the fields a price reads
+
+
+def spec(entry: ModelEntry) -> ModelSpec:
+    """``entry`` as a ``ModelSpec``."""
+    roles = tuple((role, entry.frames[frame]) for frame, role in ROLES if frame in entry.frames)
+    skip = {"prompt", *entry.frames.values(), *entry.references, *entry.other_media}
+    skip |= set(entry.hidden)
+    defaults = entry.defaults()  # prompt rewriting on the vendor's side off
+    fields = tuple(
+        FieldSpec(
+            name,
+            defaults.get(name),
+            _checker(name, prop),
+            annotation=TYPES.get(prop.get("type"), Any),
+            description=(prop.get("description") or "").split("\n")[0][:200],
+            priced=name in PRICED,
+        )
+        for name, prop in entry.fields.items()
+        if name not in skip
+    )
+    return ModelSpec(
+        model=entry.id,
+        roles=tuple(role for role, _ in roles),  # none: a text-to-video model takes no image
+        fields=fields,
+        image_fields=tuple(field for _, field in roles),
+        image_required=entry.kind != "text-to-video",
+    )
+
+
+def _checker(name: str, schema: dict[str, Any]) -> Callable[[object], Any]:
+    """The check of one field: its value as the schema types it, or ``InputError``."""
+    from jsonschema import Draft7Validator
+
+    validator = Draft7Validator(schema)
+    kind = schema.get("type")
+
+    def check(value: object) -> Any:
+        if value is None:
+            return None  # unset: not sent
+        if isinstance(value, str) and kind in ("integer", "number"):
+            try:  # the page's choices and a CLI's --set come as text
+                number = float(value)
+                value = int(number) if kind == "integer" and number.is_integer() else number
+            except ValueError:
+                pass
+        if kind == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        error = next(iter(validator.iter_errors(value)), None)
+        if error is not None:
+            raise errors.InputError(f"{name}: {error.message}.")
+        return value
+
+    return check
+
+
+def register_snapshot(entries: tuple[ModelEntry, ...]) -> None:
+    """Every one of ``entries`` can be asked for by id (``Request.make(model=...)``)."""
+    for entry in entries:
+        register(spec(entry))
