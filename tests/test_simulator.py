@@ -1239,8 +1239,11 @@ def test_the_catalogue_links_each_models_schema_from_six_families(simulator):
     assert by_id["runway/gen4_turbo"].frames["last"] == "tail_image_url"
     assert "seed" in by_id[SEEDANCE].fields
     assert by_id[TEXT_MODEL].kind == "text-to-video"
-    missing = requests.get(simulator.url + "/docs/video-models/nope.json", timeout=5)
+    missing = requests.get(simulator.url + "/docs-json", params={"model": "nope"}, timeout=5)
     assert missing.status_code == 404
+    link = catalogue(simulator).json()["data"][0]["info"]["docsJson"]
+    assert link.startswith(simulator.url + "/docs-json?model=klingai%2Fvideo-v2-6-pro-image")
+    assert link.endswith("&endpoint=internal%2Fvideo-generations%2Fsubmit")  # the vendor's form
 
 
 def test_every_served_model_makes_a_video_from_its_defaults(simulator):

@@ -19,6 +19,8 @@ from . import schemas
 from .money import pricing_document
 from .vendor import CATALOGUE_SECTIONS, MODEL
 
+VIDEO_TYPE = "internal/video-generations/submit"
+
 
 def listing(
     pricing: dict[str, Any] | None, query: dict[str, list[str]], docs_base: str = ""
@@ -70,14 +72,13 @@ def _catalogue_models(pricing: dict[str, Any] | None, docs_base: str) -> list[di
     sibling["modalities"]["input"] = ["text"]
     sibling["capabilities"] = ["text_to_video", "audio_generation"]
     sibling["pricing"] = pricing_document("variants")
-    served = schemas.documents()
     for item in (sibling, ours):
-        item["info"]["docsJson"] = docs_base + schemas.DOCS_PATH + served[item["id"]][0]
-    others = [_other(ident, name, docs_base) for ident, (name, _) in served.items()]
+        item["info"]["docsJson"] = schemas.docs_json(docs_base, item["id"], item["type"])
+    others = [_other(ident, docs_base) for ident in schemas.documents()]
     return [sibling, ours, *(o for o in others if o["id"] not in (MODEL, sibling["id"]))]
 
 
-def _other(ident: str, file_name: str, docs_base: str) -> dict[str, Any]:
+def _other(ident: str, docs_base: str) -> dict[str, Any]:
     """One of the other served models, priced at this simulator's rates."""
     schema = schemas.documents()[ident][1]
     frame = "image_url" in schema.get("required", ())
@@ -90,9 +91,9 @@ def _other(ident: str, file_name: str, docs_base: str) -> dict[str, Any]:
             "description": schema.get("title", ident),
             "url": "",
             "docsUrl": "",
-            "docsJson": docs_base + schemas.DOCS_PATH + file_name,
+            "docsJson": schemas.docs_json(docs_base, ident, VIDEO_TYPE),
         },
-        "type": "internal/video-generations/submit",
+        "type": VIDEO_TYPE,
         "aliases": [name],
         "tags": ["playground:video"],
         "modalities": {"input": ["image", "text"] if frame else ["text"], "output": ["video"]},

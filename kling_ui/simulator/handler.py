@@ -97,8 +97,8 @@ class Handler(CdnRoutes):
             return self._logs(parts.query)
         if parts.path in CATALOGUE_PATHS:
             return self._catalogue(parts.query)
-        if parts.path.startswith(schemas.DOCS_PATH):
-            return self._docs(parts.path.removeprefix(schemas.DOCS_PATH))
+        if parts.path == schemas.DOCS_PATH:
+            return self._docs(record.query.get("model", ""))
         if parts.path == BILLING_PATH:
             return self._billing()
         if parts.path not in CREATE_PATHS:
@@ -141,11 +141,11 @@ class Handler(CdnRoutes):
             return None
         return self._send_json(200, page, {"ETag": tag})
 
-    def _docs(self, name: str) -> None:
+    def _docs(self, model: str) -> None:
         """A served model's OpenAPI document (its catalogue item's ``info.docsJson``)."""
-        data = schemas.document_bytes(name)
+        data = schemas.document_bytes(model)
         if data is None:
-            return self._send_error(404, f"Cannot GET {schemas.DOCS_PATH}{name}")
+            return self._send_error(404, f"No document for the model {model!r}")
         self._send_bytes(200, data, "application/json")
         return None
 

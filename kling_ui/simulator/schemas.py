@@ -4,9 +4,10 @@ name, or a value outside it, is a 400 "Body validation error!" that names the fi
 
 ``models/`` holds the vendor's OpenAPI documents, copied unchanged from its documentation
 (aimlapi/api-docs at f14fa72): the catalogue links each as the model's ``info.docsJson``,
-served at ``DOCS_PATH``. The check reads these raw documents with ``jsonschema``, never
-the app's own reading of them (``kling_ui.catalogue``): a mistake the two shared would pass
-every test (STYLE.md). Imports nothing of ours.
+served where the vendor serves them (``DOCS_PATH``, ``?model=<id>&endpoint=<type>``). The
+check reads these raw documents with ``jsonschema``, never the app's own reading of them
+(``kling_ui.catalogue``): a mistake the two shared would pass every test (STYLE.md).
+Imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 FOLDER = Path(__file__).with_name("models")
-DOCS_PATH = "/docs/video-models/"  # + the document's file name
+DOCS_PATH = "/docs-json"  # ?model=<id>&endpoint=<the catalogue type>, as the vendor's
 CREATE = "/v2/video/generations"
 
 
@@ -33,12 +35,15 @@ def documents() -> dict[str, tuple[str, dict[str, Any]]]:
     return out
 
 
-def document_bytes(name: str) -> bytes | None:
-    """A served document, by its file name; None for any other name."""
-    for file_name, _ in documents().values():
-        if name == file_name:
-            return (FOLDER / file_name).read_bytes()
-    return None
+def document_bytes(model: str) -> bytes | None:
+    """A served model's document, by its id; None for any other id."""
+    served = documents().get(model)
+    return (FOLDER / served[0]).read_bytes() if served else None
+
+
+def docs_json(base: str, model: str, endpoint: str) -> str:
+    """The ``info.docsJson`` link of ``model``, in the vendor's form."""
+    return f"{base}{DOCS_PATH}?model={quote(model, safe='')}&endpoint={quote(endpoint, safe='')}"
 
 
 def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None:
