@@ -265,3 +265,90 @@ def test_the_simulator_takes_each_of_its_models_bodies_as_the_request_writes_the
         )  # fmt: skip
         assert answer.status_code == 200, (item["id"], answer.text)
         assert answer.json()["id"].endswith(":" + item["id"])
+
+
+# --- the live catalogue, read by the client from the simulator ---------------------------
+
+
+def test_the_live_catalogue_is_read_with_its_etag_and_each_schema_from_the_apis_host(simulator):
+    import requests
+
+    from kling_ui.catalogue.live import merge
+    from kling_ui.client import read_model_document, read_video_models
+
+    session, timeout = requests.Session(), (3.0, 5.0)
+    first = read_video_models(session, simulator.url, etag=None, timeout=timeout)
+    assert len(first.models) >= 6 and first.etag
+    again = read_video_models(session, simulator.url, etag=first.etag, timeout=timeout)
+    assert again.unchanged and not again.models
+    merged = merge(
+        first.models,
+        lambda url: read_model_document(session, simulator.url, url, timeout=timeout),
+    )
+    assert [e.id for e in merged.entries][0] == MODEL
+    assert {e.id for e in merged.entries} == {m.id for m in first.models}
+    assert not merged.left_out and not merged.from_snapshot
+    # Neither the listing nor a schema carries a key.
+    asked = simulator.requests_to("/v1/models") + simulator.requests_to("/docs-json")
+    assert asked and not any("authorization" in r.headers for r in asked)
+
+
+def test_a_schema_link_off_the_apis_host_is_not_followed(simulator):
+    import requests
+
+    from kling_ui import errors
+    from kling_ui.client import read_model_document
+
+    session = requests.Session()
+    for url in ("https://elsewhere.example/docs-json?model=x", "http://127.0.0.1:1/docs-json"):
+        with pytest.raises(errors.APIStatusError, match="off the API's host"):
+            read_model_document(session, simulator.url, url, timeout=(1.0, 1.0))
+
+
+def test_a_model_only_the_live_catalogue_knows_is_offered_and_a_failed_schema_falls_back():
+    from kling_ui.catalogue.live import merge
+    from kling_ui.client import ListedModel
+
+    new = _document(
+        {"prompt": {"type": "string"}, "image_url": {"type": "string"},
+         "duration": {"type": "integer", "enum": [3, 6], "default": "6"}},
+        ["prompt", "image_url"],
+    )  # fmt: skip
+    new["paths"]["/v2/video/generations"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"]["properties"]["model"]["enum"] = ["newco/video-1"]  # fmt: skip
+    editor = _document({"video_url": {"type": "string"}}, ["video_url"])
+    documents = {"new": new, "editor": editor}
+
+    def fetch(url):
+        if url not in documents:
+            raise ConnectionError("not reached")
+        return documents[url]
+
+    listed = [
+        ListedModel("newco/video-1", "NewCo Video 1", docs_json="new"),
+        ListedModel("v/m", "An editor", docs_json="editor"),  # needs a video to edit
+        ListedModel(MODEL, "Kling", docs_json="unreachable"),  # the snapshot's reading
+        ListedModel("gone/model", "Gone", docs_json="unreachable"),
+    ]
+    merged = merge(listed, fetch)
+    assert [e.id for e in merged.entries] == [MODEL, "newco/video-1"]
+    assert merged.from_snapshot == (MODEL,)
+    assert merged.entries[1].fields["duration"]["default"] == 6
+    assert "video_url" in merged.left_out["v/m"]
+    assert "ConnectionError" in merged.left_out["gone/model"]
+
+
+def test_a_strange_catalogue_answer_gives_no_models_rather_than_an_error():
+    from kling_ui.client.parsers import parse_model_document, parse_video_models
+
+    video = "internal/video-generations/submit"
+    assert parse_video_models(None) == [] and parse_video_models({"data": "x"}) == []
+    models = parse_video_models({"data": [
+        1, {"id": "chat", "type": "openai/chat-completions"}, {"type": video},
+        {"id": "a/b", "type": video, "info": {"docsJson": 7}, "aliases": ["b", 3]},
+        {"id": "a/b", "type": video},  # listed twice: once
+    ]})  # fmt: skip
+    seen = [(m.id, m.name, m.aliases, m.docs_json) for m in models]
+    assert seen == [("a/b", "a/b", ("b",), None)]
+    assert parse_model_document({"openapi": "3.0.0"}) is None
+    assert parse_model_document([]) is None

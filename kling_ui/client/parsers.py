@@ -7,7 +7,9 @@ or the field's "not said"). Which answer each reads:
     any error answer         -> ``vendor_message``, ``request_id``
     the create's answer      -> ``parse_created`` (the generation id)
     the usage log's page     -> ``parse_logs_page`` (``LogsPage``)
-    the catalogue's answer   -> ``parse_catalogue`` (the model's pricing block, as it came)
+    the catalogue's answer   -> ``parse_catalogue`` (the model's pricing block, as it came),
+                                ``parse_video_models`` (every video model: ``ListedModel``)
+    a model's document       -> ``parse_model_document`` (its OpenAPI document, as it came)
     the billing answer       -> ``parse_balance`` (USD)
     any answer's cost        -> ``reported_charge`` (``Charge``), ``credits_header``
 
@@ -139,6 +141,54 @@ def parse_catalogue(payload: Any, model: str) -> Any:
         names = {str(n).lower() for n in [item.get("id"), *aliases] if isinstance(n, str)}
         if model.lower() in names:
             return item.get("pricing")
+    return None
+
+
+VIDEO_TYPE = "internal/video-generations/submit"  # the catalogue's type of a video model
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """A video model as the catalogue lists it: its id, its name, its other names, the link
+    to its request schema (``info.docsJson``; None when not given) and its pricing block."""
+
+    id: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    docs_json: str | None = None
+    pricing: Any = None
+
+
+def parse_video_models(payload: Any) -> list[ListedModel]:
+    """The video models of a catalogue answer, each once, in the answer's order; items of
+    other types, or without an id, are left out."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    models: dict[str, ListedModel] = {}
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict) or item.get("type") != VIDEO_TYPE:
+            continue
+        ident = item.get("id")
+        if not isinstance(ident, str) or not ident.strip() or ident in models:
+            continue
+        info = item.get("info") if isinstance(item.get("info"), dict) else {}
+        name = info.get("name") if isinstance(info.get("name"), str) else ident
+        aliases = item.get("aliases") if isinstance(item.get("aliases"), list) else []
+        docs = info.get("docsJson")
+        models[ident] = ListedModel(
+            id=ident,
+            name=name.strip() or ident,
+            aliases=tuple(a for a in aliases if isinstance(a, str) and a.strip()),
+            docs_json=docs if isinstance(docs, str) and docs.strip() else None,
+            pricing=item.get("pricing"),
+        )
+    return list(models.values())
+
+
+def parse_model_document(payload: Any) -> dict[str, Any] | None:
+    """A model's OpenAPI document, as it came; None for anything that is not one (its
+    reading is ``catalogue.normalize``'s)."""
+    if isinstance(payload, dict) and isinstance(payload.get("paths"), dict):
+        return payload
     return None
 
 

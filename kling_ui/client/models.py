@@ -1,0 +1,85 @@
+"""The catalogue's video models and each one's request schema, read from the API's host.
+
+``read_video_models``: one GET of ``/v1/models?type=<video>&include=pricing`` (no key),
+conditional on the ETag of the last answer. ``read_model_document``: one GET of a model's
+``info.docsJson`` (no key), only where it points at the API's own host (the vendor serves
+it there: ``/docs-json?model=...``): a catalogue answer can't send the server elsewhere.
+
+Like the price catalogue, these never block a job: the caller's session (short timeouts, no
+retries), a few words for the log when they fail, and the bundled snapshot meanwhile.
+Imports ``errors`` and the package's ``parsers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .. import errors
+from .parsers import VIDEO_TYPE, ListedModel, parse_model_document, parse_video_models
+
+CATALOGUE_PATH = "/v1/models"
+
+
+@dataclass(frozen=True)
+class ModelsAnswer:
+    """The video models (with the validator to ask with next time), or ``unchanged``."""
+
+    models: list[ListedModel] = field(default_factory=list)
+    etag: str | None = None
+    unchanged: bool = False
+
+
+def _get(session: requests.Session, url: str, timeout: tuple[float, float], **kw: Any) -> Any:
+    try:
+        return session.get(url, timeout=timeout, allow_redirects=False, **kw)
+    except requests.RequestException as exc:
+        raise errors.APIConnectionError(f"not reached ({type(exc).__name__})") from None
+
+
+def _json(response: requests.Response) -> Any:
+    if response.status_code != 200:
+        raise errors.APIStatusError(f"HTTP {response.status_code}")
+    try:
+        return response.json()
+    except ValueError:
+        raise errors.ServerError("an answer that is not JSON") from None
+
+
+def read_video_models(
+    session: requests.Session, base_url: str, *, etag: str | None, timeout: tuple[float, float]
+) -> ModelsAnswer:
+    """The catalogue's video models. ``APIConnectionError`` when not reached,
+    ``APIStatusError`` for a status but 200 and 304, ``ServerError`` for one not JSON."""
+    headers = {"Accept": "application/json"}
+    if etag:
+        headers["If-None-Match"] = etag
+    params = {"type": VIDEO_TYPE, "include": "pricing"}
+    response = _get(session, base_url.rstrip("/") + CATALOGUE_PATH, timeout,
+                    params=params, headers=headers)  # fmt: skip
+    if response.status_code == 304:
+        return ModelsAnswer(unchanged=True)
+    return ModelsAnswer(parse_video_models(_json(response)), response.headers.get("ETag"))
+
+
+def same_host(url: str, base_url: str) -> bool:
+    """Whether ``url`` is on the API's own scheme, host and port."""
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port) and bool(a.hostname)
+
+
+def read_model_document(
+    session: requests.Session, base_url: str, url: str, *, timeout: tuple[float, float]
+) -> dict[str, Any]:
+    """A model's request schema (its OpenAPI document) from its ``info.docsJson``.
+    ``APIStatusError`` when the link is not on the API's host or the answer is not a
+    document; the errors of ``read_video_models`` otherwise."""
+    if not same_host(url, base_url):
+        raise errors.APIStatusError("a schema link off the API's host, not followed")
+    document = parse_model_document(_json(_get(session, url, timeout)))
+    if document is None:
+        raise errors.APIStatusError("an answer that is not a model's schema")
+    return document
