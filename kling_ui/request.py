@@ -45,14 +45,27 @@ class FieldSpec:
 class ModelSpec:
     """What a model takes: its image roles and its other fields. ``image_fields`` names the
     body's field for each role, in order ("<role>_url" where left out: the end frame alone
-    has three names across models); ``image_required``: the first role must be filled (an
-    image-to-video model; a text-to-video model may take frames it doesn't need)."""
+    has three names across models); ``required_roles``: the roles a create needs filled
+    (the first by default; none for a text-to-video model that may take frames; both for
+    a start+end frame model)."""
 
     model: str
     roles: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
     image_fields: tuple[str, ...] = ()
-    image_required: bool = True
+    required_roles: tuple[str, ...] | None = None  # None: the first role (ours: "image")
+
+    def __post_init__(self) -> None:
+        if len(self.image_fields) not in (0, len(self.roles)):
+            raise ValueError(f"{self.model}: one body field for each image role, or none")
+        if not set(self.needs()) <= set(self.roles):
+            raise ValueError(f"{self.model}: a required image role it doesn't have")
+
+    def needs(self) -> tuple[str, ...]:
+        """The image roles a create can't go without."""
+        if self.required_roles is not None:
+            return self.required_roles
+        return self.roles[:1]
 
     def field_for(self, role: str) -> str:
         """The create body's field for an image ``role``."""
@@ -174,9 +187,13 @@ class Request:
         """The create's JSON body. Every rule again, so a request built by hand can't send
         what ``make`` would refuse."""
         spec = spec_of(self.model)
-        first = spec.roles[0] if spec.roles else ""
-        if spec.image_required and not self.images.get(first, "").startswith(SENDABLE):
-            raise errors.InputError("Add an image first (an upload or an https:// link).")
+        for n, role in enumerate(spec.needs()):
+            if not self.images.get(role, "").startswith(SENDABLE):
+                raise errors.InputError(
+                    "Add an image first (an upload or an https:// link)."
+                    if n == 0
+                    else f"Add the {role.replace('_', ' ')} too: this model needs it."
+                )
         checked = self.check()
         body: dict[str, Any] = {"model": self.model, "prompt": self.prompt}
         for role in spec.roles:

@@ -181,10 +181,13 @@ LINK = "https://example.com/frame.jpg"
 
 @pytest.fixture(scope="module")
 def registered():
+    """Every bundled model requestable, in a copy of the registry (put back after)."""
     from kling_ui.catalogue.specs import register_snapshot
 
-    register_snapshot(ENTRIES)
-    return {e.id: e for e in ENTRIES}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(request, "SPECS", dict(request.SPECS))
+        register_snapshot(ENTRIES)
+        yield {e.id: e for e in ENTRIES}
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.id for e in ENTRIES])
@@ -221,6 +224,25 @@ def test_a_models_own_names_and_limits_reach_the_body(registered):
     assert seeded.body()["seed"] == 0  # 0 is a seed, not an empty field
     text_only = request.Request.make("Dunes.", model="klingai/video-v2-6-pro-text-to-video")
     assert "image_url" not in text_only.body()
+
+
+def test_a_start_and_end_model_needs_both_frames_and_odd_values_are_refused(registered):
+    both = "google/veo-3.1-first-last-image-to-video"
+    with pytest.raises(request.errors.InputError, match="Add the last frame too"):
+        request.Request.make("Dusk.", model=both, images={"image": LINK}).body()
+    made = request.Request.make("Dusk.", model=both, images={"image": LINK, "last_frame": LINK})
+    assert made.body()["last_image_url"] == LINK
+    with pytest.raises(request.errors.InputError, match="not a number"):
+        request.Request.make("Dusk.", model="krea/krea-wan-14b/text-to-video", seed=float("nan"))
+    off = request.Request.make("Dusk.", model="google/veo-3.1-i2v", generate_audio="false")
+    assert off.options["generate_audio"] is False  # a CLI's --set comes as text
+
+
+def test_a_spec_whose_image_fields_do_not_match_its_roles_is_refused():
+    with pytest.raises(ValueError, match="one body field for each image role"):
+        request.ModelSpec("x/y", ("image", "last_frame"), (), image_fields=("image_url",))
+    with pytest.raises(ValueError, match="required image role"):
+        request.ModelSpec("x/y", (), (), required_roles=("image",))
 
 
 @pytest.mark.parametrize(
@@ -288,9 +310,33 @@ def test_the_live_catalogue_is_read_with_its_etag_and_each_schema_from_the_apis_
     assert [e.id for e in merged.entries][0] == MODEL
     assert {e.id for e in merged.entries} == {m.id for m in first.models}
     assert not merged.left_out and not merged.from_snapshot
-    # Neither the listing nor a schema carries a key.
-    asked = simulator.requests_to("/v1/models") + simulator.requests_to("/docs-json")
-    assert asked and not any("authorization" in r.headers for r in asked)
+
+
+@pytest.mark.parametrize(
+    ("link", "followed"),
+    [
+        (
+            "https://api.example.com/docs-json?model=a%2Fb",
+            "https://api.example.com/docs-json?model=a%2Fb",
+        ),
+        (
+            "https://api.example.com:443/docs-json?model=x",
+            "https://api.example.com/docs-json?model=x",
+        ),
+        ("https://evil.example\\@api.example.com/d", None),  # urllib3 would go to evil.example
+        ("https://user@api.example.com/d", None),
+        ("https://api.example.com.evil.example/d", None),
+        ("http://api.example.com/d", None),  # not the API's scheme
+        ("https://api.example.com:8443/d", None),
+        ("https://api.example.com:abc/d", None),
+        ("https://api.example.com/d\nHost: evil", None),
+        ("/docs-json?model=x", None),  # no host: not a link the vendor gives
+    ],
+)
+def test_a_schema_link_is_followed_only_on_the_apis_own_host(link, followed):
+    from kling_ui.client.models import api_link
+
+    assert api_link(link, "https://api.example.com") == followed
 
 
 def test_a_schema_link_off_the_apis_host_is_not_followed(simulator):
@@ -330,8 +376,11 @@ def test_a_model_only_the_live_catalogue_knows_is_offered_and_a_failed_schema_fa
         ListedModel(MODEL, "Kling", docs_json="unreachable"),  # the snapshot's reading
         ListedModel("gone/model", "Gone", docs_json="unreachable"),
     ]
+    # An alias that is another listed model's id does not stand in for it.
+    listed.append(ListedModel("other/name", "Other", aliases=("newco/video-1",)))
     merged = merge(listed, fetch)
     assert [e.id for e in merged.entries] == [MODEL, "newco/video-1"]
+    assert merged.left_out["other/name"] == "no schema link"
     assert merged.from_snapshot == (MODEL,)
     assert merged.entries[1].fields["duration"]["default"] == 6
     assert "video_url" in merged.left_out["v/m"]

@@ -41,10 +41,16 @@ def merge(
     """Entries for ``listed``; ``fetch(url)`` returns a document or raises."""
     overlay = overlay or Overlay.load()
     bundled = {e.id: e for e in snapshot()}
-    entries, left_out, fallback = [], {}, []
+    listed = list(listed)
+    listed_ids = {item.id for item in listed}
+    found: dict[str, ModelEntry] = {}  # by the listed id
+    left_out: dict[str, str] = {}
+    fallback: list[str] = []
     for item in listed:
-        if item.id in overlay.retired:
-            left_out[item.id] = "retired"
+        names = (item.id, *item.aliases)
+        if item.id in found or any(n in overlay.retired for n in names):
+            if item.id not in found:
+                left_out[item.id] = "retired"
             continue
         entry, why = None, "no schema link"
         if item.docs_json:
@@ -54,17 +60,19 @@ def merge(
                 why = f"its schema can't be read: {exc}"
             except Exception as exc:  # noqa: BLE001 - a fetch that failed, in any way
                 why = f"its schema was not fetched ({type(exc).__name__})"
-            if entry is not None and entry.id not in (item.id, *item.aliases):
+            if entry is not None and entry.id not in names:
                 entry, why = None, f"its schema is for another model ({entry.id})"
-        if entry is None:
-            entry = next((bundled[n] for n in (item.id, *item.aliases) if n in bundled), None)
+        if entry is None:  # the snapshot's reading, by its id or an alias no other item has
+            own = [n for n in names if n == item.id or n not in listed_ids]
+            entry = next((bundled[n] for n in own if n in bundled), None)
             if entry is None:
                 left_out[item.id] = why
                 continue
-            fallback.append(entry.id)
+            fallback.append(item.id)
         needs = set(entry.required) - {"prompt", *entry.frames.values()}
         if needs:  # a video to edit, a voice to sync: not this app's yet
             left_out[item.id] = f"it needs what this app can't send yet: {', '.join(sorted(needs))}"
-        elif all(e.id != entry.id for e in entries):
-            entries.append(entry)
-    return Merged(ordered(entries, overlay), left_out, tuple(fallback))
+        else:
+            found[item.id] = entry
+    unique = list({e.id: e for e in found.values()}.values())
+    return Merged(ordered(unique, overlay), left_out, tuple(fallback))

@@ -12,6 +12,7 @@ Imports ``errors``, ``request`` and this package's ``schema``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,7 @@ def spec(entry: ModelEntry) -> ModelSpec:
         roles=tuple(role for role, _ in roles),  # none: a text-to-video model takes no image
         fields=fields,
         image_fields=tuple(field for _, field in roles),
-        image_required=entry.kind != "text-to-video",
+        required_roles=tuple(role for role, field in roles if field in entry.required),
     )
 
 
@@ -65,8 +66,12 @@ def _checker(name: str, schema: dict[str, Any]) -> Callable[[object], Any]:
             try:  # the page's choices and a CLI's --set come as text
                 number = float(value)
                 value = int(number) if kind == "integer" and number.is_integer() else number
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
+        elif isinstance(value, str) and kind == "boolean":
+            value = {"true": True, "false": False}.get(value.strip().lower(), value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise errors.InputError(f"{name}: {value} is not a number.")
         if kind == "integer" and isinstance(value, float) and value.is_integer():
             value = int(value)
         error = next(iter(validator.iter_errors(value)), None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -65,10 +65,24 @@ def read_video_models(
     return ModelsAnswer(parse_video_models(_json(response)), response.headers.get("ETag"))
 
 
-def same_host(url: str, base_url: str) -> bool:
-    """Whether ``url`` is on the API's own scheme, host and port."""
-    a, b = urlsplit(url), urlsplit(base_url)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port) and bool(a.hostname)
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def api_link(url: str, base_url: str) -> str | None:
+    """``url`` as an address on the API's own host (its path and query on ``base_url``'s
+    scheme, host and port), or None when it names another host, or could be read as
+    naming one (a backslash, user info, a space or a control character)."""
+    if not isinstance(url, str) or any(c in url for c in "\\@") or any(ord(c) <= 32 for c in url):
+        return None
+    try:
+        a, b = urlsplit(url), urlsplit(base_url)
+        here = (a.scheme, a.hostname, a.port or _DEFAULT_PORTS.get(a.scheme))
+        there = (b.scheme, b.hostname, b.port or _DEFAULT_PORTS.get(b.scheme))
+    except ValueError:  # a port that is not a number
+        return None
+    if not a.hostname or here != there:
+        return None
+    return urlunsplit((b.scheme, b.netloc, a.path or "/", a.query, ""))
 
 
 def read_model_document(
@@ -77,9 +91,10 @@ def read_model_document(
     """A model's request schema (its OpenAPI document) from its ``info.docsJson``.
     ``APIStatusError`` when the link is not on the API's host or the answer is not a
     document; the errors of ``read_video_models`` otherwise."""
-    if not same_host(url, base_url):
+    link = api_link(url, base_url)
+    if link is None:
         raise errors.APIStatusError("a schema link off the API's host, not followed")
-    document = parse_model_document(_json(_get(session, url, timeout)))
+    document = parse_model_document(_json(_get(session, link, timeout)))
     if document is None:
         raise errors.APIStatusError("an answer that is not a model's schema")
     return document
