@@ -11,7 +11,7 @@
     video_host.py  the video host: public addresses only, pinned, no credentials, one
                    deadline for the whole download (``VideoHost`` and its watchdog)
 
-Dependencies run api -> video_host -> transport -> parsers, and models -> parsers;
+Dependencies run api -> video_host -> transport -> parsers and api -> models -> parsers;
 ``from kling_ui.client import X`` is the way in for everyone else. Imports ``config``,
 ``errors``, ``files``, ``request`` and ``rules``; never gradio or Pillow.
 """

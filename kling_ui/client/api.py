@@ -11,7 +11,7 @@ catalogue and the account's balance; and the download of a finished video.
 The catalogue and the balance are asked with the caller's session (the price book's: short
 timeouts, no retries, since a price or a balance not known now is known later).
 Imports ``config``, ``errors``, ``files``, ``request``, ``rules`` and the package's other
-modules.
+modules (the catalogue's conditional GET is ``models.read_listing``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..config import CREATE_PATH, POLL_PATH, Settings
 from ..files import write_with
 from ..request import Request
 from ..rules import check_generation_id
+from .models import read_listing
 from .parsers import (
     credits_header,
     json_object,
@@ -44,7 +45,6 @@ from .video_host import Resolve, VideoHost, system_resolve
 log = logging.getLogger(__name__)
 
 LOGS_PATH = "/v2/logs"
-CATALOGUE_PATH = "/v1/models"
 BILLING_PATH = "/v2/billing"
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -233,31 +233,12 @@ def read_catalogue(
     timeout: tuple[float, float],
 ) -> CatalogueAnswer:
     """One GET of ``/v1/models?id=<model>&include=pricing`` (no key), conditional on
-    ``etag`` when there is one. ``APIConnectionError`` when not reached, ``APIStatusError``
-    for any status but 200 and 304, ``ServerError`` for an answer that is not JSON (each
-    says so in a few words, for the log: the catalogue is never a person's error)."""
-    headers = {"Accept": "application/json"}
-    if etag:
-        headers["If-None-Match"] = etag
-    try:
-        response = session.get(
-            base_url.rstrip("/") + CATALOGUE_PATH,
-            params={"id": model, "include": "pricing"},
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        raise errors.APIConnectionError(f"not reached ({type(exc).__name__})") from None
-    if response.status_code == 304:
+    ``etag`` when there is one; the errors of ``models.read_listing``."""
+    params = {"id": model, "include": "pricing"}
+    payload, tag = read_listing(session, base_url, params, etag=etag, timeout=timeout)
+    if payload is None:
         return CatalogueAnswer(unchanged=True)
-    if response.status_code != 200:
-        raise errors.APIStatusError(f"HTTP {response.status_code}")
-    try:
-        payload = response.json()
-    except ValueError:
-        raise errors.ServerError("an answer that is not JSON") from None
-    return CatalogueAnswer(parse_catalogue(payload, model), response.headers.get("ETag"))
+    return CatalogueAnswer(parse_catalogue(payload, model), tag)
 
 
 def read_balance(

@@ -1,9 +1,10 @@
 """The catalogue's video models and each one's request schema, read from the API's host.
 
-``read_video_models``: one GET of ``/v1/models?type=<video>&include=pricing`` (no key),
-conditional on the ETag of the last answer. ``read_model_document``: one GET of a model's
-``info.docsJson`` (no key), only where it points at the API's own host (the vendor serves
-it there: ``/docs-json?model=...``): a catalogue answer can't send the server elsewhere.
+``read_listing``: one conditional GET of the catalogue (no key), for the price of our model
+(``api.read_catalogue``) and for ``read_video_models`` (``?type=<video>&include=pricing``).
+``read_model_document``: one GET of a model's ``info.docsJson`` (no key), only where it
+points at the API's own host (the vendor serves it there: ``/docs-json?model=...``): a
+catalogue answer can't send the server elsewhere.
 
 Like the price catalogue, these never block a job: the caller's session (short timeouts, no
 retries), a few words for the log when they fail, and the bundled snapshot meanwhile.
@@ -49,20 +50,38 @@ def _json(response: requests.Response) -> Any:
         raise errors.ServerError("an answer that is not JSON") from None
 
 
-def read_video_models(
-    session: requests.Session, base_url: str, *, etag: str | None, timeout: tuple[float, float]
-) -> ModelsAnswer:
-    """The catalogue's video models. ``APIConnectionError`` when not reached,
-    ``APIStatusError`` for a status but 200 and 304, ``ServerError`` for one not JSON."""
+def read_listing(
+    session: requests.Session,
+    base_url: str,
+    params: dict[str, str],
+    *,
+    etag: str | None,
+    timeout: tuple[float, float],
+) -> tuple[Any, str | None]:
+    """One GET of the catalogue (``/v1/models`` with ``params``, no key), conditional on
+    ``etag`` when there is one: (its JSON, its ETag), or (None, None) for ``304``.
+    ``APIConnectionError`` when not reached, ``APIStatusError`` for a status but 200 and
+    304, ``ServerError`` for an answer that is not JSON (a few words each, for the log: the
+    catalogue is never a person's error)."""
     headers = {"Accept": "application/json"}
     if etag:
         headers["If-None-Match"] = etag
-    params = {"type": VIDEO_TYPE, "include": "pricing"}
     response = _get(session, base_url.rstrip("/") + CATALOGUE_PATH, timeout,
                     params=params, headers=headers)  # fmt: skip
     if response.status_code == 304:
+        return None, None
+    return _json(response), response.headers.get("ETag")
+
+
+def read_video_models(
+    session: requests.Session, base_url: str, *, etag: str | None, timeout: tuple[float, float]
+) -> ModelsAnswer:
+    """The catalogue's video models; the errors of ``read_listing``."""
+    params = {"type": VIDEO_TYPE, "include": "pricing"}
+    payload, tag = read_listing(session, base_url, params, etag=etag, timeout=timeout)
+    if payload is None:
         return ModelsAnswer(unchanged=True)
-    return ModelsAnswer(parse_video_models(_json(response)), response.headers.get("ETag"))
+    return ModelsAnswer(parse_video_models(payload), tag)
 
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
