@@ -151,7 +151,17 @@ def model_id(schema: dict[str, Any]) -> str:
     return ids[0]
 
 
-_CASTS = {"integer": int, "number": float}
+def from_text(value: str, kind: Any) -> Any:
+    """``value`` (text) as the schema's ``kind`` types it: a finite number (a whole one for
+    an integer) or a switch ("true"/"false"); ``ValueError`` when it isn't one."""
+    if kind in ("integer", "number"):
+        number = float(value)  # ValueError for text that is no number
+        if not math.isfinite(number) or (kind == "integer" and not number.is_integer()):
+            raise ValueError(value)
+        return int(number) if kind == "integer" else number
+    if kind == "boolean" and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(value)
 
 
 def _coerce(prop: dict[str, Any]) -> bool:
@@ -168,16 +178,11 @@ def _coerce(prop: dict[str, Any]) -> bool:
     default, kind = prop["default"], prop.get("type")
     value: Any = default
     try:
-        if kind in _CASTS and isinstance(default, str):
-            number = float(default)
-            if not math.isfinite(number) or (kind == "integer" and not number.is_integer()):
-                raise ValueError(default)
-            value = int(number) if kind == "integer" else number
-        elif kind == "boolean" and isinstance(default, str):
-            value = {"true": True, "false": False}[default.strip().lower()]
+        if isinstance(default, str) and kind in ("integer", "number", "boolean"):
+            value = from_text(default, kind)
         elif kind == "string" and type(default) in (int, float):
             value = str(int(default) if float(default).is_integer() else default)
-    except (ValueError, KeyError):
+    except ValueError:
         value = None
     enum = prop.get("enum")
     # An enum member by type as well as value: True is not the 1 of [0, 1].

@@ -12,13 +12,14 @@ Imports ``errors``, ``request`` and this package's ``schema``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
 
 from .. import errors
 from ..request import FieldSpec, ModelSpec, register
-from .schema import ModelEntry
+from .schema import ModelEntry, from_text
 
 ROLES = (("first", "image"), ("last", "last_frame"))  # the entry's frame -> the request's role
 TYPES = {"integer": int, "number": float, "boolean": bool, "string": str}
@@ -62,14 +63,9 @@ def _checker(name: str, schema: dict[str, Any]) -> Callable[[object], Any]:
     def check(value: object) -> Any:
         if value is None:
             return None  # unset: not sent
-        if isinstance(value, str) and kind in ("integer", "number"):
-            try:  # the page's choices and a CLI's --set come as text
-                number = float(value)
-                value = int(number) if kind == "integer" and number.is_integer() else number
-            except (ValueError, OverflowError):
-                pass
-        elif isinstance(value, str) and kind == "boolean":
-            value = {"true": True, "false": False}.get(value.strip().lower(), value)
+        if isinstance(value, str):  # the page's choices and a CLI's --set come as text
+            with contextlib.suppress(ValueError):  # else the schema's check says what's wrong
+                value = from_text(value, kind)
         if isinstance(value, float) and not math.isfinite(value):
             raise errors.InputError(f"{name}: {value} is not a number.")
         if kind == "integer" and isinstance(value, float) and value.is_integer():
