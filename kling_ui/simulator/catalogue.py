@@ -56,7 +56,7 @@ def _catalogue_models(pricing: dict[str, Any] | None, docs_base: str) -> list[di
             "docsUrl": "https://docs.aimlapi.com/api-references/video-models/kling-ai/"
             "video-v2.6-pro-image-to-video",
         },
-        "type": "internal/video-generations/submit",
+        "type": VIDEO_TYPE,
         "aliases": [alias],
         "tags": ["playground:video", "tier:tier_2"],
         "modalities": {"input": ["image", "text"], "output": ["video"]},

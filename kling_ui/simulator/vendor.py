@@ -26,6 +26,8 @@ BILLING_PATH = "/v2/billing"
 CATALOGUE_PATHS = ("/v1/models", "/models", "/api/v1/models")
 CATALOGUE_SECTIONS = ("pricing", "modalities", "capabilities")
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The body fields that carry an image (a link or Base64): checked as one, recorded by length.
+IMAGE_FIELDS = ("image_url", "last_image_url", "tail_image_url")
 MODERATION = ("ContentModeration", "The image or prompt was flagged by content moderation.")
 
 
@@ -107,7 +109,7 @@ def _another_models_error(body: dict[str, Any]) -> str | None:
     problem = schemas.schema_error(body)
     if problem:
         return problem
-    for name in ("image_url", "last_image_url", "tail_image_url"):
+    for name in IMAGE_FIELDS:
         if isinstance(body.get(name), str):
             problem = _image_error(name, body[name])
             if problem:

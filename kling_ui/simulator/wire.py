@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .faults import Fault
 from .jobs import RecordedRequest
-from .vendor import valid_client_request_id
+from .vendor import IMAGE_FIELDS, valid_client_request_id
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -41,9 +41,8 @@ class Wire(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if isinstance(body, dict):  # images are recorded by their length only
-            images = ("image_url", "last_image_url", "tail_image_url")
-            body = {k: f"<image {len(v)} chars>" if k in images and isinstance(v, str) else v
-                    for k, v in body.items()}  # fmt: skip
+            body = {k: f"<image {len(v)} chars>" if k in IMAGE_FIELDS and isinstance(v, str)
+                    else v for k, v in body.items()}  # fmt: skip
         record = RecordedRequest(
             method=self.command,
             path=parts.path,
