@@ -77,6 +77,9 @@ class Settings:
     )
     # Gradio's MCP server for AI agents (``--mcp``): the API's events become its tools.
     mcp: bool = field(default=False, metadata={"env": "KLING_UI_MCP"})
+    # The video models' catalogue (and each model's schema) is asked again after this many
+    # seconds; meanwhile the answer kept in the database serves every replica.
+    catalogue_refresh: float = field(default=3600.0, metadata={"env": "KLING_UI_CATALOGUE_REFRESH"})
     # Polling: often enough that a finished video is noticed within about 2 s.
     poll_interval: float = field(default=2.0, metadata={"env": "KLING_UI_POLL_INTERVAL"})
     # Soft deadline: after this we stop watching; the job is never called failed for it.

@@ -90,10 +90,16 @@ SPECS: dict[str, ModelSpec] = {KLING.model: KLING}
 SENDABLE = ("https://", "data:image/")
 
 
-def register(spec: ModelSpec) -> None:
+def register(spec: ModelSpec, *, replace: bool = False) -> None:
     """Make ``model``'s requests possible (``catalogue.specs`` registers its models; ours is
-    always known and is not replaced)."""
-    SPECS.setdefault(spec.model, spec)
+    always known and is not replaced). ``replace``: a model known already takes this spec
+    (the live catalogue's schema changed)."""
+    if spec.model == KLING.model:
+        return
+    if replace:
+        SPECS[spec.model] = spec
+    else:
+        SPECS.setdefault(spec.model, spec)
 
 
 def spec_of(model: str) -> ModelSpec:

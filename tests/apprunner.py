@@ -374,10 +374,10 @@ def spy_on_creates(monkeypatch: Any) -> list[dict]:
     bodies: list[dict] = []
     check = simulator_module.validation_error
 
-    def spy(body: Any) -> Any:
+    def spy(body: Any, *more: Any) -> Any:
         if isinstance(body, dict):
             bodies.append(body)
-        return check(body)
+        return check(body, *more)
 
     monkeypatch.setattr(simulator_module, "validation_error", spy)
     return bodies

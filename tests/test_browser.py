@@ -378,12 +378,19 @@ def test_the_start_buttons_wait_for_the_page_load(live, browser):
         tab.wait_for_timeout(300)
         for button in starts:
             expect(button).to_be_disabled()
+        # What a person types meanwhile is kept when the load's answers come in.
+        tab.locator("#prompt textarea").fill("Typed before the page was ready.")
+        tab.get_by_text("More settings").click()
+        tab.locator("#api-key input").fill("sk-typed-early-0000")
         let_in = True
         for route in held:
             route.continue_()
         for button in starts:
             expect(button).to_be_enabled()
         expect(tab.locator("#price")).to_contain_text("$")
+        tab.wait_for_timeout(500)
+        expect(tab.locator("#prompt textarea")).to_have_value("Typed before the page was ready.")
+        expect(tab.locator("#api-key input")).to_have_value("sk-typed-early-0000")
     finally:
         context.close()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kling_ui import media
-from kling_ui.config import settings_from_env
+from kling_ui.config import MODEL, settings_from_env
 from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Fault, Schedule, Simulator
@@ -550,3 +550,20 @@ def test_a_poll_refused_for_the_key_pauses_the_job_and_exits_3(env, sim, photo):
     gid = next(iter(sim.jobs))
     assert result.returncode == 3, result.stderr
     assert f"{gid}: paused" in result.stderr and f"resume {gid}" in result.stderr
+
+
+def test_models_lists_the_catalogues_models_and_list_models_is_the_same(env, sim):
+    """Issue 25: the models from the vendor's catalogue (the simulator's), one a line, free;
+    ``--json`` as /models gives them; ``--list-models`` is the same list."""
+    listed = run(env, "models", "--json")
+    assert listed.returncode == 0, listed.stderr
+    answer = json.loads(listed.stdout)
+    assert answer["source"] == "catalogue" and answer["models"][0]["id"] == MODEL
+    o1 = next(m for m in answer["models"] if m["id"] == "klingai/video-o1-image-to-video")
+    assert o1["inputs"] == ["first_frame", "last_frame"]
+    plain = run(env, "--list-models")
+    assert plain.returncode == 0 and plain.stderr == ""  # the vendor's list: no note
+    lines = plain.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [m["id"] for m in answer["models"]]
+    assert "first_frame+last_frame" in next(line for line in lines if line.startswith(o1["id"]))
+    assert sim.creates == 0 and all("authorization" not in r.headers for r in sim.requests)

@@ -28,7 +28,7 @@ from mcp.client.sse import sse_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 KEY = "sk-agent-key-9c41e0"
-TOOLS = {"generate", "submit", "extend", "resume", "status", "estimate"}
+TOOLS = {"generate", "submit", "extend", "resume", "status", "estimate", "models", "model_schema"}
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +172,24 @@ def test_estimate_answers_json(app):
     answer, failed = call(app, "estimate", {"duration": 10, "generate_audio": True, "count": 2})
     assert not failed
     assert answer["usd"] == pytest.approx(2.8) and answer["usd_each"] == pytest.approx(1.4)
+
+
+def test_the_models_tools_answer_the_catalogues_models_and_a_schema(app, sim):
+    """Issue 25: an agent lists the models (the vendor's catalogue, here the simulator's)
+    and reads one model's settings, free and with no key."""
+    answer, failed = call(app, "models", {})
+    assert not failed and answer["source"] == "catalogue"
+    assert answer["models"][0]["id"] == KLING.model
+    runway = next(m for m in answer["models"] if m["id"] == "runway/gen4_turbo")
+    assert runway["inputs"][0] == "first_frame" and runway["price"]["usd"] > 0
+    schema, failed = call(app, "model_schema", {"model": "runway/gen4_turbo"})
+    assert (
+        not failed
+        and schema["id"] == "runway/gen4_turbo"
+        and "duration" in schema["schema"]["properties"]
+    )
+    unknown, _ = call(app, "model_schema", {"model": "nobody/nothing"})
+    assert "no model" in unknown["error"]
 
 
 def test_generate_makes_a_video_with_the_key_from_the_header(app, sim, photo):

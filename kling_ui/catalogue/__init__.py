@@ -22,7 +22,7 @@ SNAPSHOT_PATH = Path(__file__).with_name("snapshot.json")
 
 __all__ = [
     "KINDS", "ModelEntry", "Overlay", "SchemaError", "normalize", "request_schema",
-    "snapshot", "ordered",
+    "snapshot", "snapshot_date", "ordered",
 ]  # fmt: skip
 
 
@@ -30,6 +30,13 @@ def ordered(entries: list[ModelEntry], overlay: Overlay) -> list[ModelEntry]:
     """The overlay's order first (Kling v2.6 Pro image to video at the top), then by id."""
     rank = {ident: n for n, ident in enumerate(overlay.order)}
     return sorted(entries, key=lambda e: (rank.get(e.id, len(rank)), e.id))
+
+
+@lru_cache(maxsize=1)
+def snapshot_date() -> str:
+    """The date of the vendor's documents the snapshot was written from."""
+    raw = json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    return str(raw.get("as_of") or "") or "the app's release"
 
 
 @lru_cache(maxsize=1)

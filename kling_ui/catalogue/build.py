@@ -39,6 +39,7 @@ def build(folder: Path, overlay: Overlay | None = None) -> dict:
         "_what": "Written by python -m kling_ui.catalogue.build from the vendor's per-model "
         "OpenAPI documents; do not edit by hand (edit overlay.json and build again).",
         "source": source.get("commit") or source,
+        "as_of": str(source.get("commit_date") or "")[:10],  # the documents' date
         "models": [e.to_json() for e in ordered(entries, overlay)],
     }
 

@@ -1,4 +1,5 @@
-"""The command line: ``python -m kling_ui generate|batch|extend|resume|status|history``.
+"""The command line: ``python -m kling_ui generate|batch|extend|resume|status|history|models``
+(``--list-models`` is ``models``).
 
 Same environment variables as the app (``AIMLAPI_KEY``, ``AIMLAPI_BASE_URL``,
 ``KLING_UI_DATA_DIR``, ...), same checks, same runner and ledger; with no key, the demo
@@ -28,6 +29,8 @@ PROG = "python -m kling_ui"
 FIT_REMEDY = "Give --fit crop or --fit pad to fit it, or use another image."
 
 
+# Over 60 lines: one declaration a command and option, in the order --help shows them; split
+# up, the help's order would be spread over functions.
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog=PROG,
@@ -38,7 +41,10 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--demo", action="store_true", help="use the local simulator even with a key")
     top.add_argument("--verbose", action="store_true", help="log what the app logs, on stderr")
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top.add_argument(
+        "--list-models", action="store_true", help="list the video models (as `models`) and stop"
+    )
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="turn one image into a video")
     gen.add_argument("image", help="an image file (JPEG, PNG, WebP, GIF, BMP) or an https link")
@@ -87,6 +93,10 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", "-n", type=_count, default=20, help="how many (default 20)")
     history.add_argument("--json", action="store_true", help="as JSON on stdout")
     history.set_defaults(run=Cli.history)
+
+    models = sub.add_parser("models", help="the video models this app can use (free)")
+    models.add_argument("--json", action="store_true", help="as JSON on stdout")
+    models.set_defaults(run=Cli.models)
     return top
 
 
@@ -115,7 +125,7 @@ def _sending(cmd: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = _parse(argv)
     overrides: dict[str, object] = {"require_user_key": False}  # the key here is the user's own
     if args.demo:
         overrides["demo"] = True
@@ -150,6 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     finally:
         cli.close()
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; ``--list-models`` alone is the ``models`` command."""
+    top = parser()
+    args = top.parse_args(argv)
+    if args.list_models:
+        args.command, args.run, args.json = "models", Cli.models, False
+    elif args.command is None:
+        top.error("a COMMAND is needed (or --list-models)")
+    return args
 
 
 def _code(exc: errors.KlingUIError) -> int:

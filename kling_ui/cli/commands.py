@@ -351,6 +351,22 @@ class Cli:
             print(printable(_history_line(job)), file=self.out)
         return DONE
 
+    def models(self, args: Any) -> int:
+        """The video models offered (the vendor's catalogue, or the bundled list, said on
+        stderr): one a line (id, kind, the images it takes, price with its defaults)."""
+        offer = self.service(run=False).offer()
+        if args.json:
+            print(json.dumps(offer.listing(), indent=2), file=self.out)
+            return DONE
+        if offer.note:
+            self.say(offer.note)
+        for item in offer.listing()["models"]:
+            images = "+".join(item["inputs"]) or "text only"
+            cost = item["price"]["words"] if item["price"] else "price not listed"
+            line = f"{item['id']:<48} {item['kind']:<15} {images:<22} {cost}"
+            print(printable(line), file=self.out)
+        return DONE
+
     def _full_id(self, typed: str) -> str:
         """A short id (as ``history`` prints it) becomes the whole id when only one matches."""
         typed = (typed or "").strip()

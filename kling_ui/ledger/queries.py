@@ -18,6 +18,7 @@ from ..request import Request
 from ..states import ALLOWED, FINAL, STATES, Reason
 from .counts import Counts
 from .job import COLUMNS, SHORT, IllegalTransition, Job, new_job_id
+from .kept import KeptAnswers
 from .leases import Leases
 from .schema import LEGACY_OWNER
 
@@ -33,7 +34,7 @@ PHASE_COLUMNS = {
 }
 
 
-class Ledger(Leases, Counts):
+class Ledger(Leases, Counts, KeptAnswers):
     """The ledger of jobs (SQLite or PostgreSQL), safe to share between threads."""
 
     # --- writing ------------------------------------------------------------------------

@@ -4,9 +4,10 @@ ledgers older versions left behind, in SQLite and in PostgreSQL (``set_up``).
 Versions, kept in the ``ledger_meta`` table: 1 the first ``jobs`` table (no meta table); 2
 parent_id and the leases; 3 the address each job came from; 4 the ``request`` column, the
 request whole as JSON (``request.Request.to_json``), filled in for older rows from their
-prompt, negative_prompt, duration and generate_audio columns. A newer version than this
-code knows is refused. SQLite ledgers from before the job runner (a ``generations`` table
-keyed by the generation id) are copied in.
+prompt, negative_prompt, duration and generate_audio columns. The ``kept`` table (the
+vendor's answers kept: the model catalogue) came after 4 without a version of its own. A
+newer version than this code knows is refused. SQLite ledgers from before the job runner
+(a ``generations`` table keyed by the generation id) are copied in.
 
 The queries the ledger runs live apart (``queries``, ``leases``, ``counts``); this module
 runs none of them. Imports ``database`` and ``request`` only.
@@ -60,6 +61,17 @@ CREATE TABLE IF NOT EXISTS access (
     job_id TEXT NOT NULL,
     owner TEXT NOT NULL,
     PRIMARY KEY (job_id, owner)
+)
+"""
+# Answers of the vendor's kept between asks and restarts, shared by every replica: the video
+# models' listing and each model's request schema (``kept``), with the validator to ask
+# with next time. Added without a version: an older app on this database never reads it.
+_KEPT = """
+CREATE TABLE IF NOT EXISTS kept (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    etag TEXT,
+    fetched_at REAL NOT NULL
 )
 """
 LEGACY_OWNER = "legacy"  # the owner of rows made before jobs had owners
@@ -124,6 +136,7 @@ def set_up(db: Database) -> None:
                             "    seq BIGINT GENERATED ALWAYS AS IDENTITY,")  # fmt: skip
     db.execute(jobs)
     db.execute(_ACCESS)
+    db.execute(_KEPT.replace(" REAL", f" {db.time_type}"))
     _add_columns(db)
     for sql in _INDEXES + (_BYTE_ORDER_INDEXES if db.kind == "postgresql" else ()):
         db.execute(sql)

@@ -9,7 +9,8 @@ call its methods and never reach into its parts. Behind it, each room holds one 
   and balances;
 - ``batches``: many videos planned, checked whole, priced and queued as one step;
 - ``library``: kept images, video addresses, posters, chains and the retention sweep;
-- ``views``: a job as ``Progress`` (watched) and as a status.
+- ``views``: a job as ``Progress`` (watched) and as a status;
+- ``models``: the video models offered, from the vendor's catalogue or the bundled snapshot.
 
 The runner owns a job from the moment its row is written; the service's generators only
 watch it, so a closed tab or Stop watching ends the watching, never the job. ``Backend``
@@ -24,6 +25,7 @@ from .access import DEMO, LIVE, SERVER, TYPED, BrowserTable, Visitor, choose_bac
 from .batches import MAX_BATCH, MAX_TAKES, Planned, plan_takes, quote_many
 from .generation import STOPPED_BEFORE_SENT, GenerationService
 from .limits import waiting_room
+from .models import Offer
 from .views import NOT_KNOWN
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_TAKES",
     "NOT_KNOWN",
+    "Offer",
     "SERVER",
     "STOPPED_BEFORE_SENT",
     "TYPED",

@@ -9,7 +9,9 @@ rooms', reached through its public methods only, so callers never touch its part
 - ``limits``/``prices`` (``Limits``, ``Prices``): the room for jobs, budgets, prices;
 - ``batches`` (``Batches``): many videos checked whole and queued as one step;
 - ``library`` (``Library``): kept images, addresses, posters, chains, retention;
-- ``views`` (``JobViews``): a job as ``Progress`` and as a status.
+- ``views`` (``JobViews``): a job as ``Progress`` and as a status;
+- ``models`` (``Models``): the video models offered (``offer``), from the vendor's catalogue
+  kept in the database, or the bundled snapshot.
 
 Time is injected: ``clock`` (wall time), ``monotonic`` and ``wait`` (the runner's waits on
 that monotonic clock), handed to the runner and to every room that reads time, so the
@@ -28,11 +30,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..chains import Chains, ChainView, Continuation
+from ..chains import Chains, Continuation
 from ..config import Settings
 from ..history import Job, Ledger
 from ..images import prepare_image
@@ -44,8 +45,9 @@ from ..runner import Backend, Runner, Wait, wait_on
 from ..states import Reason
 from .access import DEMO, Access, Visitor, no_key_here
 from .batches import Batches, Planned, check_image_given, check_request
-from .library import Library, private_folder
+from .library import Library, LibraryMethods, private_folder
 from .limits import Limits, Prices
+from .models import Models, Offer
 from .views import NOT_KNOWN, JobViews
 
 if TYPE_CHECKING:
@@ -54,8 +56,9 @@ if TYPE_CHECKING:
 STOPPED_BEFORE_SENT = "Stopped before it was sent: no job was made and nothing is charged."
 
 
-class GenerationService:
-    """Starts, resumes and shows jobs for every user of one app process."""
+class GenerationService(LibraryMethods):
+    """Starts, resumes and shows jobs for every user of one app process (the library's
+    public methods are ``LibraryMethods``)."""
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class GenerationService:
         self.access = Access(settings, self.ledger, self.runner, demo, monotonic=monotonic)
         self.limits = Limits(settings, self.ledger, clock=clock)
         self.prices = Prices(settings, self.access, clock=clock, monotonic=monotonic)
+        self.models = Models(settings, self.ledger, self.access, clock=clock)
         self.library = Library(
             settings, self.ledger, self.runner, self.chains, clock=clock, monotonic=monotonic
         )
@@ -109,7 +113,7 @@ class GenerationService:
     def settings(self, settings: Settings) -> None:
         """New settings for the service and its rooms (the runner keeps its first ones)."""
         self._settings = settings
-        for room in ("access", "limits", "prices", "library", "views"):
+        for room in ("access", "limits", "prices", "library", "views", "models"):
             if hasattr(self, room):
                 getattr(self, room).settings = settings
 
@@ -331,6 +335,10 @@ class GenerationService:
     def price_book(self, backend: Backend | None = None) -> PriceBook:
         return self.prices.book(backend)
 
+    def offer(self) -> Offer:
+        """The video models offered now, and where the list came from (``models``)."""
+        return self.models.offer()
+
     def estimate(self, request_or_fields: Fields, count: object = 1) -> Estimate:
         return self.prices.estimate(request_or_fields, count)
 
@@ -373,34 +381,3 @@ class GenerationService:
 
     def progress(self, job: Job) -> Progress:
         return self.views.progress(job)
-
-    @property
-    def scratch(self) -> list[tuple[Path, tuple[str, ...]]]:
-        return self.library.scratch
-
-    def sweep(self, now: float | None = None) -> int:
-        return self.library.sweep(now)
-
-    def video_url(self, job: Job) -> str:
-        return self.library.video_url(job)
-
-    def chain_url(self, job: Job) -> str:
-        return self.library.chain_url(job)
-
-    def poster_url(self, job: Job) -> str | None:
-        return self.library.poster_url(job)
-
-    def media_file(self, name: str) -> tuple[Path, str] | None:
-        return self.library.media_file(name)
-
-    def input_image(self, job: Job) -> Path | None:
-        return self.library.input_image(job)
-
-    def typical_seconds(self, backend_name: str, duration: int) -> float | None:
-        return self.library.typical_seconds(backend_name, duration)
-
-    def continuation(self, job: Job) -> Continuation:
-        return self.library.continuation(job)
-
-    def chain_view(self, job: Job) -> ChainView:
-        return self.library.chain_view(job)

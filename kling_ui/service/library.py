@@ -260,3 +260,41 @@ def private_folder(path: Path) -> None:
         os.chmod(path, 0o700)
     except OSError:  # not ours to change (a shared volume): its own rights stand
         log.warning("could not make %s private to this user", path)
+
+
+class LibraryMethods:
+    """The service's public methods that are the library's (``GenerationService``'s own, so
+    that callers never reach into ``library``)."""
+
+    library: Library
+
+    @property
+    def scratch(self) -> list[tuple[Path, tuple[str, ...]]]:
+        return self.library.scratch
+
+    def sweep(self, now: float | None = None) -> int:
+        return self.library.sweep(now)
+
+    def video_url(self, job: Job) -> str:
+        return self.library.video_url(job)
+
+    def chain_url(self, job: Job) -> str:
+        return self.library.chain_url(job)
+
+    def poster_url(self, job: Job) -> str | None:
+        return self.library.poster_url(job)
+
+    def media_file(self, name: str) -> tuple[Path, str] | None:
+        return self.library.media_file(name)
+
+    def input_image(self, job: Job) -> Path | None:
+        return self.library.input_image(job)
+
+    def typical_seconds(self, backend_name: str, duration: int) -> float | None:
+        return self.library.typical_seconds(backend_name, duration)
+
+    def continuation(self, job: Job) -> Continuation:
+        return self.library.continuation(job)
+
+    def chain_view(self, job: Job) -> ChainView:
+        return self.library.chain_view(job)

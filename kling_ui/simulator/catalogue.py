@@ -23,16 +23,19 @@ VIDEO_TYPE = "internal/video-generations/submit"
 
 
 def listing(
-    pricing: dict[str, Any] | None, query: dict[str, list[str]], docs_base: str = ""
+    pricing: dict[str, Any] | None,
+    query: dict[str, list[str]],
+    docs_base: str = "",
+    added: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The catalogue for the parsed query string: the models its filters keep, with the
     sections ``include`` asks for. ``docs_base``: this simulator's address, for the models'
-    ``info.docsJson`` links."""
+    ``info.docsJson`` links; ``added``: the documents of models served beside (by id)."""
     wanted = _query_values(query, "include")
     if "all" in wanted or any(v in ("true", "1") for v in _query_values(query, "details")):
         wanted = set(CATALOGUE_SECTIONS)
     models = []
-    for model in _catalogue_models(pricing, docs_base):
+    for model in _catalogue_models(pricing, docs_base, added or {}):
         if not _catalogue_filters_keep(model, query):
             continue
         item = {k: v for k, v in model.items() if k not in CATALOGUE_SECTIONS}
@@ -41,7 +44,9 @@ def listing(
     return {"object": "list", "data": models}
 
 
-def _catalogue_models(pricing: dict[str, Any] | None, docs_base: str) -> list[dict[str, Any]]:
+def _catalogue_models(
+    pricing: dict[str, Any] | None, docs_base: str, added: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The catalogue: this simulator's model (priced by ``pricing``; no block when None), its
     text-to-video sibling, listed first, so that a client must match the id, then the other
     models of ``schemas``."""
@@ -74,13 +79,14 @@ def _catalogue_models(pricing: dict[str, Any] | None, docs_base: str) -> list[di
     sibling["pricing"] = pricing_document("variants")
     for item in (sibling, ours):
         item["info"]["docsJson"] = schemas.docs_json(docs_base, item["id"], item["type"])
-    others = [_other(ident, docs_base) for ident in schemas.documents()]
+    schemas_of = {i: served[1] for i, served in schemas.documents().items()}
+    schemas_of.update({i: schemas.body_schema(doc)[1] for i, doc in added.items()})
+    others = [_other(ident, schema, docs_base) for ident, schema in schemas_of.items()]
     return [sibling, ours, *(o for o in others if o["id"] not in (MODEL, sibling["id"]))]
 
 
-def _other(ident: str, docs_base: str) -> dict[str, Any]:
+def _other(ident: str, schema: dict[str, Any], docs_base: str) -> dict[str, Any]:
     """One of the other served models, priced at this simulator's rates."""
-    schema = schemas.documents()[ident][1]
     frame = "image_url" in schema.get("required", ())
     vendor, _, name = ident.partition("/")
     return {

@@ -47,7 +47,7 @@ class Handler(CdnRoutes):
         key = self._caller_key()
         if key is None:
             return
-        problem = vendor.validation_error(body)
+        problem = vendor.validation_error(body, self.sim.added)
         if problem:
             return self._send_error(400, problem)
         self._create(body, key, fault.kind if fault else "")
@@ -143,7 +143,8 @@ class Handler(CdnRoutes):
 
     def _docs(self, model: str) -> None:
         """A served model's OpenAPI document (its catalogue item's ``info.docsJson``)."""
-        data = schemas.document_bytes(model)
+        added = self.sim.added.get(model)
+        data = json.dumps(added).encode() if added else schemas.document_bytes(model)
         if data is None:
             return self._send_error(404, f"No document for the model {model!r}")
         self._send_bytes(200, data, "application/json")

@@ -28,11 +28,16 @@ def documents() -> dict[str, tuple[str, dict[str, Any]]]:
     """Each served model's id -> (its document's file name, its request body schema)."""
     out = {}
     for path in sorted(FOLDER.glob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        post = document["paths"][CREATE]["post"]
-        schema = post["requestBody"]["content"]["application/json"]["schema"]
-        out[schema["properties"]["model"]["enum"][0]] = (path.name, schema)
+        model, schema = body_schema(json.loads(path.read_text(encoding="utf-8")))
+        out[model] = (path.name, schema)
     return out
+
+
+def body_schema(document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A document's model id and its create's request body schema."""
+    post = document["paths"][CREATE]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    return schema["properties"]["model"]["enum"][0], schema
 
 
 def document_bytes(model: str) -> bytes | None:
@@ -41,20 +46,29 @@ def document_bytes(model: str) -> bytes | None:
     return (FOLDER / served[0]).read_bytes() if served else None
 
 
+def _schema_of(model: Any, added: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    if model in added:
+        return body_schema(added[model])[1]
+    served = documents().get(model)
+    return served[1] if served else None
+
+
 def docs_json(base: str, model: str, endpoint: str) -> str:
     """The ``info.docsJson`` link of ``model``, in the vendor's form."""
     return f"{base}{DOCS_PATH}?model={quote(model, safe='')}&endpoint={quote(endpoint, safe='')}"
 
 
-def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None:
+def schema_error(
+    body: dict[str, Any], *, keys_only: bool = False, added: dict[str, Any] | None = None
+) -> str | None:
     """The vendor's words for the first thing wrong with ``body`` against its model's
     schema; None when it passes (or the model is not one of these). ``keys_only``: only
     fields the schema doesn't name (ours has hand-written checks of the values too, which
-    take ``duration`` as "5" the way the vendor's server does)."""
-    served = documents().get(body.get("model"))  # type: ignore[arg-type]
-    if served is None:
+    take ``duration`` as "5" the way the vendor's server does). ``added``: the documents a
+    simulator serves beside these (``Simulator.add_model``), by model id."""
+    schema = _schema_of(body.get("model"), added or {})
+    if schema is None:
         return None
-    schema = served[1]
     unknown = sorted(set(body) - set(schema.get("properties", {})))
     if unknown:
         return f"Body validation error! {unknown[0]}: unrecognized key"
@@ -74,11 +88,11 @@ def schema_error(body: dict[str, Any], *, keys_only: bool = False) -> str | None
     return f"Body validation error! {where}: {error.message[:200]}"
 
 
-def default_duration(model: str) -> int:
+def default_duration(model: str, added: dict[str, Any] | None = None) -> int:
     """The length a create for ``model`` gets when it names none: its schema's default (the
     vendor writes some as strings), else 5."""
-    served = documents().get(model)
-    prop = (served[1].get("properties", {}) if served else {}).get("duration", {})
+    schema = _schema_of(model, added or {})
+    prop = (schema.get("properties", {}) if schema else {}).get("duration", {})
     try:
         return int(prop.get("default", 5))
     except (TypeError, ValueError):

@@ -20,7 +20,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from . import catalogue
+from . import catalogue, schemas
 from .faults import DownloadFault, Fault, FaultScript
 from .handler import Handler
 from .jobs import Job, RecordedRequest, Schedule
@@ -56,6 +56,7 @@ class Simulator(JobStore):
         self.control_token = control_token
         self.host, self.port, self.api_key, self.cdn_host = host, port, api_key, cdn_host
         self.requests: list[RecordedRequest] = []
+        self.added: dict[str, dict[str, Any]] = {}  # models served beside (``add_model``)
         self._script = FaultScript()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -216,7 +217,15 @@ class Simulator(JobStore):
         """The model catalogue (``GET /v1/models``) for the parsed query string."""
         with self._lock:
             pricing = self._pricing
-        return catalogue.listing(pricing, query, docs_base=self.url)
+        return catalogue.listing(pricing, query, docs_base=self.url, added=self.added)
+
+    def add_model(self, document: dict[str, Any]) -> str:
+        """Serve one more model, from its OpenAPI document (as the vendor adds one): listed
+        in the catalogue with its schema link, its creates checked against it. Its id."""
+        model, _ = schemas.body_schema(document)
+        with self._lock:
+            self.added = {**self.added, model: document}
+        return model
 
     def billing(self, key: str) -> dict[str, Any]:
         """``GET /v2/billing`` for ``key``'s account."""

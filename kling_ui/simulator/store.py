@@ -209,8 +209,9 @@ class JobStore:
         defaults stand for fields the body leaves out (5 seconds, with audio)."""
         body = body or {}
         model = body.get("model") or MODEL
+        added = getattr(self, "added", None)  # the simulator's models served beside
         asked = {
-            "duration": int(body.get("duration", schemas.default_duration(model))),
+            "duration": int(body.get("duration", schemas.default_duration(model, added))),
             "generate_audio": body.get("generate_audio", True),
         }
         # Ours (and its text-to-video sibling) by the pricing in force; the other models by

@@ -46,13 +46,14 @@ def data_uri_bytes(value: object) -> bytes | None:
         return None
 
 
-def validation_error(body: Any) -> str | None:
-    """The vendor's body checks, written independently of the client's."""
+def validation_error(body: Any, added: dict[str, Any] | None = None) -> str | None:
+    """The vendor's body checks, written independently of the client's. ``added``: the
+    documents of the models a simulator serves beside its own (by id)."""
     if not isinstance(body, dict):
         return "Body validation error! body: expected object"
     if body.get("model") != MODEL:
-        if body.get("model") in schemas.documents():
-            return _another_models_error(body)
+        if body.get("model") in schemas.documents() or body.get("model") in (added or {}):
+            return _another_models_error(body, added)
         return f"Body validation error! model: expected '{MODEL}', received {body.get('model')!r}"
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
@@ -104,9 +105,9 @@ def _image_error(name: str, image: str) -> str | None:
     return None
 
 
-def _another_models_error(body: dict[str, Any]) -> str | None:
+def _another_models_error(body: dict[str, Any], added: dict[str, Any] | None) -> str | None:
     """One of the other models' bodies: its schema, then each image it carries."""
-    problem = schemas.schema_error(body)
+    problem = schemas.schema_error(body, added=added)
     if problem:
         return problem
     for name in IMAGE_FIELDS:

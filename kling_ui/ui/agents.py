@@ -293,6 +293,18 @@ class AgentTools:
         """
         return _json(self.handlers.estimate(**fields, count=count))
 
+    def models(self) -> str:
+        """The video models this app can make videos with (free; sends nothing). Answers JSON: source ("catalogue": the vendor's list; "snapshot": the list bundled with the app), note, and models, each with id, name, kind (image-to-video, text-to-video or start-end), inputs (first_frame, last_frame) and price (with its defaults; null when not known)."""
+        return _json(self.handlers.models())
+
+    def model_schema(self, model: str) -> str:
+        """One model's settings (free; sends nothing). Answers JSON: schema (the JSON schema of its fields), defaults, required, inputs (the images it takes) and kind; or error.
+
+        Args:
+            model: The model's id, as the models tool lists it.
+        """
+        return _json(self.handlers.model_schema(model))
+
     def _owner(self, owner_token: str, key: str | None, request: Any = None) -> str:
         """Whose jobs an agent's are, as a browser's are its token's: its key's, when it
         sends one (the key itself is never kept, only a digest of it); else its MCP
@@ -365,6 +377,8 @@ def listen(handlers: Handlers, page: Page) -> None:
         trigger.click(fn, inputs, answer, api_name=name, **api)
     gr.api(tools.status, api_name="status")
     gr.api(tools.estimate, api_name="estimate")
+    gr.api(tools.models, api_name="models")
+    gr.api(tools.model_schema, api_name="model_schema")
 
 
 def _count(takes: Any) -> int:

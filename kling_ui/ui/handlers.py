@@ -4,7 +4,8 @@ Gradio calls them and as the tests do (plain values in, plain values out).
 Each section's module holds its layout, its events' class and its ``listen`` (which wires
 them): ``form`` (``FormEvents``), ``progress`` (``JobEvents``, on ``watching``'s
 ``Watching``), ``gallery`` (``GalleryEvents``), ``batch`` (``BatchEvents``), ``chain``
-(``ChainEvents``), ``copy_code`` (``CodeEvents``), ``prices`` (``PriceEvents``). What they
+(``ChainEvents``), ``copy_code`` (``CodeEvents``), ``prices`` (``PriceEvents``),
+``models`` (``ModelEvents``: the models for programs). What they
 all need (the visitor, the service, the low-balance question, the app's address) is
 ``base.PageBase``.
 
@@ -21,13 +22,16 @@ from .batch import BatchEvents
 from .chain import ChainEvents
 from .copy_code import ADOPTED, CodeEvents
 from .form import FormEvents
+from .models import ModelEvents
 from .prices import PriceEvents
 from .progress import JobEvents
 
 __all__ = ["ADOPTED", "Handlers"]
 
 
-class Handlers(FormEvents, JobEvents, BatchEvents, ChainEvents, CodeEvents, PriceEvents):
+class Handlers(
+    FormEvents, JobEvents, BatchEvents, ChainEvents, CodeEvents, PriceEvents, ModelEvents
+):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 
     ``owner_token`` is the browser's own random token (kept in its BrowserState, handed to

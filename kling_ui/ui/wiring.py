@@ -94,6 +94,8 @@ def _wire_api(handlers: Handlers, page: Page) -> None:
     )  # fmt: skip
     gr.api(handlers.status, api_name="status")
     gr.api(handlers.estimate, api_name="estimate")
+    gr.api(handlers.models, api_name="models")
+    gr.api(handlers.model_schema, api_name="model_schema")
 
 
 # Each new card: the live region says its one sentence when the phase changes (not the

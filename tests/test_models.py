@@ -1,0 +1,186 @@
+"""The video models offered (``service.models``): the vendor's catalogue and each model's
+schema, read through the real client from the simulator over loopback, kept in the database
+(every replica and a restart start from the last answer), asked again only when due and
+then with the ETag; the bundled snapshot in demo mode and when nothing can be read, saying
+so; a model only the live catalogue knows is offered and can be asked for."""
+
+from __future__ import annotations
+
+import copy
+import json
+import types
+from pathlib import Path
+
+import pytest
+
+from kling_ui import errors
+from kling_ui.catalogue import snapshot
+from kling_ui.config import MODEL, Settings
+from kling_ui.ledger import Ledger
+from kling_ui.request import SPECS, Request
+from kling_ui.service.models import DEMO_NOTE, LISTING, Models
+from kling_ui.simulator import Simulator
+from kling_ui.simulator.schemas import FOLDER
+
+CATALOGUE = "/v1/models"
+NEW_MODEL = "alibaba/wan-9-9-i2v-tomorrow"
+
+
+@pytest.fixture(autouse=True)
+def _own_registry(monkeypatch):
+    """The models registered by a test go with it."""
+    monkeypatch.setattr("kling_ui.request.SPECS", dict(SPECS))
+
+
+def models(url: str, data_dir: Path, clock, **settings) -> Models:
+    ledger = Ledger(data_dir / "ledger.db")
+    return Models(Settings(base_url=url, data_dir=data_dir, **settings), ledger, clock=clock)
+
+
+def catalogue_asks(sim: Simulator) -> list:
+    return sim.requests_to(CATALOGUE)
+
+
+def test_the_catalogues_models_are_offered_ours_first(simulator, tmp_path, clock):
+    offer = models(simulator.url, tmp_path, clock).offer()
+    assert offer.source == "catalogue" and offer.note == ""
+    ids = [e.id for e in offer.entries]
+    assert ids[0] == MODEL
+    assert {"klingai/video-o1-image-to-video", "google/veo-3.1-i2v", "runway/gen4_turbo"} <= set(
+        ids
+    )
+    assert len(ids) >= 7
+    assert offer.pricing[MODEL]  # each model's pricing block, from the same answer
+    veo = offer.entry("google/veo-3.1-i2v")
+    assert veo is not None and veo.frames.get("first")
+    # Each document was read once, from the API's own host, with no key.
+    docs = simulator.requests_to("/docs-json")
+    assert len(docs) == len(ids)
+    assert all("authorization" not in r.headers for r in docs + catalogue_asks(simulator))
+
+
+def test_asked_again_only_when_due_and_then_with_the_etag(simulator, tmp_path, clock):
+    room = models(simulator.url, tmp_path, clock, catalogue_refresh=600)
+    first = room.offer()
+    assert len(catalogue_asks(simulator)) == 1
+    clock.now += 599
+    assert room.offer() is first
+    assert len(catalogue_asks(simulator)) == 1
+    documents = len(simulator.requests_to("/docs-json"))
+    clock.now += 2
+    again = room.offer()
+    asks = catalogue_asks(simulator)
+    assert len(asks) == 2 and asks[1].headers.get("if-none-match")  # answered 304
+    assert [e.id for e in again.entries] == [e.id for e in first.entries]
+    # The schemas were due too: read again (a changed schema comes in with the list).
+    assert len(simulator.requests_to("/docs-json")) == 2 * documents
+
+
+def test_a_second_replica_starts_from_the_kept_answer(simulator, tmp_path, clock):
+    models(simulator.url, tmp_path, clock).offer()
+    asked = len(catalogue_asks(simulator)), len(simulator.requests_to("/docs-json"))
+    other = models(simulator.url, tmp_path, clock)  # same database, a new process's room
+    offer = other.offer()
+    assert offer.source == "catalogue" and offer.entries[0].id == MODEL
+    assert (len(catalogue_asks(simulator)), len(simulator.requests_to("/docs-json"))) == asked
+
+
+def test_nothing_to_read_gives_the_snapshot_and_says_so(refusing_port, tmp_path, clock):
+    offer = models(f"http://127.0.0.1:{refusing_port}", tmp_path, clock).offer()
+    assert offer.source == "snapshot"
+    assert "could not be read" in offer.note and "bundled" in offer.note
+    assert [e.id for e in offer.entries] == [e.id for e in snapshot()]
+    Request.make("A test.", model="google/veo-3.1-i2v")  # each one can be asked for
+
+
+def test_a_catalogue_down_later_keeps_the_last_answer_and_says_when(
+    simulator, refusing_port, tmp_path, clock
+):
+    room = models(simulator.url, tmp_path, clock, catalogue_refresh=60)
+    first = room.offer()
+    clock.now += 3600  # due again, and the API can't be reached
+    room.settings = room.settings.with_(base_url=f"http://127.0.0.1:{refusing_port}")
+    offer = room.offer()
+    assert offer.source == "catalogue"
+    assert [e.id for e in offer.entries] == [e.id for e in first.entries]
+    assert "could not be read just now" in offer.note and "1970-01-12" in offer.note  # its day
+
+
+def test_demo_mode_offers_the_snapshot_and_says_so(tmp_path, clock):
+    ledger = Ledger(tmp_path / "ledger.db")
+    demo = types.SimpleNamespace(demo_mode=True)  # the service's access, in demo mode
+    room = Models(Settings(data_dir=tmp_path), ledger, demo, clock=clock)
+    offer = room.offer()
+    assert offer.source == "snapshot" and offer.note.startswith(DEMO_NOTE.split(":")[0])
+    assert len(offer.entries) == len(snapshot()) and offer.entries[0].id == MODEL
+    assert ledger.kept(LISTING) is None  # nothing was asked
+
+
+def _tomorrows_document() -> dict:
+    """Wan 2.6's document as a model the vendor adds tomorrow (no snapshot knows it)."""
+    document = json.loads((FOLDER / "alibaba__wan-2-6-i2v.json").read_text(encoding="utf-8"))
+    document = copy.deepcopy(document)
+    schema = document["paths"]["/v2/video/generations"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    schema["properties"]["model"]["enum"] = [NEW_MODEL]
+    return document
+
+
+def test_a_model_only_the_live_catalogue_knows_is_offered_and_can_be_asked_for(
+    simulator, tmp_path, clock
+):
+    assert NEW_MODEL not in {e.id for e in snapshot()}
+    simulator.add_model(_tomorrows_document())
+    offer = models(simulator.url, tmp_path, clock).offer()
+    entry = offer.entry(NEW_MODEL)
+    assert entry is not None and entry.kind == "image-to-video"
+    request = Request.make("A lantern sways.", model=NEW_MODEL).with_image("https://x.test/a.png")
+    body = request.body()
+    assert body["model"] == NEW_MODEL and body["image_url"] == "https://x.test/a.png"
+    with pytest.raises(errors.InputError, match="duration"):
+        Request.make("A lantern sways.", model=NEW_MODEL, duration=7)
+
+
+def test_a_schema_that_cant_be_read_keeps_the_snapshots_reading(simulator, tmp_path, clock):
+    room = models(simulator.url, tmp_path, clock)
+    original = room._document
+
+    def failing(link: str) -> dict:
+        if "veo" in link:
+            raise errors.APIStatusError("HTTP 500")
+        return original(link)
+
+    room._document = failing  # type: ignore[method-assign]
+    offer = room.offer()
+    bundled = next(e for e in snapshot() if e.id == "google/veo-3.1-i2v")
+    assert offer.entry("google/veo-3.1-i2v") is bundled
+
+
+# --- for programs: /models and /model_schema ----------------------------------------------
+
+
+def test_the_api_lists_the_models_with_their_inputs_and_prices(client, live_app):
+    answer = client.predict(api_name="/models")
+    assert answer["source"] == "catalogue" and answer["note"] == ""
+    listed = {m["id"]: m for m in answer["models"]}
+    assert answer["models"][0]["id"] == MODEL
+    assert listed[MODEL]["inputs"] == ["first_frame"] and listed[MODEL]["kind"] == (
+        "image-to-video"
+    )
+    assert listed[MODEL]["price"]["usd"] > 0  # the catalogue's block, for 5 s with audio
+    assert "klingai/video-v2-6-pro-text-to-video" in listed
+    assert listed["klingai/video-v2-6-pro-text-to-video"]["inputs"] == []
+    assert listed["klingai/video-o1-image-to-video"]["inputs"] == ["first_frame", "last_frame"]
+
+
+def test_the_api_gives_a_models_schema_whose_defaults_pass_it(client, live_app):
+    from jsonschema import Draft7Validator
+
+    answer = client.predict("google/veo-3.1-i2v", api_name="/model_schema")
+    assert answer["id"] == "google/veo-3.1-i2v" and answer["inputs"][0] == "first_frame"
+    fields = answer["schema"]["properties"]
+    assert "prompt" not in fields and "image_url" not in fields and "duration" in fields
+    Draft7Validator(answer["schema"]).validate(answer["defaults"])
+    unknown = client.predict("acme/no-such-model", api_name="/model_schema")
+    assert "no model" in unknown["error"] and "/models" in unknown["error"]
