@@ -344,10 +344,8 @@ class PriceBook:
         answer = self._current()
         if answer is not None and answer.sheet.covers(options):
             stale = self._clock() - answer.checked_at > 2 * self._refresh_every
-            return _estimate(
-                answer.sheet, options, count, "catalogue", _date(answer.checked_at), stale
-            )
-        return _estimate(self.table.sheet, options, count, "table", self.table.as_of)
+            return quote(answer.sheet, options, count, "catalogue", _date(answer.checked_at), stale)
+        return quote(self.table.sheet, options, count, "table", self.table.as_of)
 
     def _checked(self, fields: Fields) -> Mapping[str, Any]:
         """A request's fields (checked again: one may be built by hand), or a mapping's, each
@@ -469,14 +467,16 @@ class PriceBook:
             return None
 
 
-def _estimate(
+def quote(
     sheet: PriceSheet,
     options: Mapping[str, Any],
-    count: int,
+    count: object,
     source: Source,
     as_of: str,
     stale: bool = False,
 ) -> Estimate:
+    """``count`` videos with these fields (a request's ``options``) by ``sheet``."""
+    count = _check_count(count)
     each = sheet.usd_each(options)
     duration = int(options.get("duration", 0))
     return Estimate(

@@ -149,6 +149,31 @@ class Request:
             options=_frozen(checked),
         )
 
+    @classmethod
+    def for_model(
+        cls,
+        prompt: object,
+        model: str,
+        given: Mapping[str, object],
+        options: Mapping[str, object] | None = None,
+    ) -> Request:
+        """A request for ``model`` from an endpoint's own fields (``given``: /generate's
+        negative prompt, duration and audio) and the model's other fields (``options``,
+        which win). A field of ``given`` applies where the model declares it; for a model
+        other than ours, one left at its parameter's default (our model's) gives way to the
+        model's own default (a caller can't be told from one who chose it, and the model's
+        default is what leaving it means). Checked as ``make`` checks."""
+        spec = spec_of(model)
+        declared = {f.name for f in spec.fields}
+        ours = {f.name: f.default for f in KLING.fields}
+        fields = {
+            name: value
+            for name, value in given.items()
+            if name in declared and (spec is KLING or value != ours.get(name, object()))
+        }
+        fields.update(options or {})
+        return cls.make(prompt, model=spec.model, **fields)
+
     # --- the fields every caller of today's one model reads -------------------------------
 
     @property

@@ -20,10 +20,15 @@ def video_file(value) -> str:
     return str(value["video"] if isinstance(value, dict) else value)
 
 
-def test_api_exposes_exactly_generate_resume_extend_status_batch_and_estimate(live_app):
+def test_api_exposes_exactly_generate_resume_extend_status_batch_estimate_and_models(live_app):
     info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
-    assert set(named) == {"/generate", "/resume", "/extend", "/status", "/batch", "/estimate"}
+    assert set(named) == {"/generate", "/resume", "/extend", "/status", "/batch", "/estimate",
+                          "/models", "/model_schema"}  # fmt: skip
+    # /generate's new parameters come last, each with a default: old calls work unchanged.
+    generate = named["/generate"]["parameters"]
+    assert [p["parameter_name"] for p in generate][-3:] == ["model", "end_image", "options"]
+    assert all(p["parameter_has_default"] for p in generate[-3:])
     assert [p["parameter_name"] for p in named["/extend"]["parameters"]] == [
         "generation_id", "prompt", "negative_prompt", "duration", "generate_audio", "api_key",
     ]  # fmt: skip
@@ -44,6 +49,9 @@ def test_api_exposes_exactly_generate_resume_extend_status_batch_and_estimate(li
         "duration",
         "generate_audio",
         "api_key",
+        "model",
+        "end_image",
+        "options",
     ]
     assert [p["parameter_name"] for p in named["/resume"]["parameters"]] == [
         "generation_id",

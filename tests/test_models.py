@@ -184,3 +184,89 @@ def test_the_api_gives_a_models_schema_whose_defaults_pass_it(client, live_app):
     Draft7Validator(answer["schema"]).validate(answer["defaults"])
     unknown = client.predict("acme/no-such-model", api_name="/model_schema")
     assert "no model" in unknown["error"] and "/models" in unknown["error"]
+
+
+# --- /generate with a model ---------------------------------------------------------------
+
+
+def _creates(sim) -> list[dict]:
+    return [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"]
+
+
+def _last(job) -> tuple:
+    *_, last = job
+    return last
+
+
+def test_generate_with_a_start_and_an_end_frame_model_sends_both_frames(
+    client, live_app, photo, tmp_path
+):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    end = tmp_path / "end.jpg"
+    Image.new("RGB", (800, 600), (200, 60, 30)).save(end, quality=90)
+    gid, status, video = client.predict(
+        handle_file(photo), "A door opens.", "", 5, True, "",
+        "klingai/video-o1-image-to-video", handle_file(str(end)), '{"duration": 10}',
+        api_name="/generate",
+    )  # fmt: skip
+    assert status.startswith("Status: completed"), status
+    (body,) = _creates(live_app.sim)
+    assert body["model"] == "klingai/video-o1-image-to-video" and body["duration"] == 10
+    assert body["image_url"].startswith("<image") and body["last_image_url"].startswith("<image")
+    assert set(body) <= {"model", "prompt", "image_url", "last_image_url", "duration"}
+
+
+def test_generate_with_a_text_to_video_model_needs_no_image(client, live_app):
+    gid, status, video = client.predict(
+        None, "Waves roll in at dusk.", "", 5, False, "",
+        "klingai/video-v2-6-pro-text-to-video", None, "",
+        api_name="/generate",
+    )  # fmt: skip
+    assert status.startswith("Status: completed"), status
+    (body,) = _creates(live_app.sim)
+    assert body["model"] == "klingai/video-v2-6-pro-text-to-video"
+    assert "image_url" not in body and body["generate_audio"] is False  # /generate's own
+    assert body["duration"] == 5  # the model's default (its schema's "5", typed)
+
+
+def test_a_models_refusals_are_words_and_send_nothing(client, live_app, photo):
+    from gradio_client import handle_file
+
+    cases = [
+        ("acme/no-such-model", "", "offers no model"),
+        ("google/veo-3.1-i2v", '{"duration": 7}', "duration"),  # its schema: 4, 6 or 8
+        ("google/veo-3.1-i2v", '{"seed": 1}', "no setting named 'seed'"),
+        ("google/veo-3.1-i2v", "[1, 2]", "JSON object"),
+        ("klingai/video-v2-6-pro-text-to-video", "", "text only"),  # an image given
+    ]
+    for model, options, words in cases:
+        _, status, _ = client.predict(
+            handle_file(photo), "A test.", "", 5, True, "", model, None, options,
+            api_name="/generate",
+        )  # fmt: skip
+        assert words in status, (model, options, status)
+    assert live_app.sim.creates == 0
+
+
+def test_a_model_the_vendor_adds_is_offered_and_makes_a_video(client, live_app, photo):
+    from gradio_client import handle_file
+
+    service = live_app.service
+    live_app.sim.add_model(_tomorrows_document())
+    kept = service.settings
+    service.settings = kept.with_(catalogue_refresh=0)  # due at once (as after an hour)
+    try:
+        listed = [m["id"] for m in client.predict(api_name="/models")["models"]]
+        assert NEW_MODEL in listed
+        _, status, video = client.predict(
+            handle_file(photo), "A lantern sways.", "", 5, True, "", NEW_MODEL, None,
+            '{"duration": 10}', api_name="/generate",
+        )  # fmt: skip
+    finally:
+        service.settings = kept
+        live_app.sim.added.pop(NEW_MODEL, None)
+    assert status.startswith("Status: completed"), status
+    (body,) = _creates(live_app.sim)
+    assert body["model"] == NEW_MODEL and body["duration"] == 10

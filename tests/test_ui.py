@@ -108,7 +108,7 @@ def test_generate_publishes_the_models_fields_in_the_specs_order_with_its_defaul
     params = blocks.get_api_info()["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in params]
     fields = [f.name for f in KLING.fields]
-    assert names == ["image", "prompt", *fields, "api_key"]
+    assert names == ["image", "prompt", *fields, "api_key", "model", "end_image", "options"]
     published = {p["parameter_name"]: p for p in params}
     assert [(n, published[n]["parameter_default"]) for n in fields] == [
         (f.name, f.default) for f in KLING.fields

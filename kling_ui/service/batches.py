@@ -23,7 +23,7 @@ from .. import errors
 from ..history import Job, Ledger
 from ..images import PreparedImage, prepare_image
 from ..pricing import Estimate, PriceBook, dollars
-from ..request import Request
+from ..request import KLING, Request, spec_of
 from ..rules import NO_IMAGE
 from ..runner import Backend, Runner
 from .access import Access
@@ -198,6 +198,25 @@ def check_image_given(image: object) -> None:
     """An image must be given (before the request's own fields are looked at)."""
     if image is None or (isinstance(image, str) and not image.strip()):
         raise errors.InputError(NO_IMAGE)
+
+
+def check_frames(request: Request, image: object, end_image: object = None) -> None:
+    """The images given are the ones the request's model takes: the start frame where it
+    needs one (named before the request's own fields are looked at), none for a model that
+    makes video from text, a last frame only where it takes one and where it needs one."""
+    spec = spec_of(request.model) if isinstance(request, Request) else KLING
+    given = not (image is None or (isinstance(image, str) and not image.strip()))
+    if "image" in spec.needs() and not given:
+        raise errors.InputError(NO_IMAGE)
+    if given and "image" not in spec.roles:
+        raise errors.InputError(
+            f"{spec.model} makes video from text only: remove the image, or pick a model "
+            "that starts from one."
+        )
+    if end_image and "last_frame" not in spec.roles:
+        raise errors.InputError(f"{spec.model} takes no last frame: leave end_image empty.")
+    if "last_frame" in spec.needs() and not end_image:
+        raise errors.InputError(f"{spec.model} needs a last frame too: give end_image.")
 
 
 def check_request(request: object) -> None:

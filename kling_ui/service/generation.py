@@ -39,12 +39,12 @@ from ..history import Job, Ledger
 from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import Estimate, Fields, PriceBook
-from ..request import Request
+from ..request import KLING, Request
 from ..rules import check_generation_id, check_new_generation_id
 from ..runner import Backend, Runner, Wait, wait_on
 from ..states import Reason
 from .access import DEMO, Access, Visitor, no_key_here
-from .batches import Batches, Planned, check_image_given, check_request
+from .batches import Batches, Planned, check_frames, check_request
 from .library import Library, LibraryMethods, private_folder
 from .limits import Limits, Prices
 from .models import Models, Offer
@@ -138,6 +138,7 @@ class GenerationService(LibraryMethods):
         parent_id: str | None = None,
         should_stop: Callable[[], bool] | None = None,
         backend: Backend | None = None,
+        end_image: str | None = None,
     ) -> Iterator[Progress]:
         """Check everything, hand the job to the runner, then watch it to its end.
 
@@ -149,12 +150,13 @@ class GenerationService(LibraryMethods):
         ``should_stop``: asked just before the job is handed over (the page's Stop watching,
         pressed while the checks ran); true, and nothing is made or sent. ``backend``: the
         key's, when the click resolved it already (``backend_for(api_key)``, once a click);
-        resolved here otherwise.
+        resolved here otherwise. ``end_image``: the last frame, for a model that takes one
+        (``image`` is left out for a model that makes video from text).
 
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
         """
-        check_image_given(image)
+        check_frames(request, image, end_image)
         check_request(request)
         parent = self._parent(parent_id, owner, api_key)
         backend = backend or self.access.backend_for(api_key)
@@ -165,18 +167,22 @@ class GenerationService(LibraryMethods):
                 "from an image instead."
             )
         self.limits.check_room(owner, 1)
-        price = self.prices.book(backend).estimate(request).usd
-        prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
+        price = self.estimate(request, backend=backend).usd
+        prepared = prepare_image(image, fit=fit, owner=owner) if image else None
+        last = prepare_image(end_image, fit=fit, owner=owner) if end_image else None
+        framed = request.with_image(prepared.data_uri) if prepared else request
+        framed = framed.with_image(last.data_uri, "last_frame") if last else framed
         with self.limits.admitting(backend, owner, price, 1):
             if should_stop is not None and should_stop():
                 raise errors.InputError(STOPPED_BEFORE_SENT)
             job = self.runner.add(
-                request.with_image(prepared.data_uri), backend, owner=owner,
-                estimate_usd=price, parent_id=parent.job_id if parent else None,
+                framed, backend, owner=owner, estimate_usd=price,
+                parent_id=parent.job_id if parent else None,
             )  # fmt: skip
-        self.library.keep_input(prepared.data_uri, [job.job_id], jpeg=prepared.jpeg)
-        note = f" ({prepared.adjusted})" if prepared.adjusted else ""
-        del prepared  # its 4-5 MB: the runner's and the disk's now, not held while watched
+        if prepared is not None:
+            self.library.keep_input(prepared.data_uri, [job.job_id], jpeg=prepared.jpeg)
+        note = f" ({prepared.adjusted})" if prepared and prepared.adjusted else ""
+        del prepared, last, framed  # MBs: the runner's and the disk's now, not held while watched
         yield from self.views.follow(job.job_id, submitted_note=note)
 
     def extend(
@@ -339,8 +345,14 @@ class GenerationService(LibraryMethods):
         """The video models offered now, and where the list came from (``models``)."""
         return self.models.offer()
 
-    def estimate(self, request_or_fields: Fields, count: object = 1) -> Estimate:
-        return self.prices.estimate(request_or_fields, count)
+    def estimate(
+        self, request_or_fields: Fields, count: object = 1, *, backend: Backend | None = None
+    ) -> Estimate:
+        """Our model's price from its price book; another model's from its catalogue
+        pricing block (``models``)."""
+        if isinstance(request_or_fields, Request) and request_or_fields.model != KLING.model:
+            return self.models.estimate(request_or_fields, count)
+        return self.prices.book(backend).estimate(request_or_fields, count)
 
     def balance(self, api_key: str | None, *, backend: Backend | None = None) -> float | None:
         return self.prices.balance(api_key, backend=backend)

@@ -41,8 +41,8 @@ from ..catalogue.specs import spec
 from ..client import ListedModel, quiet_session, read_model_document, read_video_models
 from ..config import Settings
 from ..ledger import Ledger
-from ..pricing import dollars, parse_pricing
-from ..request import register
+from ..pricing import Estimate, PriceSheet, dollars, parse_pricing, quote
+from ..request import ModelSpec, Request, register
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,13 @@ class Offer:
     note: str = ""
     pricing: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     left_out: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    specs: tuple[ModelSpec, ...] = ()  # each entry as a request's spec
+
+    def register(self) -> Offer:
+        """Each model offered can be asked for (``Request.make``), as this offer reads it."""
+        for model_spec in self.specs:
+            register(model_spec, replace=True)
+        return self
 
     def entry(self, model: str) -> ModelEntry | None:
         return next((e for e in self.entries if e.id == model), None)
@@ -136,9 +143,8 @@ def _date(moment: float) -> str:
 def snapshot_offer(note: str) -> Offer:
     """The bundled models, with ``note`` ({date}: the snapshot's)."""
     entries = snapshot()
-    for entry in entries:
-        register(spec(entry))
-    return Offer(entries, "snapshot", note.format(date=snapshot_date()))
+    specs = tuple(spec(entry) for entry in entries)
+    return Offer(entries, "snapshot", note.format(date=snapshot_date()), specs=specs).register()
 
 
 def _listed(body: str) -> list[ListedModel]:
@@ -183,23 +189,41 @@ class Models:
         self._session = session or quiet_session()
         self._lock = threading.Lock()  # one ask at a time; the others get the last offer
         self._offer: Offer | None = None
+        self._demo: Offer | None = None
         self._next_ask = 0.0
+        self._asked_at = 0.0
 
     def offer(self) -> Offer:
         """The models offered now (asked of the vendor when due)."""
         if self._access is not None and self._access.demo_mode:
-            return snapshot_offer(DEMO_NOTE)
+            if self._demo is None:
+                self._demo = snapshot_offer(DEMO_NOTE)
+            return self._demo.register()
         current = self._offer
-        if current is not None and self._clock() < self._next_ask:
-            return current
+        if current is not None and not self._due():
+            return current.register()
         if not self._lock.acquire(blocking=current is None):
-            return current  # another thread is asking: the last offer meanwhile
+            return current.register()  # another thread is asking: the last offer meanwhile
         try:
-            if self._offer is None or self._clock() >= self._next_ask:
+            if self._offer is None or self._due():
                 self._offer = self._ask()
-            return self._offer
+                self._asked_at = self._clock()
+            return self._offer.register()
         finally:
             self._lock.release()
+
+    def _due(self) -> bool:
+        now = self._clock()
+        return now >= self._next_ask or now - self._asked_at >= self.settings.catalogue_refresh
+
+    def estimate(self, request: Request, count: object = 1) -> Estimate:
+        """What ``count`` videos like ``request`` (a model other than ours) cost, by the
+        model's catalogue pricing block; not known in advance (usd None) when the catalogue
+        gave none (the snapshot's models: a budget then refuses it, a typed key may go on)."""
+        offer = self.offer()
+        sheet = parse_pricing(offer.pricing.get(request.model)) or PriceSheet("variable")
+        as_of = _date(self._clock())
+        return quote(sheet, request.check().options, count, "catalogue", as_of)
 
     def _ask(self) -> Offer:
         now, every = self._clock(), self.settings.catalogue_refresh
@@ -228,12 +252,10 @@ class Models:
                     listed = answer.models
                     self.ledger.keep(LISTING, _listing_body(listed), answer.etag, now)
         merged = merge(listed, self._document)
-        for entry in merged.entries:
-            register(spec(entry), replace=True)
         pricing = {m.id: m.pricing for m in listed if m.pricing is not None}
         return Offer(
             tuple(merged.entries), "catalogue", note, MappingProxyType(pricing),
-            MappingProxyType(dict(merged.left_out)),
+            MappingProxyType(dict(merged.left_out)), tuple(spec(e) for e in merged.entries),
         )  # fmt: skip
 
     def _document(self, link: str) -> dict[str, Any]:

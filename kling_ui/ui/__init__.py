@@ -49,6 +49,7 @@ from .callers import AgentCaller, hf_sign_in_ready
 from .form import banners, examples, form_section
 from .gallery import gallery_section
 from .handlers import Handlers
+from .old_calls import OldCalls
 from .parts import LocalMP4Video, MediaLink, UploadedImage
 from .progress import job_section
 from .wiring import PAGE_TITLE, Owner, Page, wire
@@ -159,6 +160,7 @@ def launch_options(
             "middleware": [
                 guard,
                 Middleware(BodyLimit, rules=body_rules(settings, UPLOAD_MB << 20)),
+                Middleware(OldCalls),  # /generate's six-value calls: the new three added
             ],
         },
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import inspect
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from gradio.utils import get_upload_folder
 from .. import errors
 from ..files import write_atomic
 from ..images import prepare_image
-from ..request import KLING, Request
+from ..request import KLING, Request, spec_of
 from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import GenerationService
 from .base import FITTED, PRIVATE, QUIET, PageBase
@@ -421,18 +422,43 @@ def _digest(path: str) -> str:
 
 def form_request(
     image: Any, prompt: Any, negative_prompt: Any, duration: Any, generate_audio: Any,
-    *, needs_image: bool = True,
+    *, needs_image: bool = True, model: Any = "", options: Any = None,
 ) -> Request:  # fmt: skip
     """The form's fields as the request value, checked (``InputError`` in words): the one
     place the page, the API's job events and the agents' tools make a request, which then
     travels whole. A missing image is named before the other fields (``needs_image``: not
-    for an extend, whose image is its video's last frame). The image itself is prepared
-    by the service and set on the request there."""
-    if needs_image and (image is None or (isinstance(image, str) and not image.strip())):
+    for an extend, whose image is its video's last frame, nor for a model that makes video
+    from text). The image itself is prepared by the service and set on the request there.
+    ``model`` (empty: ours) and ``options`` (its other fields, a JSON object or a mapping;
+    they win over the negative prompt, duration and audio, which apply where the model
+    declares them: ``Request.for_model``)."""
+    chosen = str(model or "").strip() or KLING.model
+    if needs_image and spec_of(chosen).needs() and not _given(image):
         raise errors.InputError(NO_IMAGE)
-    return Request.make(
-        prompt, negative_prompt=negative_prompt, duration=duration, generate_audio=generate_audio
-    )
+    given = {"negative_prompt": negative_prompt, "duration": duration,
+             "generate_audio": generate_audio}  # fmt: skip
+    return Request.for_model(prompt, chosen, given, read_options(options))
+
+
+def _given(image: Any) -> bool:
+    return not (image is None or (isinstance(image, str) and not image.strip()))
+
+
+def read_options(options: Any) -> dict[str, Any]:
+    """A model's other fields as a caller gives them: a JSON object (text) or a mapping."""
+    if options is None or (isinstance(options, str) and not options.strip()):
+        return {}
+    if isinstance(options, str):
+        try:
+            options = json.loads(options)
+        except ValueError:
+            options = None
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise errors.InputError(
+            'options must be a JSON object of the model\'s fields, like {"seed": 7}; '
+            "/model_schema lists them."
+        )
+    return options
 
 
 # What the form's fields asked for: the request, or the InputError that says why they make

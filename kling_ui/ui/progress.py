@@ -243,18 +243,36 @@ class JobEvents(Watching):
         api_key: str,
         fit: str = "reject",
         owner_token: str = "",
+        model: str = "",
+        end_image: str | None = None,
+        options: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
         """``/generate`` for programs: ``generate_page`` without the card, so (generation
-        id, status text, video). (Gradio reads the parameters, so they are spelled out.)"""
-        asked = partial(form_request, image, prompt, **fields)
-        for step in self.generate_steps(image, asked, api_key, fit, owner_token, "", request):
+        id, status text, video). ``model`` (empty: Kling v2.6 Pro image to video; /models
+        lists the others), ``end_image`` (a last frame, where the model takes one) and
+        ``options`` (a JSON object of the model's other fields, /model_schema; they win
+        over negative_prompt, duration and generate_audio, which apply where the model
+        declares them). (Gradio reads the parameters, so they are spelled out.)"""
+        asked = partial(self.model_request, image, prompt, fields, model, options)
+        for step in self.generate_steps(
+            image, asked, api_key, fit, owner_token, "", request, end_image=end_image or None
+        ):
             yield step[:3]
+
+    def model_request(
+        self, image: Any, prompt: Any, fields: Fields, model: Any, options: Any
+    ) -> Request:
+        """``form_request`` for a model this app offers now (``/models``), or ``InputError``."""
+        chosen = str(model or "").strip()
+        if chosen and chosen != KLING.model and self.service.offer().entry(chosen) is None:
+            raise errors.InputError(f"This app offers no model {chosen!r}; /models lists them.")
+        return form_request(image, prompt, **fields, model=chosen, options=options)
 
     def generate_steps(
         self, image: str | None, asked: Callable[[], Request], api_key: str, fit: str,
         owner_token: str, parent_id: str, request: gr.Request | None, *, page: bool = False,
-        press: Any = 0,
+        press: Any = 0, end_image: str | None = None,
     ) -> Iterator[Step]:  # fmt: skip
         """A new job from an image, watched to its end (``_run``). ``asked`` makes the
         request from what came in (``form.form_request``), once, within the job's checks."""
@@ -266,7 +284,7 @@ class JobEvents(Watching):
             return self.service.generate(
                 image, made, api_key=api_key, fit=fit or "reject", owner=visitor,
                 parent_id=parent_id or None, should_stop=stop.is_set if stop else None,
-                backend=backend,
+                backend=backend, end_image=end_image,
             )  # fmt: skip
 
         yield from self._run(asked, start, visitor, api_key, request, page=page, press=press)

@@ -78,9 +78,14 @@ def _wire_api(handlers: Handlers, page: Page) -> None:
     if handlers.service.settings.mcp:
         agents.listen(handlers, page)
         return
+    # /generate's model, last frame and the model's other fields: for programs only (the
+    # page's form does not offer models yet); left out, a call is as it always was.
+    model = gr.Textbox(value="", visible=False)
+    end_image = gr.Image(type="filepath", visible=False)
+    options = gr.Textbox(value="", visible=False)
     gr.Button(visible=False, elem_id="api-generate").click(
-        handlers.generate, [*image_in, form.api_key, page.fit, owner], job.api_outputs,
-        api_name="generate", **api,
+        handlers.generate, [*image_in, form.api_key, page.fit, owner, model, end_image, options],
+        job.api_outputs, api_name="generate", **api,
     )  # fmt: skip
     gr.Button(visible=False, elem_id="api-resume").click(
         handlers.resume, [videos.resume_id, form.api_key, owner], job.api_outputs,

@@ -1,0 +1,63 @@
+"""Calls of ``/generate`` written before it took ``model``, ``end_image`` and ``options``
+keep working over plain HTTP (``POST .../gradio_api/call/generate`` with six values).
+
+gradio_client fills a parameter left out with its default, but Gradio's own HTTP route
+takes a call only with every parameter: ``OldCalls`` (an ASGI middleware, inside
+``web.BodyLimit``, so the body is capped already) gives a six-value call the three new
+ones, empty (our model, no last frame, no options). Anything else passes untouched.
+
+Imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+Scope = dict[str, Any]
+ROUTE = "/gradio_api/call/generate"
+BEFORE = 6  # image, prompt, negative_prompt, duration, generate_audio, api_key
+ADDED: tuple[Any, ...] = ("", None, "")  # model, end_image, options: as if left out
+
+
+class OldCalls:
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        path = str(scope.get("path", "")).rstrip("/")
+        if scope.get("type") != "http" or scope.get("method") != "POST" or not path.endswith(ROUTE):
+            await self.app(scope, receive, send)
+            return
+        chunks, message = [], {"more_body": True}
+        while message.get("more_body"):
+            message = await receive()
+            if message.get("type") != "http.request":  # gone: nothing to call
+                return
+            chunks.append(message.get("body", b""))
+        body = _completed(b"".join(chunks))
+        given = False
+
+        async def replay() -> dict:
+            nonlocal given
+            if given:
+                return await receive()
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+def _completed(body: bytes) -> bytes:
+    """``body`` with the new parameters added when it is an old six-value call."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list) or len(data) != BEFORE:
+        return body
+    return json.dumps({**payload, "data": [*data, *ADDED]}).encode()
