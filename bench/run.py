@@ -38,6 +38,7 @@ BENCHMARKS = {
     "flood": "bench_flood",
     "stitch": "bench_stitch",
     "replicas": "bench_replicas",
+    "models": "bench_models",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 

@@ -467,6 +467,18 @@ class PriceBook:
             return None
 
 
+def offline(book: PriceBook) -> Callable[[Request], Estimate]:
+    """A price with nothing asked: our model's from ``book`` (made ``offline``), another
+    model's not known (its price is in the catalogue, which is not asked)."""
+
+    def estimate(request: Request) -> Estimate:
+        if request.model == MODEL:
+            return book.estimate(request)
+        return quote(PriceSheet("variable"), request.check().options, 1, "catalogue", "")
+
+    return estimate
+
+
 def quote(
     sheet: PriceSheet,
     options: Mapping[str, Any],

@@ -107,6 +107,13 @@ EXPECTED = {
         "one_peak_rss_bytes",
         "three_peak_rss_bytes_max",
     ],
+    "bench_models": [
+        "cold_median_s",
+        "warm_median_s",
+        "second_read_median_s",
+        "plain_gets_median_s",
+        "snapshot_read_median_s",
+    ],
 }
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}
 

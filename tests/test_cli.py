@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from kling_ui import media
 from kling_ui.config import MODEL, settings_from_env
@@ -567,3 +568,46 @@ def test_models_lists_the_catalogues_models_and_list_models_is_the_same(env, sim
     assert [line.split()[0] for line in lines] == [m["id"] for m in answer["models"]]
     assert "first_frame+last_frame" in next(line for line in lines if line.startswith(o1["id"]))
     assert sim.creates == 0 and all("authorization" not in r.headers for r in sim.requests)
+
+
+def test_generate_with_another_model_its_fields_and_a_last_frame(env, sim, photo, tmp_path):
+    """Issue 25: --model, --set FIELD=VALUE and --end-image; the create carries the model's
+    own fields, typed as its schema types them; its price is its catalogue block's."""
+    end = tmp_path / "end.jpg"
+    Image.new("RGB", (800, 600), (200, 60, 30)).save(end, quality=90)
+    out = tmp_path / "videos"
+    result = run(
+        env, "generate", photo, "-p", "A door opens.", "--model",
+        "klingai/video-o1-image-to-video", "--end-image", str(end), "--set", "duration=10",
+        "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).read_bytes()[4:8] == b"ftyp"
+    (create,) = [r for r in sim.requests if r.method == "POST" and "generations" in r.path]
+    body = create.body
+    assert body["model"] == "klingai/video-o1-image-to-video" and body["duration"] == 10
+    assert body["image_url"].startswith("<image") and body["last_image_url"].startswith("<image")
+    assert "$" in result.stderr  # priced from the catalogue's block for that model
+    text = run(
+        env, "generate", "-p", "Waves at dusk.", "-m", "klingai/video-v2-6-pro-text-to-video",
+        "--no-audio", "-o", str(out),
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    last = [r for r in sim.requests if r.method == "POST" and "generations" in r.path][-1]
+    assert "image_url" not in last.body and last.body["generate_audio"] is False
+
+
+def test_a_models_bad_fields_exit_2_with_words_and_send_nothing(env, sim, photo):
+    cases = [
+        (["-m", "acme/nothing"], "no model"),
+        (["-m", "google/veo-3.1-i2v", "--set", "duration=7"], "duration"),
+        (["-m", "google/veo-3.1-i2v", "--set", "seed"], "FIELD=VALUE"),
+        (["-m", "google/veo-3.1-i2v", "--set", "seed=1"], "no setting named 'seed'"),
+        (["-m", "klingai/video-o1-image-to-video", "--end-image", "/nowhere.jpg"], "nowhere"),
+    ]
+    for extra, words in cases:
+        result = run(env, "generate", photo, "-p", "A test.", *extra, "--dry-run")
+        assert result.returncode == 2 and words in result.stderr, (extra, result.stderr)
+    no_image = run(env, "generate", "-p", "A test.", "--dry-run")
+    assert no_image.returncode == 2 and "Add an image" in no_image.stderr
+    assert sim.creates == 0

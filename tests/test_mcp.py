@@ -157,7 +157,7 @@ def test_the_generate_tool_takes_the_models_fields_in_the_specs_order_with_its_d
     tools = {t.name: t for t in list_tools(app.url)}
     generate = tools["generate"].inputSchema["properties"]
     fields = [f.name for f in KLING.fields]
-    assert list(generate) == ["image", "prompt", *fields, "fit"]
+    assert list(generate) == ["image", "prompt", *fields, "fit", "model", "end_image", "options"]
     assert [(n, generate[n].get("default")) for n in fields] == [
         (f.name, f.default or None) for f in KLING.fields
     ]
@@ -190,6 +190,26 @@ def test_the_models_tools_answer_the_catalogues_models_and_a_schema(app, sim):
     )
     unknown, _ = call(app, "model_schema", {"model": "nobody/nothing"})
     assert "no model" in unknown["error"]
+
+
+def test_generate_takes_a_model_and_its_options(app, sim):
+    """Issue 25: the generate tool with a model that makes video from text (the image left
+    empty) and one of its fields; a value its schema refuses is answered in words, nothing sent."""
+    before = sim.creates
+    text_model = "klingai/video-v2-6-pro-text-to-video"
+
+    def generate(options: str) -> tuple:
+        arguments = {"image": "", "prompt": "Waves.", "model": text_model, "options": options}
+        return call(app, "generate", arguments, key=KEY)
+
+    refused, _ = generate('{"duration": 7}')
+    assert refused["status"] == "not sent" and "duration" in refused["message"]
+    assert sim.creates == before
+    answer, failed = generate('{"duration": 10}')
+    assert not failed and answer["status"] == "completed", answer
+    body = [r.body for r in sim.requests if r.method == "POST" and "generations" in r.path][-1]
+    assert body["model"] == text_model and body["duration"] == 10
+    assert "image_url" not in body
 
 
 def test_generate_makes_a_video_with_the_key_from_the_header(app, sim, photo):

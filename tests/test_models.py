@@ -270,3 +270,33 @@ def test_a_model_the_vendor_adds_is_offered_and_makes_a_video(client, live_app, 
     assert status.startswith("Status: completed"), status
     (body,) = _creates(live_app.sim)
     assert body["model"] == NEW_MODEL and body["duration"] == 10
+
+
+def test_demo_mode_makes_a_video_with_any_bundled_model(tmp_path, photo):
+    """Demo mode offers every bundled model, and its simulator makes a (simulated) video
+    for one it has no schema of; a simulator of the vendor refuses such a model."""
+    from kling_ui.service import GenerationService
+    from kling_ui.simulator import DemoSimulator
+
+    model = "openai/sora-2-i2v"
+    settings = Settings(data_dir=tmp_path / "data", poll_interval=0.05)
+    demo = DemoSimulator(settings.data_dir, (0.1, 0.2))
+    service = GenerationService(settings, demo=demo)
+    try:
+        offer = service.offer()
+        assert offer.source == "snapshot" and offer.entry(model) is not None
+        request = Request.make("Waves.", model=model)
+        *_, last = service.generate(photo, request)
+        assert last.phase == "completed", last
+        assert service.entry(last.generation_id).request.model == model
+    finally:
+        service.close()
+        demo.stop()
+    with Simulator() as vendor:  # the vendor's stand-in knows no such model's schema here
+        import requests
+
+        answer = requests.post(
+            vendor.url + "/v2/video/generations", json={"model": model, "prompt": "Waves."},
+            headers={"Authorization": "Bearer k"}, timeout=10,
+        )  # fmt: skip
+        assert answer.status_code == 400 and "model" in answer.json()["message"]

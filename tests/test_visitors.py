@@ -43,7 +43,7 @@ class Browser:
 
     def generate(self, photo: str, seconds: int = 5):
         return self.handlers.generate(photo, "Waves.", "", seconds, True, "", "reject",
-                                      self.token, self.request)  # fmt: skip
+                                      self.token, request=self.request)  # fmt: skip
 
     def last(self, photo: str, seconds: int = 5) -> str:
         return list(self.generate(photo, seconds))[-1][1]
@@ -122,9 +122,9 @@ def test_an_address_brings_in_only_so_many_new_browsers_an_hour(make, photo):
     other = handlers.restore("[]", "UTC|0", [], "", gr.Request(client={"host": ELSEWHERE}))
     assert other[-1]
     # Past the limit, the new sessions are one visitor: the address.
-    first = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", home))
+    first = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", request=home))
     assert first[-1][1].startswith("Status: completed")
-    second = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", home))
+    second = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", "", request=home))
     assert "1 video an hour" in second[-1][1]
 
 
@@ -182,7 +182,7 @@ def test_a_user_signed_in_with_hugging_face_is_one_visitor_in_every_browser(make
     assert on_laptop[-1] == on_phone[-1] not in (laptop, phone)  # the user, not the browser
     assert (on_laptop[-2], on_phone[-2]) == (laptop, phone)  # each browser's own token kept
     gid = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", on_laptop[-1],
-                                 session_request("ada")))[-1][0]  # fmt: skip
+                                 request=session_request("ada")))[-1][0]  # fmt: skip
     job = handlers.service.entry(gid)
     assert handlers.service.visible(job, handlers.service.visitor(on_phone[-1], None))
     someone = handlers.restore("[]", "UTC|0", [], phone, session_request("grace"))[-1]
@@ -312,7 +312,9 @@ def test_a_browser_returning_after_the_hour_keeps_its_history_at_a_busy_address(
     handlers = make(**limits)
     home = gr.Request(client={"host": HOME, "port": 1}, headers={})
     mine = handlers.restore("[]", "UTC|0", [], "", home)[-1]
-    gid = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", mine, home))[-1][0]
+    gid = list(handlers.generate(photo, "Waves.", "", 5, True, "", "reject", mine, request=home))[
+        -1
+    ][0]
     handlers.service.close()
     handlers = make(**limits)  # the same ledger, a new process: nothing remembered
     assert handlers.restore("[]", "UTC|0", [], "", home)[-1]  # the hour's one new browser

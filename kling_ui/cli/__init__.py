@@ -47,9 +47,23 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="turn one image into a video")
-    gen.add_argument("image", help="an image file (JPEG, PNG, WebP, GIF, BMP) or an https link")
+    gen.add_argument(
+        "image", nargs="?", default=None,
+        help="an image file (JPEG, PNG, WebP, GIF, BMP) or an https link (none for a model "
+        "that makes video from text)",
+    )  # fmt: skip
     gen.add_argument("--prompt", "-p", required=True, help="the motion you want")
     gen.add_argument("--negative-prompt", default="", help="what to avoid")
+    gen.add_argument(
+        "--model", "-m", default="",
+        help="the video model (default: Kling v2.6 Pro image to video; `models` lists them)",
+    )  # fmt: skip
+    gen.add_argument("--end-image", default=None, help="the last frame, for a model that takes one")
+    gen.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", dest="options",
+        help="one of the model's other fields (repeatable; `models --json` and /model_schema "
+        "name them), e.g. --set seed=7",
+    )  # fmt: skip
     _sending(gen)
     gen.add_argument("--no-audio", action="store_true", help="no generated audio")
     gen.add_argument(
@@ -113,8 +127,9 @@ def _count(text: str) -> int:
 def _sending(cmd: argparse.ArgumentParser) -> None:
     """The options of every command that sends."""
     cmd.add_argument(
-        "--duration", "-d", type=int, choices=(5, 10), default=5, help="seconds (default 5)"
-    )
+        "--duration", "-d", type=int, default=5,
+        help="seconds: 5 or 10 (default 5; another model's own, `models --json` lists them)",
+    )  # fmt: skip
     cmd.add_argument(
         "--fit", choices=("reject", "crop", "pad"), default="reject",
         help="an image outside 1:2.5 to 2.5:1: refuse it (default), crop or pad it",

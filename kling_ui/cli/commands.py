@@ -21,15 +21,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from .. import errors
-from ..config import Settings
+from ..config import MODEL, Settings
 from ..history import Job
 from ..images import prepare_image
 from ..jobs import Progress
-from ..pricing import PriceBook, dollars
+from ..pricing import PriceBook, dollars, offline
 from ..request import Request
 from ..service import (
     DEMO,
@@ -135,11 +136,15 @@ class Cli:
     # --- generate, batch -------------------------------------------------------------------
 
     def generate(self, args: Any) -> int:
+        if args.model and args.model.strip() != MODEL:  # one this app offers (and knows)
+            self.service(run=not args.dry_run).offer().schema(args.model)
         request = request_from(args)
         if not 1 <= args.takes <= MAX_TAKES:
             raise errors.InputError(f"--takes must be 1 to {MAX_TAKES}, not {args.takes}.")
-        planned, prepared = plan_takes(args.image, request, args.takes, fit=args.fit)
-        if prepared.adjusted:
+        planned, prepared = plan_takes(
+            args.image, request, args.takes, fit=args.fit, end_image=args.end_image
+        )
+        if prepared is not None and prepared.adjusted:
             self.say(f"The image was {prepared.adjusted}.")
         return self._send(planned, args)
 
@@ -165,12 +170,12 @@ class Cli:
         demo = self.settings.demo_mode
         if args.dry_run:
             book = PriceBook(self.settings, offline=True)  # no request at all
-            self.say(f"Price: {quote_many(book, planned)[2]}{_free(demo)}")
+            self.say(f"Price: {quote_many(offline(book), planned)[2]}{_free(demo)}")
             self.say("Dry run: everything checked; nothing was sent.")
             return DONE
         service = self.service()
         backend = service.backend_for(None)
-        _, usd, words = quote_many(service.price_book(backend), planned)
+        _, usd, words = quote_many(partial(service.estimate, backend=backend), planned)
         self.say(f"Price: {words}{_free(backend.name == DEMO)}")
         if backend.name != DEMO and not args.yes and self.interactive:
             low = service.low_balance(None, planned[0].request, len(planned))
@@ -389,13 +394,24 @@ class Cli:
 
 def request_from(args: Any) -> Request:
     """The request a command's arguments ask for, checked once here (``InputError`` in
-    words) and passed whole from then on; its image is added when prepared."""
-    return Request.make(
-        args.prompt,
-        negative_prompt=args.negative_prompt,
-        duration=args.duration,
-        generate_audio=not args.no_audio,
-    )
+    words) and passed whole from then on; its image is added when prepared. ``--model``
+    and ``--set`` (generate's): the model and its other fields, which win over
+    --negative-prompt, --duration and --no-audio (``Request.for_model``)."""
+    given = {"negative_prompt": args.negative_prompt, "duration": args.duration,
+             "generate_audio": not args.no_audio}  # fmt: skip
+    model = (getattr(args, "model", "") or "").strip() or MODEL
+    return Request.for_model(args.prompt, model, given, _options(getattr(args, "options", [])))
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    """``--set FIELD=VALUE`` pairs, each value as text (the model's spec reads it)."""
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise errors.InputError(f"--set takes FIELD=VALUE, like --set seed=7; not {pair!r}.")
+        options[name.strip()] = value.strip()
+    return options
 
 
 def job_code(job: Job, paused: bool = False, why: Reason | None = None) -> int:

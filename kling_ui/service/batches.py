@@ -15,14 +15,15 @@ and the service's rooms it uses (``access``, ``limits``, ``library``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from .. import errors
 from ..history import Job, Ledger
 from ..images import PreparedImage, prepare_image
-from ..pricing import Estimate, PriceBook, dollars
+from ..pricing import Estimate, dollars
 from ..request import KLING, Request, spec_of
 from ..rules import NO_IMAGE
 from ..runner import Backend, Runner
@@ -60,13 +61,17 @@ class Batches:
         limits: Limits,
         prices: Prices,
         library: Library,
+        estimate: Callable[..., Estimate] | None = None,
     ) -> None:
+        """``estimate(request, backend=...)``: the price of any model's request (the
+        service's); our model's price book's when not given."""
         self.ledger = ledger
         self.runner = runner
         self.access = access
         self.limits = limits
         self.prices = prices
         self.library = library
+        self._estimate = estimate
 
     def submit(
         self,
@@ -132,7 +137,11 @@ class Batches:
         total = len(planned)
         _check_size(total)
         self.limits.check_room(owner, total)
-        quotes, usd, words = quote_many(self.prices.book(backend), planned)
+        price = (
+            partial(self._estimate, backend=backend) if self._estimate
+            else self.prices.book(backend).estimate
+        )  # fmt: skip
+        quotes, usd, words = quote_many(price, planned)
         batch_id = "batch-" + uuid.uuid4().hex[:12]
         items = []
         with self.limits.admitting(backend, owner, usd, total):
@@ -161,25 +170,34 @@ class Batches:
 
 
 def plan_takes(
-    image: str,
+    image: str | None,
     request: Request,
     takes: int,
     *,
     fit: str = "reject",
     owner: str = "",
-) -> tuple[list[Planned], PreparedImage]:
-    """``takes`` videos of one image (prepared once, in ``owner``'s turn) and a request,
-    ready for ``queue_many``; and the prepared image (what was done to it is worth saying)."""
-    prepared = prepare_image(image, fit=fit, owner=owner)  # type: ignore[arg-type]
-    sent = request.with_image(prepared.data_uri)
+    end_image: str | None = None,
+) -> tuple[list[Planned], PreparedImage | None]:
+    """``takes`` videos of one image (prepared once, in ``owner``'s turn; none for a model
+    that makes video from text; ``end_image``: a last frame) and a request, ready for
+    ``queue_many``; and the prepared image (what was done to it is worth saying)."""
+    check_frames(request, image, end_image)
+    prepared = prepare_image(image, fit=fit, owner=owner) if image else None
+    sent = request.with_image(prepared.data_uri) if prepared else request
+    if end_image:
+        last = prepare_image(end_image, fit=fit, owner=owner)
+        sent = sent.with_image(last.data_uri, "last_frame")
     planned = [Planned(sent, {"take": n}) for n in range(1, takes + 1)]
     return planned, prepared
 
 
-def quote_many(book: PriceBook, planned: list[Planned]) -> tuple[list[Estimate], float | None, str]:
-    """Each video's quote, the total (None when any price is not known in advance), and the
-    words: one quote's for a batch of like videos, the total for a mixed one."""
-    quotes = [book.estimate(p.request) for p in planned]
+def quote_many(
+    estimate: Callable[[Request], Estimate], planned: list[Planned]
+) -> tuple[list[Estimate], float | None, str]:
+    """Each video's quote (``estimate``: a price book's, or the service's for any model),
+    the total (None when any price is not known in advance), and the words: one quote's for
+    a batch of like videos, the total for a mixed one."""
+    quotes = [estimate(p.request) for p in planned]
     known = [q.usd for q in quotes if q.usd is not None]
     usd = round(sum(known), 6) if len(known) == len(quotes) else None
     return quotes, usd, _batch_words(quotes, usd)

@@ -92,8 +92,9 @@ class GenerationService(LibraryMethods):
             settings, self.ledger, self.runner, self.chains, clock=clock, monotonic=monotonic
         )
         self.batches = Batches(
-            self.ledger, self.runner, self.access, self.limits, self.prices, self.library
-        )
+            self.ledger, self.runner, self.access, self.limits, self.prices, self.library,
+            self.estimate,
+        )  # fmt: skip
         self.views = JobViews(settings, self.ledger, self.runner, self.library, clock=clock)
         self._closed = threading.Event()
         if start:

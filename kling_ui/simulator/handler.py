@@ -47,7 +47,7 @@ class Handler(CdnRoutes):
         key = self._caller_key()
         if key is None:
             return
-        problem = vendor.validation_error(body, self.sim.added)
+        problem = vendor.validation_error(body, self.sim.added, self.sim.any_model)
         if problem:
             return self._send_error(400, problem)
         self._create(body, key, fault.kind if fault else "")

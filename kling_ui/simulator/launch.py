@@ -42,6 +42,7 @@ class DemoSimulator:
                     control_token=uuid.uuid4().hex,
                     scope_jobs_to_keys=False,
                     clips="zoom",  # the demo's videos move the visitor's own image
+                    any_model=True,  # the demo offers every bundled model
                 ).start()
                 log.info("demo mode: simulator listening on %s", self._sim.url)
             return self._sim.url

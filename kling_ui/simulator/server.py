@@ -50,6 +50,7 @@ class Simulator(JobStore):
         scope_jobs_to_keys: bool = True,
         balance: float = DEFAULT_BALANCE,
         clips: str = "sample",
+        any_model: bool = False,
     ) -> None:
         # When set, the /__sim__/ scripting and request log answer only to a caller sending
         # it as X-Sim-Token (demo mode sets one: no other local process may script it).
@@ -57,6 +58,8 @@ class Simulator(JobStore):
         self.host, self.port, self.api_key, self.cdn_host = host, port, api_key, cdn_host
         self.requests: list[RecordedRequest] = []
         self.added: dict[str, dict[str, Any]] = {}  # models served beside (``add_model``)
+        # Demo mode's: a create for a model with no schema here is taken (vendor.py).
+        self.any_model = any_model
         self._script = FaultScript()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

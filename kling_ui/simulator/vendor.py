@@ -46,14 +46,20 @@ def data_uri_bytes(value: object) -> bytes | None:
         return None
 
 
-def validation_error(body: Any, added: dict[str, Any] | None = None) -> str | None:
+def validation_error(
+    body: Any, added: dict[str, Any] | None = None, any_model: bool = False
+) -> str | None:
     """The vendor's body checks, written independently of the client's. ``added``: the
-    documents of the models a simulator serves beside its own (by id)."""
+    documents of the models a simulator serves beside its own (by id). ``any_model``
+    (demo mode's): a model with no document here is taken with its prompt and images
+    checked (the demo offers every bundled model; its videos are simulated anyway)."""
     if not isinstance(body, dict):
         return "Body validation error! body: expected object"
     if body.get("model") != MODEL:
         if body.get("model") in schemas.documents() or body.get("model") in (added or {}):
             return _another_models_error(body, added)
+        if any_model and isinstance(body.get("model"), str) and body["model"]:
+            return _any_models_error(body)
         return f"Body validation error! model: expected '{MODEL}', received {body.get('model')!r}"
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
@@ -105,11 +111,21 @@ def _image_error(name: str, image: str) -> str | None:
     return None
 
 
+def _any_models_error(body: dict[str, Any]) -> str | None:
+    """A model this simulator has no schema for: a prompt, and images that decode."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return "Body validation error! prompt: expected non-empty string"
+    return _images_error(body)
+
+
 def _another_models_error(body: dict[str, Any], added: dict[str, Any] | None) -> str | None:
     """One of the other models' bodies: its schema, then each image it carries."""
-    problem = schemas.schema_error(body, added=added)
-    if problem:
-        return problem
+    return schemas.schema_error(body, added=added) or _images_error(body)
+
+
+def _images_error(body: dict[str, Any]) -> str | None:
+    """The first image field whose value is not a link or an image in Base64."""
     for name in IMAGE_FIELDS:
         if isinstance(body.get(name), str):
             problem = _image_error(name, body[name])

@@ -128,10 +128,13 @@ class AgentTools:
         fields: Fields,
         fit: str = "reject",
         owner_token: str = "",
+        model: str = "",
+        end_image: str = "",
+        options: str = "",
         x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[str]:
-        """Make a 5 or 10 second video from one still image with Kling v2.6 Pro, and wait until it
+        """Make a 5 or 10 second video from one still image with Kling v2.6 Pro (or another model: models lists them), and wait until it
         is ready (usually 1 to 5 minutes). It spends money on a real key: call estimate first to
         learn the price. If your client gives up on calls after a minute, call submit instead and
         then status or resume. Answers JSON: generation_id (keep it: resume and status take it),
@@ -144,25 +147,32 @@ class AgentTools:
             duration: Length of the video in seconds: 5 or 10 (10 costs twice as much).
             generate_audio: Whether the video gets generated sound.
             fit: An image whose shape is outside 1:2.5 to 2.5:1: reject (refuse it; nothing is sent), crop (cut it to the nearest allowed shape around its centre) or pad (add white bars).
+            model: The video model's id (optional; empty: Kling v2.6 Pro image to video). For a model that makes video from text, leave image empty.
+            end_image: The last frame, for a model that takes one (model_schema's inputs): an https URL or a data URI, like image.
+            options: The model's other fields as a JSON object, like {"duration": 8} (model_schema lists them); they win over negative_prompt, duration and generate_audio.
         """
+        settings = self.handlers.service.settings
         try:
-            path = _image_file(image, self.handlers.service.settings)
+            path = _image_file(image, settings) if image or not model else None
+            last = _image_file(end_image, settings) if end_image else None
         except errors.KlingUIError as exc:
             yield _json({"generation_id": None, "status": "not sent", "final": True,
                          "message": exc.user_message})  # fmt: skip
             return
         try:
-            asked = partial(form_request, path, prompt, **fields)
+            asked = partial(self.handlers.model_request, path, prompt, fields, model, options)
             steps = self.handlers.generate_steps(
                 path, asked, _key(x_aimlapi_key), fit or "reject",
-                self._owner(owner_token, x_aimlapi_key, request), "", request,
+                self._owner(owner_token, x_aimlapi_key, request), "", request, end_image=last,
             )  # fmt: skip
             for step in steps:
-                if step.gid:  # the job is made: its image is in the request, the file not needed
+                if step.gid:  # the job is made: its images are in the request, not needed
                     _remove(path)
+                    _remove(last)
                 yield self._answer(step, x_aimlapi_key, request)
         finally:
             _remove(path)
+            _remove(last)
 
     @takes_fields(KLING)
     def submit(
@@ -367,8 +377,10 @@ def listen(handlers: Handlers, page: Page) -> None:
     # itself, so a bad link is answered in words; its fit is a choice of its own.
     link = gr.Textbox(visible=False)
     fit = gr.Radio(["reject", "crop", "pad"], value="reject", visible=False)
+    # generate's model, last frame (text, like the image) and the model's other fields.
+    model, end_link, options = (gr.Textbox(value="", visible=False) for _ in range(3))
     for name, fn, inputs in (
-        ("generate", tools.generate, [link, *text_in, fit, owner]),
+        ("generate", tools.generate, [link, *text_in, fit, owner, model, end_link, options]),
         ("submit", tools.submit, [link, *text_in, takes, fit, owner]),
         ("extend", tools.extend, [videos.resume_id, *text_in, owner]),
         ("resume", tools.resume, [videos.resume_id, owner]),
@@ -483,7 +495,7 @@ def _stored_nothing(path: Path) -> NoReturn:
     raise errors.KlingUIError(NOT_STORED) from None
 
 
-def _remove(path: str) -> None:
+def _remove(path: str | None) -> None:
     """Delete an agent's image and the folder ``_image_file`` made for it (nothing else)."""
     if path:
         shutil.rmtree(Path(path).parent, ignore_errors=True)
