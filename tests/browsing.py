@@ -112,6 +112,7 @@ def page(browser: Browser, request) -> Iterator[Page]:
         if request.session.testsfailed > failed_before:
             ARTIFACTS.mkdir(exist_ok=True)
             tab.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
+        tab.unroute_all(behavior="ignoreErrors")  # a route's fetch in flight raises no more
         context.close()
 
 
