@@ -77,6 +77,15 @@ def _field_value(value: Any) -> str:
     return seconds.group(1) if seconds else text
 
 
+def seconds(value: Any) -> int:
+    """A request's duration as whole seconds (5, "5", "5s"); 0 when it has none (a model's
+    field left unset: the vendor's own default, not known here)."""
+    try:
+        return int(_field_value(value)) if value is not None else 0
+    except ValueError:
+        return 0
+
+
 @dataclass(frozen=True)
 class Rate:
     """One quoted rate: ``price`` USD for ``per`` units, a unit being a second of video or a
@@ -110,7 +119,7 @@ class PriceSheet:
         if not matching:
             return ()
         # The most specific variant; between equals, the dearer: never quote too little.
-        duration = int(fields.get("duration", "0"))
+        duration = seconds(fields.get("duration"))
         return (max(matching, key=lambda r: (len(r.when), r.usd(duration))),)
 
     def covers(self, fields: Fields) -> bool:
@@ -128,7 +137,7 @@ class PriceSheet:
         rates = self._rates_for(named)
         if self.kind == "variable" or not rates:
             return None
-        duration = int(named.get("duration", "0"))
+        duration = seconds(named.get("duration"))
         return sum(r.usd(duration) for r in rates)
 
 
@@ -215,7 +224,8 @@ class Estimate:
 
     def words(self) -> str:
         """The page's words: "10 s with audio: $1.40; batch of 12: $16.80"."""
-        what = f"{self.duration} s {'with' if self.generate_audio else 'without'} audio"
+        length = f"{self.duration} s" if self.duration else "The model's default length"
+        what = f"{length} {'with' if self.generate_audio else 'without'} audio"
         if self.usd is None or self.usd_each is None:
             text = f"{what}: price not known in advance"
         else:
@@ -490,7 +500,7 @@ def quote(
     """``count`` videos with these fields (a request's ``options``) by ``sheet``."""
     count = _check_count(count)
     each = sheet.usd_each(options)
-    duration = int(options.get("duration", 0))
+    duration = seconds(options.get("duration"))
     return Estimate(
         duration=duration,
         generate_audio=bool(options.get("generate_audio", False)),

@@ -54,6 +54,7 @@ class ModelSpec:
     fields: tuple[FieldSpec, ...]
     image_fields: tuple[str, ...] = ()
     required_roles: tuple[str, ...] | None = None  # None: the first role (ours: "image")
+    prompt_limit: int = rules.MAX_PROMPT_CHARS  # characters (the schema's maxLength, if any)
 
     def __post_init__(self) -> None:
         if len(self.image_fields) not in (0, len(self.roles)):
@@ -144,7 +145,7 @@ class Request:
                 raise errors.InputError(f"{spec.model} takes no image as {role!r}.")
         return cls(
             model=spec.model,
-            prompt=rules.check_prompt(prompt),
+            prompt=rules.check_prompt(prompt, spec.prompt_limit),
             images=_frozen(images or {}),
             options=_frozen(checked),
         )
@@ -182,7 +183,12 @@ class Request:
 
     @property
     def duration(self) -> int:
-        return int(self.options.get("duration", 5))
+        """Whole seconds; 0 for a model's duration left unset (the vendor's default)."""
+        value = self.options.get("duration", 5)
+        try:
+            return int(value) if value is not None else 0
+        except (TypeError, ValueError):
+            return 0
 
     @property
     def generate_audio(self) -> bool:

@@ -32,7 +32,7 @@ def _has_control_chars(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in text)
 
 
-def _check_text(text: str, name: str) -> str:
+def _check_text(text: str, name: str, limit: int = MAX_PROMPT_CHARS) -> str:
     if any(unicodedata.category(ch) == "Cs" for ch in text):
         # A lone UTF-16 surrogate (from a broken paste or a program) can't be encoded: it
         # could be neither sent nor kept in the ledger.
@@ -44,18 +44,19 @@ def _check_text(text: str, name: str) -> str:
         raise errors.InputError(
             f"The {name} contains control characters (such as NUL). Remove them and try again."
         )
-    if len(text) > MAX_PROMPT_CHARS:
+    if len(text) > limit:
         raise errors.InputError(
-            f"The {name} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}. "
-            f"Shorten it by {len(text) - MAX_PROMPT_CHARS}."
+            f"The {name} is {len(text)} characters long; the limit is {limit}. "
+            f"Shorten it by {len(text) - limit}."
         )
     return text
 
 
-def check_prompt(prompt: object) -> str:
+def check_prompt(prompt: object, limit: int = MAX_PROMPT_CHARS) -> str:
+    """A prompt of at most ``limit`` characters (the model's own, where its schema says)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise errors.InputError("Write a prompt describing the motion you want.")
-    return _check_text(prompt, "prompt")
+    return _check_text(prompt, "prompt", limit)
 
 
 def check_negative_prompt(text: object) -> str:

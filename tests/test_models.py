@@ -216,6 +216,9 @@ def test_generate_with_a_start_and_an_end_frame_model_sends_both_frames(
     assert body["model"] == "klingai/video-o1-image-to-video" and body["duration"] == 10
     assert body["image_url"].startswith("<image") and body["last_image_url"].startswith("<image")
     assert set(body) <= {"model", "prompt", "image_url", "last_image_url", "duration"}
+    status = client.predict(gid, "", api_name="/status")  # what was asked, recorded
+    assert status["model"] == "klingai/video-o1-image-to-video"
+    assert status["options"]["duration"] == 10
 
 
 def test_generate_with_a_text_to_video_model_needs_no_image(client, live_app):
@@ -300,3 +303,32 @@ def test_demo_mode_makes_a_video_with_any_bundled_model(tmp_path, photo):
             headers={"Authorization": "Bearer k"}, timeout=10,
         )  # fmt: skip
         assert answer.status_code == 400 and "model" in answer.json()["message"]
+
+
+def test_a_models_own_prompt_limit_is_checked_before_sending():
+    """A schema's maxLength of the prompt is the model's limit (Runway's 1000, MiniMax
+    H3's 7000); a schema that says none keeps the app's 2500."""
+    from kling_ui.catalogue.specs import register_snapshot
+
+    register_snapshot(snapshot())
+    with pytest.raises(errors.InputError, match="limit is 1000"):
+        Request.make("x" * 1001, model="runway/gen4_turbo")
+    assert len(Request.make("x" * 1000, model="runway/gen4_turbo").prompt) == 1000
+    assert len(Request.make("x" * 7000, model="minimax/h3").prompt) == 7000
+    with pytest.raises(errors.InputError, match="limit is 2500"):
+        Request.make("x" * 2501, model="google/veo-3.1-i2v")
+
+
+def test_a_duration_left_unset_is_priced_as_not_known_never_as_free(simulator, tmp_path, clock):
+    """Seedance 1.5 Pro's duration has no default: left unset, the vendor's own applies, so
+    a per-second price can't be worked out. It is "not known in advance" (a budget then
+    refuses it), never $0."""
+    seedance = "bytedance/seedance-1-5-pro"
+    room = models(simulator.url, tmp_path, clock)
+    room.offer()
+    request = Request.make("A door opens.", model=seedance)
+    assert request.options["duration"] is None and request.duration == 0
+    estimate = room.estimate(request)
+    assert estimate.usd is None and "not known in advance" in estimate.words()
+    priced = room.estimate(Request.make("A door opens.", model=seedance, duration=10))
+    assert priced.usd and priced.usd > 0 and priced.words().startswith("10 s")

@@ -7,7 +7,7 @@ inputs the app can't send yet, or the hidden ones), each checked against its own
 and left out of the create. ``register_snapshot`` makes every bundled model's requests
 possible (``request.register``); ours keeps its own spec (``request.KLING``).
 
-Imports ``errors``, ``request`` and this package's ``schema``.
+Imports ``errors``, ``request``, ``rules`` and this package's ``schema``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import errors
 from ..request import FieldSpec, ModelSpec, register
+from ..rules import MAX_PROMPT_CHARS
 from .schema import ModelEntry, from_text
 
 ROLES = (("first", "image"), ("last", "last_frame"))  # the entry's frame -> the request's role
@@ -50,7 +51,14 @@ def spec(entry: ModelEntry) -> ModelSpec:
         fields=fields,
         image_fields=tuple(field for _, field in roles),
         required_roles=tuple(role for role, field in roles if field in entry.required),
+        prompt_limit=_prompt_limit(entry),
     )
+
+
+def _prompt_limit(entry: ModelEntry) -> int:
+    """The schema's maxLength of the prompt, else the app's own limit."""
+    most = entry.fields.get("prompt", {}).get("maxLength")
+    return most if isinstance(most, int) and most > 0 else MAX_PROMPT_CHARS
 
 
 def _checker(name: str, schema: dict[str, Any]) -> Callable[[object], Any]:

@@ -520,6 +520,8 @@ def _job_dict(job: Job, update: Progress) -> dict[str, Any]:
         "video": str(update.video_path) if update.video_path else None,
         "simulated": job.backend == DEMO,
         "batch_id": job.batch_id,
+        "model": job.request.model,
+        "options": dict(job.request.options),
     }
 
 

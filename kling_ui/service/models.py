@@ -130,7 +130,7 @@ def price(entry: ModelEntry, block: Any) -> dict[str, Any] | None:
     sheet = parse_pricing(block)
     if sheet is None:
         return None
-    usd = sheet.usd_each(entry.defaults())
+    usd = sheet.usd_each(entry.defaults()) if sheet.covers(entry.defaults()) else None
     if usd is None:
         return {"usd": None, "words": "not known in advance"}
     return {"usd": round(usd, 4), "words": f"{dollars(usd)} a video with its defaults"}
@@ -221,9 +221,11 @@ class Models:
         model's catalogue pricing block; not known in advance (usd None) when the catalogue
         gave none (the snapshot's models: a budget then refuses it, a typed key may go on)."""
         offer = self.offer()
-        sheet = parse_pricing(offer.pricing.get(request.model)) or PriceSheet("variable")
-        as_of = _date(self._clock())
-        return quote(sheet, request.check().options, count, "catalogue", as_of)
+        options = request.check().options
+        sheet = parse_pricing(offer.pricing.get(request.model))
+        if sheet is None or not sheet.covers(options):  # $0 is no answer: never free
+            sheet = PriceSheet("variable")
+        return quote(sheet, options, count, "catalogue", _date(self._clock()))
 
     def _ask(self) -> Offer:
         now, every = self._clock(), self.settings.catalogue_refresh

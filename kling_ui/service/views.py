@@ -122,6 +122,9 @@ class JobViews:
             "video": update.video_url,
             "simulated": update.simulated,
             "batch_id": job.batch_id,
+            # What was asked: the model and every field the create carried (not the images).
+            "model": job.request.model,
+            "options": dict(job.request.options),
         }
 
 
