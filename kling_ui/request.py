@@ -172,6 +172,9 @@ class Request:
             for name, value in given.items()
             if name in declared and (spec is KLING or value != ours.get(name, object()))
         }
+        unknown = sorted(set(options or {}) - declared)  # "prompt" too: it is not an option
+        if unknown:
+            raise errors.InputError(f"{spec.model} has no setting named {unknown[0]!r}.")
         fields.update(options or {})
         return cls.make(prompt, model=spec.model, **fields)
 

@@ -242,6 +242,8 @@ def test_a_models_refusals_are_words_and_send_nothing(client, live_app, photo):
         ("google/veo-3.1-i2v", '{"duration": 7}', "duration"),  # its schema: 4, 6 or 8
         ("google/veo-3.1-i2v", '{"seed": 1}', "no setting named 'seed'"),
         ("google/veo-3.1-i2v", "[1, 2]", "JSON object"),
+        ("google/veo-3.1-i2v", '{"prompt": "x"}', "no setting named 'prompt'"),
+        ("google/veo-3.1-i2v", '{"model": "x", "images": {}}', "no setting named 'images'"),
         ("klingai/video-v2-6-pro-text-to-video", "", "text only"),  # an image given
     ]
     for model, options, words in cases:
