@@ -85,6 +85,22 @@ def test_a_second_replica_starts_from_the_kept_answer(simulator, tmp_path, clock
     assert (len(catalogue_asks(simulator)), len(simulator.requests_to("/docs-json"))) == asked
 
 
+def test_replicas_on_postgresql_share_the_kept_answer(simulator, pg_url, tmp_path, clock):
+    """The kept answers live in the database every replica shares: on PostgreSQL too."""
+    first = Models(Settings(base_url=simulator.url, data_dir=tmp_path / "a"), Ledger(pg_url),
+                   clock=clock)  # fmt: skip
+    ids = [e.id for e in first.offer().entries]
+    asked = len(catalogue_asks(simulator)), len(simulator.requests_to("/docs-json"))
+    second = Models(Settings(base_url=simulator.url, data_dir=tmp_path / "b"), Ledger(pg_url),
+                    clock=clock)  # fmt: skip
+    assert [e.id for e in second.offer().entries] == ids and ids[0] == MODEL
+    assert (len(catalogue_asks(simulator)), len(simulator.requests_to("/docs-json"))) == asked
+    clock.now += 3601  # due: asked again with the kept ETag, answered 304, kept as fresh
+    second.offer()
+    assert catalogue_asks(simulator)[-1].headers.get("if-none-match")
+    assert Ledger(pg_url).kept(LISTING).fetched_at == clock.now
+
+
 def test_nothing_to_read_gives_the_snapshot_and_says_so(refusing_port, tmp_path, clock):
     offer = models(f"http://127.0.0.1:{refusing_port}", tmp_path, clock).offer()
     assert offer.source == "snapshot"
