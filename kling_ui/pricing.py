@@ -264,7 +264,8 @@ def _check_count(count: object) -> int:
     return count
 
 
-def _date(moment: float) -> str:
+def utc_date(moment: float) -> str:
+    """A moment's date in UTC, as prices and lists name their day: 2026-12-07."""
     return datetime.fromtimestamp(moment, timezone.utc).date().isoformat()
 
 
@@ -354,7 +355,8 @@ class PriceBook:
         answer = self._current()
         if answer is not None and answer.sheet.covers(options):
             stale = self._clock() - answer.checked_at > 2 * self._refresh_every
-            return quote(answer.sheet, options, count, "catalogue", _date(answer.checked_at), stale)
+            checked = utc_date(answer.checked_at)
+            return quote(answer.sheet, options, count, "catalogue", checked, stale)
         return quote(self.table.sheet, options, count, "table", self.table.as_of)
 
     def _checked(self, fields: Fields) -> Mapping[str, Any]:
@@ -454,7 +456,7 @@ class PriceBook:
             "model": self._model,
             "etag": answer.etag,
             "checked_at": answer.checked_at,
-            "checked": _date(answer.checked_at),
+            "checked": utc_date(answer.checked_at),
             "pricing": answer.pricing,
         }
         try:

@@ -86,7 +86,7 @@ class Batches:
         """``generate``'s checks, then ``takes`` videos of one image and request queued at
         once, without watching them (for programs that look in later): the batch's answer,
         each job's id in it. Raises ``KlingUIError`` with nothing written or sent."""
-        check_image_given(image)
+        check_frames(request, image)
         check_request(request)
         count = _check_takes(takes)
         backend = self.access.backend_for(api_key)
@@ -210,12 +210,6 @@ def _batch_words(quotes: list[Estimate], usd: float | None) -> str:
     if usd is None:
         return f"{len(quotes)} videos: price not known in advance"
     return f"{len(quotes)} videos of mixed lengths: {dollars(usd)}"
-
-
-def check_image_given(image: object) -> None:
-    """An image must be given (before the request's own fields are looked at)."""
-    if image is None or (isinstance(image, str) and not image.strip()):
-        raise errors.InputError(NO_IMAGE)
 
 
 def check_frames(request: Request, image: object, end_image: object = None) -> None:

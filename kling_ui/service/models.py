@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -41,7 +40,7 @@ from ..catalogue.specs import spec
 from ..client import ListedModel, quiet_session, read_model_document, read_video_models
 from ..config import Settings
 from ..ledger import Ledger
-from ..pricing import Estimate, PriceSheet, dollars, parse_pricing, quote
+from ..pricing import Estimate, PriceSheet, dollars, parse_pricing, quote, utc_date
 from ..request import ModelSpec, Request, register
 
 log = logging.getLogger(__name__)
@@ -136,10 +135,6 @@ def price(entry: ModelEntry, block: Any) -> dict[str, Any] | None:
     return {"usd": round(usd, 4), "words": f"{dollars(usd)} a video with its defaults"}
 
 
-def _date(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d")
-
-
 def snapshot_offer(note: str) -> Offer:
     """The bundled models, with ``note`` ({date}: the snapshot's)."""
     entries = snapshot()
@@ -225,7 +220,7 @@ class Models:
         sheet = parse_pricing(offer.pricing.get(request.model))
         if sheet is None or not sheet.covers(options):  # $0 is no answer: never free
             sheet = PriceSheet("variable")
-        return quote(sheet, options, count, "catalogue", _date(self._clock()))
+        return quote(sheet, options, count, "catalogue", utc_date(self._clock()))
 
     def _ask(self) -> Offer:
         now, every = self._clock(), self.settings.catalogue_refresh
@@ -244,7 +239,7 @@ class Models:
                 self._next_ask = now + RETRY_EVERY
                 if kept is None:
                     return snapshot_offer(SNAPSHOT_NOTE)
-                listed, note = _listed(kept.body), KEPT_NOTE.format(date=_date(kept.fetched_at))
+                listed, note = _listed(kept.body), KEPT_NOTE.format(date=utc_date(kept.fetched_at))
             else:
                 self._next_ask = now + every
                 if answer.unchanged and kept is not None:
