@@ -4,7 +4,8 @@ Prints a Markdown table (each benchmark, our median, the baseline's in the same 
 ratio, the target and whether it is met) with the machine it ran on, and writes
 ``bench/results.json`` (every number) and ``bench/RESULTS.md`` (the table and how each
 figure was measured). ``--quick`` is a smoke run (tiny sizes, few iterations) that writes
-nothing unless ``--write`` is given; ``--only images,download`` runs a subset; ``--json PATH``
+nothing unless ``--write`` is given; ``--only images,download`` runs a subset (written in
+place of those benchmarks' last figures, the others kept); ``--json PATH``
 also writes every number to PATH.
 
 Benchmarks are not tests: a missed target is reported, never raised. Each lives in its own
@@ -39,6 +40,7 @@ BENCHMARKS = {
     "stitch": "bench_stitch",
     "replicas": "bench_replicas",
     "models": "bench_models",
+    "form_switch": "bench_form_switch",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 
@@ -103,6 +105,21 @@ def run_one(key: str, quick: bool) -> dict[str, Any]:
     return result
 
 
+def _merged(
+    path: Path, fresh: list[dict[str, Any]], when: str, keys: list[str]
+) -> tuple[list[dict[str, Any]], str]:
+    """``--only`` with writing: the fresh results in place of their names' in ``path`` (the
+    last written), the others kept as they were, and a run line that says which is which."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return fresh, when
+    by_name = {r["name"]: r for r in fresh}
+    merged = [by_name.pop(r["name"], r) for r in old.get("benchmarks", [])]
+    merged.extend(by_name.values())
+    return merged, f"{old.get('date', 'earlier')}, with {', '.join(keys)} run again {when}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, few runs")
@@ -135,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table([result]), f"\n({result['seconds']:.0f} s)\n", flush=True)
         results.append(result)
 
+    here = Path(__file__).resolve().parent
+    if write and args.only:  # the others' figures kept from the last full run, said so
+        results, when = _merged(here / "results.json", results, when, keys)
     report = render(machine, results, args.quick, when)
     print("\n" + report)
     payload = {
@@ -147,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     if write:
-        here = Path(__file__).resolve().parent
         (here / "results.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False))
         (here / "RESULTS.md").write_text(report)
         print(f"wrote {here / 'results.json'} and {here / 'RESULTS.md'}")

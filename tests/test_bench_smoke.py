@@ -3,7 +3,7 @@ the README gives it, ``python bench/run.py --quick``, from the repository's root
 process with a clean environment.
 
 Benchmarks are not tests: these check that each one runs and returns positive numbers under
-the expected keys, never that a target is met. The browser one needs Chromium: without it
+the expected keys, never that a target is met. The browser ones need Chromium: without it
 it skips, except on CI (``CI=true``), where it fails. The playback benchmark's quick run
 plays the repository's sample clip, so its full run's test clip (``make_clip``) is checked
 on its own: it must come from what ``requirements-dev.txt`` installs, not an ``ffmpeg``
@@ -114,7 +114,9 @@ EXPECTED = {
         "plain_gets_median_s",
         "snapshot_read_median_s",
     ],
+    "bench_form_switch": ["switch_median_s", "switch_p95_s", "round_trip_median_s"],
 }
+BROWSER = ("bench_playback", "bench_form_switch")  # need Playwright and Chromium
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}
 
 
@@ -138,7 +140,7 @@ def test_quick_run_from_the_repo_root_returns_positive_numbers(
     child process from the repository's root: not imported into pytest, whose path setting
     hides an import that only works here."""
     module = importlib.import_module(f"bench.{module_name}")
-    if module_name == "bench_playback":
+    if module_name in BROWSER:
         reason = module.available()
         if reason:
             if os.environ.get("CI", "").lower() == "true":

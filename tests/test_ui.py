@@ -469,7 +469,9 @@ def test_stop_during_the_checks_before_sending_sends_nothing(page, photo, simula
     simulator.script_billing(Fault.slow(3))
     request = _tab_request("tab-checks")
     asked = form_request(photo, "Stopped while the balance is read.", "", 5, True)
-    steps = page.handlers.generate_page(photo, asked, "", "reject", page.token, "", 1, request)
+    steps = page.handlers.generate_page(
+        photo, asked, "", "reject", page.token, "", 1, request=request
+    )
     seen, thread = _watch_in_thread(steps)
     _until(lambda: simulator.requests_to("/v2/billing"), what="the balance read")
     assert page.handlers.stop_page("", page.token, 1, request) == (gr.skip(), gr.skip())
@@ -495,7 +497,7 @@ def test_a_stop_before_its_watch_begins_ends_that_watch_only(page, photo, simula
         if how == "generate":
             asked = form_request(photo, "Watched.", "", 5, True)
             return page.handlers.generate_page(
-                photo, asked, "", "reject", page.token, "", press, request
+                photo, asked, "", "reject", page.token, "", press, request=request
             )
         return page.handlers.resume_page(gid, "", page.token, press, request)
 
@@ -518,7 +520,9 @@ def test_a_stop_as_the_job_ends_leaves_the_finished_card(page, photo, simulator)
     (its video) with "This job had already ended"."""
     request = _tab_request("tab-ends")
     asked = form_request(photo, "Ends as Stop is pressed.", "", 5, True)
-    steps = page.handlers.generate_page(photo, asked, "", "reject", page.token, "", 1, request)
+    steps = page.handlers.generate_page(
+        photo, asked, "", "reject", page.token, "", 1, request=request
+    )
     for step in steps:
         if isinstance(step[1], str) and step[1].startswith("Status: completed"):
             break

@@ -246,7 +246,20 @@ def normalize(document: dict[str, Any], overlay: Overlay | None = None) -> Model
     )
 
 
+# The vendors' names, for a model the overlay doesn't label (its id's first part).
+VENDORS = {"klingai": "Kling", "google": "Google", "openai": "OpenAI", "alibaba": "Alibaba",
+           "bytedance": "ByteDance", "minimax": "MiniMax", "runway": "Runway",
+           "runway-gen3": "Runway Gen-3", "pixverse": "PixVerse", "luma": "Luma",
+           "tencent": "Tencent", "lumaai": "Luma"}  # fmt: skip
+
+
 def _name(ident: str) -> str:
-    """A readable name from an id, for models the overlay doesn't label."""
+    """A readable name from an id, for models the overlay doesn't label:
+    "klingai/video-o1-image-to-video" is "Kling video o1 image to video"."""
     vendor, _, rest = ident.partition("/")
-    return f"{rest or vendor} ({vendor})" if rest else ident
+    if not rest:
+        return ident
+    words = rest.replace("_", " ").replace("/", " ").replace("-", " ").split()
+    # A version's dots stay ("veo 3.1"); "i2v" and "t2v" are said in words.
+    said = {"i2v": "image to video", "t2v": "text to video"}
+    return " ".join([VENDORS.get(vendor, vendor), *(said.get(w, w) for w in words)])

@@ -40,6 +40,7 @@ from ..service import GenerationService
 from .base import FITTED, PRIVATE, QUIET, PageBase
 from .fields import fields_of
 from .parts import ChoiceOfNumbers, UploadedImage
+from .studio import SLOTS, Plan, StudioPanel, end_frame, options_from, picker, settings_group
 
 if TYPE_CHECKING:
     from .handlers import Handlers
@@ -127,6 +128,7 @@ class Form:
     fit_crop: Any = None
     fit_pad: Any = None
     fitting: Any = None  # gr.State: the picture given, and the fitted copy shown for it
+    studio: StudioPanel | None = None  # the model picker and another model's fields
 
 
 def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
@@ -143,6 +145,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
     )
     image_note = gr.Markdown(elem_id="image-note")
     fit_row, fit_crop, fit_pad = fit_choice()
+    end_image, end_note = end_frame()
     # The examples go here, right under the image they fill (``examples``, once the form is
     # whole): one small button each, so Generate stays in view.
     with gr.Column(elem_id="examples") as examples_slot:
@@ -160,10 +163,12 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
     )
     prompt_count = gr.Markdown(prompt_count, elem_id="prompt-count")
     with gr.Row(equal_height=True):
+        picked = picker()
         duration = ChoiceOfNumbers(
             [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration"
         )
         audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
+    studio = settings_group(picked, end_image, end_note)
     api_key = _key_field() if key_first else None
     price, generate, stop = send_row()
     busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
@@ -173,6 +178,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
         generate, stop, busy, price, copy, code, code_note, gr.State(""), continuing, uncontinue,
         examples_slot, fit_row=fit_row, fit_crop=fit_crop, fit_pad=fit_pad, fitting=gr.State({}),
+        studio=studio,
     )  # fmt: skip
 
 
@@ -294,7 +300,8 @@ def listen(handlers: Handlers, form: Form) -> None:
     form.fit_crop.click(lambda: "crop", None, form.fit, queue=False, **QUIET)
     form.fit_pad.click(lambda: "pad", None, form.fit, queue=False, **QUIET)
     form.image.clear(lambda: "", None, form.image_note, **QUIET)
-    form.prompt.change(handlers.count, form.prompt, form.prompt_count, **QUIET)
+    gr.on([form.prompt.change, form.studio.shown.change], handlers.count,
+          [form.prompt, form.studio.shown], form.prompt_count, **QUIET)  # fmt: skip
 
 
 class FormEvents(PageBase):
@@ -377,10 +384,15 @@ class FormEvents(PageBase):
         kept["shown"] = _digest(copy)
         return copy, note, *_fit_offer(tuple(fitted)), kept
 
-    def count(self, prompt: str) -> str:
+    def count(self, prompt: str, model: str = "") -> str:
+        """The prompt's length against the limit of the model whose form is shown."""
+        try:
+            limit = spec_of(str(model or "").strip() or KLING.model).prompt_limit
+        except errors.InputError:
+            limit = MAX_PROMPT_CHARS
         n = len(prompt or "")
-        over = " (over the limit)" if n > MAX_PROMPT_CHARS else ""
-        return f"{n} / {MAX_PROMPT_CHARS} characters{over}"
+        over = " (over the limit)" if n > limit else ""
+        return f"{n} / {limit} characters{over}"
 
 
 def _fit_offer(ways: tuple[str, ...]) -> tuple[Any, Any, Any]:
@@ -476,22 +488,65 @@ def made(asked: Asked) -> Request:
     return asked
 
 
-def with_request(handler: Callable[..., Any], *, needs_image: bool = True) -> Callable[..., Any]:
+def with_request(
+    handler: Callable[..., Any],
+    *,
+    needs_image: bool = True,
+    studio: Callable[[str], Plan] | None = None,
+) -> Callable[..., Any]:
     """``handler`` as a page event whose inputs begin with the form's five fields, in
     ``form_request``'s order: they reach it as (image, what they asked for: ``Asked``, made
     here once by ``form_request``), then the event's other inputs. The image stays apart:
     the service prepares it and sets it on the request (``needs_image``: as for
-    ``form_request``)."""
+    ``form_request``).
+
+    ``studio``: the event's inputs end with ``studio_inputs`` (the model whose form is
+    shown, the last frame, the spare fields), and ``studio`` gives a model's form
+    (``StudioEvents.plan_of``). The request is then that model's (``studio_request``), the
+    image is handed on only where the model takes a first frame, and the last frame after
+    the event's other inputs (None where the model takes none)."""
+    tail = 2 + len(SLOTS)
 
     def values(inputs: tuple) -> tuple:
         fields, rest = inputs[:REQUEST_FIELDS], inputs[REQUEST_FIELDS:]
+        image, extra = fields[0], ()
         try:
-            asked: Asked = form_request(*fields, needs_image=needs_image)
+            if studio is None:
+                asked: Asked = form_request(*fields, needs_image=needs_image)
+            else:
+                rest, (model, end_image, *spares) = rest[:-tail], rest[-tail:]
+                shown = studio(model)
+                image = image if shown.first else None
+                extra = (end_image if shown.last else None,)
+                asked = studio_request(shown, (image, *fields[1:]), spares, needs_image)
         except errors.InputError as exc:
             asked = exc
-        return (fields[0], asked, *rest)
+        return (image, asked, *rest, *extra)
 
     return _event(handler, values)
+
+
+def studio_inputs(form: Form) -> list[Any]:
+    """The inputs ``with_request(studio=...)`` reads after the event's own."""
+    studio = form.studio
+    return [studio.shown, studio.end_image, *(studio.slots[s] for s in SLOTS)]
+
+
+def studio_request(
+    shown: Plan, fields: tuple, spares: list[Any], needs_image: bool = True
+) -> Request:
+    """The request of the model whose form is ``shown``, from the form's five fields and
+    its spare fields (in ``SLOTS``' order). Ours is made as it always was; another model
+    takes every field of its form as its own (``options_from``), the form's negative
+    prompt, length and audio switch where it has them."""
+    if shown.model == KLING.model:
+        return form_request(*fields, needs_image=needs_image)
+    image, prompt, negative, duration, audio = fields
+    values = {"negative": negative, "duration": duration, "audio": audio,
+              **dict(zip(SLOTS, spares, strict=True))}  # fmt: skip
+    options = options_from(shown, values)
+    return form_request(image, prompt, "", 5, True, needs_image=needs_image, model=shown.model,
+                        options=options)  # fmt: skip
 
 
 def with_price(handler: Callable[..., Any], *, at: int = 0) -> Callable[..., Any]:

@@ -5,7 +5,8 @@ Each section's module holds its layout, its events' class and its ``listen`` (wh
 them): ``form`` (``FormEvents``), ``progress`` (``JobEvents``, on ``watching``'s
 ``Watching``), ``gallery`` (``GalleryEvents``), ``batch`` (``BatchEvents``), ``chain``
 (``ChainEvents``), ``copy_code`` (``CodeEvents``), ``prices`` (``PriceEvents``),
-``models`` (``ModelEvents``: the models for programs). What they
+``models`` (``ModelEvents``: the models for programs), ``studio`` (``StudioEvents``: the
+model picker and a model's form). What they
 all need (the visitor, the service, the low-balance question, the app's address) is
 ``base.PageBase``.
 
@@ -25,12 +26,20 @@ from .form import FormEvents
 from .models import ModelEvents
 from .prices import PriceEvents
 from .progress import JobEvents
+from .studio import StudioEvents
 
 __all__ = ["ADOPTED", "Handlers"]
 
 
 class Handlers(
-    FormEvents, JobEvents, BatchEvents, ChainEvents, CodeEvents, PriceEvents, ModelEvents
+    FormEvents,
+    JobEvents,
+    BatchEvents,
+    ChainEvents,
+    CodeEvents,
+    PriceEvents,
+    ModelEvents,
+    StudioEvents,
 ):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 

@@ -20,7 +20,7 @@ from ..request import KLING
 from .base import QUIET, PageBase
 from .batch import BatchPanel, _batch_count
 from .fields import takes_fields
-from .form import Form, with_price
+from .form import Form, studio_request, with_price
 
 if TYPE_CHECKING:
     from .handlers import Handlers
@@ -31,10 +31,13 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
     key's field when it is left, since the balance is read with it). The batch's follows
     the prompts and the takes as they are typed, not when the box is left; the last
     keystroke's price wins (``always_last``)."""
-    single = [form.duration, form.audio, form.api_key]
-    singles = [form.duration.change, form.audio.change, form.api_key.blur, page.load]
-    gr.on(singles, with_price(handlers.price_view), single, form.price,
-          trigger_mode="always_last", **QUIET)  # fmt: skip
+    studio = form.studio
+    spares = list(studio.slots.values())
+    single = [studio.shown, form.api_key, form.negative, form.duration, form.audio, *spares]
+    singles = [form.duration.change, form.audio.change, form.api_key.blur, page.load,
+               studio.shown.change, *(spare.change for spare in spares)]  # fmt: skip
+    gr.on(singles, handlers.form_price, single, form.price, trigger_mode="always_last",
+          **QUIET)  # fmt: skip
     # One event for every trigger, so that ``always_last`` holds across them: with one
     # event per trigger, an upload's answer (read before the prompts were typed) could
     # land after the prompts' and leave the batch unpriced.
@@ -64,6 +67,22 @@ class PriceEvents(PageBase):
         """The line beside Generate: the price of what is about to be sent (``fields``: the
         form's, ``form.with_price``), and the balance."""
         return self._price_words(fields, 1, api_key)
+
+    def form_price(self, model: str, api_key: str, *values: Any) -> str:
+        """The line beside Generate for the model whose form is shown (``model``;
+        ``values``: the form's negative prompt, length and audio switch, then its spare
+        fields in ``SLOTS``' order): ours by its length and audio switch (``price_view``),
+        another model by every field its price reads."""
+        shown = self.plan_of(model)
+        negative, length, sound, *spares = values
+        if shown.model == KLING.model:
+            return self.price_view({"duration": length, "generate_audio": sound}, api_key)
+        try:  # the prompt is not priced: any will do
+            asked = studio_request(shown, (None, "-", negative, length, sound), spares,
+                                   needs_image=False)  # fmt: skip
+        except errors.InputError as exc:
+            return f"Price: {exc.user_message}"
+        return self._price_words(asked, 1, api_key)
 
     def batch_price(
         self, images: Any, prompts: str, takes: int, fields: Fields, api_key: str = ""

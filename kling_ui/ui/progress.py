@@ -35,7 +35,7 @@ from ..states import Reason
 from .base import JOB, OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .card import EMPTY
 from .fields import Fields, takes_fields
-from .form import Asked, form_request, made, with_request
+from .form import Asked, form_request, made, studio_inputs, with_request
 from .gallery import follow_pick
 from .parts import LocalMP4Video
 from .watching import Step, Watching, _error_step, _text_step
@@ -168,10 +168,13 @@ def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any)
     after ``start`` (the controls off, the press counted)."""
     form, job, videos, owner = page.form, page.job, page.videos, page.owner.session
     inputs = [form.image, form.prompt, form.negative, form.duration, form.audio, form.api_key,
-              page.fit, owner, form.parent, press]  # fmt: skip
+              page.fit, owner, form.parent, press, *studio_inputs(form)]  # fmt: skip
     form.generate.click(None, None, None, js=FOCUS_CARD_JS, **QUIET)
     gen_event = form.generate.click(*start, queue=False, **QUIET).then(
-        with_request(handlers.generate_page), inputs, job.outputs, **JOB
+        with_request(handlers.generate_page, studio=handlers.plan_of),
+        inputs,
+        job.outputs,
+        **JOB,
     )
     resume_event = (
         videos.resume.click(*start, queue=False, **QUIET)
@@ -219,15 +222,17 @@ class JobEvents(Watching):
         owner_token: str = "",
         parent_id: str = "",
         press: int = 0,
+        end_image: str | None = None,
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple]:
         """Turn an image into a video. Streams (generation id, status text, video, card).
         ``asked``: the form's request (``form.with_request``), or why its fields make none,
         said in its turn (``_run``). ``parent_id``: the job this one continues (Continue),
-        whose chain it ends. ``press``: the tab's number for this watch (``_tab_watch``)."""
+        whose chain it ends. ``press``: the tab's number for this watch (``_tab_watch``).
+        ``end_image``: the last frame, for a model that takes one."""
         steps = self.generate_steps(
             image, partial(made, asked), api_key, fit, owner_token, parent_id, request,
-            page=True, press=press,
+            page=True, press=press, end_image=end_image or None,
         )  # fmt: skip
         for step in steps:
             yield step[:4]

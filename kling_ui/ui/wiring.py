@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from ..states import GOOD_PHASES, RUNNING_PHASES
-from . import agents, batch, chain, copy_code, form, gallery, prices, progress
+from . import agents, batch, chain, copy_code, form, gallery, prices, progress, studio
 from .base import QUIET
 from .batch import BatchPanel
 from .form import Form
@@ -61,6 +61,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     restored = gallery.listen(handlers, page)
     progress.ready(restored, page)
     form.listen(handlers, page.form)
+    studio.listen(handlers, page.form, page.blocks)
     chain.listen(handlers, page)
     copy_code.listen(handlers, page)
     batch.listen(handlers, page, restored)
