@@ -212,7 +212,7 @@ class Estimate:
     """What ``count`` videos of ``duration`` seconds, with or without audio, will cost."""
 
     duration: int
-    generate_audio: bool
+    generate_audio: bool | None  # None: the model has no audio switch
     count: int
     usd: float | None  # the total; None when the price is not known in advance
     usd_each: float | None
@@ -224,10 +224,13 @@ class Estimate:
 
     def words(self) -> str:
         """The page's words: "10 s with audio: $1.40; batch of 12: $16.80"."""
-        length = f"{self.duration} s" if self.duration else "The model's default length"
-        what = f"{length} {'with' if self.generate_audio else 'without'} audio"
+        what = f"{self.duration} s" if self.duration else "The model's default length"
+        if self.generate_audio is not None:
+            what += f" {'with' if self.generate_audio else 'without'} audio"
         if self.usd is None or self.usd_each is None:
             text = f"{what}: price not known in advance"
+            if self.count > 1:
+                text += f" (a batch of {self.count})"
         else:
             text = f"{what}: {dollars(self.usd_each)}"
             if self.count > 1:
@@ -505,7 +508,9 @@ def quote(
     duration = seconds(options.get("duration"))
     return Estimate(
         duration=duration,
-        generate_audio=bool(options.get("generate_audio", False)),
+        generate_audio=None
+        if options.get("generate_audio") is None
+        else bool(options["generate_audio"]),
         count=count,
         usd=None if each is None else round(each * count, 6),
         usd_each=None if each is None else round(each, 6),

@@ -18,6 +18,7 @@ from browsing import (  # noqa: F401  (fixtures)
     screenshot,
     sim,
     status_lines,
+    tile,
 )
 from PIL import Image
 
@@ -112,6 +113,20 @@ def test_a_first_and_last_frame_job_sends_both_frames_and_plays(live, sim, page,
     assert body["image_url"].startswith("<image") and body["tail_image_url"].startswith("<image")
     assert body["seed"] == 42 and body["duration"] == 5
     screenshot(page, "model-start-end.png")
+
+    # Remix, in a clean form: the model, both frames and the seed come back.
+    page.reload()
+    expect(page.locator("#generate")).to_be_enabled()
+    tile(page, "The field turns to autumn").click()
+    status_lines(page, is_final)
+    page.wait_for_function("document.querySelector('#video video')?.readyState >= 1")
+    page.locator("#remix").click()
+    expect(page.locator("#gallery-note")).to_contain_text("Remixed: that job's model")
+    expect(page.locator("#model input")).to_have_value("Runway Gen-4 Turbo · image to video")
+    expect(page.locator("#model-number-0 input")).to_have_value("42")
+    expect(page.locator("#end-image img")).to_be_visible()
+    expect(page.locator("#image img")).to_be_visible()
+    expect(page.locator("#prompt textarea")).to_have_value("The field turns to autumn.")
 
 
 def test_a_text_to_video_model_needs_no_image(live, sim, page, photo):

@@ -17,7 +17,7 @@ import requests
 from apprunner import app_in_process
 from PIL import Image, ImageChops, ImageStat
 
-from kling_ui.config import Settings
+from kling_ui.config import MODEL, Settings
 from kling_ui.images import prepare_image
 from kling_ui.media import POSTER_LONG_SIDE, make_poster, poster_path
 from kling_ui.request import Request
@@ -255,6 +255,9 @@ def test_remix_gives_the_owner_the_jobs_image_and_settings(service, photo):
         "negative_prompt": "blur",
         "duration": 10,
         "generate_audio": False,
+        "last_frame": None,  # this model takes none
+        "model": MODEL,
+        "options": {"negative_prompt": "blur", "duration": 10, "generate_audio": False},
     }
     assert want["image"] is not None
     assert service.remix(job.job_id, "browser:a") == want

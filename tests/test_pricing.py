@@ -256,7 +256,7 @@ def test_a_variable_price_is_not_known_in_advance(simulator, book, clock):
         "variable",
         date_of(clock),
     )
-    assert estimate.words() == "10 s with audio: price not known in advance"
+    assert estimate.words() == "10 s with audio: price not known in advance (a batch of 12)"
     assert estimate.as_dict()["usd"] is None
 
 

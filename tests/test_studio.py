@@ -5,6 +5,7 @@ line says something; switching keeps what applies and nothing else."""
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 from jsonschema import Draft7Validator
 
@@ -26,9 +27,9 @@ OUT = ("shown", "image", "end_image", "end_note", "group", "note", *OWN, *SLOTS)
 @pytest.fixture(scope="module")
 def handlers(tmp_path_factory):
     saved = dict(SPECS)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("studio"))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("studio"), poll_interval=0.05)
     demo = DemoSimulator(settings.data_dir, (0.1, 0.2))
-    service = GenerationService(settings, demo=demo, start=False)
+    service = GenerationService(settings, demo=demo)
     assert service.demo_mode
     yield Handlers(service)
     service.close()
@@ -132,3 +133,81 @@ def test_the_prompt_counter_counts_against_the_shown_models_limit(handlers):
     assert handlers.count("abc") == "3 / 2500 characters"
     assert handlers.count("abc", "runway/gen4_turbo") == "3 / 1000 characters"
     assert handlers.count("x" * 1001, "runway/gen4_turbo").endswith("(over the limit)")
+
+
+def test_remix_puts_back_a_jobs_model_its_frames_and_every_field(handlers, photo, tmp_path):
+    from PIL import Image
+
+    from kling_ui.request import Request
+
+    runway = "runway/gen4_turbo"
+    handlers.service.offer()  # the bundled models, asked for by id from here
+    last = tmp_path / "last.jpg"
+    Image.new("RGB", (800, 600), (200, 60, 30)).save(last)
+    token = "r" * 32
+    owner = handlers.service.visitor(token, "")
+    asked = Request.make("A door opens.", model=runway, seed=42, duration=10)
+    *_, done = handlers.service.generate(photo, asked, owner=owner, end_image=str(last))
+    assert done.phase == "completed", done
+    out = dict(zip((*OUT, "picker", "prompt", "note"),
+                   handlers.remix_page(done.generation_id, token), strict=True))  # fmt: skip
+    assert out["shown"] == out["picker"] == runway and out["prompt"] == "A door opens."
+    assert out["image"]["value"] and out["end_image"]["value"]  # copies of both frames sent
+    assert Image.open(out["end_image"]["value"]).size == (800, 600)
+    assert out["end_image"]["visible"] is True
+    form = handlers.plan_of(runway)
+    assert out[form.slot_of("seed")]["value"] == 42 and out["duration"]["value"] == 10
+    assert out["note"].startswith("Remixed: that job's model (runway/gen4_turbo)")
+    # Someone else's browser gets nothing of it.
+    refused = handlers.remix_page(done.generation_id, "s" * 32)
+    assert refused[-1].startswith("Pick") and refused[0] == gr.skip()
+
+
+def test_a_video_goes_on_with_any_model_that_starts_from_an_image(handlers, photo):
+    from kling_ui import errors
+    from kling_ui.request import Request
+
+    service = handlers.service
+    service.offer()
+    owner = service.visitor("c" * 32, "")
+    *_, first = service.generate(photo, Request.make("The door."), owner=owner)
+    start = service.continue_from(first.generation_id, owner)
+    asked = Request.make("It opens.", model="runway/gen4_turbo")
+    *_, second = service.generate(str(start.frame), asked, owner=owner,
+                                  parent_id=start.parent.job_id)  # fmt: skip
+    assert second.phase == "completed", second
+    assert service.entry(second.job_id).request.model == "runway/gen4_turbo"
+    assert service.entry(second.job_id).parent_id == first.job_id
+    text_only = Request.make("And then.", model="klingai/video-v2-6-pro-text-to-video")
+    with pytest.raises(errors.InputError, match="makes video from text only"):
+        next(service.generate(None, text_only, owner=owner, parent_id=second.job_id))
+
+
+def test_a_batch_takes_the_shown_model_and_its_fields(handlers, photo):
+    service = handlers.service
+    service.offer()
+    token = "b" * 32
+    runway = "runway/gen4_turbo"
+    values = shown_values(switched(handlers, runway))
+    values[handlers.plan_of(runway).slot_of("seed")] = 9
+    given = [values.get(slot) for slot in (*OWN, *SLOTS)]
+    made = handlers.batch_page(None, [photo], "One.\nTwo.", 2, "", token, "reject", runway,
+                               *given)  # fmt: skip
+    assert len(made["items"]) == 4, made
+    for item in made["items"]:
+        job = service.entry(item["job_id"])
+        assert job.request.model == runway and job.request.options["seed"] == 9
+    price = handlers.batch_form_price([photo], "One.\nTwo.", 2, runway, "", *given)
+    assert price.startswith("**Price:** 5 s: price not known in advance (a batch of 4)"), price
+    # A model that makes video from text: prompt lines x takes, no images.
+    text = "klingai/video-v2-6-pro-text-to-video"
+    given = [shown_values(switched(handlers, text)).get(s) for s in (*OWN, *SLOTS)]
+    made = handlers.batch_page(None, [], "Rain.\nSnow.", 1, "", token, "reject", text, *given)
+    assert len(made["items"]) == 2, made
+    refused = handlers.batch_page(None, [photo], "Rain.", 1, "", token, "reject", text, *given)
+    assert refused["items"] == [] and "text only" in refused["error"]
+    # A model that needs a last frame for each video is refused in words, nothing queued.
+    veo = "google/veo-3.1-first-last-image-to-video"
+    given = [shown_values(switched(handlers, veo)).get(s) for s in (*OWN, *SLOTS)]
+    refused = handlers.batch_page(None, [photo], "Door.", 1, "", token, "reject", veo, *given)
+    assert refused["items"] == [] and "last frame" in refused["error"]

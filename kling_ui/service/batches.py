@@ -104,28 +104,44 @@ class Batches:
         api_key: str | None = None,
         fit: str = "reject",
         owner: str = "",
+        model: str = KLING.model,
     ) -> dict[str, Any]:
         """Check every item (each image, each prompt line with the ``fields`` the lines
-        share: negative prompt, duration, audio), then queue images x prompts x takes with
-        the runner. One bad item refuses the whole batch, named; nothing is sent."""
+        share: ours, negative prompt, duration, audio; ``model``'s own), then queue images x
+        prompts x takes with the runner (prompts x takes for a model that makes video from
+        text, which takes no images). One bad item refuses the whole batch, named; nothing
+        is sent. A model that needs a last frame can't be batched (one last frame each)."""
+        spec = spec_of(model)
         paths = [str(p) for p in (images or []) if p]
-        if not paths:
+        if "last_frame" in spec.needs():
+            raise errors.InputError(
+                f"{spec.model} needs a last frame for each video: make them one at a time."
+            )
+        if "image" in spec.roles and not paths:
             raise errors.InputError("Add at least one image to the batch.")
+        if "image" not in spec.roles and paths:
+            raise errors.InputError(
+                f"{spec.model} makes video from text only: remove the batch's images, or "
+                "pick a model that starts from one."
+            )
         lines = [line.strip() for line in (prompts or "").splitlines() if line.strip()]
         if not lines:
             raise errors.InputError("Write at least one prompt: one prompt per line.")
         count = _check_takes(takes)
-        _check_size(len(paths) * len(lines) * count)
-        requests = [_line_request(i, line, fields or {}) for i, line in enumerate(lines, 1)]
+        _check_size(max(1, len(paths)) * len(lines) * count)
+        requests = [
+            _line_request(i, line, fields or {}, spec.model) for i, line in enumerate(lines, 1)
+        ]
         backend = self.access.backend_for(api_key)
-        self.limits.check_room(owner, len(paths) * len(lines) * count)
+        self.limits.check_room(owner, max(1, len(paths)) * len(lines) * count)
         uris = [_prepared_item(i, path, fit, owner) for i, path in enumerate(paths, 1)]
         planned = [
-            Planned(line.with_image(uri), {"image": n, "prompt": line.prompt, "take": take})
-            for n, uri in enumerate(uris, 1)
+            Planned(line.with_image(uri) if uri else line,
+                    {"image": n, "prompt": line.prompt, "take": take})
+            for n, uri in enumerate(uris or [""], 1)
             for line in requests
             for take in range(1, count + 1)
-        ]
+        ]  # fmt: skip
         return self.queue_many(planned, backend, owner=owner)
 
     def queue_many(
@@ -212,11 +228,21 @@ def _batch_words(quotes: list[Estimate], usd: float | None) -> str:
     return f"{len(quotes)} videos of mixed lengths: {dollars(usd)}"
 
 
-def check_frames(request: Request, image: object, end_image: object = None) -> None:
+def check_frames(
+    request: Request, image: object, end_image: object = None, *, continuing: bool = False
+) -> None:
     """The images given are the ones the request's model takes: the start frame where it
     needs one (named before the request's own fields are looked at), none for a model that
-    makes video from text, a last frame only where it takes one and where it needs one."""
+    makes video from text, a last frame only where it takes one and where it needs one.
+    ``continuing``: a video goes on from its last frame, which only a model that starts
+    from an image can do."""
     spec = spec_of(request.model) if isinstance(request, Request) else KLING
+    if continuing and "image" not in spec.roles:
+        raise errors.InputError(
+            f"{spec.model} makes video from text only, so it can't go on from a video's "
+            "last frame: pick a model that starts from an image, or press Start a new "
+            "video instead."
+        )
     given = not (image is None or (isinstance(image, str) and not image.strip()))
     if "image" in spec.needs() and not given:
         raise errors.InputError(NO_IMAGE)
@@ -257,9 +283,9 @@ def _check_takes(takes: object) -> int:
     return count
 
 
-def _line_request(n: int, line: str, fields: Mapping[str, object]) -> Request:
+def _line_request(n: int, line: str, fields: Mapping[str, object], model: str) -> Request:
     try:
-        return Request.make(line, **fields)  # type: ignore[arg-type]
+        return Request.make(line, model=model, **fields)  # type: ignore[arg-type]
     except errors.InputError as exc:
         raise errors.InputError(f"Prompt line {n}: {exc.base_message}") from None
 

@@ -88,6 +88,7 @@ class GenerationService(LibraryMethods):
         self.limits = Limits(settings, self.ledger, clock=clock)
         self.prices = Prices(settings, self.access, clock=clock, monotonic=monotonic)
         self.models = Models(settings, self.ledger, self.access, clock=clock)
+        self.prices.other_models = self.models.estimate
         self.library = Library(
             settings, self.ledger, self.runner, self.chains, clock=clock, monotonic=monotonic
         )
@@ -157,7 +158,7 @@ class GenerationService(LibraryMethods):
         Raises ``KlingUIError`` before anything is written or sent (bad input, no key); once
         the job is the runner's, everything, a refused create included, comes as ``Progress``.
         """
-        check_frames(request, image, end_image)
+        check_frames(request, image, end_image, continuing=bool(parent_id))
         check_request(request)
         parent = self._parent(parent_id, owner, api_key)
         backend = backend or self.access.backend_for(api_key)
@@ -182,6 +183,9 @@ class GenerationService(LibraryMethods):
             )  # fmt: skip
         if prepared is not None:
             self.library.keep_input(prepared.data_uri, [job.job_id], jpeg=prepared.jpeg)
+        if last is not None:
+            self.library.keep_input(last.data_uri, [job.job_id], jpeg=last.jpeg,
+                                    role="last_frame")  # fmt: skip
         note = f" ({prepared.adjusted})" if prepared and prepared.adjusted else ""
         del prepared, last, framed  # MBs: the runner's and the disk's now, not held while watched
         yield from self.views.follow(job.job_id, submitted_note=note)
@@ -255,21 +259,6 @@ class GenerationService(LibraryMethods):
         if job is None or not self.access.may_open(job, owner, api_key):
             raise errors.NotFoundError("No job with that id was started or resumed here.")
         return self.views.status(job)
-
-    def remix(self, any_id: str, owner: str) -> dict[str, Any] | None:
-        """What a new job like this one starts from: its image (a path, or None when not
-        kept) and its settings. None for an id not known here, or a job ``owner`` may not
-        see (the history's rule, ``visible``)."""
-        job = self.access.entry(any_id, owner) if isinstance(any_id, str) else None
-        if job is None or not self.access.visible(job, owner):
-            return None
-        return {
-            "image": self.library.input_image(job),
-            "prompt": job.prompt,
-            "negative_prompt": job.negative_prompt,
-            "duration": job.duration,
-            "generate_audio": job.generate_audio,
-        }
 
     # --- the ledger and the runner, read for the page and the CLI ----------------------------
 
@@ -376,9 +365,17 @@ class GenerationService(LibraryMethods):
         self, images: list[str] | None, prompts: str, *,
         fields: Mapping[str, object] | None = None, takes: object = 1,
         api_key: str | None = None, fit: str = "reject", owner: str = "",
+        model: str = KLING.model,
     ) -> dict[str, Any]:  # fmt: skip
         return self.batches.batch(
-            images, prompts, fields=fields, takes=takes, api_key=api_key, fit=fit, owner=owner
+            images,
+            prompts,
+            fields=fields,
+            takes=takes,
+            api_key=api_key,
+            fit=fit,
+            owner=owner,
+            model=model,
         )
 
     def queue_many(

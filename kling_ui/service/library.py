@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..chains import Chains, ChainView, Continuation, chain_path
 from ..config import Settings
@@ -34,6 +35,9 @@ from ..files import write_atomic
 from ..history import Job, Ledger
 from ..media import make_poster, poster_path
 from ..runner import Runner
+
+if TYPE_CHECKING:
+    from .access import Access
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ class Library:
                 poster_path(Path(job.video_path)).unlink(missing_ok=True)
                 chain_path(Path(job.video_path)).unlink(missing_ok=True)
             self._input_path(job.job_id).unlink(missing_ok=True)
+            self._input_path(job.job_id, "last_frame").unlink(missing_ok=True)
             (self.chains.frames / f"{job.job_id}-last.jpg").unlink(missing_ok=True)
             self.ledger.forget(job.job_id)
             gone += 1
@@ -200,33 +205,36 @@ class Library:
 
     # --- what a past job leaves: its image, its usual time ---------------------------------
 
-    def _input_path(self, job_id: str) -> Path:
-        return self.settings.data_dir / "inputs" / f"{job_id}.jpg"
+    def _input_path(self, job_id: str, role: str = "image") -> Path:
+        name = f"{job_id}.jpg" if role == "image" else f"{job_id}.{role}.jpg"
+        return self.settings.data_dir / "inputs" / name
 
-    def keep_input(self, data_uri: str, job_ids: list[str], *, jpeg: bytes = b"") -> None:
+    def keep_input(
+        self, data_uri: str, job_ids: list[str], *, jpeg: bytes = b"", role: str = "image"
+    ) -> None:
         """Keep the image these jobs were sent with (for Remix): the prepared JPEG, as sent
-        (``jpeg``: its bytes, when the caller has them; else read from the data URI).
+        (``jpeg``: its bytes, when the caller has them; else read from the data URI);
+        ``role``: which of the request's images (the start frame, or "last_frame").
         An https URL is the vendor's to fetch and isn't kept. The jobs of one batch image
         share one file's bytes (hard links) where the disk allows. Never fails the jobs."""
         if not job_ids or not data_uri.startswith(JPEG_DATA_URI):
             return
         try:
             data = jpeg or base64.b64decode(data_uri[len(JPEG_DATA_URI) :], validate=True)
-            folder = self._input_path(job_ids[0]).parent
-            private_folder(folder)
-            first = self._input_path(job_ids[0])
+            first = self._input_path(job_ids[0], role)
+            private_folder(first.parent)
             write_atomic(first, data)
             for job_id in job_ids[1:]:
                 try:
-                    os.link(first, self._input_path(job_id))
+                    os.link(first, self._input_path(job_id, role))
                 except OSError:  # no hard links here (some shared volumes): a copy
-                    write_atomic(self._input_path(job_id), data)
+                    write_atomic(self._input_path(job_id, role), data)
         except (OSError, binascii.Error) as exc:
             log.warning("could not keep the image of %s: %s", job_ids[0], type(exc).__name__)
 
-    def input_image(self, job: Job) -> Path | None:
-        """The image a job was sent with (the prepared JPEG), when it is kept here."""
-        path = self._input_path(job.job_id)
+    def input_image(self, job: Job, role: str = "image") -> Path | None:
+        """The image a job was sent with as ``role`` (the prepared JPEG), when kept here."""
+        path = self._input_path(job.job_id, role)
         return path if path.is_file() else None
 
     def typical_seconds(self, backend_name: str, duration: int) -> float | None:
@@ -267,6 +275,26 @@ class LibraryMethods:
     that callers never reach into ``library``)."""
 
     library: Library
+    access: Access
+
+    def remix(self, any_id: str, owner: str) -> dict[str, Any] | None:
+        """What a new job like this one starts from: its images (paths, or None when not
+        kept: the start frame, and the last frame for a model that takes one), its model
+        and every field it was sent with (``options``; ours also one by one). None for an
+        id not known here, or a job ``owner`` may not see (the history's rule, ``visible``)."""
+        job = self.access.entry(any_id, owner) if isinstance(any_id, str) else None
+        if job is None or not self.access.visible(job, owner):
+            return None
+        return {
+            "image": self.library.input_image(job),
+            "last_frame": self.library.input_image(job, "last_frame"),
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt,
+            "duration": job.duration,
+            "generate_audio": job.generate_audio,
+            "model": job.request.model,
+            "options": dict(job.request.options),
+        }
 
     @property
     def scratch(self) -> list[tuple[Path, tuple[str, ...]]]:

@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 from .. import errors
-from ..config import Settings
+from ..config import MODEL, Settings
 from ..history import Ledger
 from ..pricing import Estimate, Fields, PriceBook
+from ..request import Request
 from ..runner import Backend
 from .access import DEMO, Access, place_of
 
@@ -191,6 +192,9 @@ class Prices:
         self._monotonic = monotonic
         self._books: dict[str, PriceBook] = {}  # API address -> its price book
         self._balances: dict[str, tuple[float, float | None]] = {}  # key_ref -> (when, USD)
+        # Another model's price (the catalogue's pricing: ``Models.estimate``), set by the
+        # service; our model's is its price book's.
+        self.other_models: Callable[[Request, object], Estimate] | None = None
 
     def book(self, backend: Backend | None = None) -> PriceBook:
         """The price book of a backend's API (default: where a keyless request goes)."""
@@ -238,7 +242,11 @@ class Prices:
         has resolved it already; it is resolved once here otherwise."""
         try:
             backend = backend or self.access.backend_for(api_key)
-            price = self.book(backend).estimate(request_or_fields, count).usd
+            other = isinstance(request_or_fields, Request) and request_or_fields.model != MODEL
+            if other and self.other_models is not None:
+                price = self.other_models(request_or_fields, count).usd  # type: ignore[arg-type]
+            else:
+                price = self.book(backend).estimate(request_or_fields, count).usd
         except errors.KlingUIError:
             return None
         if backend.name == DEMO or not price:

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import errors
-from ..request import KLING
+from ..request import KLING, Request, spec_of
 from ..service import MAX_BATCH
 from ..states import PHASE_OF_STATE
 from .base import OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .fields import Fields, priced_part, takes_fields
 from .gallery import GalleryEvents
+from .studio import SLOTS, options_from
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -112,13 +113,23 @@ def listen(handlers: Handlers, page: Page, restored: Any) -> None:
                     owner.session]  # fmt: skip
     # With --mcp, /batch stays the page's own: a list of files can't be an MCP tool in
     # Gradio 6.31 (its schema is broken); agents have ``submit``.
-    api = PRIVATE if handlers.service.settings.mcp else {"api_name": "batch"}
+    # /batch for programs: our model, with the fields it always had (a hidden trigger).
+    if not handlers.service.settings.mcp:
+        gr.Button(visible=False, elem_id="api-batch").click(
+            handlers.batch,
+            inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
+                    batch.takes, form.api_key, owner.session, page.fit],
+            outputs=[batch.result], api_name="batch",
+        )  # fmt: skip
+    # The page's: the model whose form is shown, with its fields.
+    studio = form.studio
+    shown = [studio.shown, form.negative, form.duration, form.audio, *studio.slots.values()]
     batch.queue.click(
-        handlers.batch,
-        inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
-                batch.takes, form.api_key, owner.session, page.fit],
+        handlers.batch_page,
+        inputs=[batch.images, batch.prompts, batch.takes, form.api_key, owner.session,
+                page.fit, *shown],
         outputs=[batch.result],
-        **api,
+        **PRIVATE,
     ).then(handlers.keep_batch, batch.result, batch.kept, **QUIET).then(
         handlers.batch_view, [batch.result, owner.session], views, **QUIET
     ).then(handlers.batch_history, into_history, gallery, **QUIET)  # fmt: skip
@@ -162,19 +173,29 @@ class BatchEvents(GalleryEvents):
         Every item is checked first: one bad item refuses the whole batch, named. ``fit``
         is the form's Image fit (More settings): a batch image too wide or too tall is
         cropped or padded by it, else refused with words that name that setting."""
+        return self._queue(images, prompts, fields, takes, api_key, owner_token, fit, request)
+
+    def _queue(
+        self, images: list[str] | None, prompts: str, fields: Fields, takes: int, api_key: str,
+        owner_token: str, fit: str, request: gr.Request | None, *, model: str = KLING.model,
+    ) -> dict:  # fmt: skip
+        """``batch`` for ``model`` (its ``fields``: ours, or another model's own)."""
         visitor = self._visitor(owner_token, request)
         fit = fit if fit in ("crop", "pad") else "reject"
         try:
-            count = _batch_count(images, prompts, takes)
-            low = count and self._unconfirmed_low_balance(
-                visitor, api_key, priced_part(KLING, fields), count
-            )
+            takes_images = "image" in spec_of(model).roles
+            count = _batch_count(images, prompts, takes, needs_images=takes_images)
+            if model == KLING.model:
+                priced: Any = priced_part(KLING, fields)
+            else:  # one line's request prices each (the prompt is not priced)
+                priced = Request.make("-", model=model, **fields)
+            low = count and self._unconfirmed_low_balance(visitor, api_key, priced, count)
             if low:
                 again = PRESS_AGAIN.replace("Generate", "Queue the batch")
                 return {"error": f"{low} {again}", "items": []}
             return self.service.batch(
                 images, prompts, takes=takes, api_key=api_key, fit=fit, owner=visitor,
-                fields=fields,
+                fields=fields, model=model,
             )  # fmt: skip
         except errors.RatioOutOfRange as exc:
             return {"error": f"{exc.facts} {BATCH_FIT}", "items": []}
@@ -183,6 +204,34 @@ class BatchEvents(GalleryEvents):
         except Exception:
             log.exception("batch failed unexpectedly")
             return {"error": OUR_FAULT, "items": []}
+
+    def batch_page(
+        self,
+        request: gr.Request,
+        images: list[str] | None,
+        prompts: str,
+        takes: int,
+        api_key: str,
+        owner_token: str,
+        fit: str,
+        model: str,
+        *values: Any,
+    ) -> dict:
+        """The page's batch: ``batch`` for the model whose form is shown (``model``;
+        ``values``: the form's negative prompt, length and audio switch, then its spare
+        fields), each line with that model's fields. (Gradio's request first: Gradio hands
+        it only to a leading parameter when the rest are a ``*values``.)"""
+        shown = self.plan_of(model)  # type: ignore[attr-defined]
+        negative, length, sound, *spares = values
+        if shown.model == KLING.model:
+            fields = {"negative_prompt": negative, "duration": length, "generate_audio": sound}
+            return self.batch(images, prompts, fields, takes, api_key, owner_token, fit,
+                              request=request)  # fmt: skip
+        by_slot = {"negative": negative, "duration": length, "audio": sound,
+                   **dict(zip(SLOTS, spares, strict=True))}  # fmt: skip
+        options = options_from(shown, by_slot)
+        return self._queue(images, prompts, options, takes, api_key, owner_token, fit,
+                           request, model=shown.model)  # fmt: skip
 
     def batch_view(
         self,
@@ -294,11 +343,13 @@ def _batch_items(result: dict) -> list[dict]:
     return [i for i in items[:MAX_BATCH] if isinstance(i, dict)] if isinstance(items, list) else []
 
 
-def _batch_count(images: Any, prompts: Any, takes: Any) -> int:
-    """How many videos a batch as it stands makes: images x prompt lines x takes (0 if the
-    takes can't be read; the batch's own check says why)."""
+def _batch_count(images: Any, prompts: Any, takes: Any, *, needs_images: bool = True) -> int:
+    """How many videos a batch as it stands makes: images x prompt lines x takes (prompt
+    lines x takes where the model takes no image: ``needs_images``; 0 if the takes can't be
+    read; the batch's own check says why)."""
     lines = [line for line in str(prompts or "").splitlines() if line.strip()]
+    pictures = len([i for i in (images or []) if i]) if needs_images else 1
     try:
-        return len([i for i in (images or []) if i]) * len(lines) * int(takes or 1)
+        return pictures * len(lines) * int(takes or 1)
     except (TypeError, ValueError):
         return 0

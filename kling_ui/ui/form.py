@@ -5,14 +5,14 @@ says what it holds. With the banners above it and the examples below.
 Also the form's own events (``FormEvents``: the image checked and fitted as it arrives, the
 prompt's counter) and their wiring (``listen``), and ``form_request``: the one place the
 page turns the form's fields into the request value (``Request``) that is then passed whole.
-The page's other events on the form's fields (Generate, copy as code, the prices) are
-wired through ``with_request`` and ``with_price``, which make those fields one value, once,
-so their handlers take the request (or a price's fields) whole; the documented API
+The page's other events on the form's fields (Generate, copy as code) are wired through
+``with_request``, which makes those fields one value, once, so their handlers take the
+request whole (the model whose form is shown, ``studio``, included); the documented API
 endpoints and the agents' tools take the model's fields as one mapping (``fields``'
 ``takes_fields``) and call ``form_request`` with it. ``form_request`` is the one function
 that still names the model's fields one by one (the form's own inputs, in their order).
 
-Imports ``base``, ``fields`` (which fields a price reads), ``parts``, ``images``
+Imports ``base``, ``parts``, ``studio`` (a model's form), ``images``
 (``prepare_image``), ``request``, ``rules``, ``files`` and the service (its type).
 """
 
@@ -38,7 +38,6 @@ from ..request import KLING, Request, spec_of
 from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import GenerationService
 from .base import FITTED, PRIVATE, QUIET, PageBase
-from .fields import fields_of
 from .parts import ChoiceOfNumbers, UploadedImage
 from .studio import SLOTS, Plan, StudioPanel, end_frame, options_from, picker, settings_group
 
@@ -476,8 +475,6 @@ def read_options(options: Any) -> dict[str, Any]:
 # What the form's fields asked for: the request, or the InputError that says why they make
 # none (said by the handler, where its other refusals are, in their order).
 Asked = Request | errors.InputError
-# The form's fields a price reads, in the order the page's events list them (the spec's).
-PRICE_FIELDS = tuple(f.name for f in fields_of(KLING, priced=True))
 REQUEST_FIELDS = 5  # image, prompt, negative prompt, duration, audio: ``form_request``'s
 
 
@@ -547,18 +544,6 @@ def studio_request(
     options = options_from(shown, values)
     return form_request(image, prompt, "", 5, True, needs_image=needs_image, model=shown.model,
                         options=options)  # fmt: skip
-
-
-def with_price(handler: Callable[..., Any], *, at: int = 0) -> Callable[..., Any]:
-    """``handler`` as a page event whose inputs hold the form's duration and audio from
-    ``at`` on: they reach it as one mapping, the fields a price reads (``PRICE_FIELDS``:
-    checked by the price book, which words a wrong one), between the event's others."""
-
-    def values(inputs: tuple) -> tuple:
-        fields = dict(zip(PRICE_FIELDS, inputs[at : at + len(PRICE_FIELDS)], strict=True))
-        return (*inputs[:at], fields, *inputs[at + len(PRICE_FIELDS) :])
-
-    return _event(handler, values)
 
 
 def _event(handler: Callable[..., Any], values: Callable[[tuple], tuple]) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ..request import KLING, SPECS
 from ..service import DEMO, GenerationService
 from ..states import PHASE_OF_STATE
 from .base import (
@@ -37,6 +38,7 @@ from .base import (
 )
 from .callers import signed_in
 from .form import code_box, copy_buttons
+from .studio import form_outputs
 from .words import history_cost, local_time
 
 if TYPE_CHECKING:
@@ -222,9 +224,9 @@ def listen(handlers: Handlers, page: Page) -> Any:
     forgot.then(None, [forgotten], None, js=FORGET_IDS_JS, **QUIET)
     form = page.form
     videos.remix.click(
-        handlers.remix,
+        handlers.remix_page,
         [videos.picked, owner.session],
-        [form.image, form.prompt, form.negative, form.duration, form.audio, videos.note],
+        [*form_outputs(form), form.studio.picker, form.prompt, videos.note],
         **QUIET,
     ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **QUIET).then(
         handlers.stop_continuing, None, [form.parent, form.continuing, form.uncontinue], **QUIET
@@ -416,26 +418,39 @@ class GalleryEvents(PageBase):
 
     def remix(self, gid: str | None, owner_token: str = "") -> tuple:
         """A past job's image, prompt, negative prompt, duration and audio, back in the form
-        (and a line that says what happened). The image is the one that was sent."""
+        (and a line that says what happened). The image is the one that was sent. (The
+        page's Remix is ``remix_page``, which also puts back its model and every field.)"""
+        kept, note, image, _ = self.remixed(gid, owner_token)
+        if kept is None:
+            return (gr.skip(),) * 5 + (note,)
+        return (
+            image, kept["prompt"], kept["negative_prompt"], kept["duration"],
+            kept["generate_audio"], note,
+        )  # fmt: skip
+
+    def remixed(self, gid: str | None, owner_token: str = "") -> tuple:
+        """A past job as Remix puts it back: (what the service keeps of it, or None; the
+        line that says what happened; copies of its image and its last frame for the form,
+        or None where not kept)."""
         visitor = self.service.visitor(owner_token, None)
         kept = self.service.remix(gid or "", visitor) if gid else None
         if kept is None:
-            note = "Pick one of your videos in the gallery first, then press Remix."
-            return (gr.skip(),) * 5 + (note,)
-        image = kept.get("image")
-        if image is not None:
-            image = _upload_copy(image, "remix.jpg")
-            note = (
-                "Remixed: that job's image, prompt, length, audio and negative prompt (under "
-                "More settings) are in the form. Change what you like, then Generate."
-            )
+            pick = "Pick one of your videos in the gallery first, then press Remix."
+            return None, pick, None, None
+        image, last = kept.get("image"), kept.get("last_frame")
+        image = _upload_copy(image, "remix.jpg") if image is not None else None
+        last = _upload_copy(last, "remix-last.jpg") if last is not None else None
+        ours = kept.get("model", KLING.model) == KLING.model
+        if image is not None or "image" not in SPECS.get(kept.get("model", ""), KLING).roles:
+            what = "image, prompt, length, audio and negative prompt (under More settings)"
+            if not ours:
+                what = f"model ({kept['model']}), images, prompt and every setting it was sent with"
+            note = f"Remixed: that job's {what} are in the form. Change what you like, then "
+            note += "Generate."
         else:
             note = (
                 "Remixed the prompt and settings (the negative prompt is under More settings); "
                 "that job's image was not kept (made before images were kept, or cleared), so "
                 "add an image."
             )
-        return (
-            image, kept["prompt"], kept["negative_prompt"], kept["duration"],
-            kept["generate_audio"], note,
-        )  # fmt: skip
+        return kept, note, image, last

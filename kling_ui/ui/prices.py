@@ -1,11 +1,12 @@
 """The price beside Generate and the batch's, and ``/estimate``: their events
 (``PriceEvents``) and wiring (``listen``). The Markdown they write to is laid out by the
-form and the batch. The page's prices take the form's fields a price reads as one mapping
-(``form.with_price`` makes it); so does ``/estimate``, published with them as its
-parameters (``fields.takes_fields``: the API's schema is read from them).
+form and the batch. The page's prices are for the model whose form is shown: ours by the
+fields a price reads, as one mapping (so does ``/estimate``, published with them as its
+parameters: ``fields.takes_fields``), another model by the request its form makes
+(``form.studio_request``).
 
-Imports ``base``, ``batch`` (its count), ``fields``, ``form`` (``Form``, ``with_price``),
-``pricing`` and ``request`` (the spec).
+Imports ``base``, ``batch`` (its count), ``fields``, ``form`` (``Form``,
+``studio_request``), ``pricing`` and ``request`` (the spec).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..request import KLING
 from .base import QUIET, PageBase
 from .batch import BatchPanel, _batch_count
 from .fields import takes_fields
-from .form import Form, studio_request, with_price
+from .form import Form, studio_request
 
 if TYPE_CHECKING:
     from .handlers import Handlers
@@ -41,11 +42,12 @@ def listen(handlers: Handlers, page: gr.Blocks, form: Form, batch: BatchPanel) -
     # One event for every trigger, so that ``always_last`` holds across them: with one
     # event per trigger, an upload's answer (read before the prompts were typed) could
     # land after the prompts' and leave the batch unpriced.
-    many = [batch.images, batch.prompts, batch.takes, form.duration, form.audio, form.api_key]
+    many = [batch.images, batch.prompts, batch.takes, *single]
     triggers = [batch.images.change, batch.prompts.change, batch.takes.change,
-                form.duration.change, form.audio.change]  # fmt: skip
-    gr.on(triggers, with_price(handlers.batch_price, at=3), many, batch.price,
-          trigger_mode="always_last", **QUIET)  # fmt: skip
+                form.duration.change, form.audio.change, studio.shown.change,
+                *(spare.change for spare in spares)]  # fmt: skip
+    gr.on(triggers, handlers.batch_form_price, many, batch.price, trigger_mode="always_last",
+          **QUIET)  # fmt: skip
 
 
 class PriceEvents(PageBase):
@@ -65,8 +67,28 @@ class PriceEvents(PageBase):
 
     def price_view(self, fields: Fields, api_key: str = "") -> str:
         """The line beside Generate: the price of what is about to be sent (``fields``: the
-        form's, ``form.with_price``), and the balance."""
+        form's), and the balance."""
         return self._price_words(fields, 1, api_key)
+
+    def batch_form_price(
+        self, images: Any, prompts: str, takes: int, model: str, api_key: str, *values: Any
+    ) -> str:
+        """The batch's price as it stands, for the model whose form is shown (``model``,
+        ``values``: as ``form_price`` reads them)."""
+        shown = self.plan_of(model)
+        negative, length, sound, *spares = values
+        if shown.model == KLING.model:
+            fields = {"duration": length, "generate_audio": sound}
+            return self.batch_price(images, prompts, takes, fields, api_key)
+        count = _batch_count(images, prompts, takes, needs_images=bool(shown.first))
+        if not count:
+            return "Add images and prompts to see the batch's price."
+        try:
+            asked = studio_request(shown, (None, "-", negative, length, sound), spares,
+                                   needs_image=False)  # fmt: skip
+        except errors.InputError as exc:
+            return f"Price: {exc.user_message}"
+        return self._price_words(asked, count, api_key)
 
     def form_price(self, model: str, api_key: str, *values: Any) -> str:
         """The line beside Generate for the model whose form is shown (``model``;

@@ -224,14 +224,26 @@ def _label(field: str, entry: ModelEntry | None) -> str:
     return words
 
 
+# What ``form_outputs`` names, in its order (``StudioEvents.form_for``'s values).
+OUTPUTS = ("shown", "image", "end_image", "end_note", "group", "note", "negative", "duration",
+           "audio", *SLOTS)  # fmt: skip
+
+
+def form_outputs(form: Form) -> list[Any]:
+    """What a model's form sets (``StudioEvents.form_for``), in its order."""
+    studio = form.studio
+    return [studio.shown, form.image, studio.end_image, studio.end_note, studio.group,
+            studio.note, form.negative, form.duration, form.audio,
+            *(studio.slots[s] for s in SLOTS)]  # fmt: skip
+
+
 def listen(handlers: Handlers, form: Form, blocks: gr.Blocks) -> None:
     """The picker shows its model's form; the list is the live one once the page loads; a
     last frame is checked as it arrives."""
     studio = form.studio
     spares = [studio.slots[s] for s in SLOTS]
     own = [form.negative, form.duration, form.audio]
-    outputs = [studio.shown, form.image, studio.end_image, studio.end_note, studio.group,
-               studio.note, *own, *spares]  # fmt: skip
+    outputs = form_outputs(form)
     studio.picker.change(
         handlers.switch, [studio.picker, studio.shown, *own, *spares], outputs,
         trigger_mode="always_last", concurrency_limit=None, **QUIET,
@@ -268,12 +280,17 @@ class StudioEvents(PageBase):
         the last frame and its note, the settings group and its note, the form's own
         three fields, then every spare field."""
         before = self.plan_of(shown)
-        after = self.plan_of(model)
         by_slot = dict(zip(("negative", "duration", "audio", *SLOTS), values, strict=True))
         # The form's own fields keep what was typed in them while a model without them was
         # shown (hidden, not cleared); the spare fields are another model's.
         kept = {field: by_slot.get(slot) for field, (slot, _) in OWN.items()}
         kept.update({p.field: by_slot.get(p.slot) for p in before.places})
+        return self.form_for(model, kept)
+
+    def form_for(self, model: str, kept: Mapping[str, Any]) -> tuple[Any, ...]:
+        """``model``'s form, each field holding its value in ``kept`` (by field name) where
+        the model accepts it, else its default: ``switch``'s outputs (Remix's too)."""
+        after = self.plan_of(model)
         entry = self.service.offer().entry(after.model)
         spec = spec_of(after.model)
         defaults = {f.name: f.default for f in spec.fields}
@@ -297,6 +314,18 @@ class StudioEvents(PageBase):
             updates["negative"], updates["duration"], updates["audio"],
             *(updates[s] for s in SLOTS),
         )  # fmt: skip
+
+    def remix_page(self, gid: str | None, owner_token: str = "") -> tuple[Any, ...]:
+        """Remix on the page: a past job's model and its form (``form_outputs``) holding
+        every field it was sent with, its images, then the picker, the prompt and the
+        gallery's note (``GalleryEvents.remixed``)."""
+        kept, note, image, last = self.remixed(gid, owner_token)  # type: ignore[attr-defined]
+        if kept is None:
+            return (gr.skip(),) * (len(OUTPUTS) + 2) + (note,)
+        form = list(self.form_for(kept["model"], kept["options"]))
+        form[1] = {**form[1], "value": image}
+        form[2] = {**form[2], "value": last}
+        return (*form, form[0], kept["prompt"], note)
 
     def _note(self, shown: Plan) -> str:
         offer = self.service.offer()
