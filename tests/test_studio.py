@@ -191,7 +191,7 @@ def test_a_batch_takes_the_shown_model_and_its_fields(handlers, photo):
     values = shown_values(switched(handlers, runway))
     values[handlers.plan_of(runway).slot_of("seed")] = 9
     given = [values.get(slot) for slot in (*OWN, *SLOTS)]
-    made = handlers.batch_page(None, [photo], "One.\nTwo.", 2, "", token, "reject", runway,
+    made = handlers.batch_page([photo], "One.\nTwo.", 2, "", token, "reject", runway,
                                *given)  # fmt: skip
     assert len(made["items"]) == 4, made
     for item in made["items"]:
@@ -202,12 +202,12 @@ def test_a_batch_takes_the_shown_model_and_its_fields(handlers, photo):
     # A model that makes video from text: prompt lines x takes, no images.
     text = "klingai/video-v2-6-pro-text-to-video"
     given = [shown_values(switched(handlers, text)).get(s) for s in (*OWN, *SLOTS)]
-    made = handlers.batch_page(None, [], "Rain.\nSnow.", 1, "", token, "reject", text, *given)
+    made = handlers.batch_page([], "Rain.\nSnow.", 1, "", token, "reject", text, *given)
     assert len(made["items"]) == 2, made
-    refused = handlers.batch_page(None, [photo], "Rain.", 1, "", token, "reject", text, *given)
+    refused = handlers.batch_page([photo], "Rain.", 1, "", token, "reject", text, *given)
     assert refused["items"] == [] and "text only" in refused["error"]
     # A model that needs a last frame for each video is refused in words, nothing queued.
     veo = "google/veo-3.1-first-last-image-to-video"
     given = [shown_values(switched(handlers, veo)).get(s) for s in (*OWN, *SLOTS)]
-    refused = handlers.batch_page(None, [photo], "Door.", 1, "", token, "reject", veo, *given)
+    refused = handlers.batch_page([photo], "Door.", 1, "", token, "reject", veo, *given)
     assert refused["items"] == [] and "last frame" in refused["error"]

@@ -124,8 +124,13 @@ def listen(handlers: Handlers, page: Page, restored: Any) -> None:
     # The page's: the model whose form is shown, with its fields.
     studio = form.studio
     shown = [studio.shown, form.negative, form.duration, form.audio, *studio.slots.values()]
+
+    def batch_page(request: gr.Request, *inputs: Any) -> dict:
+        # Gradio hands its request to a leading parameter only, and the fields are many.
+        return handlers.batch_page(*inputs, request=request)
+
     batch.queue.click(
-        handlers.batch_page,
+        batch_page,
         inputs=[batch.images, batch.prompts, batch.takes, form.api_key, owner.session,
                 page.fit, *shown],
         outputs=[batch.result],
@@ -207,7 +212,6 @@ class BatchEvents(GalleryEvents):
 
     def batch_page(
         self,
-        request: gr.Request,
         images: list[str] | None,
         prompts: str,
         takes: int,
@@ -216,17 +220,17 @@ class BatchEvents(GalleryEvents):
         fit: str,
         model: str,
         *values: Any,
+        request: gr.Request | None = None,
     ) -> dict:
         """The page's batch: ``batch`` for the model whose form is shown (``model``;
         ``values``: the form's negative prompt, length and audio switch, then its spare
-        fields), each line with that model's fields. (Gradio's request first: Gradio hands
-        it only to a leading parameter when the rest are a ``*values``.)"""
+        fields), each line with that model's fields."""
         shown = self.plan_of(model)  # type: ignore[attr-defined]
         negative, length, sound, *spares = values
         if shown.model == KLING.model:
             fields = {"negative_prompt": negative, "duration": length, "generate_audio": sound}
-            return self.batch(images, prompts, fields, takes, api_key, owner_token, fit,
-                              request=request)  # fmt: skip
+            return self._queue(images, prompts, fields, takes, api_key, owner_token, fit,
+                               request)  # fmt: skip
         by_slot = {"negative": negative, "duration": length, "audio": sound,
                    **dict(zip(SLOTS, spares, strict=True))}  # fmt: skip
         options = options_from(shown, by_slot)
