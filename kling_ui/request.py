@@ -42,6 +42,29 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A rule between a model's fields and its images that its schema can't say (the
+    catalogue's overlay keeps them): with the image ``role`` given (``given``: True) or not
+    (False), ``field`` must be ``must_be`` (or must not be ``must_not_be``); ``words``
+    say why, for a person."""
+
+    role: str
+    given: bool
+    field: str
+    words: str
+    must_be: Any = None
+    must_not_be: Any = None
+
+    def broken(self, options: Mapping[str, Any], roles: set[str]) -> bool:
+        if (self.role in roles) != self.given or self.field not in options:
+            return False
+        value = options[self.field]
+        if self.must_be is not None and value != self.must_be:
+            return True
+        return self.must_not_be is not None and value == self.must_not_be
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What a model takes: its image roles and its other fields. ``image_fields`` names the
     body's field for each role, in order ("<role>_url" where left out: the end frame alone
@@ -55,6 +78,15 @@ class ModelSpec:
     image_fields: tuple[str, ...] = ()
     required_roles: tuple[str, ...] | None = None  # None: the first role (ours: "image")
     prompt_limit: int = rules.MAX_PROMPT_CHARS  # characters (the schema's maxLength, if any)
+    rules: tuple[Rule, ...] = ()  # between its fields and its images
+    same_aspect: bool = False  # its last frame must have its first frame's shape
+
+    def check_rules(self, options: Mapping[str, Any], roles: set[str]) -> None:
+        """``InputError`` naming the field, for the first rule ``options`` break with the
+        image ``roles`` given."""
+        for rule in self.rules:
+            if rule.broken(options, roles):
+                raise errors.InputError(f"{self.model}: {rule.field}: {rule.words}")
 
     def __post_init__(self) -> None:
         if len(self.image_fields) not in (0, len(self.roles)):

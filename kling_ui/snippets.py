@@ -7,14 +7,16 @@ never hold, and why:
 
 - the API key: it is read from ``$AIMLAPI_KEY`` when the code runs, like the base URL from
   ``$AIMLAPI_BASE_URL`` (the app's own variables), so a pasted snippet leaks nothing;
-- the image's Base64: megabytes in a clipboard help no one, so the image is a file named at
-  the top, encoded when the code runs;
+- an image's Base64: megabytes in a clipboard help no one, so each image (the first frame,
+  and the last where the model takes one; none for a model that makes video from text) is
+  a file named at the top, encoded when the code runs;
 - a person's text unquoted: it is JSON-encoded, then shell-quoted (or written as a Python
   literal), so quotes, ``$HOME``, backticks, backslashes and newlines arrive byte for byte.
   Characters that don't print (bidi marks, zero-width joiners) are written as escapes, so
   what the code does is what it shows.
 
-Imports ``config``, ``request``, ``rules`` and ``errors`` only: no gradio, no Pillow, no HTTP.
+Ours keeps its header; another model's names it. Imports ``config``, ``request``, ``rules``
+and ``errors`` only: no gradio, no Pillow, no HTTP.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from . import errors
 from .config import CREATE_PATH, DEFAULT_BASE_URL
-from .request import Request
+from .request import KLING, Request, spec_of
 from .rules import NO_IMAGE
 
 # The types the page takes, by the name's ending: the data URI must say which it is.
@@ -39,8 +41,11 @@ MIME_TYPES = {
     ".gif": "image/gif",
     ".bmp": "image/bmp",
 }
-# What a job's image is called in its snippet: the page keeps the JPEG it sent.
+# What a job's images are called in its snippet: the page keeps the JPEGs it sent.
 JOB_IMAGE = "image.jpg"
+JOB_LAST_FRAME = "last-frame.jpg"
+# Each image role's variable in the code (its file), and its data URI's in Python.
+VARIABLES = {"image": ("IMAGE", "image_url"), "last_frame": ("LAST_FRAME", "last_frame_url")}
 # A job id is named in a comment only if it can't end the comment (no newline, no quote).
 _SAFE_ID = re.compile(r"[\w.:/-]{1,200}")
 # The address, from the same variable as the app's (its default when unset).
@@ -69,11 +74,42 @@ def mime_type(image_name: str) -> str:
     return kind
 
 
-def request_body(image_name: str, request: Request) -> dict[str, Any]:
-    """The create's body with every field checked; its ``image_url`` is the data URI's
-    start only (``data:image/png;base64,``), the rest is the file's when the code runs."""
-    mime = mime_type(image_name)
-    return request.with_image(f"data:{mime};base64,").body()
+def images_of(request: Request, image_name: str, last_name: str = "") -> dict[str, str]:
+    """The images the code sends, by role, with their files' names: those the request's
+    model takes and that are given (or that it needs: a missing one is said in words)."""
+    spec = spec_of(request.model)
+    given = {"image": image_name, "last_frame": last_name}
+    return {
+        role: given.get(role, "")
+        for role in spec.roles
+        if (given.get(role) or "").strip() or role in spec.needs()
+    }
+
+
+def request_body(image_name: str, request: Request, last_name: str = "") -> dict[str, Any]:
+    """The create's body with every field checked; each image's field (``image_url``, and
+    the model's last frame's) is the data URI's start only (``data:image/png;base64,``),
+    the rest is the file's when the code runs. A model that makes video from text: none."""
+    for role, name in images_of(request, image_name, last_name).items():
+        request = request.with_image(f"data:{mime_type(name)};base64,", role)
+    return request.body()
+
+
+def _header(request: Request, images: dict[str, str]) -> str:
+    """The first lines: ours as they always were; another model's names it."""
+    if request.model == KLING.model:
+        return HEADER
+    lines = [f"# The create request of kling-ui: {request.model}.", *HEADER.splitlines()[1:3]]
+    if images:
+        lines += ["# The page sends prepared copies of the images (JPEGs within the",
+                  "# API's limits); this sends the files as they are."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _fields_of_images(request: Request, images: dict[str, str]) -> dict[str, str]:
+    """Each image's body field, by role."""
+    spec = spec_of(request.model)
+    return {role: spec.field_for(role) for role in images}
 
 
 # --- cURL -------------------------------------------------------------------------------
@@ -94,34 +130,48 @@ def _escape(ch: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-def _json_around_image(body: dict[str, Any]) -> tuple[str, str]:
-    """The body as JSON text before and after the image's Base64 (which the shell writes
-    between them): every pair is encoded on its own, so no text can be mistaken for the
-    place the image goes."""
-    pairs = [f"{_json(key)}: {_json(value)}" for key, value in body.items()]
-    at = list(body).index("image_url")
-    head = "{" + ", ".join(pairs[:at] + [pairs[at][:-1]])  # the URI's start, still open
-    tail = '"' + "".join(", " + pair for pair in pairs[at + 1 :]) + "}"
-    return head, tail
+def _json_around_images(body: dict[str, Any], fields: list[str]) -> list[str]:
+    """The body as JSON text around each image's Base64 (which the shell writes between
+    them), one piece more than ``fields``: every pair is encoded on its own, so no text can
+    be mistaken for the place an image goes."""
+    pieces: list[str] = []
+    text = "{"
+    for n, (key, value) in enumerate(body.items()):
+        pair = f"{_json(key)}: {_json(value)}"
+        sep = ", " if n else ""
+        if key in fields:
+            pieces.append(text + sep + pair[:-1])  # the URI's start, still open
+            text = '"'
+        else:
+            text += sep + pair
+    return [*pieces, text + "}"]
 
 
-def curl_snippet(image_name: str, request: Request, *, sent_by: str = "") -> str:
+def curl_snippet(
+    image_name: str, request: Request, *, sent_by: str = "", last_name: str = ""
+) -> str:
     """The create as a shell command (bash, zsh, sh): the body is written by ``printf``
-    around the image's Base64 (portable ``base64 | tr -d '\\n'``, not GNU's ``-w0``) and
-    piped to curl, so the image never passes through a command line. ``--fail-with-body``
-    (curl 7.76 or later): an HTTP error prints the API's answer and exits non-zero, so a
-    script that runs it can tell a refused request from a created job."""
-    body = request_body(image_name, request)
-    head, tail = _json_around_image(body)
+    around each image's Base64 (portable ``base64 | tr -d '\\n'``, not GNU's ``-w0``) and
+    piped to curl, so no image passes through a command line. ``--fail-with-body`` (curl
+    7.76 or later): an HTTP error prints the API's answer and exits non-zero, so a script
+    that runs it can tell a refused request from a created job. ``last_name``: the last
+    frame's file, for a model that takes one."""
+    images = images_of(request, image_name, last_name)
+    body = request_body(image_name, request, last_name)
+    fields = _fields_of_images(request, images)
+    pieces = _json_around_images(body, list(fields.values()))
+    files = [f"{VARIABLES[role][0]}={shlex.quote(name)}" for role, name in images.items()]
+    writes = [f"  printf '%s' {shlex.quote(pieces[0])}"]
+    for role, piece in zip(images, pieces[1:], strict=True):
+        writes += [f'  base64 < "${VARIABLES[role][0]}" | tr -d \'\\n\'',
+                   f"  printf '%s' {shlex.quote(piece)}"]  # fmt: skip
     return "\n".join(
         [
-            HEADER,
-            _image_comment(sent_by),
-            f"IMAGE={shlex.quote(image_name)}",
+            _header(request, images),
+            *([_image_comment(sent_by)] if images else []),
+            *files,
             "{",
-            f"  printf '%s' {shlex.quote(head)}",
-            "  base64 < \"$IMAGE\" | tr -d '\\n'",
-            f"  printf '%s' {shlex.quote(tail)}",
+            *writes,
             f"}} | curl -sS --fail-with-body -w '\\n' {SHELL_URL} \\",
             '  -H "Authorization: Bearer $AIMLAPI_KEY" \\',
             "  -H 'Content-Type: application/json' \\",
@@ -134,30 +184,41 @@ def curl_snippet(image_name: str, request: Request, *, sent_by: str = "") -> str
 # --- Python -----------------------------------------------------------------------------
 
 
-def python_snippet(image_name: str, request: Request, *, sent_by: str = "") -> str:
+def python_snippet(
+    image_name: str, request: Request, *, sent_by: str = "", last_name: str = ""
+) -> str:
     """The create as a Python script with requests. Strings are Python literals (``repr``:
-    exact, and what doesn't print is escaped); the image is encoded when it runs."""
-    body = request_body(image_name, request)
-    mime = mime_type(image_name)
-    # The image's value is the variable above; every other is a literal.
+    exact, and what doesn't print is escaped); each image is encoded when it runs."""
+    images = images_of(request, image_name, last_name)
+    body = request_body(image_name, request, last_name)
+    by_field = {field: role for role, field in _fields_of_images(request, images).items()}
+    # Each image's value is its variable above; every other is a literal.
     pairs = [
-        (key, "image_url" if key == "image_url" else _literal(value)) for key, value in body.items()
+        (key, VARIABLES[by_field[key]][1] if key in by_field else _literal(value))
+        for key, value in body.items()
     ]
+    files, uris = [], []
+    for role, name in images.items():
+        path, uri = VARIABLES[role]
+        files.append(f"{path} = Path({_literal(name)})")
+        uris.append(f'{uri} = "data:{mime_type(name)};base64," + '
+                    f"base64.b64encode({path}.read_bytes()).decode()")  # fmt: skip
+    imports = ["import base64", "import os", "from pathlib import Path"] if images else [
+        "import os"
+    ]  # fmt: skip
     return "\n".join(
         [
-            HEADER,
+            _header(request, images),
             "# And requests: pip install requests",
-            "import base64",
-            "import os",
-            "from pathlib import Path",
+            *imports,
             "",
             "import requests",
             "",
-            _image_comment(sent_by),
-            f"IMAGE = Path({_literal(image_name)})",
+            *([_image_comment(sent_by)] if images else []),
+            *files,
             f'BASE_URL = os.environ.get("AIMLAPI_BASE_URL", "{DEFAULT_BASE_URL}")',
             "",
-            f'image_url = "data:{mime};base64," + base64.b64encode(IMAGE.read_bytes()).decode()',
+            *uris,
             "body = {",
             *(f"    {json.dumps(key)}: {value}," for key, value in pairs),
             "}",

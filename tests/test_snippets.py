@@ -22,7 +22,7 @@ from apprunner import spy_on_creates
 from PIL import Image
 
 from kling_ui import snippets
-from kling_ui.config import Settings
+from kling_ui.config import MODEL, Settings
 from kling_ui.errors import InputError
 from kling_ui.request import Request
 from kling_ui.service import GenerationService
@@ -30,6 +30,7 @@ from kling_ui.simulator import Simulator
 from kling_ui.ui import Handlers, build_ui
 from kling_ui.ui.form import with_request
 from kling_ui.ui.handlers import ADOPTED
+from kling_ui.ui.studio import SLOTS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -211,8 +212,11 @@ class Tab:
 
     def code_for_form(self, kind, *fields):
         """Copy as code pressed with the form's fields, as the page's event calls it."""
-        event = with_request(partial(self.handlers.code_for_form, kind), needs_image=False)
-        return event(None, *fields)
+        event = with_request(
+            partial(self.handlers.code_for_form, kind), studio=self.handlers.plan_of
+        )
+        # The model whose form is shown (ours), no last frame, the spare fields unused.
+        return event(None, *fields, MODEL, None, *([None] * len(SLOTS)))
 
 
 @pytest.fixture
@@ -330,3 +334,41 @@ def test_a_video_adopted_by_its_id_has_nothing_to_copy(tab, simulator):
     assert gid and not status.startswith("Status: not")
     box, note = tab.code_for_job("python", gid)
     assert not shown(box) and note == ADOPTED
+
+
+# --- another model ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["curl", "python"])
+def test_another_models_code_sends_both_frames_under_its_own_names(kind, simulator, sent, tmp_path):
+    """Runway Gen-4 Turbo (a simulator model): its last frame is ``tail_image_url``; both
+    files are encoded when the code runs, and the header names the model."""
+    from kling_ui.catalogue import snapshot
+    from kling_ui.catalogue.specs import register_snapshot
+
+    register_snapshot(snapshot())
+    first = picture(tmp_path, "first.jpg")
+    last = tmp_path / "last frame.png"
+    Image.new("RGB", (640, 480), (200, 30, 30)).save(last)
+    asked = Request.make(NASTY, model="runway/gen4_turbo", seed=7, duration=10)
+    code = snippets.SNIPPETS[kind]("first.jpg", asked, last_name="last frame.png")
+    assert code.startswith("# The create request of kling-ui: runway/gen4_turbo.")
+    body = the_one_job(sent, simulator, run(kind, code, tmp_path, simulator))
+    assert body["model"] == "runway/gen4_turbo" and body["prompt"] == NASTY
+    assert (body["seed"], body["duration"]) == (7, 10)
+    assert sent_image(body) == ("data:image/jpeg;base64", first.read_bytes())
+    head, _, data = body["tail_image_url"].partition(",")
+    assert (head, base64.b64decode(data)) == ("data:image/png;base64", last.read_bytes())
+
+
+@pytest.mark.parametrize("kind", ["curl", "python"])
+def test_a_text_to_video_models_code_sends_no_image(kind, simulator, sent, tmp_path):
+    from kling_ui.catalogue import snapshot
+    from kling_ui.catalogue.specs import register_snapshot
+
+    register_snapshot(snapshot())
+    asked = Request.make("A paper boat drifts.", model="klingai/video-v2-6-pro-text-to-video")
+    code = snippets.SNIPPETS[kind]("", asked)
+    assert "base64" not in code and "IMAGE" not in code
+    body = the_one_job(sent, simulator, run(kind, code, tmp_path, simulator))
+    assert body["model"] == "klingai/video-v2-6-pro-text-to-video" and "image_url" not in body

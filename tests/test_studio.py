@@ -211,3 +211,31 @@ def test_a_batch_takes_the_shown_model_and_its_fields(handlers, photo):
     given = [shown_values(switched(handlers, veo)).get(s) for s in (*OWN, *SLOTS)]
     refused = handlers.batch_page([photo], "Door.", 1, "", token, "reject", veo, *given)
     assert refused["items"] == [] and "last frame" in refused["error"]
+
+
+def test_the_rules_schemas_cant_say_are_checked_before_sending(handlers, photo, tmp_path):
+    """The overlay's cross-field rules and the same shape for both frames: refused in words
+    that name the field (or both sizes), nothing sent."""
+    from PIL import Image
+
+    from kling_ui import errors
+    from kling_ui.request import Request
+
+    service = handlers.service
+    service.offer()
+    owner = service.visitor("x" * 32, "")
+    tall = tmp_path / "tall.jpg"
+    Image.new("RGB", (600, 800), (10, 90, 200)).save(tall)
+    omni = "klingai/video-v3-omni-720p-image-to-video"
+    loud = Request.make("Door.", model=omni, generate_audio=True)
+    before = len(service.recent(1000))
+    with pytest.raises(errors.InputError, match="generate_audio: a last frame can't be used"):
+        next(service.generate(photo, loud, owner=owner, end_image=str(tall)))
+    veo = Request.make("The door opens.", model="google/veo-3.1-first-last-image-to-video")
+    with pytest.raises(errors.InputError, match="first is 800×600, the last 600×800"):
+        next(service.generate(photo, veo, owner=owner, end_image=str(tall)))
+    assert len(service.recent(1000)) == before  # nothing written, nothing sent
+    # Kept, it goes: the audio off with the last frame.
+    quiet = Request.make("Door.", model=omni, generate_audio=False)
+    *_, done = service.generate(photo, quiet, owner=owner, end_image=str(tall))
+    assert done.phase == "completed", done

@@ -44,12 +44,16 @@ class Overlay:
     order: tuple[str, ...]
     labels: dict[str, str]
     retired: tuple[str, ...] = ()  # ids no page or model list shows any more: not offered
+    # Rules between a model's fields and its images, stated only in the vendor's prose
+    # (``request.Rule``'s fields and the ``models`` they hold for).
+    rules: tuple[dict[str, Any], ...] = ()
+    same_aspect: tuple[str, ...] = ()  # models whose last frame must match the first's shape
 
     @classmethod
     def load(cls, path: Path = OVERLAY_PATH) -> Overlay:
         raw = json.loads(path.read_text(encoding="utf-8"))
         lists = ("first_frame", "last_frame", "references", "prompt_rewriting", "hidden", "order",
-                 "retired")  # fmt: skip
+                 "retired", "rules", "same_aspect")  # fmt: skip
         return cls(**{k: tuple(raw.get(k, ())) for k in lists}, labels=dict(raw.get("labels", {})))
 
 

@@ -13,14 +13,15 @@ Imports ``errors``, ``request``, ``rules`` and this package's ``schema``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
 
 from .. import errors
-from ..request import FieldSpec, ModelSpec, register
+from ..request import FieldSpec, ModelSpec, Rule, register
 from ..rules import MAX_PROMPT_CHARS
-from .schema import ModelEntry, from_text
+from .schema import ModelEntry, Overlay, from_text
 
 ROLES = (("first", "image"), ("last", "last_frame"))  # the entry's frame -> the request's role
 TYPES = {"integer": int, "number": float, "boolean": bool, "string": str}
@@ -52,7 +53,25 @@ def spec(entry: ModelEntry) -> ModelSpec:
         image_fields=tuple(field for _, field in roles),
         required_roles=tuple(role for role, field in roles if field in entry.required),
         prompt_limit=_prompt_limit(entry),
+        rules=_rules(entry),
+        same_aspect=entry.id in _overlay().same_aspect,
     )
+
+
+@functools.cache
+def _overlay() -> Overlay:
+    return Overlay.load()
+
+
+def _rules(entry: ModelEntry) -> tuple[Rule, ...]:
+    """The overlay's rules for ``entry`` (those on a field it has and an image it takes)."""
+    fields = {r: f for r, f in (("image", "first"), ("last_frame", "last"))}
+    return tuple(
+        Rule(**{k: v for k, v in raw.items() if k != "models"})
+        for raw in _overlay().rules
+        if entry.id in raw["models"] and raw["field"] in entry.fields
+        and fields.get(raw["role"]) in entry.frames
+    )  # fmt: skip
 
 
 def _prompt_limit(entry: ModelEntry) -> int:

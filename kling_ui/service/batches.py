@@ -198,11 +198,7 @@ def plan_takes(
     that makes video from text; ``end_image``: a last frame) and a request, ready for
     ``queue_many``; and the prepared image (what was done to it is worth saying)."""
     check_frames(request, image, end_image)
-    prepared = prepare_image(image, fit=fit, owner=owner) if image else None
-    sent = request.with_image(prepared.data_uri) if prepared else request
-    if end_image:
-        last = prepare_image(end_image, fit=fit, owner=owner)
-        sent = sent.with_image(last.data_uri, "last_frame")
+    sent, prepared, _ = with_frames(request, image, end_image, fit, owner)
     planned = [Planned(sent, {"take": n}) for n in range(1, takes + 1)]
     return planned, prepared
 
@@ -255,6 +251,37 @@ def check_frames(
         raise errors.InputError(f"{spec.model} takes no last frame: leave end_image empty.")
     if "last_frame" in spec.needs() and not end_image:
         raise errors.InputError(f"{spec.model} needs a last frame too: give end_image.")
+    if isinstance(request, Request):  # the rules its schema can't say (the overlay's)
+        given_roles = {"image"} if given else set()
+        spec.check_rules(request.options, given_roles | ({"last_frame"} if end_image else set()))
+
+
+def with_frames(
+    request: Request, image: str | None, end_image: str | None, fit: str, owner: str
+) -> tuple[Request, Any, Any]:
+    """``request`` with its frames prepared and set (in ``owner``'s turn), and each
+    prepared frame (None where not given): the same shape where the model needs it."""
+    prepared = prepare_image(image, fit=fit, owner=owner) if image else None
+    last = prepare_image(end_image, fit=fit, owner=owner) if end_image else None
+    check_same_shape(request, prepared, last)
+    framed = request.with_image(prepared.data_uri) if prepared else request
+    framed = framed.with_image(last.data_uri, "last_frame") if last else framed
+    return framed, prepared, last
+
+
+def check_same_shape(request: Request, first: Any, last: Any) -> None:
+    """A model that needs its last frame in its first frame's shape (``same_aspect``) gets
+    them so, as prepared (within 2%), or ``InputError`` that says both sizes."""
+    spec = spec_of(request.model)
+    if not (spec.same_aspect and first is not None and last is not None):
+        return
+    ratio, other = first.width / first.height, last.width / last.height
+    if abs(ratio - other) > 0.02 * ratio:
+        raise errors.InputError(
+            f"{spec.model} needs the last frame in the first frame's shape: the first is "
+            f"{first.width}×{first.height}, the last {last.width}×{last.height}. Crop one of "
+            "them to match."
+        )
 
 
 def check_request(request: object) -> None:

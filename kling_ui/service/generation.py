@@ -36,7 +36,6 @@ from .. import errors
 from ..chains import Chains, Continuation
 from ..config import Settings
 from ..history import Job, Ledger
-from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import Estimate, Fields, PriceBook
 from ..request import KLING, Request
@@ -44,7 +43,7 @@ from ..rules import check_generation_id, check_new_generation_id
 from ..runner import Backend, Runner, Wait, wait_on
 from ..states import Reason
 from .access import DEMO, Access, Visitor, no_key_here
-from .batches import Batches, Planned, check_frames, check_request
+from .batches import Batches, Planned, check_frames, check_request, with_frames
 from .library import Library, LibraryMethods, private_folder
 from .limits import Limits, Prices
 from .models import Models, Offer
@@ -170,10 +169,7 @@ class GenerationService(LibraryMethods):
             )
         self.limits.check_room(owner, 1)
         price = self.estimate(request, backend=backend).usd
-        prepared = prepare_image(image, fit=fit, owner=owner) if image else None
-        last = prepare_image(end_image, fit=fit, owner=owner) if end_image else None
-        framed = request.with_image(prepared.data_uri) if prepared else request
-        framed = framed.with_image(last.data_uri, "last_frame") if last else framed
+        framed, prepared, last = with_frames(request, image, end_image, fit, owner)
         with self.limits.admitting(backend, owner, price, 1):
             if should_stop is not None and should_stop():
                 raise errors.InputError(STOPPED_BEFORE_SENT)

@@ -315,8 +315,8 @@ class LibraryMethods:
     def media_file(self, name: str) -> tuple[Path, str] | None:
         return self.library.media_file(name)
 
-    def input_image(self, job: Job) -> Path | None:
-        return self.library.input_image(job)
+    def input_image(self, job: Job, role: str = "image") -> Path | None:
+        return self.library.input_image(job, role)
 
     def typical_seconds(self, backend_name: str, duration: int) -> float | None:
         return self.library.typical_seconds(backend_name, duration)

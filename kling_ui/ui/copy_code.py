@@ -19,7 +19,7 @@ import gradio as gr
 
 from .. import errors, snippets
 from .base import QUIET, PageBase
-from .form import COPY_BUTTONS, Asked, made, with_request
+from .form import COPY_BUTTONS, Asked, made, studio_inputs, with_request
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -42,10 +42,11 @@ def listen(handlers: Handlers, page: Page) -> None:
     code in its place's box, then to the clipboard. (Like Remix: private, the picked id and
     the browser's owner token in.) A newly picked tile hides the last one's code."""
     form, videos, owner = page.form, page.videos, page.owner.session
-    fields = [form.image, form.prompt, form.negative, form.duration, form.audio]
+    fields = [form.image, form.prompt, form.negative, form.duration, form.audio,
+              *studio_inputs(form)]  # fmt: skip
     for kind, button in form.copy.items():
         button.click(
-            with_request(partial(handlers.code_for_form, kind), needs_image=False),
+            with_request(partial(handlers.code_for_form, kind), studio=handlers.plan_of),
             fields,
             [form.code, form.code_note],
             **QUIET,
@@ -76,21 +77,29 @@ ADOPTED = (
 class CodeEvents(PageBase):
     """Copy as cURL or Python: the form as it stands, or a picked video's request."""
 
-    def code_for_form(self, kind: str, image: str | None, asked: Asked) -> tuple[Any, str]:
+    def code_for_form(
+        self, kind: str, image: str | None, asked: Asked, end_image: str | None = None
+    ) -> tuple[Any, str]:
         """The form as it stands as code (``kind``: "curl" or "python") to run outside the
-        app, and a line of words. ``asked``: the form's request (``form.with_request``), or
-        why its fields make none. What Generate would refuse gives the page's own words and
-        no code. The image is named by its file's name (Gradio keeps it in the upload's
-        path); the key is not an input here, so it can't end up in the code."""
+        app, and a line of words. ``asked``: the form's request for the model whose form is
+        shown (``form.with_request``), or why its fields make none. What Generate would
+        refuse gives the page's own words and no code. Each image (and ``end_image``, the
+        last frame, where the model takes one) is named by its file's name (Gradio keeps it
+        in the upload's path); the key is not an input here, so it can't end up in the
+        code."""
         name = Path(image).name if image else ""
+        last = Path(end_image).name if end_image else ""
         try:
-            snippets.mime_type(name)  # the image is named before the other fields, as ever
-            code = snippets.SNIPPETS[kind](name, made(asked))
+            if isinstance(asked, errors.InputError) and name:
+                snippets.mime_type(name)  # the image is named before the other fields
+            code = snippets.SNIPPETS[kind](name, made(asked), last_name=last)
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
+        files = " and the images from their files" if last else " and the image from its file"
+        files = files if name or last else ""
         note = (
             f"{CODE_NAMES[kind]} of the form as it stands. It reads your key from the "
-            "`AIMLAPI_KEY` variable (it is never written in) and the image from its file."
+            f"`AIMLAPI_KEY` variable (it is never written in){files}."
         )
         return _code(kind, code), note
 
@@ -103,14 +112,23 @@ class CodeEvents(PageBase):
             return _no_code(), NOTHING_PICKED.format(button=COPY_BUTTONS[kind])
         if not job.prompt:  # adopted by its id: the request was never ours to know
             return _no_code(), ADOPTED
+        last = snippets.JOB_LAST_FRAME if self.service.input_image(job, "last_frame") else ""
         try:
-            code = snippets.SNIPPETS[kind](snippets.JOB_IMAGE, job.request, sent_by=job.shown_id)
+            images = snippets.images_of(job.request, snippets.JOB_IMAGE, last)
+            code = snippets.SNIPPETS[kind](
+                snippets.JOB_IMAGE, job.request, sent_by=job.shown_id, last_name=last
+            )
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
-        note = (
-            f"{CODE_NAMES[kind]} of that video's request. Its image is `{snippets.JOB_IMAGE}` "
-            "in the code: Remix puts the image it sent back in the form."
-        )
+        note = f"{CODE_NAMES[kind]} of that video's request."
+        if len(images) == 1:
+            note += (
+                f" Its image is `{snippets.JOB_IMAGE}` in the code: Remix puts the image it "
+                "sent back in the form."
+            )
+        elif images:
+            names = " and ".join(f"`{name}`" for name in images.values())
+            note += f" Its images are {names} in the code: Remix puts them back in the form."
         return _code(kind, code), note
 
 

@@ -164,9 +164,11 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
     with gr.Row(equal_height=True):
         picked = picker()
         duration = ChoiceOfNumbers(
-            [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration"
-        )
-        audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio")
+            [("5 seconds", 5), ("10 seconds", 10)], value=5, label="Duration", elem_id="duration",
+            min_width=240, scale=0,
+        )  # fmt: skip
+        audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio", scale=0,
+                            min_width=120)  # fmt: skip
     studio = settings_group(picked, end_image, end_note)
     api_key = _key_field() if key_first else None
     price, generate, stop = send_row()

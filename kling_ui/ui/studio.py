@@ -161,8 +161,8 @@ def picker() -> Any:
         label="Model",
         filterable=True,
         elem_id="model",
-        min_width=220,
-        scale=2,
+        min_width=160,
+        scale=1,
     )
 
 
@@ -177,7 +177,7 @@ def end_frame() -> tuple[Any, Any]:
         visible=False,
         elem_id="end-image",
     )
-    return image, gr.Markdown(elem_id="end-image-note")
+    return image, gr.Markdown(visible=False, elem_id="end-image-note")
 
 
 def settings_group(picked: Any, image: Any, note: Any) -> StudioPanel:
@@ -332,6 +332,10 @@ class StudioEvents(PageBase):
         lines = [f"**{_title(offer.entry(shown.model))}**"] if offer.entry(shown.model) else []
         if offer.note:
             lines.append(offer.note)
+        spec = spec_of(shown.model)
+        lines += [f"`{rule.field}`: {rule.words}" for rule in spec.rules]
+        if spec.same_aspect:
+            lines.append("The last frame must have the first frame's shape.")
         if shown.left_out:
             names = ", ".join(f"`{name}`" for name in shown.left_out)
             lines.append(f"Not on this page yet (the model's defaults are sent): {names}.")
