@@ -29,9 +29,12 @@ def test_api_exposes_exactly_generate_resume_extend_status_batch_estimate_and_mo
     generate = named["/generate"]["parameters"]
     assert [p["parameter_name"] for p in generate][-3:] == ["model", "end_image", "options"]
     assert all(p["parameter_has_default"] for p in generate[-3:])
-    assert [p["parameter_name"] for p in named["/extend"]["parameters"]] == [
+    extend = named["/extend"]["parameters"]
+    assert [p["parameter_name"] for p in extend] == [
         "generation_id", "prompt", "negative_prompt", "duration", "generate_audio", "api_key",
+        "model", "options",
     ]  # fmt: skip
+    assert all(p["parameter_has_default"] for p in extend[-2:])
     assert [p["parameter_name"] for p in named["/estimate"]["parameters"]] == [
         "duration", "generate_audio", "count",
     ]  # fmt: skip

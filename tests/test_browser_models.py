@@ -5,6 +5,7 @@ catalogue and its creates."""
 from __future__ import annotations
 
 import pytest
+from a11y import describe, serious_violations
 from browsing import (  # noqa: F401  (fixtures)
     CARD,
     app,
@@ -70,6 +71,9 @@ def test_switching_models_builds_each_form_and_keeps_what_applies(live, sim, pag
     expect(page.locator("#prompt textarea")).to_have_value("The meadow sways in the wind.")
     expect(page.locator("#image img")).to_be_visible()
     expect(page.locator("#model-note")).to_contain_text("Wan 2.6")
+    found = serious_violations(page)  # another model's form is as accessible as ours
+    assert not found, describe(found)
+    screenshot(page, "model-wan.png")
 
     # Veo 3.1: no negative prompt (hidden), 10 s is not one of its lengths (its default, 8).
     pick_model(page, "Veo 3.1 · image to video")
@@ -117,6 +121,7 @@ def test_a_first_and_last_frame_job_sends_both_frames_and_plays(live, sim, page,
     # Remix, in a clean form: the model, both frames and the seed come back.
     page.reload()
     expect(page.locator("#generate")).to_be_enabled()
+    expect(tile(page, "The field turns to autumn")).to_contain_text("gen4_turbo")
     tile(page, "The field turns to autumn").click()
     status_lines(page, is_final)
     page.wait_for_function("document.querySelector('#video video')?.readyState >= 1")

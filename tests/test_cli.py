@@ -451,6 +451,23 @@ def test_extend_saves_the_whole_chain(env, sim, photo, tmp_path):
     assert sim.creates == 2
 
 
+def test_extend_goes_on_with_another_model_and_refuses_one_that_makes_video_from_text(
+    env, sim, photo, tmp_path
+):
+    first = run(env, "generate", photo, "-p", "Part one.", "--out", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    gid = next(iter(sim.jobs))
+    more = run(env, "extend", gid[:8], "-p", "Part two.", "--model", "runway/gen4_turbo",
+               "--set", "seed=5", "--out", str(tmp_path))  # fmt: skip
+    assert more.returncode == 0, more.stderr
+    (body,) = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"][1:]
+    assert body["model"] == "runway/gen4_turbo" and body["seed"] == 5 and "image_url" in body
+    text = run(env, "extend", gid[:8], "-p", "Part three.", "--model",
+               "klingai/video-v2-6-pro-text-to-video")  # fmt: skip
+    assert text.returncode == 2 and "makes video from text only" in text.stderr
+    assert sim.creates == 2
+
+
 def test_extend_of_what_cannot_be_continued_exits_2(env, sim, photo, tmp_path):
     sim.script_outcome("error")
     failed = run(env, "generate", photo, "-p", "Fails.", "--out", str(tmp_path))

@@ -350,3 +350,35 @@ def test_a_duration_left_unset_is_priced_as_not_known_never_as_free(simulator, t
     assert estimate.usd is None and "not known in advance" in estimate.words()
     priced = room.estimate(Request.make("A door opens.", model=seedance, duration=10))
     assert priced.usd and priced.usd > 0 and priced.words().startswith("10 s")
+
+
+def test_extend_goes_on_with_any_model_that_starts_from_an_image(client, live_app, photo):
+    """/extend takes a model and its options as /generate does; one that makes video from
+    text is refused in words; a six-value call over plain HTTP still works (``OldCalls``)."""
+    import requests
+    from gradio_client import handle_file
+
+    gid, status, _ = client.predict(
+        handle_file(photo), "A door.", "", 5, True, "", api_name="/generate"
+    )
+    assert status.startswith("Status: completed"), status
+    more, status, video = client.predict(
+        gid, "It opens.", "", 5, True, "", "runway/gen4_turbo", '{"seed": 3}', api_name="/extend"
+    )
+    assert status.startswith("Status: completed"), status
+    body = _creates(live_app.sim)[-1]
+    assert body["model"] == "runway/gen4_turbo" and body["seed"] == 3
+    assert body["image_url"].startswith("<image")  # the first video's last frame
+    creates = live_app.sim.creates
+    _, status, _ = client.predict(
+        more, "Then rain.", "", 5, True, "", "klingai/video-v2-6-pro-text-to-video", "",
+        api_name="/extend",
+    )  # fmt: skip
+    assert "makes video from text only" in status and live_app.sim.creates == creates
+    base = live_app.url.rstrip("/") + "/gradio_api"
+    event = requests.post(
+        f"{base}/call/extend", json={"data": [more, "Later.", "", 5, True, ""]}, timeout=30
+    ).json()["event_id"]
+    stream = requests.get(f"{base}/call/extend/{event}", timeout=120).text
+    assert "Status: completed" in stream, stream[-500:]
+    assert _creates(live_app.sim)[-1]["model"] == MODEL

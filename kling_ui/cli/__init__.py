@@ -54,16 +54,8 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     gen.add_argument("--prompt", "-p", required=True, help="the motion you want")
     gen.add_argument("--negative-prompt", default="", help="what to avoid")
-    gen.add_argument(
-        "--model", "-m", default="",
-        help="the video model (default: Kling v2.6 Pro image to video; `models` lists them)",
-    )  # fmt: skip
+    _model_options(gen)
     gen.add_argument("--end-image", default=None, help="the last frame, for a model that takes one")
-    gen.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", dest="options",
-        help="one of the model's other fields (repeatable; `models --json` and /model_schema "
-        "name them), e.g. --set seed=7",
-    )  # fmt: skip
     _sending(gen)
     gen.add_argument("--no-audio", action="store_true", help="no generated audio")
     gen.add_argument(
@@ -89,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
     extend.add_argument("id", help="the finished video's id (or the start of it)")
     extend.add_argument("--prompt", "-p", required=True, help="what happens next")
     extend.add_argument("--negative-prompt", default="", help="what to avoid")
+    _model_options(extend)
     _sending(extend)
     extend.add_argument("--no-audio", action="store_true", help="no generated audio")
     extend.set_defaults(run=Cli.extend)
@@ -122,6 +115,19 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"a whole number, 1 or more, not {text!r}")
     return value
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    """--model and --set: another video model and its own fields."""
+    parser.add_argument(
+        "--model", "-m", default="",
+        help="the video model (default: Kling v2.6 Pro image to video; `models` lists them)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", dest="options",
+        help="one of the model's other fields (repeatable; `models --json` and /model_schema "
+        "name them), e.g. --set seed=7",
+    )  # fmt: skip
 
 
 def _sending(cmd: argparse.ArgumentParser) -> None:

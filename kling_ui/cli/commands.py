@@ -37,6 +37,7 @@ from ..service import (
     MAX_TAKES,
     GenerationService,
     Planned,
+    check_frames,
     plan_takes,
     quote_many,
 )
@@ -150,8 +151,11 @@ class Cli:
 
     def extend(self, args: Any) -> int:
         """The next part of a finished video from its last frame; what is saved is the whole
-        chain, stitched."""
+        chain, stitched. ``--model``: any model that starts from an image."""
+        if args.model and args.model.strip() != MODEL:  # one this app offers (and knows)
+            self.service(run=not args.dry_run).offer().schema(args.model)
         request = request_from(args)
+        check_frames(request, "frame", continuing=True)  # one that goes on from a frame
         start = self.service().continue_from(self._full_id(args.id))
         self.say(start.words(request.duration, page=False))
         prepared = prepare_image(start.frame, fit=args.fit)

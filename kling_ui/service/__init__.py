@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..runner import Backend
 from .access import DEMO, LIVE, SERVER, TYPED, BrowserTable, Visitor, choose_backend
-from .batches import MAX_BATCH, MAX_TAKES, Planned, plan_takes, quote_many
+from .batches import MAX_BATCH, MAX_TAKES, Planned, check_frames, plan_takes, quote_many
 from .generation import STOPPED_BEFORE_SENT, GenerationService
 from .limits import waiting_room
 from .models import Offer
@@ -45,6 +45,7 @@ __all__ = [
     "Visitor",
     "choose_backend",
     "plan_takes",
+    "check_frames",
     "quote_many",
     "waiting_room",
 ]

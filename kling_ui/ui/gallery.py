@@ -4,9 +4,9 @@ restore; the filter; a tile's pick; Remove; Remix) with their wiring (``listen``
 
 A tile is the video's poster frame (made once when the MP4 lands, served at
 ``/media/<token>.jpg``) or, for a job without a video yet, a picture of its state; its
-caption is the prompt's start, the state (``states``' words), the length, the cost and the
-date. Clicking a tile plays the video, or watches the job from where it is. The filter
-narrows the tiles to those whose words contain what is typed.
+caption is the prompt's start, the model (when not ours), the state (``states``' words), the
+length, the cost and the date. Clicking a tile plays the video, or watches the job from
+where it is. The filter narrows the tiles to those whose words contain what is typed.
 
 Imports ``base``, ``form`` (the copy buttons and code box), ``words``, ``callers`` and
 ``states``.
@@ -68,7 +68,10 @@ def tile(service: GenerationService, item: dict, job: Any, tz: str | None, root:
     demo = " (demo)" if job.backend == DEMO else ""
     cost = history_cost(job)
     # The prompt first: a narrow tile shows only the caption's start.
-    facts = [_short(job.prompt), state + demo, f"{job.duration} s"] + ([cost] if cost else [])
+    model = job.request.model
+    made_by = [] if model == KLING.model else [model.rpartition("/")[2] or model]
+    length = [f"{job.duration} s"] if job.duration else []
+    facts = [_short(job.prompt), *made_by, state + demo, *length] + ([cost] if cost else [])
     caption = " · ".join([*facts, when])
     poster = service.poster_url(job) if root else None  # None until the job is done
     image = root + poster if poster else (NO_VIDEO if job.final else WAITING)

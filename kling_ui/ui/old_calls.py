@@ -1,10 +1,11 @@
 """Calls of ``/generate`` written before it took ``model``, ``end_image`` and ``options``
-keep working over plain HTTP (``POST .../gradio_api/call/generate`` with six values).
+(and of ``/extend``, before ``model`` and ``options``) keep working over plain HTTP (``POST
+.../gradio_api/call/generate`` or ``.../call/extend`` with six values).
 
 gradio_client fills a parameter left out with its default, but Gradio's own HTTP route
 takes a call only with every parameter: ``OldCalls`` (an ASGI middleware, inside
-``web.BodyLimit``, so the body is capped already) gives a six-value call the three new
-ones, empty (our model, no last frame, no options). Anything else passes untouched.
+``web.BodyLimit``, so the body is capped already) gives a six-value call the new ones,
+empty (our model, no last frame, no options). Anything else passes untouched.
 
 Imports the standard library only.
 """
@@ -16,9 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 Scope = dict[str, Any]
-ROUTE = "/gradio_api/call/generate"
-BEFORE = 6  # image, prompt, negative_prompt, duration, generate_audio, api_key
-ADDED: tuple[Any, ...] = ("", None, "")  # model, end_image, options: as if left out
+# Each route's number of values before, and the values added, as if left out:
+# /generate: image, prompt, negative_prompt, duration, generate_audio, api_key; then model,
+# end_image, options. /extend: generation_id in place of the image; then model, options.
+ROUTES: dict[str, tuple[int, tuple[Any, ...]]] = {
+    "/gradio_api/call/generate": (6, ("", None, "")),
+    "/gradio_api/call/extend": (6, ("", "")),
+}
 
 
 class OldCalls:
@@ -27,7 +32,8 @@ class OldCalls:
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
         path = str(scope.get("path", "")).rstrip("/")
-        if scope.get("type") != "http" or scope.get("method") != "POST" or not path.endswith(ROUTE):
+        route = next((r for r in ROUTES if path.endswith(r)), None)
+        if scope.get("type") != "http" or scope.get("method") != "POST" or route is None:
             await self.app(scope, receive, send)
             return
         chunks, message = [], {"more_body": True}
@@ -36,7 +42,7 @@ class OldCalls:
             if message.get("type") != "http.request":  # gone: nothing to call
                 return
             chunks.append(message.get("body", b""))
-        body = _completed(b"".join(chunks))
+        body = _completed(b"".join(chunks), *ROUTES[route])
         given = False
 
         async def replay() -> dict:
@@ -51,13 +57,13 @@ class OldCalls:
         await self.app({**scope, "headers": headers}, replay, send)
 
 
-def _completed(body: bytes) -> bytes:
-    """``body`` with the new parameters added when it is an old six-value call."""
+def _completed(body: bytes, before: int, added: tuple[Any, ...]) -> bytes:
+    """``body`` with the ``added`` parameters when it is an old call (``before`` values)."""
     try:
         payload = json.loads(body)
     except ValueError:
         return body
     data = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, list) or len(data) != BEFORE:
+    if not isinstance(data, list) or len(data) != before:
         return body
-    return json.dumps({**payload, "data": [*data, *ADDED]}).encode()
+    return json.dumps({**payload, "data": [*data, *added]}).encode()

@@ -266,13 +266,15 @@ class JobEvents(Watching):
             yield step[:3]
 
     def model_request(
-        self, image: Any, prompt: Any, fields: Fields, model: Any, options: Any
-    ) -> Request:
+        self, image: Any, prompt: Any, fields: Fields, model: Any, options: Any,
+        needs_image: bool = True,
+    ) -> Request:  # fmt: skip
         """``form_request`` for a model this app offers now (``/models``), or ``InputError``."""
         chosen = str(model or "").strip()
         if chosen and chosen != KLING.model and self.service.offer().entry(chosen) is None:
             raise errors.InputError(f"This app offers no model {chosen!r}; /models lists them.")
-        return form_request(image, prompt, **fields, model=chosen, options=options)
+        return form_request(image, prompt, **fields, model=chosen, options=options,
+                            needs_image=needs_image)  # fmt: skip
 
     def generate_steps(
         self, image: str | None, asked: Callable[[], Request], api_key: str, fit: str,
@@ -302,11 +304,16 @@ class JobEvents(Watching):
         fields: Fields,
         api_key: str,
         owner_token: str = "",
+        model: str = "",
+        options: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[tuple[str, str, Any]]:
         """``/extend``: the next part of a finished video (by its id), from its last frame,
-        watched like ``/generate``; its last update's video is the whole chain, stitched."""
-        asked = partial(form_request, None, prompt, **fields, needs_image=False)
+        watched like ``/generate``; its last update's video is the whole chain, stitched.
+        ``model`` and ``options`` as for ``/generate`` (any model that starts from an
+        image; empty: Kling v2.6 Pro)."""
+        asked = partial(self.model_request, None, prompt, fields, model, options,
+                        needs_image=False)  # fmt: skip
         for step in self.extend_steps(generation_id, asked, api_key, owner_token, request):
             yield step[:3]
 

@@ -196,7 +196,9 @@ def settings_group(picked: Any, image: Any, note: Any) -> StudioPanel:
 
 def _spare(slot: str) -> Any:
     kind, _, n = slot.partition("-")
-    common: dict[str, Any] = {"visible": False, "elem_id": f"model-{slot}", "min_width": 160}
+    # Two to a row in the form's column (four squeezed their words into slivers).
+    common: dict[str, Any] = {"visible": False, "elem_id": f"model-{slot}", "min_width": 240,
+                              "scale": 1}  # fmt: skip
     if kind == "choice":
         return gr.Dropdown(choices=[], value=None, label=f"Choice {n}", **common)
     if kind == "switch":
@@ -374,6 +376,12 @@ def _kept(value: Any, check: Any, prop: Mapping[str, Any]) -> Any:
     return checked
 
 
+def _first_sentence(text: str, most: int = 100) -> str:
+    """A field's description, short: its first sentence, at most ``most`` characters."""
+    first = " ".join(text.split()).split(". ")[0].rstrip(".")
+    return first if len(first) <= most else first[: most - 1].rstrip() + "…"
+
+
 def _first_label(shown: Plan) -> str:
     label = "Image (JPEG, PNG, WebP, GIF or BMP; HEIC: export as JPEG first)"
     if shown.model == KLING.model:
@@ -394,7 +402,7 @@ def _ours(place: Place, value: Any) -> Any:
 def _shown(place: Place, value: Any, entry: ModelEntry | None) -> Any:
     """One field of another model in its place, with its label, choices and bounds."""
     prop = place.prop
-    info = (prop.get("description") or "").split("\n")[0][:160] or None
+    info = _first_sentence(prop.get("description") or "") or None
     common = {"visible": True, "label": _label(place.field, entry), "value": value}
     slot = place.slot
     if slot == "duration":

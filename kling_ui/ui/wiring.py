@@ -92,10 +92,11 @@ def _wire_api(handlers: Handlers, page: Page) -> None:
         handlers.resume, [videos.resume_id, form.api_key, owner], job.api_outputs,
         api_name="resume", **api,
     )  # fmt: skip
+    # /extend's model and its fields (any model that starts from an image), as /generate's.
     gr.Button(visible=False, elem_id="api-extend").click(
         handlers.extend,
         [videos.resume_id, form.prompt, form.negative, form.duration, form.audio, form.api_key,
-         owner],
+         owner, gr.Textbox(value="", visible=False), gr.Textbox(value="", visible=False)],
         job.api_outputs, api_name="extend", **api,
     )  # fmt: skip
     gr.api(handlers.status, api_name="status")
