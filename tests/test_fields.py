@@ -134,7 +134,7 @@ def test_priced_publishes_only_the_fields_a_price_reads():
         (Handlers.generate, ["image", "prompt"], NAMES,
          ["api_key", "fit", "owner_token", "model", "end_image", "options", "request"]),
         (Handlers.extend, ["generation_id", "prompt"], NAMES,
-         ["api_key", "owner_token", "request"]),
+         ["api_key", "owner_token", "model", "options", "request"]),
         (Handlers.batch, ["images", "prompts"], NAMES,
          ["takes", "api_key", "owner_token", "fit", "request"]),
         (Handlers.estimate, [], PRICED, ["count"]),

@@ -239,3 +239,11 @@ def test_the_rules_schemas_cant_say_are_checked_before_sending(handlers, photo, 
     quiet = Request.make("Door.", model=omni, generate_audio=False)
     *_, done = service.generate(photo, quiet, owner=owner, end_image=str(tall))
     assert done.phase == "completed", done
+
+
+def test_what_the_page_does_not_offer_yet_is_named_in_the_models_note(handlers):
+    note = switched(handlers, "alibaba/happyhorse-1-0")["note"]
+    assert "not offered yet" in note and "`reference_image_urls`" in note and "`video_url`" in note
+    rules = switched(handlers, "klingai/video-v3-omni-720p-image-to-video")["note"]
+    assert "`generate_audio`: a last frame can't be used with the audio on" in rules
+    assert "first frame's shape" in switched(handlers, "pixverse/v5/transition")["note"]

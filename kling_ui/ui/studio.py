@@ -341,6 +341,11 @@ class StudioEvents(PageBase):
         if shown.left_out:
             names = ", ".join(f"`{name}`" for name in shown.left_out)
             lines.append(f"Not on this page yet (the model's defaults are sent): {names}.")
+        entry = offer.entry(shown.model)
+        media = [*entry.references, *entry.other_media] if entry is not None else []
+        if media:
+            names = ", ".join(f"`{name}`" for name in media)
+            lines.append(f"Reference images, video and audio inputs are not offered yet: {names}.")
         return "\n\n".join(lines)
 
     def check_end_image(
