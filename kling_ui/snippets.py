@@ -91,6 +91,10 @@ def request_body(image_name: str, request: Request, last_name: str = "") -> dict
     the model's last frame's) is the data URI's start only (``data:image/png;base64,``),
     the rest is the file's when the code runs. A model that makes video from text: none."""
     for role, name in images_of(request, image_name, last_name).items():
+        if role == "last_frame" and not (name or "").strip():
+            raise errors.InputError(
+                f"{request.model} needs a last frame too: add one under Last frame."
+            )
         request = request.with_image(f"data:{mime_type(name)};base64,", role)
     return request.body()
 

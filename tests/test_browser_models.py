@@ -121,7 +121,7 @@ def test_a_first_and_last_frame_job_sends_both_frames_and_plays(live, sim, page,
     # Remix, in a clean form: the model, both frames and the seed come back.
     page.reload()
     expect(page.locator("#generate")).to_be_enabled()
-    expect(tile(page, "The field turns to autumn")).to_contain_text("gen4_turbo")
+    expect(tile(page, "The field turns to autumn")).to_contain_text("Runway Gen-4 Turbo")
     tile(page, "The field turns to autumn").click()
     status_lines(page, is_final)
     page.wait_for_function("document.querySelector('#video video')?.readyState >= 1")

@@ -247,3 +247,29 @@ def test_what_the_page_does_not_offer_yet_is_named_in_the_models_note(handlers):
     rules = switched(handlers, "klingai/video-v3-omni-720p-image-to-video")["note"]
     assert "`generate_audio`: a last frame can't be used with the audio on" in rules
     assert "first frame's shape" in switched(handlers, "pixverse/v5/transition")["note"]
+
+
+def test_a_spare_field_says_every_setting_so_none_stays_from_the_last_model(handlers):
+    """Gradio keeps a setting an update leaves out (or sets to None) from the component's
+    last: a number box's bounds, rounding and words are always said outright."""
+    runway, seedance = "runway/gen4_turbo", "bytedance/seedance-1-5-pro"
+    switched(handlers, runway)  # its seed: 0 to 4294967295
+    out = switched(handlers, seedance, runway)
+    seed = out[handlers.plan_of(seedance).slot_of("seed")]
+    assert seed["value"] == -1 and seed["minimum"] <= -1 and seed["maximum"] >= 2**32
+    assert seed["precision"] == 0 and isinstance(seed["info"], str)
+    for update in out.values():
+        if isinstance(update, dict) and update.get("visible"):
+            assert None not in (update.get(k, "") for k in ("info", "minimum", "precision"))
+    values = shown_values(out)
+    price = handlers.form_price(seedance, "", *(values.get(s) for s in (*OWN, *SLOTS)))
+    assert price.startswith("**Price:**"), price  # -1 passes its own schema
+
+
+def test_a_model_no_longer_offered_is_refused_not_replaced_by_ours(handlers, photo):
+    gone = "acme/gone-tomorrow"
+    price = handlers.form_price(gone, "", "", 5, True, *([None] * len(SLOTS)))
+    assert price == f"Price: The model {gone} is no longer offered: pick another in the model list."
+    made = handlers.batch_page([photo], "A.", 1, "", "g" * 32, "reject", gone, "", 5, True,
+                               *([None] * len(SLOTS)))  # fmt: skip
+    assert made["items"] == [] and "no longer offered" in made["error"]

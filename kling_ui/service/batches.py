@@ -250,7 +250,10 @@ def check_frames(
     if end_image and "last_frame" not in spec.roles:
         raise errors.InputError(f"{spec.model} takes no last frame: leave end_image empty.")
     if "last_frame" in spec.needs() and not end_image:
-        raise errors.InputError(f"{spec.model} needs a last frame too: give end_image.")
+        raise errors.InputError(
+            f"{spec.model} needs a last frame too: add one (under Last frame on the page; "
+            "end_image for programs)."
+        )
     if isinstance(request, Request):  # the rules its schema can't say (the overlay's)
         given_roles = {"image"} if given else set()
         spec.check_rules(request.options, given_roles | ({"last_frame"} if end_image else set()))

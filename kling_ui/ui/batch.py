@@ -225,7 +225,10 @@ class BatchEvents(GalleryEvents):
         """The page's batch: ``batch`` for the model whose form is shown (``model``;
         ``values``: the form's negative prompt, length and audio switch, then its spare
         fields), each line with that model's fields."""
-        shown = self.plan_of(model)  # type: ignore[attr-defined]
+        try:
+            shown = self.sent_plan(model)  # type: ignore[attr-defined]
+        except errors.InputError as exc:
+            return {"error": exc.user_message, "items": []}
         negative, length, sound, *spares = values
         if shown.model == KLING.model:
             fields = {"negative_prompt": negative, "duration": length, "generate_audio": sound}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import errors, snippets
+from ..request import spec_of
 from .base import QUIET, PageBase
 from .form import COPY_BUTTONS, Asked, made, studio_inputs, with_request
 
@@ -46,7 +47,7 @@ def listen(handlers: Handlers, page: Page) -> None:
               *studio_inputs(form)]  # fmt: skip
     for kind, button in form.copy.items():
         button.click(
-            with_request(partial(handlers.code_for_form, kind), studio=handlers.plan_of),
+            with_request(partial(handlers.code_for_form, kind), studio=handlers.sent_plan),
             fields,
             [form.code, form.code_note],
             **QUIET,
@@ -112,12 +113,14 @@ class CodeEvents(PageBase):
             return _no_code(), NOTHING_PICKED.format(button=COPY_BUTTONS[kind])
         if not job.prompt:  # adopted by its id: the request was never ours to know
             return _no_code(), ADOPTED
+        # Each image the job was sent with (kept here), or that its model needs.
+        first = snippets.JOB_IMAGE if self.service.input_image(job) else ""
         last = snippets.JOB_LAST_FRAME if self.service.input_image(job, "last_frame") else ""
         try:
-            images = snippets.images_of(job.request, snippets.JOB_IMAGE, last)
-            code = snippets.SNIPPETS[kind](
-                snippets.JOB_IMAGE, job.request, sent_by=job.shown_id, last_name=last
-            )
+            if not first and "image" in spec_of(job.request.model).needs():
+                first = snippets.JOB_IMAGE
+            images = snippets.images_of(job.request, first, last)
+            code = snippets.SNIPPETS[kind](first, job.request, sent_by=job.shown_id, last_name=last)
         except errors.InputError as exc:
             return _no_code(), f"⚠ {exc.user_message}"
         note = f"{CODE_NAMES[kind]} of that video's request."

@@ -501,7 +501,7 @@ def with_request(
 
     ``studio``: the event's inputs end with ``studio_inputs`` (the model whose form is
     shown, the last frame, the spare fields), and ``studio`` gives a model's form
-    (``StudioEvents.plan_of``). The request is then that model's (``studio_request``), the
+    (``StudioEvents.sent_plan``). The request is then that model's (``studio_request``), the
     image is handed on only where the model takes a first frame, and the last frame after
     the event's other inputs (None where the model takes none)."""
     tail = 2 + len(SLOTS)

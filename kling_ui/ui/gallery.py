@@ -69,7 +69,8 @@ def tile(service: GenerationService, item: dict, job: Any, tz: str | None, root:
     cost = history_cost(job)
     # The prompt first: a narrow tile shows only the caption's start.
     model = job.request.model
-    made_by = [] if model == KLING.model else [model.rpartition("/")[2] or model]
+    entry = None if model == KLING.model else service.offer().entry(model)
+    made_by = [] if model == KLING.model else [entry.name if entry else model]
     length = [f"{job.duration} s"] if job.duration else []
     facts = [_short(job.prompt), *made_by, state + demo, *length] + ([cost] if cost else [])
     caption = " · ".join([*facts, when])

@@ -75,7 +75,10 @@ class PriceEvents(PageBase):
     ) -> str:
         """The batch's price as it stands, for the model whose form is shown (``model``,
         ``values``: as ``form_price`` reads them)."""
-        shown = self.plan_of(model)
+        try:
+            shown = self.sent_plan(model)
+        except errors.InputError as exc:
+            return f"Price: {exc.user_message}"
         negative, length, sound, *spares = values
         if shown.model == KLING.model:
             fields = {"duration": length, "generate_audio": sound}
@@ -95,7 +98,10 @@ class PriceEvents(PageBase):
         ``values``: the form's negative prompt, length and audio switch, then its spare
         fields in ``SLOTS``' order): ours by its length and audio switch (``price_view``),
         another model by every field its price reads."""
-        shown = self.plan_of(model)
+        try:
+            shown = self.sent_plan(model)
+        except errors.InputError as exc:
+            return f"Price: {exc.user_message}"
         negative, length, sound, *spares = values
         if shown.model == KLING.model:
             return self.price_view({"duration": length, "generate_audio": sound}, api_key)

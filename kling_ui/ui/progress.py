@@ -171,7 +171,7 @@ def _starts(handlers: Handlers, page: Page, start: tuple, busy: Any, press: Any)
               page.fit, owner, form.parent, press, *studio_inputs(form)]  # fmt: skip
     form.generate.click(None, None, None, js=FOCUS_CARD_JS, **QUIET)
     gen_event = form.generate.click(*start, queue=False, **QUIET).then(
-        with_request(handlers.generate_page, studio=handlers.plan_of),
+        with_request(handlers.generate_page, studio=handlers.sent_plan),
         inputs,
         job.outputs,
         **JOB,

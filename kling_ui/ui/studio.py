@@ -251,7 +251,7 @@ def listen(handlers: Handlers, form: Form, blocks: gr.Blocks) -> None:
         trigger_mode="always_last", concurrency_limit=None, **QUIET,
     )  # fmt: skip
     blocks.load(handlers.model_choices, None, studio.picker, **QUIET)
-    studio.end_image.change(handlers.check_end_image, studio.end_image,
+    studio.end_image.change(handlers.check_end_image, [studio.end_image, form.fit],
                             [studio.end_image, studio.end_note], **QUIET)  # fmt: skip
     studio.end_image.clear(lambda: "", None, studio.end_note, **QUIET)
 
@@ -268,12 +268,23 @@ class StudioEvents(PageBase):
         return gr.update(choices=_choices(entries))
 
     def plan_of(self, model: str) -> Plan:
-        """``model``'s form (ours for one no longer offered)."""
+        """``model``'s form (ours for one no longer offered: what the page shows)."""
         chosen = str(model or "").strip() or KLING.model
         entry = None if chosen == KLING.model else self.service.offer().entry(chosen)
         if entry is None:
             return plan(None, KLING)
         return plan(entry, spec_of(entry.id))
+
+    def sent_plan(self, model: str) -> Plan:
+        """``model``'s form for what is sent or priced: ``InputError`` for one no longer
+        offered (never ours in its place, which would send or price another model)."""
+        shown = self.plan_of(model)
+        chosen = str(model or "").strip() or KLING.model
+        if shown.model != chosen:
+            raise errors.InputError(
+                f"The model {chosen} is no longer offered: pick another in the model list."
+            )
+        return shown
 
     def switch(self, model: str, shown: str, *values: Any) -> tuple[Any, ...]:
         """``model``'s form in place of ``shown``'s (``values``: the form's negative
@@ -327,6 +338,17 @@ class StudioEvents(PageBase):
         form = list(self.form_for(kept["model"], kept["options"]))
         form[1] = {**form[1], "value": image}
         form[2] = {**form[2], "value": last}
+        shown = self.plan_of(kept["model"])
+        if shown.model != kept["model"]:  # what the form holds, said as it is
+            note = (
+                f"Remixed the prompt; that job's model ({kept['model']}) is no longer offered, "
+                f"so the form is {KLING.model}'s: check the settings, then Generate."
+            )
+        else:
+            sent = [f for f in shown.left_out if kept["options"].get(f) is not None]
+            if sent:
+                names = ", ".join(f"`{f}`" for f in sent)
+                note += f" Not on this page, so sent as the model's defaults: {names}."
         return (*form, form[0], kept["prompt"], note)
 
     def _note(self, shown: Plan) -> str:
@@ -351,20 +373,26 @@ class StudioEvents(PageBase):
     def check_end_image(
         self,
         image: str | None,
+        fit: str = "reject",
         request: gr.Request = None,  # type: ignore[assignment]
-    ) -> tuple[Any, str]:
-        """A last frame, checked as it arrives, as the first frame is (its size, its shape):
-        one refused leaves the page, its reason in its place."""
+    ) -> tuple[Any, Any]:
+        """A last frame, checked as it arrives, as the first frame is (its size, its shape,
+        with the form's Image fit): one refused leaves the page, its reason in its place
+        (kept when the emptied field answers)."""
         if not image:
-            return gr.skip(), ""
+            return gr.skip(), gr.skip()
+        fit = fit if fit in ("crop", "pad") else "reject"
         try:
-            prepared = prepare_image(image, owner=self._visitor("", request))
+            prepared = prepare_image(image, fit=fit, owner=self._visitor("", request))
         except errors.InputError as exc:
             return None, f"⚠ Last frame: {exc.user_message} Choose another image."
-        return gr.skip(), f"✓ Last frame OK: will be sent as {prepared.width}×{prepared.height}."
+        done = f" ({prepared.adjusted})" if prepared.adjusted else ""
+        size = f"{prepared.width}×{prepared.height}{done}"
+        return gr.skip(), f"✓ Last frame OK: will be sent as {size}."
 
 
 _NONE = object()  # no value kept: the new model's default
+UNBOUNDED = 1e15  # a number box's bounds where the schema gives none
 
 
 def _kept(value: Any, check: Any, prop: Mapping[str, Any]) -> Any:
@@ -407,7 +435,9 @@ def _ours(place: Place, value: Any) -> Any:
 def _shown(place: Place, value: Any, entry: ModelEntry | None) -> Any:
     """One field of another model in its place, with its label, choices and bounds."""
     prop = place.prop
-    info = _first_sentence(prop.get("description") or "") or None
+    # Every setting said outright: Gradio keeps a setting left out (or None) from the model
+    # shown before, so one model's bounds, rounding or words would stay on the next's.
+    info = _first_sentence(prop.get("description") or "")
     common = {"visible": True, "label": _label(place.field, entry), "value": value}
     slot = place.slot
     if slot == "duration":
@@ -423,9 +453,9 @@ def _shown(place: Place, value: Any, entry: ModelEntry | None) -> Any:
         step = 1 if whole else round((high - low) / 100, 6) or 0.01
         return gr.update(minimum=low, maximum=high, step=step, info=info, **common)
     if kind == "number":
-        bounds = {k: prop[k] for k in ("minimum", "maximum") if k in prop}
-        precision = 0 if prop.get("type") == "integer" else None
-        return gr.update(precision=precision, info=info, **bounds, **common)
+        low, high = prop.get("minimum", -UNBOUNDED), prop.get("maximum", UNBOUNDED)
+        precision = 0 if prop.get("type") == "integer" else 6
+        return gr.update(minimum=low, maximum=high, precision=precision, info=info, **common)
     if kind == "text":
         return gr.update(info=info, **{**common, "value": value or ""})
     return gr.update(info=info, **common)
