@@ -25,6 +25,7 @@ from apprunner import Server, app_argv, clean_env
 from browsing import CHROMIUM_ARGS, chromium_path
 
 from bench._common import fmt_s, median, percentile, row
+from bench.bench_playback import available  # the same browser, the same check
 
 TARGET_S = 0.3
 RING = (
@@ -78,16 +79,6 @@ WATCH_PRICE = """() => {
   seen.observe(price, {childList: true, subtree: true, characterData: true});
 }"""
 DONE = "() => window.__t1 !== null"
-
-
-def available() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright not installed: pip install -r requirements-dev.txt"
-    if not chromium_path():
-        return "Chromium not found: apt-get install chromium"
-    return None
 
 
 def _switch(page: Any, name: str, title: str) -> float:

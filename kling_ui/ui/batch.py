@@ -28,7 +28,7 @@ from ..states import PHASE_OF_STATE
 from .base import OUR_FAULT, PRESS_AGAIN, PRIVATE, QUIET, _root, _valid_history
 from .fields import Fields, priced_part, takes_fields
 from .gallery import GalleryEvents
-from .studio import SLOTS, options_from
+from .studio import options_from
 
 if TYPE_CHECKING:
     from .wiring import Handlers, Page
@@ -229,14 +229,12 @@ class BatchEvents(GalleryEvents):
             shown = self.sent_plan(model)  # type: ignore[attr-defined]
         except errors.InputError as exc:
             return {"error": exc.user_message, "items": []}
-        negative, length, sound, *spares = values
         if shown.model == KLING.model:
+            negative, length, sound, *_ = values
             fields = {"negative_prompt": negative, "duration": length, "generate_audio": sound}
             return self._queue(images, prompts, fields, takes, api_key, owner_token, fit,
                                request)  # fmt: skip
-        by_slot = {"negative": negative, "duration": length, "audio": sound,
-                   **dict(zip(SLOTS, spares, strict=True))}  # fmt: skip
-        options = options_from(shown, by_slot)
+        options = options_from(shown, values)
         return self._queue(images, prompts, options, takes, api_key, owner_token, fit,
                            request, model=shown.model)  # fmt: skip
 

@@ -541,9 +541,7 @@ def studio_request(
     if shown.model == KLING.model:
         return form_request(*fields, needs_image=needs_image)
     image, prompt, negative, duration, audio = fields
-    values = {"negative": negative, "duration": duration, "audio": audio,
-              **dict(zip(SLOTS, spares, strict=True))}  # fmt: skip
-    options = options_from(shown, values)
+    options = options_from(shown, (negative, duration, audio, *spares))
     return form_request(image, prompt, "", 5, True, needs_image=needs_image, model=shown.model,
                         options=options)  # fmt: skip
 

@@ -76,22 +76,15 @@ class PriceEvents(PageBase):
         """The batch's price as it stands, for the model whose form is shown (``model``,
         ``values``: as ``form_price`` reads them)."""
         try:
-            shown = self.sent_plan(model)
+            shown, priced = self._priced(model, values)
         except errors.InputError as exc:
             return f"Price: {exc.user_message}"
-        negative, length, sound, *spares = values
         if shown.model == KLING.model:
-            fields = {"duration": length, "generate_audio": sound}
-            return self.batch_price(images, prompts, takes, fields, api_key)
+            return self.batch_price(images, prompts, takes, priced, api_key)
         count = _batch_count(images, prompts, takes, needs_images=bool(shown.first))
         if not count:
             return "Add images and prompts to see the batch's price."
-        try:
-            asked = studio_request(shown, (None, "-", negative, length, sound), spares,
-                                   needs_image=False)  # fmt: skip
-        except errors.InputError as exc:
-            return f"Price: {exc.user_message}"
-        return self._price_words(asked, count, api_key)
+        return self._price_words(priced, count, api_key)
 
     def form_price(self, model: str, api_key: str, *values: Any) -> str:
         """The line beside Generate for the model whose form is shown (``model``;
@@ -99,18 +92,24 @@ class PriceEvents(PageBase):
         fields in ``SLOTS``' order): ours by its length and audio switch (``price_view``),
         another model by every field its price reads."""
         try:
-            shown = self.sent_plan(model)
+            shown, priced = self._priced(model, values)
         except errors.InputError as exc:
             return f"Price: {exc.user_message}"
+        if shown.model == KLING.model:
+            return self.price_view(priced, api_key)
+        return self._price_words(priced, 1, api_key)
+
+    def _priced(self, model: str, values: tuple) -> tuple[Any, Fields]:
+        """The shown model's form and what its price reads: ours, the fields a price reads;
+        another model, the request its form makes (the prompt is not priced: any will do).
+        ``InputError`` in words for a model no longer offered or a field it refuses."""
+        shown = self.sent_plan(model)
         negative, length, sound, *spares = values
         if shown.model == KLING.model:
-            return self.price_view({"duration": length, "generate_audio": sound}, api_key)
-        try:  # the prompt is not priced: any will do
-            asked = studio_request(shown, (None, "-", negative, length, sound), spares,
-                                   needs_image=False)  # fmt: skip
-        except errors.InputError as exc:
-            return f"Price: {exc.user_message}"
-        return self._price_words(asked, 1, api_key)
+            return shown, {"duration": length, "generate_audio": sound}
+        asked = studio_request(shown, (None, "-", negative, length, sound), spares,
+                               needs_image=False)  # fmt: skip
+        return shown, asked
 
     def batch_price(
         self, images: Any, prompts: str, takes: int, fields: Fields, api_key: str = ""

@@ -21,7 +21,7 @@ catalogue's ``ModelEntry`` (a type); never ``form`` (which imports this).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,12 +127,19 @@ def plan(entry: ModelEntry | None, spec: ModelSpec) -> Plan:
                 inputs.get("last", ""))  # fmt: skip
 
 
-def options_from(shown: Plan, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's fields from the form's values by slot (``values``): text left empty and
-    numbers left blank are unset (the vendor's default), not sent as empty."""
+def by_slot(values: Sequence[Any]) -> dict[str, Any]:
+    """The form's values (its negative prompt, length and audio switch, then ``SLOTS``',
+    in the order the page's events list them) by slot."""
+    return dict(zip(("negative", "duration", "audio", *SLOTS), values, strict=True))
+
+
+def options_from(shown: Plan, values: Sequence[Any]) -> dict[str, Any]:
+    """The model's fields from the form's values (as ``by_slot`` reads them): text left
+    empty and numbers left blank are unset (the vendor's default), not sent as empty."""
     options = {}
+    slots = by_slot(values)
     for place in shown.places:
-        value = values.get(place.slot)
+        value = slots.get(place.slot)
         if isinstance(value, str) and not value.strip():
             value = None
         options[place.field] = value
@@ -293,11 +300,11 @@ class StudioEvents(PageBase):
         the last frame and its note, the settings group and its note, the form's own
         three fields, then every spare field."""
         before = self.plan_of(shown)
-        by_slot = dict(zip(("negative", "duration", "audio", *SLOTS), values, strict=True))
+        slots = by_slot(values)
         # The form's own fields keep what was typed in them while a model without them was
         # shown (hidden, not cleared); the spare fields are another model's.
-        kept = {field: by_slot.get(slot) for field, (slot, _) in OWN.items()}
-        kept.update({p.field: by_slot.get(p.slot) for p in before.places})
+        kept = {field: slots.get(slot) for field, (slot, _) in OWN.items()}
+        kept.update({p.field: slots.get(p.slot) for p in before.places})
         return self.form_for(model, kept)
 
     def form_for(self, model: str, kept: Mapping[str, Any]) -> tuple[Any, ...]:
