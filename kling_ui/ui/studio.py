@@ -253,7 +253,10 @@ def listen(handlers: Handlers, form: Form, blocks: gr.Blocks) -> None:
     spares = [studio.slots[s] for s in SLOTS]
     own = [form.negative, form.duration, form.audio]
     outputs = form_outputs(form)
-    studio.picker.change(
+    # On the person's pick only (``input``): Remix sets the picker and the whole form in one
+    # answer, and a switch fired by that change read the fields before they had landed (a
+    # remixed seed came back empty, once in CI).
+    studio.picker.input(
         handlers.switch, [studio.picker, studio.shown, *own, *spares], outputs,
         trigger_mode="always_last", concurrency_limit=None, **QUIET,
     )  # fmt: skip
