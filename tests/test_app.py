@@ -41,9 +41,12 @@ def test_api_exposes_exactly_generate_resume_extend_status_batch_estimate_and_mo
     assert [p["parameter_name"] for p in named["/status"]["parameters"]] == [
         "generation_id", "api_key",
     ]  # fmt: skip
-    assert [p["parameter_name"] for p in named["/batch"]["parameters"]] == [
+    batch = named["/batch"]["parameters"]
+    assert [p["parameter_name"] for p in batch] == [
         "images", "prompts", "negative_prompt", "duration", "generate_audio", "takes", "api_key",
+        "model", "options",
     ]  # fmt: skip
+    assert all(p["parameter_has_default"] for p in batch[-2:])
     params = [p["parameter_name"] for p in named["/generate"]["parameters"]]
     assert params == [
         "image",

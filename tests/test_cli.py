@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kling_ui import media
+from kling_ui import errors, media
 from kling_ui.config import MODEL, settings_from_env
 from kling_ui.request import Request
 from kling_ui.service import GenerationService
@@ -466,6 +466,50 @@ def test_extend_goes_on_with_another_model_and_refuses_one_that_makes_video_from
                "klingai/video-v2-6-pro-text-to-video")  # fmt: skip
     assert text.returncode == 2 and "makes video from text only" in text.stderr
     assert sim.creates == 2
+
+
+def test_a_csv_batch_takes_one_model_and_its_fields(env, sim, photo, tmp_path):
+    """--model and --set apply to every row (a row's own length and audio where the model
+    declares them); a model that makes video from text takes rows with no image; a row
+    with an image for it, or a model that needs a last frame for each, is refused with
+    nothing sent."""
+    sheet = tmp_path / "jobs.csv"
+    sheet.write_text(f"{photo},Waves roll in.\n{photo},A gull lands.,,,,2\n")
+    out = tmp_path / "out"
+    result = run(env, "batch", str(sheet), "--model", "runway/gen4_turbo", "--set", "seed=9",
+                 "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    bodies = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"]
+    assert [(b["model"], b["seed"]) for b in bodies] == [("runway/gen4_turbo", 9)] * 3
+    assert all(b["image_url"].startswith("<image") for b in bodies)
+    text = "klingai/video-v2-6-pro-text-to-video"
+    words = tmp_path / "words.csv"
+    words.write_text(",Rain on a window.\n,Snow on a roof.,,10\n")
+    result = run(env, "batch", str(words), "--model", text, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    bodies = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"][3:]
+    assert [(b["model"], b["duration"]) for b in bodies] == [(text, 5), (text, 10)]
+    assert not any("image_url" in b for b in bodies)
+    refused = run(env, "batch", str(sheet), "--model", text)
+    assert refused.returncode == 2 and "Line 1:" in refused.stderr
+    assert "makes video from text only" in refused.stderr
+    assert sim.creates == 5
+
+
+def test_a_batch_file_for_a_model_that_needs_a_last_frame_is_refused(monkeypatch, tmp_path):
+    from kling_ui.catalogue import snapshot
+    from kling_ui.catalogue.specs import register_snapshot
+    from kling_ui.cli.batchfile import read_rows
+    from kling_ui.request import SPECS
+
+    monkeypatch.setattr("kling_ui.request.SPECS", dict(SPECS))
+    register_snapshot(snapshot())
+    sheet = tmp_path / "jobs.csv"
+    sheet.write_text("a.jpg,A door opens.\n")
+    with pytest.raises(errors.InputError, match="needs a last frame for each video"):
+        read_rows(sheet, model="google/veo-3.1-first-last-image-to-video")
+    assert read_rows(sheet)[0].request.prompt == "A door opens."
 
 
 def test_extend_of_what_cannot_be_continued_exits_2(env, sim, photo, tmp_path):

@@ -296,6 +296,45 @@ def test_extend_continues_a_video_and_answers_the_whole_chain(app, sim, photo):
     assert more["video"].endswith(".chain.mp4")
     with urllib.request.urlopen(more["video"], timeout=10) as response:
         assert response.read(12)[4:8] == b"ftyp"
+    # Issue 25: the next part with another model and its fields; one that makes video from
+    # text is refused in words, nothing sent.
+    after, failed = call(app, "extend", {
+        "generation_id": more["generation_id"], "prompt": "Three.",
+        "model": "runway/gen4_turbo", "options": '{"seed": 4}',
+    }, key=KEY)  # fmt: skip
+    assert not failed and after["status"] == "completed", after
+    body = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"][-1]
+    assert body["model"] == "runway/gen4_turbo" and body["seed"] == 4 and "image_url" in body
+    creates = sim.creates
+    refused, _ = call(app, "extend", {
+        "generation_id": after["generation_id"], "prompt": "Four.",
+        "model": "klingai/video-v2-6-pro-text-to-video",
+    }, key=KEY)  # fmt: skip
+    assert "makes video from text only" in refused["message"] and sim.creates == creates
+
+
+def test_submit_takes_a_model_and_its_options(app, sim, photo):
+    """Issue 25: submit queues takes of another model with its fields (a model that makes
+    video from text with no image), answering at once; an unknown field is refused in
+    words, nothing queued."""
+    creates = sim.creates
+    refused, _ = call(app, "submit", {
+        "image": data_uri(photo), "prompt": "A door.", "model": "runway/gen4_turbo",
+        "options": '{"sharpness": 2}',
+    }, key=KEY)  # fmt: skip
+    assert "no setting named" in refused["error"] and refused.get("items", []) == [], refused
+    text_model = "klingai/video-v2-6-pro-text-to-video"
+    answer, failed = call(app, "submit", {
+        "image": "", "prompt": "Rain.", "takes": 2, "model": text_model,
+        "options": '{"duration": 10}',
+    }, key=KEY)  # fmt: skip
+    assert not failed and len(answer["items"]) == 2, answer
+    deadline = time.monotonic() + 30
+    while sim.creates < creates + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    bodies = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"]
+    assert [(b["model"], b["duration"]) for b in bodies[-2:]] == [(text_model, 10)] * 2
+    assert not any("image_url" in b for b in bodies[-2:])
 
 
 def test_each_mcp_session_is_a_visitor_of_its_own(shared_app, sim, photo):

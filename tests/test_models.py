@@ -382,3 +382,64 @@ def test_extend_goes_on_with_any_model_that_starts_from_an_image(client, live_ap
     stream = requests.get(f"{base}/call/extend/{event}", timeout=120).text
     assert "Status: completed" in stream, stream[-500:]
     assert _creates(live_app.sim)[-1]["model"] == MODEL
+
+
+def _until_creates(sim, count: int, timeout: float = 60) -> list[dict]:
+    """The vendor's creates once there are ``count`` more than ``sim.creates`` was (the
+    batch's runner sends them after the answer)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        bodies = _creates(sim)
+        if len(bodies) >= count:
+            return bodies
+        time.sleep(0.05)
+    raise AssertionError(f"{len(_creates(sim))} creates, not {count}")
+
+
+def test_batch_for_programs_takes_a_model_and_its_options(client, live_app, photo):
+    """/batch takes a model and its options for every item, as /generate does; a model
+    that makes video from text queues prompts x takes; an image given to it, an unknown
+    field or model are refused in words with nothing sent; a seven-value call over plain
+    HTTP is as it always was (``OldCalls``)."""
+    import requests
+    from gradio_client import handle_file
+
+    sent = len(_creates(live_app.sim))
+    answer = client.predict(
+        [handle_file(photo)], "A door.\nA window.", "", 5, True, 1, "", "runway/gen4_turbo",
+        '{"seed": 3}', api_name="/batch",
+    )  # fmt: skip
+    assert len(answer["items"]) == 2, answer
+    bodies = _until_creates(live_app.sim, sent + 2)[sent:]
+    assert {b["model"] for b in bodies} == {"runway/gen4_turbo"}
+    assert {b["seed"] for b in bodies} == {3} and {b["prompt"] for b in bodies} == {
+        "A door.", "A window."
+    }  # fmt: skip
+    assert all(b["image_url"].startswith("<image") for b in bodies)
+    text = "klingai/video-v2-6-pro-text-to-video"
+    answer = client.predict(None, "Rain.\nSnow.", "", 5, True, 2, "", text, "", api_name="/batch")
+    assert len(answer["items"]) == 4, answer
+    bodies = _until_creates(live_app.sim, sent + 6)[sent + 2 :]
+    assert {b["model"] for b in bodies} == {text} and not any("image_url" in b for b in bodies)
+    for images, model, options, words in (
+        ([handle_file(photo)], text, "", "makes video from text only"),
+        ([handle_file(photo)], "runway/gen4_turbo", '{"sharpness": 3}', "no setting named"),
+        ([handle_file(photo)], "acme/no-such-model", "", "offers no model"),
+    ):
+        answer = client.predict(
+            images, "A door.", "", 5, True, 1, "", model, options, api_name="/batch"
+        )
+        assert words in answer["error"] and answer["items"] == [], answer
+    assert len(_creates(live_app.sim)) == sent + 6
+    base = live_app.url.rstrip("/") + "/gradio_api"
+    with open(photo, "rb") as f:
+        (path,) = requests.post(f"{base}/upload", files={"files": f}, timeout=30).json()
+    image = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    old = [[image], "Old.", "", 5, False, 1, ""]
+    event = requests.post(f"{base}/call/batch", json={"data": old}, timeout=30).json()
+    stream = requests.get(f"{base}/call/batch/{event['event_id']}", timeout=60).text
+    assert '"job_id"' in stream, stream[-500:]
+    body = _until_creates(live_app.sim, sent + 7)[-1]
+    assert body["model"] == MODEL and body["prompt"] == "Old." and body["generate_audio"] is False

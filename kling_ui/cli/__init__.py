@@ -67,10 +67,13 @@ def parser() -> argparse.ArgumentParser:
         "batch",
         help="a CSV file of videos",
         description="Each row: image,prompt[,negative_prompt,duration,generate_audio,takes]. "
-        "Images are paths relative to the file, or https links; a header row is allowed. "
+        "Images are paths relative to the file, or https links (empty for a model that makes "
+        "video from text); a header row is allowed. One model for the whole file (--model), "
+        "its other fields by --set, which win over a row's. "
         f"Every row is checked before anything is sent (at most {MAX_BATCH} videos).",
     )
     batch.add_argument("file", help="the CSV file")
+    _model_options(batch)
     _sending(batch)
     batch.set_defaults(run=Cli.batch)
 

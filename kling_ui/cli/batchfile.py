@@ -2,21 +2,23 @@
 
 Every row is checked with the page's own rules before anything is sent, and the first bad
 row refuses the whole file, named by its line number. An image is a path (relative to the
-file's folder) or an https link; a header row (starting ``image``), blank rows and rows
-starting with ``#`` are skipped. Each row becomes one ``Request`` (made here, where its
-input enters). Imports ``errors``, ``images``, ``request``, ``service``.
+file's folder) or an https link, left empty for a model that makes video from text; a
+header row (starting ``image``), blank rows and rows starting with ``#`` are skipped. Each
+row becomes one ``Request`` (made here, where its input enters) for the file's model (one a
+batch), with the model's other fields the command gave (``options``), which win over a
+row's own. Imports ``errors``, ``images``, ``request``, ``service``.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import errors
 from ..images import prepare_image
-from ..request import Request
+from ..request import KLING, Request, spec_of
 from ..service import MAX_BATCH, MAX_TAKES, Planned
 
 COLUMNS = ("image", "prompt", "negative_prompt", "duration", "generate_audio", "takes")
@@ -32,8 +34,20 @@ class Row:
     takes: int
 
 
-def read_rows(path: Path, *, default_duration: int = 5) -> list[Row]:
-    """The file's rows, each checked (not the images yet: ``plan`` does those)."""
+def read_rows(
+    path: Path,
+    *,
+    default_duration: int = 5,
+    model: str = KLING.model,
+    options: Mapping[str, object] | None = None,
+) -> list[Row]:
+    """The file's rows, each checked (not the images yet: ``plan`` does those), each a
+    request for ``model`` with ``options``."""
+    spec = spec_of(model)
+    if "last_frame" in spec.needs():
+        raise errors.InputError(
+            f"{spec.model} needs a last frame for each video: make them one at a time."
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -52,7 +66,7 @@ def read_rows(path: Path, *, default_duration: int = 5) -> list[Row]:
             first = False
             continue
         first = False
-        rows.append(_row(line, cells, path.parent, default_duration))
+        rows.append(_row(line, cells, path.parent, default_duration, spec.model, options))
     if not rows:
         raise errors.InputError(f"{path} has no rows: write image,prompt on each line.")
     total = sum(r.takes for r in rows)
@@ -76,7 +90,10 @@ def _lines(reader) -> Iterator[tuple[int, list[str]]]:
         yield line, cells
 
 
-def _row(line: int, cells: list[str], folder: Path, default_duration: int) -> Row:
+def _row(
+    line: int, cells: list[str], folder: Path, default_duration: int, model: str,
+    options: Mapping[str, object] | None,
+) -> Row:  # fmt: skip
     try:
         if any("\n" in c or "\r" in c for c in cells):
             raise errors.InputError(
@@ -89,13 +106,17 @@ def _row(line: int, cells: list[str], folder: Path, default_duration: int) -> Ro
             )
         cells = cells + [""] * (len(COLUMNS) - len(cells))
         image, prompt, negative, duration, audio, takes = cells
-        if not image:
+        spec = spec_of(model)
+        if not image and "image" in spec.needs():
             raise errors.InputError("the image is missing.")
-        request = Request.make(
-            prompt, negative_prompt=negative, duration=duration or default_duration,
-            generate_audio=_yes(audio),
-        )  # fmt: skip
-        return Row(line, _where(image, folder), request, _takes(takes))
+        if image and "image" not in spec.roles:
+            raise errors.InputError(
+                f"{spec.model} makes video from text only: leave the image column empty."
+            )
+        given = {"negative_prompt": negative, "duration": duration or default_duration,
+                 "generate_audio": _yes(audio)}  # fmt: skip
+        request = Request.for_model(prompt, model, given, options)
+        return Row(line, _where(image, folder) if image else "", request, _takes(takes))
     except errors.InputError as exc:
         raise errors.InputError(f"Line {line}: {_lower_first(exc.base_message)}") from None
 
@@ -105,7 +126,7 @@ def plan(rows: list[Row], *, fit: str = "reject") -> list[Planned]:
     prepared: dict[str, str] = {}
     planned = []
     for row in rows:
-        if row.image not in prepared:
+        if row.image and row.image not in prepared:
             try:
                 prepared[row.image] = prepare_image(row.image, fit=fit).data_uri  # type: ignore[arg-type]
             except errors.RatioOutOfRange as exc:  # its remedy is the caller's to word
@@ -119,7 +140,8 @@ def plan(rows: list[Row], *, fit: str = "reject") -> list[Planned]:
                 "prompt": row.request.prompt,
                 "take": take,
             }
-            planned.append(Planned(row.request.with_image(prepared[row.image]), about))
+            sent = row.request.with_image(prepared[row.image]) if row.image else row.request
+            planned.append(Planned(sent, about))
     return planned
 
 

@@ -165,7 +165,12 @@ class Cli:
         return self._send([plan], args)
 
     def batch(self, args: Any) -> int:
-        rows = read_rows(Path(args.file), default_duration=args.duration)
+        """A CSV file of videos, one model for all of them (``--model``, ``--set``)."""
+        model = (args.model or "").strip() or MODEL
+        if model != MODEL:  # one this app offers (and knows)
+            self.service(run=not args.dry_run).offer().schema(model)
+        rows = read_rows(Path(args.file), default_duration=args.duration, model=model,
+                         options=_options(args.options))  # fmt: skip
         planned = plan(rows, fit=args.fit)
         self.say(f"{args.file}: {len(rows)} rows, {len(planned)} videos, every row checked.")
         return self._send(planned, args)

@@ -53,8 +53,7 @@ from ..request import KLING
 from ..states import FINAL_PHASES
 from .base import KEPT, PRESS_AGAIN, _root
 from .callers import agent_of
-from .fields import Fields, priced_part, takes_fields
-from .form import form_request
+from .fields import Fields, takes_fields
 from .watching import Step
 
 if TYPE_CHECKING:
@@ -183,10 +182,12 @@ class AgentTools:
         takes: int = 1,
         fit: str = "reject",
         owner_token: str = "",
+        model: str = "",
+        options: str = "",
         x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> str:
-        """Queue 1 to 4 videos of one still image with Kling v2.6 Pro and answer at once, without
+        """Queue 1 to 4 videos of one still image with Kling v2.6 Pro (or another model: models lists them) and answer at once, without
         waiting: the server makes them whether or not anyone watches. It spends money on a real key:
         call estimate first. Answers JSON: items, each with job_id (give it to status, which never
         waits, or to resume, which waits for the video), price and batch_id; or error, in words,
@@ -200,22 +201,26 @@ class AgentTools:
             generate_audio: Whether the videos get generated sound.
             takes: How many videos of this image and prompt, 1 to 4 (each is paid).
             fit: An image whose shape is outside 1:2.5 to 2.5:1: reject (refuse it; nothing is sent), crop (cut it to the nearest allowed shape around its centre) or pad (add white bars).
+            model: The video model's id (optional; empty: Kling v2.6 Pro image to video). For a model that makes video from text, leave image empty; one that needs a last frame takes generate.
+            options: The model's other fields as a JSON object, like {"duration": 8} (model_schema lists them); they win over negative_prompt, duration and generate_audio.
         """
         service = self.handlers.service
         owner = self._owner(owner_token, x_aimlapi_key, request)
         visitor = self.handlers._visitor(owner, request)
-        low = self.handlers._unconfirmed_low_balance(
-            visitor, _key(x_aimlapi_key), priced_part(KLING, fields), _count(takes)
-        )
-        if low:
-            return _json({"error": f"{low} {AGAIN}", "items": []})
-        path = ""
+        path: str | None = ""
         try:
-            path = _image_file(image, service.settings)
+            if not image and not model:  # as generate says it
+                raise errors.InputError(NO_IMAGE_GIVEN)
+            asked = self.handlers.model_request(image, prompt, fields, model, options)
+            low = self.handlers._unconfirmed_low_balance(
+                visitor, _key(x_aimlapi_key), asked, _count(takes)
+            )
+            if low:
+                return _json({"error": f"{low} {AGAIN}", "items": []})
+            path = _image_file(image, service.settings) if image or not model else None
             answer = service.submit(
-                path, form_request(path, prompt, **fields),
-                takes=int(takes or 1), api_key=_key(x_aimlapi_key), fit=fit or "reject",
-                owner=visitor,
+                path, asked, takes=int(takes or 1), api_key=_key(x_aimlapi_key),
+                fit=fit or "reject", owner=visitor,
             )  # fmt: skip
         except errors.KlingUIError as exc:
             return _json(_refusal(exc.user_message))
@@ -232,6 +237,8 @@ class AgentTools:
         prompt: str,
         fields: Fields,
         owner_token: str = "",
+        model: str = "",
+        options: str = "",
         x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> Iterator[str]:
@@ -247,9 +254,12 @@ class AgentTools:
             negative_prompt: What to avoid in this part (optional).
             duration: Length of the new part in seconds: 5 or 10.
             generate_audio: Whether the new part gets generated sound.
+            model: The video model for the new part (optional; empty: Kling v2.6 Pro image to video): any model that starts from an image (models lists them).
+            options: The model's other fields as a JSON object, like {"duration": 8} (model_schema lists them); they win over negative_prompt, duration and generate_audio.
         """
         owner = self._owner(owner_token, x_aimlapi_key, request)
-        asked = partial(form_request, None, prompt, **fields, needs_image=False)
+        asked = partial(self.handlers.model_request, None, prompt, fields, model, options,
+                        needs_image=False)  # fmt: skip
         steps = self.handlers.extend_steps(
             generation_id, asked, _key(x_aimlapi_key), owner, request
         )
@@ -377,12 +387,12 @@ def listen(handlers: Handlers, page: Page) -> None:
     # itself, so a bad link is answered in words; its fit is a choice of its own.
     link = gr.Textbox(visible=False)
     fit = gr.Radio(["reject", "crop", "pad"], value="reject", visible=False)
-    # generate's model, last frame (text, like the image) and the model's other fields.
+    # The model, a last frame (text, like the image; generate's) and the model's other fields.
     model, end_link, options = (gr.Textbox(value="", visible=False) for _ in range(3))
     for name, fn, inputs in (
         ("generate", tools.generate, [link, *text_in, fit, owner, model, end_link, options]),
-        ("submit", tools.submit, [link, *text_in, takes, fit, owner]),
-        ("extend", tools.extend, [videos.resume_id, *text_in, owner]),
+        ("submit", tools.submit, [link, *text_in, takes, fit, owner, model, options]),
+        ("extend", tools.extend, [videos.resume_id, *text_in, owner, model, options]),
         ("resume", tools.resume, [videos.resume_id, owner]),
     ):
         trigger = gr.Button(visible=False, elem_id=f"api-{name}")

@@ -113,12 +113,14 @@ def listen(handlers: Handlers, page: Page, restored: Any) -> None:
                     owner.session]  # fmt: skip
     # With --mcp, /batch stays the page's own: a list of files can't be an MCP tool in
     # Gradio 6.31 (its schema is broken); agents have ``submit``.
-    # /batch for programs: our model, with the fields it always had (a hidden trigger).
+    # /batch for programs (a hidden trigger): the fields it always had, then a model and its
+    # other fields (left out: our model, as before; ``old_calls`` fills them in over HTTP).
     if not handlers.service.settings.mcp:
         gr.Button(visible=False, elem_id="api-batch").click(
             handlers.batch,
             inputs=[batch.images, batch.prompts, form.negative, form.duration, form.audio,
-                    batch.takes, form.api_key, owner.session, page.fit],
+                    batch.takes, form.api_key, owner.session, page.fit,
+                    gr.Textbox(value="", visible=False), gr.Textbox(value="", visible=False)],
             outputs=[batch.result], api_name="batch",
         )  # fmt: skip
     # The page's: the model whose form is shown, with its fields.
@@ -171,14 +173,28 @@ class BatchEvents(GalleryEvents):
         api_key: str,
         owner_token: str = "",
         fit: str = "reject",
+        model: str = "",
+        options: str = "",
         request: gr.Request = None,  # type: ignore[assignment]
     ) -> dict:
         """Queue images x prompts (one a line) x takes; returns at once with every job's id.
 
         Every item is checked first: one bad item refuses the whole batch, named. ``fit``
         is the form's Image fit (More settings): a batch image too wide or too tall is
-        cropped or padded by it, else refused with words that name that setting."""
-        return self._queue(images, prompts, fields, takes, api_key, owner_token, fit, request)
+        cropped or padded by it, else refused with words that name that setting. ``model``
+        (empty: Kling v2.6 Pro image to video; /models lists the others; one that makes
+        video from text takes no images: prompts x takes) and ``options`` (a JSON object of
+        its other fields, /model_schema; they win over negative_prompt, duration and
+        generate_audio, which apply where the model declares them), for every item."""
+        if not str(model or "").strip() and not str(options or "").strip():
+            return self._queue(images, prompts, fields, takes, api_key, owner_token, fit,
+                               request)  # fmt: skip
+        try:  # the batch's shared fields, checked as one line's request
+            shared = self.model_request(None, "-", fields, model, options, needs_image=False)  # type: ignore[attr-defined]
+        except errors.InputError as exc:
+            return {"error": exc.user_message, "items": []}
+        return self._queue(images, prompts, dict(shared.options), takes, api_key, owner_token,
+                           fit, request, model=shared.model)  # fmt: skip
 
     def _queue(
         self, images: list[str] | None, prompts: str, fields: Fields, takes: int, api_key: str,

@@ -1,10 +1,11 @@
 """Calls of ``/generate`` written before it took ``model``, ``end_image`` and ``options``
-(and of ``/extend``, before ``model`` and ``options``) keep working over plain HTTP (``POST
-.../gradio_api/call/generate`` or ``.../call/extend`` with six values).
+(and of ``/extend`` and ``/batch``, before ``model`` and ``options``) keep working over
+plain HTTP (``POST .../gradio_api/call/generate`` or ``.../call/extend`` with six values,
+``.../call/batch`` with seven).
 
 gradio_client fills a parameter left out with its default, but Gradio's own HTTP route
 takes a call only with every parameter: ``OldCalls`` (an ASGI middleware, inside
-``web.BodyLimit``, so the body is capped already) gives a six-value call the new ones,
+``web.BodyLimit``, so the body is capped already) gives such an old call the new ones,
 empty (our model, no last frame, no options). Anything else passes untouched.
 
 Imports the standard library only.
@@ -20,9 +21,12 @@ Scope = dict[str, Any]
 # Each route's number of values before, and the values added, as if left out:
 # /generate: image, prompt, negative_prompt, duration, generate_audio, api_key; then model,
 # end_image, options. /extend: generation_id in place of the image; then model, options.
+# /batch: images, prompts, negative_prompt, duration, generate_audio, takes, api_key; then
+# model, options. (The owner and the fit are the page's states, not the API's values.)
 ROUTES: dict[str, tuple[int, tuple[Any, ...]]] = {
     "/gradio_api/call/generate": (6, ("", None, "")),
     "/gradio_api/call/extend": (6, ("", "")),
+    "/gradio_api/call/batch": (7, ("", "")),
 }
 
 
