@@ -3,7 +3,7 @@ picker to its form being usable (its settings shown, with the model's own title 
 or, back on Kling v2.6 Pro, the settings hidden and its two lengths back).
 
 The app runs as ``python app.py --port P`` with the simulator in this process as its API
-(its catalogue: seven models from five families). Headless Chromium opens the page once;
+(its catalogue: eight models from five families). Headless Chromium opens the page once;
 then the picker is opened, the model's name typed and its option clicked, over and over,
 round a ring of models (Kling v2.6 Pro image to video, Wan 2.6, Veo 3.1, Runway Gen-4
 Turbo, Kling v2.6 Pro text to video). A script in the page notes the click (a pointerdown

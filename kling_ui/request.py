@@ -7,7 +7,8 @@ service checks limits and prices it (``PriceBook``), the runner sends it (``body
 the ledger stores it as JSON (``to_json``; images are kept as files, never in the row).
 
 Its parts: the model id, the prompt, the images by role ("image" is the start frame; a
-model with an end frame adds "last_frame"), and the model's other fields as a mapping. A
+model with an end frame adds "last_frame"; one with reference images "reference_1" and on,
+sent as one list), and the model's other fields as a mapping. A
 field the model's spec doesn't know is refused, so a request for one model can't carry
 another's settings by mistake.
 
@@ -17,7 +18,7 @@ Imports ``config``, ``errors`` and ``rules`` (the rules of each field); never HT
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -80,6 +81,11 @@ class ModelSpec:
     prompt_limit: int = rules.MAX_PROMPT_CHARS  # characters (the schema's maxLength, if any)
     rules: tuple[Rule, ...] = ()  # between its fields and its images
     same_aspect: bool = False  # its last frame must have its first frame's shape
+    # Reference images: the body's list field for them ("" for none), at most how many,
+    # and whether they can't go with a first frame (the roles "reference_1", ...).
+    references: str = ""
+    max_references: int = 0
+    references_alone: bool = False
 
     def check_rules(self, options: Mapping[str, Any], roles: set[str]) -> None:
         """``InputError`` naming the field, for the first rule ``options`` break with the
@@ -87,6 +93,25 @@ class ModelSpec:
         for rule in self.rules:
             if rule.broken(options, roles):
                 raise errors.InputError(f"{self.model}: {rule.field}: {rule.words}")
+        if self.references_alone and "image" in roles and reference_roles(roles):
+            raise errors.InputError(
+                f"{self.model} takes reference images or a first frame, not both: remove "
+                "one of them."
+            )
+
+    def check_role(self, role: str) -> None:
+        """``InputError`` unless the model takes an image as ``role``."""
+        if role in self.roles:
+            return
+        number = reference_number(role)
+        if number is None:
+            raise errors.InputError(f"{self.model} takes no image as {role!r}.")
+        if not self.references:
+            raise errors.InputError(f"{self.model} takes no reference images.")
+        if not 1 <= number <= self.max_references:
+            raise errors.InputError(
+                f"{self.model} takes at most {self.max_references} reference images."
+            )
 
     def __post_init__(self) -> None:
         if len(self.image_fields) not in (0, len(self.roles)):
@@ -142,6 +167,21 @@ def spec_of(model: str) -> ModelSpec:
     return spec
 
 
+REFERENCE = "reference_"  # a reference image's role: "reference_1", "reference_2", ...
+
+
+def reference_number(role: str) -> int | None:
+    """The number of a reference image's role ("reference_2": 2); None for another role."""
+    digits = role[len(REFERENCE) :] if role.startswith(REFERENCE) else ""
+    return int(digits) if digits.isdigit() else None
+
+
+def reference_roles(roles: Iterable[str]) -> list[str]:
+    """The reference images' roles among ``roles``, in their order."""
+    found = [(n, r) for r in roles if (n := reference_number(r)) is not None]
+    return [r for _, r in sorted(found)]
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
@@ -173,8 +213,7 @@ class Request:
             raise errors.InputError(f"{spec.model} has no setting named {unknown[0]!r}.")
         checked = {f.name: f.check(options.get(f.name, f.default)) for f in spec.fields}
         for role in images or {}:
-            if role not in spec.roles:
-                raise errors.InputError(f"{spec.model} takes no image as {role!r}.")
+            spec.check_role(role)
         return cls(
             model=spec.model,
             prompt=rules.check_prompt(prompt, spec.prompt_limit),
@@ -236,9 +275,13 @@ class Request:
 
     def with_image(self, url: str, role: str = "image") -> Request:
         """The same request with ``role``'s image set (a prepared data URI or a link)."""
-        if role not in spec_of(self.model).roles:
-            raise errors.InputError(f"{self.model} takes no image as {role!r}.")
+        spec_of(self.model).check_role(role)
         return Request(self.model, self.prompt, _frozen({**self.images, role: url}), self.options)
+
+    def without_references(self) -> Request:
+        """The same request with no reference images."""
+        kept = {r: u for r, u in self.images.items() if reference_number(r) is None}
+        return Request(self.model, self.prompt, _frozen(kept), self.options)
 
     def check(self) -> Request:
         """This request as ``make`` would have made it, or ``InputError``: for one built by
@@ -273,6 +316,12 @@ class Request:
                 if not self.images[role].startswith(SENDABLE):
                     raise errors.InputError(f"The {role.replace('_', ' ')} is not ready to send.")
                 body[spec.field_for(role)] = self.images[role]
+        references = reference_roles(self.images)
+        for n, role in enumerate(references, 1):
+            if not self.images[role].startswith(SENDABLE):
+                raise errors.InputError(f"Reference image {n} is not ready to send.")
+        if references:
+            body[spec.references] = [self.images[r] for r in references]
         # The fields always sent first, then those left out when empty (the body's order as
         # the app has always sent it: a snippet shows it). None is a field left unset.
         for f in sorted(spec.fields, key=lambda f: not f.send_when_empty):

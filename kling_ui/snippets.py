@@ -89,7 +89,9 @@ def images_of(request: Request, image_name: str, last_name: str = "") -> dict[st
 def request_body(image_name: str, request: Request, last_name: str = "") -> dict[str, Any]:
     """The create's body with every field checked; each image's field (``image_url``, and
     the model's last frame's) is the data URI's start only (``data:image/png;base64,``),
-    the rest is the file's when the code runs. A model that makes video from text: none."""
+    the rest is the file's when the code runs. A model that makes video from text: none.
+    Reference images are left out (the page's note says so)."""
+    request = request.without_references()
     for role, name in images_of(request, image_name, last_name).items():
         if role == "last_frame" and not (name or "").strip():
             raise errors.InputError(

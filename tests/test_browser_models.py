@@ -145,3 +145,37 @@ def test_a_text_to_video_model_needs_no_image(live, sim, page, photo):
     (body,) = creates(sim)
     assert body["model"] == "klingai/video-v2-6-pro-text-to-video"
     assert "image_url" not in body
+
+
+def test_reference_images_are_sent_in_order_and_a_refused_one_is_named(
+    live, sim, page, photo, tmp_path
+):
+    """Seedance 2.0 takes reference images: the slot shows for it only, a refused one is
+    named by its number and taken off, and the others go in the create in their order."""
+    wide, tall = tmp_path / "wide.png", tmp_path / "tall.png"
+    Image.new("RGB", (1200, 600), (200, 30, 30)).save(wide)
+    Image.new("RGB", (300, 1200), (0, 0, 0)).save(tall)
+    open_page(page, live.url)
+    references = page.locator("#references")
+    expect(references).to_be_hidden()
+    pick_model(page, "Seedance 2.0 · text to video")
+    expect(references).to_be_visible()
+    expect(references).to_contain_text("Reference images (optional, up to 9)")
+    references.locator("input[type=file]").set_input_files([photo, str(tall)])
+    note = page.locator("#references-note")
+    expect(note).to_contain_text("Reference image 2:")
+    expect(references).not_to_contain_text("tall.png")
+    expect(note).to_contain_text("Image fit in More settings")
+    references.locator("input[type=file]").set_input_files(str(wide))  # added to the first
+    expect(note).to_contain_text("2 reference images OK")
+    screenshot(page, "model-references.png")
+    page.locator("#prompt textarea").fill("Two cats meet on a wall.")
+    page.locator("#generate").click()
+    lines = status_lines(page, is_final)
+    assert phase(lines[-1]) == "completed", (lines, page.locator(CARD).all_inner_texts())
+    (body,) = creates(sim)
+    assert body["model"] == "bytedance/seedance-2-0" and "image_url" not in body
+    sizes = [int(item.split()[1]) for item in body["image_urls"]]  # "<image N chars>"
+    assert len(sizes) == 2 and sizes[0] != sizes[1]
+    pick_model(page, "Kling v2.6 Pro · image to video")
+    expect(references).to_be_hidden()

@@ -497,6 +497,29 @@ def test_a_csv_batch_takes_one_model_and_its_fields(env, sim, photo, tmp_path):
     assert sim.creates == 5
 
 
+def test_generate_sends_reference_images_in_order_to_a_model_that_takes_them(
+    env, sim, photo, tmp_path
+):
+    model = "bytedance/seedance-2-0"
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (1200, 600), (200, 30, 30)).save(wide)
+    result = run(env, "generate", "-p", "Two cats meet.", "--model", model, "--reference", photo,
+                 "--reference", str(wide), "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (body,) = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"]
+    assert body["model"] == model and "image_url" not in body
+    sizes = [int(i.split()[1]) for i in body["image_urls"]]  # "<image N chars>", in order
+    assert len(sizes) == 2 and sizes[0] != sizes[1]
+    ours = run(env, "generate", photo, "-p", "A cat.", "--reference", photo)
+    assert ours.returncode == 2 and "takes no reference images" in ours.stderr
+    tall = tmp_path / "tall.png"
+    Image.new("RGB", (300, 1200), (0, 0, 0)).save(tall)
+    refused = run(env, "generate", "-p", "Cats.", "--model", model, "--reference", photo,
+                  "--reference", str(tall))  # fmt: skip
+    assert refused.returncode == 2 and "Reference image 2:" in refused.stderr, refused.stderr
+    assert sim.creates == 1
+
+
 def test_a_batch_file_for_a_model_that_needs_a_last_frame_is_refused(monkeypatch, tmp_path):
     from kling_ui.catalogue import snapshot
     from kling_ui.catalogue.specs import register_snapshot

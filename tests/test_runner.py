@@ -358,6 +358,55 @@ def test_every_write_of_the_runner_is_on_its_clock(on_a_clock):
     assert noted.created_at <= noted.updated_at <= clock.now  # not the real time
 
 
+def test_a_waiting_job_keeps_every_image_and_one_with_none_is_sent_too(
+    tmp_path, photo, monkeypatch
+):
+    """A job not yet sent when its runner stopped goes out after a restart with every image
+    it was asked with: a last frame, reference images (each a file of its own beside the
+    first frame's), and a model that makes video from text, with none, is sent too (they
+    were lost, or the job ended "not sent", when only the first frame was kept)."""
+    from kling_ui.catalogue import snapshot
+    from kling_ui.catalogue.specs import register_snapshot
+    from kling_ui.request import SPECS
+    from kling_ui.runner.steps import pending_file, save_request
+
+    monkeypatch.setattr("kling_ui.request.SPECS", dict(SPECS))
+    register_snapshot(snapshot())
+    frame = prepare_image(photo).data_uri
+    asked = [
+        Request.make("Both frames.", model="runway/gen4_turbo",
+                     images={"image": frame, "last_frame": frame}),
+        Request.make("From words.", model="klingai/video-v2-6-pro-text-to-video"),
+        Request.make("References.", model="bytedance/seedance-2-0",
+                     images={"reference_1": frame, "reference_2": frame}),
+    ]  # fmt: skip
+    clock = ManualClock()
+    with Simulator() as sim:
+        settings = Settings(base_url=sim.url, api_key=KEY, data_dir=tmp_path / "data")
+        backend = Backend("live", settings, KEY, "server")
+        ledger = Ledger(DATABASE or tmp_path / "ledger.sqlite3")
+        jobs = [ledger.add(r, backend="live", key_ref="server", created_at=clock.now)
+                for r in asked]  # fmt: skip
+        for job, request in zip(jobs, asked, strict=True):  # as a stopped runner left them
+            save_request(settings.data_dir, job.job_id, request)
+        runner = Runner(
+            settings, ledger, backend_for_ref=lambda name, ref: backend,
+            clock=clock, monotonic=clock, wait=clock.wait,
+        )  # fmt: skip
+        runner.start()
+        try:
+            run_on(clock, lambda: all(ledger.get(j.job_id).generation_id for j in jobs), step=0.1)
+        finally:
+            runner.stop()
+        bodies = {r.body["prompt"]: r.body for r in sim.requests_to("/v2/video/generations")
+                  if r.method == "POST"}  # fmt: skip
+    assert bodies["Both frames."]["image_url"].startswith("<image")
+    assert bodies["Both frames."]["tail_image_url"].startswith("<image")
+    assert "image_url" not in bodies["From words."]
+    assert [i.startswith("<image") for i in bodies["References."]["image_urls"]] == [True] * 2
+    assert not list(pending_file(settings.data_dir, "x").parent.iterdir())  # sent: gone
+
+
 @pytest.mark.parametrize("how", ["after a restart", "handed over"])
 def test_an_item_whose_image_is_gone_ends_not_sent(tmp_path, how):
     """A waiting item whose image file is gone was never sent: it ends ``not_created`` with

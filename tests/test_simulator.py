@@ -915,7 +915,8 @@ TEXT_MODEL = MODEL.replace("image-to-video", "text-to-video")
 I2V = ["alibaba/wan-2-6-i2v", "google/veo-3.1-i2v", "klingai/video-o1-image-to-video",
        "runway/gen4_turbo"]  # fmt: skip
 SEEDANCE = "bytedance/seedance-1-5-pro"  # text to video, frames optional
-OTHERS = [I2V[0], SEEDANCE, *I2V[1:]]
+REFERENCES = "bytedance/seedance-2-0"  # text to video, frames and reference images optional
+OTHERS = [I2V[0], SEEDANCE, REFERENCES, *I2V[1:]]
 
 
 @pytest.mark.parametrize(
@@ -1290,6 +1291,8 @@ def test_another_models_job_takes_its_own_default_length_and_price(simulator):
         ("runway/gen4_turbo", {"tail_image_url": "data:image/png;base64,!!"}, "tail_image_url"),
         (SEEDANCE, {"seed": "seven"}, "seed"),
         (MODEL, {"tail_image_url": PNG}, "tail_image_url: unrecognized key"),  # gone from 2.6
+        (REFERENCES, {"image_urls": [PNG, "data:image/png;base64,!!"]}, "image_urls.1"),
+        (REFERENCES, {"image_urls": [PNG] * 10}, "image_urls"),  # at most 9
     ],
 )
 def test_a_body_outside_its_models_schema_is_refused_and_nothing_is_made(
@@ -1301,3 +1304,11 @@ def test_a_body_outside_its_models_schema_is_refused_and_nothing_is_made(
     assert response.status_code == 400, response.text
     assert "Body validation error!" in response.text and words in response.text
     assert not simulator.jobs  # the request is recorded; no job was made
+
+
+def test_reference_images_are_taken_and_recorded_by_their_length(simulator):
+    sent = {"model": REFERENCES, "prompt": "Two cats meet.", "image_urls": [PNG, PNG]}
+    response = requests.post(simulator.url + PATHS[0], json=sent, headers=AUTH, timeout=5)
+    assert response.status_code == 200, response.text
+    (recorded,) = [r.body for r in simulator.requests_to(PATHS[0])]
+    assert recorded["image_urls"] == [f"<image {len(PNG)} chars>"] * 2

@@ -21,7 +21,8 @@ from kling_ui.ui.studio import SLOTS
 ENTRIES = snapshot()
 PIXEL = "data:image/png;base64,iVBORw0KGgo="
 OWN = ("negative", "duration", "audio")
-OUT = ("shown", "image", "end_image", "end_note", "group", "note", *OWN, *SLOTS)
+OUT = ("shown", "image", "end_image", "end_note", "references", "references_note", "group", "note",
+       *OWN, *SLOTS)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,8 @@ def test_every_bundled_models_form_builds_and_its_request_passes_its_schema(hand
     form = handlers.plan_of(entry.id)
     assert out["image"]["visible"] is bool(form.first)
     assert out["end_image"]["visible"] is bool(form.last)
+    spec = SPECS[entry.id]
+    assert out["references"]["visible"] is bool(spec.references) is bool(form.references)
     values = shown_values(out)
     # Every field the page shows is one of the model's, with its schema's choices.
     for place in form.places:
@@ -73,7 +76,11 @@ def test_every_bundled_models_form_builds_and_its_request_passes_its_schema(hand
               values.get("duration"), values.get("audio"))  # fmt: skip
     made = studio_request(form, fields, spares, needs_image=False)
     assert made.model == entry.id
-    body = _with(made, {role: PIXEL for role in SPECS[entry.id].roles}).body()
+    images = {role: PIXEL for role in spec.roles}
+    images.update({f"reference_{n}": PIXEL for n in range(1, min(2, spec.max_references) + 1)})
+    body = _with(made, images).body()
+    if spec.references:  # each model's own list field, in order
+        assert body[spec.references] == [PIXEL] * min(2, spec.max_references)
     sent = {k: v for k, v in body.items() if k != "model"}
     errors = [e.message for e in Draft7Validator(entry.schema).iter_errors(sent)]
     assert not errors, errors
@@ -242,8 +249,12 @@ def test_the_rules_schemas_cant_say_are_checked_before_sending(handlers, photo, 
 
 
 def test_what_the_page_does_not_offer_yet_is_named_in_the_models_note(handlers):
-    note = switched(handlers, "alibaba/happyhorse-1-0")["note"]
-    assert "not offered yet" in note and "`reference_image_urls`" in note and "`video_url`" in note
+    out = switched(handlers, "alibaba/happyhorse-1-0")
+    note = out["note"]
+    assert "Not offered yet" in note and "`video_url`" in note
+    assert "reference_image_urls" not in note  # offered: the reference images' field
+    assert out["references"]["visible"] and "up to 9" in out["references"]["label"]
+    assert "not both" in switched(handlers, "x-ai/grok-imagine-video")["note"]
     rules = switched(handlers, "klingai/video-v3-omni-720p-image-to-video")["note"]
     assert "`generate_audio`: a last frame can't be used with the audio on" in rules
     assert "first frame's shape" in switched(handlers, "pixverse/v5/transition")["note"]
@@ -273,3 +284,42 @@ def test_a_model_no_longer_offered_is_refused_not_replaced_by_ours(handlers, pho
     made = handlers.batch_page([photo], "A.", 1, "", "g" * 32, "reject", gone, "", 5, True,
                                *([None] * len(SLOTS)))  # fmt: skip
     assert made["items"] == [] and "no longer offered" in made["error"]
+
+
+def test_reference_images_go_in_order_and_remix_puts_them_back(handlers, photo, tmp_path):
+    """Seedance 2.0's reference images: the page's files go in order as the request's
+    reference roles, are prepared and checked like a frame, kept, and Remix puts them back;
+    more than the model takes, or one it would refuse, is said in words."""
+    from PIL import Image
+
+    from kling_ui import errors
+    from kling_ui.request import reference_roles
+
+    model = "bytedance/seedance-2-0"
+    handlers.service.offer()
+    wide, tall = tmp_path / "wide.png", tmp_path / "tall.png"
+    Image.new("RGB", (1200, 600), (200, 30, 30)).save(wide)
+    Image.new("RGB", (300, 1200), (0, 0, 0)).save(tall)
+    form = handlers.plan_of(model)
+    values = shown_values(switched(handlers, model))
+    spares = [values.get(slot) for slot in SLOTS]
+    fields = (None, "Two cats meet.", values.get("negative"), values.get("duration"),
+              values.get("audio"))  # fmt: skip
+    made = studio_request(form, fields, spares, needs_image=False, references=[photo, str(wide)])
+    assert reference_roles(made.images) == ["reference_1", "reference_2"]
+    token = "f" * 32
+    *_, done = handlers.service.generate(None, made, owner=handlers.service.visitor(token, ""))
+    assert done.phase == "completed", done
+    out = dict(zip((*OUT, "picker", "prompt", "note"),
+                   handlers.remix_page(done.generation_id, token), strict=True))  # fmt: skip
+    assert out["shown"] == model and out["references"]["visible"] is True
+    kept = out["references"]["value"]
+    assert [Image.open(p).size for p in kept] == [(800, 600), (1200, 600)]  # in their order
+    with pytest.raises(errors.InputError, match="at most 9 reference images"):
+        studio_request(form, fields, spares, needs_image=False, references=[photo] * 10)
+    # On the page, as they arrive: one refused is named and taken off, the others stay.
+    files, note = handlers.check_references([photo, str(tall)], model)
+    assert files == [photo] and note.startswith("⚠ Reference image 2:"), note
+    files, note = handlers.check_references([photo] * 10, model)
+    assert files == [photo] * 9 and "at most 9" in note
+    assert handlers.check_references([photo], model)[1].startswith("✓ 1 reference image OK")

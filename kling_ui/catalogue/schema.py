@@ -48,12 +48,13 @@ class Overlay:
     # (``request.Rule``'s fields and the ``models`` they hold for).
     rules: tuple[dict[str, Any], ...] = ()
     same_aspect: tuple[str, ...] = ()  # models whose last frame must match the first's shape
+    references_alone: tuple[str, ...] = ()  # models whose references can't go with a frame
 
     @classmethod
     def load(cls, path: Path = OVERLAY_PATH) -> Overlay:
         raw = json.loads(path.read_text(encoding="utf-8"))
         lists = ("first_frame", "last_frame", "references", "prompt_rewriting", "hidden", "order",
-                 "retired", "rules", "same_aspect")  # fmt: skip
+                 "retired", "rules", "same_aspect", "references_alone")  # fmt: skip
         return cls(**{k: tuple(raw.get(k, ())) for k in lists}, labels=dict(raw.get("labels", {})))
 
 

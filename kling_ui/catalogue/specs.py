@@ -1,11 +1,12 @@
 """A catalogue model as the request value knows a model: ``ModelEntry`` -> ``ModelSpec``.
 
 Its image roles are "image" (the first frame) and "last_frame", each with the body field
-the model names it by; its other fields are the schema's (not the prompt, the frames, the
-inputs the app can't send yet, or the hidden ones), each checked against its own schema
-(``jsonschema``) with words that name the field. A field with no default is unset (None)
-and left out of the create. ``register_snapshot`` makes every bundled model's requests
-possible (``request.register``); ours keeps its own spec (``request.KLING``).
+the model names it by, and reference images where it takes them (one list field); its
+other fields are the schema's (not the prompt, the images, the inputs the app can't send
+yet, or the hidden ones), each checked against its own schema (``jsonschema``) with words
+that name the field. A field with no default is unset (None) and left out of the create.
+``register_snapshot`` makes every bundled model's requests possible (``request.register``);
+ours keeps its own spec (``request.KLING``).
 
 Imports ``errors``, ``request``, ``rules`` and this package's ``schema``.
 """
@@ -26,6 +27,7 @@ from .schema import ModelEntry, Overlay, from_text
 ROLES = (("first", "image"), ("last", "last_frame"))  # the entry's frame -> the request's role
 TYPES = {"integer": int, "number": float, "boolean": bool, "string": str}
 PRICED = ("duration", "generate_audio")  # the fields a price reads
+MAX_REFERENCES = 4  # reference images, where a model's schema sets no most
 
 
 def spec(entry: ModelEntry) -> ModelSpec:
@@ -55,7 +57,22 @@ def spec(entry: ModelEntry) -> ModelSpec:
         prompt_limit=_prompt_limit(entry),
         rules=_rules(entry),
         same_aspect=entry.id in _overlay().same_aspect,
+        **_references(entry),
     )
+
+
+def _references(entry: ModelEntry) -> dict[str, Any]:
+    """The model's reference images (its first list field of them, at most its schema's
+    ``maxItems``, else ``MAX_REFERENCES``), and whether they can't go with a first frame."""
+    field = next((f for f in entry.references if entry.fields[f].get("type") == "array"), "")
+    if not field:  # a single reference image's field: not offered yet (the note says so)
+        return {}
+    most = entry.fields[field].get("maxItems")
+    return {
+        "references": field,
+        "max_references": most if isinstance(most, int) and most > 0 else MAX_REFERENCES,
+        "references_alone": entry.id in _overlay().references_alone,
+    }
 
 
 @functools.cache

@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--negative-prompt", default="", help="what to avoid")
     _model_options(gen)
     gen.add_argument("--end-image", default=None, help="the last frame, for a model that takes one")
+    gen.add_argument(
+        "--reference", action="append", default=[], metavar="IMAGE", dest="references",
+        help="a reference image, for a model that takes them (repeatable; sent in order)",
+    )  # fmt: skip
     _sending(gen)
     gen.add_argument("--no-audio", action="store_true", help="no generated audio")
     gen.add_argument(

@@ -31,7 +31,7 @@ from ..history import Job
 from ..images import prepare_image
 from ..jobs import Progress
 from ..pricing import PriceBook, dollars, offline
-from ..request import Request
+from ..request import REFERENCE, Request
 from ..service import (
     DEMO,
     MAX_TAKES,
@@ -140,6 +140,8 @@ class Cli:
         if args.model and args.model.strip() != MODEL:  # one this app offers (and knows)
             self.service(run=not args.dry_run).offer().schema(args.model)
         request = request_from(args)
+        for n, path in enumerate(args.references, 1):  # prepared with the frames
+            request = request.with_image(path, f"{REFERENCE}{n}")
         if not 1 <= args.takes <= MAX_TAKES:
             raise errors.InputError(f"--takes must be 1 to {MAX_TAKES}, not {args.takes}.")
         planned, prepared = plan_takes(

@@ -45,7 +45,7 @@ from ..history import IllegalTransition, Job, Ledger
 from ..request import Request
 from ..states import Reason, State
 from .leases import Leases, Wait
-from .steps import Backend, JobSteps, pending_file, save_request
+from .steps import Backend, JobSteps, drop_request, save_request
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ class Runner(JobSteps):
     def _forget(self, job_id: str) -> None:
         """Done with a job for good: let go of it, and of its waiting request file."""
         self._let_go(job_id)
-        pending_file(self.settings.data_dir, job_id).unlink(missing_ok=True)
+        drop_request(self.settings.data_dir, job_id)
 
 
 def _ref_secret(data_dir: Path) -> bytes:

@@ -47,7 +47,7 @@ from ..files import write_atomic
 from ..history import Job, Ledger
 from ..jobs import parse_generation
 from ..media import make_poster
-from ..request import SENDABLE, Request
+from ..request import SENDABLE, Request, spec_of
 from ..states import AT_VENDOR, Reason, State
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class JobSteps:
             return
         created = parse_generation(response.payload)
         credits = created.credits if created.credits is not None else response.credits_header
-        pending_file(self.settings.data_dir, job.job_id).unlink(missing_ok=True)
+        drop_request(self.settings.data_dir, job.job_id)
         self._requests.pop(job.job_id, None)
         self.ledger.transition(
             job.job_id,
@@ -463,24 +463,50 @@ def pending_file(data_dir: Path, job_id: str) -> Path:
     return Path(data_dir) / "pending" / f"{job_id}.json"
 
 
+def _role_files(data_dir: Path, job_id: str) -> list[Path]:
+    """A waiting job's files of its images other than the first frame."""
+    return sorted((Path(data_dir) / "pending").glob(f"{job_id}.*.uri"))
+
+
 def save_request(data_dir: Path, job_id: str, request: Request) -> None:
-    """Keep a batch item's prepared image until it is sent (the ledger keeps the rest)."""
+    """Keep a waiting job's prepared images until it is sent (the ledger keeps the rest):
+    the first frame's in the job's file, as it always was, each other one (a last frame, a
+    reference image) in a file of its own."""
     path = pending_file(data_dir, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The image's address as it is (a data URI of 2 MB: as JSON, its escaping held the GIL
     # for 3 ms a job while 50 arrived at once, bench 3); files kept as JSON are still read.
     write_atomic(path, request.image_url)
+    for role, uri in request.images.items():
+        if role != "image" and uri.startswith("data:"):
+            write_atomic(path.with_name(f"{job_id}.{role}.uri"), uri)
 
 
 def load_request(data_dir: Path, job: Job) -> Request | None:
-    """The request of a job not yet sent: the ledger's, with the image kept for it; None
-    when that image is gone."""
+    """The request of a job not yet sent: the ledger's, with the images kept for it; None
+    when one it needs is gone."""
     try:
         image_url = pending_file(data_dir, job.job_id).read_text()
         if image_url.startswith("{"):  # kept by an earlier version
             image_url = json.loads(image_url)["image_url"]
-    except (OSError, ValueError, KeyError, TypeError):
+        request = job.request
+        if image_url:
+            if not isinstance(image_url, str) or not image_url.startswith(SENDABLE):
+                return None
+            request = request.with_image(image_url)
+        for kept in _role_files(data_dir, job.job_id):
+            role = kept.name[len(job.job_id) + 1 : -len(".uri")]
+            request = request.with_image(kept.read_text(), role)
+        needed = spec_of(request.model).needs()
+    except (OSError, ValueError, KeyError, TypeError, errors.InputError):
         return None
-    if not isinstance(image_url, str) or not image_url.startswith(SENDABLE):
+    if any(not request.images.get(role, "").startswith(SENDABLE) for role in needed):
         return None
-    return job.request.with_image(image_url)
+    return request
+
+
+def drop_request(data_dir: Path, job_id: str) -> None:
+    """A job's waiting images, gone once it is sent or ended."""
+    pending_file(data_dir, job_id).unlink(missing_ok=True)
+    for kept in _role_files(data_dir, job_id):
+        kept.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from .. import errors
 from ..history import Job, Ledger
 from ..images import PreparedImage, prepare_image
 from ..pricing import Estimate, dollars
-from ..request import KLING, Request, spec_of
+from ..request import KLING, Request, reference_roles, spec_of
 from ..rules import NO_IMAGE
 from ..runner import Backend, Runner
 from .access import Access
@@ -256,19 +256,33 @@ def check_frames(
         )
     if isinstance(request, Request):  # the rules its schema can't say (the overlay's)
         given_roles = {"image"} if given else set()
-        spec.check_rules(request.options, given_roles | ({"last_frame"} if end_image else set()))
+        given_roles |= {"last_frame"} if end_image else set()
+        spec.check_rules(request.options, given_roles | set(reference_roles(request.images)))
 
 
 def with_frames(
     request: Request, image: str | None, end_image: str | None, fit: str, owner: str
 ) -> tuple[Request, Any, Any]:
     """``request`` with its frames prepared and set (in ``owner``'s turn), and each
-    prepared frame (None where not given): the same shape where the model needs it."""
+    prepared frame (None where not given): the same shape where the model needs it. Its
+    reference images, given as files (or links) in the request, are prepared the same way,
+    each checked as a frame is and named by its number."""
     prepared = prepare_image(image, fit=fit, owner=owner) if image else None
     last = prepare_image(end_image, fit=fit, owner=owner) if end_image else None
     check_same_shape(request, prepared, last)
     framed = request.with_image(prepared.data_uri) if prepared else request
     framed = framed.with_image(last.data_uri, "last_frame") if last else framed
+    for n, role in enumerate(reference_roles(request.images), 1):
+        given = request.images[role]
+        if given.startswith("data:"):
+            continue  # prepared already
+        try:
+            reference = prepare_image(given, fit=fit, owner=owner)
+        except errors.RatioOutOfRange as exc:  # its remedy is the caller's to word
+            raise errors.RatioOutOfRange(f"Reference image {n}: {exc.facts}") from None
+        except errors.InputError as exc:
+            raise errors.InputError(f"Reference image {n}: {exc.base_message}") from None
+        framed = framed.with_image(reference.data_uri, role)
     return framed, prepared, last
 
 

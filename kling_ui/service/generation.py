@@ -38,7 +38,7 @@ from ..config import Settings
 from ..history import Job, Ledger
 from ..jobs import Progress
 from ..pricing import Estimate, Fields, PriceBook
-from ..request import KLING, Request
+from ..request import KLING, Request, reference_roles
 from ..rules import check_generation_id, check_new_generation_id
 from ..runner import Backend, Runner, Wait, wait_on
 from ..states import Reason
@@ -182,6 +182,8 @@ class GenerationService(LibraryMethods):
         if last is not None:
             self.library.keep_input(last.data_uri, [job.job_id], jpeg=last.jpeg,
                                     role="last_frame")  # fmt: skip
+        for role in reference_roles(framed.images):
+            self.library.keep_input(framed.images[role], [job.job_id], role=role)
         note = f" ({prepared.adjusted})" if prepared and prepared.adjusted else ""
         del prepared, last, framed  # MBs: the runner's and the disk's now, not held while watched
         yield from self.views.follow(job.job_id, submitted_note=note)

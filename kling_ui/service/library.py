@@ -34,6 +34,7 @@ from ..config import Settings
 from ..files import write_atomic
 from ..history import Job, Ledger
 from ..media import make_poster, poster_path
+from ..request import REFERENCE, reference_roles
 from ..runner import Runner
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ class Library:
                 poster_path(Path(job.video_path)).unlink(missing_ok=True)
                 chain_path(Path(job.video_path)).unlink(missing_ok=True)
             self._input_path(job.job_id).unlink(missing_ok=True)
-            self._input_path(job.job_id, "last_frame").unlink(missing_ok=True)
+            for kept in self._input_path(job.job_id).parent.glob(f"{job.job_id}.*.jpg"):
+                kept.unlink(missing_ok=True)  # its last frame, its reference images
             (self.chains.frames / f"{job.job_id}-last.jpg").unlink(missing_ok=True)
             self.ledger.forget(job.job_id)
             gone += 1
@@ -237,6 +239,12 @@ class Library:
         path = self._input_path(job.job_id, role)
         return path if path.is_file() else None
 
+    def input_references(self, job: Job) -> list[Path]:
+        """The reference images a job was sent with, in their order, as kept here."""
+        folder = self._input_path(job.job_id).parent
+        kept = {p.name.split(".")[-2]: p for p in folder.glob(f"{job.job_id}.{REFERENCE}*.jpg")}
+        return [kept[role] for role in reference_roles(kept)]
+
     def typical_seconds(self, backend_name: str, duration: int) -> float | None:
         """How long a video like this usually takes here, from its create to the vendor's
         finish: the median of the last ``TYPICAL_OF`` done jobs of this backend and video
@@ -288,6 +296,7 @@ class LibraryMethods:
         return {
             "image": self.library.input_image(job),
             "last_frame": self.library.input_image(job, "last_frame"),
+            "references": self.library.input_references(job),
             "prompt": job.prompt,
             "negative_prompt": job.negative_prompt,
             "duration": job.duration,

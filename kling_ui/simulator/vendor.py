@@ -28,6 +28,8 @@ CATALOGUE_SECTIONS = ("pricing", "modalities", "capabilities")
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The body fields that carry an image (a link or Base64): checked as one, recorded by length.
 IMAGE_FIELDS = ("image_url", "last_image_url", "tail_image_url")
+# The body fields that carry a list of reference images, each checked and recorded so.
+REFERENCE_FIELDS = ("image_urls", "reference_image_urls", "reference_images")
 MODERATION = ("ContentModeration", "The image or prompt was flagged by content moderation.")
 
 
@@ -129,6 +131,14 @@ def _images_error(body: dict[str, Any]) -> str | None:
     for name in IMAGE_FIELDS:
         if isinstance(body.get(name), str):
             problem = _image_error(name, body[name])
+            if problem:
+                return problem
+    for name in REFERENCE_FIELDS:
+        items = body.get(name)
+        if not isinstance(items, list):
+            continue
+        for n, item in enumerate(items):
+            problem = _image_error(f"{name}.{n}", item) if isinstance(item, str) else None
             if problem:
                 return problem
     return None

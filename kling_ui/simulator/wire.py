@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .faults import Fault
 from .jobs import RecordedRequest
-from .vendor import IMAGE_FIELDS, valid_client_request_id
+from .vendor import IMAGE_FIELDS, REFERENCE_FIELDS, valid_client_request_id
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -41,8 +41,7 @@ class Wire(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if isinstance(body, dict):  # images are recorded by their length only
-            body = {k: f"<image {len(v)} chars>" if k in IMAGE_FIELDS and isinstance(v, str)
-                    else v for k, v in body.items()}  # fmt: skip
+            body = {k: _by_length(k, v) for k, v in body.items()}
         record = RecordedRequest(
             method=self.command,
             path=parts.path,
@@ -135,3 +134,12 @@ class Wire(BaseHTTPRequestHandler):
             self._send_error(401, "Unauthorized: invalid or missing API key")
             return None
         return key
+
+
+def _by_length(name: str, value: object) -> object:
+    """A body field as recorded: an image (or a list of reference images) by its length."""
+    if name in IMAGE_FIELDS and isinstance(value, str):
+        return f"<image {len(value)} chars>"
+    if name in REFERENCE_FIELDS and isinstance(value, list):
+        return [f"<image {len(v)} chars>" if isinstance(v, str) else v for v in value]
+    return value

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from .. import errors, snippets
-from ..request import spec_of
+from ..request import reference_roles, spec_of
 from .base import QUIET, PageBase
 from .form import COPY_BUTTONS, Asked, made, studio_inputs, with_request
 
@@ -102,6 +102,12 @@ class CodeEvents(PageBase):
             f"{CODE_NAMES[kind]} of the form as it stands. It reads your key from the "
             f"`AIMLAPI_KEY` variable (it is never written in){files}."
         )
+        if reference_roles(made(asked).images):
+            field = spec_of(made(asked).model).references
+            note += (
+                f" The reference images are not in it: add them to `{field}` as https links "
+                "or data URIs."
+            )
         return _code(kind, code), note
 
     def code_for_job(self, kind: str, gid: str | None, owner_token: str = "") -> tuple[Any, str]:

@@ -23,7 +23,7 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,12 +34,21 @@ from gradio.utils import get_upload_folder
 from .. import errors
 from ..files import write_atomic
 from ..images import prepare_image
-from ..request import KLING, Request, spec_of
+from ..request import KLING, REFERENCE, Request, spec_of
 from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import GenerationService
 from .base import FITTED, PRIVATE, QUIET, PageBase
 from .parts import ChoiceOfNumbers, UploadedImage
-from .studio import SLOTS, Plan, StudioPanel, end_frame, options_from, picker, settings_group
+from .studio import (
+    SLOTS,
+    Plan,
+    StudioPanel,
+    end_frame,
+    options_from,
+    picker,
+    reference_images,
+    settings_group,
+)
 
 if TYPE_CHECKING:
     from .handlers import Handlers
@@ -145,6 +154,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
     image_note = gr.Markdown(elem_id="image-note")
     fit_row, fit_crop, fit_pad = fit_choice()
     end_image, end_note = end_frame()
+    references = reference_images()
     # The examples go here, right under the image they fill (``examples``, once the form is
     # whole): one small button each, so Generate stays in view.
     with gr.Column(elem_id="examples") as examples_slot:
@@ -169,7 +179,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         )  # fmt: skip
         audio = gr.Checkbox(value=True, label="Generate audio", elem_id="audio", scale=0,
                             min_width=120)  # fmt: skip
-    studio = settings_group(picked, end_image, end_note)
+    studio = settings_group(picked, end_image, end_note, references)
     api_key = _key_field() if key_first else None
     price, generate, stop = send_row()
     busy = gr.Markdown(BUSY_NOTE, visible=False, elem_id="busy-note")
@@ -504,7 +514,7 @@ def with_request(
     (``StudioEvents.sent_plan``). The request is then that model's (``studio_request``), the
     image is handed on only where the model takes a first frame, and the last frame after
     the event's other inputs (None where the model takes none)."""
-    tail = 2 + len(SLOTS)
+    tail = 3 + len(SLOTS)
 
     def values(inputs: tuple) -> tuple:
         fields, rest = inputs[:REQUEST_FIELDS], inputs[REQUEST_FIELDS:]
@@ -513,11 +523,12 @@ def with_request(
             if studio is None:
                 asked: Asked = form_request(*fields, needs_image=needs_image)
             else:
-                rest, (model, end_image, *spares) = rest[:-tail], rest[-tail:]
+                rest, (model, end_image, references, *spares) = rest[:-tail], rest[-tail:]
                 shown = studio(model)
                 image = image if shown.first else None
                 extra = (end_image if shown.last else None,)
-                asked = studio_request(shown, (image, *fields[1:]), spares, needs_image)
+                asked = studio_request(shown, (image, *fields[1:]), spares, needs_image,
+                                       references=references)  # fmt: skip
         except errors.InputError as exc:
             asked = exc
         return (image, asked, *rest, *extra)
@@ -528,22 +539,28 @@ def with_request(
 def studio_inputs(form: Form) -> list[Any]:
     """The inputs ``with_request(studio=...)`` reads after the event's own."""
     studio = form.studio
-    return [studio.shown, studio.end_image, *(studio.slots[s] for s in SLOTS)]
+    return [studio.shown, studio.end_image, studio.references,
+            *(studio.slots[s] for s in SLOTS)]  # fmt: skip
 
 
 def studio_request(
-    shown: Plan, fields: tuple, spares: list[Any], needs_image: bool = True
-) -> Request:
+    shown: Plan, fields: tuple, spares: list[Any], needs_image: bool = True,
+    references: Sequence[str] | None = None,
+) -> Request:  # fmt: skip
     """The request of the model whose form is ``shown``, from the form's five fields and
     its spare fields (in ``SLOTS``' order). Ours is made as it always was; another model
     takes every field of its form as its own (``options_from``), the form's negative
-    prompt, length and audio switch where it has them."""
+    prompt, length and audio switch where it has them, and its reference images (their
+    files, in order: the service prepares them)."""
     if shown.model == KLING.model:
         return form_request(*fields, needs_image=needs_image)
     image, prompt, negative, duration, audio = fields
     options = options_from(shown, (negative, duration, audio, *spares))
-    return form_request(image, prompt, "", 5, True, needs_image=needs_image, model=shown.model,
+    made = form_request(image, prompt, "", 5, True, needs_image=needs_image, model=shown.model,
                         options=options)  # fmt: skip
+    for n, path in enumerate((references or []) if shown.references else [], 1):
+        made = made.with_image(str(path), f"{REFERENCE}{n}")
+    return made
 
 
 def _event(handler: Callable[..., Any], values: Callable[[tuple], tuple]) -> Callable[..., Any]:

@@ -424,7 +424,7 @@ class GalleryEvents(PageBase):
         """A past job's image, prompt, negative prompt, duration and audio, back in the form
         (and a line that says what happened). The image is the one that was sent. (The
         page's Remix is ``remix_page``, which also puts back its model and every field.)"""
-        kept, note, image, _ = self.remixed(gid, owner_token)
+        kept, note, image, *_ = self.remixed(gid, owner_token)
         if kept is None:
             return (gr.skip(),) * 5 + (note,)
         return (
@@ -435,15 +435,17 @@ class GalleryEvents(PageBase):
     def remixed(self, gid: str | None, owner_token: str = "") -> tuple:
         """A past job as Remix puts it back: (what the service keeps of it, or None; the
         line that says what happened; copies of its image and its last frame for the form,
-        or None where not kept)."""
+        or None where not kept; copies of its reference images)."""
         visitor = self.service.visitor(owner_token, None)
         kept = self.service.remix(gid or "", visitor) if gid else None
         if kept is None:
             pick = "Pick one of your videos in the gallery first, then press Remix."
-            return None, pick, None, None
+            return None, pick, None, None, []
         image, last = kept.get("image"), kept.get("last_frame")
         image = _upload_copy(image, "remix.jpg") if image is not None else None
         last = _upload_copy(last, "remix-last.jpg") if last is not None else None
+        references = [_upload_copy(path, f"remix-reference-{n}.jpg")
+                      for n, path in enumerate(kept.get("references") or [], 1)]  # fmt: skip
         ours = kept.get("model", KLING.model) == KLING.model
         if image is not None or "image" not in SPECS.get(kept.get("model", ""), KLING).roles:
             what = "image, prompt, length, audio and negative prompt (under More settings)"
@@ -457,4 +459,4 @@ class GalleryEvents(PageBase):
                 "that job's image was not kept (made before images were kept, or cleared), so "
                 "add an image."
             )
-        return kept, note, image, last
+        return kept, note, image, last, references

@@ -6,8 +6,10 @@ else shows. Another model's fields are laid out from its schema (``plan``): its 
 prompt, length (a list of whole seconds) and audio switch take the form's own fields; every
 other field takes a place in a fixed set of spare fields, shown with the field's label,
 choices and bounds (``SLOTS``: enums as choices, switches, bounded numbers with a default
-as sliders, other numbers and text as boxes). Lists and objects (multi-shot prompts,
-camera paths) are not on the page yet: a note names them, and their defaults are sent.
+as sliders, other numbers and text as boxes); a last frame and reference images where the
+model takes them (each checked as it arrives, like the first frame). Lists and objects
+(multi-shot prompts, camera paths) are not on the page yet: a note names them, and their
+defaults are sent.
 
 A model's form is shown by one event (``StudioEvents.switch``), which keeps what still
 applies: each field the new model shares with the one shown keeps its value where the new
@@ -21,6 +23,7 @@ catalogue's ``ModelEntry`` (a type); never ``form`` (which imports this).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,8 @@ from .parts import UploadedImage
 if TYPE_CHECKING:
     from .form import Form
     from .handlers import Handlers
+
+log = logging.getLogger(__name__)
 
 # The spare fields, by kind, and how many of each (the most any bundled model needs, and one
 # more): a model with more of a kind has the rest noted as not on the page.
@@ -71,6 +76,7 @@ class Plan:
     left_out: tuple[str, ...] = ()
     first: str = ""  # "", "optional" or "required"
     last: str = ""
+    references: int = 0  # how many reference images it takes at most (0: none)
 
     def slot_of(self, field: str) -> str | None:
         return next((p.slot for p in self.places if p.field == field), None)
@@ -124,7 +130,7 @@ def plan(entry: ModelEntry | None, spec: ModelSpec) -> Plan:
     roles = {"image": "first", "last_frame": "last"}
     inputs = {roles[r]: ("required" if r in need else "optional") for r in spec.roles if r in roles}
     return Plan(spec.model, tuple(places), tuple(left), inputs.get("first", ""),
-                inputs.get("last", ""))  # fmt: skip
+                inputs.get("last", ""), spec.max_references)  # fmt: skip
 
 
 def by_slot(values: Sequence[Any]) -> dict[str, Any]:
@@ -154,6 +160,8 @@ class StudioPanel:
     shown: Any  # hidden gr.Textbox: the model whose form is shown
     end_image: Any  # the last frame (shown for models that take one)
     end_note: Any
+    references: Any  # gr.File of images (shown for models that take reference images)
+    references_note: Any
     group: Any  # the model's other settings (hidden for ours)
     note: Any  # where the list came from, and the fields not on the page
     slots: dict[str, Any]  # SLOTS -> its component
@@ -161,12 +169,15 @@ class StudioPanel:
 
 def picker() -> Any:
     """The model picker, for the row of the length and the audio switch: the bundled
-    models at first, the live list once the page has loaded (``StudioEvents.choices``)."""
+    models at first, the live list once the page has loaded (``StudioEvents.choices``).
+    It takes a pick only then: a list replaced under an open picker lost the pick (seen
+    under load in CI: the option clicked, no form followed)."""
     return gr.Dropdown(
         choices=_choices(snapshot()),
         value=KLING.model,
         label="Model",
         filterable=True,
+        interactive=False,
         elem_id="model",
         min_width=160,
         scale=1,
@@ -187,10 +198,26 @@ def end_frame() -> tuple[Any, Any]:
     return image, gr.Markdown(visible=False, elem_id="end-image-note")
 
 
-def settings_group(picked: Any, image: Any, note: Any) -> StudioPanel:
+def reference_images() -> tuple[Any, Any]:
+    """The reference images and their note, under the last frame: hidden until a model
+    takes them."""
+    files = gr.File(
+        label="Reference images",
+        file_count="multiple",
+        file_types=["image"],
+        type="filepath",
+        height=120,
+        visible=False,
+        elem_id="references",
+    )
+    return files, gr.Markdown(visible=False, elem_id="references-note")
+
+
+def settings_group(picked: Any, image: Any, note: Any, references: tuple[Any, Any]) -> StudioPanel:
     """The chosen model's other settings, one spare field per kind and place (hidden until a
     model needs it), with the note; ``picked``, ``image`` and ``note``: the picker and the
-    last frame's, laid out elsewhere in the form."""
+    last frame's, and ``references`` (the files and their note), laid out elsewhere in the
+    form."""
     slots: dict[str, Any] = {}
     with gr.Column(visible=False, elem_id="model-settings") as group:
         words = gr.Markdown(elem_id="model-note")
@@ -198,7 +225,7 @@ def settings_group(picked: Any, image: Any, note: Any) -> StudioPanel:
             for slot in SLOTS:
                 slots[slot] = _spare(slot)
     shown = gr.Textbox(value=KLING.model, visible=False, elem_id="model-shown")
-    return StudioPanel(picked, shown, image, note, group, words, slots)
+    return StudioPanel(picked, shown, image, note, *references, group, words, slots)
 
 
 def _spare(slot: str) -> Any:
@@ -234,16 +261,16 @@ def _label(field: str, entry: ModelEntry | None) -> str:
 
 
 # What ``form_outputs`` names, in its order (``StudioEvents.form_for``'s values).
-OUTPUTS = ("shown", "image", "end_image", "end_note", "group", "note", "negative", "duration",
-           "audio", *SLOTS)  # fmt: skip
+OUTPUTS = ("shown", "image", "end_image", "end_note", "references", "references_note", "group",
+           "note", "negative", "duration", "audio", *SLOTS)  # fmt: skip
 
 
 def form_outputs(form: Form) -> list[Any]:
     """What a model's form sets (``StudioEvents.form_for``), in its order."""
     studio = form.studio
-    return [studio.shown, form.image, studio.end_image, studio.end_note, studio.group,
-            studio.note, form.negative, form.duration, form.audio,
-            *(studio.slots[s] for s in SLOTS)]  # fmt: skip
+    return [studio.shown, form.image, studio.end_image, studio.end_note, studio.references,
+            studio.references_note, studio.group, studio.note, form.negative, form.duration,
+            form.audio, *(studio.slots[s] for s in SLOTS)]  # fmt: skip
 
 
 def listen(handlers: Handlers, form: Form, blocks: gr.Blocks) -> None:
@@ -264,18 +291,27 @@ def listen(handlers: Handlers, form: Form, blocks: gr.Blocks) -> None:
     studio.end_image.change(handlers.check_end_image, [studio.end_image, form.fit],
                             [studio.end_image, studio.end_note], **QUIET)  # fmt: skip
     studio.end_image.clear(lambda: "", None, studio.end_note, **QUIET)
+    # On an upload only: a refused one taken off changes the value again, and a second
+    # check would say the rest are fine over the reason.
+    studio.references.upload(handlers.check_references,
+                             [studio.references, studio.shown, form.fit],
+                             [studio.references, studio.references_note], **QUIET)  # fmt: skip
+    studio.references.clear(lambda: "", None, studio.references_note, **QUIET)
 
 
 class StudioEvents(PageBase):
     """The picker's events: the live list, a model's form, a last frame's check."""
 
     def model_choices(self) -> Any:
-        """The models offered now (the vendor's list, kept, or the bundled one)."""
+        """The models offered now (the vendor's list, kept, or the bundled one); the
+        picker takes a pick from then on."""
         try:
             entries = self.service.offer().entries
-        except errors.KlingUIError:
-            return gr.skip()
-        return gr.update(choices=_choices(entries))
+        except Exception as exc:  # the bundled list stays; the picker is never left dead
+            if not isinstance(exc, errors.KlingUIError):
+                log.exception("the models offered could not be read")
+            return gr.update(interactive=True)
+        return gr.update(choices=_choices(entries), interactive=True)
 
     def plan_of(self, model: str) -> Plan:
         """``model``'s form (ours for one no longer offered: what the page shows)."""
@@ -332,6 +368,8 @@ class StudioEvents(PageBase):
             gr.update(visible=bool(after.first), label=_first_label(after)),
             gr.update(visible=bool(after.last), label=f"Last frame ({after.last})"),
             gr.update(visible=bool(after.last)),
+            gr.update(visible=bool(after.references), label=_references_label(after, entry)),
+            gr.update(visible=bool(after.references)),
             gr.update(visible=not ours),
             "" if ours else self._note(after),
             updates["negative"], updates["duration"], updates["audio"],
@@ -342,12 +380,13 @@ class StudioEvents(PageBase):
         """Remix on the page: a past job's model and its form (``form_outputs``) holding
         every field it was sent with, its images, then the picker, the prompt and the
         gallery's note (``GalleryEvents.remixed``)."""
-        kept, note, image, last = self.remixed(gid, owner_token)  # type: ignore[attr-defined]
+        kept, note, image, last, references = self.remixed(gid, owner_token)  # type: ignore[attr-defined]
         if kept is None:
             return (gr.skip(),) * (len(OUTPUTS) + 2) + (note,)
         form = list(self.form_for(kept["model"], kept["options"]))
         form[1] = {**form[1], "value": image}
         form[2] = {**form[2], "value": last}
+        form[4] = {**form[4], "value": references or None}
         shown = self.plan_of(kept["model"])
         if shown.model != kept["model"]:  # what the form holds, said as it is
             note = (
@@ -375,9 +414,13 @@ class StudioEvents(PageBase):
             lines.append(f"Not on this page yet (the model's defaults are sent): {names}.")
         entry = offer.entry(shown.model)
         media = [*entry.references, *entry.other_media] if entry is not None else []
+        if shown.references:
+            media = [m for m in media if m != spec.references]
+        if spec.references_alone:
+            lines.append("Reference images or a first frame: not both.")
         if media:
             names = ", ".join(f"`{name}`" for name in media)
-            lines.append(f"Reference images, video and audio inputs are not offered yet: {names}.")
+            lines.append(f"Not offered yet (video, audio and other media inputs): {names}.")
         return "\n\n".join(lines)
 
     def check_end_image(
@@ -400,7 +443,42 @@ class StudioEvents(PageBase):
         size = f"{prepared.width}×{prepared.height}{done}"
         return gr.skip(), f"✓ Last frame OK: will be sent as {size}."
 
+    def check_references(
+        self,
+        files: list[str] | None,
+        model: str,
+        fit: str = "reject",
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> tuple[Any, Any]:
+        """Reference images, checked as they arrive, each as a frame is (its size, its
+        shape, with the form's Image fit), and counted against the shown model's most:
+        the first refused is named by its number and taken off, the others stay."""
+        if not files:
+            return gr.skip(), gr.update(value="")
+        most = self.plan_of(model).references
+        fit = fit if fit in ("crop", "pad") else "reject"
+        visitor = self._visitor("", request)
+        for n, path in enumerate(files, 1):
+            try:
+                prepare_image(path, fit=fit, owner=visitor)
+            except errors.InputError as exc:
+                kept = [f for f in files if f != path]
+                words = exc.user_message
+                if isinstance(exc, errors.RatioOutOfRange):
+                    words = f"{exc.facts} {REFERENCE_FIT}"
+                return kept or None, f"⚠ Reference image {n}: {words}"
+        if most and len(files) > most:
+            return files[:most], (
+                f"⚠ This model takes at most {most} reference images: the first {most} are kept."
+            )
+        count = f"{len(files)} reference image{'s' if len(files) > 1 else ''}"
+        return gr.skip(), f"✓ {count} OK: sent in this order."
 
+
+REFERENCE_FIT = (
+    "Choose Crop or Pad under Image fit in More settings (it applies to every image), or use "
+    "another image."
+)
 _NONE = object()  # no value kept: the new model's default
 UNBOUNDED = 1e15  # a number box's bounds where the schema gives none
 
@@ -430,6 +508,16 @@ def _first_label(shown: Plan) -> str:
     if shown.model == KLING.model:
         return label
     return f"First frame ({shown.first}): JPEG, PNG, WebP, GIF or BMP"
+
+
+def _references_label(shown: Plan, entry: ModelEntry | None) -> str:
+    """The reference images' label: how many, and what the model does with them."""
+    if not shown.references:
+        return "Reference images"
+    spec = spec_of(shown.model)
+    about = entry.fields.get(spec.references, {}).get("description") if entry else ""
+    said = _first_sentence(about or "", 80)
+    return f"Reference images (optional, up to {shown.references})" + (f": {said}" if said else "")
 
 
 OUR_LABELS = {"negative": "Negative prompt", "duration": "Duration", "audio": "Generate audio"}
