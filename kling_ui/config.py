@@ -80,6 +80,13 @@ class Settings:
     # The video models' catalogue (and each model's schema) is asked again after this many
     # seconds; meanwhile the answer kept in the database serves every replica.
     catalogue_refresh: float = field(default=3600.0, metadata={"env": "KLING_UI_CATALOGUE_REFRESH"})
+    # The prompt helper ("Improve prompt"): the chat model it asks (unset: the cheapest in the
+    # catalogue that takes images) and, on the server's own key, how many times a visitor may
+    # ask an hour (0 = no limit; each also counts against the day's budgets).
+    prompt_model: str = field(default="", metadata={"env": "KLING_UI_PROMPT_MODEL"})
+    visitor_helps_per_hour: int = field(
+        default=30, metadata={"env": "KLING_UI_VISITOR_HELPS_PER_HOUR", "strict": True}
+    )
     # Polling: often enough that a finished video is noticed within about 2 s.
     poll_interval: float = field(default=2.0, metadata={"env": "KLING_UI_POLL_INTERVAL"})
     # Soft deadline: after this we stop watching; the job is never called failed for it.

@@ -203,7 +203,10 @@ def parse_pricing(block: Any) -> PriceSheet | None:
 
 
 def dollars(usd: float) -> str:
-    """An amount as the page writes it: $1.40, $16.80, $0.00 (and $0.0012 for a sliver)."""
+    """An amount as the page writes it: $1.40, $16.80, $0.00 (and $0.0012 for a sliver, and
+    "under $0.0001" for less: a prompt suggestion's price)."""
+    if 0 < usd < 0.0001:
+        return "under $0.0001"
     return f"${usd:,.2f}" if usd == 0 or usd >= 0.01 else f"${usd:.4f}"
 
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from apprunner import AppProcess, submit
+from conftest import APP_KEY
 from gradio_client import Client
 from PIL import Image
 
@@ -24,7 +25,10 @@ def test_api_exposes_exactly_generate_resume_extend_status_batch_estimate_and_mo
     info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
     assert set(named) == {"/generate", "/resume", "/extend", "/status", "/batch", "/estimate",
-                          "/models", "/model_schema"}  # fmt: skip
+                          "/models", "/model_schema", "/improve_prompt"}  # fmt: skip
+    assert [p["parameter_name"] for p in named["/improve_prompt"]["parameters"]] == [
+        "image", "prompt", "model", "variant", "api_key",
+    ]  # fmt: skip
     # /generate's new parameters come last, each with a default: old calls work unchanged.
     generate = named["/generate"]["parameters"]
     assert [p["parameter_name"] for p in generate][-3:] == ["model", "end_image", "options"]
@@ -63,6 +67,23 @@ def test_api_exposes_exactly_generate_resume_extend_status_batch_estimate_and_mo
         "generation_id",
         "api_key",
     ]
+
+
+def test_improve_prompt_for_programs_answers_a_suggestion_or_why_not(live_app, photo):
+    """Issue 26: /improve_prompt takes the image as /generate does; its answer is the
+    suggestion and its price, or the reason in words; no video is made."""
+    from gradio_client import handle_file
+
+    client = Client(live_app.url, verbose=False)
+    answer = client.predict(handle_file(photo), "A cat blinks.", "", "cinematic", "",
+                            api_name="/improve_prompt")  # fmt: skip
+    assert "A cat blinks" in answer["prompt"] and answer["negative_prompt"], answer
+    assert answer["usd"] > 0 and answer["chat_model"]
+    chat = live_app.sim.requests_to("/v1/chat/completions")[-1]
+    assert chat.headers["authorization"] == f"Bearer {APP_KEY}"  # the server's own key
+    refused = client.predict(None, "", "", "", "", api_name="/improve_prompt")
+    assert "Write a prompt" in refused["error"]
+    assert live_app.sim.creates == 0
 
 
 def test_generate_streams_id_then_statuses_then_the_video(live_app, photo):

@@ -520,6 +520,22 @@ def test_generate_sends_reference_images_in_order_to_a_model_that_takes_them(
     assert sim.creates == 1
 
 
+def test_prompt_prints_a_suggestion_and_its_price(env, sim, photo):
+    """Issue 26: ``prompt IMAGE --prompt ...`` prints the suggestion on stdout (the negative
+    prompt on a second line), its price on stderr; nothing to improve exits 2."""
+    result = run(env, "prompt", photo, "--prompt", "A cat blinks.", "--variant", "shorter")
+    assert result.returncode == 0, result.stderr
+    first, negative = result.stdout.splitlines()
+    assert first == "A cat blinks, slow push-in in the picture (" + first.split("(")[1]
+    assert negative.startswith("Negative: ")
+    assert "Suggested by bytedance/dola-seed-2-0-mini for under $0.0001" in result.stderr
+    (chat,) = sim.requests_to("/v1/chat/completions")
+    assert chat.headers["authorization"] == f"Bearer {KEY}" and KEY not in result.stderr
+    nothing = run(env, "prompt")
+    assert nothing.returncode == 2 and "Write a prompt" in nothing.stderr
+    assert sim.creates == 0 and len(sim.requests_to("/v1/chat/completions")) == 1
+
+
 def test_a_batch_file_for_a_model_that_needs_a_last_frame_is_refused(monkeypatch, tmp_path):
     from kling_ui.catalogue import snapshot
     from kling_ui.catalogue.specs import register_snapshot

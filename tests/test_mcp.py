@@ -28,7 +28,8 @@ from mcp.client.sse import sse_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 KEY = "sk-agent-key-9c41e0"
-TOOLS = {"generate", "submit", "extend", "resume", "status", "estimate", "models", "model_schema"}
+TOOLS = {"generate", "submit", "extend", "resume", "status", "estimate", "models", "model_schema",
+         "improve_prompt"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +312,21 @@ def test_extend_continues_a_video_and_answers_the_whole_chain(app, sim, photo):
         "model": "klingai/video-v2-6-pro-text-to-video",
     }, key=KEY)  # fmt: skip
     assert "makes video from text only" in refused["message"] and sim.creates == creates
+
+
+def test_improve_prompt_sees_the_image_with_the_agents_key(app, sim, photo):
+    """Issue 26: the helper as a tool: the image as generate takes it, the key from the
+    header to the chat call only; a suggestion, or the reason in words; no video."""
+    creates = sim.creates
+    answer, failed = call(app, "improve_prompt", {
+        "image": data_uri(photo), "prompt": "A cat.", "variant": "motion",
+    }, key=KEY)  # fmt: skip
+    assert not failed and "turns slowly" in answer["prompt"], answer
+    chat = sim.requests_to("/v1/chat/completions")[-1]
+    assert chat.headers["authorization"] == f"Bearer {KEY}"
+    assert any(p["type"] == "image_url" for p in chat.body["messages"][1]["content"])
+    refused, _ = call(app, "improve_prompt", {"image": "", "prompt": ""}, key=KEY)
+    assert "Write a prompt" in refused["error"] and sim.creates == creates
 
 
 def test_submit_takes_a_model_and_its_options(app, sim, photo):

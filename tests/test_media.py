@@ -256,6 +256,7 @@ def test_remix_gives_the_owner_the_jobs_image_and_settings(service, photo):
         "duration": 10,
         "generate_audio": False,
         "last_frame": None,  # this model takes none
+        "references": [],  # nor reference images
         "model": MODEL,
         "options": {"negative_prompt": "blur", "duration": 10, "generate_audio": False},
     }

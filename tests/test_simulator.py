@@ -917,12 +917,14 @@ I2V = ["alibaba/wan-2-6-i2v", "google/veo-3.1-i2v", "klingai/video-o1-image-to-v
 SEEDANCE = "bytedance/seedance-1-5-pro"  # text to video, frames optional
 REFERENCES = "bytedance/seedance-2-0"  # text to video, frames and reference images optional
 OTHERS = [I2V[0], SEEDANCE, REFERENCES, *I2V[1:]]
+# The chat models, after the video models (issue 26's prompt helper asks them).
+CHATS = ["google/gemini-3-1-flash-lite", "bytedance/dola-seed-2-0-mini", "moonshot/kimi-k2-6"]
 
 
 @pytest.mark.parametrize(
     "params, ids",
     [
-        ({"id": ...}, [TEXT_MODEL, MODEL, *OTHERS]),
+        ({"id": ...}, [TEXT_MODEL, MODEL, *OTHERS, *CHATS]),
         ({"id": MODEL.upper()}, [MODEL]),
         ({"id": "video-v2-6-pro-image-to-video"}, [MODEL]),  # an alias
         ({"id": f"{MODEL},openai/gpt-4o"}, [MODEL]),
@@ -933,7 +935,8 @@ OTHERS = [I2V[0], SEEDANCE, REFERENCES, *I2V[1:]]
         ({"id": ..., "output_modalities": "video", "input_modalities": "image"}, [MODEL, *I2V]),
         ({"id": ..., "type": "internal/video-generations/submit"}, [TEXT_MODEL, MODEL, *OTHERS]),
         ({"id": "gen4_turbo"}, ["runway/gen4_turbo"]),  # another model's alias
-        ({"id": ..., "tags": "playground:chat"}, []),
+        ({"id": ..., "tags": "playground:chat"}, CHATS),
+        ({"id": ..., "capabilities": "vision"}, CHATS[:2]),  # the two that take images
     ],
 )
 def test_catalogue_filters_as_documented(simulator, params, ids):
@@ -1220,7 +1223,7 @@ def served_entries(sim):
     app reads a schema (``kling_ui.catalogue.normalize``)."""
     from kling_ui.catalogue import normalize
 
-    items = catalogue(sim, id=...).json()["data"]
+    items = catalogue(sim, id=..., type="internal/video-generations/submit").json()["data"]
     entries = []
     for item in items:
         document = requests.get(item["info"]["docsJson"], timeout=5)

@@ -137,9 +137,15 @@ def test_a_value_outside_the_models_schema_is_refused_in_words_naming_the_field(
 
 
 def test_the_prompt_counter_counts_against_the_shown_models_limit(handlers):
+    handlers.service.offer()  # the bundled models, known by id from here
     assert handlers.count("abc") == "3 / 2500 characters"
-    assert handlers.count("abc", "runway/gen4_turbo") == "3 / 1000 characters"
-    assert handlers.count("x" * 1001, "runway/gen4_turbo").endswith("(over the limit)")
+    assert handlers.count("abc", "runway/gen4_turbo") == (
+        "3 / 1000 characters · this model: no sound, no negative prompt"
+    )  # what the shown model leaves out, from its schema
+    assert handlers.count("abc", "klingai/video-v2-6-pro-text-to-video") == "3 / 2500 characters"
+    assert "1001 / 1000 characters (over the limit)" in handlers.count(
+        "x" * 1001, "runway/gen4_turbo"
+    )
 
 
 def test_remix_puts_back_a_jobs_model_its_frames_and_every_field(handlers, photo, tmp_path):

@@ -1,5 +1,5 @@
-"""The command line: ``python -m kling_ui generate|batch|extend|resume|status|history|models``
-(``--list-models`` is ``models``).
+"""The command line: ``python -m kling_ui COMMAND``, one of generate, batch, extend, resume,
+status, history, prompt and models (``--list-models`` is ``models``).
 
 Same environment variables as the app (``AIMLAPI_KEY``, ``AIMLAPI_BASE_URL``,
 ``KLING_UI_DATA_DIR``, ...), same checks, same runner and ledger; with no key, the demo
@@ -22,7 +22,7 @@ import sys
 from .. import errors
 from ..config import BadSetting, settings_from_env
 from ..service import MAX_BATCH, MAX_TAKES
-from .commands import BAD_INPUT, REFUSED, UNKNOWN, Cli
+from .commands import BAD_INPUT, REFUSED, UNKNOWN, Cli, prompt
 from .display import printable
 
 PROG = "python -m kling_ui"
@@ -108,6 +108,27 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="as JSON on stdout")
     history.set_defaults(run=Cli.history)
 
+    helper = sub.add_parser(
+        "prompt",
+        help="a better prompt for an image, by a chat model that sees it (a fraction of a "
+        "cent on a real key; no video is made)",
+        description="Prints the suggested prompt on stdout (and, where the model takes one, a "
+        "suggested negative prompt on a second line starting 'Negative:'); its price on stderr.",
+    )
+    helper.add_argument(
+        "image",
+        nargs="?",
+        default=None,
+        help="the image (none for a model that makes video from text)",
+    )
+    helper.add_argument("--prompt", "-p", default="", help="the prompt to improve (optional)")
+    helper.add_argument("--model", "-m", default="", help="the video model it is for")
+    helper.add_argument(
+        "--variant", choices=("improve", "cinematic", "motion", "shorter"), default="improve",
+        help="how: improve (default), more cinematic, describe the motion only, or shorter",
+    )  # fmt: skip
+    helper.set_defaults(run=prompt)
+
     models = sub.add_parser("models", help="the video models this app can use (free)")
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
     models.set_defaults(run=Cli.models)
@@ -171,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # the runner's own notes would interleave with the progress bars
         logging.getLogger("kling_ui").setLevel(logging.ERROR)
     cli = Cli(settings, interactive=sys.stdin.isatty())
-    if args.command in ("generate", "batch", "extend", "resume"):
+    if args.command in ("generate", "batch", "extend", "resume", "prompt"):
         cli.mode_line()
     try:
         return args.run(cli, args)

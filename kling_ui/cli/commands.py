@@ -403,6 +403,23 @@ class Cli:
         return found.pop()
 
 
+def prompt(cli: Cli, args: Any) -> int:
+    """``prompt``: the prompt helper's suggestion for the image and the prompt, on stdout
+    (a negative prompt on a second line); its price on stderr."""
+    model = (args.model or "").strip() or MODEL
+    variant = "" if args.variant == "improve" else args.variant
+    said = cli.service(run=False).improve_prompt(
+        args.image, args.prompt, model, variant=variant, negative=True
+    )
+    print(printable(said.prompt), file=cli.out)
+    if said.negative_prompt:
+        print(printable(f"Negative: {said.negative_prompt}"), file=cli.out)
+    cost = dollars(said.usd) if said.usd is not None else "its price not said"
+    free = " (simulated: nothing is charged)" if cli.settings.demo_mode else ""
+    cli.say(f"Suggested by {said.model} for {cost}{free}. Nothing else was sent.")
+    return DONE
+
+
 def request_from(args: Any) -> Request:
     """The request a command's arguments ask for, checked once here (``InputError`` in
     words) and passed whole from then on; its image is added when prepared. ``--model``

@@ -1,6 +1,6 @@
 """The only package that speaks HTTP to the vendor, one module a job:
 
-    api.py         the API's calls: create, poll, usage log (``AIMLClient``), the price
+    api.py         the API's calls: create, poll, usage log, chat (``AIMLClient``), the price
                    catalogue and the balance (``read_catalogue``, ``read_balance``), and
                    ``download_video``
     transport.py   the sessions' retry policy (``urllib3`` ``Retry``; the create repeated only
@@ -17,13 +17,15 @@ Dependencies run api -> video_host -> transport -> parsers and api -> models -> 
 """
 
 from .api import AIMLClient, Sessions, download_video, read_balance, read_catalogue
-from .models import ModelsAnswer, read_model_document, read_video_models
-from .parsers import ListedModel, reported_charge
+from .models import ModelsAnswer, read_chat_models, read_model_document, read_video_models
+from .parsers import ChatAnswer, ChatModel, ListedModel, reported_charge
 from .transport import HTTPSession, create_retry, poll_retry, quiet_session
 from .video_host import TooLarge, TooSlow, VideoHost, _Deadline
 
 __all__ = [
     "AIMLClient",
+    "ChatAnswer",
+    "ChatModel",
     "HTTPSession",
     "ListedModel",
     "ModelsAnswer",
@@ -38,6 +40,7 @@ __all__ = [
     "quiet_session",
     "read_balance",
     "read_catalogue",
+    "read_chat_models",
     "read_model_document",
     "read_video_models",
     "reported_charge",

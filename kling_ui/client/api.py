@@ -1,5 +1,6 @@
-"""The API's calls: create a generation, poll it, find it in the usage log, read the price
-catalogue and the account's balance; and the download of a finished video.
+"""The API's calls: create a generation, poll it, find it in the usage log, ask a chat
+model (the prompt helper), read the price catalogue and the account's balance; and the
+download of a finished video.
 
 - a request is checked before anything is sent (``Request.body``);
 - the API key goes only to the API host, in a header set per request, and never into a log
@@ -31,10 +32,12 @@ from ..request import Request
 from ..rules import check_generation_id
 from .models import read_listing
 from .parsers import (
+    ChatAnswer,
     credits_header,
     json_object,
     parse_balance,
     parse_catalogue,
+    parse_chat,
     parse_created,
     parse_logs_page,
     request_id,
@@ -45,6 +48,7 @@ from .video_host import Resolve, VideoHost, system_resolve
 log = logging.getLogger(__name__)
 
 LOGS_PATH = "/v2/logs"
+CHAT_PATH = "/v1/chat/completions"
 BILLING_PATH = "/v2/billing"
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -119,15 +123,8 @@ class AIMLClient:
             if not CLIENT_REQUEST_ID.fullmatch(client_request_id):
                 raise ValueError("X-Client-Request-Id: 1-128 of A-Za-z0-9._:-")
             headers["X-Client-Request-Id"] = client_request_id
-        assert self.sessions is not None
         try:
-            response = self.sessions.create.post(
-                self._base + CREATE_PATH,
-                json=body,
-                headers=headers,
-                timeout=(self.settings.connect_timeout, self.settings.create_read_timeout),
-                allow_redirects=False,
-            )
+            response = self._post(CREATE_PATH, body, headers)
         except requests.ConnectionError as exc:
             if never_connected(exc):
                 raise errors.APIConnectionError() from None
@@ -149,6 +146,37 @@ class AIMLClient:
                 "The API answered without a generation id", request_id=request_id(response)
             )
         return APIResponse(payload, request_id(response), credits_header(response))
+
+    def chat(self, body: dict[str, Any]) -> ChatAnswer:
+        """POST a chat completion (``body``: model, messages, max_tokens) and read its
+        answer. Sent once, never retried (each is paid); its body is never logged (it
+        holds the person's image and words). Our errors, as a create's: a status in words,
+        ``OutcomeUnknown`` when it left and no answer came."""
+        try:
+            response = self._post(CHAT_PATH, body, self._auth())
+        except requests.ConnectionError as exc:
+            if never_connected(exc):
+                raise errors.APIConnectionError() from None
+            raise errors.OutcomeUnknown("The connection broke before the helper answered") from None
+        except requests.RequestException:
+            raise errors.OutcomeUnknown("The helper did not answer in time") from None
+        log.info("chat: HTTP %s request_id=%s", response.status_code, request_id(response))
+        raise_for_status(response, creating=True, secret=self.api_key)
+        answer = parse_chat(json_object(response), response.headers)
+        if answer is None:
+            raise errors.ServerError("The helper answered without a suggestion.")
+        return answer
+
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        """One POST on the create's session (no retry once sent), no redirect followed."""
+        assert self.sessions is not None
+        return self.sessions.create.post(
+            self._base + path,
+            json=body,
+            headers=headers,
+            timeout=(self.settings.connect_timeout, self.settings.create_read_timeout),
+            allow_redirects=False,
+        )
 
     def get_generation(self, generation_id: str) -> APIResponse:
         """GET the job's current state. Retries transient failures inside the adapter."""

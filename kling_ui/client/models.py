@@ -2,6 +2,7 @@
 
 ``read_listing``: one conditional GET of the catalogue (no key), for the price of our model
 (``api.read_catalogue``) and for ``read_video_models`` (``?type=<video>&include=pricing``).
+``read_chat_models``: the chat models, for the prompt helper.
 ``read_model_document``: one GET of a model's ``info.docsJson`` (no key), only where it
 points at the API's own host (the vendor serves it there: ``/docs-json?model=...``): a
 catalogue answer can't send the server elsewhere.
@@ -20,7 +21,15 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from .. import errors
-from .parsers import VIDEO_TYPE, ListedModel, parse_model_document, parse_video_models
+from .parsers import (
+    CHAT_TYPE,
+    VIDEO_TYPE,
+    ChatModel,
+    ListedModel,
+    parse_chat_models,
+    parse_model_document,
+    parse_video_models,
+)
 
 CATALOGUE_PATH = "/v1/models"
 
@@ -82,6 +91,16 @@ def read_video_models(
     if payload is None:
         return ModelsAnswer(unchanged=True)
     return ModelsAnswer(parse_video_models(payload), tag)
+
+
+def read_chat_models(
+    session: requests.Session, base_url: str, *, timeout: tuple[float, float]
+) -> list[ChatModel]:
+    """The catalogue's chat models, with what they take and cost; the errors of
+    ``read_listing``."""
+    params = {"type": CHAT_TYPE, "include": "pricing,modalities,capabilities"}
+    payload, _ = read_listing(session, base_url, params, etag=None, timeout=timeout)
+    return parse_chat_models(payload)
 
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}

@@ -11,6 +11,8 @@ or the field's "not said"). Which answer each reads:
                                 ``parse_video_models`` (every video model: ``ListedModel``)
     a model's document       -> ``parse_model_document`` (its OpenAPI document, as it came)
     the billing answer       -> ``parse_balance`` (USD)
+    the chat models' listing -> ``parse_chat_models`` (``ChatModel``: vision, token rates)
+    a chat completion        -> ``parse_chat`` (``ChatAnswer``: the text, its cost)
     any answer's cost        -> ``reported_charge`` (``Charge``), ``credits_header``
 
 A poll's answer about a job is read by ``jobs.parse_generation``; the pricing block's
@@ -236,3 +238,70 @@ def reported_charge(payload: Any = None, headers: Mapping[str, str] | None = Non
         usd = credits * USD_PER_CREDIT
     assert usd is not None
     return Charge(round(usd, 9), credits)
+
+
+# --- chat: the prompt helper's models and answers -----------------------------------------
+
+CHAT_TYPE = "openai/chat-completions"  # the catalogue's type of a chat model
+
+
+@dataclass(frozen=True)
+class ChatModel:
+    """A chat model as the catalogue lists it: whether it takes images, and its rates in
+    USD a token (None where the catalogue gives no fixed token rate)."""
+
+    id: str
+    vision: bool
+    usd_in: float | None = None
+    usd_out: float | None = None
+
+
+def parse_chat_models(payload: Any) -> list[ChatModel]:
+    """The chat models of a catalogue answer, each once, in its order."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    models: dict[str, ChatModel] = {}
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict) or item.get("type") != CHAT_TYPE:
+            continue
+        ident = item.get("id")
+        if not isinstance(ident, str) or not ident.strip() or ident in models:
+            continue
+        modalities = item.get("modalities") if isinstance(item.get("modalities"), dict) else {}
+        inputs = modalities.get("input") if isinstance(modalities.get("input"), list) else []
+        abilities = item.get("capabilities") if isinstance(item.get("capabilities"), list) else []
+        rates = _token_rates(item.get("pricing"))
+        models[ident] = ChatModel(ident, "image" in inputs or "vision" in abilities, *rates)
+    return list(models.values())
+
+
+def _token_rates(pricing: Any) -> tuple[float | None, float | None]:
+    """A fixed pricing block's input and output token rates, in USD a token."""
+    units = pricing.get("units") if isinstance(pricing, dict) else None
+    rates: dict[str, float] = {}
+    for unit in units if isinstance(units, list) else []:
+        if not isinstance(unit, dict) or unit.get("name") != "token":
+            continue
+        price, per = number(unit.get("price")), number(unit.get("per"))
+        if price is not None and per and per > 0 and unit.get("measure") in ("input", "output"):
+            rates[unit["measure"]] = price / per
+    return rates.get("input"), rates.get("output")
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    """A chat completion: its text, and what it cost (None when not said)."""
+
+    text: str
+    usd: float | None = None
+
+
+def parse_chat(payload: Any, headers: Mapping[str, str] | None = None) -> ChatAnswer | None:
+    """The first choice's text and the answer's cost; None for an answer with no text."""
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    text = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        return None
+    charge = reported_charge(payload, headers)
+    return ChatAnswer(text.strip(), charge.usd if charge is not None else None)

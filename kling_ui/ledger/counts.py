@@ -88,8 +88,39 @@ class Counts(Table):
         self, since: float, *, key_ref: str, owner: str | None = None, column: str = "owner"
     ) -> float:
         """What this key's jobs made since ``since`` count as spending (``Job.cost_usd``),
-        all of them, or one owner's (``column="address"``: one address's)."""
-        return sum(j.cost_usd or 0.0 for j in self._since(since, key_ref, owner, column))
+        and its prompt helper's calls, all of them, or one owner's (``column="address"``:
+        one address's)."""
+        jobs = sum(j.cost_usd or 0.0 for j in self._since(since, key_ref, owner, column))
+        sql, values = "SELECT SUM(usd) FROM helps WHERE key_ref = ? AND at >= ?", [key_ref, since]
+        if owner is not None:
+            sql, values = sql + f" AND {_who(column)} = ?", [*values, str(owner)]
+        return jobs + float(self._db.value(sql, values) or 0.0)
+
+    def add_help(
+        self, help_id: str, owner: str, *, key_ref: str, usd: float | None, model: str, at: float
+    ) -> None:
+        """One call of the prompt helper, written before it is sent with its price: who, on
+        which key, what it costs (its ``address`` from the owner's ``place``, as a job's).
+        ``settle_help`` then writes what it cost, or takes it back (not sent, or failed:
+        a failed call costs nothing)."""
+        self._db.execute(
+            "INSERT INTO helps (id, at, owner, address, key_ref, usd, model)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (help_id, at, str(owner), str(getattr(owner, "place", "") or ""), key_ref, usd,
+             model),
+        )  # fmt: skip
+
+    def settle_help(self, help_id: str, usd: float | None) -> None:
+        """What a helper's call cost (None: it failed, and costs nothing: its row goes)."""
+        if usd is None:
+            self._db.execute("DELETE FROM helps WHERE id = ?", (help_id,))
+        else:
+            self._db.execute("UPDATE helps SET usd = ? WHERE id = ?", (usd, help_id))
+
+    def helps_since(self, since: float, *, key_ref: str, owner: str, column: str = "owner") -> int:
+        """How many calls of the prompt helper this owner (or address) made on this key."""
+        sql = f"SELECT COUNT(*) FROM helps WHERE key_ref = ? AND {_who(column)} = ? AND at >= ?"
+        return int(self._db.value(sql, (key_ref, str(owner), since)) or 0)
 
     def jobs_since(self, since: float, *, key_ref: str, owner: str, column: str = "owner") -> int:
         """How many of this owner's (or address's) jobs on this key since ``since`` made (or

@@ -5,7 +5,8 @@ Versions, kept in the ``ledger_meta`` table: 1 the first ``jobs`` table (no meta
 parent_id and the leases; 3 the address each job came from; 4 the ``request`` column, the
 request whole as JSON (``request.Request.to_json``), filled in for older rows from their
 prompt, negative_prompt, duration and generate_audio columns. The ``kept`` table (the
-vendor's answers kept: the model catalogue) came after 4 without a version of its own. A
+vendor's answers kept: the model catalogue) and the ``helps`` table (the prompt helper's
+paid calls) came after 4 without a version of their own. A
 newer version than this code knows is refused. SQLite ledgers from before the job runner
 (a ``generations`` table keyed by the generation id) are copied in.
 
@@ -74,6 +75,20 @@ CREATE TABLE IF NOT EXISTS kept (
     fetched_at REAL NOT NULL
 )
 """
+# The prompt helper's calls (a chat model asked to improve a prompt): spending that is no
+# job, counted with the jobs against the budgets and the visitor's limits. Added without a
+# version, like ``kept``.
+_HELPS = """
+CREATE TABLE IF NOT EXISTS helps (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    owner TEXT NOT NULL,
+    address TEXT NOT NULL DEFAULT '',
+    key_ref TEXT NOT NULL,
+    usd REAL,
+    model TEXT NOT NULL DEFAULT ''
+)
+"""
 LEGACY_OWNER = "legacy"  # the owner of rows made before jobs had owners
 # Columns added since the first ``jobs`` table: (name, declaration, value for old rows).
 _ADDED = (
@@ -104,6 +119,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner)",
     "CREATE INDEX IF NOT EXISTS jobs_address_state ON jobs (address, state)",
     "CREATE INDEX IF NOT EXISTS access_owner ON access (owner)",
+    "CREATE INDEX IF NOT EXISTS helps_key_at ON helps (key_ref, at)",
 )
 # The ledger before the runner: its statuses, as states of the machine.
 _LEGACY_STATES = {
@@ -137,6 +153,7 @@ def set_up(db: Database) -> None:
     db.execute(jobs)
     db.execute(_ACCESS)
     db.execute(_KEPT.replace(" REAL", f" {db.time_type}"))
+    db.execute(_HELPS.replace(" REAL", f" {db.time_type}"))
     _add_columns(db)
     for sql in _INDEXES + (_BYTE_ORDER_INDEXES if db.kind == "postgresql" else ()):
         db.execute(sql)

@@ -10,7 +10,8 @@ call its methods and never reach into its parts. Behind it, each room holds one 
 - ``batches``: many videos planned, checked whole, priced and queued as one step;
 - ``library``: kept images, video addresses, posters, chains and the retention sweep;
 - ``views``: a job as ``Progress`` (watched) and as a status;
-- ``models``: the video models offered, from the vendor's catalogue or the bundled snapshot.
+- ``models``: the video models offered, from the vendor's catalogue or the bundled snapshot;
+- ``prompts``: the prompt helper, a chat model that sees the image, as spending.
 
 The runner owns a job from the moment its row is written; the service's generators only
 watch it, so a closed tab or Stop watching ends the watching, never the job. ``Backend``

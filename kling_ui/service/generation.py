@@ -47,6 +47,7 @@ from .batches import Batches, Planned, check_frames, check_request, with_frames
 from .library import Library, LibraryMethods, private_folder
 from .limits import Limits, Prices
 from .models import Models, Offer
+from .prompts import PromptHelper, Suggestion
 from .views import NOT_KNOWN, JobViews
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ class GenerationService(LibraryMethods):
             self.estimate,
         )  # fmt: skip
         self.views = JobViews(settings, self.ledger, self.runner, self.library, clock=clock)
+        self.prompts = PromptHelper(
+            settings, self.ledger, self.access, self.limits, clock=clock, monotonic=monotonic
+        )
         self._closed = threading.Event()
         if start:
             self.runner.start(pick_up=pick_up)
@@ -114,7 +118,7 @@ class GenerationService(LibraryMethods):
     def settings(self, settings: Settings) -> None:
         """New settings for the service and its rooms (the runner keeps its first ones)."""
         self._settings = settings
-        for room in ("access", "limits", "prices", "library", "views", "models"):
+        for room in ("access", "limits", "prices", "library", "views", "models", "prompts"):
             if hasattr(self, room):
                 getattr(self, room).settings = settings
 
@@ -187,6 +191,17 @@ class GenerationService(LibraryMethods):
         note = f" ({prepared.adjusted})" if prepared and prepared.adjusted else ""
         del prepared, last, framed  # MBs: the runner's and the disk's now, not held while watched
         yield from self.views.follow(job.job_id, submitted_note=note)
+
+    def improve_prompt(
+        self, image: str | None, prompt: str, model: str, *, variant: str = "",
+        api_key: str | None = None, owner: str = "", negative: bool = False,
+    ) -> Suggestion:  # fmt: skip
+        """The prompt helper's suggestion (``PromptHelper.improve``) for ``model``, one the
+        app offers now: it is spending, checked and written as such."""
+        if model != KLING.model and self.offer().entry(model) is None:
+            raise errors.InputError(f"This app offers no model {model!r}; /models lists them.")
+        return self.prompts.improve(image, prompt, model, variant=variant, api_key=api_key,
+                                    owner=owner, negative=negative)  # fmt: skip
 
     def extend(
         self, any_id: str, request: Request, *, api_key: str | None = None, owner: str = "",

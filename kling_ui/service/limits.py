@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from .. import errors
 from ..config import MODEL, Settings
 from ..history import Ledger
-from ..pricing import Estimate, Fields, PriceBook
+from ..pricing import Estimate, Fields, PriceBook, dollars
 from ..request import Request
 from ..runner import Backend
 from .access import DEMO, Access, place_of
@@ -57,6 +57,25 @@ class Limits:
         with self._lock, self.ledger.mutex("budget"):
             self.check_room(owner, count)
             self.check_budget(backend, owner, usd, count)
+            yield
+
+    @contextlib.contextmanager
+    def admitting_help(self, backend: Backend, owner: str, usd: float | None) -> Iterator[None]:
+        """The prompt helper's call, checked as spending and held while its row is written:
+        refused where a video would be (the day's budgets with its own price, the videos of
+        the hour), and past the visitor's helps an hour, on the server's own key."""
+        with self._lock, self.ledger.mutex("budget"):
+            if backend.key_ref == "server" and self.settings.budgets_on:
+                self.check_budget(backend, owner, usd, 1)
+            most = self.settings.visitor_helps_per_hour
+            if backend.key_ref == "server" and owner and most > 0:
+                asked = self.ledger.helps_since(self._clock() - 3600, key_ref="server",
+                                                owner=owner)  # fmt: skip
+                if asked >= most:
+                    raise errors.LimitReached(
+                        f"Each visitor may ask for {most} prompt suggestions an hour on this "
+                        f"app's key; you have asked for {asked}.{OWN_KEY}"
+                    )
             yield
 
     def check_room(self, owner: str, more: int) -> None:
@@ -124,26 +143,26 @@ class Limits:
             spent = self.ledger.spent_since(day, key_ref="server")
             if spent + usd > s.daily_budget_usd + 1e-9:
                 raise errors.LimitReached(
-                    f"This app's daily budget for its own API key is ${s.daily_budget_usd:,.2f}"
-                    f" (UTC day); ${spent:,.2f} of it is spent or on its way, and this would add"
-                    f" ${usd:,.2f}. It renews at midnight UTC.{OWN_KEY}"
+                    f"This app's daily budget for its own API key is {dollars(s.daily_budget_usd)}"
+                    f" (UTC day); {dollars(spent)} of it is spent or on its way, and this would add"
+                    f" {dollars(usd)}. It renews at midnight UTC.{OWN_KEY}"
                 )
         if owner and s.visitor_daily_budget_usd > 0:
             spent = self.ledger.spent_since(day, key_ref="server", owner=owner)
             if spent + usd > s.visitor_daily_budget_usd + 1e-9:
                 raise errors.LimitReached(
-                    f"Each visitor may spend ${s.visitor_daily_budget_usd:,.2f} a day (UTC) of "
-                    f"this app's key; you have used ${spent:,.2f}, and this would add "
-                    f"${usd:,.2f}. It renews at midnight UTC.{OWN_KEY}"
+                    f"Each visitor may spend {dollars(s.visitor_daily_budget_usd)} a day (UTC) of "
+                    f"this app's key; you have used {dollars(spent)}, and this would add "
+                    f"{dollars(usd)}. It renews at midnight UTC.{OWN_KEY}"
                 )
         place, most = place_of(owner), s.address_limit("daily_budget_usd")
         if place and most > 0:
             spent = self.ledger.spent_since(day, key_ref="server", owner=place, column="address")
             if spent + usd > most + 1e-9:
                 raise errors.LimitReached(
-                    f"Each address may spend ${most:,.2f} a day (UTC) of this app's key, for "
-                    f"everyone who reaches the app from it; ${spent:,.2f} is used from your "
-                    f"address, and this would add ${usd:,.2f}. It renews at midnight UTC."
+                    f"Each address may spend {dollars(most)} a day (UTC) of this app's key, for "
+                    f"everyone who reaches the app from it; {dollars(spent)} is used from your "
+                    f"address, and this would add {dollars(usd)}. It renews at midnight UTC."
                     f"{OWN_KEY}"
                 )
 

@@ -1,9 +1,9 @@
 """The model catalogue, ``GET /v1/models``, as the simulator serves it: ours (priced by the
 pricing block in force), a text-to-video sibling listed first (so that a client must match
 the id), then the other video models of ``schemas`` (Kling O1, Veo 3.1, Seedance, Wan,
-Runway), each with its ``info.docsJson`` link; the filters (a parameter's values OR'd,
-comma-separated or repeated, any case; parameters AND'd), the ``include`` sections, and the
-``ETag`` it carries.
+Runway), each with its ``info.docsJson`` link, then the chat models (``chat``); the filters
+(a parameter's values OR'd, comma-separated or repeated, any case; parameters AND'd), the
+``include`` sections, and the ``ETag`` it carries.
 
 Imports the constants of ``vendor.py``, the pricing block of ``money.py`` and ``schemas``.
 """
@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from . import schemas
+from . import chat, schemas
 from .money import pricing_document
 from .vendor import CATALOGUE_SECTIONS, MODEL
 
@@ -82,7 +82,8 @@ def _catalogue_models(
     schemas_of = {i: served[1] for i, served in schemas.documents().items()}
     schemas_of.update({i: schemas.body_schema(doc)[1] for i, doc in added.items()})
     others = [_other(ident, schema, docs_base) for ident, schema in schemas_of.items()]
-    return [sibling, ours, *(o for o in others if o["id"] not in (MODEL, sibling["id"]))]
+    videos = [sibling, ours, *(o for o in others if o["id"] not in (MODEL, sibling["id"]))]
+    return [*videos, *chat.catalogue_items()]
 
 
 def _other(ident: str, schema: dict[str, Any], docs_base: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What the simulator is scripted to do wrong: ``Fault`` (one create, poll, catalogue or
-billing answer), ``DownloadFault`` (one download of a valid link), each also as a JSON spec
+"""What the simulator is scripted to do wrong: ``Fault`` (one create, poll, catalogue,
+billing or chat answer), ``DownloadFault`` (one download of a valid link), each also as a JSON spec
 for ``POST /__sim__/script``; and ``FaultScript``, the queues of them waiting, the outage in
 force per endpoint, and the periodic poll fault.
 
@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-OUTAGE_ENDPOINTS = ("catalogue", "billing")
+OUTAGE_ENDPOINTS = ("catalogue", "billing", "chat")
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,7 @@ class FaultScript:
         self.download: deque[DownloadFault] = deque()
         self.catalogue: deque[Fault] = deque()
         self.billing: deque[Fault] = deque()
+        self.chat: deque[Fault] = deque()
         self.outages: dict[str, Fault] = {}
         self._periodic: tuple[int, Fault] | None = None
         self._poll_count = 0
@@ -186,12 +187,14 @@ class FaultScript:
         return self.download.popleft() if self.download else None
 
     def next_for(self, endpoint: str) -> Fault | None:
-        """The next scripted ``catalogue`` or ``billing`` fault, else the outage in force."""
-        queue = self.catalogue if endpoint == "catalogue" else self.billing
+        """The next scripted ``catalogue``, ``billing`` or ``chat`` fault, else the outage in
+        force."""
+        queue = {"catalogue": self.catalogue, "chat": self.chat}.get(endpoint, self.billing)
         return queue.popleft() if queue else self.outages.get(endpoint)
 
     def clear(self) -> None:
-        for queue in (self.create, self.poll, self.download, self.catalogue, self.billing):
+        queues = (self.create, self.poll, self.download, self.catalogue, self.billing, self.chat)
+        for queue in queues:
             queue.clear()
         self.outages.clear()
         self._periodic = None

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import schemas, vendor
+from . import chat, schemas, vendor
 from .catalogue import etag, etag_matches
 from .cdn import CdnRoutes
 from .faults import DownloadFault, Fault
@@ -39,6 +39,8 @@ class Handler(CdnRoutes):
             if not self._controller():
                 return self._send_error(403, "Forbidden")
             return self._admin(path, body)
+        if path in chat.CHAT_PATHS:
+            return self._chat(body)
         if path not in CREATE_PATHS:
             return self._send_error(404, f"Cannot POST {path}")
         fault = self.sim.next_create_fault()
@@ -128,6 +130,21 @@ class Handler(CdnRoutes):
             return self._send_error(400, str(exc))
         self._send_json(200, page)
 
+    def _chat(self, body: Any) -> None:
+        """A chat completion: the key, the body's checks, then the deterministic answer."""
+        if self._apply_fault(self.sim.next_fault("chat")):
+            return None
+        if self._caller_key() is None:
+            return None
+        problem = chat.chat_error(body)
+        if problem:
+            return self._send_error(400, problem)
+        answer = chat.answer(body)
+        spent = answer["meta"]["usage"]
+        headers = {"x-aimlapi-credits-used": str(spent["credits_used"]),
+                   "x-aimlapi-usd-spent": f"{spent['usd_spent']:.9f}"}  # fmt: skip
+        return self._send_json(200, answer, headers)
+
     def _catalogue(self, query: str) -> None:
         """The catalogue needs no key; it carries an ETag and honours If-None-Match."""
         if self._apply_fault(self.sim.next_fault("catalogue")):
@@ -184,6 +201,7 @@ class Handler(CdnRoutes):
                     sim.script_max_active(None if n is None else int(n))
                 sim.script_catalogue(*(Fault.from_spec(s) for s in body.get("catalogue", [])))
                 sim.script_billing(*(Fault.from_spec(s) for s in body.get("billing", [])))
+                sim.script_chat(*(Fault.from_spec(s) for s in body.get("chat", [])))
                 for endpoint, spec in body.get("outage", {}).items():
                     sim.script_outage(endpoint, None if spec is None else Fault.from_spec(spec))
                 if "pricing" in body:

@@ -147,6 +147,11 @@ class Simulator(JobStore):
         with self._lock:
             self._script.billing.extend(faults)
 
+    def script_chat(self, *faults: Fault) -> None:
+        """Answer the next chat completions (``POST /v1/chat/completions``) with these."""
+        with self._lock:
+            self._script.chat.extend(faults)
+
     def script_outage(self, endpoint: str, fault: Fault | None = None) -> None:
         """Answer every request to ``endpoint`` (``catalogue`` or ``billing``) with ``fault``
         until it is lifted with None: ``script_outage("catalogue", Fault.status(503))``."""

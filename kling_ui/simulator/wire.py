@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import chat
 from .faults import Fault
 from .jobs import RecordedRequest
 from .vendor import IMAGE_FIELDS, REFERENCE_FIELDS, valid_client_request_id
@@ -42,6 +43,7 @@ class Wire(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if isinstance(body, dict):  # images are recorded by their length only
             body = {k: _by_length(k, v) for k, v in body.items()}
+            body = chat.redacted(body) if parts.path in chat.CHAT_PATHS else body
         record = RecordedRequest(
             method=self.command,
             path=parts.path,

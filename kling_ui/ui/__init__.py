@@ -4,7 +4,8 @@ The page is the list of its sections, each one module with its layout, its event
 of plain methods over ``GenerationService``'s public methods) and its ``listen`` (their
 wiring): ``form`` (the image, prompt and settings), ``progress`` (the job's card and video,
 watched by ``watching``; the card's template is ``card``), ``gallery`` (your past videos),
-``batch``, ``chain`` (Continue, the chain's view), ``copy_code``, ``prices``; ``agents``
+``batch``, ``chain`` (Continue, the chain's view), ``copy_code``, ``prices``, ``studio``
+(the model picker), ``helper`` (the prompt's tools: Improve prompt); ``agents``
 for the MCP tools. ``base`` holds what they share; ``handlers.Handlers`` gathers the events
 (tests call them directly, as Gradio does); ``wiring.wire`` calls each section's
 ``listen`` and wires the API. ``build_ui`` below lays the sections out.
@@ -49,6 +50,7 @@ from .callers import AgentCaller, hf_sign_in_ready
 from .form import banners, examples, form_section
 from .gallery import gallery_section
 from .handlers import Handlers
+from .helper import PROMPTS_KEY
 from .old_calls import OldCalls
 from .parts import LocalMP4Video, MediaLink, UploadedImage
 from .progress import job_section
@@ -95,6 +97,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         batch = batch_section(secret)
         examples(form)
         history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
+        form.helper.kept = gr.BrowserState([], storage_key=PROMPTS_KEY, secret=secret)
         # The browser's owner token: kept in its storage, and for each event in the session
         # (server side), where the page's events read it.
         owner = Owner(gr.BrowserState("", storage_key=OWNER_KEY, secret=secret), gr.State(""))

@@ -325,6 +325,38 @@ class AgentTools:
         """
         return _json(self.handlers.model_schema(model))
 
+    def improve_prompt(
+        self,
+        image: str,
+        prompt: str,
+        model: str = "",
+        variant: str = "",
+        owner_token: str = "",
+        x_aimlapi_key: gr.Header = None,  # type: ignore[assignment]
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> str:
+        """Suggest a better prompt for an image and a prompt, by a chat model that sees the image (it spends a fraction of a cent on a real key; no video is made). Answers JSON: prompt, negative_prompt (where the model takes one), usd, chat_model; or error, in words.
+
+        Args:
+            image: The still image: an https URL or a data URI, as generate takes it (empty for a model that makes video from text).
+            prompt: The prompt to improve (may be empty when an image is given).
+            model: The video model the prompt is for (optional; empty: Kling v2.6 Pro image to video).
+            variant: How: "" (improve), "cinematic", "motion" (describe the motion only) or "shorter".
+        """
+        settings = self.handlers.service.settings
+        path = None
+        try:
+            path = _image_file(image, settings) if image else None
+            answer = self.handlers.improve_prompt(
+                path, prompt, model, variant, _key(x_aimlapi_key),
+                self._owner(owner_token, x_aimlapi_key, request), request=request,
+            )  # fmt: skip
+        except errors.KlingUIError as exc:
+            answer = {"error": exc.user_message}
+        finally:
+            _remove(path)
+        return _json(answer)
+
     def _owner(self, owner_token: str, key: str | None, request: Any = None) -> str:
         """Whose jobs an agent's are, as a browser's are its token's: its key's, when it
         sends one (the key itself is never kept, only a digest of it); else its MCP
@@ -401,6 +433,11 @@ def listen(handlers: Handlers, page: Page) -> None:
     gr.api(tools.estimate, api_name="estimate")
     gr.api(tools.models, api_name="models")
     gr.api(tools.model_schema, api_name="model_schema")
+    variant = gr.Textbox(value="", visible=False)
+    gr.Button(visible=False, elem_id="api-improve-prompt").click(
+        tools.improve_prompt, [link, form.prompt, model, variant, owner], answer,
+        api_name="improve_prompt", **api,
+    )  # fmt: skip
 
 
 def _count(takes: Any) -> int:

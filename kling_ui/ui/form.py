@@ -38,6 +38,7 @@ from ..request import KLING, REFERENCE, Request, spec_of
 from ..rules import MAX_PROMPT_CHARS, NO_IMAGE
 from ..service import GenerationService
 from .base import FITTED, PRIVATE, QUIET, PageBase
+from .helper import HelperPanel, prompt_tools
 from .parts import ChoiceOfNumbers, UploadedImage
 from .studio import (
     SLOTS,
@@ -137,6 +138,7 @@ class Form:
     fit_pad: Any = None
     fitting: Any = None  # gr.State: the picture given, and the fitted copy shown for it
     studio: StudioPanel | None = None  # the model picker and another model's fields
+    helper: HelperPanel | None = None  # the prompt's tools: Improve, the last prompts
 
 
 def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
@@ -170,7 +172,8 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         placeholder="Describe the motion: what moves, how the camera moves.",
         elem_id="prompt",
     )
-    prompt_count = gr.Markdown(prompt_count, elem_id="prompt-count")
+    helper = prompt_tools(prompt_count)
+    prompt_count = helper.count
     with gr.Row(equal_height=True):
         picked = picker()
         duration = ChoiceOfNumbers(
@@ -189,7 +192,7 @@ def form_section(prompt_count: str, *, key_first: bool = False) -> Form:
         image, image_note, fit, prompt, prompt_count, negative, duration, audio, api_key,
         generate, stop, busy, price, copy, code, code_note, gr.State(""), continuing, uncontinue,
         examples_slot, fit_row=fit_row, fit_crop=fit_crop, fit_pad=fit_pad, fitting=gr.State({}),
-        studio=studio,
+        studio=studio, helper=helper,
     )  # fmt: skip
 
 
@@ -396,14 +399,21 @@ class FormEvents(PageBase):
         return copy, note, *_fit_offer(tuple(fitted)), kept
 
     def count(self, prompt: str, model: str = "") -> str:
-        """The prompt's length against the limit of the model whose form is shown."""
+        """The prompt's length against the limit of the model whose form is shown, and
+        what that model leaves out (no sound, no negative prompt)."""
         try:
-            limit = spec_of(str(model or "").strip() or KLING.model).prompt_limit
+            spec = spec_of(str(model or "").strip() or KLING.model)
         except errors.InputError:
-            limit = MAX_PROMPT_CHARS
+            spec = None
+        limit = spec.prompt_limit if spec is not None else MAX_PROMPT_CHARS
         n = len(prompt or "")
         over = " (over the limit)" if n > limit else ""
-        return f"{n} / {limit} characters{over}"
+        fields = {f.name for f in spec.fields} if spec is not None else set()
+        hints = [words for name, words in (("generate_audio", "no sound"),
+                                           ("negative_prompt", "no negative prompt"))
+                 if spec is not None and name not in fields]  # fmt: skip
+        said = f" · this model: {', '.join(hints)}" if hints else ""
+        return f"{n} / {limit} characters{over}{said}"
 
 
 def _fit_offer(ways: tuple[str, ...]) -> tuple[Any, Any, Any]:

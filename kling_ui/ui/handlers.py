@@ -23,6 +23,7 @@ from .batch import BatchEvents
 from .chain import ChainEvents
 from .copy_code import ADOPTED, CodeEvents
 from .form import FormEvents
+from .helper import HelperEvents
 from .models import ModelEvents
 from .prices import PriceEvents
 from .progress import JobEvents
@@ -40,6 +41,7 @@ class Handlers(
     PriceEvents,
     ModelEvents,
     StudioEvents,
+    HelperEvents,
 ):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 

@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from ..states import GOOD_PHASES, RUNNING_PHASES
-from . import agents, batch, chain, copy_code, form, gallery, prices, progress, studio
+from . import agents, batch, chain, copy_code, form, gallery, helper, prices, progress, studio
 from .base import QUIET
 from .batch import BatchPanel
 from .form import Form
@@ -62,6 +62,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     progress.ready(restored, page)
     form.listen(handlers, page.form)
     studio.listen(handlers, page.form, page.blocks)
+    helper.listen(handlers, page)
     chain.listen(handlers, page)
     copy_code.listen(handlers, page)
     batch.listen(handlers, page, restored)
@@ -98,6 +99,13 @@ def _wire_api(handlers: Handlers, page: Page) -> None:
         [videos.resume_id, form.prompt, form.negative, form.duration, form.audio, form.api_key,
          owner, gr.Textbox(value="", visible=False), gr.Textbox(value="", visible=False)],
         job.api_outputs, api_name="extend", **api,
+    )  # fmt: skip
+    # /improve_prompt: the image as /generate takes it, the prompt, a model and a variant.
+    gr.Button(visible=False, elem_id="api-improve-prompt").click(
+        handlers.improve_prompt,
+        [form.image, form.prompt, model, gr.Textbox(value="", visible=False), form.api_key,
+         owner],
+        gr.JSON(visible=False), api_name="improve_prompt", **api,
     )  # fmt: skip
     gr.api(handlers.status, api_name="status")
     gr.api(handlers.estimate, api_name="estimate")
