@@ -294,9 +294,14 @@ def test_retention_removes_the_poster_and_the_kept_image_with_the_video(clip_sim
         job = service.entry(final.job_id)
         files = [final.video_path, poster_path(final.video_path), service.input_image(job)]
         assert all(f is not None and f.is_file() for f in files)
+        service.ledger.add_help(
+            "h", "browser:x", key_ref="server", usd=0.001, model="m", at=time.time()
+        )  # a prompt suggestion's record, the same age
         assert service.sweep() == 0 and all(f.is_file() for f in files)
+        assert service.ledger.helps_since(0, key_ref="server", owner="browser:x") == 1
         assert service.sweep(now=time.time() + 3 * 86400) == 1
         assert [f.exists() for f in files] == [False, False, False]
+        assert service.ledger.helps_since(0, key_ref="server", owner="browser:x") == 0
     finally:
         service.close()
 

@@ -215,3 +215,30 @@ def test_demo_mode_answers_from_the_simulator_and_costs_nothing(tmp_path, photo)
     finally:
         service.close()
         demo.stop()
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_the_helpers_spending_is_kept_in_either_database(where, tmp_path, request):
+    """The ``helps`` table and its queries, in SQLite and in PostgreSQL: written with its
+    price, settled, counted with the jobs' spending, taken back, swept."""
+    from kling_ui.ledger import Ledger
+    from kling_ui.service.access import Visitor
+
+    place = request.getfixturevalue("pg_url") if where == "postgresql" else tmp_path / "l.db"
+    ledger = Ledger(place)
+    try:
+        owner = Visitor("browser:a", place="address:x")
+        ledger.add_help("h1", owner, key_ref="server", usd=0.002, model="m", at=100.0)
+        ledger.add_help("h2", owner, key_ref="server", usd=0.002, model="m", at=200.0)
+        ledger.settle_help("h1", 0.0015)
+        ledger.settle_help("h2", None)  # failed: costs nothing
+        assert ledger.spent_since(0, key_ref="server") == pytest.approx(0.0015)
+        assert ledger.spent_since(0, key_ref="server", owner="address:x", column="address") == (
+            pytest.approx(0.0015)
+        )
+        assert ledger.helps_since(50, key_ref="server", owner="browser:a") == 1
+        assert ledger.spent_since(150, key_ref="server") == 0
+        ledger.forget_helps_before(150)
+        assert ledger.helps_since(0, key_ref="server", owner="browser:a") == 0
+    finally:
+        ledger.close()

@@ -117,6 +117,10 @@ class Counts(Table):
         else:
             self._db.execute("UPDATE helps SET usd = ? WHERE id = ?", (usd, help_id))
 
+    def forget_helps_before(self, when: float) -> None:
+        """The helper's calls older than ``when`` go (the retention sweep's)."""
+        self._db.execute("DELETE FROM helps WHERE at < ?", (when,))
+
     def helps_since(self, since: float, *, key_ref: str, owner: str, column: str = "owner") -> int:
         """How many calls of the prompt helper this owner (or address) made on this key."""
         sql = f"SELECT COUNT(*) FROM helps WHERE key_ref = ? AND {_who(column)} = ? AND at >= ?"

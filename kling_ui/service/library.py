@@ -98,6 +98,7 @@ class Library:
             (self.chains.frames / f"{job.job_id}-last.jpg").unlink(missing_ok=True)
             self.ledger.forget(job.job_id)
             gone += 1
+        self.ledger.forget_helps_before(now - days * 86400)  # the prompt helper's calls
         clips = self.settings.data_dir / "demo-clips"  # the demo's copies of visitors' images
         for old in clips.glob("*") if clips.is_dir() else ():
             with contextlib.suppress(OSError):

@@ -327,8 +327,8 @@ class AgentTools:
 
     def improve_prompt(
         self,
-        image: str,
-        prompt: str,
+        image: str = "",
+        prompt: str = "",
         model: str = "",
         variant: str = "",
         owner_token: str = "",
