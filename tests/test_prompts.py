@@ -118,18 +118,29 @@ def test_bad_input_is_refused_in_words_with_nothing_sent(service, simulator, pho
 
 def test_it_is_spending_written_before_and_settled_after(service, simulator, photo):
     said = service.improve_prompt(photo, "A cat.", MODEL, owner="browser:a")
-    spent = service.ledger.spent_since(0, key_ref="server", owner="browser:a")
-    assert spent == pytest.approx(said.usd)
-    # A failed call costs nothing: its row goes, the answer's reason comes in words.
-    simulator.script_chat(Fault.status(500))
-    with pytest.raises(errors.KlingUIError) as failed:
-        service.improve_prompt(photo, "A cat.", MODEL, owner="browser:a")
-    assert failed.value.user_message and KEY not in failed.value.user_message
-    assert service.ledger.spent_since(0, key_ref="server", owner="browser:a") == spent
-    # A refused key says so.
-    simulator.script_chat(Fault.status(401))
-    with pytest.raises(errors.AuthenticationError):
-        service.improve_prompt(photo, "A cat.", MODEL, owner="browser:a")
+
+    def spent() -> float:
+        return service.ledger.spent_since(0, key_ref="server", owner="browser:a")
+
+    assert spent() == pytest.approx(said.usd)
+    # Refused, or never reached: not charged, its record goes, the reason comes in words.
+    for fault, kind in ((Fault.status(401), errors.AuthenticationError),
+                        (Fault.status(400, "bad body"), errors.BadRequestError),
+                        (Fault.status(403), errors.OutOfCreditsError)):  # fmt: skip
+        simulator.script_chat(fault)
+        with pytest.raises(kind) as refused:
+            service.improve_prompt(photo, "A cat.", MODEL, owner="browser:a")
+        assert refused.value.user_message and KEY not in refused.value.user_message
+    assert spent() == pytest.approx(said.usd)
+    # It left and no answer came, or none that can be read: it may be charged, so its
+    # price stays counted (a budget is never passed by failures), said in words.
+    for fault in (Fault.status(500), Fault.drop(), Fault.non_json(200)):
+        before = spent()
+        simulator.script_chat(fault)
+        with pytest.raises(errors.KlingUIError, match="may be charged"):
+            service.improve_prompt(photo, "A cat.", MODEL, owner="browser:a")
+        assert spent() > before
+    assert service.ledger.helps_since(0, key_ref="server", owner="browser:a") == 4
 
 
 def test_refused_where_a_video_would_be_and_past_the_hours_helps(simulator, tmp_path, photo):
@@ -203,15 +214,17 @@ def test_the_chat_answers_are_read_by_one_parser_each():
 def test_demo_mode_answers_from_the_simulator_and_costs_nothing(tmp_path, photo):
     from kling_ui.simulator import DemoSimulator
 
-    settings = Settings(data_dir=tmp_path / "data", visitor_helps_per_hour=1)
+    # A chat model set for the real API is not the demo's: the demo answers with its own.
+    settings = Settings(data_dir=tmp_path / "data", visitor_helps_per_hour=1,
+                        prompt_model="openai/gpt-4o-mini")  # fmt: skip
     demo = DemoSimulator(settings.data_dir, (0.1, 0.2))
     service = GenerationService(settings, demo=demo, start=False)
     try:
         assert service.demo_mode
         for _ in range(2):  # the demo's calls are free: no visitor's hour counts them
             said = service.improve_prompt(photo, "A cat.", MODEL, owner="browser:a")
-            assert "in the picture" in said.prompt
-        assert service.ledger.spent_since(0, key_ref="server") == 0
+            assert "in the picture" in said.prompt and said.model != "openai/gpt-4o-mini"
+        assert service.ledger.helps_since(0, key_ref="demo", owner="browser:a") == 2
     finally:
         service.close()
         demo.stop()

@@ -205,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the watching began
         if cli.handed:  # the jobs are the runner's: named, the unsent cancelled
             return cli.stopped()
-        print("Stopped; nothing was sent.", file=sys.stderr)
+        if args.command == "prompt":  # the question may have left: said as it is
+            print("Stopped; a suggestion asked for may still be charged (a fraction of a "
+                  "cent). No video was made.", file=sys.stderr)  # fmt: skip
+        else:
+            print("Stopped; nothing was sent.", file=sys.stderr)
         return BAD_INPUT
     finally:
         cli.close()

@@ -163,8 +163,8 @@ class AIMLClient:
         log.info("chat: HTTP %s request_id=%s", response.status_code, request_id(response))
         raise_for_status(response, creating=True, secret=self.api_key)
         answer = parse_chat(json_object(response), response.headers)
-        if answer is None:
-            raise errors.ServerError("The helper answered without a suggestion.")
+        if answer is None:  # answered, so likely charged, but nothing to read
+            raise errors.OutcomeUnknown("The helper's answer could not be read")
         return answer
 
     def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:

@@ -125,6 +125,7 @@ class GenerationService(LibraryMethods):
     def close(self) -> None:
         self._closed.set()
         self.runner.stop()
+        self.prompts.close()
         self.ledger.close()
 
     def _backend_for_ref(self, name: str, key_ref: str) -> Backend | None:

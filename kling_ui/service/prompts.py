@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,15 +37,19 @@ from ..images import prepare_image
 from ..request import spec_of
 from ..rules import check_prompt
 from ..runner import Backend
-from .access import Access
+from .access import DEMO, Access
 from .limits import Limits
 
 log = logging.getLogger(__name__)
 
 PICTURE_SIDE = 512  # px: the helper sees the picture's content, not its detail
 MAX_TOKENS = 300  # the suggestion's length, at most (a prompt and a negative prompt)
-# A call's size, to price it before it is sent: the words and one image in, a prompt out.
-TOKENS_IN, TOKENS_OUT = 900, 150
+PICTURE_TOKENS = 1500  # the most a picture of PICTURE_SIDE counts as, on the models we know
+MAX_NEGATIVE = 2500  # characters of a suggested negative prompt, at most (the form's own)
+HELPER_LOST = (
+    "The helper's answer was lost after the question was sent, so it may be charged (a "
+    "fraction of a cent, counted here as spent). Nothing else changed: try again."
+)
 UNKNOWN_RATE_USD = 0.01  # a call's price when the catalogue gives none (never "free")
 VARIANTS = {
     "": "Improve it: keep what the person asked for, make it specific and visual.",
@@ -90,6 +96,7 @@ class PromptHelper:
         self._session = quiet_session()
         self._sessions: Sessions | None = None
         self._models: dict[str, tuple[float, list[ChatModel]]] = {}  # base URL -> (when, list)
+        self._lock = threading.Lock()
 
     def improve(
         self,
@@ -129,31 +136,41 @@ class PromptHelper:
                 {"role": "user", "content": _asked(words, video_model, variant, negative, picture)},
             ],
         }
-        price = _price(chat)
+        price = _price(chat, body)
         help_id = uuid.uuid4().hex
         with self.limits.admitting_help(backend, owner, price):
             self.ledger.add_help(help_id, owner, key_ref=backend.key_ref, usd=price,
                                  model=chat.id, at=self._clock())  # fmt: skip
         try:
             answer = self._client(backend).chat(body)
-        except Exception:
-            self.ledger.settle_help(help_id, None)  # not answered: not charged
+        except (errors.APIStatusError, errors.APIConnectionError):
+            self.ledger.settle_help(help_id, None)  # refused, or never reached: not charged
             raise
-        self.ledger.settle_help(help_id, answer.usd if answer.usd is not None else price)
+        except errors.OutcomeUnknown:  # it left, and no answer (or none readable) came back
+            raise errors.KlingUIError(HELPER_LOST) from None  # its price stays counted
+        # A reported $0 is not said (as for a video): the price counted stays.
+        self.ledger.settle_help(help_id, answer.usd or price)
         suggested, said_negative = _read(answer.text)
+        suggested = _clean(suggested)[: spec.prompt_limit].strip()
         if not suggested:
-            raise errors.ServerError("The helper answered without a prompt.")
+            raise errors.KlingUIError("The helper answered without a prompt. Try again.")
         return Suggestion(
-            check_prompt(suggested[: spec.prompt_limit], spec.prompt_limit),
-            said_negative if negative else "",
+            suggested,
+            _clean(said_negative)[:MAX_NEGATIVE].strip() if negative else "",
             answer.usd,
             chat.id,
         )
 
+    def close(self) -> None:
+        self._session.close()
+        if self._sessions is not None:
+            self._sessions.poll.close()
+            self._sessions.create.close()
+
     def chat_model(self, backend: Backend, *, vision: bool = True) -> ChatModel:
         """The chat model to ask: the setting's, else the cheapest in the catalogue that
         takes images (``vision``: one that does is needed)."""
-        if self.settings.prompt_model.strip():
+        if self.settings.prompt_model.strip() and backend.name != DEMO:  # the demo's own
             return ChatModel(self.settings.prompt_model.strip(), True)
         listed = self._listed(backend)
         usable = [m for m in listed if m.vision or not vision]
@@ -162,7 +179,7 @@ class PromptHelper:
                 "No chat model that takes images is offered now, so the helper can't look at "
                 "the picture. Try again later."
             )
-        return min(usable, key=lambda m: (_price(m), m.id))
+        return min(usable, key=lambda m: (_price(m), m.id))  # the rates, on the same call
 
     def _listed(self, backend: Backend) -> list[ChatModel]:
         base = backend.settings.base_url.rstrip("/")
@@ -180,20 +197,31 @@ class PromptHelper:
                 "The list of chat models could not be read, so the helper can't answer now. "
                 "Try again in a minute."
             ) from None
-        self._models[base] = (now, listed)
+        if listed:  # an empty list is not kept: asked again next time
+            self._models[base] = (now, listed)
         return listed
 
     def _client(self, backend: Backend) -> AIMLClient:
-        if self._sessions is None:
-            self._sessions = Sessions.for_settings(self.settings)
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = Sessions.for_settings(self.settings)
         return AIMLClient(backend.api_key, backend.settings, self._sessions)
 
 
-def _price(model: ChatModel) -> float:
-    """A call's price before it is sent, from the model's token rates."""
+def _price(model: ChatModel, body: dict | None = None) -> float:
+    """A call's price before it is sent, from the model's token rates: at most, as far as
+    can be known (the body's words at three characters a token, a picture's most, and the
+    whole answer allowed), so a budget's last cents are not passed."""
     if model.usd_in is None or model.usd_out is None:
         return UNKNOWN_RATE_USD
-    return round(TOKENS_IN * model.usd_in + TOKENS_OUT * model.usd_out, 9)
+    words = len(str(body["messages"])) if body else 0
+    tokens_in = words // 3 + PICTURE_TOKENS
+    return round(tokens_in * model.usd_in + MAX_TOKENS * model.usd_out, 9)
+
+
+def _clean(text: str) -> str:
+    """The helper's words, without what a prompt can't hold (control characters)."""
+    return "".join(ch for ch in text if ch == " " or unicodedata.category(ch)[0] != "C")
 
 
 def _small_picture(image: str, owner: str) -> str:

@@ -35,7 +35,7 @@ VARIANTS = (("More cinematic", "cinematic"), ("Describe the motion only", "motio
             ("Shorter", "shorter"))  # fmt: skip
 PROMPTS_KEY = "kling-ui-prompts-v1"
 KEPT_PROMPTS = 10  # the last prompts this browser offers again
-# Ctrl+Enter (Cmd+Enter) in the prompt, the suggestion or the negative prompt presses
+# Ctrl+Enter (Cmd+Enter) in the prompt or the negative prompt presses
 # Generate, when it can be pressed (once per page; the capture phase, before Gradio's own).
 CTRL_ENTER_JS = """() => {
   if (window.__kuiCtrlEnter) return;
