@@ -214,9 +214,16 @@ def _price(model: ChatModel, body: dict | None = None) -> float:
     whole answer allowed), so a budget's last cents are not passed."""
     if model.usd_in is None or model.usd_out is None:
         return UNKNOWN_RATE_USD
-    words = len(str(body["messages"])) if body else 0
+    words = sum(len(_text_of(m["content"])) for m in body["messages"]) if body else 0
     tokens_in = words // 3 + PICTURE_TOKENS
     return round(tokens_in * model.usd_in + MAX_TOKENS * model.usd_out, 9)
+
+
+def _text_of(content: str | list) -> str:
+    """A message's words (its text parts; a picture is priced apart)."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
 
 
 def _clean(text: str) -> str:
