@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from kling_ui.service import GenerationService
     from kling_ui.simulator import DemoSimulator
-    from kling_ui.ui import browser_secret, build_ui, launch_options
+    from kling_ui.ui import browser_secret, build_ui, launch_options, queue_for_launch
 
     demo = DemoSimulator(settings.data_dir, settings.demo_schedule) if settings.demo_mode else None
     try:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     # slow clients held a file descriptor each, for good).
     install_header_deadline(settings.header_seconds)
     page = build_ui(service, browser_secret=browser_secret(settings))
-    page.queue(default_concurrency_limit=None, max_size=settings.queue_size)
+    queue_for_launch(page, default_concurrency_limit=None, max_size=settings.queue_size)
 
     mode = "demo (simulated videos, no credits spent)" if service.demo_mode else "live"
     print(f"kling-ui: {mode} mode; data in {settings.data_dir.resolve()}", flush=True)
