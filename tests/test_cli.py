@@ -489,7 +489,7 @@ def test_a_csv_batch_takes_one_model_and_its_fields(env, sim, photo, tmp_path):
     result = run(env, "batch", str(words), "--model", text, "--out", str(out))
     assert result.returncode == 0, result.stderr
     bodies = [r.body for r in sim.requests_to("/v2/video/generations") if r.method == "POST"][3:]
-    assert [(b["model"], b["duration"]) for b in bodies] == [(text, 5), (text, 10)]
+    assert sorted((b["model"], b["duration"]) for b in bodies) == [(text, 5), (text, 10)]
     assert not any("image_url" in b for b in bodies)
     refused = run(env, "batch", str(sheet), "--model", text)
     assert refused.returncode == 2 and "Line 1:" in refused.stderr

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .. import errors
-from ..client import AIMLClient, ChatModel, Sessions, quiet_session, read_chat_models
+from ..client import (
+    AIMLClient,
+    ChatAnswer,
+    ChatModel,
+    Sessions,
+    quiet_session,
+    read_chat_models,
+)
 from ..config import Settings
 from ..history import Ledger
 from ..images import prepare_image
@@ -136,20 +143,7 @@ class PromptHelper:
                 {"role": "user", "content": _asked(words, video_model, variant, negative, picture)},
             ],
         }
-        price = _price(chat, body)
-        help_id = uuid.uuid4().hex
-        with self.limits.admitting_help(backend, owner, price):
-            self.ledger.add_help(help_id, owner, key_ref=backend.key_ref, usd=price,
-                                 model=chat.id, at=self._clock())  # fmt: skip
-        try:
-            answer = self._client(backend).chat(body)
-        except (errors.APIStatusError, errors.APIConnectionError):
-            self.ledger.settle_help(help_id, None)  # refused, or never reached: not charged
-            raise
-        except errors.OutcomeUnknown:  # it left, and no answer (or none readable) came back
-            raise errors.KlingUIError(HELPER_LOST) from None  # its price stays counted
-        # A reported $0 is not said (as for a video): the price counted stays.
-        self.ledger.settle_help(help_id, answer.usd or price)
+        answer = self._ask(backend, chat, body, owner)
         suggested, said_negative = _read(answer.text)
         suggested = _clean(suggested)[: spec.prompt_limit].strip()
         if not suggested:
@@ -160,6 +154,26 @@ class PromptHelper:
             answer.usd,
             chat.id,
         )
+
+    def _ask(self, backend: Backend, chat: ChatModel, body: dict, owner: str) -> ChatAnswer:
+        """The call, as spending: priced at its most and written with the budget's check,
+        sent, then settled: what it cost; nothing when refused or never reached; its price
+        still counted when it left and no answer (or none readable) came back."""
+        price = _price(chat, body)
+        help_id = uuid.uuid4().hex
+        with self.limits.admitting_help(backend, owner, price):
+            self.ledger.add_help(help_id, owner, key_ref=backend.key_ref, usd=price,
+                                 model=chat.id, at=self._clock())  # fmt: skip
+        try:
+            answer = self._client(backend).chat(body)
+        except (errors.APIStatusError, errors.APIConnectionError):
+            self.ledger.settle_help(help_id, None)  # refused, or never reached: not charged
+            raise
+        except errors.OutcomeUnknown:
+            raise errors.KlingUIError(HELPER_LOST) from None  # its price stays counted
+        # A reported $0 is not said (as for a video): the price counted stays.
+        self.ledger.settle_help(help_id, answer.usd or price)
+        return answer
 
     def close(self) -> None:
         self._session.close()
