@@ -274,15 +274,9 @@ def with_frames(
     framed = framed.with_image(last.data_uri, "last_frame") if last else framed
     for n, role in enumerate(reference_roles(request.images), 1):
         given = request.images[role]
-        if given.startswith("data:"):
-            continue  # prepared already
-        try:
-            reference = prepare_image(given, fit=fit, owner=owner)
-        except errors.RatioOutOfRange as exc:  # its remedy is the caller's to word
-            raise errors.RatioOutOfRange(f"Reference image {n}: {exc.facts}") from None
-        except errors.InputError as exc:
-            raise errors.InputError(f"Reference image {n}: {exc.base_message}") from None
-        framed = framed.with_image(reference.data_uri, role)
+        if not given.startswith("data:"):  # a file or a link, not prepared yet
+            uri = _prepared_item(n, given, fit, owner, what="Reference image")
+            framed = framed.with_image(uri, role)
     return framed, prepared, last
 
 
@@ -334,10 +328,11 @@ def _line_request(n: int, line: str, fields: Mapping[str, object], model: str) -
         raise errors.InputError(f"Prompt line {n}: {exc.base_message}") from None
 
 
-def _prepared_item(n: int, path: str, fit: str, owner: str = "") -> str:
+def _prepared_item(n: int, path: str, fit: str, owner: str = "", *, what: str = "Image") -> str:
+    """One of several images prepared, a refusal named by its number ("Image 2: ...")."""
     try:
         return prepare_image(path, fit=fit, owner=owner).data_uri  # type: ignore[arg-type]
     except errors.RatioOutOfRange as exc:  # the remedy is the caller's to word
-        raise errors.RatioOutOfRange(f"Image {n}: {exc.facts}") from None
+        raise errors.RatioOutOfRange(f"{what} {n}: {exc.facts}") from None
     except errors.InputError as exc:
-        raise errors.InputError(f"Image {n}: {exc.base_message}") from None
+        raise errors.InputError(f"{what} {n}: {exc.base_message}") from None

@@ -65,8 +65,7 @@ class Limits:
         refused where a video would be (the day's budgets with its own price, the videos of
         the hour), and past the visitor's helps an hour, on the server's own key."""
         with self._lock, self.ledger.mutex("budget"):
-            if backend.key_ref == "server" and self.settings.budgets_on:
-                self.check_budget(backend, owner, usd, 1)
+            self.check_budget(backend, owner, usd, 1)  # the server's key only, as a video's
             most = self.settings.visitor_helps_per_hour
             if backend.key_ref == "server" and owner and most > 0:
                 asked = self.ledger.helps_since(self._clock() - 3600, key_ref="server",

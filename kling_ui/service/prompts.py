@@ -251,6 +251,7 @@ def _small_picture(image: str, owner: str) -> str:
     if not prepared.jpeg:  # a link: the helper's host fetches it, as the video's would
         return prepared.data_uri
     with Image.open(io.BytesIO(prepared.jpeg)) as picture:
+        picture.draft("RGB", (PICTURE_SIDE, PICTURE_SIDE))  # decoded at a fraction of its size
         picture.thumbnail((PICTURE_SIDE, PICTURE_SIDE))
         out = io.BytesIO()
         picture.convert("RGB").save(out, "JPEG", quality=80)
