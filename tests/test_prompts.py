@@ -255,3 +255,26 @@ def test_the_helpers_spending_is_kept_in_either_database(where, tmp_path, reques
         assert ledger.helps_since(0, key_ref="server", owner="browser:a") == 0
     finally:
         ledger.close()
+
+
+def test_a_fresh_browser_is_no_fresh_allowance_of_suggestions(simulator, tmp_path, photo):
+    """The helps an hour are counted per address too (three visitors' worth): a script that
+    opens a fresh browser for every call is stopped there, on the server's key."""
+    from kling_ui.service.access import Visitor
+
+    settings = Settings(base_url=simulator.url, api_key=KEY, data_dir=tmp_path / "data",
+                        visitor_helps_per_hour=1)  # fmt: skip
+    service = GenerationService(settings, start=False)
+    try:
+        for n in range(3):  # three fresh browsers, one address: one suggestion each
+            service.improve_prompt(photo, "A cat.", MODEL,
+                                   owner=Visitor(f"browser:{n}", place="address:one"))  # fmt: skip
+        with pytest.raises(errors.LimitReached, match="Each address may ask for 3"):
+            service.improve_prompt(photo, "A cat.", MODEL,
+                                   owner=Visitor("browser:new", place="address:one"))  # fmt: skip
+        assert len(chats(simulator)) == 3
+        said = service.improve_prompt(photo, "A cat.", MODEL,
+                                      owner=Visitor("browser:b", place="address:two"))  # fmt: skip
+        assert said.prompt
+    finally:
+        service.close()

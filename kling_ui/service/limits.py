@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 from .. import errors
-from ..config import MODEL, Settings
+from ..config import ADDRESS_SHARE, MODEL, Settings
 from ..history import Ledger
 from ..pricing import Estimate, Fields, PriceBook, dollars
 from ..request import Request
@@ -63,18 +63,24 @@ class Limits:
     def admitting_help(self, backend: Backend, owner: str, usd: float | None) -> Iterator[None]:
         """The prompt helper's call, checked as spending and held while its row is written:
         refused where a video would be (the day's budgets with its own price, the videos of
-        the hour), and past the visitor's helps an hour, on the server's own key."""
+        the hour), and past the helps an hour of the visitor and of its address (a fresh
+        browser is no fresh allowance), on the server's own key."""
         with self._lock, self.ledger.mutex("budget"):
             self.check_budget(backend, owner, usd, 1)  # the server's key only, as a video's
             most = self.settings.visitor_helps_per_hour
-            if backend.key_ref == "server" and owner and most > 0:
-                asked = self.ledger.helps_since(self._clock() - 3600, key_ref="server",
-                                                owner=owner)  # fmt: skip
-                if asked >= most:
-                    raise errors.LimitReached(
-                        f"Each visitor may ask for {most} prompt suggestions an hour on this "
-                        f"app's key; you have asked for {asked}.{OWN_KEY}"
-                    )
+            if backend.key_ref == "server" and most > 0:
+                since, place = self._clock() - 3600, place_of(owner)
+                for who, column, share, whose in ((owner, "owner", 1, "you have"),
+                                                  (place, "address", ADDRESS_SHARE,
+                                                   "everyone at your address has")):  # fmt: skip
+                    asked = self.ledger.helps_since(since, key_ref="server", owner=who,
+                                                    column=column) if who else 0  # fmt: skip
+                    if asked >= most * share:
+                        raise errors.LimitReached(
+                            f"Each {column if column == 'address' else 'visitor'} may ask for "
+                            f"{most * share} prompt suggestions an hour on this app's key; "
+                            f"{whose} asked for {asked}.{OWN_KEY}"
+                        )
             yield
 
     def check_room(self, owner: str, more: int) -> None:
