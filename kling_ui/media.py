@@ -12,8 +12,9 @@
 - The simulator's clips (``zoom_clip``): a slow zoom into the job's own image, so a clip's
   last frame is known and a test can check that a continuation really started from it.
 
-The only module that imports PyAV. The frame PyAV decodes is a Pillow image
-(``frame.to_image()``), scaled and saved through its own methods: no other Pillow import.
+PyAV is imported here and in ``provenance`` (how a video was made, copied into its tags).
+The frame PyAV decodes is a Pillow image (``frame.to_image()``), scaled and saved through its
+own methods: no other Pillow import.
 A video that can't be decoded gives no poster (``None``) and a warning in the log; nothing
 raises to the caller.
 

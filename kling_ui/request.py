@@ -182,6 +182,12 @@ def reference_roles(roles: Iterable[str]) -> list[str]:
     return [r for _, r in sorted(found)]
 
 
+def image_roles(images: Iterable[str]) -> list[str]:
+    """Image roles in the request's order: the frames first, then the references by number."""
+    given = list(dict.fromkeys(images))
+    return [r for r in given if reference_number(r) is None] + reference_roles(given)
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
@@ -333,14 +339,22 @@ class Request:
         return body
 
     def to_json(self) -> str:
-        """What the ledger keeps: model, prompt and fields, and the images that are links.
-        A data URI is not kept here (the service keeps the prepared image as a file)."""
+        """What the ledger keeps: model, prompt and fields, the images that are links, and
+        the roles of every image given (``roles``, which a saved MP4 names). A data URI is
+        not kept here (the service keeps the prepared image as a file)."""
         links = {r: u for r, u in self.images.items() if u.startswith("https://")}
         return json.dumps(
             {"model": self.model, "prompt": self.prompt, "options": dict(self.options),
-             "images": links},
+             "images": links, "roles": image_roles(self.images)},
             ensure_ascii=False, sort_keys=True,
         )  # fmt: skip
+
+    @staticmethod
+    def roles_in_json(text: str) -> list[str] | None:
+        """The roles of the images a stored request was given (None when stored before
+        they were kept)."""
+        roles = json.loads(text).get("roles")
+        return [str(r) for r in roles] if isinstance(roles, list) else None
 
     @classmethod
     def from_json(cls, text: str) -> Request:

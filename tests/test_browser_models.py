@@ -4,6 +4,8 @@ catalogue and its creates."""
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 import pytest
 from a11y import describe, serious_violations
 from browsing import (  # noqa: F401  (fixtures)
@@ -132,6 +134,19 @@ def test_a_first_and_last_frame_job_sends_both_frames_and_plays(live, sim, page,
     expect(page.locator("#end-image img")).to_be_visible()
     expect(page.locator("#image img")).to_be_visible()
     expect(page.locator("#prompt textarea")).to_have_value("The field turns to autumn.")
+
+    # The MP4 itself says how it was made: dropped on a fresh page, it fills the form too.
+    src = page.locator("#video video").get_attribute("src")
+    mp4 = tmp_path / "made-here.mp4"
+    mp4.write_bytes(page.request.get(urljoin(live.url, src)).body())
+    page.reload()
+    expect(page.locator("#generate")).to_be_enabled()
+    page.locator("#settings-from-video input[type=file]").set_input_files(mp4)
+    expect(page.locator("#gallery-note")).to_contain_text("(Found from the video's settings.)")
+    expect(page.locator("#model input")).to_have_value("Runway Gen-4 Turbo · image to video")
+    expect(page.locator("#model-number-0 input")).to_have_value("42")
+    expect(page.locator("#prompt textarea")).to_have_value("The field turns to autumn.")
+    expect(page.locator("#end-image img")).to_be_visible()  # this browser's own job: its frames
 
 
 def test_a_text_to_video_model_needs_no_image(live, sim, page, photo):

@@ -15,6 +15,7 @@ from kling_ui import errors, media
 from kling_ui.chains import LONG_CHAIN_S, Continuation
 from kling_ui.config import Settings
 from kling_ui.history import Job
+from kling_ui.provenance import read as read_settings
 from kling_ui.request import Request
 from kling_ui.service import GenerationService
 from kling_ui.simulator import Schedule, Simulator
@@ -392,6 +393,8 @@ def test_a_chain_keeps_its_parts_and_one_stitched_copy(service, picture):
         return sorted(videos.glob("*-chain.mp4"))
 
     assert stitched() == [parts[-1].video_path]  # the four-part chain's, and no other
+    made = read_settings(parts[-1].video_path)  # the whole carries how it was made
+    assert made.parts == tuple(p.job_id for p in parts) and made.prompt == "Part 4."
     for part in parts:  # the page shows every part (the gallery): nothing is stitched again
         service.progress(service.entry(part.generation_id))
     assert stitched() == [parts[-1].video_path]

@@ -29,7 +29,6 @@ Imports ``client``, ``config``, ``errors``, ``files``, ``history``, ``jobs``, ``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -47,6 +46,7 @@ from ..files import write_atomic
 from ..history import Job, Ledger
 from ..jobs import parse_generation
 from ..media import make_poster
+from ..provenance import made_of, stamp
 from ..request import SENDABLE, Request, spec_of
 from ..states import AT_VENDOR, Reason, State
 
@@ -370,10 +370,7 @@ class JobSteps:
             self._note(job.job_id, f"{exc.user_message} Trying again with a fresh link.")
             self._schedule(job.job_id, self.settings.poll_interval * tries)
             return
-        try:  # before "done", so a page that shows the video can show its poster too
-            make_poster(path)
-        except Exception:  # a bug of ours: the video is on disk, so the job is done regardless
-            log.exception("runner: poster for %s failed", job.job_id)
+        _label(job, path)  # before "done", so a page that shows the video shows its poster
         self._end(
             job, State.DONE, "Done. The video is ready.", video_path=str(path),
             video_token=secrets.token_hex(16),  # 128 random bits: the video's address
@@ -399,8 +396,7 @@ class JobSteps:
         except errors.KlingUIError as exc:
             log.warning("could not fetch %s again: %s", job.job_id, type(exc).__name__)
             return None
-        with contextlib.suppress(Exception):
-            make_poster(path)
+        _label(job, path)
         return path
 
     def _poll_for_link(self, job: Job) -> None:
@@ -444,6 +440,16 @@ EXPIRED = (
     "The video could not be fetched before its link expired at the vendor. Check your AIML "
     "API dashboard; failed generations are not charged."
 )
+
+
+def _label(job: Job, path: Path) -> None:
+    """A video just landed: how it was made written into it, and its poster made beside it.
+    Never raises: the video is on disk, so the job is done regardless."""
+    stamp(path, made_of(job))
+    try:
+        make_poster(path)
+    except Exception:  # a bug of ours
+        log.exception("runner: poster for %s failed", job.job_id)
 
 
 def _reason(exc: errors.KlingUIError) -> Reason:

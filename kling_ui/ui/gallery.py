@@ -38,6 +38,7 @@ from .base import (
 )
 from .callers import signed_in
 from .form import code_box, copy_buttons
+from .from_video import settings_slot
 from .studio import form_outputs
 from .words import history_cost, local_time
 
@@ -106,6 +107,7 @@ class GalleryPanel:
     code: Any  # the code box, hidden until filled (the words go to ``note``)
     cont: Any  # "Continue": the picked video's next part, from its last frame
     chain: Any  # the picked video's chain: its parts, length and price, and downloads
+    from_video: Any = None  # an MP4 this app made, dropped to fill the form (``from_video``)
 
     @property
     def actions(self) -> list[Any]:
@@ -152,9 +154,10 @@ def gallery_section() -> GalleryPanel:
                 scale=3,
             )
             resume = gr.Button("Resume", elem_id="resume", scale=1, interactive=False)
+        from_video = settings_slot()
     return GalleryPanel(
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
-        code, cont, chain,
+        code, cont, chain, from_video,
     )  # fmt: skip
 
 

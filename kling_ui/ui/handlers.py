@@ -6,7 +6,8 @@ them): ``form`` (``FormEvents``), ``progress`` (``JobEvents``, on ``watching``'s
 ``Watching``), ``gallery`` (``GalleryEvents``), ``batch`` (``BatchEvents``), ``chain``
 (``ChainEvents``), ``copy_code`` (``CodeEvents``), ``prices`` (``PriceEvents``),
 ``models`` (``ModelEvents``: the models for programs), ``studio`` (``StudioEvents``: the
-model picker and a model's form). What they
+model picker and a model's form), ``from_video`` (``FromVideoEvents``: settings read
+from an MP4 the app made). What they
 all need (the visitor, the service, the low-balance question, the app's address) is
 ``base.PageBase``.
 
@@ -23,6 +24,7 @@ from .batch import BatchEvents
 from .chain import ChainEvents
 from .copy_code import ADOPTED, CodeEvents
 from .form import FormEvents
+from .from_video import FromVideoEvents
 from .helper import HelperEvents
 from .models import ModelEvents
 from .prices import PriceEvents
@@ -42,6 +44,7 @@ class Handlers(
     ModelEvents,
     StudioEvents,
     HelperEvents,
+    FromVideoEvents,
 ):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 

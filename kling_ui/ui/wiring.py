@@ -20,7 +20,19 @@ from typing import Any
 import gradio as gr
 
 from ..states import GOOD_PHASES, RUNNING_PHASES
-from . import agents, batch, chain, copy_code, form, gallery, helper, prices, progress, studio
+from . import (
+    agents,
+    batch,
+    chain,
+    copy_code,
+    form,
+    from_video,
+    gallery,
+    helper,
+    prices,
+    progress,
+    studio,
+)
 from .base import QUIET
 from .batch import BatchPanel
 from .form import Form
@@ -64,6 +76,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     studio.listen(handlers, page.form, page.blocks)
     helper.listen(handlers, page)
     chain.listen(handlers, page)
+    from_video.listen(handlers, page)
     copy_code.listen(handlers, page)
     batch.listen(handlers, page, restored)
     _wire_notices(page)
