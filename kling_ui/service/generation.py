@@ -10,6 +10,7 @@ rooms', reached through its public methods only, so callers never touch its part
 - ``batches`` (``Batches``): many videos checked whole and queued as one step;
 - ``library`` (``Library``): kept images, addresses, posters, chains, retention;
 - ``views`` (``JobViews``): a job as ``Progress`` and as a status;
+- ``boards`` (``Boards``): compare boards and the files exported from videos;
 - ``models`` (``Models``): the video models offered (``offer``), from the vendor's catalogue
   kept in the database, or the bundled snapshot.
 
@@ -44,6 +45,7 @@ from ..runner import Backend, Runner, Wait, wait_on
 from ..states import Reason
 from .access import DEMO, Access, Visitor, no_key_here
 from .batches import Batches, Planned, check_frames, check_request, with_frames
+from .boards import BoardMethods, Boards, model_name
 from .library import Library, LibraryMethods, private_folder
 from .limits import Limits, Prices
 from .models import Models, Offer
@@ -56,9 +58,9 @@ if TYPE_CHECKING:
 STOPPED_BEFORE_SENT = "Stopped before it was sent: no job was made and nothing is charged."
 
 
-class GenerationService(LibraryMethods):
+class GenerationService(LibraryMethods, BoardMethods):
     """Starts, resumes and shows jobs for every user of one app process (the library's
-    public methods are ``LibraryMethods``)."""
+    public methods are ``LibraryMethods``, the boards' ``BoardMethods``)."""
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class GenerationService(LibraryMethods):
             self.ledger, self.runner, self.access, self.limits, self.prices, self.library,
             self.estimate,
         )  # fmt: skip
+        self.boards = Boards(self.access, self.library, lambda m: model_name(self.offer, m))
         self.views = JobViews(settings, self.ledger, self.runner, self.library, clock=clock)
         self.prompts = PromptHelper(
             settings, self.ledger, self.access, self.limits, clock=clock, monotonic=monotonic

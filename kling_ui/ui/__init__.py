@@ -47,6 +47,7 @@ from ..service import GenerationService
 from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
 from .batch import batch_section
 from .callers import AgentCaller, hf_sign_in_ready
+from .compare import BOARD_KEY, compare_section
 from .form import banners, examples, form_section
 from .gallery import gallery_section
 from .handlers import Handlers
@@ -94,15 +95,17 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
                 job = job_section()
         secret = browser_secret or secrets.token_hex(16)
         videos = gallery_section()
+        board = compare_section()
         batch = batch_section(secret)
         examples(form)
         history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
         form.helper.kept = gr.BrowserState([], storage_key=PROMPTS_KEY, secret=secret)
+        board.state = gr.BrowserState({"ids": [], "kept": ""}, storage_key=BOARD_KEY, secret=secret)
         # The browser's owner token: kept in its storage, and for each event in the session
         # (server side), where the page's events read it.
         owner = Owner(gr.BrowserState("", storage_key=OWNER_KEY, secret=secret), gr.State(""))
         tz = gr.Textbox(visible=False)
-        wire(handlers, Page(blocks, form, job, videos, batch, history, tz, owner))
+        wire(handlers, Page(blocks, form, job, videos, batch, history, tz, owner, board))
     keep_signatures(blocks)
     return blocks
 

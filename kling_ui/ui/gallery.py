@@ -107,12 +107,18 @@ class GalleryPanel:
     code: Any  # the code box, hidden until filled (the words go to ``note``)
     cont: Any  # "Continue": the picked video's next part, from its last frame
     chain: Any  # the picked video's chain: its parts, length and price, and downloads
+    compare: Any = None  # "Compare": the picked video onto the board (``compare``)
+    gif: Any = None  # the picked video as a GIF, and as a WebM, into ``file``
+    webm: Any = None
+    file: Any = None
     from_video: Any = None  # an MP4 this app made, dropped to fill the form (``from_video``)
 
     @property
     def actions(self) -> list[Any]:
-        """The buttons that act on the picked video (Remix, Continue, Remove, Copy as ...)."""
-        return [self.remix, self.cont, self.forget, *self.copy.values()]
+        """The buttons that act on the picked video (Remix, Continue, Remove, Copy as ...,
+        Compare, GIF, WebM)."""
+        return [self.remix, self.cont, self.forget, *self.copy.values(), self.compare, self.gif,
+                self.webm]  # fmt: skip
 
 
 def gallery_section() -> GalleryPanel:
@@ -143,7 +149,13 @@ def gallery_section() -> GalleryPanel:
             cont = gr.Button("Continue from its last frame", interactive=False, elem_id="continue")
             forget = gr.Button("Remove from history", interactive=False, elem_id="forget")
             copy = copy_buttons("gallery", interactive=False)
+        with gr.Row():
+            compare = gr.Button("Compare: put it on the board", interactive=False,
+                                elem_id="compare-add")  # fmt: skip
+            gif = gr.Button("Export as GIF", interactive=False, elem_id="export-gif")
+            webm = gr.Button("Export as WebM", interactive=False, elem_id="export-webm")
         note = gr.Markdown(elem_id="gallery-note")
+        file = gr.File(label="Exported", visible=False, interactive=False, elem_id="gallery-file")
         chain = gr.Markdown(elem_id="chain-view")
         code = code_box("gallery")
         with gr.Row():
@@ -157,13 +169,13 @@ def gallery_section() -> GalleryPanel:
         from_video = settings_slot()
     return GalleryPanel(
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
-        code, cont, chain, from_video,
+        code, cont, chain, compare, gif, webm, file, from_video,
     )  # fmt: skip
 
 
 def picked_actions(picked: str | None) -> list[Any]:
     """The picked video's buttons: on once a tile is picked, off while none is."""
-    return [gr.update(interactive=bool(picked))] * 5
+    return [gr.update(interactive=bool(picked))] * 8
 
 
 PENDING_KEY = "kling-ui-generation-ids"

@@ -7,7 +7,8 @@ them): ``form`` (``FormEvents``), ``progress`` (``JobEvents``, on ``watching``'s
 (``ChainEvents``), ``copy_code`` (``CodeEvents``), ``prices`` (``PriceEvents``),
 ``models`` (``ModelEvents``: the models for programs), ``studio`` (``StudioEvents``: the
 model picker and a model's form), ``from_video`` (``FromVideoEvents``: settings read
-from an MP4 the app made). What they
+from an MP4 the app made), ``compare`` (``CompareEvents``: the compare board and the
+exports). What they
 all need (the visitor, the service, the low-balance question, the app's address) is
 ``base.PageBase``.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from .batch import BatchEvents
 from .chain import ChainEvents
+from .compare import CompareEvents
 from .copy_code import ADOPTED, CodeEvents
 from .form import FormEvents
 from .from_video import FromVideoEvents
@@ -45,6 +47,7 @@ class Handlers(
     StudioEvents,
     HelperEvents,
     FromVideoEvents,
+    CompareEvents,
 ):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 

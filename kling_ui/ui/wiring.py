@@ -24,6 +24,7 @@ from . import (
     agents,
     batch,
     chain,
+    compare,
     copy_code,
     form,
     from_video,
@@ -35,6 +36,7 @@ from . import (
 )
 from .base import QUIET
 from .batch import BatchPanel
+from .compare import ComparePanel
 from .form import Form
 from .gallery import GalleryPanel
 from .handlers import Handlers
@@ -59,6 +61,7 @@ class Page:
     history: Any  # gr.BrowserState: this browser's list of jobs
     tz: Any  # the browser's time zone, read on load
     owner: Owner
+    compare: ComparePanel | None = None
     fit: Any = None  # gr.State: the form's Image fit (``wire`` makes it)
 
 
@@ -79,6 +82,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     from_video.listen(handlers, page)
     copy_code.listen(handlers, page)
     batch.listen(handlers, page, restored)
+    compare.listen(handlers, page, restored)
     _wire_notices(page)
     prices.listen(handlers, page.blocks, page.form, page.batch)
 
