@@ -25,7 +25,9 @@ def test_api_exposes_exactly_generate_resume_extend_status_batch_estimate_and_mo
     info = Client(live_app.url, verbose=False).view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
     assert set(named) == {"/generate", "/resume", "/extend", "/status", "/batch", "/estimate",
-                          "/models", "/model_schema", "/improve_prompt"}  # fmt: skip
+                          "/models", "/model_schema", "/improve_prompt",
+                          "/settings_from_video"}  # fmt: skip
+    assert [p["parameter_name"] for p in named["/settings_from_video"]["parameters"]] == ["video"]
     assert [p["parameter_name"] for p in named["/improve_prompt"]["parameters"]] == [
         "image", "prompt", "model", "variant", "api_key",
     ]  # fmt: skip

@@ -43,7 +43,8 @@ def settings_slot() -> Any:
 
 def listen(handlers: Handlers, page: Page) -> None:
     """Dropped on the page: the form filled, the slot emptied, the prompt focused. For
-    programs: ``/settings_from_video`` (a file in, JSON out)."""
+    programs: ``/settings_from_video`` (a file in, JSON out; not with ``--mcp``, whose tools
+    are the agents' own, ``agents``)."""
     form, videos, owner = page.form, page.videos, page.owner
     slot = videos.from_video
     slot.upload(
@@ -54,6 +55,8 @@ def listen(handlers: Handlers, page: Page) -> None:
     ).then(None, [videos.note], None, js=FOCUS_PROMPT_JS, **QUIET).then(
         handlers.stop_continuing, None, [form.parent, form.continuing, form.uncontinue], **QUIET
     )  # fmt: skip
+    if handlers.service.settings.mcp:  # not an agent's tool: Gradio would fetch its links
+        return
     answer = gr.Textbox(visible=False)
     gr.Button(visible=False, elem_id="api-settings-from-video").click(
         handlers.settings_from_video, [slot], answer, api_name="settings_from_video",
