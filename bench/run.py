@@ -41,6 +41,7 @@ BENCHMARKS = {
     "replicas": "bench_replicas",
     "models": "bench_models",
     "form_switch": "bench_form_switch",
+    "export": "bench_export",
 }
 HEADER = ("benchmark", "ours (median)", "baseline (median, same run)", "ratio", "target", "met?")
 

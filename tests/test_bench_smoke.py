@@ -115,6 +115,15 @@ EXPECTED = {
         "snapshot_read_median_s",
     ],
     "bench_form_switch": ["switch_median_s", "switch_p95_s", "round_trip_median_s"],
+    "bench_export": [
+        "board_median_s",
+        "board_growth_bytes",
+        "decode_median_s",
+        "decode_growth_bytes",
+        "long_board_growth_bytes",
+        "gif_s",
+        "webm_s",
+    ],
 }
 BROWSER = ("bench_playback", "bench_form_switch")  # need Playwright and Chromium
 ROW_KEYS = {"benchmark", "ours", "baseline", "ratio", "target", "met"}

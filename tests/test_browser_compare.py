@@ -4,6 +4,7 @@ and the board still there after a reload; a video exported as a GIF."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urljoin
 
 import av
@@ -26,6 +27,15 @@ from PIL import Image
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
 BOARD = "#compare-board video"
+# The shared page's video playing: a frame, time moving, no error.
+WAIT_PLAYING_SHARED = """(v, ms) => new Promise((ok, bad) => {
+  const done = () => v.readyState >= 2 && !v.error && v.currentTime > 0;
+  const timer = setTimeout(() => bad(new Error("not playing")), ms);
+  v.muted = true;
+  v.play().catch(() => {});
+  const check = () => done() ? (clearTimeout(timer), ok(true)) : setTimeout(check, 50);
+  check();
+})"""
 STATE = """() => [...document.querySelectorAll("#compare-board video")].map(
   (v) => ({paused: v.paused, t: v.currentTime, ready: v.readyState}))"""
 
@@ -133,3 +143,51 @@ def test_two_takes_compared_in_sync_kept_exported_and_still_there_after_a_reload
     # Clear: the board goes.
     page.locator("#compare-clear").click()
     expect(page.locator("#compare")).to_be_hidden()
+
+
+def test_a_share_link_plays_for_anyone_until_revoked_and_download_all_saves_a_zip(
+    live, browser, page, photo, tmp_path
+):
+    import zipfile
+
+    open_page(page, live.url)
+    make_video(page, photo, "Shared: a lantern drifts up.")
+    tile(page, "Shared: a lantern").click()
+    status_lines(page, is_final)
+    page.locator("#sharing").get_by_text("Share links").click()  # open the group
+    page.locator("#share-shows label").filter(has_text="The prompt").click()
+    page.locator("#share-video").click()
+    link = page.locator("#share-link textarea, #share-link input").first
+    expect(link).to_have_value(re.compile(r"^http://.+/share/[\w-]+\.\d+\.[\w-]+$"))
+    url = link.input_value()
+    expect(page.locator("#share-note")).to_contain_text("Share link made for the video")
+
+    # Someone else, in a browser of their own: the video and the prompt, nothing else.
+    other = browser.new_context()
+    try:
+        viewer = other.new_page()
+        answer = viewer.goto(url)
+        assert answer is not None and answer.status == 200
+        expect(viewer.locator("video")).to_have_count(1)
+        viewer.locator("video").evaluate(WAIT_PLAYING_SHARED, 10_000)
+        expect(viewer.locator("body")).to_contain_text("Shared: a lantern drifts up.")
+        assert "sk-browser-test-key" not in viewer.content()
+
+        # Revoked by its owner: it stops for the other person at once.
+        expect(page.locator("#share-mine input")).not_to_have_value("")
+        page.locator("#share-revoke").click()
+        expect(page.locator("#share-note")).to_contain_text("Revoked")
+        again = viewer.goto(url)
+        assert again is not None and again.status == 404
+        expect(viewer.locator("body")).to_contain_text("does not work")
+    finally:
+        other.close()
+
+    # Download all: the finished videos shown, as one ZIP.
+    with page.expect_download() as waiting:
+        page.locator("#download-all").click()
+    saved = tmp_path / "all.zip"
+    waiting.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert len(archive.namelist()) == 1 and archive.namelist()[0].endswith(".mp4")
+    expect(page.locator("#gallery-note")).to_contain_text("1 video as one ZIP")

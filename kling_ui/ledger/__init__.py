@@ -27,8 +27,9 @@ cancelled before they were sent.
 The schema apart from the queries (as procrastinate keeps them): ``schema`` holds the
 tables, indexes, versions and migrations (SQLite and PostgreSQL); ``job`` a row as a value
 (``Job``); ``table`` the database opened with its schema set up; ``queries`` (``Ledger``:
-write and read jobs), ``leases`` (which runner runs a job) and ``counts`` (what limits and
-budgets count) the queries. Under it, ``database`` (SQLite, one short connection per call in
+write and read jobs), ``leases`` (which runner runs a job), ``counts`` (what limits and
+budgets count), ``kept`` (the vendor's answers kept) and ``shares`` (share links) the
+queries. Under it, ``database`` (SQLite, one short connection per call in
 WAL mode, or PostgreSQL). Imports ``database``, ``states`` and ``request``.
 """
 

@@ -21,6 +21,7 @@ from .job import COLUMNS, SHORT, IllegalTransition, Job, new_job_id
 from .kept import KeptAnswers
 from .leases import Leases
 from .schema import LEGACY_OWNER
+from .shares import SharesTable
 
 # The first time each phase was seen; set once, never moved.
 PHASE_COLUMNS = {
@@ -34,7 +35,7 @@ PHASE_COLUMNS = {
 }
 
 
-class Ledger(Leases, Counts, KeptAnswers):
+class Ledger(Leases, Counts, KeptAnswers, SharesTable):
     """The ledger of jobs (SQLite or PostgreSQL), safe to share between threads."""
 
     # --- writing ------------------------------------------------------------------------

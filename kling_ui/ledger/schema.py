@@ -6,7 +6,7 @@ parent_id and the leases; 3 the address each job came from; 4 the ``request`` co
 request whole as JSON (``request.Request.to_json``), filled in for older rows from their
 prompt, negative_prompt, duration and generate_audio columns. The ``kept`` table (the
 vendor's answers kept: the model catalogue) and the ``helps`` table (the prompt helper's
-paid calls) came after 4 without a version of their own. A
+paid calls) and the ``shares`` table (share links) came after 4 without a version of their own. A
 newer version than this code knows is refused. SQLite ledgers from before the job runner
 (a ``generations`` table keyed by the generation id) are copied in.
 
@@ -89,6 +89,21 @@ CREATE TABLE IF NOT EXISTS helps (
     model TEXT NOT NULL DEFAULT ''
 )
 """
+# Share links (``ledger.shares``): a signed link is good while its row says so. Added
+# without a version, like ``kept``.
+_SHARES = """
+CREATE TABLE IF NOT EXISTS shares (
+    share_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL,
+    jobs TEXT NOT NULL,
+    kept TEXT NOT NULL DEFAULT '',
+    shows TEXT NOT NULL DEFAULT '[]',
+    kind TEXT NOT NULL DEFAULT 'page'
+)
+"""
 LEGACY_OWNER = "legacy"  # the owner of rows made before jobs had owners
 # Columns added since the first ``jobs`` table: (name, declaration, value for old rows).
 _ADDED = (
@@ -120,6 +135,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_address_state ON jobs (address, state)",
     "CREATE INDEX IF NOT EXISTS access_owner ON access (owner)",
     "CREATE INDEX IF NOT EXISTS helps_key_at ON helps (key_ref, at)",
+    "CREATE INDEX IF NOT EXISTS shares_owner ON shares (owner, expires_at)",
 )
 # The ledger before the runner: its statuses, as states of the machine.
 _LEGACY_STATES = {
@@ -154,6 +170,7 @@ def set_up(db: Database) -> None:
     db.execute(_ACCESS)
     db.execute(_KEPT.replace(" REAL", f" {db.time_type}"))
     db.execute(_HELPS.replace(" REAL", f" {db.time_type}"))
+    db.execute(_SHARES.replace(" REAL", f" {db.time_type}"))
     _add_columns(db)
     for sql in _INDEXES + (_BYTE_ORDER_INDEXES if db.kind == "postgresql" else ()):
         db.execute(sql)

@@ -11,6 +11,7 @@ rooms', reached through its public methods only, so callers never touch its part
 - ``library`` (``Library``): kept images, addresses, posters, chains, retention;
 - ``views`` (``JobViews``): a job as ``Progress`` and as a status;
 - ``boards`` (``Boards``): compare boards and the files exported from videos;
+- ``shares`` (``Shares``): share links and "Download all";
 - ``models`` (``Models``): the video models offered (``offer``), from the vendor's catalogue
   kept in the database, or the bundled snapshot.
 
@@ -49,7 +50,8 @@ from .boards import BoardMethods, Boards, model_name
 from .library import Library, LibraryMethods, private_folder
 from .limits import Limits, Prices
 from .models import Models, Offer
-from .prompts import PromptHelper, Suggestion
+from .prompts import PromptHelper, PromptMethods
+from .shares import ShareMethods, Shares
 from .views import NOT_KNOWN, JobViews
 
 if TYPE_CHECKING:
@@ -58,9 +60,10 @@ if TYPE_CHECKING:
 STOPPED_BEFORE_SENT = "Stopped before it was sent: no job was made and nothing is charged."
 
 
-class GenerationService(LibraryMethods, BoardMethods):
-    """Starts, resumes and shows jobs for every user of one app process (the library's
-    public methods are ``LibraryMethods``, the boards' ``BoardMethods``)."""
+class GenerationService(LibraryMethods, BoardMethods, ShareMethods, PromptMethods):
+    """Starts, resumes and shows jobs for every user of one app process (its rooms' own
+    public methods: ``LibraryMethods``, ``BoardMethods``, ``ShareMethods``,
+    ``PromptMethods``)."""
 
     def __init__(
         self,
@@ -99,6 +102,7 @@ class GenerationService(LibraryMethods, BoardMethods):
             self.estimate,
         )  # fmt: skip
         self.boards = Boards(self.access, self.library, lambda m: model_name(self.offer, m))
+        self.shares = Shares(settings, self.ledger, self.boards, clock=clock)
         self.views = JobViews(settings, self.ledger, self.runner, self.library, clock=clock)
         self.prompts = PromptHelper(
             settings, self.ledger, self.access, self.limits, clock=clock, monotonic=monotonic
@@ -195,17 +199,6 @@ class GenerationService(LibraryMethods, BoardMethods):
         note = f" ({prepared.adjusted})" if prepared and prepared.adjusted else ""
         del prepared, last, framed  # MBs: the runner's and the disk's now, not held while watched
         yield from self.views.follow(job.job_id, submitted_note=note)
-
-    def improve_prompt(
-        self, image: str | None, prompt: str, model: str, *, variant: str = "",
-        api_key: str | None = None, owner: str = "", negative: bool = False,
-    ) -> Suggestion:  # fmt: skip
-        """The prompt helper's suggestion (``PromptHelper.improve``) for ``model``, one the
-        app offers now: it is spending, checked and written as such."""
-        if model != KLING.model and self.offer().entry(model) is None:
-            raise errors.InputError(f"This app offers no model {model!r}; /models lists them.")
-        return self.prompts.improve(image, prompt, model, variant=variant, api_key=api_key,
-                                    owner=owner, negative=negative)  # fmt: skip
 
     def extend(
         self, any_id: str, request: Request, *, api_key: str | None = None, owner: str = "",

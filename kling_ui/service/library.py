@@ -99,6 +99,7 @@ class Library:
             self.ledger.forget(job.job_id)
             gone += 1
         self.ledger.forget_helps_before(now - days * 86400)  # the prompt helper's calls
+        self.ledger.forget_shares_before(now - days * 86400)  # links ended that long ago
         clips = self.settings.data_dir / "demo-clips"  # the demo's copies of visitors' images
         for old in clips.glob("*") if clips.is_dir() else ():
             with contextlib.suppress(OSError):

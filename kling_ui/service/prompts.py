@@ -41,7 +41,7 @@ from ..client import (
 from ..config import Settings
 from ..history import Ledger
 from ..images import prepare_image
-from ..request import spec_of
+from ..request import KLING, spec_of
 from ..rules import check_prompt
 from ..runner import Backend
 from .access import DEMO, Access
@@ -296,3 +296,20 @@ def _read(text: str) -> tuple[str, str]:
         elif not prompt:
             prompt = line.strip().strip('"').strip()
     return prompt, negative
+
+
+class PromptMethods:
+    """The service's public method that is the prompt helper's (``GenerationService``'s)."""
+
+    prompts: PromptHelper
+
+    def improve_prompt(
+        self, image: str | None, prompt: str, model: str, *, variant: str = "",
+        api_key: str | None = None, owner: str = "", negative: bool = False,
+    ) -> Suggestion:  # fmt: skip
+        """The prompt helper's suggestion (``PromptHelper.improve``) for ``model``, one the
+        app offers now: it is spending, checked and written as such."""
+        if model != KLING.model and self.offer().entry(model) is None:  # type: ignore[attr-defined]
+            raise errors.InputError(f"This app offers no model {model!r}; /models lists them.")
+        return self.prompts.improve(image, prompt, model, variant=variant, api_key=api_key,
+                                    owner=owner, negative=negative)  # fmt: skip

@@ -44,6 +44,7 @@ from ..config import Settings
 from ..files import shared_secret
 from ..images import MAX_INPUT_BYTES
 from ..service import GenerationService
+from ..share_page import share_routes
 from ..web import BodyLimit, Guard, body_rules, is_loopback, media_route
 from .batch import batch_section
 from .callers import AgentCaller, hf_sign_in_ready
@@ -55,6 +56,7 @@ from .helper import PROMPTS_KEY
 from .old_calls import OldCalls
 from .parts import LocalMP4Video, MediaLink, UploadedImage
 from .progress import job_section
+from .sharing import share_section
 from .wiring import PAGE_TITLE, Owner, Page, wire
 from .words import render_status
 
@@ -96,6 +98,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         secret = browser_secret or secrets.token_hex(16)
         videos = gallery_section()
         board = compare_section()
+        share = share_section()
         batch = batch_section(secret)
         examples(form)
         history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
@@ -105,7 +108,7 @@ def build_ui(service: GenerationService, *, browser_secret: str | None = None) -
         # (server side), where the page's events read it.
         owner = Owner(gr.BrowserState("", storage_key=OWNER_KEY, secret=secret), gr.State(""))
         tz = gr.Textbox(visible=False)
-        wire(handlers, Page(blocks, form, job, videos, batch, history, tz, owner, board))
+        wire(handlers, Page(blocks, form, job, videos, batch, history, tz, owner, board, share))
     keep_signatures(blocks)
     return blocks
 
@@ -176,7 +179,10 @@ def launch_options(
         # Said outright, on or off: left unset, Gradio would read GRADIO_MCP_SERVER.
         "mcp_server": settings.mcp,
         "app_kwargs": {
-            "routes": [media_route(service.media_file)],
+            "routes": [
+                media_route(service.media_file),
+                *share_routes(service.open_share, service.share_file, service.zip_files),
+            ],
             # Bodies capped, read within deadlines, uploads limited per address (web.py).
             "middleware": [
                 guard,

@@ -112,6 +112,7 @@ class GalleryPanel:
     webm: Any = None
     file: Any = None
     from_video: Any = None  # an MP4 this app made, dropped to fill the form (``from_video``)
+    download_all: Any = None  # the finished videos shown, as one ZIP (``sharing``)
 
     @property
     def actions(self) -> list[Any]:
@@ -129,6 +130,8 @@ def gallery_section() -> GalleryPanel:
             placeholder="Words of the prompt, a date, a state such as completed or failed",
             elem_id="gallery-filter",
         )
+        download_all = gr.Button("Download all shown, as one ZIP", size="sm",
+                                 elem_id="download-all")  # fmt: skip
         tiles = gr.Gallery(
             label="Your videos, newest first: click one to play it (or to watch it if it is "
             "still running)",
@@ -169,7 +172,7 @@ def gallery_section() -> GalleryPanel:
         from_video = settings_slot()
     return GalleryPanel(
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
-        code, cont, chain, compare, gif, webm, file, from_video,
+        code, cont, chain, compare, gif, webm, file, from_video, download_all,
     )  # fmt: skip
 
 

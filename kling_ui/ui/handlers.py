@@ -8,7 +8,7 @@ them): ``form`` (``FormEvents``), ``progress`` (``JobEvents``, on ``watching``'s
 ``models`` (``ModelEvents``: the models for programs), ``studio`` (``StudioEvents``: the
 model picker and a model's form), ``from_video`` (``FromVideoEvents``: settings read
 from an MP4 the app made), ``compare`` (``CompareEvents``: the compare board and the
-exports). What they
+exports), ``sharing`` (``ShareEvents``: share links and Download all). What they
 all need (the visitor, the service, the low-balance question, the app's address) is
 ``base.PageBase``.
 
@@ -31,6 +31,7 @@ from .helper import HelperEvents
 from .models import ModelEvents
 from .prices import PriceEvents
 from .progress import JobEvents
+from .sharing import ShareEvents
 from .studio import StudioEvents
 
 __all__ = ["ADOPTED", "Handlers"]
@@ -48,6 +49,7 @@ class Handlers(
     HelperEvents,
     FromVideoEvents,
     CompareEvents,
+    ShareEvents,
 ):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 

@@ -32,6 +32,7 @@ from . import (
     helper,
     prices,
     progress,
+    sharing,
     studio,
 )
 from .base import QUIET
@@ -41,6 +42,7 @@ from .form import Form
 from .gallery import GalleryPanel
 from .handlers import Handlers
 from .progress import JobPanel
+from .sharing import SharePanel
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Page:
     tz: Any  # the browser's time zone, read on load
     owner: Owner
     compare: ComparePanel | None = None
+    share: SharePanel | None = None
     fit: Any = None  # gr.State: the form's Image fit (``wire`` makes it)
 
 
@@ -83,6 +86,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     copy_code.listen(handlers, page)
     batch.listen(handlers, page, restored)
     compare.listen(handlers, page, restored)
+    sharing.listen(handlers, page, restored)
     _wire_notices(page)
     prices.listen(handlers, page.blocks, page.form, page.batch)
 
