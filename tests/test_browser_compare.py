@@ -79,6 +79,37 @@ def test_two_takes_compared_in_sync_kept_exported_and_still_there_after_a_reload
     make_video(page, photo, "Take one: the leaves fall.")
     make_video(page, other, "Take two: the sea rolls in.")
 
+    # Play large: the picked one over the page; → and ← move through the others; Escape.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tile(page, "Take one").click()
+    status_lines(page, is_final)
+    page.locator("#play-large").click()
+    viewer = page.locator("#viewer .viewer")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("figcaption")).to_contain_text("Take one: the leaves fall.")
+    expect(viewer.locator(".viewer-count")).to_have_text("2 of 2")  # newest first
+    expect(viewer).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(viewer.locator("figcaption")).to_contain_text("Take two: the sea rolls in.")
+    expect(viewer.locator(".viewer-count")).to_have_text("1 of 2")
+    page.screenshot(path=ARTIFACTS / "viewer.png")
+    viewer.locator("video").evaluate(
+        "(v, ms) => new Promise((ok, bad) => { const t = setTimeout(() => bad(new Error("
+        "'not playing')), ms); const c = () => v.currentTime > 0 ? (clearTimeout(t), ok()) "
+        ": setTimeout(c, 50); c(); })", 10_000,
+    )  # fmt: skip
+    href = viewer.locator("a[data-act=download]").get_attribute("href")
+    assert href and href.endswith(".mp4") and viewer.locator("a[download]").count() == 1
+    viewer.locator("button[data-act=copy]").click()
+    expect(viewer.locator(".viewer-count")).to_have_text("Link copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == urljoin(live.url, href) and copied.startswith("http")
+    page.keyboard.press("ArrowLeft")
+    expect(viewer.locator("figcaption")).to_contain_text("Take one")
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    expect(page.locator("#play-large")).to_be_focused()
+
     put_on_board(page, "Take one")
     expect(page.locator("#compare")).to_be_visible()
     expect(page.locator("#compare-note")).to_contain_text("Pick another video")
@@ -111,6 +142,7 @@ def test_two_takes_compared_in_sync_kept_exported_and_still_there_after_a_reload
     expect(page.locator("#compare-board figure.kept")).to_contain_text("★ kept")
     expect(page.locator("#compare-board figure.kept")).to_contain_text("Take two")
     page.locator("#compare").screenshot(path=ARTIFACTS / "compare-board.png")
+    page.locator("#your-videos").screenshot(path=ARTIFACTS / "gallery-actions.png")
 
     # Export: one MP4, the two side by side under labels, 5 s long.
     page.locator("#compare-export").click()

@@ -171,3 +171,29 @@ def test_download_all_streams_the_owners_finished_videos_as_one_zip(live, monkey
     assert get(live, path).status_code == 404
     with pytest.raises(errors.InputError, match="nothing to download"):
         live.service.download_all(YOU, live.made[:2])
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_the_ledger_keeps_links_in_sqlite_and_postgresql(where, tmp_path, request):
+    from kling_ui.ledger import Ledger
+    from kling_ui.ledger.shares import ShareRow
+
+    place = request.getfixturevalue("pg_url") if where == "postgresql" else tmp_path / "l.db"
+    ledger = Ledger(place)
+    try:
+        ledger.add_share(ShareRow("s1", ME, 100.0, 1000.0, None, ("j1", "j2"), "j2", ("prompt",)))
+        ledger.add_share(ShareRow("s2", ME, 200.0, 300.0, None, ("j1",), "", ()))
+        ledger.add_share(ShareRow("z1", ME, 250.0, 2000.0, None, ("j1",), "", (), "zip"))
+        row = ledger.share("s1")
+        assert row is not None and (row.job_ids, row.kept, row.shows) == (("j1", "j2"), "j2",
+                                                                          ("prompt",))  # fmt: skip
+        assert [r.share_id for r in ledger.shares_of(ME, 250.0)] == ["s2", "s1"]  # pages only
+        assert [r.share_id for r in ledger.shares_of(ME, 400.0)] == ["s1"]  # s2 has ended
+        assert ledger.revoke_share("s1", YOU, 500.0) is False
+        assert ledger.revoke_share("s1", ME, 500.0) is True
+        assert ledger.revoke_share("s1", ME, 501.0) is False
+        assert ledger.shares_of(ME, 400.0) == []
+        ledger.forget_shares_before(400.0)  # s2 ended at 300: forgotten; s1 revoked at 500
+        assert ledger.share("s2") is None and ledger.share("s1") is not None
+    finally:
+        ledger.close()

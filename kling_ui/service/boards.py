@@ -96,6 +96,16 @@ class Boards:
             usd=_cost(job), path=found[0],
         )  # fmt: skip
 
+    def finished(self, ids: list[str], owner: str, most: int = 100) -> list[BoardItem]:
+        """The caller's finished videos among ``ids`` (at most ``most``), in their order."""
+        found = []
+        for any_id in list(dict.fromkeys(i for i in ids if i))[:most]:
+            try:
+                found.append(self.item(any_id, owner))
+            except errors.KlingUIError:
+                continue  # unfinished, failed, gone or not theirs
+        return found
+
     def export_board(self, ids: list[str], owner: str, dest: Path) -> export.Exported:
         """The board as one side-by-side MP4 at ``dest``, each video under its label."""
         items = self.items(ids, owner)
@@ -165,6 +175,10 @@ class BoardMethods:
 
     def export_board(self, ids: list[str], owner: str, dest: Path) -> export.Exported:
         return self.boards.export_board(ids, owner, dest)
+
+    def finished(self, ids: list[str], owner: str) -> list[BoardItem]:
+        """The caller's finished videos among ``ids``, in their order (the others left out)."""
+        return self.boards.finished(ids, owner)
 
     def export_video(self, any_id: str, owner: str, kind: str, dest: Path) -> export.Exported:
         return self.boards.export_video(any_id, owner, kind, dest)

@@ -94,12 +94,7 @@ class Shares:
     def download_all(self, owner: str, ids: list[str]) -> tuple[str, int]:
         """A link to ``owner``'s finished videos among ``ids`` as one ZIP (its path), and
         how many it holds; ``InputError`` when none is finished."""
-        items = []
-        for any_id in list(dict.fromkeys(i for i in ids if i))[:MOST_IN_ZIP]:
-            try:
-                items.append(self.boards.item(any_id, owner))
-            except errors.KlingUIError:
-                continue  # unfinished, failed, or not theirs: not in the ZIP
+        items = self.boards.finished(ids, owner, MOST_IN_ZIP)
         if not items:
             raise errors.InputError("None of the videos shown is finished: nothing to download.")
         until = self._clock() + ZIP_MINUTES * 60

@@ -40,6 +40,7 @@ from .callers import signed_in
 from .form import code_box, copy_buttons
 from .from_video import settings_slot
 from .studio import form_outputs
+from .viewer import viewer_slot
 from .words import history_cost, local_time
 
 if TYPE_CHECKING:
@@ -113,13 +114,15 @@ class GalleryPanel:
     file: Any = None
     from_video: Any = None  # an MP4 this app made, dropped to fill the form (``from_video``)
     download_all: Any = None  # the finished videos shown, as one ZIP (``sharing``)
+    large: Any = None  # "Play large": the viewer over the page (``viewer``)
+    viewer: Any = None
 
     @property
     def actions(self) -> list[Any]:
         """The buttons that act on the picked video (Remix, Continue, Remove, Copy as ...,
         Compare, GIF, WebM)."""
         return [self.remix, self.cont, self.forget, *self.copy.values(), self.compare, self.gif,
-                self.webm]  # fmt: skip
+                self.webm, self.large]  # fmt: skip
 
 
 def gallery_section() -> GalleryPanel:
@@ -153,12 +156,14 @@ def gallery_section() -> GalleryPanel:
             forget = gr.Button("Remove from history", interactive=False, elem_id="forget")
             copy = copy_buttons("gallery", interactive=False)
         with gr.Row():
+            large = gr.Button("Play large", interactive=False, elem_id="play-large")
             compare = gr.Button("Compare: put it on the board", interactive=False,
                                 elem_id="compare-add")  # fmt: skip
             gif = gr.Button("Export as GIF", interactive=False, elem_id="export-gif")
             webm = gr.Button("Export as WebM", interactive=False, elem_id="export-webm")
         note = gr.Markdown(elem_id="gallery-note")
         file = gr.File(label="Exported", visible=False, interactive=False, elem_id="gallery-file")
+        viewer = viewer_slot()
         chain = gr.Markdown(elem_id="chain-view")
         code = code_box("gallery")
         with gr.Row():
@@ -172,13 +177,13 @@ def gallery_section() -> GalleryPanel:
         from_video = settings_slot()
     return GalleryPanel(
         needle, tiles, gr.State([]), gr.State(""), remix, forget, note, resume_id, resume, copy,
-        code, cont, chain, compare, gif, webm, file, from_video, download_all,
+        code, cont, chain, compare, gif, webm, file, from_video, download_all, large, viewer,
     )  # fmt: skip
 
 
 def picked_actions(picked: str | None) -> list[Any]:
     """The picked video's buttons: on once a tile is picked, off while none is."""
-    return [gr.update(interactive=bool(picked))] * 8
+    return [gr.update(interactive=bool(picked))] * 9
 
 
 PENDING_KEY = "kling-ui-generation-ids"

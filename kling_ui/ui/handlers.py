@@ -8,7 +8,8 @@ them): ``form`` (``FormEvents``), ``progress`` (``JobEvents``, on ``watching``'s
 ``models`` (``ModelEvents``: the models for programs), ``studio`` (``StudioEvents``: the
 model picker and a model's form), ``from_video`` (``FromVideoEvents``: settings read
 from an MP4 the app made), ``compare`` (``CompareEvents``: the compare board and the
-exports), ``sharing`` (``ShareEvents``: share links and Download all). What they
+exports), ``sharing`` (``ShareEvents``: share links and Download all),
+``viewer`` (``ViewerEvents``: the large viewer). What they
 all need (the visitor, the service, the low-balance question, the app's address) is
 ``base.PageBase``.
 
@@ -33,6 +34,7 @@ from .prices import PriceEvents
 from .progress import JobEvents
 from .sharing import ShareEvents
 from .studio import StudioEvents
+from .viewer import ViewerEvents
 
 __all__ = ["ADOPTED", "Handlers"]
 
@@ -50,6 +52,7 @@ class Handlers(
     FromVideoEvents,
     CompareEvents,
     ShareEvents,
+    ViewerEvents,
 ):
     """The page's event handlers, every section's (``BatchEvents`` brings the gallery's).
 

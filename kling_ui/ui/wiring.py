@@ -34,6 +34,7 @@ from . import (
     progress,
     sharing,
     studio,
+    viewer,
 )
 from .base import QUIET
 from .batch import BatchPanel
@@ -87,6 +88,7 @@ def wire(handlers: Handlers, page: Page) -> None:
     batch.listen(handlers, page, restored)
     compare.listen(handlers, page, restored)
     sharing.listen(handlers, page, restored)
+    viewer.listen(handlers, page)
     _wire_notices(page)
     prices.listen(handlers, page.blocks, page.form, page.batch)
 
