@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,19 +96,23 @@ def made_of(job: Any, *, parts: tuple[str, ...] = ()) -> Made:
     )
 
 
-def stamp(video: Path, made: Made) -> bool:
+def stamp(video: Path, made: Made, *, first_frame: Callable[[Any], None] | None = None) -> bool:
     """Write ``made`` into ``video``'s metadata (its streams copied as they are). False,
-    with the video left as it was, when it can't be: never raises."""
+    with the video left as it was, when it can't be: never raises. ``first_frame``, when
+    given, is handed the video's first decoded frame (an ``av.VideoFrame``) on the way: the
+    runner makes the poster from it, so a landing video is opened and probed once (bench 6)."""
     try:
         with atomic_path(video) as part:
-            _copy_with_tags(video, part, made)
+            _copy_with_tags(video, part, made, first_frame)
         return True
     except Exception as exc:  # a video we could not label is still the person's video
         log.warning("could not write the settings into %s: %s", video.name, type(exc).__name__)
         return False
 
 
-def _copy_with_tags(source: Path, dest: Path, made: Made) -> None:
+def _copy_with_tags(
+    source: Path, dest: Path, made: Made, first_frame: Callable[[Any], None] | None
+) -> None:
     options = {"movflags": "use_metadata_tags+faststart"}
     with av.open(str(source)) as inp, av.open(str(dest), "w", format="mp4", options=options) as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams
@@ -117,11 +122,22 @@ def _copy_with_tags(source: Path, dest: Path, made: Made) -> None:
         out.metadata["title"] = made.prompt[:250]
         out.metadata["comment"] = made.line()
         out.metadata[TAG] = json.dumps(made.to_dict(), sort_keys=True)
+        picture = inp.streams.video[0] if first_frame and inp.streams.video else None
         for packet in inp.demux(*(inp.streams[i] for i in streams)):
             if packet.dts is None:  # the demuxer's flush packet
                 continue
+            if picture is not None and packet.stream is picture:
+                # Decoded before it is muxed: the muxer takes the packet's data.
+                for frame in picture.decode(packet):
+                    first_frame(frame)  # type: ignore[misc]
+                    picture = None
+                    break
             packet.stream = streams[packet.stream.index]
             out.mux(packet)
+        if picture is not None:  # the decoder held its frames back to the end
+            for frame in picture.decode(None):
+                first_frame(frame)  # type: ignore[misc]
+                break
 
 
 # Tags the muxer writes itself, or ours written afresh.

@@ -45,7 +45,7 @@ from ..config import Settings
 from ..files import write_atomic
 from ..history import Job, Ledger
 from ..jobs import parse_generation
-from ..media import make_poster
+from ..media import make_poster, poster_from
 from ..provenance import made_of, stamp
 from ..request import SENDABLE, Request, spec_of
 from ..states import AT_VENDOR, Reason, State
@@ -445,9 +445,10 @@ EXPIRED = (
 def _label(job: Job, path: Path) -> None:
     """A video just landed: how it was made written into it, and its poster made beside it.
     Never raises: the video is on disk, so the job is done regardless."""
-    stamp(path, made_of(job))
+    frames: list = []  # its first frame, decoded on the way: the poster's
+    stamp(path, made_of(job), first_frame=frames.append)
     try:
-        make_poster(path)
+        poster_from(frames[0], path) if frames else make_poster(path)
     except Exception:  # a bug of ours
         log.exception("runner: poster for %s failed", job.job_id)
 
