@@ -24,7 +24,7 @@ from pathlib import Path
 from . import errors
 from .history import Job, Ledger
 from .media import save_last_frame, stitch
-from .provenance import made_of, stamp
+from .provenance import stamp_job
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Chains:
                     return None
                 log.info("stitched %d parts (%s, %.1f s)", len(files), done.method, done.seconds)
                 # The last part's settings, and every part's id, in order.
-                stamp(dest, made_of(job, parts=tuple(p.job_id for p in parts)))
+                stamp_job(dest, job, parts=tuple(parts))
                 self._remove_others(parts)
         return dest
 

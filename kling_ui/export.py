@@ -137,8 +137,9 @@ def board(videos: list[Path], labels: list[str], dest: Path) -> Exported:
         canvas.paste(_label(label, width), (x, 0))
         x += width
     total = max(1, round(seconds * BOARD_FPS))
-    held = [_Held(v) for v in videos]
+    held: list[_Held] = []
     try:
+        held.extend(_Held(v) for v in videos)
         with (
             atomic_path(dest) as part,
             av.open(str(part), "w", format="mp4", options={"movflags": "faststart"}) as out,

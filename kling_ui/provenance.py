@@ -3,8 +3,10 @@
 Every MP4 the app saves carries its settings in the file's own metadata, the way image tools
 put theirs into PNG text chunks, so a video that leaves the app still says how it was made:
 the model, the prompt, the negative prompt, the model's other fields, which images were
-given (their roles, never their pixels or links), the job's id, when it was made and the
-app's version. They are one JSON object in the ``kling_ui`` tag (an MP4 ``mdta`` key, which
+given (their roles, never their pixels or links), the job's short id, when it was made and
+the app's version. The short id (8 characters) opens the job only for someone who may see it
+already (``Access.entry``): a whole id is a key to its job where the app runs on its own key,
+and a file travels. They are one JSON object in the ``kling_ui`` tag (an MP4 ``mdta`` key, which
 ffprobe and exiftool list), with ``title`` (the prompt) and ``comment`` (a line in words)
 for players that show only the usual tags. The API key is never among them: a job's request
 holds none.
@@ -52,10 +54,10 @@ class Made:
     prompt: str
     options: dict[str, Any] = field(default_factory=dict)
     images: tuple[str, ...] = ()  # the roles of the images it was made from
-    job_id: str = ""
+    job_id: str = ""  # the job's short id (never the whole one: a whole id opens the job)
     made_at: str = ""  # ISO 8601, UTC
     version: str = __version__
-    parts: tuple[str, ...] = ()  # a stitched chain: its parts' job ids, in order
+    parts: tuple[str, ...] = ()  # a stitched chain: its parts' short ids, in order
 
     @property
     def negative_prompt(self) -> str:
@@ -90,10 +92,24 @@ def made_of(job: Any, *, parts: tuple[str, ...] = ()) -> Made:
         prompt=request.prompt,
         options=dict(request.options),
         images=tuple(roles),
-        job_id=job.job_id,
+        job_id=job.short_id,
         made_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
         parts=parts,
     )
+
+
+def stamp_job(
+    video: Path, job: Any, *, parts: tuple[str, ...] = (),
+    first_frame: Callable[[Any], None] | None = None,
+) -> bool:  # fmt: skip
+    """``stamp`` with how ``job`` (a ledger ``Job``) was made; ``parts``: a stitched chain's
+    parts' jobs. Never raises, the reading of the job's request included."""
+    try:
+        made = made_of(job, parts=tuple(p.short_id for p in parts))
+    except Exception as exc:  # a stored request we can't read: the video stays as it is
+        log.warning("could not read how %s was made: %s", video.name, type(exc).__name__)
+        return False
+    return stamp(video, made, first_frame=first_frame)
 
 
 def stamp(video: Path, made: Made, *, first_frame: Callable[[Any], None] | None = None) -> bool:
@@ -111,17 +127,19 @@ def stamp(video: Path, made: Made, *, first_frame: Callable[[Any], None] | None 
 
 
 def _copy_with_tags(
-    source: Path, dest: Path, made: Made, first_frame: Callable[[Any], None] | None
+    source: Path, dest: Path, made: Made | None, first_frame: Callable[[Any], None] | None
 ) -> None:
+    """``source``'s streams into ``dest`` with ``made``'s tags (None: without ours)."""
     options = {"movflags": "use_metadata_tags+faststart"}
     with av.open(str(source)) as inp, av.open(str(dest), "w", format="mp4", options=options) as out:
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams
                    if s.type in ("video", "audio")}  # fmt: skip
         kept = {k: v for k, v in inp.metadata.items() if k not in _OURS}
         out.metadata.update(kept)
-        out.metadata["title"] = made.prompt[:250]
-        out.metadata["comment"] = made.line()
-        out.metadata[TAG] = json.dumps(made.to_dict(), sort_keys=True)
+        if made is not None:
+            out.metadata["title"] = made.prompt[:250]
+            out.metadata["comment"] = made.line()
+            out.metadata[TAG] = json.dumps(made.to_dict(), sort_keys=True)
         picture = inp.streams.video[0] if first_frame and inp.streams.video else None
         for packet in inp.demux(*(inp.streams[i] for i in streams)):
             if packet.dts is None:  # the demuxer's flush packet
@@ -138,6 +156,22 @@ def _copy_with_tags(
             for frame in picture.decode(None):
                 first_frame(frame)  # type: ignore[misc]
                 break
+
+
+def plain_copy(video: Path) -> Path | None:
+    """A copy of ``video`` without our tags (made once, kept beside it as
+    ``<name>.plain.mp4``): what a share link serves, whose page shows only what its owner
+    chose. None when it can't be made."""
+    plain = video.with_name(video.stem + ".plain.mp4")
+    if plain.is_file() and plain.stat().st_mtime >= video.stat().st_mtime:
+        return plain
+    try:
+        with atomic_path(plain) as part:
+            _copy_with_tags(video, part, None, None)
+        return plain
+    except Exception as exc:
+        log.warning("could not copy %s without its settings: %s", video.name, type(exc).__name__)
+        return None
 
 
 # Tags the muxer writes itself, or ours written afresh.

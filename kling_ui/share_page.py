@@ -93,6 +93,8 @@ def share_routes(
             if files is None:
                 return PlainTextResponse(GONE, status_code=404, headers=HEADERS)
             disposition = {"Content-Disposition": 'attachment; filename="kling-ui-videos.zip"'}
+            if request.method == "HEAD":  # the headers only: no video is read
+                return Response(media_type="application/zip", headers={**HEADERS, **disposition})
             return StreamingResponse(stream_zip(files), media_type="application/zip",
                                      headers={**HEADERS, **disposition})  # fmt: skip
         path = await run_in_threadpool(share_file, token, name)

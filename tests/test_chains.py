@@ -394,7 +394,8 @@ def test_a_chain_keeps_its_parts_and_one_stitched_copy(service, picture):
 
     assert stitched() == [parts[-1].video_path]  # the four-part chain's, and no other
     made = read_settings(parts[-1].video_path)  # the whole carries how it was made
-    assert made.parts == tuple(p.job_id for p in parts) and made.prompt == "Part 4."
+    short = tuple(service.entry(p.generation_id).short_id for p in parts)
+    assert made.parts == short and made.prompt == "Part 4."
     for part in parts:  # the page shows every part (the gallery): nothing is stitched again
         service.progress(service.entry(part.generation_id))
     assert stitched() == [parts[-1].video_path]

@@ -51,12 +51,14 @@ def test_a_finished_video_carries_its_settings_and_still_plays_whole(service, ph
     assert made.options == dict(asked.options)
     assert made.options["duration"] == 10 and made.options["generate_audio"] is False
     assert made.images == ("image",)
-    assert made.job_id == final.job_id
+    job = service.entry(final.job_id)
+    assert made.job_id == job.short_id and len(made.job_id) == 8  # never the whole id: a key
+    assert final.job_id.encode() not in final.video_path.read_bytes()
     assert made.version == __version__
     assert made.made_at.endswith("Z") and made.made_at[:4].isdigit()
     with av.open(str(final.video_path)) as container:  # the usual tags, for players
         assert container.metadata["title"] == asked.prompt
-        assert final.job_id in container.metadata["comment"]
+        assert job.short_id in container.metadata["comment"]
     assert KEY.encode() not in final.video_path.read_bytes()  # the key is nowhere in it
     assert frames_and_streams(final.video_path)[0] > 0  # and it still decodes
 
@@ -226,7 +228,7 @@ def test_someone_elses_video_fills_the_settings_and_keeps_the_forms_images(
     assert "value" not in out["image"] and "value" not in out["end_image"]  # left as they are
     form = demo_handlers.plan_of("runway/gen4_turbo")
     assert out[form.slot_of("seed")]["value"] == 42 and out["duration"]["value"] == 10
-    assert out["note"].startswith("Remixed from the video (runway/gen4_turbo, made ")
+    assert out["note"].startswith("Remixed from the video (runway/gen4\\_turbo, made ")
     assert "Its images are not in the file" in out["note"]
 
 
@@ -256,10 +258,48 @@ def test_programs_read_a_videos_settings_over_http(tmp_path, photo):
         answer = json.loads(
             client.predict(handle_file(str(final.video_path)), api_name="/settings_from_video")
         )
-        assert answer["app"] == "kling-ui" and answer["job_id"] == final.job_id
+        job = app.service.entry(final.job_id)
+        assert answer["app"] == "kling-ui" and answer["job_id"] == job.short_id
         assert answer["prompt"] == "Snow." and answer["options"]["duration"] == 10
         assert answer["images"] == ["image"] and KEY not in json.dumps(answer)
         other = json.loads(
             client.predict(handle_file(str(make_clip(1.0, 3))), api_name="/settings_from_video")
         )
         assert set(other) == {"error"} and "carries no kling-ui settings" in other["error"]
+
+
+def test_a_job_whose_request_cannot_be_read_keeps_its_video_as_it_was(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from bench._common import make_clip
+    from kling_ui.provenance import stamp_job
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(make_clip(1.0, 3).read_bytes())
+    before = video.read_bytes()
+    class Broken(SimpleNamespace):  # a row whose stored request is not JSON
+        @property
+        def request(self):
+            return Request.from_json(self.request_json)
+
+    broken = Broken(request_json="{not json", job_id="kui-x", short_id="x", created_at=0.0,
+                    finished_at=None)  # fmt: skip
+    assert stamp_job(video, broken) is False
+    assert video.read_bytes() == before
+    assert "could not read how clip.mp4 was made" in caplog.text
+
+
+def test_a_plain_copy_carries_none_of_the_settings(tmp_path):
+    from bench._common import make_clip
+    from kling_ui.provenance import plain_copy
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(make_clip(1.0, 3).read_bytes())
+    stamp(video, Made(model="m/x", prompt="A private prompt."))
+    plain = plain_copy(video)
+    assert plain is not None and plain.name == "clip.plain.mp4"
+    with pytest.raises(NotStamped, match="carries no kling-ui settings"):
+        read(plain)
+    assert b"A private prompt." not in plain.read_bytes()
+    assert frames_and_streams(plain) == frames_and_streams(video)
+    assert plain_copy(video) == plain  # made once

@@ -66,7 +66,8 @@ def test_a_link_shows_the_video_and_only_what_its_owner_chose(live):
     video = get(live, path + "/1.mp4")
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     job = live.service.entry(live.made[0], ME)
-    assert video.content == Path(job.video_path).read_bytes()
+    plain = Path(job.video_path).with_name(Path(job.video_path).stem + ".plain.mp4")
+    assert video.content == plain.read_bytes()  # the video, without its settings written in
     assert get(live, path + "/1.jpg").headers["content-type"] == "image/jpeg"
     assert get(live, path + "/2.mp4").status_code == 404  # no other video through it
     chosen = get(live, live.service.share(ME, live.made[:1], shows=("prompt", "settings")))
@@ -197,3 +198,28 @@ def test_the_ledger_keeps_links_in_sqlite_and_postgresql(where, tmp_path, reques
         assert ledger.share("s2") is None and ledger.share("s1") is not None
     finally:
         ledger.close()
+
+
+def test_a_shared_video_carries_none_of_the_settings_its_owner_did_not_show(live):
+    from kling_ui.provenance import TAG
+
+    path = live.service.share(ME, live.made[:1])  # nothing ticked: the videos only
+    served = get(live, path + "/1.mp4").content
+    assert b"red kites" not in served and TAG.encode() not in served
+    job = live.service.entry(live.made[0], ME)
+    assert b"red kites" in Path(job.video_path).read_bytes()  # the owner's own file keeps it
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["\u00b2\u00b2.\u00b2.x", "abcdefghijklmnop.\u0661\u0662.aaaaaaaaaaaaaaaaaaaaaaaa",
+     "abcdefghijklmnop.123.\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9",
+     "%00", "a.b.c.d"],
+)  # fmt: skip
+def test_a_malformed_link_is_a_plain_404_never_a_server_error(live, token):
+    from urllib.parse import quote
+
+    for suffix in ("", "/1.mp4", "/videos.zip"):
+        answer = get(live, "/share/" + quote(token, safe="") + suffix)
+        assert answer.status_code == 404, (token, suffix)
+        assert "does not work" in answer.text

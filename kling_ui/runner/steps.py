@@ -46,7 +46,7 @@ from ..files import write_atomic
 from ..history import Job, Ledger
 from ..jobs import parse_generation
 from ..media import make_poster, poster_from
-from ..provenance import made_of, stamp
+from ..provenance import stamp_job
 from ..request import SENDABLE, Request, spec_of
 from ..states import AT_VENDOR, Reason, State
 
@@ -446,7 +446,7 @@ def _label(job: Job, path: Path) -> None:
     """A video just landed: how it was made written into it, and its poster made beside it.
     Never raises: the video is on disk, so the job is done regardless."""
     frames: list = []  # its first frame, decoded on the way: the poster's
-    stamp(path, made_of(job), first_frame=frames.append)
+    stamp_job(path, job, first_frame=frames.append)
     try:
         poster_from(frames[0], path) if frames else make_poster(path)
     except Exception:  # a bug of ours

@@ -91,6 +91,8 @@ class Library:
             if job.video_path:
                 Path(job.video_path).unlink(missing_ok=True)
                 poster_path(Path(job.video_path)).unlink(missing_ok=True)
+                video = Path(job.video_path)  # the copy a share link serves, without settings
+                video.with_name(video.stem + ".plain.mp4").unlink(missing_ok=True)
                 chain_path(Path(job.video_path)).unlink(missing_ok=True)
             self._input_path(job.job_id).unlink(missing_ok=True)
             for kept in self._input_path(job.job_id).parent.glob(f"{job.job_id}.*.jpg"):

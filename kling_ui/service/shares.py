@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,12 +33,16 @@ from ..config import Settings
 from ..files import shared_secret
 from ..history import Ledger
 from ..ledger.shares import ShareRow
+from ..provenance import plain_copy
 from .boards import BoardItem, Boards
 
 DAYS = (1, 7, 30)  # how long a link may work
 MOST_SHARES = 50  # links that still work, per visitor
 SHOWS = ("prompt", "settings")  # what a page may show besides the videos
 PREFIX = "/share/"
+# A link's token as we make it: id, until, signature (base64url). Anything else is refused
+# before it is parsed (a non-ASCII digit or signature would raise in int() or compare_digest).
+TOKEN = re.compile(r"([A-Za-z0-9_-]{16})\.([0-9]{1,12})\.([A-Za-z0-9_-]{24})")
 ZIP_MINUTES = 15  # a "Download all" link's life
 MOST_IN_ZIP = 100  # videos in one "Download all" (a browser's history keeps 100)
 
@@ -124,11 +129,12 @@ class Shares:
         return self.ledger.revoke_share(share_id, owner, self._clock())
 
     def _row(self, token: str) -> ShareRow | None:
-        share_id, _, rest = str(token).partition(".")
-        expires, _, signature = rest.partition(".")
-        if not (share_id and expires.isdigit() and signature) or len(token) > 100:
+        found = TOKEN.fullmatch(str(token))
+        if found is None:
             return None
-        if not hmac.compare_digest(signature, self._sign(share_id, int(expires))):
+        share_id, expires, signature = found.groups()
+        expected = self._sign(share_id, int(expires))
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
             return None
         if int(expires) <= self._clock():
             return None
@@ -153,13 +159,20 @@ class Shares:
 
     def file(self, token: str, name: str) -> Path | None:
         """The file ``name`` (``<n>.mp4``, or ``<n>.jpg`` its poster) of a good link."""
-        number, dot, suffix = name.partition(".")
-        shared = self.open(token) if number.isdigit() and suffix in ("mp4", "jpg") else None
-        if shared is None or not 1 <= int(number) <= len(shared.items):
+        number, _, suffix = name.partition(".")
+        if not (number.isascii() and number.isdigit() and suffix in ("mp4", "jpg")):
             return None
-        video = shared.items[int(number) - 1].path
-        path = video if suffix == "mp4" else video.with_suffix(".jpg")
-        return path if path.is_file() else None
+        row = self._row(token)
+        if row is None or row.kind != "page" or not 1 <= int(number) <= len(row.job_ids):
+            return None
+        try:  # the one asked for only (a playing video asks again for every range)
+            video = self.boards.item(row.job_ids[int(number) - 1], row.owner).path
+        except errors.KlingUIError:
+            return None
+        if suffix == "jpg":
+            return video.with_suffix(".jpg") if video.with_suffix(".jpg").is_file() else None
+        # The file without the settings written in it: the page shows only what was chosen.
+        return plain_copy(video)
 
 
 class ShareMethods:

@@ -16,6 +16,7 @@ Imports the service's boards (``BoardItem``); the events are ``CompareEvents``.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -29,11 +30,13 @@ from .. import errors
 from ..export import MOST_ON_BOARD
 from ..pricing import dollars
 from ..service.boards import BoardItem
-from .base import KEPT, QUIET, PageBase
+from .base import KEPT, OUR_FAULT, QUIET, PageBase
 
 if TYPE_CHECKING:
     from .handlers import Handlers
     from .wiring import Page
+
+log = logging.getLogger(__name__)
 
 BOARD_KEY = "kling-ui-board-v1"
 EMPTY = {"ids": [], "kept": ""}
@@ -183,6 +186,9 @@ class CompareEvents(PageBase):
             done = self.service.export_board(_ids(state), visitor, _dest("compare-board.mp4"))
         except errors.KlingUIError as exc:
             return gr.update(visible=False, value=None), exc.user_message
+        except Exception:  # a bug of ours, or a file that broke mid-way: said in words
+            log.exception("the board's export failed")
+            return gr.update(visible=False, value=None), OUR_FAULT
         words = f"Exported: {done.seconds:.1f} s, made in {done.took:.1f} s (no sound)."
         return gr.update(visible=True, value=str(done.path)), words
 
@@ -195,6 +201,9 @@ class CompareEvents(PageBase):
             done = self.service.export_video(picked, visitor, kind, _dest(f"video.{kind}"))
         except errors.KlingUIError as exc:
             return gr.update(visible=False, value=None), exc.user_message
+        except Exception:  # a bug of ours, or a file that broke mid-way: said in words
+            log.exception("the %s export failed", kind)
+            return gr.update(visible=False, value=None), OUR_FAULT
         cut = " (its first seconds: a GIF is a short loop)" if kind == "gif" else ""
         words = f"{kind.upper()} ready{cut}: {done.seconds:.1f} s."
         return gr.update(visible=True, value=str(done.path), label=f"As {kind.upper()}"), words

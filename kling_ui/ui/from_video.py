@@ -19,7 +19,7 @@ import gradio as gr
 
 from .. import errors
 from ..provenance import Made, read
-from .base import FOCUS_PROMPT_JS, QUIET, PageBase
+from .base import FOCUS_PROMPT_JS, QUIET, PageBase, _md
 from .studio import OUTPUTS, form_outputs
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def listen(handlers: Handlers, page: Page) -> None:
     answer = gr.Textbox(visible=False)
     gr.Button(visible=False, elem_id="api-settings-from-video").click(
         handlers.settings_from_video, [slot], answer, api_name="settings_from_video",
-        concurrency_limit=None,
+        concurrency_limit=4,  # each opens a file with FFmpeg
     )  # fmt: skip
 
 
@@ -108,12 +108,15 @@ def _path(video: Any) -> str:
 def _note(made: Made, shown: str) -> str:
     """What the form now holds, and what it could not take from the file."""
     when = f", made {made.made_at.replace('T', ' ').removesuffix('Z')} UTC" if made.made_at else ""
+    model = _md(made.model)  # from a dropped file: no link or markup of its making
     if shown != made.model:
         return (
-            f"Remixed the prompt from the video; its model ({made.model}) is not offered here, "
+            f"Remixed the prompt from the video; its model ({model}) is not offered here, "
             f"so the form is {shown}'s: check the settings, then Generate."
         )
-    words = f"Remixed from the video ({made.model}{when}): its prompt and every setting are in "
+    words = (
+        f"Remixed from the video ({model}{_md(when, None)}): its prompt and every setting are in "
+    )
     words += "the form."
     if made.images:
         words += " Its images are not in the file: the form keeps the ones it has, so add or "
