@@ -9,6 +9,7 @@ from urllib.parse import urljoin
 
 import av
 import pytest
+from a11y import describe, serious_violations
 from browsing import (  # noqa: F401  (fixtures)
     ARTIFACTS,
     app,
@@ -45,6 +46,8 @@ def make_video(page, photo, prompt: str) -> None:
     page.locator("#generate").click()
     lines = status_lines(page, is_final)
     assert phase(lines[-1]) == "completed", lines
+    # The tab watches until the job's stream ends; a tile clicked before is refused.
+    expect(page.locator("#stop")).to_be_disabled()
 
 
 def put_on_board(page, prompt: str) -> None:
@@ -93,6 +96,8 @@ def test_two_takes_compared_in_sync_kept_exported_and_still_there_after_a_reload
     expect(viewer.locator("figcaption")).to_contain_text("Take two: the sea rolls in.")
     expect(viewer.locator(".viewer-count")).to_have_text("1 of 2")
     page.screenshot(path=ARTIFACTS / "viewer.png")
+    found = serious_violations(page)  # the viewer open over the page
+    assert not found, describe(found)
     viewer.locator("video").evaluate(
         "(v, ms) => new Promise((ok, bad) => { const t = setTimeout(() => bad(new Error("
         "'not playing')), ms); const c = () => v.currentTime > 0 ? (clearTimeout(t), ok()) "
@@ -142,6 +147,8 @@ def test_two_takes_compared_in_sync_kept_exported_and_still_there_after_a_reload
     expect(page.locator("#compare-board figure.kept")).to_contain_text("★ kept")
     expect(page.locator("#compare-board figure.kept")).to_contain_text("Take two")
     page.locator("#compare").screenshot(path=ARTIFACTS / "compare-board.png")
+    found = serious_violations(page)  # the board shown, one kept
+    assert not found, describe(found)
     page.locator("#your-videos").screenshot(path=ARTIFACTS / "gallery-actions.png")
 
     # Export: one MP4, the two side by side under labels, 5 s long.

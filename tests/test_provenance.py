@@ -277,6 +277,7 @@ def test_a_job_whose_request_cannot_be_read_keeps_its_video_as_it_was(tmp_path, 
     video = tmp_path / "clip.mp4"
     video.write_bytes(make_clip(1.0, 3).read_bytes())
     before = video.read_bytes()
+
     class Broken(SimpleNamespace):  # a row whose stored request is not JSON
         @property
         def request(self):
