@@ -6,6 +6,7 @@ VmRSS just before, the peak counter reset through /proc/self/clear_refs), frames
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,14 +16,12 @@ sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
 
+from bench._common import proc_status_kb  # noqa: E402
 from kling_ui import export  # noqa: E402
 
 
 def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+    return proc_status_kb(os.getpid(), field) or 0
 
 
 def _decode(videos: list[Path]) -> int:

@@ -183,12 +183,19 @@ def _address(
                        ipv6_prefix)  # fmt: skip
 
 
+def private_upload_folder() -> Path:
+    """A fresh folder of Gradio's uploads, private to the app's user, swept with the kept
+    copies (``KEPT``): for a file the page hands out (Remix's copies, an export)."""
+    folder = Path(get_upload_folder()) / (KEPT + secrets.token_hex(16))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
 def _upload_copy(source: Path, name: str) -> str:
     """A private copy of a kept file in Gradio's upload folder: the image field takes it
     like an upload (Remix, Continue)."""
-    folder = Path(get_upload_folder()) / (KEPT + secrets.token_hex(16))
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    copy = shutil.copyfile(source, folder / name)
+    copy = shutil.copyfile(source, private_upload_folder() / name)
     os.chmod(copy, 0o600)
     return str(copy)
 

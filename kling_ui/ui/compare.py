@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import html
 import logging
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from .. import errors
 from ..export import MOST_ON_BOARD
 from ..pricing import dollars
 from ..service.boards import BoardItem
-from .base import KEPT, OUR_FAULT, QUIET, PageBase
+from .base import OUR_FAULT, QUIET, PageBase, private_upload_folder
 
 if TYPE_CHECKING:
     from .handlers import Handlers
@@ -220,11 +217,8 @@ def _kept(state: Any) -> str:
 
 
 def _dest(name: str) -> Path:
-    """A fresh private folder in Gradio's uploads (swept with them) for an export."""
-    folder = Path(get_upload_folder()) / (KEPT + secrets.token_hex(16))
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    return folder / name
+    """Where an export goes: a fresh private folder of Gradio's uploads."""
+    return private_upload_folder() / name
 
 
 def _took(seconds: float | None) -> str:
