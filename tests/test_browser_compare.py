@@ -43,6 +43,7 @@ STATE = """() => [...document.querySelectorAll("#compare-board video")].map(
 
 def make_video(page, photo, prompt: str) -> None:
     fill_job(page, photo, prompt)
+    expect(page.locator("#generate")).to_be_enabled()  # on once the page load is in
     page.locator("#generate").click()
     lines = status_lines(page, is_final)
     assert phase(lines[-1]) == "completed", lines
